@@ -1,0 +1,299 @@
+// Package api holds the JSON types of Berth's REST API. The server and the Go
+// SDK (package client) share them, so what the CLI prints with -o json is
+// exactly what the API returns.
+package api
+
+import "time"
+
+// Version is the API version prefix every route lives under.
+const Version = "v1"
+
+// Roles a token can carry. Each role includes the ones after it.
+const (
+	RoleOwner       = "owner"
+	RoleContributor = "contributor"
+	RoleReader      = "reader"
+)
+
+// Workspace groups compute targets, models and services.
+type Workspace struct {
+	ID        string            `json:"id"`
+	Name      string            `json:"name"`
+	Region    string            `json:"region"`
+	Settings  WorkspaceSettings `json:"settings"`
+	CreatedAt time.Time         `json:"createdAt"`
+	// Computes is filled by show, not by list.
+	Computes []Compute `json:"computes,omitempty"`
+}
+
+// WorkspaceSettings are the workspace-wide knobs later providers use.
+type WorkspaceSettings struct {
+	DNSZone             string `json:"dnsZone,omitempty"`
+	ACMEDirectoryURL    string `json:"acmeDirectoryUrl,omitempty"`
+	ACMEEmail           string `json:"acmeEmail,omitempty"`
+	AzureSubscriptionID string `json:"azureSubscriptionId,omitempty"`
+	AzureResourceGroup  string `json:"azureResourceGroup,omitempty"`
+}
+
+// WorkspaceCreateRequest is the body of POST /workspaces.
+type WorkspaceCreateRequest struct {
+	Name     string            `json:"name"`
+	Region   string            `json:"region,omitempty"`
+	Settings WorkspaceSettings `json:"settings,omitempty"`
+}
+
+// Compute types.
+const (
+	ComputeKubernetes = "kubernetes"
+	ComputeAKS        = "aks"
+	ComputeLocal      = "local"
+)
+
+// Origins.
+const (
+	OriginCreated  = "created"
+	OriginAttached = "attached"
+)
+
+// Cluster purposes.
+const (
+	PurposeFastProd = "FastProd"
+	PurposeDevTest  = "DevTest"
+)
+
+// Load balancer types.
+const (
+	LoadBalancerPublicIP = "PublicIp"
+	LoadBalancerInternal = "InternalLoadBalancer"
+)
+
+// SSL statuses.
+const (
+	SSLDisabled = "Disabled"
+	SSLEnabled  = "Enabled"
+	SSLAuto     = "Auto"
+)
+
+// Provisioning states.
+const (
+	StateCreating  = "Creating"
+	StateAttaching = "Attaching"
+	StateUpdating  = "Updating"
+	StateDetaching = "Detaching"
+	StateDeleting  = "Deleting"
+	StateScaling   = "Scaling"
+	StateSucceeded = "Succeeded"
+	StateFailed    = "Failed"
+	StateCanceled  = "Canceled"
+)
+
+// Health values.
+const (
+	HealthUnknown     = "Unknown"
+	HealthHealthy     = "Healthy"
+	HealthUnhealthy   = "Unhealthy"
+	HealthUnreachable = "Unreachable"
+	HealthDisplaced   = "Displaced"
+)
+
+// SSLConfiguration is the TLS termination of a compute's front end.
+type SSLConfiguration struct {
+	Status          string     `json:"status"`
+	Cname           string     `json:"cname,omitempty"`
+	LeafDomainLabel string     `json:"leafDomainLabel,omitempty"`
+	OverwriteDomain bool       `json:"overwriteDomain,omitempty"`
+	FQDN            string     `json:"fqdn,omitempty"`
+	NotAfter        *time.Time `json:"notAfter,omitempty"`
+}
+
+// Compute is an inference cluster (compute target) of a workspace.
+type Compute struct {
+	ID                 string           `json:"id"`
+	Name               string           `json:"name"`
+	Workspace          string           `json:"workspace"`
+	Type               string           `json:"type"`
+	Origin             string           `json:"origin"`
+	ClusterPurpose     string           `json:"clusterPurpose"`
+	LoadBalancerType   string           `json:"loadBalancerType"`
+	LoadBalancerSubnet string           `json:"loadBalancerSubnet,omitempty"`
+	SSLConfiguration   SSLConfiguration `json:"sslConfiguration"`
+	ProvisioningState  string           `json:"provisioningState"`
+	ProvisioningErrors []ErrorDetail    `json:"provisioningErrors"`
+	Health             string           `json:"health"`
+	// Properties are type-specific settings (e.g. agent count, VM size, context).
+	Properties map[string]string `json:"properties,omitempty"`
+	// Observed facts, filled by the provider.
+	KubernetesVersion string     `json:"kubernetesVersion,omitempty"`
+	NodeCount         int        `json:"nodeCount,omitempty"`
+	AllocatableCpus   float64    `json:"allocatableCpus,omitempty"`
+	Endpoint          string     `json:"endpoint,omitempty"`
+	LastReconcile     *time.Time `json:"lastReconcile,omitempty"`
+	// HasCredentials tells whether the compute holds stored credentials; the
+	// credentials themselves are only served by the owner-only credentials call.
+	HasCredentials bool `json:"hasCredentials"`
+	// CurrentOperation is the id of the active operation, if any.
+	CurrentOperation string    `json:"currentOperation,omitempty"`
+	CreatedAt        time.Time `json:"createdAt"`
+	UpdatedAt        time.Time `json:"updatedAt"`
+}
+
+// ComputeRequest is the body of POST /workspaces/{ws}/computes (create or
+// attach, by origin) and of PATCH /workspaces/{ws}/computes/{name} (update;
+// empty fields keep their value).
+type ComputeRequest struct {
+	Name               string            `json:"name"`
+	Type               string            `json:"type"`
+	Origin             string            `json:"origin"`
+	ClusterPurpose     string            `json:"clusterPurpose,omitempty"`
+	LoadBalancerType   string            `json:"loadBalancerType,omitempty"`
+	LoadBalancerSubnet string            `json:"loadBalancerSubnet,omitempty"`
+	SSL                *SSLRequest       `json:"ssl,omitempty"`
+	Properties         map[string]string `json:"properties,omitempty"`
+	// Credentials (a kubeconfig, for example) are stored encrypted and never
+	// returned by show or list.
+	Credentials string `json:"credentials,omitempty"`
+}
+
+// SSLRequest carries the SSL flags of create, attach and update.
+type SSLRequest struct {
+	CertPEM         string `json:"certPem,omitempty"`
+	KeyPEM          string `json:"keyPem,omitempty"`
+	Cname           string `json:"cname,omitempty"`
+	LeafDomainLabel string `json:"leafDomainLabel,omitempty"`
+	OverwriteDomain bool   `json:"overwriteDomain,omitempty"`
+	Renew           bool   `json:"renew,omitempty"`
+	Disable         bool   `json:"disable,omitempty"`
+}
+
+// ComputeList is the answer of GET /workspaces/{ws}/computes.
+type ComputeList struct {
+	Value []Compute `json:"value"`
+}
+
+// WorkspaceList is the answer of GET /workspaces.
+type WorkspaceList struct {
+	Value []Workspace `json:"value"`
+}
+
+// DetachRequest is the body of POST .../computes/{name}/detach.
+type DetachRequest struct {
+	// Force detaches even when the cluster cannot be reached; what could
+	// not be removed is reported in the operation's events.
+	Force bool `json:"force,omitempty"`
+}
+
+// ScaleRequest is the body of POST .../computes/{name}/scale.
+type ScaleRequest struct {
+	NodeCount int `json:"nodeCount"`
+}
+
+// Credentials is the answer of GET .../computes/{name}/credentials (owners only).
+type Credentials struct {
+	Value string `json:"value"`
+}
+
+// Operation kinds.
+const (
+	OpCreate    = "create"
+	OpAttach    = "attach"
+	OpUpdate    = "update"
+	OpDetach    = "detach"
+	OpDelete    = "delete"
+	OpScale     = "scale"
+	OpReconcile = "reconcile"
+)
+
+// Operation states.
+const (
+	OpPending   = "Pending"
+	OpRunning   = "Running"
+	OpSucceeded = "Succeeded"
+	OpFailed    = "Failed"
+	OpCanceled  = "Canceled"
+)
+
+// Operation is one asynchronous change to a target.
+type Operation struct {
+	ID         string     `json:"id"`
+	Workspace  string     `json:"workspace"`
+	TargetType string     `json:"targetType"`
+	TargetName string     `json:"targetName"`
+	TargetID   string     `json:"targetId"`
+	Kind       string     `json:"kind"`
+	State      string     `json:"state"`
+	Step       string     `json:"step,omitempty"`
+	Attempt    int        `json:"attempt"`
+	Error      *Error     `json:"error,omitempty"`
+	CreatedAt  time.Time  `json:"createdAt"`
+	StartedAt  *time.Time `json:"startedAt,omitempty"`
+	FinishedAt *time.Time `json:"finishedAt,omitempty"`
+}
+
+// Terminal reports whether the operation has finished.
+func (o *Operation) Terminal() bool {
+	return o.State == OpSucceeded || o.State == OpFailed || o.State == OpCanceled
+}
+
+// Event levels.
+const (
+	LevelInfo  = "info"
+	LevelWarn  = "warning"
+	LevelError = "error"
+)
+
+// Event is a timestamped line of an operation's progress.
+type Event struct {
+	Seq     int64     `json:"seq"`
+	Time    time.Time `json:"time"`
+	Level   string    `json:"level"`
+	Message string    `json:"message"`
+}
+
+// EventList is the answer of GET /operations/{id}/events.
+type EventList struct {
+	Value []Event `json:"value"`
+}
+
+// OperationList is the answer of operation listings.
+type OperationList struct {
+	Value []Operation `json:"value"`
+}
+
+// Token is an API token as listed; the secret is only in TokenCreated.
+type Token struct {
+	ID          string     `json:"id"`
+	Role        string     `json:"role"`
+	Workspace   string     `json:"workspace,omitempty"`
+	Description string     `json:"description,omitempty"`
+	CreatedAt   time.Time  `json:"createdAt"`
+	LastUsedAt  *time.Time `json:"lastUsedAt,omitempty"`
+}
+
+// TokenCreateRequest is the body of POST /tokens.
+type TokenCreateRequest struct {
+	Role        string `json:"role"`
+	Workspace   string `json:"workspace,omitempty"`
+	Description string `json:"description,omitempty"`
+}
+
+// TokenCreated is the answer of POST /tokens: the only time the token is shown.
+type TokenCreated struct {
+	Token
+	Secret string `json:"token"`
+}
+
+// TokenList is the answer of GET /tokens.
+type TokenList struct {
+	Value []Token `json:"value"`
+}
+
+// ComputeUpdateRequest is the body of PATCH /workspaces/{ws}/computes/{name}:
+// what `berth compute update` may change in place. Empty fields keep their value.
+type ComputeUpdateRequest struct {
+	LoadBalancerType   string      `json:"loadBalancerType,omitempty"`
+	LoadBalancerSubnet string      `json:"loadBalancerSubnet,omitempty"`
+	SSL                *SSLRequest `json:"ssl,omitempty"`
+}
+
+// ReconcileRequest is the body of POST .../computes/{name}/reconcile.
+type ReconcileRequest struct{}

@@ -1,0 +1,13 @@
+//go:build berthtest
+
+package main
+
+// Test builds (go build -tags berthtest) include the "test" compute type,
+// which the engine tests drive; release builds cannot reach it.
+
+import (
+	"github.com/berth-ml/berth/internal/provider"
+	"github.com/berth-ml/berth/internal/provider/testprovider"
+)
+
+func init() { provider.Register(testprovider.Provider{}) }

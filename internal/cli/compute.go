@@ -1,0 +1,206 @@
+package cli
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/berth-ml/berth/api"
+	"github.com/spf13/cobra"
+)
+
+func (a *app) computeCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "compute", Short: "Manage inference clusters (compute targets)"}
+	cmd.AddCommand(a.computeShow(), a.computeList(), a.computeWait(), a.computeDetach(), a.computeReconcile(), a.computeCredentials())
+	return cmd
+}
+
+func (a *app) computeShow() *cobra.Command {
+	var name string
+	cmd := &cobra.Command{
+		Use: "show -n NAME", Short: "Show a compute target", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := requireName(name, "compute"); err != nil {
+				return err
+			}
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			ws, err := a.requireWorkspace()
+			if err != nil {
+				return err
+			}
+			comp, err := c.GetCompute(cmd.Context(), ws, name)
+			if err != nil {
+				return err
+			}
+			return a.print(comp, computeColumns)
+		},
+	}
+	cmd.Flags().StringVarP(&name, "name", "n", "", "compute name")
+	return cmd
+}
+
+func (a *app) computeList() *cobra.Command {
+	return &cobra.Command{
+		Use: "list", Short: "List compute targets", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			ws, err := a.requireWorkspace()
+			if err != nil {
+				return err
+			}
+			list, err := c.ListComputes(cmd.Context(), ws)
+			if err != nil {
+				return err
+			}
+			return a.print(list, computeColumns)
+		},
+	}
+}
+
+func (a *app) computeWait() *cobra.Command {
+	var name string
+	cmd := &cobra.Command{
+		Use:   "wait -n NAME",
+		Short: "Wait for a compute's current operation to end, showing its events",
+		Long: `Wait for the compute's operation in progress (or, if none, report its latest
+one) and print the compute at the end. Exits non-zero if the operation failed.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := requireName(name, "compute"); err != nil {
+				return err
+			}
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			ws, err := a.requireWorkspace()
+			if err != nil {
+				return err
+			}
+			ops, err := c.ListComputeOperations(cmd.Context(), ws, name)
+			if err != nil {
+				return err
+			}
+			if len(ops) == 0 {
+				return fmt.Errorf("compute %q has no operations", name)
+			}
+			return a.finishOperation(cmd.Context(), c, ws, &ops[0])
+		},
+	}
+	cmd.Flags().StringVarP(&name, "name", "n", "", "compute name")
+	return cmd
+}
+
+func (a *app) computeDetach() *cobra.Command {
+	var (
+		name          string
+		force, noWait bool
+	)
+	cmd := &cobra.Command{
+		Use:   "detach -n NAME",
+		Short: "Remove everything Berth installed on the cluster and forget it (never deletes the cluster)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := requireName(name, "compute"); err != nil {
+				return err
+			}
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			ws, err := a.requireWorkspace()
+			if err != nil {
+				return err
+			}
+			op, err := c.DetachCompute(cmd.Context(), ws, name, api.DetachRequest{Force: force})
+			if err != nil {
+				return err
+			}
+			return a.runOperation(cmd.Context(), c, ws, op, noWait)
+		},
+	}
+	cmd.Flags().StringVarP(&name, "name", "n", "", "compute name")
+	cmd.Flags().BoolVar(&force, "force", false, "forget the compute even if the cluster cannot be reached (what could not be removed is listed in the events)")
+	cmd.Flags().BoolVar(&noWait, "no-wait", false, "return at once with the operation id")
+	return cmd
+}
+
+func (a *app) computeReconcile() *cobra.Command {
+	var (
+		name   string
+		noWait bool
+	)
+	cmd := &cobra.Command{
+		Use:   "reconcile -n NAME",
+		Short: "Re-apply Berth's components to the cluster and refresh its facts",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := requireName(name, "compute"); err != nil {
+				return err
+			}
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			ws, err := a.requireWorkspace()
+			if err != nil {
+				return err
+			}
+			op, err := c.ReconcileCompute(cmd.Context(), ws, name)
+			if err != nil {
+				return err
+			}
+			return a.runOperation(cmd.Context(), c, ws, op, noWait)
+		},
+	}
+	cmd.Flags().StringVarP(&name, "name", "n", "", "compute name")
+	cmd.Flags().BoolVar(&noWait, "no-wait", false, "return at once with the operation id")
+	return cmd
+}
+
+func (a *app) computeCredentials() *cobra.Command {
+	var name, file string
+	cmd := &cobra.Command{
+		Use:   "get-credentials -n NAME [-f FILE]",
+		Short: "Print (or write to a file, mode 0600) the compute's kubeconfig; owners only",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := requireName(name, "compute"); err != nil {
+				return err
+			}
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			ws, err := a.requireWorkspace()
+			if err != nil {
+				return err
+			}
+			cred, err := c.GetCredentials(cmd.Context(), ws, name)
+			if err != nil {
+				return err
+			}
+			if file == "" {
+				_, err := fmt.Fprint(a.stdout, cred)
+				return err
+			}
+			if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
+				return err
+			}
+			if err := os.WriteFile(file, []byte(cred), 0o600); err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stderr, "Wrote the credentials of %s to %s\n", name, file)
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&name, "name", "n", "", "compute name")
+	cmd.Flags().StringVarP(&file, "file", "f", "", "write to this file (mode 0600) instead of standard output")
+	return cmd
+}

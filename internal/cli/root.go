@@ -1,0 +1,245 @@
+// Package cli is the berth command line: cobra commands that drive a Berth
+// server through the Go SDK (package client), print what the API returns in
+// the format asked for, and follow long operations until they end.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/berth-ml/berth/api"
+	"github.com/berth-ml/berth/client"
+	"github.com/berth-ml/berth/internal/cli/config"
+	"github.com/berth-ml/berth/internal/cli/output"
+	"github.com/spf13/cobra"
+)
+
+// Exit codes scripts can rely on.
+const (
+	ExitOK          = 0
+	ExitFailed      = 1
+	ExitUsage       = 2
+	ExitInterrupted = 130
+)
+
+// exitError carries an exit code up to Execute.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+func usageErrorf(format string, args ...any) error {
+	return &exitError{code: ExitUsage, err: fmt.Errorf(format, args...)}
+}
+
+// app is the state shared by all commands of one invocation.
+type app struct {
+	stdout, stderr io.Writer
+	getenv         func(string) string
+
+	server, token, workspace, contextName string
+	output, query                         string
+	configPath                            string
+
+	format output.Format
+}
+
+// Execute runs the berth command line with args and returns the exit code.
+func Execute(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	a := &app{stdout: stdout, stderr: stderr, getenv: getenv}
+	root := a.rootCommand()
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return ExitOK
+	}
+	var ee *exitError
+	code := ExitFailed
+	if errors.As(err, &ee) {
+		code = ee.code
+		err = ee.err
+	}
+	if err != nil {
+		a.printError(err)
+	}
+	return code
+}
+
+// errSilent ends a command with a code and nothing more to print.
+var errSilent = errors.New("")
+
+func (a *app) printError(err error) {
+	if errors.Is(err, errSilent) {
+		return
+	}
+	var ce *client.Error
+	if errors.As(err, &ce) {
+		fmt.Fprintf(a.stderr, "Error: %s (%s)\n", ce.Body.Message, ce.Body.Code)
+		for _, d := range ce.Body.Details {
+			if len(ce.Body.Details) == 1 && d.Message == ce.Body.Message {
+				break
+			}
+			fmt.Fprintf(a.stderr, "  - %s\n", d.Message)
+		}
+		return
+	}
+	fmt.Fprintf(a.stderr, "Error: %s\n", err)
+}
+
+func (a *app) rootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "berth",
+		Short: "Run machine-learning inference on Kubernetes clusters you own",
+		Long: `Berth creates or attaches inference clusters, installs a scoring front end on
+each, and deploys models to them as authenticated, autoscaled scoring services.
+
+Start a local control plane with 'berth server'; the other commands talk to it.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			f, err := output.ParseFormat(a.output)
+			if err != nil {
+				return usageErrorf("%v", err)
+			}
+			a.format = f
+			return nil
+		},
+	}
+	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
+		return usageErrorf("%v\nRun '%s --help' for usage.", err, cmd.CommandPath())
+	})
+	pf := root.PersistentFlags()
+	pf.StringVar(&a.server, "server", "", "Berth server address (env BERTH_SERVER; default "+config.DefaultServer+")")
+	pf.StringVar(&a.token, "token", "", "API token (env BERTH_TOKEN; a local server's admin.token is used when unset)")
+	pf.StringVar(&a.contextName, "context", "", "context of the config file to use (env BERTH_CONTEXT)")
+	pf.StringVarP(&a.workspace, "workspace", "w", "", "workspace (env BERTH_WORKSPACE)")
+	pf.StringVarP(&a.output, "output", "o", "table", "output format: table, json, yaml or tsv")
+	pf.StringVar(&a.query, "query", "", "JMESPath query applied to the output (as in the az CLI)")
+	pf.StringVar(&a.configPath, "config", "", "config file (env BERTH_CONFIG; default ~/.berth/config.yaml)")
+	root.RegisterFlagCompletionFunc("output", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+		return []string{"table", "json", "yaml", "tsv"}, cobra.ShellCompDirectiveNoFileComp
+	})
+	root.AddCommand(a.serverCommand(), a.workspaceCommand(), a.computeCommand(), a.tokenCommand(), a.configCommand(), a.versionCommand())
+	for _, c := range extraCommands {
+		root.AddCommand(c(a))
+	}
+	return root
+}
+
+// extraCommands lets build-tagged files add commands (tests only).
+var extraCommands []func(a *app) *cobra.Command
+
+func (a *app) configFile() string {
+	if a.configPath != "" {
+		return a.configPath
+	}
+	if v := a.getenv(config.EnvConfig); v != "" {
+		return v
+	}
+	return config.DefaultPath()
+}
+
+// client resolves server and token (flags > environment > context >
+// defaults) and returns an SDK client.
+func (a *app) client() (*client.Client, error) {
+	f, err := config.Load(a.configFile())
+	if err != nil {
+		return nil, err
+	}
+	r := config.Resolve(config.Overrides{Server: a.server, Token: a.token, Workspace: a.workspace, Context: a.contextName}, a.getenv, f)
+	if r.Err != nil {
+		return nil, r.Err
+	}
+	if a.workspace == "" {
+		a.workspace = r.Workspace
+	}
+	c, err := client.New(r.Server, r.Token)
+	if err != nil {
+		return nil, err
+	}
+	c.UserAgent = "berth-cli/" + Version
+	return c, nil
+}
+
+// requireWorkspace returns the workspace from -w, BERTH_WORKSPACE or the context.
+func (a *app) requireWorkspace() (string, error) {
+	if a.workspace == "" {
+		return "", usageErrorf("no workspace: pass -w WORKSPACE, set BERTH_WORKSPACE, or set one on your context (berth config set-context)")
+	}
+	return a.workspace, nil
+}
+
+// print writes v in the chosen format.
+func (a *app) print(v any, cols []output.Column) error {
+	return output.Print(a.stdout, v, a.format, a.query, cols)
+}
+
+var computeColumns = []output.Column{
+	{Header: "Name", Path: "name"},
+	{Header: "Type", Path: "type"},
+	{Header: "Purpose", Path: "clusterPurpose"},
+	{Header: "ProvisioningState", Path: "provisioningState"},
+	{Header: "Health", Path: "health"},
+	{Header: "LoadBalancer", Path: "loadBalancerType"},
+	{Header: "SSL", Path: "sslConfiguration.status"},
+	{Header: "Endpoint", Path: "endpoint"},
+	{Header: "KubernetesVersion", Path: "kubernetesVersion"},
+	{Header: "Nodes", Path: "nodeCount"},
+}
+
+var workspaceColumns = []output.Column{
+	{Header: "Name", Path: "name"},
+	{Header: "Region", Path: "region"},
+	{Header: "CreatedAt", Path: "createdAt"},
+}
+
+var operationColumns = []output.Column{
+	{Header: "Id", Path: "id"},
+	{Header: "Kind", Path: "kind"},
+	{Header: "Target", Path: "targetName"},
+	{Header: "State", Path: "state"},
+	{Header: "Step", Path: "step"},
+	{Header: "Error", Path: "error.message"},
+}
+
+var tokenColumns = []output.Column{
+	{Header: "Id", Path: "id"},
+	{Header: "Role", Path: "role"},
+	{Header: "Workspace", Path: "workspace"},
+	{Header: "Description", Path: "description"},
+	{Header: "CreatedAt", Path: "createdAt"},
+	{Header: "LastUsedAt", Path: "lastUsedAt"},
+}
+
+// requireName checks -n was given.
+func requireName(name, what string) error {
+	if strings.TrimSpace(name) == "" {
+		return usageErrorf("the %s name is required: -n NAME", what)
+	}
+	return nil
+}
+
+// Version is set at build time (-ldflags -X).
+var Version = "dev"
+
+func (a *app) versionCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print berth's version",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.print(map[string]string{"version": Version, "apiVersion": api.Version}, nil)
+		},
+	}
+}
+
+var _ = os.Stdout

@@ -1,0 +1,124 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/berth-ml/berth/internal/cli/config"
+	"github.com/berth-ml/berth/internal/server"
+	"github.com/spf13/cobra"
+)
+
+// DefaultListen is where `berth server` listens unless told otherwise.
+const DefaultListen = "127.0.0.1:8470"
+
+func (a *app) dataDir(flag string) string {
+	if flag != "" {
+		return flag
+	}
+	if v := a.getenv(config.EnvDataDir); v != "" {
+		return v
+	}
+	return config.DefaultDataDir()
+}
+
+func newLogger(format, level string, w *os.File) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, usageErrorf("--log-level %q: use debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, usageErrorf("--log-format %q: use text or json", format)
+}
+
+func (a *app) serverCommand() *cobra.Command {
+	var (
+		dataDir, listen, database, logFormat, logLevel string
+		lease, poll                                    time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run the Berth control plane (REST API, store, operations)",
+		Long: `Run the Berth control plane.
+
+The store is an SQLite file in the data directory unless --database names a
+PostgreSQL database (postgres://...), which several servers may share: each
+operation then runs on exactly one of them, and another takes it over if
+that server dies. On first start the server writes an owner token to
+DATA_DIR/admin.token (mode 0600); the CLI uses it for a local server.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := newLogger(logFormat, logLevel, os.Stderr)
+			if err != nil {
+				return err
+			}
+			if database == "" {
+				database = a.getenv("BERTH_DATABASE_URL")
+			}
+			if lease < time.Second {
+				return usageErrorf("--operation-lease must be at least 1s")
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			srv, err := server.New(ctx, server.Config{
+				DataDir: a.dataDir(dataDir), Listen: listen, DatabaseURL: database,
+				Lease: lease, Poll: poll, Logger: log, Getenv: a.getenv,
+			})
+			if err != nil {
+				return err
+			}
+			ln, err := net.Listen("tcp", listen)
+			if err != nil {
+				return fmt.Errorf("listen on %s: %w", listen, err)
+			}
+			return srv.Serve(ctx, ln)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&dataDir, "data-dir", "", "data directory (env BERTH_DATA_DIR; default ~/.berth/data)")
+	f.StringVar(&listen, "listen", DefaultListen, "address to listen on")
+	f.StringVar(&database, "database", "", "database URL: postgres://... (env BERTH_DATABASE_URL; default the SQLite file DATA_DIR/berth.db)")
+	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
+	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	f.DurationVar(&lease, "operation-lease", 15*time.Second, "how long an operation's claim lasts without renewal (another server takes over after it)")
+	f.DurationVar(&poll, "operation-poll", time.Second, "how often to look for operations queued by other servers")
+	f.MarkHidden("operation-poll")
+	return cmd
+}
+
+// serveLocal starts a server in this process on a free loopback port for
+// commands that need one (quickstart); it returns its address and a stop
+// function that waits for it to end.
+func serveLocal(ctx context.Context, dataDir string, log *slog.Logger) (string, func(), error) {
+	srv, err := server.New(ctx, server.Config{DataDir: dataDir, Logger: log})
+	if err != nil {
+		return "", nil, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	sctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		srv.Serve(sctx, ln)
+	}()
+	addr := "http://" + ln.Addr().String()
+	return addr, func() { cancel(); <-done }, nil
+}
+
+var _ = strings.TrimSpace

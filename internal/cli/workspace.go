@@ -1,0 +1,107 @@
+package cli
+
+import (
+	"github.com/berth-ml/berth/api"
+	"github.com/spf13/cobra"
+)
+
+func (a *app) workspaceCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "workspace", Aliases: []string{"ws"}, Short: "Manage workspaces"}
+	var name, region string
+	nameFlag := func(c *cobra.Command) {
+		c.Flags().StringVarP(&name, "name", "n", "", "workspace name (show defaults to -w)")
+	}
+	create := &cobra.Command{
+		Use: "create -n NAME [--region R]", Short: "Create a workspace", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := requireName(name, "workspace"); err != nil {
+				return err
+			}
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			ws, err := c.CreateWorkspace(cmd.Context(), api.WorkspaceCreateRequest{Name: name, Region: region})
+			if err != nil {
+				return err
+			}
+			return a.print(ws, workspaceColumns)
+		},
+	}
+	nameFlag(create)
+	create.Flags().StringVar(&region, "region", "", "region, used as the default location of created clusters (default local)")
+
+	pick := func() (string, error) {
+		if name != "" {
+			return name, nil
+		}
+		if a.workspace != "" {
+			return a.workspace, nil
+		}
+		return "", usageErrorf("the workspace name is required: -n NAME")
+	}
+	show := &cobra.Command{
+		Use: "show -n NAME", Short: "Show a workspace with its computes", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			n, err := pick()
+			if err != nil {
+				return err
+			}
+			ws, err := c.GetWorkspace(cmd.Context(), n)
+			if err != nil {
+				return err
+			}
+			if a.format == "table" && a.query == "" {
+				if err := a.print(ws, workspaceColumns); err != nil {
+					return err
+				}
+				if len(ws.Computes) == 0 {
+					a.stdout.Write([]byte("\nNo computes yet.\n"))
+					return nil
+				}
+				a.stdout.Write([]byte("\nComputes:\n"))
+				return a.print(ws.Computes, computeColumns)
+			}
+			return a.print(ws, workspaceColumns)
+		},
+	}
+	nameFlag(show)
+	list := &cobra.Command{
+		Use: "list", Short: "List workspaces", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			wss, err := c.ListWorkspaces(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return a.print(wss, workspaceColumns)
+		},
+	}
+	del := &cobra.Command{
+		Use: "delete -n NAME", Short: "Delete an empty workspace", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := requireName(name, "workspace"); err != nil {
+				return err
+			}
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			if err := c.DeleteWorkspace(cmd.Context(), name); err != nil {
+				return err
+			}
+			a.stdout.Write([]byte("Deleted workspace " + name + "\n"))
+			return nil
+		},
+	}
+	nameFlag(del)
+	cmd.AddCommand(create, show, list, del)
+	return cmd
+}

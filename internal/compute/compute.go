@@ -1,0 +1,426 @@
+// Package compute is the life cycle of compute targets: it validates
+// requests (every problem at once, before any work), records computes and
+// their operations atomically, and turns an operation into a plan — the
+// provider's steps plus the state changes when it ends.
+package compute
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/berth-ml/berth/api"
+	"github.com/berth-ml/berth/internal/naming"
+	"github.com/berth-ml/berth/internal/operation"
+	"github.com/berth-ml/berth/internal/problem"
+	"github.com/berth-ml/berth/internal/provider"
+	"github.com/berth-ml/berth/internal/store"
+	"github.com/google/uuid"
+)
+
+// TargetType is the operation target type of computes.
+const TargetType = "compute"
+
+// Service runs the compute life cycle.
+type Service struct {
+	Store *store.Store
+	// Wake tells the operation engine that work is waiting.
+	Wake func()
+}
+
+func detail(code, target, format string, args ...any) api.ErrorDetail {
+	return api.ErrorDetail{Code: code, Target: target, Message: fmt.Sprintf(format, args...)}
+}
+
+// oneOf checks an enumerated field; empty takes the default.
+func oneOf(field, value, def string, allowed ...string) (string, []api.ErrorDetail) {
+	if value == "" {
+		return def, nil
+	}
+	for _, a := range allowed {
+		if strings.EqualFold(value, a) {
+			return a, nil
+		}
+	}
+	return value, []api.ErrorDetail{detail("InvalidValue", field, "%s %q is not valid: use one of %s", field, value, strings.Join(allowed, ", "))}
+}
+
+// validateSSL checks the combination rules of the SSL flags shared by create,
+// attach and update.
+func validateSSL(ssl *api.SSLRequest, update bool) []api.ErrorDetail {
+	if ssl == nil {
+		return nil
+	}
+	var out []api.ErrorDetail
+	custom := ssl.CertPEM != "" || ssl.KeyPEM != "" || ssl.Cname != ""
+	if custom && (ssl.CertPEM == "" || ssl.KeyPEM == "" || ssl.Cname == "") {
+		var missing []string
+		if ssl.CertPEM == "" {
+			missing = append(missing, "certificate (--ssl-cert-file)")
+		}
+		if ssl.KeyPEM == "" {
+			missing = append(missing, "key (--ssl-key-file)")
+		}
+		if ssl.Cname == "" {
+			missing = append(missing, "cname (--ssl-cname)")
+		}
+		out = append(out, detail("InvalidSSLConfiguration", "ssl", "a custom certificate needs the certificate, the key and the cname together; missing: %s", strings.Join(missing, ", ")))
+	}
+	if custom && ssl.LeafDomainLabel != "" {
+		out = append(out, detail("InvalidSSLConfiguration", "ssl", "use either a custom certificate (--ssl-cert-file, --ssl-key-file, --ssl-cname) or an automatic one (--ssl-leaf-domain-label), not both"))
+	}
+	if ssl.OverwriteDomain && ssl.LeafDomainLabel == "" {
+		out = append(out, detail("InvalidSSLConfiguration", "ssl", "--ssl-overwrite-domain only applies with --ssl-leaf-domain-label"))
+	}
+	if !update && (ssl.Renew || ssl.Disable) {
+		out = append(out, detail("InvalidSSLConfiguration", "ssl", "--ssl-renew and --ssl-disable only apply to update"))
+	}
+	if ssl.Disable && (custom || ssl.LeafDomainLabel != "" || ssl.Renew) {
+		out = append(out, detail("InvalidSSLConfiguration", "ssl", "--ssl-disable cannot be combined with other SSL flags"))
+	}
+	if ssl.Renew && (custom || ssl.LeafDomainLabel != "") {
+		out = append(out, detail("InvalidSSLConfiguration", "ssl", "--ssl-renew cannot be combined with a new certificate or label"))
+	}
+	return out
+}
+
+// sslFromRequest is the SSL configuration a request asks for.
+func sslFromRequest(ssl *api.SSLRequest, current api.SSLConfiguration) api.SSLConfiguration {
+	switch {
+	case ssl == nil || ssl.Renew:
+		return current
+	case ssl.Disable:
+		return api.SSLConfiguration{Status: api.SSLDisabled}
+	case ssl.CertPEM != "":
+		return api.SSLConfiguration{Status: api.SSLEnabled, Cname: ssl.Cname}
+	case ssl.LeafDomainLabel != "":
+		return api.SSLConfiguration{Status: api.SSLAuto, LeafDomainLabel: ssl.LeafDomainLabel, OverwriteDomain: ssl.OverwriteDomain}
+	}
+	return current
+}
+
+func validateLoadBalancer(lbType, subnet string) (string, []api.ErrorDetail) {
+	lb, out := oneOf("loadBalancerType", lbType, api.LoadBalancerPublicIP, api.LoadBalancerPublicIP, api.LoadBalancerInternal)
+	if subnet != "" && lb == api.LoadBalancerPublicIP && len(out) == 0 {
+		out = append(out, detail("InvalidValue", "loadBalancerSubnet", "--load-balancer-subnet %q only applies with --load-balancer-type %s", subnet, api.LoadBalancerInternal))
+	}
+	return lb, out
+}
+
+// Create validates a create or attach request and records the compute with
+// its first operation, in one transaction.
+func (s *Service) Create(ctx context.Context, ws *api.Workspace, req *api.ComputeRequest) (*store.Compute, *store.Operation, error) {
+	var details []api.ErrorDetail
+	details = append(details, naming.Compute(req.Name)...)
+	p, known := provider.Get(req.Type)
+	if req.Type == "" {
+		details = append(details, detail("InvalidValue", "type", "type is required: one of %s", strings.Join(provider.Types(), ", ")))
+	} else if !known {
+		details = append(details, detail(api.CodeUnsupportedType, "type", "compute type %q is not available in this server; available: %s", req.Type, strings.Join(provider.Types(), ", ")))
+	}
+	origin, d := oneOf("origin", req.Origin, "", api.OriginCreated, api.OriginAttached)
+	details = append(details, d...)
+	if origin == "" {
+		details = append(details, detail("InvalidValue", "origin", "origin is required: %s or %s", api.OriginCreated, api.OriginAttached))
+	} else if known && len(d) == 0 && !slices.Contains(p.Origins(), origin) {
+		details = append(details, detail("InvalidValue", "origin", "compute type %q cannot be %s (it supports: %s)", req.Type, origin, strings.Join(p.Origins(), ", ")))
+	}
+	purpose, d := oneOf("clusterPurpose", req.ClusterPurpose, api.PurposeFastProd, api.PurposeFastProd, api.PurposeDevTest)
+	details = append(details, d...)
+	lb, d := validateLoadBalancer(req.LoadBalancerType, req.LoadBalancerSubnet)
+	details = append(details, d...)
+	details = append(details, validateSSL(req.SSL, false)...)
+	if known {
+		norm := *req
+		norm.Origin, norm.ClusterPurpose, norm.LoadBalancerType = origin, purpose, lb
+		details = append(details, p.Validate(ctx, ws, &norm)...)
+	}
+	if len(details) > 0 {
+		return nil, nil, problem.Validation("", details)
+	}
+
+	state, kind := api.StateCreating, api.OpCreate
+	if origin == api.OriginAttached {
+		state, kind = api.StateAttaching, api.OpAttach
+	}
+	c := &store.Compute{
+		WorkspaceID: ws.ID,
+		Compute: api.Compute{
+			ID: uuid.NewString(), Name: req.Name, Workspace: ws.Name, Type: req.Type, Origin: origin,
+			ClusterPurpose: purpose, LoadBalancerType: lb, LoadBalancerSubnet: req.LoadBalancerSubnet,
+			SSLConfiguration:  sslFromRequest(req.SSL, api.SSLConfiguration{Status: api.SSLDisabled}),
+			ProvisioningState: state, ProvisioningErrors: []api.ErrorDetail{}, Health: api.HealthUnknown,
+			Properties: req.Properties,
+		},
+	}
+	if req.Credentials != "" {
+		c.Secrets = map[string]string{"credentials": req.Credentials}
+	}
+	// The request goes with the operation (sealed at rest) minus the
+	// credentials, which live with the compute.
+	params := *req
+	params.Credentials = ""
+	op, err := newOperation(ws, c, kind, params)
+	if err != nil {
+		return nil, nil, err
+	}
+	c.CurrentOperation = op.ID
+	err = s.Store.InTx(ctx, func(tx *store.Store) error {
+		if err := tx.CreateCompute(ctx, c); err != nil {
+			return err
+		}
+		return tx.CreateOperation(ctx, op)
+	})
+	if errors.Is(err, store.ErrNameInUse) {
+		return nil, nil, problem.Conflict(api.CodeNameInUse, "a compute named %q already exists in workspace %q (names are unique regardless of case)", req.Name, ws.Name)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	s.wake()
+	return c, op, nil
+}
+
+func (s *Service) wake() {
+	if s.Wake != nil {
+		s.Wake()
+	}
+}
+
+func newOperation(ws *api.Workspace, c *store.Compute, kind string, params any) (*store.Operation, error) {
+	b, err := json.Marshal(params)
+	if err != nil {
+		return nil, err
+	}
+	return &store.Operation{
+		WorkspaceID: ws.ID,
+		Params:      b,
+		Operation: api.Operation{ID: uuid.NewString(), Workspace: ws.Name, TargetType: TargetType,
+			TargetID: c.ID, TargetName: c.Name, Kind: kind},
+	}, nil
+}
+
+// Get returns a compute by name, or a 404 naming it.
+func (s *Service) Get(ctx context.Context, ws *api.Workspace, name string) (*store.Compute, error) {
+	c, err := s.Store.GetCompute(ctx, ws.ID, name)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, problem.NotFound("compute %q not found in workspace %q", name, ws.Name)
+	}
+	return c, err
+}
+
+// start records a new operation on an existing compute and moves it to state.
+func (s *Service) start(ctx context.Context, ws *api.Workspace, name, kind, state string, params any,
+	check func(c *store.Compute, p provider.Provider) []api.ErrorDetail) (*store.Operation, error) {
+	c, err := s.Get(ctx, ws, name)
+	if err != nil {
+		return nil, err
+	}
+	p, ok := provider.Get(c.Type)
+	if !ok {
+		return nil, problem.New(http.StatusUnprocessableEntity, api.CodeUnsupportedType, "compute %q has type %q, which this server does not support", c.Name, c.Type)
+	}
+	if p.Steps(kind, c) == nil {
+		return nil, problem.New(http.StatusUnprocessableEntity, "OperationNotSupported", "compute type %q does not support %s", c.Type, kind)
+	}
+	if check != nil {
+		if d := check(c, p); len(d) > 0 {
+			return nil, problem.Validation("", d)
+		}
+	}
+	op, err := newOperation(ws, c, kind, params)
+	if err != nil {
+		return nil, err
+	}
+	err = s.Store.InTx(ctx, func(tx *store.Store) error {
+		if err := tx.CreateOperation(ctx, op); err != nil {
+			return err
+		}
+		c, err := tx.GetComputeByID(ctx, c.ID)
+		if err != nil {
+			return err
+		}
+		c.CurrentOperation = op.ID
+		if state != "" {
+			c.ProvisioningState = state
+		}
+		return tx.UpdateCompute(ctx, c)
+	})
+	var active *store.ActiveOperationError
+	if errors.As(err, &active) {
+		return nil, ConflictError(active.Operation)
+	}
+	if err != nil {
+		return nil, err
+	}
+	s.wake()
+	return op, nil
+}
+
+// ConflictError is the 409 for a target that already has an active operation.
+func ConflictError(running *store.Operation) *problem.Error {
+	return problem.Conflict(api.CodeOperationInProgress,
+		"another operation is in progress on %s: %s (id %s, %s); wait for it with `berth compute wait -n %s` and try again",
+		running.TargetName, running.Kind, running.ID, running.State, running.TargetName)
+}
+
+// Update changes the load balancer or SSL settings in place.
+func (s *Service) Update(ctx context.Context, ws *api.Workspace, name string, req *api.ComputeUpdateRequest) (*store.Operation, error) {
+	return s.start(ctx, ws, name, api.OpUpdate, api.StateUpdating, req, func(c *store.Compute, p provider.Provider) []api.ErrorDetail {
+		var d []api.ErrorDetail
+		if req.LoadBalancerType == "" && req.LoadBalancerSubnet == "" && req.SSL == nil {
+			d = append(d, detail("NothingToUpdate", "", "nothing to update: give --load-balancer-type, --load-balancer-subnet or SSL flags"))
+		}
+		lbType := req.LoadBalancerType
+		if lbType == "" {
+			lbType = c.LoadBalancerType
+		}
+		_, lbd := validateLoadBalancer(lbType, req.LoadBalancerSubnet)
+		d = append(d, lbd...)
+		d = append(d, validateSSL(req.SSL, true)...)
+		if req.SSL != nil && req.SSL.Renew && c.SSLConfiguration.Status != api.SSLAuto {
+			d = append(d, detail("InvalidSSLConfiguration", "ssl", "--ssl-renew only applies to an automatic certificate (status Auto); %s has SSL status %s", c.Name, c.SSLConfiguration.Status))
+		}
+		return append(d, p.ValidateUpdate(ctx, c, req)...)
+	})
+}
+
+// Detach removes Berth from an attached or created cluster and forgets it;
+// the cluster itself is never deleted.
+func (s *Service) Detach(ctx context.Context, ws *api.Workspace, name string, req *api.DetachRequest) (*store.Operation, error) {
+	return s.start(ctx, ws, name, api.OpDetach, api.StateDetaching, req, nil)
+}
+
+// Delete removes a created cluster; attached ones must be detached.
+func (s *Service) Delete(ctx context.Context, ws *api.Workspace, name string) (*store.Operation, error) {
+	c, err := s.Get(ctx, ws, name)
+	if err != nil {
+		return nil, err
+	}
+	if c.Origin != api.OriginCreated {
+		return nil, problem.Conflict("ComputeIsAttached", "compute %q was attached, not created by Berth, so Berth will not delete its cluster; use `berth compute detach -n %s` instead", c.Name, c.Name)
+	}
+	return s.start(ctx, ws, name, api.OpDelete, api.StateDeleting, struct{}{}, nil)
+}
+
+// Scale changes the node count of a created cluster.
+func (s *Service) Scale(ctx context.Context, ws *api.Workspace, name string, req *api.ScaleRequest) (*store.Operation, error) {
+	return s.start(ctx, ws, name, api.OpScale, api.StateScaling, req, func(c *store.Compute, p provider.Provider) []api.ErrorDetail {
+		var d []api.ErrorDetail
+		if c.Origin != api.OriginCreated {
+			d = append(d, detail("ComputeIsAttached", "nodeCount", "compute %q was attached; scale its nodes where the cluster is managed", c.Name))
+		}
+		if req.NodeCount < 1 {
+			d = append(d, detail("InvalidValue", "nodeCount", "node count must be a positive integer (got %d)", req.NodeCount))
+		}
+		if len(d) > 0 {
+			return d
+		}
+		return p.ValidateScale(ctx, c, req.NodeCount)
+	})
+}
+
+// Reconcile re-applies Berth's state to the cluster and refreshes its facts.
+func (s *Service) Reconcile(ctx context.Context, ws *api.Workspace, name string) (*store.Operation, error) {
+	return s.start(ctx, ws, name, api.OpReconcile, "", struct{}{}, nil)
+}
+
+// Plan is the operation engine's planner for compute operations.
+func (s *Service) Plan(op *store.Operation) (*operation.Plan, error) {
+	if op.TargetType != TargetType {
+		return nil, fmt.Errorf("unknown target type %q", op.TargetType)
+	}
+	c, err := s.Store.GetComputeByID(context.Background(), op.TargetID)
+	if err != nil {
+		return nil, fmt.Errorf("load compute %s: %w", op.TargetName, err)
+	}
+	p, ok := provider.Get(c.Type)
+	if !ok {
+		return nil, fmt.Errorf("compute type %q is not available in this server", c.Type)
+	}
+	return &operation.Plan{Steps: p.Steps(op.Kind, c), Finish: s.finish}, nil
+}
+
+// finish records the outcome of an operation on its compute.
+func (s *Service) finish(ctx context.Context, tx *store.Store, r *operation.Run, opErr error) error {
+	op := r.Op
+	c, err := tx.GetComputeByID(ctx, op.TargetID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil // already gone
+	}
+	if err != nil {
+		return err
+	}
+	if c.CurrentOperation == op.ID {
+		c.CurrentOperation = ""
+	}
+	switch {
+	case opErr == nil:
+		switch op.Kind {
+		case api.OpDetach, api.OpDelete:
+			return tx.DeleteCompute(ctx, c.ID)
+		case api.OpUpdate:
+			var req api.ComputeUpdateRequest
+			if err := json.Unmarshal(op.Params, &req); err == nil {
+				if req.LoadBalancerType != "" {
+					c.LoadBalancerType = req.LoadBalancerType
+					if req.LoadBalancerType == api.LoadBalancerPublicIP {
+						c.LoadBalancerSubnet = ""
+					}
+				}
+				if req.LoadBalancerSubnet != "" {
+					c.LoadBalancerSubnet = req.LoadBalancerSubnet
+				}
+				c.SSLConfiguration = sslFromRequest(req.SSL, c.SSLConfiguration)
+			}
+		}
+		c.ProvisioningState = api.StateSucceeded
+		c.ProvisioningErrors = []api.ErrorDetail{}
+	case op.State == api.OpCanceled:
+		if op.Kind != api.OpReconcile {
+			c.ProvisioningState = api.StateCanceled
+		}
+	default:
+		c.ProvisioningErrors = failureDetails(op.Error)
+		if op.Kind != api.OpReconcile {
+			c.ProvisioningState = api.StateFailed
+		}
+	}
+	return tx.UpdateCompute(ctx, c)
+}
+
+// failureDetails lists every problem of a failed operation.
+func failureDetails(e *api.Error) []api.ErrorDetail {
+	if e == nil {
+		return []api.ErrorDetail{}
+	}
+	if len(e.Details) > 0 {
+		return e.Details
+	}
+	return []api.ErrorDetail{{Code: e.Code, Message: e.Message}}
+}
+
+// CanceledBeforeStart settles a compute whose operation was canceled before
+// any step ran.
+func (s *Service) CanceledBeforeStart(ctx context.Context, op *store.Operation) error {
+	return s.Store.InTx(ctx, func(tx *store.Store) error {
+		c, err := tx.GetComputeByID(ctx, op.TargetID)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if c.CurrentOperation == op.ID {
+			c.CurrentOperation = ""
+		}
+		if op.Kind != api.OpReconcile {
+			c.ProvisioningState = api.StateCanceled
+		}
+		return tx.UpdateCompute(ctx, c)
+	})
+}

@@ -1,0 +1,78 @@
+// Package naming holds the rules for the names users give things (compute
+// targets, workspaces), kept in one place so the API, the CLI and the tests
+// agree. Each rule that fails becomes one detail naming the rule and the name.
+package naming
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/berth-ml/berth/api"
+)
+
+// Reserved compute names: the compute types themselves, as the reference
+// reserved the names of its own compute types.
+var reservedCompute = map[string]bool{"aks": true, "kubernetes": true, "local": true, "berth": true}
+
+func isLetter(r rune) bool { return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' }
+func isDigit(r rune) bool  { return r >= '0' && r <= '9' }
+
+// Compute checks a compute name: 3–24 characters; letters, digits and '-';
+// starts with a letter; ends with a letter or digit; not reserved.
+func Compute(name string) []api.ErrorDetail {
+	return check(name, "compute name", api.CodeInvalidComputeName, 3, 24, false)
+}
+
+// Workspace checks a workspace name: 3–33 characters; letters, digits, '-'
+// and '_'; starts with a letter or digit and ends with a letter or digit.
+func Workspace(name string) []api.ErrorDetail {
+	return check(name, "workspace name", api.CodeInvalidName, 3, 33, true)
+}
+
+func check(name, what, code string, minLen, maxLen int, workspace bool) []api.ErrorDetail {
+	var out []api.ErrorDetail
+	add := func(format string, args ...any) {
+		out = append(out, api.ErrorDetail{Code: code, Target: "name", Message: fmt.Sprintf(format, args...)})
+	}
+	shown := fmt.Sprintf("%q", name)
+	if name == "" {
+		add("%s is required", what)
+		return out
+	}
+	n := len([]rune(name))
+	if n < minLen || n > maxLen {
+		add("%s %s must be %d to %d characters long (it has %d)", what, shown, minLen, maxLen, n)
+	}
+	var bad []string
+	seen := map[rune]bool{}
+	for _, r := range name {
+		ok := isLetter(r) || isDigit(r) || r == '-' || (workspace && r == '_')
+		if !ok && !seen[r] {
+			seen[r] = true
+			bad = append(bad, fmt.Sprintf("%q", r))
+		}
+	}
+	allowed := "letters, digits and '-'"
+	if workspace {
+		allowed = "letters, digits, '-' and '_'"
+	}
+	if len(bad) > 0 {
+		add("%s %s may only contain %s (found %s)", what, shown, allowed, strings.Join(bad, ", "))
+	}
+	first := []rune(name)[0]
+	last := []rune(name)[n-1]
+	if workspace {
+		if !isLetter(first) && !isDigit(first) {
+			add("%s %s must start with a letter or digit", what, shown)
+		}
+	} else if !isLetter(first) {
+		add("%s %s must start with a letter", what, shown)
+	}
+	if !isLetter(last) && !isDigit(last) {
+		add("%s %s must end with a letter or digit", what, shown)
+	}
+	if !workspace && reservedCompute[strings.ToLower(name)] {
+		add("%s %s is reserved (it names a compute type); choose another", what, shown)
+	}
+	return out
+}

@@ -1,0 +1,368 @@
+// Package operation runs Berth's durable operations. An operation is a list
+// of named, idempotent steps; the engine claims pending operations from the
+// store under a lease, runs their steps, records progress after each one and
+// renews the lease while it works. If a server dies, another (or the same
+// one restarted) claims the operation when the lease expires and resumes at
+// the step that was running, so every step must be safe to run twice.
+package operation
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/berth-ml/berth/api"
+	"github.com/berth-ml/berth/internal/store"
+)
+
+// Step is one idempotent piece of an operation.
+type Step struct {
+	Name string
+	Run  func(ctx context.Context, r *Run) error
+}
+
+// Plan is what an operation does: its steps and how the target's record
+// changes when it ends.
+type Plan struct {
+	Steps []Step
+	// Finish runs in the transaction that makes the operation terminal;
+	// err is nil on success. It updates the target (state, errors, facts).
+	Finish func(ctx context.Context, tx *store.Store, r *Run, err error) error
+}
+
+// Planner returns the plan of an operation.
+type Planner func(op *store.Operation) (*Plan, error)
+
+// Run is an operation in progress as its steps see it.
+type Run struct {
+	Op     *store.Operation
+	Store  *store.Store
+	engine *Engine
+}
+
+// Event records a progress event on the operation.
+func (r *Run) Event(format string, args ...any) {
+	r.engine.event(r.Op.ID, api.LevelInfo, fmt.Sprintf(format, args...))
+}
+
+// Warn records a warning event.
+func (r *Run) Warn(format string, args ...any) {
+	r.engine.event(r.Op.ID, api.LevelWarn, fmt.Sprintf(format, args...))
+}
+
+// Remember keeps a value across restarts of the operation (saved at once).
+func (r *Run) Remember(ctx context.Context, key, value string) error {
+	r.Op.Scratch[key] = value
+	return r.Store.SaveProgress(ctx, r.Op)
+}
+
+// Recall returns a value kept with Remember.
+func (r *Run) Recall(key string) string { return r.Op.Scratch[key] }
+
+// Failure is a terminal error with a code and the details of every
+// problem found; a step returns one to fail the operation for good.
+type Failure = api.Error
+
+// Fail makes a terminal failure.
+func Fail(code, message string, details ...api.ErrorDetail) error {
+	return &api.Error{Code: code, Message: message, Details: details}
+}
+
+// retryable marks errors worth trying again (the cluster or cloud did not
+// answer); anything else fails the operation.
+type retryable struct{ err error }
+
+func (e retryable) Error() string { return e.err.Error() }
+func (e retryable) Unwrap() error { return e.err }
+
+// Retryable marks err as transient: the engine retries the step with backoff.
+func Retryable(err error) error {
+	if err == nil {
+		return nil
+	}
+	return retryable{err}
+}
+
+// Engine claims and runs operations.
+type Engine struct {
+	Store *store.Store
+	// Owner identifies this server in leases.
+	Owner string
+	// Lease is how long a claim lasts without renewal (default 15s).
+	Lease time.Duration
+	// Poll is how often the engine looks for work when not woken (default 1s).
+	Poll time.Duration
+	// Workers bounds the operations run at once (default 8).
+	Workers int
+	// StepRetries bounds retries of a retryable step error (default 5).
+	StepRetries int
+	Planner     Planner
+	Log         *slog.Logger
+	// OnEvent is called after every event is stored (for live streams).
+	OnEvent func(opID string)
+	// OnStart and OnDone are called when this engine starts running an
+	// operation and when it stops (finished, released or lost), for metrics.
+	OnStart, OnDone func(op *store.Operation)
+
+	wake    chan struct{}
+	running sync.WaitGroup
+}
+
+func (e *Engine) defaults() {
+	if e.Lease == 0 {
+		e.Lease = 15 * time.Second
+	}
+	if e.Poll == 0 {
+		e.Poll = time.Second
+	}
+	if e.Workers == 0 {
+		e.Workers = 8
+	}
+	if e.StepRetries == 0 {
+		e.StepRetries = 5
+	}
+	if e.Log == nil {
+		e.Log = slog.Default()
+	}
+	if e.wake == nil {
+		e.wake = make(chan struct{}, 1)
+	}
+}
+
+// Wake tells the engine new work is waiting.
+func (e *Engine) Wake() {
+	e.defaults()
+	select {
+	case e.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run claims and executes operations until ctx ends, then waits for the
+// running ones to stop at a step boundary or be released.
+func (e *Engine) Run(ctx context.Context) {
+	e.defaults()
+	sem := make(chan struct{}, e.Workers)
+	defer e.running.Wait()
+	for {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		op, err := e.Store.Claim(ctx, e.Owner, time.Now(), e.Lease)
+		if err != nil {
+			<-sem
+			if !errors.Is(err, store.ErrNotFound) && ctx.Err() == nil {
+				e.Log.Error("claim operation", "err", err)
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-e.wake:
+			case <-time.After(e.Poll):
+			}
+			continue
+		}
+		e.running.Add(1)
+		go func() {
+			defer e.running.Done()
+			defer func() { <-sem }()
+			e.execute(ctx, op)
+		}()
+	}
+}
+
+func (e *Engine) event(opID, level, msg string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := e.Store.AppendEvent(ctx, opID, level, msg); err != nil {
+		e.Log.Error("record operation event", "operation", opID, "err", err)
+		return
+	}
+	if e.OnEvent != nil {
+		e.OnEvent(opID)
+	}
+}
+
+var errCanceled = errors.New("operation canceled")
+
+// execute runs one claimed operation from its recorded step.
+func (e *Engine) execute(serverCtx context.Context, op *store.Operation) {
+	log := e.Log.With("operation", op.ID, "kind", op.Kind, "target", op.TargetName, "attempt", op.Attempt)
+	if e.OnStart != nil {
+		e.OnStart(op)
+	}
+	if e.OnDone != nil {
+		defer e.OnDone(op)
+	}
+	// The operation's context ends when the server stops, the lease is
+	// lost, or a cancel is requested.
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	go func() {
+		select {
+		case <-serverCtx.Done():
+			cancel(serverCtx.Err())
+		case <-ctx.Done():
+		}
+	}()
+	go e.heartbeat(ctx, cancel, op)
+
+	run := &Run{Op: op, Store: e.Store, engine: e}
+	plan, err := e.Planner(op)
+	if err != nil {
+		e.finish(op, run, nil, fmt.Errorf("plan %s: %w", op.Kind, err), log)
+		return
+	}
+	if op.Attempt > 1 {
+		run.Event("Resuming at step %d of %d (attempt %d): the server that ran it stopped", op.StepIndex+1, len(plan.Steps), op.Attempt)
+	} else {
+		run.Event("Started %s of %s", op.Kind, op.TargetName)
+	}
+	for op.StepIndex < len(plan.Steps) {
+		step := plan.Steps[op.StepIndex]
+		op.Step = step.Name
+		if err := e.Store.SaveProgress(ctx, op); err != nil {
+			e.stop(ctx, op, run, plan, err, log)
+			return
+		}
+		err := e.runStep(ctx, run, step, log)
+		if err != nil {
+			e.stop(ctx, op, run, plan, err, log)
+			return
+		}
+		op.StepIndex++
+		if err := e.Store.SaveProgress(ctx, op); err != nil {
+			e.stop(ctx, op, run, plan, err, log)
+			return
+		}
+	}
+	e.finish(op, run, plan, nil, log)
+}
+
+// runStep runs a step, retrying retryable errors with backoff.
+func (e *Engine) runStep(ctx context.Context, run *Run, step Step, log *slog.Logger) error {
+	backoff := 500 * time.Millisecond
+	for try := 0; ; try++ {
+		err := step.Run(ctx, run)
+		if ctx.Err() != nil {
+			return context.Cause(ctx)
+		}
+		if err == nil {
+			return nil
+		}
+		var r retryable
+		if !errors.As(err, &r) || try >= e.StepRetries {
+			return err
+		}
+		run.Warn("%s: %v; retrying in %s", step.Name, err, backoff)
+		log.Warn("step failed, retrying", "step", step.Name, "err", err)
+		select {
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 10*time.Second)
+	}
+}
+
+// stop handles a step that did not complete: the server stopping releases
+// the operation for another to resume, a lost lease leaves it to its new
+// owner, a cancel or a failure ends it.
+func (e *Engine) stop(ctx context.Context, op *store.Operation, run *Run, plan *Plan, err error, log *slog.Logger) {
+	cause := context.Cause(ctx)
+	switch {
+	case errors.Is(err, store.ErrLeaseLost) || errors.Is(cause, store.ErrLeaseLost):
+		log.Warn("lease lost; another server owns the operation now")
+	case cause != nil && !errors.Is(cause, errCanceled):
+		// The server is shutting down: hand the operation over at once.
+		rctx, c := context.WithTimeout(context.Background(), 5*time.Second)
+		defer c()
+		e.event(op.ID, api.LevelInfo, fmt.Sprintf("Server stopping during step %q; the operation will resume", op.Step))
+		if err := e.Store.Release(rctx, op.ID, op.LeaseOwner); err != nil {
+			log.Error("release operation", "err", err)
+		}
+		log.Info("released operation on shutdown", "step", op.Step)
+	case errors.Is(cause, errCanceled):
+		op.State = api.OpCanceled
+		e.finish(op, run, plan, errCanceled, log)
+	default:
+		e.finish(op, run, plan, err, log)
+	}
+}
+
+// finish makes the operation terminal and updates its target, in one transaction.
+func (e *Engine) finish(op *store.Operation, run *Run, plan *Plan, err error, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	switch {
+	case err == nil:
+		op.State = api.OpSucceeded
+		op.Error = nil
+	case errors.Is(err, errCanceled):
+		op.State = api.OpCanceled
+		op.Error = &api.Error{Code: api.OpCanceled, Message: "The operation was canceled at step " + op.Step}
+	default:
+		op.State = api.OpFailed
+		var apiErr *api.Error
+		if errors.As(err, &apiErr) {
+			op.Error = apiErr
+		} else {
+			op.Error = &api.Error{Code: api.CodeOperationFailed, Message: fmt.Sprintf("%s: %v", op.Step, err)}
+		}
+	}
+	ferr := e.Store.InTx(ctx, func(tx *store.Store) error {
+		if plan != nil && plan.Finish != nil {
+			if err := plan.Finish(ctx, tx, run, err); err != nil {
+				return err
+			}
+		}
+		return tx.Finish(ctx, op)
+	})
+	if ferr != nil {
+		log.Error("finish operation", "err", ferr)
+		return
+	}
+	switch op.State {
+	case api.OpSucceeded:
+		e.event(op.ID, api.LevelInfo, fmt.Sprintf("Succeeded: %s of %s", op.Kind, op.TargetName))
+	case api.OpCanceled:
+		e.event(op.ID, api.LevelWarn, op.Error.Message)
+	default:
+		e.event(op.ID, api.LevelError, "Failed: "+op.Error.Error())
+	}
+	log.Info("operation finished", "state", op.State)
+}
+
+// heartbeat renews the lease until ctx ends; a lost lease or a cancel
+// request cancels the operation's context.
+func (e *Engine) heartbeat(ctx context.Context, cancel context.CancelCauseFunc, op *store.Operation) {
+	t := time.NewTicker(e.Lease / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		rctx, c := context.WithTimeout(ctx, e.Lease/3)
+		canceled, err := e.Store.Renew(rctx, op.ID, op.LeaseOwner, time.Now().Add(e.Lease))
+		c()
+		switch {
+		case errors.Is(err, store.ErrLeaseLost):
+			cancel(store.ErrLeaseLost)
+			return
+		case err != nil:
+			if ctx.Err() == nil {
+				e.Log.Warn("renew lease", "operation", op.ID, "err", err)
+			}
+		case canceled:
+			cancel(errCanceled)
+			return
+		}
+	}
+}

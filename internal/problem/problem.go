@@ -1,0 +1,77 @@
+// Package problem carries user-facing errors from the control plane's
+// services to the HTTP layer: an API error (code, message, details) and the
+// HTTP status that goes with it.
+package problem
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/berth-ml/berth/api"
+)
+
+// Error is an API error with its HTTP status.
+type Error struct {
+	Status int
+	Body   api.Error
+}
+
+func (e *Error) Error() string { return e.Body.Error() }
+
+// Unwrap exposes the API error.
+func (e *Error) Unwrap() error { return &e.Body }
+
+// New makes an error with a status, code and message.
+func New(status int, code, format string, args ...any) *Error {
+	return &Error{Status: status, Body: api.Error{Code: code, Message: fmt.Sprintf(format, args...)}}
+}
+
+// Validation reports every problem of a request at once (400).
+func Validation(message string, details []api.ErrorDetail) *Error {
+	code := api.CodeValidation
+	if len(details) == 1 || allSameCode(details) {
+		code = details[0].Code
+	}
+	if message == "" {
+		message = fmt.Sprintf("the request has %d problems; nothing was changed", len(details))
+		if len(details) == 1 {
+			message = details[0].Message
+		}
+	}
+	return &Error{Status: http.StatusBadRequest, Body: api.Error{Code: code, Message: message, Details: details}}
+}
+
+func allSameCode(d []api.ErrorDetail) bool {
+	if len(d) == 0 {
+		return false
+	}
+	for _, x := range d {
+		if x.Code != d[0].Code {
+			return false
+		}
+	}
+	return true
+}
+
+// NotFound is a 404.
+func NotFound(format string, args ...any) *Error {
+	return New(http.StatusNotFound, api.CodeNotFound, format, args...)
+}
+
+// Conflict is a 409.
+func Conflict(code, format string, args ...any) *Error {
+	return New(http.StatusConflict, code, format, args...)
+}
+
+// Forbidden is a 403.
+func Forbidden(format string, args ...any) *Error {
+	return New(http.StatusForbidden, api.CodeForbidden, format, args...)
+}
+
+// As finds a *Error in err's chain.
+func As(err error) (*Error, bool) {
+	var p *Error
+	ok := errors.As(err, &p)
+	return p, ok
+}

@@ -1,0 +1,307 @@
+// Package testprovider is a compute type for tests of the operation engine
+// and the compute life cycle, before and beside the real providers. Its
+// "cloud" is a directory: each step creates one resource there through an
+// idempotency key, so a test can kill the server mid-step and check every
+// resource exists exactly once. It is linked into the berth binary only
+// with the build tag berthtest, so release builds cannot reach it.
+package testprovider
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/berth-ml/berth/api"
+	"github.com/berth-ml/berth/internal/operation"
+	"github.com/berth-ml/berth/internal/store"
+)
+
+// Type is the compute type name.
+const Type = "test"
+
+// Properties the type understands.
+const (
+	PropEffectsDir = "effectsDir" // required: absolute directory standing in for the cloud
+	PropSteps      = "steps"      // resources to create (default 3)
+	PropStepDelay  = "stepDelay"  // time each step takes (default 0)
+	PropFailAt     = "failAt"     // 1-based step that fails for good with two details
+	PropFlakyAt    = "flakyAt"    // 1-based step that fails once with a retryable error
+)
+
+// Provider implements provider.Provider.
+type Provider struct{}
+
+func (Provider) Type() string      { return Type }
+func (Provider) Origins() []string { return []string{api.OriginCreated, api.OriginAttached} }
+
+type settings struct {
+	dir       string
+	steps     int
+	delay     time.Duration
+	failAt    int
+	flakyAt   int
+	computeID string
+}
+
+func parse(props map[string]string) (settings, []api.ErrorDetail) {
+	var (
+		s   = settings{steps: 3}
+		out []api.ErrorDetail
+	)
+	bad := func(key, format string, args ...any) {
+		out = append(out, api.ErrorDetail{Code: "InvalidProperty", Target: "properties." + key, Message: fmt.Sprintf(format, args...)})
+	}
+	for k, v := range props {
+		switch k {
+		case PropEffectsDir:
+			if !filepath.IsAbs(v) {
+				bad(k, "property %s must be an absolute directory (got %q)", k, v)
+			}
+			s.dir = v
+		case PropSteps, PropFailAt, PropFlakyAt:
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 || n > 50 {
+				bad(k, "property %s must be an integer from 0 to 50 (got %q)", k, v)
+			}
+			switch k {
+			case PropSteps:
+				s.steps = n
+			case PropFailAt:
+				s.failAt = n
+			default:
+				s.flakyAt = n
+			}
+		case PropStepDelay:
+			d, err := time.ParseDuration(v)
+			if err != nil || d < 0 {
+				bad(k, "property %s must be a duration like 500ms (got %q)", k, v)
+			}
+			s.delay = d
+		default:
+			bad(k, "unknown property %q for compute type %s (known: %s, %s, %s, %s, %s)", k, Type, PropEffectsDir, PropSteps, PropStepDelay, PropFailAt, PropFlakyAt)
+		}
+	}
+	if s.dir == "" {
+		bad(PropEffectsDir, "property %s is required for compute type %s", PropEffectsDir, Type)
+	}
+	return s, out
+}
+
+func (Provider) Validate(_ context.Context, _ *api.Workspace, req *api.ComputeRequest) []api.ErrorDetail {
+	_, d := parse(req.Properties)
+	return d
+}
+
+func (Provider) ValidateUpdate(context.Context, *store.Compute, *api.ComputeUpdateRequest) []api.ErrorDetail {
+	return nil
+}
+
+func (Provider) ValidateScale(_ context.Context, c *store.Compute, n int) []api.ErrorDetail {
+	if c.ClusterPurpose == api.PurposeFastProd && n < 3 {
+		return []api.ErrorDetail{{Code: "InsufficientNodes", Target: "nodeCount", Message: fmt.Sprintf("a FastProd cluster needs at least 3 nodes (asked for %d)", n)}}
+	}
+	return nil
+}
+
+func load(ctx context.Context, r *operation.Run) (*store.Compute, settings, error) {
+	c, err := r.Store.GetComputeByID(ctx, r.Op.TargetID)
+	if err != nil {
+		return nil, settings{}, err
+	}
+	s, _ := parse(c.Properties)
+	s.computeID = c.ID
+	return c, s, nil
+}
+
+// Resources lists the resource files of a compute in dir, by key.
+func Resources(dir, computeID string) (map[string][]string, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string][]string{}
+	for _, e := range entries {
+		name := e.Name()
+		if !strings.HasPrefix(name, computeID+".") || !strings.HasSuffix(name, ".res") {
+			continue
+		}
+		parts := strings.Split(name, ".")
+		key := parts[1]
+		out[key] = append(out[key], name)
+	}
+	return out, nil
+}
+
+// ensure creates the resource with key unless one exists: the idempotency
+// a real cloud gives through client-chosen names.
+func ensure(dir, computeID, key string) (created bool, err error) {
+	have, err := Resources(dir, computeID)
+	if err != nil {
+		return false, err
+	}
+	if len(have[key]) > 0 {
+		return false, nil
+	}
+	name := fmt.Sprintf("%s.%s.%d.res", computeID, key, time.Now().UnixNano())
+	return true, os.WriteFile(filepath.Join(dir, name), []byte(key), 0o644)
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return nil
+	}
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(d):
+		return nil
+	}
+}
+
+func (Provider) Steps(kind string, c *store.Compute) []operation.Step {
+	switch kind {
+	case api.OpCreate, api.OpAttach:
+		planned, _ := parse(c.Properties)
+		var steps []operation.Step
+		for i := 1; i <= planned.steps; i++ {
+			steps = append(steps, operation.Step{Name: fmt.Sprintf("create resource %d", i), Run: func(ctx context.Context, r *operation.Run) error {
+				_, s, err := load(ctx, r)
+				if err != nil {
+					return err
+				}
+				if s.failAt == i {
+					return operation.Fail("TestFailure", fmt.Sprintf("step %d failed as asked", i),
+						api.ErrorDetail{Code: "CheckA", Message: "check A failed"},
+						api.ErrorDetail{Code: "CheckB", Message: "check B failed"})
+				}
+				if s.flakyAt == i && r.Recall("flaked") == "" {
+					if err := r.Remember(ctx, "flaked", "yes"); err != nil {
+						return err
+					}
+					return operation.Retryable(fmt.Errorf("resource %d: the cloud did not answer", i))
+				}
+				if err := sleep(ctx, s.delay/2); err != nil {
+					return err
+				}
+				created, err := ensure(s.dir, s.computeID, fmt.Sprintf("r%02d", i))
+				if err != nil {
+					return err
+				}
+				if created {
+					r.Event("Created resource %d of %d", i, s.steps)
+				} else {
+					r.Event("Resource %d of %d already exists", i, s.steps)
+				}
+				return sleep(ctx, s.delay/2)
+			}})
+		}
+		return append(steps, operation.Step{Name: "observe", Run: func(ctx context.Context, r *operation.Run) error {
+			c, s, err := load(ctx, r)
+			if err != nil {
+				return err
+			}
+			have, err := Resources(s.dir, s.computeID)
+			if err != nil {
+				return err
+			}
+			c.NodeCount = len(have)
+			c.KubernetesVersion = "v0.0.0-test"
+			c.Health = api.HealthHealthy
+			c.Endpoint = "test.invalid"
+			r.Event("Checked: %d resources present", len(have))
+			return r.Store.UpdateCompute(ctx, c)
+		}})
+	case api.OpDetach, api.OpDelete:
+		return []operation.Step{{Name: "remove resources", Run: func(ctx context.Context, r *operation.Run) error {
+			_, s, err := load(ctx, r)
+			if err != nil {
+				return err
+			}
+			if err := sleep(ctx, s.delay); err != nil {
+				return err
+			}
+			have, err := Resources(s.dir, s.computeID)
+			if err != nil {
+				return err
+			}
+			n := 0
+			for _, files := range have {
+				for _, f := range files {
+					if err := os.Remove(filepath.Join(s.dir, f)); err != nil && !os.IsNotExist(err) {
+						return err
+					}
+					n++
+				}
+			}
+			r.Event("Removed %d resources", n)
+			return nil
+		}}}
+	case api.OpUpdate:
+		return []operation.Step{{Name: "apply settings", Run: func(ctx context.Context, r *operation.Run) error {
+			_, s, err := load(ctx, r)
+			if err != nil {
+				return err
+			}
+			if err := sleep(ctx, s.delay); err != nil {
+				return err
+			}
+			var req api.ComputeUpdateRequest
+			if err := json.Unmarshal(r.Op.Params, &req); err != nil {
+				return err
+			}
+			b, _ := json.Marshal(req)
+			r.Event("Applied settings")
+			return os.WriteFile(filepath.Join(s.dir, s.computeID+".settings"), b, 0o644)
+		}}}
+	case api.OpScale:
+		return []operation.Step{{Name: "scale", Run: func(ctx context.Context, r *operation.Run) error {
+			c, s, err := load(ctx, r)
+			if err != nil {
+				return err
+			}
+			if err := sleep(ctx, s.delay); err != nil {
+				return err
+			}
+			var req api.ScaleRequest
+			if err := json.Unmarshal(r.Op.Params, &req); err != nil {
+				return err
+			}
+			c.NodeCount = req.NodeCount
+			r.Event("Scaled to %d nodes", req.NodeCount)
+			return r.Store.UpdateCompute(ctx, c)
+		}}}
+	case api.OpReconcile:
+		return []operation.Step{{Name: "check resources", Run: func(ctx context.Context, r *operation.Run) error {
+			c, s, err := load(ctx, r)
+			if err != nil {
+				return err
+			}
+			have, err := Resources(s.dir, s.computeID)
+			if err != nil {
+				return err
+			}
+			now := time.Now().UTC()
+			c.LastReconcile = &now
+			c.Health = api.HealthHealthy
+			var missing []string
+			for i := 1; i <= s.steps; i++ {
+				if len(have[fmt.Sprintf("r%02d", i)]) == 0 {
+					missing = append(missing, strconv.Itoa(i))
+				}
+			}
+			if len(missing) > 0 {
+				c.Health = api.HealthUnhealthy
+				r.Warn("Resources missing: %s", strings.Join(missing, ", "))
+			} else {
+				r.Event("All %d resources present", s.steps)
+			}
+			return r.Store.UpdateCompute(ctx, c)
+		}}}
+	}
+	return nil
+}

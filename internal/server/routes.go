@@ -1,0 +1,543 @@
+package server
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/berth-ml/berth/api"
+	"github.com/berth-ml/berth/internal/naming"
+	"github.com/berth-ml/berth/internal/problem"
+	"github.com/berth-ml/berth/internal/store"
+	"github.com/google/uuid"
+)
+
+// route is one API endpoint: how it is served and how it is documented.
+type route struct {
+	Method, Path string
+	ID, Summary  string
+	// Role is the least role that may call it; "" means no token needed.
+	Role     string
+	Request  any // body type, nil if none
+	Response any // success body type, nil if none
+	Status   int
+	Query    []queryParam
+	Stream   bool // answers with server-sent events (when asked)
+	Quiet    bool // not in the access log (health probes, metrics)
+	Handle   func(w http.ResponseWriter, r *http.Request, p *principal) error
+}
+
+type queryParam struct{ Name, Type, Doc string }
+
+const (
+	wsPath      = "/api/v1/workspaces/{workspace}"
+	computePath = wsPath + "/computes/{compute}"
+)
+
+func (s *Server) routeTable() []route {
+	return []route{
+		{Method: "GET", Path: "/healthz", ID: "healthz", Summary: "Liveness", Status: 200, Quiet: true, Handle: s.healthz},
+		{Method: "GET", Path: "/readyz", ID: "readyz", Summary: "Readiness", Status: 200, Quiet: true, Handle: s.readyz},
+		{Method: "GET", Path: "/metrics", ID: "metrics", Summary: "Prometheus metrics", Status: 200, Quiet: true, Handle: s.serveMetrics},
+		{Method: "GET", Path: "/api/v1/openapi.json", ID: "getOpenAPI", Summary: "This API's OpenAPI 3 document", Status: 200, Handle: s.openapi},
+
+		{Method: "GET", Path: "/api/v1/workspaces", ID: "listWorkspaces", Summary: "List workspaces", Role: api.RoleReader,
+			Response: api.WorkspaceList{}, Status: 200, Handle: s.listWorkspaces},
+		{Method: "POST", Path: "/api/v1/workspaces", ID: "createWorkspace", Summary: "Create a workspace", Role: api.RoleContributor,
+			Request: api.WorkspaceCreateRequest{}, Response: api.Workspace{}, Status: 201, Handle: s.createWorkspace},
+		{Method: "GET", Path: wsPath, ID: "getWorkspace", Summary: "Show a workspace with its computes", Role: api.RoleReader,
+			Response: api.Workspace{}, Status: 200, Handle: s.getWorkspace},
+		{Method: "DELETE", Path: wsPath, ID: "deleteWorkspace", Summary: "Delete an empty workspace", Role: api.RoleContributor,
+			Status: 204, Handle: s.deleteWorkspace},
+
+		{Method: "GET", Path: wsPath + "/computes", ID: "listComputes", Summary: "List compute targets", Role: api.RoleReader,
+			Response: api.ComputeList{}, Status: 200, Handle: s.listComputes},
+		{Method: "POST", Path: wsPath + "/computes", ID: "createCompute", Summary: "Create or attach a compute target (origin created|attached)", Role: api.RoleContributor,
+			Request: api.ComputeRequest{}, Response: api.Operation{}, Status: 202, Handle: s.createCompute},
+		{Method: "GET", Path: computePath, ID: "getCompute", Summary: "Show a compute target", Role: api.RoleReader,
+			Response: api.Compute{}, Status: 200, Handle: s.getCompute},
+		{Method: "PATCH", Path: computePath, ID: "updateCompute", Summary: "Update load balancer or SSL settings in place", Role: api.RoleContributor,
+			Request: api.ComputeUpdateRequest{}, Response: api.Operation{}, Status: 202, Handle: s.updateCompute},
+		{Method: "DELETE", Path: computePath, ID: "deleteCompute", Summary: "Delete a created cluster", Role: api.RoleContributor,
+			Response: api.Operation{}, Status: 202, Handle: s.deleteCompute},
+		{Method: "POST", Path: computePath + "/detach", ID: "detachCompute", Summary: "Remove Berth from the cluster and forget it; never deletes the cluster", Role: api.RoleContributor,
+			Request: api.DetachRequest{}, Response: api.Operation{}, Status: 202, Handle: s.detachCompute},
+		{Method: "POST", Path: computePath + "/scale", ID: "scaleCompute", Summary: "Change the node count of a created cluster", Role: api.RoleContributor,
+			Request: api.ScaleRequest{}, Response: api.Operation{}, Status: 202, Handle: s.scaleCompute},
+		{Method: "POST", Path: computePath + "/reconcile", ID: "reconcileCompute", Summary: "Re-apply Berth's state and refresh the cluster's facts", Role: api.RoleContributor,
+			Response: api.Operation{}, Status: 202, Handle: s.reconcileCompute},
+		{Method: "GET", Path: computePath + "/credentials", ID: "getComputeCredentials", Summary: "The compute's stored credentials (owners only)", Role: api.RoleOwner,
+			Response: api.Credentials{}, Status: 200, Handle: s.getCredentials},
+		{Method: "GET", Path: computePath + "/operations", ID: "listComputeOperations", Summary: "A compute's operations, newest first", Role: api.RoleReader,
+			Response: api.OperationList{}, Status: 200, Handle: s.listComputeOperations},
+
+		{Method: "GET", Path: "/api/v1/operations/{operation}", ID: "getOperation", Summary: "Show an operation", Role: api.RoleReader,
+			Response: api.Operation{}, Status: 200, Handle: s.getOperation},
+		{Method: "GET", Path: "/api/v1/operations/{operation}/events", ID: "listOperationEvents", Summary: "An operation's events; follow=true streams them (server-sent events)", Role: api.RoleReader,
+			Response: api.EventList{}, Status: 200, Stream: true, Handle: s.listEvents, Query: []queryParam{
+				{Name: "after", Type: "integer", Doc: "only events after this sequence number"},
+				{Name: "follow", Type: "boolean", Doc: "stream events as server-sent events until the operation ends"}}},
+		{Method: "POST", Path: "/api/v1/operations/{operation}/cancel", ID: "cancelOperation", Summary: "Cancel an operation (it stops at its next step)", Role: api.RoleContributor,
+			Response: api.Operation{}, Status: 202, Handle: s.cancelOperation},
+
+		{Method: "GET", Path: "/api/v1/tokens", ID: "listTokens", Summary: "List API tokens (owners only)", Role: api.RoleOwner,
+			Response: api.TokenList{}, Status: 200, Handle: s.listTokens},
+		{Method: "POST", Path: "/api/v1/tokens", ID: "createToken", Summary: "Create an API token; the secret is shown once", Role: api.RoleOwner,
+			Request: api.TokenCreateRequest{}, Response: api.TokenCreated{}, Status: 201, Handle: s.createToken},
+		{Method: "DELETE", Path: "/api/v1/tokens/{token}", ID: "revokeToken", Summary: "Revoke an API token", Role: api.RoleOwner,
+			Status: 204, Handle: s.revokeToken},
+	}
+}
+
+func (s *Server) healthz(w http.ResponseWriter, _ *http.Request, _ *principal) error {
+	writeJSON(w, 200, map[string]string{"status": "ok"})
+	return nil
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request, _ *principal) error {
+	if !s.ready.Load() {
+		writeJSON(w, 503, map[string]string{"status": "starting or stopping"})
+		return nil
+	}
+	if err := s.store.Ping(r.Context()); err != nil {
+		writeJSON(w, 503, map[string]string{"status": "database unreachable"})
+		return nil
+	}
+	writeJSON(w, 200, map[string]string{"status": "ready", "database": s.store.Dialect()})
+	return nil
+}
+
+func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request, _ *principal) error {
+	s.metrics.handler().ServeHTTP(w, r)
+	return nil
+}
+
+func (s *Server) openapi(w http.ResponseWriter, _ *http.Request, _ *principal) error {
+	writeJSON(w, 200, openAPI(s.routes))
+	return nil
+}
+
+// workspace loads the {workspace} of the path.
+func (s *Server) workspace(r *http.Request) (*api.Workspace, error) {
+	name := r.PathValue("workspace")
+	ws, err := s.store.GetWorkspace(r.Context(), name)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, problem.NotFound("workspace %q not found", name)
+	}
+	return ws, err
+}
+
+func (s *Server) listWorkspaces(w http.ResponseWriter, r *http.Request, p *principal) error {
+	all, err := s.store.ListWorkspaces(r.Context())
+	if err != nil {
+		return err
+	}
+	out := api.WorkspaceList{Value: []api.Workspace{}}
+	for _, ws := range all {
+		if p.inWorkspace(ws.Name) {
+			out.Value = append(out.Value, ws)
+		}
+	}
+	writeJSON(w, 200, out)
+	return nil
+}
+
+var regionChars = func(r rune) bool { return !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9') }
+
+func (s *Server) createWorkspace(w http.ResponseWriter, r *http.Request, p *principal) error {
+	if p.token.Workspace != "" {
+		return problem.Forbidden("your token (%s) is limited to workspace %q and cannot create workspaces", p.token.ID, p.token.Workspace)
+	}
+	var req api.WorkspaceCreateRequest
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	details := naming.Workspace(req.Name)
+	if req.Region == "" {
+		req.Region = "local"
+	}
+	req.Region = strings.ToLower(req.Region)
+	if len(req.Region) > 40 || strings.IndexFunc(req.Region, regionChars) >= 0 {
+		details = append(details, api.ErrorDetail{Code: "InvalidValue", Target: "region",
+			Message: "region " + quote(req.Region) + " must be lowercase letters and digits, like westus2"})
+	}
+	if len(details) > 0 {
+		return problem.Validation("", details)
+	}
+	ws := &api.Workspace{ID: uuid.NewString(), Name: req.Name, Region: req.Region, Settings: req.Settings}
+	err := s.store.CreateWorkspace(r.Context(), ws)
+	if errors.Is(err, store.ErrNameInUse) {
+		return problem.Conflict(api.CodeNameInUse, "a workspace named %q already exists (names are unique regardless of case)", req.Name)
+	}
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Location", "/api/v1/workspaces/"+ws.Name)
+	writeJSON(w, 201, ws)
+	return nil
+}
+
+func quote(s string) string { b, _ := json.Marshal(s); return string(b) }
+
+func (s *Server) getWorkspace(w http.ResponseWriter, r *http.Request, _ *principal) error {
+	ws, err := s.workspace(r)
+	if err != nil {
+		return err
+	}
+	cs, err := s.store.ListComputes(r.Context(), ws.ID)
+	if err != nil {
+		return err
+	}
+	ws.Computes = make([]api.Compute, 0, len(cs))
+	for _, c := range cs {
+		ws.Computes = append(ws.Computes, c.Compute)
+	}
+	writeJSON(w, 200, ws)
+	return nil
+}
+
+func (s *Server) deleteWorkspace(w http.ResponseWriter, r *http.Request, _ *principal) error {
+	ws, err := s.workspace(r)
+	if err != nil {
+		return err
+	}
+	err = s.store.DeleteWorkspace(r.Context(), ws.ID)
+	if errors.Is(err, store.ErrNotEmpty) {
+		n, _ := s.store.CountComputes(r.Context(), ws.ID)
+		return problem.Conflict(api.CodeWorkspaceNotEmpty, "workspace %q still has %d compute(s); detach or delete them first (berth compute list -w %s)", ws.Name, n, ws.Name)
+	}
+	if err != nil {
+		return err
+	}
+	w.WriteHeader(204)
+	return nil
+}
+
+// listComputes writes the stored documents as they are: no decoding, so a
+// thousand computes list in a few milliseconds.
+func (s *Server) listComputes(w http.ResponseWriter, r *http.Request, _ *principal) error {
+	ws, err := s.workspace(r)
+	if err != nil {
+		return err
+	}
+	docs, err := s.store.ListComputeDocs(r.Context(), ws.ID)
+	if err != nil {
+		return err
+	}
+	size := 16
+	for _, d := range docs {
+		size += len(d) + 1
+	}
+	buf := make([]byte, 0, size)
+	buf = append(buf, `{"value":[`...)
+	for i, d := range docs {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = append(buf, d...)
+	}
+	buf = append(buf, "]}\n"...)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err = w.Write(buf)
+	return err
+}
+
+// accepted answers 202 with the operation and its Location.
+func accepted(w http.ResponseWriter, op *store.Operation) {
+	w.Header().Set("Location", "/api/v1/operations/"+op.ID)
+	writeJSON(w, http.StatusAccepted, op.Operation)
+}
+
+func (s *Server) createCompute(w http.ResponseWriter, r *http.Request, _ *principal) error {
+	ws, err := s.workspace(r)
+	if err != nil {
+		return err
+	}
+	var req api.ComputeRequest
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	_, op, err := s.computes.Create(r.Context(), ws, &req)
+	if err != nil {
+		return err
+	}
+	accepted(w, op)
+	return nil
+}
+
+func (s *Server) getCompute(w http.ResponseWriter, r *http.Request, _ *principal) error {
+	ws, err := s.workspace(r)
+	if err != nil {
+		return err
+	}
+	c, err := s.computes.Get(r.Context(), ws, r.PathValue("compute"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, 200, c.Compute)
+	return nil
+}
+
+func (s *Server) updateCompute(w http.ResponseWriter, r *http.Request, _ *principal) error {
+	ws, err := s.workspace(r)
+	if err != nil {
+		return err
+	}
+	var req api.ComputeUpdateRequest
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	op, err := s.computes.Update(r.Context(), ws, r.PathValue("compute"), &req)
+	if err != nil {
+		return err
+	}
+	accepted(w, op)
+	return nil
+}
+
+func (s *Server) deleteCompute(w http.ResponseWriter, r *http.Request, _ *principal) error {
+	ws, err := s.workspace(r)
+	if err != nil {
+		return err
+	}
+	op, err := s.computes.Delete(r.Context(), ws, r.PathValue("compute"))
+	if err != nil {
+		return err
+	}
+	accepted(w, op)
+	return nil
+}
+
+// optionalBody decodes a body when one was sent.
+func optionalBody(r *http.Request, v any) error {
+	if r.ContentLength == 0 {
+		return nil
+	}
+	return decode(r, v)
+}
+
+func (s *Server) detachCompute(w http.ResponseWriter, r *http.Request, _ *principal) error {
+	ws, err := s.workspace(r)
+	if err != nil {
+		return err
+	}
+	var req api.DetachRequest
+	if err := optionalBody(r, &req); err != nil {
+		return err
+	}
+	op, err := s.computes.Detach(r.Context(), ws, r.PathValue("compute"), &req)
+	if err != nil {
+		return err
+	}
+	accepted(w, op)
+	return nil
+}
+
+func (s *Server) scaleCompute(w http.ResponseWriter, r *http.Request, _ *principal) error {
+	ws, err := s.workspace(r)
+	if err != nil {
+		return err
+	}
+	var req api.ScaleRequest
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	op, err := s.computes.Scale(r.Context(), ws, r.PathValue("compute"), &req)
+	if err != nil {
+		return err
+	}
+	accepted(w, op)
+	return nil
+}
+
+func (s *Server) reconcileCompute(w http.ResponseWriter, r *http.Request, _ *principal) error {
+	ws, err := s.workspace(r)
+	if err != nil {
+		return err
+	}
+	var req api.ReconcileRequest
+	if err := optionalBody(r, &req); err != nil {
+		return err
+	}
+	op, err := s.computes.Reconcile(r.Context(), ws, r.PathValue("compute"))
+	if err != nil {
+		return err
+	}
+	accepted(w, op)
+	return nil
+}
+
+func (s *Server) getCredentials(w http.ResponseWriter, r *http.Request, p *principal) error {
+	ws, err := s.workspace(r)
+	if err != nil {
+		return err
+	}
+	c, err := s.computes.Get(r.Context(), ws, r.PathValue("compute"))
+	if err != nil {
+		return err
+	}
+	cred := c.Secrets["credentials"]
+	if cred == "" {
+		return problem.NotFound("compute %q holds no credentials", c.Name)
+	}
+	s.log.Info("credentials read", "compute", c.Name, "workspace", ws.Name, "token", p.token.ID)
+	writeJSON(w, 200, api.Credentials{Value: cred})
+	return nil
+}
+
+func (s *Server) listComputeOperations(w http.ResponseWriter, r *http.Request, _ *principal) error {
+	ws, err := s.workspace(r)
+	if err != nil {
+		return err
+	}
+	name := r.PathValue("compute")
+	ops, err := s.store.ListOperations(r.Context(), ws.ID, name, 100)
+	if err != nil {
+		return err
+	}
+	if len(ops) == 0 {
+		if _, err := s.computes.Get(r.Context(), ws, name); err != nil {
+			return err
+		}
+	}
+	out := api.OperationList{Value: make([]api.Operation, 0, len(ops))}
+	for _, o := range ops {
+		out.Value = append(out.Value, o.Operation)
+	}
+	writeJSON(w, 200, out)
+	return nil
+}
+
+// operation loads the {operation} of the path, within the caller's reach.
+func (s *Server) operation(r *http.Request, p *principal) (*store.Operation, error) {
+	id := r.PathValue("operation")
+	op, err := s.store.GetOperation(r.Context(), id)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && !p.inWorkspace(op.Workspace)) {
+		return nil, problem.NotFound("operation %q not found", id)
+	}
+	return op, err
+}
+
+func (s *Server) getOperation(w http.ResponseWriter, r *http.Request, p *principal) error {
+	op, err := s.operation(r, p)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, 200, op.Operation)
+	return nil
+}
+
+func (s *Server) listEvents(w http.ResponseWriter, r *http.Request, p *principal) error {
+	op, err := s.operation(r, p)
+	if err != nil {
+		return err
+	}
+	after, err := parseAfter(r)
+	if err != nil {
+		return err
+	}
+	switch f := r.URL.Query().Get("follow"); f {
+	case "true", "1":
+		return s.streamEvents(w, r, op, after)
+	case "", "false", "0":
+	default:
+		return problem.New(http.StatusBadRequest, api.CodeBadRequest, "follow must be true or false (got %q)", f)
+	}
+	evs, err := s.store.ListEvents(r.Context(), op.ID, after)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, 200, api.EventList{Value: evs})
+	return nil
+}
+
+func (s *Server) cancelOperation(w http.ResponseWriter, r *http.Request, p *principal) error {
+	op, err := s.operation(r, p)
+	if err != nil {
+		return err
+	}
+	if op.Terminal() {
+		return problem.Conflict(api.CodeConflict, "operation %s has already ended (%s)", op.ID, op.State)
+	}
+	if err := s.store.RequestCancel(r.Context(), op.ID); err != nil {
+		return err
+	}
+	if op, err = s.store.GetOperation(r.Context(), op.ID); err != nil {
+		return err
+	}
+	if op.State == "Canceled" {
+		// Canceled before it started: the compute must not stay in a transitional state.
+		if err := s.computes.CanceledBeforeStart(r.Context(), op); err != nil {
+			return err
+		}
+	}
+	s.events.publish(op.ID)
+	accepted(w, op)
+	return nil
+}
+
+func (s *Server) listTokens(w http.ResponseWriter, r *http.Request, _ *principal) error {
+	ts, err := s.store.ListTokens(r.Context())
+	if err != nil {
+		return err
+	}
+	writeJSON(w, 200, api.TokenList{Value: ts})
+	return nil
+}
+
+func (s *Server) createToken(w http.ResponseWriter, r *http.Request, p *principal) error {
+	var req api.TokenCreateRequest
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	var details []api.ErrorDetail
+	if _, ok := roleRank[req.Role]; !ok {
+		details = append(details, api.ErrorDetail{Code: "InvalidValue", Target: "role",
+			Message: "role " + quote(req.Role) + " is not valid: use owner, contributor or reader"})
+	}
+	if len(req.Description) > 200 {
+		details = append(details, api.ErrorDetail{Code: "InvalidValue", Target: "description", Message: "description must be at most 200 characters"})
+	}
+	if p.token.Workspace != "" && !strings.EqualFold(req.Workspace, p.token.Workspace) {
+		details = append(details, api.ErrorDetail{Code: api.CodeForbidden, Target: "workspace",
+			Message: "your token is limited to workspace " + quote(p.token.Workspace) + " and can only create tokens for it"})
+	}
+	if len(details) > 0 {
+		return problem.Validation("", details)
+	}
+	if req.Workspace != "" {
+		ws, err := s.store.GetWorkspace(r.Context(), req.Workspace)
+		if errors.Is(err, store.ErrNotFound) {
+			return problem.Validation("", []api.ErrorDetail{{Code: api.CodeNotFound, Target: "workspace", Message: "workspace " + quote(req.Workspace) + " not found"}})
+		}
+		if err != nil {
+			return err
+		}
+		req.Workspace = ws.Name
+	}
+	id, secret := newToken()
+	t := &store.Token{Token: api.Token{ID: id, Role: req.Role, Workspace: req.Workspace, Description: req.Description}, Hash: hashToken(secret)}
+	if err := s.store.CreateToken(r.Context(), t); err != nil {
+		return err
+	}
+	s.log.Info("token created", "id", id, "role", req.Role, "workspace", req.Workspace, "by", p.token.ID)
+	writeJSON(w, 201, api.TokenCreated{Token: t.Token, Secret: secret})
+	return nil
+}
+
+func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request, p *principal) error {
+	id := r.PathValue("token")
+	err := s.store.RevokeToken(r.Context(), id)
+	if errors.Is(err, store.ErrNotFound) {
+		return problem.NotFound("token %q not found (or already revoked)", id)
+	}
+	if err != nil {
+		return err
+	}
+	s.tokens.drop()
+	s.log.Info("token revoked", "id", id, "by", p.token.ID)
+	w.WriteHeader(204)
+	return nil
+}

@@ -1,0 +1,295 @@
+// Package server is Berth's control plane: the REST API under /api/v1, its
+// authentication, the operation engine that runs compute operations, and
+// the health and metrics endpoints.
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/berth-ml/berth/api"
+	"github.com/berth-ml/berth/internal/compute"
+	"github.com/berth-ml/berth/internal/operation"
+	"github.com/berth-ml/berth/internal/problem"
+	"github.com/berth-ml/berth/internal/secretbox"
+	"github.com/berth-ml/berth/internal/store"
+)
+
+// Config is how a server is started.
+type Config struct {
+	DataDir     string
+	Listen      string
+	DatabaseURL string
+	// Lease is how long an operation claim lasts without renewal.
+	Lease time.Duration
+	// Poll is how often the engine looks for work from other servers.
+	Poll   time.Duration
+	Logger *slog.Logger
+	Getenv func(string) string
+}
+
+// Server is a running control plane.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	store    *store.Store
+	engine   *operation.Engine
+	computes *compute.Service
+	metrics  *metrics
+	events   *broker
+	tokens   *tokenCache
+	handler  http.Handler
+	routes   []route
+	ready    atomic.Bool
+	id       string
+}
+
+// New opens the store (applying migrations), makes the first owner token if
+// needed, and prepares the API. Call Serve to run it.
+func New(ctx context.Context, cfg Config) (*Server, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Getenv == nil {
+		cfg.Getenv = os.Getenv
+	}
+	if cfg.DataDir == "" {
+		return nil, errors.New("a data directory is required")
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data directory: %w", err)
+	}
+	box, err := secretbox.Load(cfg.DataDir, cfg.Getenv)
+	if err != nil {
+		return nil, err
+	}
+	st, err := store.Open(ctx, cfg.DatabaseURL, cfg.DataDir, box)
+	if err != nil {
+		return nil, err
+	}
+	host, _ := os.Hostname()
+	b := make([]byte, 3)
+	rand.Read(b)
+	s := &Server{
+		cfg:     cfg,
+		log:     cfg.Logger,
+		store:   st,
+		events:  newBroker(),
+		tokens:  &tokenCache{m: map[string]cachedToken{}, ttl: 5 * time.Second},
+		metrics: newMetrics(),
+		id:      fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b)),
+	}
+	s.computes = &compute.Service{Store: st}
+	s.engine = &operation.Engine{
+		Store: st, Owner: s.id, Lease: cfg.Lease, Poll: cfg.Poll, Planner: s.computes.Plan,
+		Log:     cfg.Logger.With("component", "operations"),
+		OnEvent: s.events.publish,
+		OnStart: s.metrics.operationStarted,
+		OnDone:  s.metrics.operationDone,
+	}
+	s.computes.Wake = s.engine.Wake
+	if err := s.bootstrapOwner(ctx); err != nil {
+		st.Close()
+		return nil, err
+	}
+	s.routes = s.routeTable()
+	s.handler = s.buildHandler()
+	return s, nil
+}
+
+// ID identifies this server in operation leases.
+func (s *Server) ID() string { return s.id }
+
+// Store gives tests and tools access to the store.
+func (s *Server) Store() *store.Store { return s.store }
+
+// Handler is the server's HTTP handler.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Serve answers on ln and runs operations until ctx ends, then shuts down
+// gracefully: in-flight requests finish and running operations are
+// released so another server (or the next start) resumes them.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	engineCtx, stopEngine := context.WithCancel(context.Background())
+	engineDone := make(chan struct{})
+	go func() {
+		defer close(engineDone)
+		s.engine.Run(engineCtx)
+	}()
+	go s.events.pollLoop(engineCtx, s.store)
+	hs := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	s.ready.Store(true)
+	s.log.Info("berth server listening", "address", "http://"+ln.Addr().String(), "data_dir", s.cfg.DataDir,
+		"database", s.store.Dialect(), "server_id", s.id)
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	s.ready.Store(false)
+	s.log.Info("shutting down")
+	shCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s.events.closeAll()
+	hs.Shutdown(shCtx)
+	stopEngine()
+	<-engineDone
+	s.store.Close()
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}
+
+// writeJSON writes v with status.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+// writeError renders any error as the API's error shape. Errors that are not
+// problems are internal: logged, and answered without their text.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	if p, ok := problem.As(err); ok {
+		writeJSON(w, p.Status, api.ErrorResponse{Error: p.Body})
+		return
+	}
+	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+		return // the client went away
+	}
+	id := make([]byte, 4)
+	rand.Read(id)
+	ref := hex.EncodeToString(id)
+	s.log.Error("internal error", "method", r.Method, "path", r.URL.Path, "err", err, "ref", ref)
+	writeJSON(w, http.StatusInternalServerError, api.ErrorResponse{Error: api.Error{Code: api.CodeInternal,
+		Message: "the server failed to handle the request (reference " + ref + " in its log)"}})
+}
+
+func (s *Server) buildHandler() http.Handler {
+	mux := http.NewServeMux()
+	for _, rt := range s.routes {
+		rt := rt
+		mux.HandleFunc(rt.Method+" "+rt.Path, func(w http.ResponseWriter, r *http.Request) {
+			s.serveRoute(w, r, rt)
+		})
+	}
+	// Everything else under the API gets the JSON error shape.
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		s.serveUnknown(w, r, mux)
+	})
+	return mux
+}
+
+// serveUnknown answers paths no route matches: 405 when another method
+// would match, 404 otherwise.
+func (s *Server) serveUnknown(w http.ResponseWriter, r *http.Request, mux *http.ServeMux) {
+	var allowed []string
+	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPatch, http.MethodDelete, http.MethodPut} {
+		if m == r.Method {
+			continue
+		}
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		if _, pattern := mux.Handler(probe); pattern != "" && pattern != "/" {
+			allowed = append(allowed, m)
+		}
+	}
+	if len(allowed) > 0 {
+		w.Header().Set("Allow", strings.Join(allowed, ", "))
+		s.writeError(w, r, problem.New(http.StatusMethodNotAllowed, api.CodeMethodNotAllowed, "%s is not allowed on %s (allowed: %s)", r.Method, r.URL.Path, strings.Join(allowed, ", ")))
+		return
+	}
+	s.writeError(w, r, problem.NotFound("no such API path: %s %s (see /api/v1/openapi.json)", r.Method, r.URL.Path))
+}
+
+// statusWriter records the status for logs and metrics.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// serveRoute authenticates, authorises, runs the handler and records the
+// request in logs and metrics.
+func (s *Server) serveRoute(w http.ResponseWriter, r *http.Request, rt route) {
+	start := time.Now()
+	sw := &statusWriter{ResponseWriter: w}
+	defer func() {
+		if v := recover(); v != nil {
+			s.log.Error("panic in handler", "route", rt.ID, "panic", v)
+			if sw.status == 0 {
+				s.writeError(sw, r, fmt.Errorf("panic: %v", v))
+			}
+		}
+		d := time.Since(start)
+		s.metrics.request(rt.ID, r.Method, sw.status, d)
+		if !rt.Quiet {
+			s.log.Info("request", "method", r.Method, "path", r.URL.Path, "status", sw.status, "duration_ms", float64(d.Microseconds())/1000, "route", rt.ID)
+		}
+	}()
+	if rt.Role == "" {
+		if err := rt.Handle(sw, r, nil); err != nil {
+			s.writeError(sw, r, err)
+		}
+		return
+	}
+	p, err := s.authenticate(r)
+	if err != nil {
+		s.writeError(sw, r, err)
+		return
+	}
+	if !p.can(rt.Role) {
+		s.writeError(sw, r, problem.Forbidden("this call needs the %s role; your token (%s) has role %s", rt.Role, p.token.ID, p.token.Role))
+		return
+	}
+	if ws := r.PathValue("workspace"); ws != "" && !p.inWorkspace(ws) {
+		s.writeError(sw, r, problem.Forbidden("your token (%s) is limited to workspace %q", p.token.ID, p.token.Workspace))
+		return
+	}
+	ctx := context.WithValue(r.Context(), principalKey{}, p)
+	if err := rt.Handle(sw, r.WithContext(ctx), p); err != nil {
+		s.writeError(sw, r, err)
+	}
+}

@@ -1,0 +1,84 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"time"
+
+	"github.com/berth-ml/berth/api"
+)
+
+// Token is an API token as stored: only the hash of its secret is kept.
+type Token struct {
+	api.Token
+	Hash string
+}
+
+// CreateToken inserts a token.
+func (s *Store) CreateToken(ctx context.Context, t *Token) error {
+	if t.CreatedAt.IsZero() {
+		t.CreatedAt = time.Now().UTC().Truncate(time.Millisecond)
+	}
+	_, err := s.exec(ctx, `INSERT INTO tokens (id, hash, role, workspace, description, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
+		t.ID, t.Hash, t.Role, t.Workspace, t.Description, ms(t.CreatedAt))
+	return err
+}
+
+// TokenByHash finds a token that has not been revoked by the hash of its secret.
+func (s *Store) TokenByHash(ctx context.Context, hash string) (*Token, error) {
+	var (
+		t             Token
+		created, used int64
+	)
+	err := s.queryRow(ctx, `SELECT id, hash, role, workspace, description, created_at, last_used_at FROM tokens WHERE hash = ? AND revoked_at = 0`, hash).
+		Scan(&t.ID, &t.Hash, &t.Role, &t.Workspace, &t.Description, &created, &used)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	t.CreatedAt, t.LastUsedAt = fromMS(created), fromMSPtr(used)
+	return &t, nil
+}
+
+// ListTokens lists tokens that have not been revoked, oldest first.
+func (s *Store) ListTokens(ctx context.Context) ([]api.Token, error) {
+	rows, err := s.query(ctx, `SELECT id, role, workspace, description, created_at, last_used_at FROM tokens WHERE revoked_at = 0 ORDER BY created_at, id`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []api.Token{}
+	for rows.Next() {
+		var (
+			t             api.Token
+			created, used int64
+		)
+		if err := rows.Scan(&t.ID, &t.Role, &t.Workspace, &t.Description, &created, &used); err != nil {
+			return nil, err
+		}
+		t.CreatedAt, t.LastUsedAt = fromMS(created), fromMSPtr(used)
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
+
+// RevokeToken revokes a token by id; ErrNotFound if there is no such live token.
+func (s *Store) RevokeToken(ctx context.Context, id string) error {
+	res, err := s.exec(ctx, `UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at = 0`, ms(time.Now()), id)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// TouchToken records a token's last use.
+func (s *Store) TouchToken(ctx context.Context, id string, at time.Time) error {
+	_, err := s.exec(ctx, `UPDATE tokens SET last_used_at = ? WHERE id = ?`, ms(at), id)
+	return err
+}

@@ -1,0 +1,105 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/berth-ml/berth/api"
+)
+
+// NameKey is the case-insensitive form names are unique under.
+func NameKey(name string) string { return strings.ToLower(name) }
+
+// CreateWorkspace inserts w; ErrNameInUse if the name (any case) exists.
+func (s *Store) CreateWorkspace(ctx context.Context, w *api.Workspace) error {
+	settings, err := json.Marshal(w.Settings)
+	if err != nil {
+		return err
+	}
+	if w.CreatedAt.IsZero() {
+		w.CreatedAt = time.Now().UTC().Truncate(time.Millisecond)
+	}
+	_, err = s.exec(ctx, `INSERT INTO workspaces (id, name, name_key, region, settings, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
+		w.ID, w.Name, NameKey(w.Name), w.Region, string(settings), ms(w.CreatedAt))
+	if isUniqueViolation(err) {
+		return ErrNameInUse
+	}
+	return err
+}
+
+const workspaceCols = `id, name, region, settings, created_at`
+
+func scanWorkspace(sc interface{ Scan(...any) error }) (*api.Workspace, error) {
+	var (
+		w        api.Workspace
+		settings string
+		created  int64
+	)
+	if err := sc.Scan(&w.ID, &w.Name, &w.Region, &settings, &created); err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal([]byte(settings), &w.Settings); err != nil {
+		return nil, err
+	}
+	w.CreatedAt = fromMS(created)
+	return &w, nil
+}
+
+// GetWorkspace finds a workspace by name, in any case.
+func (s *Store) GetWorkspace(ctx context.Context, name string) (*api.Workspace, error) {
+	w, err := scanWorkspace(s.queryRow(ctx, `SELECT `+workspaceCols+` FROM workspaces WHERE name_key = ?`, NameKey(name)))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	return w, err
+}
+
+// ListWorkspaces lists workspaces by name.
+func (s *Store) ListWorkspaces(ctx context.Context) ([]api.Workspace, error) {
+	rows, err := s.query(ctx, `SELECT `+workspaceCols+` FROM workspaces ORDER BY name_key`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []api.Workspace{}
+	for rows.Next() {
+		w, err := scanWorkspace(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *w)
+	}
+	return out, rows.Err()
+}
+
+// DeleteWorkspace removes an empty workspace and its operation history;
+// ErrNotEmpty while computes exist.
+func (s *Store) DeleteWorkspace(ctx context.Context, id string) error {
+	return s.InTx(ctx, func(tx *Store) error {
+		var n int
+		if err := tx.queryRow(ctx, `SELECT COUNT(*) FROM computes WHERE workspace_id = ?`, id).Scan(&n); err != nil {
+			return err
+		}
+		if n > 0 {
+			return ErrNotEmpty
+		}
+		if _, err := tx.exec(ctx, `DELETE FROM operation_events WHERE operation_id IN (SELECT id FROM operations WHERE workspace_id = ?)`, id); err != nil {
+			return err
+		}
+		if _, err := tx.exec(ctx, `DELETE FROM operations WHERE workspace_id = ?`, id); err != nil {
+			return err
+		}
+		res, err := tx.exec(ctx, `DELETE FROM workspaces WHERE id = ?`, id)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return ErrNotFound
+		}
+		return nil
+	})
+}
