@@ -50,7 +50,7 @@ type ErrorDetail struct {
 }
 
 func (e *Error) Error() string {
-	if len(e.Details) == 0 {
+	if len(e.Details) == 0 || (len(e.Details) == 1 && e.Details[0].Message == e.Message) {
 		return e.Message
 	}
 	var b strings.Builder

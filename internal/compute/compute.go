@@ -252,7 +252,11 @@ func (s *Service) start(ctx context.Context, ws *api.Workspace, name, kind, stat
 	})
 	var active *store.ActiveOperationError
 	if errors.As(err, &active) {
-		return nil, ConflictError(active.Operation)
+		running := active.Operation
+		if running == nil {
+			running, _ = s.Store.ActiveOperation(ctx, c.ID)
+		}
+		return nil, ConflictError(running)
 	}
 	if err != nil {
 		return nil, err
@@ -263,6 +267,9 @@ func (s *Service) start(ctx context.Context, ws *api.Workspace, name, kind, stat
 
 // ConflictError is the 409 for a target that already has an active operation.
 func ConflictError(running *store.Operation) *problem.Error {
+	if running == nil {
+		return problem.Conflict(api.CodeOperationInProgress, "another operation is in progress on this compute; try again when it ends")
+	}
 	return problem.Conflict(api.CodeOperationInProgress,
 		"another operation is in progress on %s: %s (id %s, %s); wait for it with `berth compute wait -n %s` and try again",
 		running.TargetName, running.Kind, running.ID, running.State, running.TargetName)

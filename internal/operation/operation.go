@@ -219,9 +219,9 @@ func (e *Engine) execute(serverCtx context.Context, op *store.Operation) {
 		return
 	}
 	if op.Attempt > 1 {
-		run.Event("Resuming at step %d of %d (attempt %d): the server that ran it stopped", op.StepIndex+1, len(plan.Steps), op.Attempt)
+		run.Event("Resuming at step %d of %d on server %s (attempt %d): the server that ran it stopped", op.StepIndex+1, len(plan.Steps), e.Owner, op.Attempt)
 	} else {
-		run.Event("Started %s of %s", op.Kind, op.TargetName)
+		run.Event("Started %s of %s on server %s", op.Kind, op.TargetName, e.Owner)
 	}
 	for op.StepIndex < len(plan.Steps) {
 		step := plan.Steps[op.StepIndex]

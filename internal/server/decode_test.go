@@ -18,7 +18,7 @@ func TestDecodeErrors(t *testing.T) {
 		`[1,2]`:                     "must be a JSON object",
 		`{"name":"a"} {"name":"b"}`: "single JSON object",
 		`{"name":"a"} x`:            "single JSON object",
-		`{"properties": {"a": 1}}`:  `field "properties.a" must be a string`,
+		`{"properties": {"a": 1}}`:  `field "properties" must be a string, not number`,
 		`{"ssl": {"renew": "yes"}}`: `field "ssl.renew" must be a boolean`,
 		`{"name":"a",}`:             "not valid JSON",
 		"\xff":                      "not valid JSON",

@@ -102,14 +102,26 @@ func (s *Store) CreateOperation(ctx context.Context, o *Operation) error {
 	if err != nil {
 		return err
 	}
+	// Look first so the usual conflict names the running operation; the
+	// unique index still settles races between servers.
+	if active, err := s.ActiveOperation(ctx, o.TargetID); err == nil {
+		return &ActiveOperationError{Operation: active}
+	} else if !errors.Is(err, ErrNotFound) {
+		return err
+	}
 	_, err = s.exec(ctx, `INSERT INTO operations (id, workspace_id, workspace_name, target_type, target_id, target_name, kind, state,
 		params, scratch, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		o.ID, o.WorkspaceID, o.Workspace, o.TargetType, o.TargetID, o.TargetName, o.Kind, o.State, params, scratch,
 		ms(o.CreatedAt), ms(o.CreatedAt))
 	if isUniqueViolation(err) {
+		// Lost a race. Inside a PostgreSQL transaction nothing more can be
+		// read, so the caller looks the winner up after rolling back.
+		if _, inTx := s.q.(*sql.Tx); inTx {
+			return &ActiveOperationError{}
+		}
 		active, aerr := s.ActiveOperation(ctx, o.TargetID)
 		if aerr != nil {
-			return err
+			return &ActiveOperationError{}
 		}
 		return &ActiveOperationError{Operation: active}
 	}

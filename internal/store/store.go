@@ -49,6 +49,9 @@ type ActiveOperationError struct {
 }
 
 func (e *ActiveOperationError) Error() string {
+	if e.Operation == nil {
+		return "another operation is in progress"
+	}
 	return fmt.Sprintf("operation %s (%s) is in progress on %s", e.Operation.ID, e.Operation.Kind, e.Operation.TargetName)
 }
 

@@ -1,0 +1,555 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/berth-ml/berth/api"
+	"github.com/berth-ml/berth/client"
+	"github.com/berth-ml/berth/internal/provider"
+	"github.com/berth-ml/berth/internal/provider/testprovider"
+	"github.com/berth-ml/berth/internal/server"
+	"github.com/berth-ml/berth/internal/testdb"
+)
+
+func init() { provider.Register(testprovider.Provider{}) }
+
+// syncBuffer collects the server's log so tests can grep it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+type env struct {
+	t       *testing.T
+	url     string
+	dataDir string
+	owner   *client.Client
+	log     *syncBuffer
+	srv     *server.Server
+	effects string
+}
+
+// start runs a server in-process on a loopback port over a fresh database.
+func start(t *testing.T, kind testdb.Kind) *env {
+	t.Helper()
+	dir := t.TempDir()
+	logs := &syncBuffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	srv, err := server.New(ctx, server.Config{DataDir: dir, DatabaseURL: kind.URL(t, dir), Lease: 3 * time.Second,
+		Poll: 100 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); srv.Serve(ctx, ln) }()
+	t.Cleanup(func() { cancel(); <-done })
+	tok, err := os.ReadFile(filepath.Join(dir, server.AdminTokenFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := "http://" + ln.Addr().String()
+	owner, _ := client.New(u, strings.TrimSpace(string(tok)))
+	effects := filepath.Join(dir, "cloud")
+	os.Mkdir(effects, 0o755)
+	return &env{t: t, url: u, dataDir: dir, owner: owner, log: logs, srv: srv, effects: effects}
+}
+
+func sqlite() testdb.Kind { return testdb.Kinds[0] }
+
+func (e *env) workspace(name string) {
+	e.t.Helper()
+	if _, err := e.owner.CreateWorkspace(context.Background(), api.WorkspaceCreateRequest{Name: name, Region: "westus2"}); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func (e *env) testCompute(name string, props map[string]string) api.ComputeRequest {
+	p := map[string]string{testprovider.PropEffectsDir: e.effects}
+	for k, v := range props {
+		p[k] = v
+	}
+	return api.ComputeRequest{Name: name, Type: testprovider.Type, Origin: api.OriginAttached, Properties: p}
+}
+
+func (e *env) client(token string) *client.Client {
+	c, _ := client.New(e.url, token)
+	return c
+}
+
+func (e *env) tokenFor(role, ws string) string {
+	e.t.Helper()
+	tc, err := e.owner.CreateToken(context.Background(), api.TokenCreateRequest{Role: role, Workspace: ws})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return tc.Secret
+}
+
+func wait(t *testing.T, c *client.Client, op *api.Operation) *api.Operation {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	final, err := c.Wait(ctx, op.ID, client.WaitOptions{})
+	var oe *client.OperationError
+	if err != nil && !errors.As(err, &oe) {
+		t.Fatalf("wait %s: %v", op.ID, err)
+	}
+	return final
+}
+
+func raw(t *testing.T, method, url, token, body string) (int, api.ErrorResponse, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, strings.NewReader(body))
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	var er api.ErrorResponse
+	json.Unmarshal(data, &er)
+	return resp.StatusCode, er, string(data)
+}
+
+func TestAuthentication(t *testing.T) {
+	e := start(t, sqlite())
+	e.workspace("wsa1")
+	e.workspace("wsa2")
+	for _, tc := range []struct{ token, want string }{
+		{"", "needs a bearer token"},
+		{"bth_not-a-real-token", "not valid"},
+	} {
+		code, er, body := raw(t, "GET", e.url+"/api/v1/workspaces", tc.token, "")
+		if code != 401 || er.Error.Code != api.CodeUnauthorized || !strings.Contains(er.Error.Message, tc.want) {
+			t.Errorf("token %q: %d %s", tc.token, code, body)
+		}
+	}
+	// Every API route needs a token, not only the one above.
+	code, _, _ := raw(t, "POST", e.url+"/api/v1/workspaces/ws1/computes", "", `{}`)
+	if code != 401 {
+		t.Errorf("create compute without token: %d", code)
+	}
+
+	ctx := context.Background()
+	reader := e.client(e.tokenFor(api.RoleReader, ""))
+	if _, err := reader.ListWorkspaces(ctx); err != nil {
+		t.Fatalf("reader list: %v", err)
+	}
+	_, err := reader.CreateWorkspace(ctx, api.WorkspaceCreateRequest{Name: "ws3"})
+	var ce *client.Error
+	if !errors.As(err, &ce) || ce.StatusCode != 403 || !strings.Contains(ce.Body.Message, "needs the contributor role") {
+		t.Fatalf("reader create: %v", err)
+	}
+
+	contrib := e.client(e.tokenFor(api.RoleContributor, ""))
+	op, err := contrib.CreateCompute(ctx, "wsa1", api.ComputeRequest{Name: "cmp1", Type: "test", Origin: "attached", Credentials: "kubeconfig",
+		Properties: map[string]string{testprovider.PropEffectsDir: e.effects}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wait(t, contrib, op)
+	if _, err := contrib.GetCredentials(ctx, "wsa1", "cmp1"); !errors.Is(err, client.ErrForbidden) {
+		t.Fatalf("contributor reads credentials: %v", err)
+	}
+	if cred, err := e.owner.GetCredentials(ctx, "wsa1", "cmp1"); err != nil || cred != "kubeconfig" {
+		t.Fatalf("owner reads credentials: %q %v", cred, err)
+	}
+	if _, err := contrib.ListTokens(ctx); !errors.Is(err, client.ErrForbidden) {
+		t.Fatalf("contributor lists tokens: %v", err)
+	}
+
+	// A token limited to ws2 sees only ws2.
+	scopedSecret := e.tokenFor(api.RoleOwner, "wsa2")
+	scoped := e.client(scopedSecret)
+	wss, err := scoped.ListWorkspaces(ctx)
+	if err != nil || len(wss) != 1 || wss[0].Name != "wsa2" {
+		t.Fatalf("scoped list: %+v %v", wss, err)
+	}
+	if _, err := scoped.GetCompute(ctx, "wsa1", "cmp1"); !errors.Is(err, client.ErrForbidden) {
+		t.Fatalf("scoped token reads another workspace: %v", err)
+	}
+	if _, err := scoped.GetOperation(ctx, op.ID); !errors.Is(err, client.ErrNotFound) {
+		t.Fatalf("scoped token reads another workspace's operation: %v", err)
+	}
+
+	// Revoked tokens stop working.
+	tokens, _ := e.owner.ListTokens(ctx)
+	for _, tk := range tokens {
+		if tk.Workspace == "wsa2" {
+			if err := e.owner.RevokeToken(ctx, tk.ID); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if _, err := scoped.ListWorkspaces(ctx); !errors.Is(err, client.ErrUnauthorized) {
+		t.Fatalf("revoked token: %v", err)
+	}
+	// The owner token file is private.
+	st, _ := os.Stat(filepath.Join(e.dataDir, server.AdminTokenFile))
+	if st.Mode().Perm() != 0o600 {
+		t.Fatalf("admin.token mode %v", st.Mode().Perm())
+	}
+}
+
+func TestValidationReportsEverythingAndChangesNothing(t *testing.T) {
+	e := start(t, sqlite())
+	e.workspace("wsa")
+	ctx := context.Background()
+	_, err := e.owner.CreateCompute(ctx, "wsa", api.ComputeRequest{Name: "9-bad_name", Type: "test", Origin: "attached",
+		ClusterPurpose: "Prod", LoadBalancerType: "Public", Properties: map[string]string{"steps": "many"},
+		SSL: &api.SSLRequest{Cname: "x.example.com", LeafDomainLabel: "x"}})
+	var ce *client.Error
+	if !errors.As(err, &ce) || ce.StatusCode != 400 {
+		t.Fatalf("want 400, got %v", err)
+	}
+	want := []string{
+		`compute name "9-bad_name" may only contain letters, digits and '-' (found '_')`,
+		`compute name "9-bad_name" must start with a letter`,
+		`clusterPurpose "Prod" is not valid: use one of FastProd, DevTest`,
+		`loadBalancerType "Public" is not valid: use one of PublicIp, InternalLoadBalancer`,
+		"a custom certificate needs the certificate, the key and the cname together",
+		"not both",
+		"property steps must be an integer",
+		"property effectsDir is required",
+	}
+	var got []string
+	for _, d := range ce.Details() {
+		got = append(got, d.Message)
+	}
+	all := strings.Join(got, "\n")
+	for _, w := range want {
+		if !strings.Contains(all, w) {
+			t.Errorf("missing %q in:\n%s", w, all)
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("got %d details, want %d:\n%s", len(got), len(want), all)
+	}
+	if list, _ := e.owner.ListComputes(ctx, "wsa"); len(list) != 0 {
+		t.Fatalf("a rejected request created %d computes", len(list))
+	}
+
+	for name, rule := range map[string]string{
+		"ab":                         "must be 3 to 24 characters long",
+		"a-very-long-compute-name-x": "must be 3 to 24 characters long (it has 26)",
+		"abc-":                       "must end with a letter or digit",
+		"1abc":                       "must start with a letter",
+		"local":                      "is reserved",
+	} {
+		_, err := e.owner.CreateCompute(ctx, "wsa", e.testCompute(name, nil))
+		if !errors.As(err, &ce) || ce.Code() != api.CodeInvalidComputeName || !strings.Contains(ce.Body.Message, rule) || !strings.Contains(ce.Body.Message, fmt.Sprintf("%q", name)) {
+			t.Errorf("name %q: %v, want %s naming the name", name, err, rule)
+		}
+	}
+
+	// Names are unique regardless of case.
+	op, err := e.owner.CreateCompute(ctx, "wsa", e.testCompute("Prod-1", nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wait(t, e.owner, op)
+	_, err = e.owner.CreateCompute(ctx, "wsa", e.testCompute("prod-1", nil))
+	if !errors.As(err, &ce) || ce.StatusCode != 409 || ce.Code() != api.CodeNameInUse {
+		t.Fatalf("same name in another case: %v", err)
+	}
+
+	// Malformed bodies get 4xx with the JSON error shape, never 5xx.
+	for body, want := range map[string]string{
+		`{"name":"abc","type":"test","origin":"attached","bogus":true}`: `unknown field "bogus"`,
+		`{"name": 12}`:             `field "name" must be a string`,
+		`{"name":"abc"`:            "ends too early",
+		``:                         "needs a JSON body",
+		`{"name":"x"}{"name":"y"}`: "single JSON object",
+	} {
+		code, er, raw := raw(t, "POST", e.url+"/api/v1/workspaces/wsa/computes", tokenOf(e.owner, e), body)
+		if code != 400 || !strings.Contains(er.Error.Message, want) {
+			t.Errorf("body %q: %d %s", body, code, raw)
+		}
+	}
+	big := `{"name":"` + strings.Repeat("a", 2<<20) + `"}`
+	if code, er, _ := raw(t, "POST", e.url+"/api/v1/workspaces/wsa/computes", tokenOf(e.owner, e), big); code != 413 || er.Error.Code != api.CodePayloadTooLarge {
+		t.Errorf("oversized body: %d %+v", code, er)
+	}
+	if code, er, _ := raw(t, "PUT", e.url+"/api/v1/workspaces/wsa", tokenOf(e.owner, e), ""); code != 405 || er.Error.Code != api.CodeMethodNotAllowed {
+		t.Errorf("wrong method: %d %+v", code, er)
+	}
+	if code, er, _ := raw(t, "GET", e.url+"/api/v1/nothing", tokenOf(e.owner, e), ""); code != 404 || er.Error.Code != api.CodeNotFound {
+		t.Errorf("unknown path: %d %+v", code, er)
+	}
+}
+
+func tokenOf(_ *client.Client, e *env) string {
+	b, _ := os.ReadFile(filepath.Join(e.dataDir, server.AdminTokenFile))
+	return strings.TrimSpace(string(b))
+}
+
+func TestOperationLifecycle(t *testing.T) {
+	for _, kind := range testdb.Kinds {
+		t.Run(kind.Name, func(t *testing.T) {
+			t.Parallel()
+			e := start(t, kind)
+			e.workspace("wsa")
+			ctx := context.Background()
+
+			op, err := e.owner.CreateCompute(ctx, "wsa", e.testCompute("slow-1", map[string]string{"stepDelay": "300ms", "steps": "3"}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if op.State != api.OpPending || op.Kind != api.OpAttach {
+				t.Fatalf("new operation %+v", op)
+			}
+			c, _ := e.owner.GetCompute(ctx, "wsa", "slow-1")
+			if c.ProvisioningState != api.StateAttaching || c.CurrentOperation != op.ID {
+				t.Fatalf("compute while attaching: %+v", c)
+			}
+			// A second operation on the same target is refused, naming the first.
+			_, err = e.owner.DetachCompute(ctx, "wsa", "slow-1", api.DetachRequest{})
+			var ce *client.Error
+			if !errors.As(err, &ce) || ce.StatusCode != 409 || ce.Code() != api.CodeOperationInProgress ||
+				!strings.Contains(ce.Body.Message, op.ID) || !strings.Contains(ce.Body.Message, "attach") {
+				t.Fatalf("second operation: %v", err)
+			}
+			// Events stream live.
+			var streamed []string
+			final, err := e.owner.Wait(ctx, op.ID, client.WaitOptions{OnEvent: func(ev api.Event) { streamed = append(streamed, ev.Message) }})
+			if err != nil || final.State != api.OpSucceeded {
+				t.Fatalf("wait: %+v %v", final, err)
+			}
+			joined := strings.Join(streamed, "\n")
+			for _, w := range []string{"Started attach of slow-1", "Created resource 1 of 3", "Created resource 3 of 3", "Succeeded: attach of slow-1"} {
+				if !strings.Contains(joined, w) {
+					t.Errorf("events lack %q:\n%s", w, joined)
+				}
+			}
+			evs, _ := e.owner.ListEvents(ctx, op.ID, 0)
+			if len(evs) != len(streamed) {
+				t.Errorf("listed %d events, streamed %d", len(evs), len(streamed))
+			}
+			c, _ = e.owner.GetCompute(ctx, "wsa", "slow-1")
+			if c.ProvisioningState != api.StateSucceeded || c.Health != api.HealthHealthy || c.CurrentOperation != "" {
+				t.Fatalf("compute after attach: %+v", c)
+			}
+
+			// A failing step fails the operation with every detail, recorded on the compute.
+			op, _ = e.owner.CreateCompute(ctx, "wsa", e.testCompute("broken", map[string]string{"failAt": "2"}))
+			final = wait(t, e.owner, op)
+			if final.State != api.OpFailed || final.Error.Code != "TestFailure" || len(final.Error.Details) != 2 {
+				t.Fatalf("failed operation: %+v", final)
+			}
+			c, _ = e.owner.GetCompute(ctx, "wsa", "broken")
+			if c.ProvisioningState != api.StateFailed || len(c.ProvisioningErrors) != 2 || c.ProvisioningErrors[1].Message != "check B failed" {
+				t.Fatalf("failed compute: %+v", c)
+			}
+			// A transient error is retried.
+			op, _ = e.owner.CreateCompute(ctx, "wsa", e.testCompute("flaky", map[string]string{"flakyAt": "1"}))
+			if final = wait(t, e.owner, op); final.State != api.OpSucceeded {
+				t.Fatalf("flaky: %+v", final)
+			}
+			evs, _ = e.owner.ListEvents(ctx, op.ID, 0)
+			if !strings.Contains(fmt.Sprint(evs), "retrying in") {
+				t.Fatalf("no retry event: %+v", evs)
+			}
+
+			// The workspace cannot be deleted while computes exist.
+			if err := e.owner.DeleteWorkspace(ctx, "wsa"); !errors.As(err, &ce) || ce.Code() != api.CodeWorkspaceNotEmpty || !strings.Contains(ce.Body.Message, "3 compute(s)") {
+				t.Fatalf("delete non-empty workspace: %v", err)
+			}
+			// Delete is refused for attached computes.
+			if _, err := e.owner.DeleteCompute(ctx, "wsa", "flaky"); !errors.As(err, &ce) || ce.Code() != "ComputeIsAttached" {
+				t.Fatalf("delete attached: %v", err)
+			}
+			// Detach removes what was made and forgets the compute.
+			for _, n := range []string{"slow-1", "broken", "flaky"} {
+				op, err := e.owner.DetachCompute(ctx, "wsa", n, api.DetachRequest{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if final := wait(t, e.owner, op); final.State != api.OpSucceeded {
+					t.Fatalf("detach %s: %+v", n, final)
+				}
+			}
+			if left, _ := os.ReadDir(e.effects); len(left) != 0 {
+				t.Fatalf("detach left %d resources", len(left))
+			}
+			if _, err := e.owner.GetCompute(ctx, "wsa", "slow-1"); !errors.Is(err, client.ErrNotFound) {
+				t.Fatalf("detached compute still there: %v", err)
+			}
+			if ops, _ := e.owner.GetOperation(ctx, op.ID); ops == nil {
+				t.Fatal("operation history lost after detach")
+			}
+			if err := e.owner.DeleteWorkspace(ctx, "wsa"); err != nil {
+				t.Fatalf("delete empty workspace: %v", err)
+			}
+		})
+	}
+}
+
+func TestCancelAndUpdate(t *testing.T) {
+	e := start(t, sqlite())
+	e.workspace("wsa")
+	ctx := context.Background()
+	op, _ := e.owner.CreateCompute(ctx, "wsa", e.testCompute("long", map[string]string{"stepDelay": "400ms", "steps": "10"}))
+	time.Sleep(500 * time.Millisecond)
+	if _, err := e.owner.CancelOperation(ctx, op.ID); err != nil {
+		t.Fatal(err)
+	}
+	final := wait(t, e.owner, op)
+	if final.State != api.OpCanceled {
+		t.Fatalf("canceled operation: %+v", final)
+	}
+	c, _ := e.owner.GetCompute(ctx, "wsa", "long")
+	if c.ProvisioningState != api.StateCanceled {
+		t.Fatalf("compute after cancel: %s", c.ProvisioningState)
+	}
+	// Update validates the SSL rules and applies load balancer settings in place.
+	_, err := e.owner.UpdateCompute(ctx, "wsa", "long", api.ComputeUpdateRequest{SSL: &api.SSLRequest{Renew: true}})
+	var ce *client.Error
+	if !errors.As(err, &ce) || !strings.Contains(ce.Body.Message, "--ssl-renew only applies to an automatic certificate") {
+		t.Fatalf("renew without Auto: %v", err)
+	}
+	op, err = e.owner.UpdateCompute(ctx, "wsa", "long", api.ComputeUpdateRequest{LoadBalancerType: api.LoadBalancerInternal, LoadBalancerSubnet: "inner"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wait(t, e.owner, op)
+	c, _ = e.owner.GetCompute(ctx, "wsa", "long")
+	if c.LoadBalancerType != api.LoadBalancerInternal || c.LoadBalancerSubnet != "inner" || c.ProvisioningState != api.StateSucceeded {
+		t.Fatalf("after update: %+v", c)
+	}
+}
+
+func TestSecretsAreNeverReadable(t *testing.T) {
+	e := start(t, sqlite())
+	e.workspace("wsa")
+	ctx := context.Background()
+	const secret = "client-key-data: S3CRET-b8f1c2d9e7a6"
+	req := e.testCompute("sec", nil)
+	req.Credentials = "apiVersion: v1\n" + secret
+	op, err := e.owner.CreateCompute(ctx, "wsa", req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wait(t, e.owner, op)
+	for _, path := range []string{"/api/v1/workspaces/wsa/computes", "/api/v1/workspaces/wsa/computes/sec", "/api/v1/workspaces/wsa", "/api/v1/operations/" + op.ID, "/api/v1/operations/" + op.ID + "/events"} {
+		_, _, body := raw(t, "GET", e.url+path, tokenOf(e.owner, e), "")
+		if strings.Contains(body, "S3CRET") {
+			t.Errorf("%s shows the secret", path)
+		}
+	}
+	c, _ := e.owner.GetCompute(ctx, "wsa", "sec")
+	if !c.HasCredentials {
+		t.Error("show does not say the compute has credentials")
+	}
+	for _, f := range []string{"berth.db", "berth.db-wal"} {
+		data, err := os.ReadFile(filepath.Join(e.dataDir, f))
+		if err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+		if bytes.Contains(data, []byte("S3CRET")) {
+			t.Errorf("%s holds the secret in clear", f)
+		}
+	}
+	if strings.Contains(e.log.String(), "S3CRET") {
+		t.Error("the log shows the secret")
+	}
+	if strings.Contains(e.log.String(), tokenOf(e.owner, e)) {
+		t.Error("the log shows the owner token")
+	}
+}
+
+func TestOpenAPIMatchesRoutes(t *testing.T) {
+	e := start(t, sqlite())
+	doc, err := e.owner.OpenAPI(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if doc["openapi"] != "3.0.3" {
+		t.Fatalf("openapi version %v", doc["openapi"])
+	}
+	paths := doc["paths"].(map[string]any)
+	documented := 0
+	for path, item := range paths {
+		for method := range item.(map[string]any) {
+			documented++
+			// Fill path parameters; the route must exist (any answer but
+			// the catch-all's 404 "no such API path" or a 405).
+			p := strings.NewReplacer("{workspace}", "nows", "{compute}", "noc", "{operation}", "noop", "{token}", "notok").Replace(path)
+			code, er, _ := raw(t, strings.ToUpper(method), e.url+p, tokenOf(e.owner, e), "{}")
+			if code == 405 || strings.Contains(er.Error.Message, "no such API path") {
+				t.Errorf("documented %s %s is not served (%d %s)", method, path, code, er.Error.Message)
+			}
+		}
+	}
+	// And every API route the server has is documented: probe each method
+	// on each documented path shape plus the known collections.
+	served := 0
+	for path := range paths {
+		p := strings.NewReplacer("{workspace}", "nows", "{compute}", "noc", "{operation}", "noop", "{token}", "notok").Replace(path)
+		for _, m := range []string{"GET", "POST", "PATCH", "DELETE", "PUT"} {
+			code, er, _ := raw(t, m, e.url+p, tokenOf(e.owner, e), "{}")
+			if code != 405 && !strings.Contains(er.Error.Message, "no such API path") {
+				served++
+				if _, ok := paths[path].(map[string]any)[strings.ToLower(m)]; !ok {
+					t.Errorf("%s %s is served but not documented", m, path)
+				}
+			}
+		}
+	}
+	if served != documented {
+		t.Errorf("served %d method+path pairs, documented %d", served, documented)
+	}
+	schemas := doc["components"].(map[string]any)["schemas"].(map[string]any)
+	comp := schemas["Compute"].(map[string]any)["properties"].(map[string]any)
+	for _, f := range []string{"name", "type", "provisioningState", "provisioningErrors", "health", "clusterPurpose", "loadBalancerType", "sslConfiguration", "kubernetesVersion", "nodeCount", "allocatableCpus", "endpoint"} {
+		if _, ok := comp[f]; !ok {
+			t.Errorf("Compute schema lacks %s", f)
+		}
+	}
+}
+
+func TestHealthAndMetrics(t *testing.T) {
+	e := start(t, sqlite())
+	for _, p := range []string{"/healthz", "/readyz"} {
+		if code, _, body := raw(t, "GET", e.url+p, "", ""); code != 200 {
+			t.Errorf("%s: %d %s", p, code, body)
+		}
+	}
+	raw(t, "GET", e.url+"/api/v1/workspaces", "", "")
+	_, _, body := raw(t, "GET", e.url+"/metrics", "", "")
+	if !strings.Contains(body, `berth_api_requests_total{code="401",method="GET",route="listWorkspaces"} 1`) {
+		t.Errorf("metrics lack the request counter:\n%.2000s", body)
+	}
+}
