@@ -1,0 +1,207 @@
+// Package e2e drives the real berth binary as users and operators do:
+// servers as processes that get killed, the CLI as a subprocess.
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/berth-ml/berth/client"
+)
+
+// berthBin is the binary under test, built with the test compute type.
+var berthBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "berth-e2e-bin")
+	if err != nil {
+		panic(err)
+	}
+	berthBin = filepath.Join(dir, "berth")
+	build := exec.Command("go", "build", "-tags", "berthtest", "-o", berthBin, "../cmd/berth")
+	build.Stdout, build.Stderr = os.Stdout, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build berth:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// lockedBuffer is a log sink safe for concurrent writes.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// serverProc is a `berth server` process.
+type serverProc struct {
+	t       *testing.T
+	cmd     *exec.Cmd
+	addr    string
+	dataDir string
+	log     *lockedBuffer
+	done    chan struct{}
+}
+
+// startServer runs `berth server` and waits until it is ready.
+func startServer(t *testing.T, dataDir, addr string, extraEnv []string, args ...string) *serverProc {
+	t.Helper()
+	all := append([]string{"server", "--data-dir", dataDir, "--listen", addr, "--operation-lease", "2s"}, args...)
+	cmd := exec.Command(berthBin, all...)
+	log := &lockedBuffer{}
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.Env = append(os.Environ(), extraEnv...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &serverProc{t: t, cmd: cmd, addr: addr, dataDir: dataDir, log: log, done: make(chan struct{})}
+	go func() { cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		p.kill()
+		if t.Failed() {
+			t.Logf("server %s log:\n%s", addr, log.String())
+		}
+	})
+	c, _ := client.New("http://"+addr, "")
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if err := c.Healthy(context.Background()); err == nil {
+			return p
+		}
+		select {
+		case <-p.done:
+			t.Fatalf("server exited early:\n%s", log.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("server not ready:\n%s", log.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// kill ends the server at once, as a crash would (SIGKILL).
+func (p *serverProc) kill() {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	<-p.done
+}
+
+func (p *serverProc) url() string { return "http://" + p.addr }
+
+func ownerToken(t *testing.T, dataDir string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dataDir, "admin.token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// result is what a CLI run printed and its exit code.
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+// berth runs the CLI with env (KEY=VALUE) added to a clean environment.
+func berth(t *testing.T, env []string, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, berthBin, args...)
+	cmd.Env = append(cleanEnv(t), env...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return result{stdout: out.String(), stderr: errb.String(), code: code}
+}
+
+// cleanEnv is an environment with no BERTH_* settings and a private HOME,
+// so no user config leaks into tests.
+func cleanEnv(t *testing.T) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "BERTH_") || strings.HasPrefix(kv, "HOME=") {
+			continue
+		}
+		env = append(env, kv)
+	}
+	return append(env, "HOME="+t.TempDir())
+}
+
+// waitForLine reads r until a line contains want.
+func waitForLine(t *testing.T, r io.Reader, want string, timeout time.Duration) string {
+	t.Helper()
+	found := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(r)
+		var all strings.Builder
+		for sc.Scan() {
+			all.WriteString(sc.Text() + "\n")
+			if strings.Contains(sc.Text(), want) {
+				found <- all.String()
+				io.Copy(io.Discard, r)
+				return
+			}
+		}
+		found <- ""
+	}()
+	select {
+	case s := <-found:
+		if s == "" {
+			t.Fatalf("output ended without %q", want)
+		}
+		return s
+	case <-time.After(timeout):
+		t.Fatalf("no %q within %s", want, timeout)
+	}
+	return ""
+}
