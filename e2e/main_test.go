@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -24,6 +23,9 @@ import (
 // berthBin is the binary under test, built with the test compute type.
 var berthBin string
 
+// goEnv keeps the go command's caches when tests give it a private HOME.
+var goEnv []string
+
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "berth-e2e-bin")
 	if err != nil {
@@ -35,6 +37,12 @@ func TestMain(m *testing.M) {
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build berth:", err)
 		os.Exit(1)
+	}
+	for _, v := range []string{"GOCACHE", "GOMODCACHE", "GOPATH"} {
+		out, err := exec.Command("go", "env", v).Output()
+		if err == nil {
+			goEnv = append(goEnv, v+"="+strings.TrimSpace(string(out)))
+		}
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
@@ -174,34 +182,24 @@ func cleanEnv(t *testing.T) []string {
 		}
 		env = append(env, kv)
 	}
-	return append(env, "HOME="+t.TempDir())
+	return append(append(env, goEnv...), "HOME="+t.TempDir())
 }
 
-// waitForLine reads r until a line contains want.
-func waitForLine(t *testing.T, r io.Reader, want string, timeout time.Duration) string {
-	t.Helper()
-	found := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(r)
-		var all strings.Builder
-		for sc.Scan() {
-			all.WriteString(sc.Text() + "\n")
-			if strings.Contains(sc.Text(), want) {
-				found <- all.String()
-				io.Copy(io.Discard, r)
-				return
+// watch copies r into a buffer in the background; the returned function
+// waits until the buffer contains want (or fails) and returns it all.
+func watch(t *testing.T, r io.Reader) (waitFor func(want string, timeout time.Duration) string, done <-chan struct{}) {
+	buf := &lockedBuffer{}
+	ch := make(chan struct{})
+	go func() { io.Copy(buf, r); close(ch) }()
+	return func(want string, timeout time.Duration) string {
+		t.Helper()
+		deadline := time.Now().Add(timeout)
+		for !strings.Contains(buf.String(), want) {
+			if time.Now().After(deadline) {
+				t.Fatalf("no %q within %s in:\n%s", want, timeout, buf.String())
 			}
+			time.Sleep(20 * time.Millisecond)
 		}
-		found <- ""
-	}()
-	select {
-	case s := <-found:
-		if s == "" {
-			t.Fatalf("output ended without %q", want)
-		}
-		return s
-	case <-time.After(timeout):
-		t.Fatalf("no %q within %s", want, timeout)
-	}
-	return ""
+		return buf.String()
+	}, ch
 }

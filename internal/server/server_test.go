@@ -46,7 +46,7 @@ func (s *syncBuffer) String() string {
 }
 
 type env struct {
-	t       *testing.T
+	t       testing.TB
 	url     string
 	dataDir string
 	owner   *client.Client
@@ -56,7 +56,7 @@ type env struct {
 }
 
 // start runs a server in-process on a loopback port over a fresh database.
-func start(t *testing.T, kind testdb.Kind) *env {
+func start(t testing.TB, kind testdb.Kind) *env {
 	t.Helper()
 	dir := t.TempDir()
 	logs := &syncBuffer{}

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Berth's test suite, runnable on a fresh machine: installs and starts what
+# the tests need (PostgreSQL from Debian's packages), then vets, checks
+# formatting and runs every test. Extra arguments go to `go test`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ -z "${BERTH_TEST_POSTGRES_URL:-}" ]; then
+  BERTH_TEST_POSTGRES_URL="$(./hack/postgres.sh)"
+fi
+export BERTH_TEST_POSTGRES_URL
+# Never skip the PostgreSQL tests silently.
+export BERTH_REQUIRE_POSTGRES=1
+
+echo "== go vet" >&2
+go vet ./...
+echo "== gofmt" >&2
+unformatted="$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))"
+if [ -n "$unformatted" ]; then
+  echo "gofmt needed on:" >&2
+  echo "$unformatted" >&2
+  exit 1
+fi
+echo "== go test" >&2
+go test -count=1 "$@" ./...
