@@ -23,6 +23,9 @@ import (
 // berthBin is the binary under test, built with the test compute type.
 var berthBin string
 
+// releaseBin is built as users get it, without test-only parts.
+var releaseBin string
+
 // goEnv keeps the go command's caches when tests give it a private HOME.
 var goEnv []string
 
@@ -43,6 +46,13 @@ func TestMain(m *testing.M) {
 		if err == nil {
 			goEnv = append(goEnv, v+"="+strings.TrimSpace(string(out)))
 		}
+	}
+	releaseBin = filepath.Join(dir, "berth-release")
+	build = exec.Command("go", "build", "-o", releaseBin, "../cmd/berth")
+	build.Stdout, build.Stderr = os.Stdout, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build berth:", err)
+		os.Exit(1)
 	}
 	code := m.Run()
 	os.RemoveAll(dir)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -217,4 +218,22 @@ func TestTwoServersSharePostgres(t *testing.T) {
 	comp, _ := survivorClient.GetCompute(ctx, "shared", "takeover")
 	assertExactlyOnce(t, effects, comp.ID, steps)
 	_ = survivor
+}
+
+// TestReleaseBuildHasNoTestComputeType: the engine's test compute type is
+// only linked into test builds.
+func TestReleaseBuildHasNoTestComputeType(t *testing.T) {
+	saved := berthBin
+	berthBin = releaseBin
+	defer func() { berthBin = saved }()
+	dir := t.TempDir()
+	p := startServer(t, dir, freeAddr(t), nil)
+	c, _ := client.New(p.url(), ownerToken(t, dir))
+	ctx := context.Background()
+	c.CreateWorkspace(ctx, api.WorkspaceCreateRequest{Name: "team"})
+	_, err := c.CreateCompute(ctx, "team", testCompute("probe", t.TempDir(), 1, 0))
+	var ce *client.Error
+	if !errors.As(err, &ce) || ce.StatusCode != 400 || ce.Code() != api.CodeUnsupportedType || !strings.Contains(ce.Body.Message, `compute type "test" is not available`) {
+		t.Fatalf("release build accepted the test type: %v", err)
+	}
 }

@@ -117,10 +117,14 @@ func (s *Service) Create(ctx context.Context, ws *api.Workspace, req *api.Comput
 	var details []api.ErrorDetail
 	details = append(details, naming.Compute(req.Name)...)
 	p, known := provider.Get(req.Type)
+	available := strings.Join(provider.Types(), ", ")
+	if available == "" {
+		available = "none in this build"
+	}
 	if req.Type == "" {
-		details = append(details, detail("InvalidValue", "type", "type is required: one of %s", strings.Join(provider.Types(), ", ")))
+		details = append(details, detail("InvalidValue", "type", "type is required (available: %s)", available))
 	} else if !known {
-		details = append(details, detail(api.CodeUnsupportedType, "type", "compute type %q is not available in this server; available: %s", req.Type, strings.Join(provider.Types(), ", ")))
+		details = append(details, detail(api.CodeUnsupportedType, "type", "compute type %q is not available in this server (available: %s)", req.Type, available))
 	}
 	origin, d := oneOf("origin", req.Origin, "", api.OriginCreated, api.OriginAttached)
 	details = append(details, d...)
