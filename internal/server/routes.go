@@ -504,18 +504,19 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, p *principa
 		details = append(details, api.ErrorDetail{Code: api.CodeForbidden, Target: "workspace",
 			Message: "your token is limited to workspace " + quote(p.token.Workspace) + " and can only create tokens for it"})
 	}
-	if len(details) > 0 {
-		return problem.Validation("", details)
-	}
 	if req.Workspace != "" {
 		ws, err := s.store.GetWorkspace(r.Context(), req.Workspace)
-		if errors.Is(err, store.ErrNotFound) {
-			return problem.Validation("", []api.ErrorDetail{{Code: api.CodeNotFound, Target: "workspace", Message: "workspace " + quote(req.Workspace) + " not found"}})
-		}
-		if err != nil {
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			details = append(details, api.ErrorDetail{Code: api.CodeNotFound, Target: "workspace", Message: "workspace " + quote(req.Workspace) + " not found"})
+		case err != nil:
 			return err
+		default:
+			req.Workspace = ws.Name
 		}
-		req.Workspace = ws.Name
+	}
+	if len(details) > 0 {
+		return problem.Validation("", details)
 	}
 	id, secret := newToken()
 	t := &store.Token{Token: api.Token{ID: id, Role: req.Role, Workspace: req.Workspace, Description: req.Description}, Hash: hashToken(secret)}
