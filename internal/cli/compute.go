@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 
 	"github.com/berth-ml/berth/api"
+	"github.com/berth-ml/berth/client"
 	"github.com/spf13/cobra"
 )
 
@@ -20,14 +21,7 @@ func (a *app) computeShow() *cobra.Command {
 	cmd := &cobra.Command{
 		Use: "show -n NAME", Short: "Show a compute target", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := requireName(name, "compute"); err != nil {
-				return err
-			}
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			ws, err := a.requireWorkspace()
+			c, ws, err := a.computeTarget(name)
 			if err != nil {
 				return err
 			}
@@ -72,14 +66,7 @@ func (a *app) computeWait() *cobra.Command {
 one) and print the compute at the end. Exits non-zero if the operation failed.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := requireName(name, "compute"); err != nil {
-				return err
-			}
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			ws, err := a.requireWorkspace()
+			c, ws, err := a.computeTarget(name)
 			if err != nil {
 				return err
 			}
@@ -107,14 +94,7 @@ func (a *app) computeDetach() *cobra.Command {
 		Short: "Remove everything Berth installed on the cluster and forget it (never deletes the cluster)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := requireName(name, "compute"); err != nil {
-				return err
-			}
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			ws, err := a.requireWorkspace()
+			c, ws, err := a.computeTarget(name)
 			if err != nil {
 				return err
 			}
@@ -141,14 +121,7 @@ func (a *app) computeReconcile() *cobra.Command {
 		Short: "Re-apply Berth's components to the cluster and refresh its facts",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := requireName(name, "compute"); err != nil {
-				return err
-			}
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			ws, err := a.requireWorkspace()
+			c, ws, err := a.computeTarget(name)
 			if err != nil {
 				return err
 			}
@@ -171,14 +144,7 @@ func (a *app) computeCredentials() *cobra.Command {
 		Short: "Print (or write to a file, mode 0600) the compute's kubeconfig; owners only",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := requireName(name, "compute"); err != nil {
-				return err
-			}
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			ws, err := a.requireWorkspace()
+			c, ws, err := a.computeTarget(name)
 			if err != nil {
 				return err
 			}
@@ -203,4 +169,21 @@ func (a *app) computeCredentials() *cobra.Command {
 	cmd.Flags().StringVarP(&name, "name", "n", "", "compute name")
 	cmd.Flags().StringVarP(&file, "file", "f", "", "write to this file (mode 0600) instead of standard output")
 	return cmd
+}
+
+// computeTarget checks a command naming a compute has what it needs: the
+// name, a client and a workspace.
+func (a *app) computeTarget(name string) (*client.Client, string, error) {
+	if err := requireName(name, "compute"); err != nil {
+		return nil, "", err
+	}
+	c, err := a.client()
+	if err != nil {
+		return nil, "", err
+	}
+	ws, err := a.requireWorkspace()
+	if err != nil {
+		return nil, "", err
+	}
+	return c, ws, nil
 }

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -54,19 +55,26 @@ func (s *Server) routeTable() []route {
 		{Method: "GET", Path: wsPath + "/computes", ID: "listComputes", Summary: "List compute targets", Role: api.RoleReader,
 			Response: api.ComputeList{}, Status: 200, Handle: s.listComputes},
 		{Method: "POST", Path: wsPath + "/computes", ID: "createCompute", Summary: "Create or attach a compute target (origin created|attached)", Role: api.RoleContributor,
-			Request: api.ComputeRequest{}, Response: api.Operation{}, Status: 202, Handle: s.createCompute},
+			Request: api.ComputeRequest{}, Response: api.Operation{}, Status: 202, Handle: startsOperation(s, false, func(ctx context.Context, ws *api.Workspace, _ string, req *api.ComputeRequest) (*store.Operation, error) {
+				_, op, err := s.computes.Create(ctx, ws, req)
+				return op, err
+			})},
 		{Method: "GET", Path: computePath, ID: "getCompute", Summary: "Show a compute target", Role: api.RoleReader,
 			Response: api.Compute{}, Status: 200, Handle: s.getCompute},
 		{Method: "PATCH", Path: computePath, ID: "updateCompute", Summary: "Update load balancer or SSL settings in place", Role: api.RoleContributor,
-			Request: api.ComputeUpdateRequest{}, Response: api.Operation{}, Status: 202, Handle: s.updateCompute},
+			Request: api.ComputeUpdateRequest{}, Response: api.Operation{}, Status: 202, Handle: startsOperation(s, false, s.computes.Update)},
 		{Method: "DELETE", Path: computePath, ID: "deleteCompute", Summary: "Delete a created cluster", Role: api.RoleContributor,
-			Response: api.Operation{}, Status: 202, Handle: s.deleteCompute},
+			Response: api.Operation{}, Status: 202, Handle: startsOperation(s, true, func(ctx context.Context, ws *api.Workspace, name string, _ *struct{}) (*store.Operation, error) {
+				return s.computes.Delete(ctx, ws, name)
+			})},
 		{Method: "POST", Path: computePath + "/detach", ID: "detachCompute", Summary: "Remove Berth from the cluster and forget it; never deletes the cluster", Role: api.RoleContributor,
-			Request: api.DetachRequest{}, Response: api.Operation{}, Status: 202, Handle: s.detachCompute},
+			Request: api.DetachRequest{}, Response: api.Operation{}, Status: 202, Handle: startsOperation(s, true, s.computes.Detach)},
 		{Method: "POST", Path: computePath + "/scale", ID: "scaleCompute", Summary: "Change the node count of a created cluster", Role: api.RoleContributor,
-			Request: api.ScaleRequest{}, Response: api.Operation{}, Status: 202, Handle: s.scaleCompute},
+			Request: api.ScaleRequest{}, Response: api.Operation{}, Status: 202, Handle: startsOperation(s, false, s.computes.Scale)},
 		{Method: "POST", Path: computePath + "/reconcile", ID: "reconcileCompute", Summary: "Re-apply Berth's state and refresh the cluster's facts", Role: api.RoleContributor,
-			Response: api.Operation{}, Status: 202, Handle: s.reconcileCompute},
+			Response: api.Operation{}, Status: 202, Handle: startsOperation(s, true, func(ctx context.Context, ws *api.Workspace, name string, _ *api.ReconcileRequest) (*store.Operation, error) {
+				return s.computes.Reconcile(ctx, ws, name)
+			})},
 		{Method: "GET", Path: computePath + "/credentials", ID: "getComputeCredentials", Summary: "The compute's stored credentials (owners only)", Role: api.RoleOwner,
 			Response: api.Credentials{}, Status: 200, Handle: s.getCredentials},
 		{Method: "GET", Path: computePath + "/operations", ID: "listComputeOperations", Summary: "A compute's operations, newest first", Role: api.RoleReader,
@@ -244,27 +252,34 @@ func (s *Server) listComputes(w http.ResponseWriter, r *http.Request, _ *princip
 	return err
 }
 
+// startsOperation serves a route that starts an operation on a compute: it
+// loads the workspace, decodes the body (which may be empty when optional)
+// and answers 202 with the operation and its Location.
+func startsOperation[Req any](s *Server, optional bool, start func(ctx context.Context, ws *api.Workspace, name string, req *Req) (*store.Operation, error)) func(http.ResponseWriter, *http.Request, *principal) error {
+	return func(w http.ResponseWriter, r *http.Request, _ *principal) error {
+		ws, err := s.workspace(r)
+		if err != nil {
+			return err
+		}
+		var req Req
+		if !optional || r.ContentLength != 0 {
+			if err := decode(r, &req); err != nil {
+				return err
+			}
+		}
+		op, err := start(r.Context(), ws, r.PathValue("compute"), &req)
+		if err != nil {
+			return err
+		}
+		accepted(w, op)
+		return nil
+	}
+}
+
 // accepted answers 202 with the operation and its Location.
 func accepted(w http.ResponseWriter, op *store.Operation) {
 	w.Header().Set("Location", "/api/v1/operations/"+op.ID)
 	writeJSON(w, http.StatusAccepted, op.Operation)
-}
-
-func (s *Server) createCompute(w http.ResponseWriter, r *http.Request, _ *principal) error {
-	ws, err := s.workspace(r)
-	if err != nil {
-		return err
-	}
-	var req api.ComputeRequest
-	if err := decode(r, &req); err != nil {
-		return err
-	}
-	_, op, err := s.computes.Create(r.Context(), ws, &req)
-	if err != nil {
-		return err
-	}
-	accepted(w, op)
-	return nil
 }
 
 func (s *Server) getCompute(w http.ResponseWriter, r *http.Request, _ *principal) error {
@@ -277,95 +292,6 @@ func (s *Server) getCompute(w http.ResponseWriter, r *http.Request, _ *principal
 		return err
 	}
 	writeJSON(w, 200, c.Compute)
-	return nil
-}
-
-func (s *Server) updateCompute(w http.ResponseWriter, r *http.Request, _ *principal) error {
-	ws, err := s.workspace(r)
-	if err != nil {
-		return err
-	}
-	var req api.ComputeUpdateRequest
-	if err := decode(r, &req); err != nil {
-		return err
-	}
-	op, err := s.computes.Update(r.Context(), ws, r.PathValue("compute"), &req)
-	if err != nil {
-		return err
-	}
-	accepted(w, op)
-	return nil
-}
-
-func (s *Server) deleteCompute(w http.ResponseWriter, r *http.Request, _ *principal) error {
-	ws, err := s.workspace(r)
-	if err != nil {
-		return err
-	}
-	op, err := s.computes.Delete(r.Context(), ws, r.PathValue("compute"))
-	if err != nil {
-		return err
-	}
-	accepted(w, op)
-	return nil
-}
-
-// optionalBody decodes a body when one was sent.
-func optionalBody(r *http.Request, v any) error {
-	if r.ContentLength == 0 {
-		return nil
-	}
-	return decode(r, v)
-}
-
-func (s *Server) detachCompute(w http.ResponseWriter, r *http.Request, _ *principal) error {
-	ws, err := s.workspace(r)
-	if err != nil {
-		return err
-	}
-	var req api.DetachRequest
-	if err := optionalBody(r, &req); err != nil {
-		return err
-	}
-	op, err := s.computes.Detach(r.Context(), ws, r.PathValue("compute"), &req)
-	if err != nil {
-		return err
-	}
-	accepted(w, op)
-	return nil
-}
-
-func (s *Server) scaleCompute(w http.ResponseWriter, r *http.Request, _ *principal) error {
-	ws, err := s.workspace(r)
-	if err != nil {
-		return err
-	}
-	var req api.ScaleRequest
-	if err := decode(r, &req); err != nil {
-		return err
-	}
-	op, err := s.computes.Scale(r.Context(), ws, r.PathValue("compute"), &req)
-	if err != nil {
-		return err
-	}
-	accepted(w, op)
-	return nil
-}
-
-func (s *Server) reconcileCompute(w http.ResponseWriter, r *http.Request, _ *principal) error {
-	ws, err := s.workspace(r)
-	if err != nil {
-		return err
-	}
-	var req api.ReconcileRequest
-	if err := optionalBody(r, &req); err != nil {
-		return err
-	}
-	op, err := s.computes.Reconcile(r.Context(), ws, r.PathValue("compute"))
-	if err != nil {
-		return err
-	}
-	accepted(w, op)
 	return nil
 }
 

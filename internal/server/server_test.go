@@ -444,7 +444,14 @@ func TestCancelAndUpdate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wait(t, e.owner, op)
+	// The SDK's wait can write the events to any writer, one line each.
+	var lines bytes.Buffer
+	if _, err := e.owner.Wait(ctx, op.ID, client.WaitOptions{Events: &lines}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(lines.String(), "Applied settings\n") || !strings.Contains(lines.String(), "Succeeded: update of long\n") {
+		t.Fatalf("event lines:\n%s", lines.String())
+	}
 	c, _ = e.owner.GetCompute(ctx, "wsa", "long")
 	if c.LoadBalancerType != api.LoadBalancerInternal || c.LoadBalancerSubnet != "inner" || c.ProvisioningState != api.StateSucceeded {
 		t.Fatalf("after update: %+v", c)
