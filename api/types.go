@@ -128,6 +128,9 @@ type Compute struct {
 	AllocatableCpus   float64    `json:"allocatableCpus,omitempty"`
 	Endpoint          string     `json:"endpoint,omitempty"`
 	LastReconcile     *time.Time `json:"lastReconcile,omitempty"`
+	// AttachmentID identifies this compute's attachment in the cluster
+	// (the attachment marker and the berth.dev/attachment label).
+	AttachmentID string `json:"attachmentId,omitempty"`
 	// HasCredentials tells whether the compute holds stored credentials; the
 	// credentials themselves are only served by the owner-only credentials call.
 	HasCredentials bool `json:"hasCredentials"`
@@ -152,6 +155,33 @@ type ComputeRequest struct {
 	// Credentials (a kubeconfig, for example) are stored encrypted and never
 	// returned by show or list.
 	Credentials string `json:"credentials,omitempty"`
+	// Force takes over a cluster already attached elsewhere; the previous
+	// compute becomes Displaced.
+	Force bool `json:"force,omitempty"`
+	// DryRun runs the preflight checks only and answers with their report.
+	DryRun bool `json:"dryRun,omitempty"`
+}
+
+// Check statuses.
+const (
+	CheckPassed  = "Passed"
+	CheckFailed  = "Failed"
+	CheckSkipped = "Skipped"
+)
+
+// Check is the outcome of one preflight check.
+type Check struct {
+	Name    string `json:"name"`
+	Status  string `json:"status"`
+	Message string `json:"message"`
+	// Details lists each problem a failed check found.
+	Details []ErrorDetail `json:"details,omitempty"`
+}
+
+// PreflightReport is the answer of a dry run: every check and its outcome.
+type PreflightReport struct {
+	Passed bool    `json:"passed"`
+	Checks []Check `json:"checks"`
 }
 
 // SSLRequest carries the SSL flags of create, attach and update.
@@ -290,6 +320,7 @@ type TokenList struct {
 // ComputeUpdateRequest is the body of PATCH /workspaces/{ws}/computes/{name}:
 // what `berth compute update` may change in place. Empty fields keep their value.
 type ComputeUpdateRequest struct {
+	ClusterPurpose     string      `json:"clusterPurpose,omitempty"`
 	LoadBalancerType   string      `json:"loadBalancerType,omitempty"`
 	LoadBalancerSubnet string      `json:"loadBalancerSubnet,omitempty"`
 	SSL                *SSLRequest `json:"ssl,omitempty"`
@@ -297,3 +328,28 @@ type ComputeUpdateRequest struct {
 
 // ReconcileRequest is the body of POST .../computes/{name}/reconcile.
 type ReconcileRequest struct{}
+
+// Orchestrator is one Kubernetes version, in the shape of the reference's
+// `az aks get-versions` JSON.
+type Orchestrator struct {
+	OrchestratorType    string    `json:"orchestratorType"`
+	OrchestratorVersion string    `json:"orchestratorVersion"`
+	Default             bool      `json:"default"`
+	IsPreview           bool      `json:"isPreview"`
+	Upgrades            []Upgrade `json:"upgrades"`
+	// Supported says whether Berth can attach or create clusters of it.
+	Supported bool `json:"supported"`
+}
+
+// Upgrade is a version an orchestrator version can upgrade to.
+type Upgrade struct {
+	OrchestratorType    string `json:"orchestratorType"`
+	OrchestratorVersion string `json:"orchestratorVersion"`
+	IsPreview           bool   `json:"isPreview"`
+}
+
+// VersionList is the answer of GET /versions.
+type VersionList struct {
+	Location      string         `json:"location,omitempty"`
+	Orchestrators []Orchestrator `json:"orchestrators"`
+}

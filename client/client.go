@@ -193,6 +193,31 @@ func (c *Client) CreateCompute(ctx context.Context, ws string, req api.ComputeRe
 	return c.operation(ctx, "POST", wsPath(ws)+"/computes", req)
 }
 
+// DryRunCompute runs the preflight checks of a create or attach request
+// against the real cluster and returns their report; nothing changes.
+func (c *Client) DryRunCompute(ctx context.Context, ws string, req api.ComputeRequest) (*api.PreflightReport, error) {
+	req.DryRun = true
+	var out api.PreflightReport
+	if _, err := c.do(ctx, "POST", wsPath(ws)+"/computes", nil, req, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// ListVersions lists the Kubernetes versions Berth supports (for an Azure
+// location when given).
+func (c *Client) ListVersions(ctx context.Context, location string) (*api.VersionList, error) {
+	var out api.VersionList
+	q := url.Values{}
+	if location != "" {
+		q.Set("location", location)
+	}
+	if _, err := c.do(ctx, "GET", "/api/v1/versions", q, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
 // UpdateCompute changes load balancer or SSL settings in place.
 func (c *Client) UpdateCompute(ctx context.Context, ws, name string, req api.ComputeUpdateRequest) (*api.Operation, error) {
 	return c.operation(ctx, "PATCH", computePath(ws, name), req)

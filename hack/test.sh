@@ -21,5 +21,6 @@ if [ -n "$unformatted" ]; then
   echo "$unformatted" >&2
   exit 1
 fi
+./hack/build-simcluster.sh
 echo "== go test" >&2
 go test -count=1 "$@" ./...

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/berth-ml/berth/internal/cli/config"
+	"github.com/berth-ml/berth/internal/preflight"
 	"github.com/berth-ml/berth/internal/server"
 	"github.com/spf13/cobra"
 )
@@ -47,7 +48,8 @@ func newLogger(format, level string, w *os.File) (*slog.Logger, error) {
 func (a *app) serverCommand() *cobra.Command {
 	var (
 		dataDir, listen, database, logFormat, logLevel string
-		lease, poll                                    time.Duration
+		versions, image                                string
+		lease, poll, reconcile, readyTimeout           time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "server",
@@ -71,11 +73,16 @@ DATA_DIR/admin.token (mode 0600); the CLI uses it for a local server.`,
 			if lease < time.Second {
 				return usageErrorf("--operation-lease must be at least 1s")
 			}
+			vr, err := preflight.ParseVersionRange(versions)
+			if err != nil {
+				return usageErrorf("--kubernetes-versions: %v", err)
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			srv, err := server.New(ctx, server.Config{
 				DataDir: a.dataDir(dataDir), Listen: listen, DatabaseURL: database,
 				Lease: lease, Poll: poll, Logger: log, Getenv: a.getenv,
+				KubernetesVersions: vr, FrontendImage: image, ReconcileInterval: reconcile, ReadyTimeout: readyTimeout,
 			})
 			if err != nil {
 				return err
@@ -96,6 +103,10 @@ DATA_DIR/admin.token (mode 0600); the CLI uses it for a local server.`,
 	f.DurationVar(&lease, "operation-lease", 15*time.Second, "how long an operation's claim lasts without renewal (another server takes over after it)")
 	f.DurationVar(&poll, "operation-poll", time.Second, "how often to look for operations queued by other servers")
 	f.MarkHidden("operation-poll")
+	f.StringVar(&versions, "kubernetes-versions", preflight.DefaultVersions.String(), "supported Kubernetes minor versions, as 1.MIN-1.MAX")
+	f.StringVar(&image, "frontend-image", server.DefaultFrontendImage, "container image of the scoring front end installed into clusters")
+	f.DurationVar(&reconcile, "reconcile-interval", 5*time.Minute, "how often every compute is reconciled (drift repaired, health refreshed)")
+	f.DurationVar(&readyTimeout, "ready-timeout", 10*time.Minute, "how long an operation waits for a cluster's front end to be ready")
 	return cmd
 }
 

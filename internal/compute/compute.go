@@ -30,6 +30,8 @@ type Service struct {
 	Store *store.Store
 	// Wake tells the operation engine that work is waiting.
 	Wake func()
+	// Providers are the compute types this server has.
+	Providers *provider.Registry
 }
 
 func detail(code, target, format string, args ...any) api.ErrorDetail {
@@ -116,8 +118,8 @@ func validateLoadBalancer(lbType, subnet string) (string, []api.ErrorDetail) {
 func (s *Service) Create(ctx context.Context, ws *api.Workspace, req *api.ComputeRequest) (*store.Compute, *store.Operation, error) {
 	var details []api.ErrorDetail
 	details = append(details, naming.Compute(req.Name)...)
-	p, known := provider.Get(req.Type)
-	available := strings.Join(provider.Types(), ", ")
+	p, known := s.Providers.Get(req.Type)
+	available := strings.Join(s.Providers.Types(), ", ")
 	if available == "" {
 		available = "none in this build"
 	}
@@ -147,6 +149,20 @@ func (s *Service) Create(ctx context.Context, ws *api.Workspace, req *api.Comput
 		return nil, nil, problem.Validation("", details)
 	}
 
+	if req.DryRun {
+		dr, ok := p.(provider.DryRunner)
+		if !ok {
+			return nil, nil, problem.Validation("", []api.ErrorDetail{detail("DryRunNotSupported", "dryRun", "compute type %q has no dry run", req.Type)})
+		}
+		norm := *req
+		norm.Origin, norm.ClusterPurpose, norm.LoadBalancerType = origin, purpose, lb
+		rep, err := dr.DryRun(ctx, ws, &norm)
+		if err != nil {
+			return nil, nil, problem.Validation("", []api.ErrorDetail{detail("DryRunFailed", "", "%v", err)})
+		}
+		return nil, nil, &DryRunResult{Report: rep}
+	}
+
 	state, kind := api.StateCreating, api.OpCreate
 	if origin == api.OriginAttached {
 		state, kind = api.StateAttaching, api.OpAttach
@@ -158,7 +174,7 @@ func (s *Service) Create(ctx context.Context, ws *api.Workspace, req *api.Comput
 			ClusterPurpose: purpose, LoadBalancerType: lb, LoadBalancerSubnet: req.LoadBalancerSubnet,
 			SSLConfiguration:  sslFromRequest(req.SSL, api.SSLConfiguration{Status: api.SSLDisabled}),
 			ProvisioningState: state, ProvisioningErrors: []api.ErrorDetail{}, Health: api.HealthUnknown,
-			Properties: req.Properties,
+			Properties: req.Properties, AttachmentID: newAttachmentID(),
 		},
 	}
 	if req.Credentials != "" {
@@ -188,6 +204,14 @@ func (s *Service) Create(ctx context.Context, ws *api.Workspace, req *api.Comput
 	s.wake()
 	return c, op, nil
 }
+
+// DryRunResult is returned (as an error value) by Create for a dry run:
+// the preflight report, with nothing changed.
+type DryRunResult struct{ Report *api.PreflightReport }
+
+func (d *DryRunResult) Error() string { return "dry run" }
+
+func newAttachmentID() string { return strings.ReplaceAll(uuid.NewString(), "-", "")[:16] }
 
 func (s *Service) wake() {
 	if s.Wake != nil {
@@ -224,7 +248,7 @@ func (s *Service) start(ctx context.Context, ws *api.Workspace, name, kind, stat
 	if err != nil {
 		return nil, err
 	}
-	p, ok := provider.Get(c.Type)
+	p, ok := s.Providers.Get(c.Type)
 	if !ok {
 		return nil, problem.New(http.StatusUnprocessableEntity, api.CodeUnsupportedType, "compute %q has type %q, which this server does not support", c.Name, c.Type)
 	}
@@ -283,8 +307,20 @@ func ConflictError(running *store.Operation) *problem.Error {
 func (s *Service) Update(ctx context.Context, ws *api.Workspace, name string, req *api.ComputeUpdateRequest) (*store.Operation, error) {
 	return s.start(ctx, ws, name, api.OpUpdate, api.StateUpdating, req, func(c *store.Compute, p provider.Provider) []api.ErrorDetail {
 		var d []api.ErrorDetail
-		if req.LoadBalancerType == "" && req.LoadBalancerSubnet == "" && req.SSL == nil {
-			d = append(d, detail("NothingToUpdate", "", "nothing to update: give --load-balancer-type, --load-balancer-subnet or SSL flags"))
+		if req.LoadBalancerType == "" && req.LoadBalancerSubnet == "" && req.SSL == nil && req.ClusterPurpose == "" {
+			d = append(d, detail("NothingToUpdate", "", "nothing to update: give --cluster-purpose, --load-balancer-type, --load-balancer-subnet or SSL flags"))
+		}
+		if req.ClusterPurpose != "" {
+			purpose, pd := oneOf("clusterPurpose", req.ClusterPurpose, "", api.PurposeFastProd, api.PurposeDevTest)
+			req.ClusterPurpose = purpose
+			d = append(d, pd...)
+		}
+		if req.LoadBalancerType != "" {
+			lb, ld := oneOf("loadBalancerType", req.LoadBalancerType, "", api.LoadBalancerPublicIP, api.LoadBalancerInternal)
+			if len(ld) > 0 {
+				return append(d, ld...)
+			}
+			req.LoadBalancerType = lb
 		}
 		lbType := req.LoadBalancerType
 		if lbType == "" {
@@ -349,11 +385,15 @@ func (s *Service) Plan(op *store.Operation) (*operation.Plan, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load compute %s: %w", op.TargetName, err)
 	}
-	p, ok := provider.Get(c.Type)
+	p, ok := s.Providers.Get(c.Type)
 	if !ok {
 		return nil, fmt.Errorf("compute type %q is not available in this server", c.Type)
 	}
-	return &operation.Plan{Steps: p.Steps(op.Kind, c), Finish: s.finish}, nil
+	plan := &operation.Plan{Steps: p.Steps(op.Kind, c), Finish: s.finish}
+	if u, ok := p.(provider.Undoer); ok {
+		plan.Undo = u.Undo(op.Kind, c)
+	}
+	return plan, nil
 }
 
 // finish records the outcome of an operation on its compute.
@@ -377,6 +417,9 @@ func (s *Service) finish(ctx context.Context, tx *store.Store, r *operation.Run,
 		case api.OpUpdate:
 			var req api.ComputeUpdateRequest
 			if err := json.Unmarshal(op.Params, &req); err == nil {
+				if req.ClusterPurpose != "" {
+					c.ClusterPurpose = req.ClusterPurpose
+				}
 				if req.LoadBalancerType != "" {
 					c.LoadBalancerType = req.LoadBalancerType
 					if req.LoadBalancerType == api.LoadBalancerPublicIP {

@@ -28,6 +28,10 @@ type Step struct {
 // changes when it ends.
 type Plan struct {
 	Steps []Step
+	// Undo, if set, runs when the operation fails or is canceled, before
+	// Finish: it removes what the steps did (a failed attach leaves nothing
+	// in the cluster). It must be safe when nothing was done.
+	Undo func(ctx context.Context, r *Run) error
 	// Finish runs in the transaction that makes the operation terminal;
 	// err is nil on success. It updates the target (state, errors, facts).
 	Finish func(ctx context.Context, tx *store.Store, r *Run, err error) error
@@ -99,6 +103,8 @@ type Engine struct {
 	Workers int
 	// StepRetries bounds retries of a retryable step error (default 5).
 	StepRetries int
+	// UndoTimeout bounds a failed operation's undo (default 5m).
+	UndoTimeout time.Duration
 	Planner     Planner
 	Log         *slog.Logger
 	// OnEvent is called after every event is stored (for live streams).
@@ -123,6 +129,9 @@ func (e *Engine) defaults() {
 	}
 	if e.StepRetries == 0 {
 		e.StepRetries = 5
+	}
+	if e.UndoTimeout == 0 {
+		e.UndoTimeout = 5 * time.Minute
 	}
 	if e.Log == nil {
 		e.Log = slog.Default()
@@ -314,6 +323,13 @@ func (e *Engine) finish(op *store.Operation, run *Run, plan *Plan, err error, lo
 		} else {
 			op.Error = &api.Error{Code: api.CodeOperationFailed, Message: fmt.Sprintf("%s: %v", op.Step, err)}
 		}
+	}
+	if err != nil && plan != nil && plan.Undo != nil {
+		uctx, ucancel := context.WithTimeout(context.Background(), e.UndoTimeout)
+		if uerr := plan.Undo(uctx, run); uerr != nil {
+			e.event(op.ID, api.LevelWarn, fmt.Sprintf("Could not undo everything: %v", uerr))
+		}
+		ucancel()
 	}
 	ferr := e.Store.InTx(ctx, func(tx *store.Store) error {
 		if plan != nil && plan.Finish != nil {

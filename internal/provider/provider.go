@@ -33,34 +33,69 @@ type Provider interface {
 	Steps(kind string, c *store.Compute) []operation.Step
 }
 
-var (
+// DryRunner is a provider that can check a create or attach request
+// against the real cluster or cloud without changing anything.
+type DryRunner interface {
+	DryRun(ctx context.Context, ws *api.Workspace, req *api.ComputeRequest) (*api.PreflightReport, error)
+}
+
+// Registry holds the providers of one server.
+type Registry struct {
 	mu        sync.RWMutex
-	providers = map[string]Provider{}
-)
+	providers map[string]Provider
+}
+
+// Default collects providers linked in by build-tagged files; servers start
+// from a copy of it.
+var Default = &Registry{}
 
 // Register adds a provider; a second one of the same type replaces the first.
-func Register(p Provider) {
-	mu.Lock()
-	defer mu.Unlock()
-	providers[p.Type()] = p
+func (r *Registry) Register(p Provider) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.providers == nil {
+		r.providers = map[string]Provider{}
+	}
+	r.providers[p.Type()] = p
+}
+
+// Register adds a provider to the Default registry.
+func Register(p Provider) { Default.Register(p) }
+
+// Clone copies a registry.
+func (r *Registry) Clone() *Registry {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	c := &Registry{providers: map[string]Provider{}}
+	for k, v := range r.providers {
+		c.providers[k] = v
+	}
+	return c
 }
 
 // Get returns the provider of a type.
-func Get(typ string) (Provider, bool) {
-	mu.RLock()
-	defer mu.RUnlock()
-	p, ok := providers[typ]
+func (r *Registry) Get(typ string) (Provider, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	p, ok := r.providers[typ]
 	return p, ok
 }
 
 // Types lists registered types, sorted.
-func Types() []string {
-	mu.RLock()
-	defer mu.RUnlock()
-	out := make([]string, 0, len(providers))
-	for t := range providers {
+func (r *Registry) Types() []string {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	out := make([]string, 0, len(r.providers))
+	for t := range r.providers {
 		out = append(out, t)
 	}
 	sort.Strings(out)
 	return out
+}
+
+// Undoer is a provider whose failed operations of some kinds must be
+// undone (a failed attach leaves nothing installed); Undo returns nil for
+// kinds that need none.
+type Undoer interface {
+	Undo(kind string, c *store.Compute) func(ctx context.Context, r *operation.Run) error
 }

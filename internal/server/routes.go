@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/berth-ml/berth/api"
+	"github.com/berth-ml/berth/internal/compute"
 	"github.com/berth-ml/berth/internal/naming"
 	"github.com/berth-ml/berth/internal/problem"
 	"github.com/berth-ml/berth/internal/store"
@@ -55,10 +56,7 @@ func (s *Server) routeTable() []route {
 		{Method: "GET", Path: wsPath + "/computes", ID: "listComputes", Summary: "List compute targets", Role: api.RoleReader,
 			Response: api.ComputeList{}, Status: 200, Handle: s.listComputes},
 		{Method: "POST", Path: wsPath + "/computes", ID: "createCompute", Summary: "Create or attach a compute target (origin created|attached)", Role: api.RoleContributor,
-			Request: api.ComputeRequest{}, Response: api.Operation{}, Status: 202, Handle: startsOperation(s, false, func(ctx context.Context, ws *api.Workspace, _ string, req *api.ComputeRequest) (*store.Operation, error) {
-				_, op, err := s.computes.Create(ctx, ws, req)
-				return op, err
-			})},
+			Request: api.ComputeRequest{}, Response: api.Operation{}, Status: 202, Handle: s.createCompute},
 		{Method: "GET", Path: computePath, ID: "getCompute", Summary: "Show a compute target", Role: api.RoleReader,
 			Response: api.Compute{}, Status: 200, Handle: s.getCompute},
 		{Method: "PATCH", Path: computePath, ID: "updateCompute", Summary: "Update load balancer or SSL settings in place", Role: api.RoleContributor,
@@ -80,6 +78,8 @@ func (s *Server) routeTable() []route {
 		{Method: "GET", Path: computePath + "/operations", ID: "listComputeOperations", Summary: "A compute's operations, newest first", Role: api.RoleReader,
 			Response: api.OperationList{}, Status: 200, Handle: s.listComputeOperations},
 
+		{Method: "GET", Path: "/api/v1/versions", ID: "listVersions", Summary: "Kubernetes versions Berth supports (default marked)", Role: api.RoleReader,
+			Response: api.VersionList{}, Status: 200, Handle: s.versions, Query: []queryParam{{Name: "location", Type: "string", Doc: "an Azure location (AKS provider)"}}},
 		{Method: "GET", Path: "/api/v1/operations/{operation}", ID: "getOperation", Summary: "Show an operation", Role: api.RoleReader,
 			Response: api.Operation{}, Status: 200, Handle: s.getOperation},
 		{Method: "GET", Path: "/api/v1/operations/{operation}/events", ID: "listOperationEvents", Summary: "An operation's events; follow=true streams them (server-sent events)", Role: api.RoleReader,
@@ -280,6 +280,39 @@ func startsOperation[Req any](s *Server, optional bool, start func(ctx context.C
 func accepted(w http.ResponseWriter, op *store.Operation) {
 	w.Header().Set("Location", "/api/v1/operations/"+op.ID)
 	writeJSON(w, http.StatusAccepted, op.Operation)
+}
+
+// createCompute starts a create or attach, or answers a dry run's
+// preflight report (200) without changing anything.
+func (s *Server) createCompute(w http.ResponseWriter, r *http.Request, _ *principal) error {
+	ws, err := s.workspace(r)
+	if err != nil {
+		return err
+	}
+	var req api.ComputeRequest
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	_, op, err := s.computes.Create(r.Context(), ws, &req)
+	var dry *compute.DryRunResult
+	if errors.As(err, &dry) {
+		writeJSON(w, http.StatusOK, dry.Report)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	accepted(w, op)
+	return nil
+}
+
+func (s *Server) versions(w http.ResponseWriter, r *http.Request, _ *principal) error {
+	if loc := r.URL.Query().Get("location"); loc != "" {
+		return problem.New(http.StatusBadRequest, "LocationNotAvailable",
+			"versions for an Azure location come from the AKS provider, which this server does not have configured; omit --location to list the versions Berth supports")
+	}
+	writeJSON(w, 200, supportedVersions(s.cfg.KubernetesVersions))
+	return nil
 }
 
 func (s *Server) getCompute(w http.ResponseWriter, r *http.Request, _ *principal) error {

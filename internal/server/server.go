@@ -21,7 +21,10 @@ import (
 	"github.com/berth-ml/berth/api"
 	"github.com/berth-ml/berth/internal/compute"
 	"github.com/berth-ml/berth/internal/operation"
+	"github.com/berth-ml/berth/internal/preflight"
 	"github.com/berth-ml/berth/internal/problem"
+	"github.com/berth-ml/berth/internal/provider"
+	"github.com/berth-ml/berth/internal/provider/kubernetes"
 	"github.com/berth-ml/berth/internal/secretbox"
 	"github.com/berth-ml/berth/internal/store"
 )
@@ -37,7 +40,21 @@ type Config struct {
 	Poll   time.Duration
 	Logger *slog.Logger
 	Getenv func(string) string
+	// Providers are the compute types to offer; nil means the built-in
+	// ones plus any linked into provider.Default.
+	Providers *provider.Registry
+	// KubernetesVersions is the supported Kubernetes range.
+	KubernetesVersions preflight.VersionRange
+	// FrontendImage is the berth-fe image installed into clusters.
+	FrontendImage string
+	// ReconcileInterval is how often computes are reconciled (0: 5m; <0: never).
+	ReconcileInterval time.Duration
+	// ReadyTimeout bounds waiting for a cluster's front end (0: 10m).
+	ReadyTimeout time.Duration
 }
+
+// DefaultFrontendImage is the front end image installed unless configured.
+const DefaultFrontendImage = "ghcr.io/berth-ml/berth:latest"
 
 // Server is a running control plane.
 type Server struct {
@@ -90,7 +107,19 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		metrics: newMetrics(),
 		id:      fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b)),
 	}
-	s.computes = &compute.Service{Store: st}
+	if cfg.KubernetesVersions == (preflight.VersionRange{}) {
+		cfg.KubernetesVersions = preflight.DefaultVersions
+		s.cfg.KubernetesVersions = cfg.KubernetesVersions
+	}
+	if cfg.FrontendImage == "" {
+		s.cfg.FrontendImage = DefaultFrontendImage
+	}
+	reg := cfg.Providers
+	if reg == nil {
+		reg = provider.Default.Clone()
+		reg.Register(&kubernetes.Provider{Versions: s.cfg.KubernetesVersions, Image: s.cfg.FrontendImage, ReadyTimeout: cfg.ReadyTimeout})
+	}
+	s.computes = &compute.Service{Store: st, Providers: reg}
 	s.engine = &operation.Engine{
 		Store: st, Owner: s.id, Lease: cfg.Lease, Poll: cfg.Poll, Planner: s.computes.Plan,
 		Log:     cfg.Logger.With("component", "operations"),
@@ -128,6 +157,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		s.engine.Run(engineCtx)
 	}()
 	go s.events.pollLoop(engineCtx, s.store)
+	go s.reconcileLoop(engineCtx)
 	hs := &http.Server{
 		Handler:           s.handler,
 		ReadHeaderTimeout: 10 * time.Second,

@@ -1,0 +1,308 @@
+// Package installer is what Berth puts into a cluster and how: the desired
+// objects (DESIGN.md "What goes into a cluster"), applied with server-side
+// apply under field manager "berth", waited for, checked for drift and
+// removed again by label. Both attached and created clusters go through it.
+package installer
+
+import (
+	"fmt"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	appsac "k8s.io/client-go/applyconfigurations/apps/v1"
+	coreac "k8s.io/client-go/applyconfigurations/core/v1"
+	metaac "k8s.io/client-go/applyconfigurations/meta/v1"
+	policyac "k8s.io/client-go/applyconfigurations/policy/v1"
+	rbacac "k8s.io/client-go/applyconfigurations/rbac/v1"
+)
+
+// Names and labels of what Berth installs.
+const (
+	Namespace    = "berth-system"
+	FrontendName = "berth-fe"
+	TLSSecret    = "berth-fe-tls"
+	ConfigName   = "berth-fe-config"
+	FieldManager = "berth"
+
+	// The manager ServiceAccount carries Berth's scoped credentials. It
+	// lives outside berth-system so Berth keeps its access while it waits
+	// for that namespace to go away on detach; its RBAC and token are
+	// owned by its ClusterRole, so deleting that one removes them all.
+	ManagerName      = "berth-manager"
+	ManagerNamespace = "kube-system"
+
+	LabelManagedBy  = "app.kubernetes.io/managed-by"
+	LabelAttachment = "berth.dev/attachment"
+	LabelComponent  = "berth.dev/component"
+	LabelName       = "app.kubernetes.io/name"
+
+	AnnotationWorkspace  = "berth.dev/workspace"
+	AnnotationCompute    = "berth.dev/compute"
+	AnnotationAttachment = "berth.dev/attachment-id"
+	AnnotationServer     = "berth.dev/control-plane"
+
+	ComponentManager  = "manager"
+	ComponentFrontend = "frontend"
+
+	// Internal load balancer annotations: Azure's, and the matching ones
+	// of other clouds.
+	AzureInternal       = "service.beta.kubernetes.io/azure-load-balancer-internal"
+	AzureInternalSubnet = "service.beta.kubernetes.io/azure-load-balancer-internal-subnet"
+	AWSInternal         = "service.beta.kubernetes.io/aws-load-balancer-internal"
+	GCPInternal         = "networking.gke.io/load-balancer-type"
+)
+
+// ManagedSelector selects every object Berth installed, of any attachment.
+const ManagedSelector = LabelManagedBy + "=berth"
+
+// Settings are the choices that shape the installed objects.
+type Settings struct {
+	AttachmentID       string
+	Workspace          string
+	Compute            string
+	Purpose            string // FastProd or DevTest
+	LoadBalancerType   string // PublicIp or InternalLoadBalancer
+	LoadBalancerSubnet string
+	// Image is the front end's container image.
+	Image string
+	// TLS certificate and key (PEM); empty when TLS is disabled.
+	CertPEM, KeyPEM string
+	// Resources are the front end container's requests and limits as the
+	// cluster has them; users may tune them and reconcile keeps them.
+	Resources *corev1.ResourceRequirements
+}
+
+// Replicas is the front end's replica count for a purpose.
+func Replicas(purpose string) int32 {
+	if purpose == "DevTest" {
+		return 1
+	}
+	return 3
+}
+
+func (s Settings) labels(component string) map[string]string {
+	return map[string]string{
+		LabelManagedBy:  "berth",
+		LabelAttachment: s.AttachmentID,
+		LabelComponent:  component,
+		"app.kubernetes.io/part-of": "berth",
+	}
+}
+
+func (s Settings) frontendLabels() map[string]string {
+	l := s.labels(ComponentFrontend)
+	l[LabelName] = FrontendName
+	return l
+}
+
+// selector is the front end pods' stable selector (immutable once made).
+func selector() map[string]string {
+	return map[string]string{LabelName: FrontendName, LabelManagedBy: "berth"}
+}
+
+// Object is one desired object: its kind and its apply configuration.
+type Object struct {
+	Kind      Kind
+	Name      string
+	Namespace string
+	Apply     any // an apply configuration (JSON-marshalable)
+}
+
+func (o Object) String() string {
+	if o.Namespace != "" {
+		return fmt.Sprintf("%s %s/%s", o.Kind.Kind, o.Namespace, o.Name)
+	}
+	return fmt.Sprintf("%s %s", o.Kind.Kind, o.Name)
+}
+
+// NamespaceObject is the berth-system namespace, which is also the
+// attachment marker: its annotations say which workspace and compute own
+// the cluster.
+func NamespaceObject(s Settings) Object {
+	ns := coreac.Namespace(Namespace).
+		WithLabels(s.labels(ComponentFrontend)).
+		WithAnnotations(MarkerAnnotations(s))
+	return Object{Kind: KindNamespace, Name: Namespace, Apply: ns}
+}
+
+// MarkerAnnotations record the owner of the cluster.
+func MarkerAnnotations(s Settings) map[string]string {
+	return map[string]string{
+		AnnotationWorkspace:  s.Workspace,
+		AnnotationCompute:    s.Compute,
+		AnnotationAttachment: s.AttachmentID,
+	}
+}
+
+// DefaultResources are the front end container's starting requests and limits.
+func DefaultResources() corev1.ResourceRequirements {
+	return corev1.ResourceRequirements{
+		Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100m"), corev1.ResourceMemory: resource.MustParse("128Mi")},
+		Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("512Mi")},
+	}
+}
+
+func resourcesApply(r corev1.ResourceRequirements) *coreac.ResourceRequirementsApplyConfiguration {
+	ac := coreac.ResourceRequirements()
+	if len(r.Requests) > 0 {
+		ac.WithRequests(r.Requests)
+	}
+	if len(r.Limits) > 0 {
+		ac.WithLimits(r.Limits)
+	}
+	return ac
+}
+
+// FrontendObjects are the front end's objects in berth-system, in the
+// order they are applied.
+func FrontendObjects(s Settings) []Object {
+	ns := Namespace
+	fe := s.frontendLabels()
+	res := DefaultResources()
+	if s.Resources != nil {
+		res = *s.Resources
+	}
+	objs := []Object{
+		NamespaceObject(s),
+		{Kind: KindServiceAccount, Name: FrontendName, Namespace: ns,
+			Apply: coreac.ServiceAccount(FrontendName, ns).WithLabels(fe)},
+		{Kind: KindClusterRole, Name: FrontendName, Apply: rbacac.ClusterRole(FrontendName).WithLabels(fe).WithRules(
+			rbacac.PolicyRule().WithAPIGroups("").WithResources("pods", "configmaps").WithVerbs("get", "list", "watch"),
+			rbacac.PolicyRule().WithAPIGroups("apps").WithResources("deployments").WithVerbs("get", "list", "watch"),
+			rbacac.PolicyRule().WithAPIGroups("apps").WithResources("deployments/scale").WithVerbs("get", "update", "patch"),
+			rbacac.PolicyRule().WithAPIGroups("").WithResources("events").WithVerbs("create", "patch"),
+		)},
+		{Kind: KindClusterRoleBinding, Name: FrontendName, Apply: rbacac.ClusterRoleBinding(FrontendName).WithLabels(fe).
+			WithRoleRef(rbacac.RoleRef().WithAPIGroup("rbac.authorization.k8s.io").WithKind("ClusterRole").WithName(FrontendName)).
+			WithSubjects(rbacac.Subject().WithKind("ServiceAccount").WithName(FrontendName).WithNamespace(ns))},
+		{Kind: KindRole, Name: FrontendName, Namespace: ns, Apply: rbacac.Role(FrontendName, ns).WithLabels(fe).WithRules(
+			rbacac.PolicyRule().WithAPIGroups("").WithResources("secrets").WithVerbs("get", "list", "watch"),
+			rbacac.PolicyRule().WithAPIGroups("coordination.k8s.io").WithResources("leases").WithVerbs("get", "list", "watch", "create", "update"),
+		)},
+		{Kind: KindRoleBinding, Name: FrontendName, Namespace: ns, Apply: rbacac.RoleBinding(FrontendName, ns).WithLabels(fe).
+			WithRoleRef(rbacac.RoleRef().WithAPIGroup("rbac.authorization.k8s.io").WithKind("Role").WithName(FrontendName)).
+			WithSubjects(rbacac.Subject().WithKind("ServiceAccount").WithName(FrontendName).WithNamespace(ns))},
+		{Kind: KindConfigMap, Name: ConfigName, Namespace: ns, Apply: coreac.ConfigMap(ConfigName, ns).WithLabels(fe).WithData(map[string]string{
+			"workspace":          s.Workspace,
+			"compute":            s.Compute,
+			"attachmentId":       s.AttachmentID,
+			"clusterPurpose":     s.Purpose,
+			"loadBalancerType":   s.LoadBalancerType,
+			"loadBalancerSubnet": s.LoadBalancerSubnet,
+			"tlsSecret":          TLSSecret,
+		})},
+		{Kind: KindSecret, Name: TLSSecret, Namespace: ns, Apply: coreac.Secret(TLSSecret, ns).WithLabels(fe).
+			WithType(corev1.SecretTypeOpaque).WithData(map[string][]byte{"cert.pem": []byte(s.CertPEM), "key.pem": []byte(s.KeyPEM)})},
+	}
+
+	replicas := Replicas(s.Purpose)
+	pod := coreac.PodTemplateSpec().WithLabels(fe).WithSpec(coreac.PodSpec().
+		WithServiceAccountName(FrontendName).
+		WithContainers(coreac.Container().
+			WithName(FrontendName).
+			WithImage(s.Image).
+			WithArgs("frontend", "--namespace", ns, "--config", ConfigName).
+			WithPorts(
+				coreac.ContainerPort().WithName("http").WithContainerPort(8080),
+				coreac.ContainerPort().WithName("https").WithContainerPort(8443),
+			).
+			WithReadinessProbe(coreac.Probe().WithHTTPGet(coreac.HTTPGetAction().WithPath("/readyz").WithPort(intstr.FromString("http"))).
+				WithPeriodSeconds(5)).
+			WithLivenessProbe(coreac.Probe().WithHTTPGet(coreac.HTTPGetAction().WithPath("/healthz").WithPort(intstr.FromString("http"))).
+				WithPeriodSeconds(10).WithFailureThreshold(3)).
+			WithResources(resourcesApply(res)).
+			WithSecurityContext(coreac.SecurityContext().WithRunAsNonRoot(true).WithAllowPrivilegeEscalation(false).
+				WithReadOnlyRootFilesystem(true))))
+	if replicas > 1 {
+		// Spread the replicas across nodes so one node's loss keeps serving.
+		pod.Spec.WithTopologySpreadConstraints(coreac.TopologySpreadConstraint().
+			WithMaxSkew(1).WithTopologyKey("kubernetes.io/hostname").
+			WithWhenUnsatisfiable(corev1.ScheduleAnyway).
+			WithLabelSelector(metaac.LabelSelector().WithMatchLabels(selector())))
+		pod.Spec.WithAffinity(coreac.Affinity().WithPodAntiAffinity(coreac.PodAntiAffinity().
+			WithPreferredDuringSchedulingIgnoredDuringExecution(coreac.WeightedPodAffinityTerm().WithWeight(100).
+				WithPodAffinityTerm(coreac.PodAffinityTerm().WithTopologyKey("kubernetes.io/hostname").
+					WithLabelSelector(metaac.LabelSelector().WithMatchLabels(selector()))))))
+	}
+	objs = append(objs, Object{Kind: KindDeployment, Name: FrontendName, Namespace: ns, Apply: appsac.Deployment(FrontendName, ns).
+		WithLabels(fe).
+		WithSpec(appsac.DeploymentSpec().
+			WithReplicas(replicas).
+			WithSelector(metaac.LabelSelector().WithMatchLabels(selector())).
+			WithStrategy(appsac.DeploymentStrategy().WithType(appsv1.RollingUpdateDeploymentStrategyType).
+				WithRollingUpdate(appsac.RollingUpdateDeployment().WithMaxUnavailable(intstr.FromInt32(0)).WithMaxSurge(intstr.FromInt32(1)))).
+			WithTemplate(pod))})
+
+	if replicas > 1 {
+		objs = append(objs, Object{Kind: KindPodDisruptionBudget, Name: FrontendName, Namespace: ns,
+			Apply: policyac.PodDisruptionBudget(FrontendName, ns).WithLabels(fe).WithSpec(policyac.PodDisruptionBudgetSpec().
+				WithMaxUnavailable(intstr.FromInt32(1)).
+				WithSelector(metaac.LabelSelector().WithMatchLabels(selector())))})
+	}
+
+	svc := coreac.Service(FrontendName, ns).WithLabels(fe).WithSpec(coreac.ServiceSpec().
+		WithType(corev1.ServiceTypeLoadBalancer).
+		WithSelector(selector()).
+		WithPorts(
+			coreac.ServicePort().WithName("http").WithPort(80).WithTargetPort(intstr.FromString("http")).WithProtocol(corev1.ProtocolTCP),
+			coreac.ServicePort().WithName("https").WithPort(443).WithTargetPort(intstr.FromString("https")).WithProtocol(corev1.ProtocolTCP),
+		))
+	if s.LoadBalancerType == "InternalLoadBalancer" {
+		ann := map[string]string{AzureInternal: "true", AWSInternal: "true", GCPInternal: "Internal"}
+		if s.LoadBalancerSubnet != "" {
+			ann[AzureInternalSubnet] = s.LoadBalancerSubnet
+		}
+		svc.WithAnnotations(ann)
+	}
+	objs = append(objs, Object{Kind: KindService, Name: FrontendName, Namespace: ns, Apply: svc})
+	return objs
+}
+
+// ManagerObjects are the scoped credentials' ServiceAccount, its RBAC and
+// a token Secret, all owned by the ClusterRole (so one delete removes all).
+// The ClusterRole's uid is needed for the owner references, so it is
+// applied first (ManagerRole) and the rest after (ManagerDependents).
+func ManagerRole(s Settings) Object {
+	l := s.labels(ComponentManager)
+	all := []string{"get", "list", "watch", "create", "update", "patch", "delete"}
+	return Object{Kind: KindClusterRole, Name: ManagerName, Apply: rbacac.ClusterRole(ManagerName).WithLabels(l).WithRules(
+		rbacac.PolicyRule().WithAPIGroups("").WithResources("namespaces", "serviceaccounts", "configmaps", "secrets", "services", "events").WithVerbs(all...),
+		rbacac.PolicyRule().WithAPIGroups("").WithResources("pods", "pods/log").WithVerbs("get", "list", "watch", "delete"),
+		rbacac.PolicyRule().WithAPIGroups("").WithResources("nodes").WithVerbs("get", "list", "watch"),
+		rbacac.PolicyRule().WithAPIGroups("apps").WithResources("deployments", "deployments/scale").WithVerbs(all...),
+		rbacac.PolicyRule().WithAPIGroups("policy").WithResources("poddisruptionbudgets").WithVerbs(all...),
+		rbacac.PolicyRule().WithAPIGroups("rbac.authorization.k8s.io").WithResources("clusterroles", "clusterrolebindings", "roles", "rolebindings").WithVerbs(all...),
+		rbacac.PolicyRule().WithAPIGroups("coordination.k8s.io").WithResources("leases").WithVerbs(all...),
+		rbacac.PolicyRule().WithAPIGroups("authorization.k8s.io").WithResources("selfsubjectaccessreviews").WithVerbs("create"),
+	)}
+}
+
+// ManagerTokenSecret is the name of the manager's token Secret; it names
+// the attachment so a takeover makes a new token and the old one goes.
+func ManagerTokenSecret(s Settings) string {
+	id := s.AttachmentID
+	if len(id) > 8 {
+		id = id[:8]
+	}
+	return "berth-manager-token-" + id
+}
+
+// ManagerDependents are the manager's ServiceAccount, binding and token
+// Secret, owned by the manager ClusterRole (uid).
+func ManagerDependents(s Settings, roleUID string) []Object {
+	l := s.labels(ComponentManager)
+	owner := metaac.OwnerReference().WithAPIVersion("rbac.authorization.k8s.io/v1").WithKind("ClusterRole").
+		WithName(ManagerName).WithUID(typesUID(roleUID))
+	return []Object{
+		{Kind: KindServiceAccount, Name: ManagerName, Namespace: ManagerNamespace,
+			Apply: coreac.ServiceAccount(ManagerName, ManagerNamespace).WithLabels(l).WithOwnerReferences(owner)},
+		{Kind: KindClusterRoleBinding, Name: ManagerName, Apply: rbacac.ClusterRoleBinding(ManagerName).WithLabels(l).WithOwnerReferences(owner).
+			WithRoleRef(rbacac.RoleRef().WithAPIGroup("rbac.authorization.k8s.io").WithKind("ClusterRole").WithName(ManagerName)).
+			WithSubjects(rbacac.Subject().WithKind("ServiceAccount").WithName(ManagerName).WithNamespace(ManagerNamespace))},
+		{Kind: KindSecret, Name: ManagerTokenSecret(s), Namespace: ManagerNamespace, Apply: coreac.Secret(ManagerTokenSecret(s), ManagerNamespace).
+			WithLabels(l).WithOwnerReferences(owner).WithType(corev1.SecretTypeServiceAccountToken).
+			WithAnnotations(map[string]string{corev1.ServiceAccountNameKey: ManagerName})},
+	}
+}

@@ -1,0 +1,717 @@
+// Package kubernetes is the compute type "kubernetes": any conformant
+// cluster attached by kubeconfig. It runs preflight, claims the cluster
+// with the attachment marker, makes Berth's own scoped credentials,
+// installs the front end and keeps it as desired (update, reconcile), and
+// removes everything on detach. The AKS provider reuses it after creating
+// or finding the cluster.
+package kubernetes
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/berth-ml/berth/api"
+	"github.com/berth-ml/berth/internal/installer"
+	"github.com/berth-ml/berth/internal/kubeconn"
+	"github.com/berth-ml/berth/internal/operation"
+	"github.com/berth-ml/berth/internal/preflight"
+	"github.com/berth-ml/berth/internal/store"
+	corev1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+)
+
+// Type is the compute type name.
+const Type = "kubernetes"
+
+// Properties of a kubernetes compute.
+const (
+	PropContext        = "context"
+	PropCredentialMode = "credentialMode"
+)
+
+// Credential modes.
+const (
+	CredentialScoped  = "scoped"
+	CredentialAsGiven = "as-given"
+)
+
+// Provider implements provider.Provider for attached clusters.
+type Provider struct {
+	// Versions is the supported Kubernetes range.
+	Versions preflight.VersionRange
+	// Image is the front end's container image.
+	Image string
+	// ReadyTimeout bounds waiting for the front end (default 10m).
+	ReadyTimeout time.Duration
+	// RemoveTimeout bounds waiting for objects to be gone (default 5m).
+	RemoveTimeout time.Duration
+	// Poll is the interval of readiness checks (default 250ms).
+	Poll time.Duration
+}
+
+func (p *Provider) Type() string      { return Type }
+func (p *Provider) Origins() []string { return []string{api.OriginAttached} }
+
+func (p *Provider) readyTimeout() time.Duration {
+	if p.ReadyTimeout == 0 {
+		return 10 * time.Minute
+	}
+	return p.ReadyTimeout
+}
+
+func (p *Provider) removeTimeout() time.Duration {
+	if p.RemoveTimeout == 0 {
+		return 5 * time.Minute
+	}
+	return p.RemoveTimeout
+}
+
+func detail(code, target, format string, args ...any) api.ErrorDetail {
+	return api.ErrorDetail{Code: code, Target: target, Message: fmt.Sprintf(format, args...)}
+}
+
+// Validate checks an attach request without reaching the cluster.
+func (p *Provider) Validate(_ context.Context, _ *api.Workspace, req *api.ComputeRequest) []api.ErrorDetail {
+	var out []api.ErrorDetail
+	for k, v := range req.Properties {
+		switch k {
+		case PropContext:
+		case PropCredentialMode:
+			if v != CredentialScoped && v != CredentialAsGiven {
+				out = append(out, detail("InvalidValue", "credentialMode", "--credential-mode %q is not valid: use scoped or as-given", v))
+			}
+		default:
+			out = append(out, detail("InvalidProperty", "properties."+k, "unknown property %q for compute type kubernetes (known: context, credentialMode)", k))
+		}
+	}
+	if req.Credentials == "" {
+		out = append(out, detail("KubeconfigRequired", "credentials", "a kubeconfig is required to attach a cluster (--kubeconfig FILE)"))
+	} else if _, _, err := kubeconn.Parse([]byte(req.Credentials), req.Properties[PropContext]); err != nil {
+		out = append(out, detail("InvalidKubeconfig", "credentials", "%v", err))
+	}
+	if req.SSL != nil && (req.SSL.CertPEM != "" || req.SSL.LeafDomainLabel != "" || req.SSL.KeyPEM != "" || req.SSL.Cname != "") {
+		out = append(out, detail("SSLNotAvailable", "ssl", "TLS termination (--ssl-*) is not available in this version of Berth yet; attach without SSL flags"))
+	}
+	return out
+}
+
+// ValidateUpdate checks an update's purpose and TLS parts.
+func (p *Provider) ValidateUpdate(_ context.Context, c *store.Compute, req *api.ComputeUpdateRequest) []api.ErrorDetail {
+	var out []api.ErrorDetail
+	if req.SSL != nil {
+		out = append(out, detail("SSLNotAvailable", "ssl", "TLS termination (--ssl-*) is not available in this version of Berth yet"))
+	}
+	if c.Health == api.HealthDisplaced {
+		out = append(out, detail("ComputeDisplaced", "", "compute %q was displaced: another attachment took its cluster over; detach it", c.Name))
+	}
+	return out
+}
+
+// ValidateScale: attached clusters are scaled where they are managed.
+func (p *Provider) ValidateScale(context.Context, *store.Compute, int) []api.ErrorDetail { return nil }
+
+// The user's kubeconfig while a scoped attach is under way.
+const (
+	secretGiven      = "given"
+	propGivenContext = "givenContext"
+)
+
+// connectGiven opens the cluster with the kubeconfig the user gave, while
+// the compute still holds it (an attach not yet finished), else as connect.
+func connectGiven(c *store.Compute) (*kubeconn.Cluster, error) {
+	if kc := c.Secrets[secretGiven]; kc != "" {
+		return kubeconn.Connect([]byte(kc), c.Properties[propGivenContext])
+	}
+	return connect(c)
+}
+
+// forgetGiven drops the user's kubeconfig once Berth's own works.
+func forgetGiven(c *store.Compute) {
+	delete(c.Secrets, secretGiven)
+	delete(c.Properties, propGivenContext)
+}
+
+// connect opens the compute's cluster with its stored credentials.
+func connect(c *store.Compute) (*kubeconn.Cluster, error) {
+	kc := c.Secrets["credentials"]
+	if kc == "" {
+		return nil, errors.New("the compute has no stored kubeconfig")
+	}
+	return kubeconn.Connect([]byte(kc), c.Properties[PropContext])
+}
+
+func (p *Provider) installer(cl *kubeconn.Cluster, r *operation.Run) *installer.Installer {
+	in := &installer.Installer{Cluster: cl, Poll: p.Poll}
+	if r != nil {
+		in.Progress = r.Event
+	}
+	return in
+}
+
+// settings are the desired installed state of a compute.
+func (p *Provider) settings(c *store.Compute) installer.Settings {
+	return installer.Settings{
+		AttachmentID: c.AttachmentID, Workspace: c.Workspace, Compute: c.Name,
+		Purpose: c.ClusterPurpose, LoadBalancerType: c.LoadBalancerType, LoadBalancerSubnet: c.LoadBalancerSubnet,
+		Image: p.Image,
+	}
+}
+
+// DryRun runs preflight against the cluster of an attach request.
+func (p *Provider) DryRun(ctx context.Context, _ *api.Workspace, req *api.ComputeRequest) (*api.PreflightReport, error) {
+	cl, err := kubeconn.Connect([]byte(req.Credentials), req.Properties[PropContext])
+	if err != nil {
+		return nil, err
+	}
+	rep, _ := preflight.Run(ctx, preflight.Input{Cluster: cl, Purpose: req.ClusterPurpose, Versions: p.Versions,
+		Force: req.Force, Scoped: req.Properties[PropCredentialMode] != CredentialAsGiven})
+	return &rep, nil
+}
+
+// load re-reads the compute an operation works on.
+func load(ctx context.Context, r *operation.Run) (*store.Compute, error) {
+	return r.Store.GetComputeByID(ctx, r.Op.TargetID)
+}
+
+// params reads the operation's request.
+func params[T any](r *operation.Run) (T, error) {
+	var v T
+	err := json.Unmarshal(r.Op.Params, &v)
+	return v, err
+}
+
+// fail turns a cluster error into the operation's failure: unreachable
+// clusters fail with ClusterUnreachable, others with code.
+func fail(code string, err error) error {
+	if preflight.IsUnreachable(err) {
+		return operation.Fail("ClusterUnreachable", err.Error())
+	}
+	var ae *api.Error
+	if errors.As(err, &ae) {
+		return err
+	}
+	return operation.Fail(code, err.Error())
+}
+
+// Steps returns the steps of each operation kind.
+func (p *Provider) Steps(kind string, _ *store.Compute) []operation.Step {
+	switch kind {
+	case api.OpAttach:
+		return []operation.Step{
+			{Name: "preflight", Run: p.stepPreflight},
+			{Name: "claim cluster", Run: p.stepClaim},
+			{Name: "credentials", Run: p.stepCredentials},
+			{Name: "install", Run: p.stepInstall},
+			{Name: "wait for front end", Run: p.stepWait},
+			{Name: "observe", Run: p.stepObserve},
+		}
+	case api.OpUpdate:
+		return []operation.Step{
+			{Name: "check cluster", Run: p.stepCheckOwned},
+			{Name: "install", Run: p.stepInstall},
+			{Name: "wait for front end", Run: p.stepWait},
+			{Name: "observe", Run: p.stepObserve},
+		}
+	case api.OpReconcile:
+		return []operation.Step{
+			{Name: "check cluster", Run: p.stepReconcileCheck},
+			{Name: "repair drift", Run: p.stepRepair},
+			{Name: "wait for front end", Run: p.stepWait},
+			{Name: "observe", Run: p.stepObserve},
+		}
+	case api.OpDetach:
+		return []operation.Step{
+			{Name: "check cluster", Run: p.stepDetachCheck},
+			{Name: "remove", Run: p.stepRemove},
+		}
+	}
+	return nil
+}
+
+// Undo removes what a failed or canceled attach installed, if the cluster
+// is still ours.
+func (p *Provider) Undo(kind string, _ *store.Compute) func(ctx context.Context, r *operation.Run) error {
+	if kind != api.OpAttach {
+		return nil
+	}
+	return func(ctx context.Context, r *operation.Run) error {
+		if r.Recall("claimed") == "" {
+			return nil // nothing was installed
+		}
+		c, err := load(ctx, r)
+		if err != nil {
+			return err
+		}
+		cl, err := connectGiven(c)
+		if err != nil {
+			return err
+		}
+		r.Event("Attach failed: removing what it installed")
+		if err := p.remove(ctx, r, c, cl); err != nil {
+			return err
+		}
+		// Berth's own access is gone with the rest: keep the given
+		// kubeconfig, so the failed compute can still be detached.
+		if given := c.Secrets[secretGiven]; given != "" {
+			c.Secrets = map[string]string{"credentials": given}
+			c.Properties[PropContext] = c.Properties[propGivenContext]
+			c.Properties[PropCredentialMode] = CredentialScoped
+			delete(c.Properties, propGivenContext)
+			return r.Store.UpdateCompute(ctx, c)
+		}
+		return nil
+	}
+}
+
+// desired is the compute as the operation wants it (an update's new values
+// merged in).
+func desired(r *operation.Run, c *store.Compute) (*store.Compute, error) {
+	if r.Op.Kind != api.OpUpdate {
+		return c, nil
+	}
+	req, err := params[api.ComputeUpdateRequest](r)
+	if err != nil {
+		return nil, err
+	}
+	d := *c
+	if req.ClusterPurpose != "" {
+		d.ClusterPurpose = req.ClusterPurpose
+	}
+	if req.LoadBalancerType != "" {
+		d.LoadBalancerType = req.LoadBalancerType
+		if req.LoadBalancerType == api.LoadBalancerPublicIP {
+			d.LoadBalancerSubnet = ""
+		}
+	}
+	if req.LoadBalancerSubnet != "" {
+		d.LoadBalancerSubnet = req.LoadBalancerSubnet
+	}
+	return &d, nil
+}
+
+func (p *Provider) stepPreflight(ctx context.Context, r *operation.Run) error {
+	c, err := load(ctx, r)
+	if err != nil {
+		return err
+	}
+	cl, err := connect(c)
+	if err != nil {
+		return operation.Fail("InvalidKubeconfig", err.Error())
+	}
+	req, _ := params[api.ComputeRequest](r)
+	rep, _ := preflight.Run(ctx, preflight.Input{Cluster: cl, Purpose: c.ClusterPurpose, Versions: p.Versions,
+		AttachmentID: c.AttachmentID, Force: req.Force, Scoped: c.Properties[PropCredentialMode] != CredentialAsGiven})
+	for _, ch := range rep.Checks {
+		mark := "✓"
+		if ch.Status == api.CheckFailed {
+			mark = "✗"
+		} else if ch.Status == api.CheckSkipped {
+			mark = "-"
+		}
+		r.Event("Preflight %s %s: %s", mark, ch.Name, ch.Message)
+	}
+	if !rep.Passed {
+		d := preflight.Failures(rep)
+		return operation.Fail("PreflightFailed", fmt.Sprintf("%d preflight problem(s); nothing was installed", len(d)), d...)
+	}
+	return nil
+}
+
+func (p *Provider) stepClaim(ctx context.Context, r *operation.Run) error {
+	c, err := load(ctx, r)
+	if err != nil {
+		return err
+	}
+	cl, err := connect(c)
+	if err != nil {
+		return err
+	}
+	req, _ := params[api.ComputeRequest](r)
+	prev, err := p.installer(cl, r).ClaimMarker(ctx, p.settings(c), req.Force)
+	var attached *installer.AttachedError
+	switch {
+	case errors.As(err, &attached):
+		return operation.Fail("ClusterAlreadyAttached", err.Error())
+	case errors.Is(err, installer.ErrMarkerBusy):
+		return operation.Retryable(err)
+	case err != nil:
+		return fail("ClaimFailed", err)
+	}
+	if err := r.Remember(ctx, "claimed", "yes"); err != nil {
+		return err
+	}
+	if prev != nil {
+		r.Warn("Took the cluster over from %s; it becomes Displaced on its next reconcile", prev.Owner())
+	} else {
+		r.Event("Claimed the cluster for compute %s (attachment %s)", c.Name, c.AttachmentID)
+	}
+	return nil
+}
+
+func (p *Provider) stepCredentials(ctx context.Context, r *operation.Run) error {
+	c, err := load(ctx, r)
+	if err != nil {
+		return err
+	}
+	if c.Properties[PropCredentialMode] == CredentialAsGiven {
+		r.Event("Keeping the given kubeconfig (credential mode as-given)")
+		return nil
+	}
+	if r.Recall("scoped") != "" {
+		return nil // done before a restart
+	}
+	cl, err := connect(c)
+	if err != nil {
+		return err
+	}
+	kc, err := p.installer(cl, r).EnsureManager(ctx, p.settings(c))
+	if err != nil {
+		return fail("CredentialsFailed", err)
+	}
+	// Prove the new credentials work before forgetting the given ones.
+	scoped, err := kubeconn.Connect(kc, "")
+	if err == nil {
+		_, err = scoped.Client.CoreV1().Namespaces().Get(ctx, installer.Namespace, metav1.GetOptions{})
+	}
+	if err != nil {
+		return operation.Retryable(fmt.Errorf("the new ServiceAccount token does not work yet: %w", err))
+	}
+	// The given kubeconfig stays (sealed) until the attach succeeds, so a
+	// failed attach can still remove everything, Berth's own access included.
+	c.Secrets = map[string]string{"credentials": string(kc), secretGiven: c.Secrets["credentials"]}
+	if c.Properties == nil {
+		c.Properties = map[string]string{}
+	}
+	c.Properties[PropCredentialMode] = CredentialScoped
+	if ctxName := c.Properties[PropContext]; ctxName != "" {
+		c.Properties[propGivenContext] = ctxName
+	}
+	delete(c.Properties, PropContext)
+	if err := r.Store.UpdateCompute(ctx, c); err != nil {
+		return err
+	}
+	r.Event("Stored credentials of ServiceAccount %s/%s with only the permissions Berth needs; the given kubeconfig is not kept", installer.ManagerNamespace, installer.ManagerName)
+	return r.Remember(ctx, "scoped", "yes")
+}
+
+func (p *Provider) stepInstall(ctx context.Context, r *operation.Run) error {
+	c, err := load(ctx, r)
+	if err != nil {
+		return err
+	}
+	d, err := desired(r, c)
+	if err != nil {
+		return err
+	}
+	cl, err := connect(c)
+	if err != nil {
+		return err
+	}
+	in := p.installer(cl, r)
+	s := p.settings(d)
+	if s.Resources, err = in.LiveResources(ctx); err != nil {
+		return fail("InstallFailed", err)
+	}
+	objs := installer.FrontendObjects(s)
+	if _, err := in.Apply(ctx, objs, false); err != nil {
+		return fail("InstallFailed", err)
+	}
+	r.Event("Applied %d objects (server-side apply, field manager %s)", len(objs), installer.FieldManager)
+	// Prune what the desired state no longer has (a PodDisruptionBudget
+	// after a change to DevTest) and what earlier attachments left.
+	if err := prune(ctx, in, objs, c.AttachmentID, r); err != nil {
+		return fail("InstallFailed", err)
+	}
+	return nil
+}
+
+// prune removes Berth's objects that are not part of objs: those of
+// another (earlier) attachment, and those this one no longer wants.
+func prune(ctx context.Context, in *installer.Installer, objs []installer.Object, attachmentID string, r *operation.Run) error {
+	want := map[string]bool{}
+	for _, o := range objs {
+		want[o.Kind.Kind+"/"+o.Namespace+"/"+o.Name] = true
+	}
+	keep := func(u *unstructured.Unstructured) bool {
+		if u.GetLabels()[installer.LabelAttachment] != attachmentID {
+			return false // an earlier attachment's
+		}
+		if u.GetLabels()[installer.LabelComponent] != installer.ComponentFrontend {
+			return true // the manager's, or services deployed later
+		}
+		return want[u.GetKind()+"/"+u.GetNamespace()+"/"+u.GetName()]
+	}
+	left, err := in.Remaining(ctx, installer.ManagedSelector, keep)
+	if err != nil || len(left) == 0 {
+		return err
+	}
+	r.Event("Removing %d object(s) Berth no longer wants: %s", len(left), strings.Join(left, ", "))
+	return in.Remove(ctx, installer.ManagedSelector, func(u *unstructured.Unstructured) bool {
+		return keep(u) || u.GetKind() == "Pod"
+	})
+}
+
+func (p *Provider) stepWait(ctx context.Context, r *operation.Run) error {
+	if r.Recall("displaced") != "" {
+		return nil
+	}
+	c, err := load(ctx, r)
+	if err != nil {
+		return err
+	}
+	d, err := desired(r, c)
+	if err != nil {
+		return err
+	}
+	cl, err := connect(c)
+	if err != nil {
+		return err
+	}
+	// Switching the load balancer type changes the address: wait for the new one.
+	notAddress := ""
+	if r.Op.Kind == api.OpUpdate && d.LoadBalancerType != c.LoadBalancerType {
+		notAddress = c.Endpoint
+		r.Event("Switching the load balancer to %s: waiting for its new address", d.LoadBalancerType)
+	}
+	wctx, cancel := context.WithTimeout(ctx, p.readyTimeout())
+	defer cancel()
+	rd, err := p.installer(cl, r).WaitReady(wctx, notAddress)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fail("FrontendNotReady", err)
+	}
+	r.Event("Front end ready: %d/%d replicas, address %s", rd.Available, rd.Wanted, rd.Address)
+	return nil
+}
+
+func (p *Provider) stepObserve(ctx context.Context, r *operation.Run) error {
+	c, err := load(ctx, r)
+	if err != nil {
+		return err
+	}
+	cl, err := connect(c)
+	if err != nil {
+		return err
+	}
+	now := time.Now().UTC()
+	c.LastReconcile = &now
+	if r.Recall("displaced") != "" {
+		c.Health = api.HealthDisplaced
+		return r.Store.UpdateCompute(ctx, c)
+	}
+	v, err := cl.Client.Discovery().ServerVersion()
+	if err != nil {
+		return fail("ObserveFailed", cl.Explain(err))
+	}
+	nodes, cpus, _, _, err := preflight.Capacity(ctx, cl)
+	if err != nil {
+		return fail("ObserveFailed", err)
+	}
+	svc, err := cl.Client.CoreV1().Services(installer.Namespace).Get(ctx, installer.FrontendName, metav1.GetOptions{})
+	if err != nil {
+		return fail("ObserveFailed", cl.Explain(err))
+	}
+	forgetGiven(c)
+	c.KubernetesVersion, c.NodeCount, c.AllocatableCpus = v.GitVersion, nodes, cpus
+	c.Endpoint = installer.ServiceAddress(svc)
+	c.Health = api.HealthHealthy
+	c.ProvisioningErrors = []api.ErrorDetail{}
+	r.Event("Kubernetes %s, %d nodes, %.4g allocatable vCPUs, endpoint %s", v.GitVersion, nodes, cpus, c.Endpoint)
+	return r.Store.UpdateCompute(ctx, c)
+}
+
+// ownership checks the cluster is reachable and still this compute's.
+func (p *Provider) ownership(ctx context.Context, r *operation.Run, c *store.Compute) (*kubeconn.Cluster, *installer.Marker, error) {
+	cl, err := connect(c)
+	if err != nil {
+		return nil, nil, operation.Fail("InvalidKubeconfig", err.Error())
+	}
+	if _, err := cl.Client.Discovery().ServerVersion(); err != nil {
+		return cl, nil, cl.Explain(err)
+	}
+	m, err := p.installer(cl, r).ReadMarker(ctx)
+	return cl, m, err
+}
+
+func (p *Provider) stepCheckOwned(ctx context.Context, r *operation.Run) error {
+	c, err := load(ctx, r)
+	if err != nil {
+		return err
+	}
+	d, err := desired(r, c)
+	if err != nil {
+		return err
+	}
+	cl, m, err := p.ownership(ctx, r, c)
+	if err != nil {
+		return fail("ClusterUnreachable", err)
+	}
+	if m != nil && m.AttachmentID != c.AttachmentID && !m.Terminating {
+		return operation.Fail("ComputeDisplaced", fmt.Sprintf("the cluster now belongs to %s; detach this compute", m.Owner()))
+	}
+	if d.ClusterPurpose != c.ClusterPurpose {
+		rep, _ := preflight.Run(ctx, preflight.Input{Cluster: cl, Purpose: d.ClusterPurpose, Versions: p.Versions, AttachmentID: c.AttachmentID})
+		for _, ch := range rep.Checks {
+			if ch.Name == preflight.CheckCapacity && ch.Status == api.CheckFailed {
+				return operation.Fail("InsufficientCapacity", ch.Message, ch.Details...)
+			}
+		}
+		r.Event("Changing the cluster purpose from %s to %s", c.ClusterPurpose, d.ClusterPurpose)
+	}
+	return nil
+}
+
+func (p *Provider) stepReconcileCheck(ctx context.Context, r *operation.Run) error {
+	c, err := load(ctx, r)
+	if err != nil {
+		return err
+	}
+	_, m, err := p.ownership(ctx, r, c)
+	if err != nil {
+		if preflight.IsUnreachable(err) || apierrors.IsUnauthorized(errors.Unwrap(err)) || strings.Contains(err.Error(), "401") {
+			c.Health = api.HealthUnreachable
+			now := time.Now().UTC()
+			c.LastReconcile = &now
+			if uerr := r.Store.UpdateCompute(ctx, c); uerr != nil {
+				return uerr
+			}
+			return operation.Fail("ClusterUnreachable", err.Error())
+		}
+		return fail("ReconcileFailed", err)
+	}
+	switch {
+	case m == nil:
+		r.Warn("The attachment marker (namespace %s) was missing: restoring it", installer.Namespace)
+	case m.AttachmentID != c.AttachmentID:
+		r.Warn("The cluster now belongs to %s: this compute is Displaced and leaves the cluster alone; detach it", m.Owner())
+		return r.Remember(ctx, "displaced", "yes")
+	}
+	return nil
+}
+
+func (p *Provider) stepRepair(ctx context.Context, r *operation.Run) error {
+	if r.Recall("displaced") != "" {
+		return nil
+	}
+	c, err := load(ctx, r)
+	if err != nil {
+		return err
+	}
+	cl, err := connect(c)
+	if err != nil {
+		return err
+	}
+	in := p.installer(cl, r)
+	s := p.settings(c)
+	if s.Resources, err = in.LiveResources(ctx); err != nil {
+		return fail("ReconcileFailed", err)
+	}
+	if live := s.Resources; live != nil {
+		def := installer.DefaultResources()
+		if !equalResources(*live, def) {
+			r.Event("Keeping the front end's container resources as set in the cluster (requests %v, limits %v)", live.Requests, live.Limits)
+		}
+	}
+	objs := installer.FrontendObjects(s)
+	drift, err := in.Drift(ctx, objs)
+	if err != nil {
+		return fail("ReconcileFailed", err)
+	}
+	for _, d := range drift {
+		r.Warn("Drift: %s", d)
+	}
+	if len(drift) == 0 {
+		r.Event("No drift: the cluster matches the desired state")
+	}
+	if _, err := in.Apply(ctx, objs, false); err != nil {
+		return fail("ReconcileFailed", err)
+	}
+	if len(drift) > 0 {
+		r.Event("Repaired %d difference(s)", len(drift))
+	}
+	return prune(ctx, in, objs, c.AttachmentID, r)
+}
+
+func equalResources(a, b corev1.ResourceRequirements) bool {
+	return apiequality.Semantic.DeepEqual(a, b)
+}
+
+func (p *Provider) stepDetachCheck(ctx context.Context, r *operation.Run) error {
+	c, err := load(ctx, r)
+	if err != nil {
+		return err
+	}
+	req, _ := params[api.DetachRequest](r)
+	_, m, err := p.ownership(ctx, r, c)
+	if err != nil {
+		if !req.Force {
+			return operation.Fail("ClusterUnreachable", err.Error()+"; to forget this compute anyway, detach with --force")
+		}
+		r.Warn("Cannot reach the cluster (%v): forgetting the compute anyway (--force)", err)
+		r.Warn("These may be left in the cluster: namespace %s and everything in it, ClusterRole and ClusterRoleBinding %s and %s, ServiceAccount %s/%s; all carry the label %s=%s",
+			installer.Namespace, installer.FrontendName, installer.ManagerName, installer.ManagerNamespace, installer.ManagerName, installer.LabelAttachment, c.AttachmentID)
+		return r.Remember(ctx, "skip", "unreachable")
+	}
+	if m != nil && m.AttachmentID != c.AttachmentID && !m.Terminating {
+		r.Warn("The cluster now belongs to %s: removing nothing there, only forgetting this compute", m.Owner())
+		return r.Remember(ctx, "skip", "displaced")
+	}
+	return nil
+}
+
+func (p *Provider) stepRemove(ctx context.Context, r *operation.Run) error {
+	if r.Recall("skip") != "" {
+		return nil
+	}
+	c, err := load(ctx, r)
+	if err != nil {
+		return err
+	}
+	cl, err := connect(c)
+	if err != nil {
+		return err
+	}
+	if err := p.remove(ctx, r, c, cl); err != nil {
+		return fail("DetachFailed", err)
+	}
+	return nil
+}
+
+// remove deletes everything of this attachment and waits until it is gone.
+// With scoped credentials Berth's own ServiceAccount goes last, through its
+// ClusterRole (the cluster's garbage collector removes the rest), since
+// Berth loses its access with it.
+func (p *Provider) remove(ctx context.Context, r *operation.Run, c *store.Compute, cl *kubeconn.Cluster) error {
+	rctx, cancel := context.WithTimeout(ctx, p.removeTimeout())
+	defer cancel()
+	in := p.installer(cl, r)
+	sel := installer.ManagedSelector + "," + installer.LabelAttachment + "=" + c.AttachmentID
+	scoped := c.Properties[PropCredentialMode] == CredentialScoped
+	isManager := func(u *unstructured.Unstructured) bool {
+		return u.GetLabels()[installer.LabelComponent] == installer.ComponentManager
+	}
+	if err := in.Remove(rctx, sel, func(u *unstructured.Unstructured) bool { return scoped && isManager(u) }); err != nil {
+		return err
+	}
+	r.Event("Removed every object of attachment %s and released the cluster", c.AttachmentID)
+	if !scoped {
+		return nil
+	}
+	bg := metav1.DeletePropagationBackground
+	err := cl.Client.RbacV1().ClusterRoles().Delete(rctx, installer.ManagerName, metav1.DeleteOptions{PropagationPolicy: &bg})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return cl.Explain(err)
+	}
+	r.Event("Removed Berth's own access (ClusterRole %s; the cluster's garbage collector removes its ServiceAccount %s/%s, binding and token)",
+		installer.ManagerName, installer.ManagerNamespace, installer.ManagerName)
+	return nil
+}
