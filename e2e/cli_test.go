@@ -226,3 +226,19 @@ func TestCLIContextsAndTokens(t *testing.T) {
 		t.Fatalf("completion: exit %d", r.code)
 	}
 }
+
+func TestCLIVersions(t *testing.T) {
+	_, env, _, _ := cliEnv(t)
+	r := berth(t, env, "versions")
+	if r.code != 0 || !strings.Contains(r.stdout, "KubernetesVersion") || !strings.Contains(r.stdout, "1.37 (default)") || !strings.Contains(r.stdout, "Upgrades") {
+		t.Fatalf("versions table: %+v", r)
+	}
+	r = berth(t, env, "versions", "-o", "tsv", "--query", "orchestrators[?default == `true`].orchestratorVersion")
+	if strings.TrimSpace(r.stdout) != "1.37" {
+		t.Fatalf("default query: %+v", r)
+	}
+	r = berth(t, env, "versions", "-l", "westus")
+	if r.code != 1 || !strings.Contains(r.stderr, "AKS provider") {
+		t.Fatalf("versions -l: %+v", r)
+	}
+}

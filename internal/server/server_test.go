@@ -560,3 +560,57 @@ func TestHealthAndMetrics(t *testing.T) {
 		t.Errorf("metrics lack the request counter:\n%.2000s", body)
 	}
 }
+
+func TestKubernetesAttachValidation(t *testing.T) {
+	e := start(t, sqlite())
+	e.workspace("wsa")
+	ctx := context.Background()
+	_, err := e.owner.CreateCompute(ctx, "wsa", api.ComputeRequest{Name: "k8s-1", Type: "kubernetes", Origin: "created",
+		Properties: map[string]string{"credentialMode": "admin", "color": "blue"}, SSL: &api.SSLRequest{LeafDomainLabel: "x"}})
+	var ce *client.Error
+	if !errors.As(err, &ce) || ce.StatusCode != 400 {
+		t.Fatalf("want 400, got %v", err)
+	}
+	all := fmt.Sprint(ce.Details())
+	for _, want := range []string{`compute type "kubernetes" cannot be created (it supports: attached)`, `--credential-mode "admin" is not valid`,
+		`unknown property "color"`, "a kubeconfig is required", "TLS termination (--ssl-*) is not available"} {
+		if !strings.Contains(all, want) {
+			t.Errorf("details lack %q: %s", want, all)
+		}
+	}
+	_, err = e.owner.CreateCompute(ctx, "wsa", api.ComputeRequest{Name: "k8s-1", Type: "kubernetes", Origin: "attached", Credentials: "not: [a kubeconfig"})
+	if !errors.As(err, &ce) || !strings.Contains(ce.Body.Message, "the kubeconfig is not valid") {
+		t.Fatalf("bad kubeconfig: %v", err)
+	}
+	kc := "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:1\ncontexts:\n- name: a\n  context: {cluster: c, user: u}\ncurrent-context: a\nusers:\n- name: u\n  user:\n    exec: {command: kubelogin, apiVersion: client.authentication.k8s.io/v1beta1}\n"
+	_, err = e.owner.CreateCompute(ctx, "wsa", api.ComputeRequest{Name: "k8s-1", Type: "kubernetes", Origin: "attached", Credentials: kc})
+	if !errors.As(err, &ce) || !strings.Contains(ce.Body.Message, `exec plugin "kubelogin"`) {
+		t.Fatalf("exec kubeconfig: %v", err)
+	}
+	if list, _ := e.owner.ListComputes(ctx, "wsa"); len(list) != 0 {
+		t.Fatalf("rejected attaches recorded %d computes", len(list))
+	}
+	// A dry run against an address where nothing listens reports every check.
+	kc = strings.Replace(kc, "    exec: {command: kubelogin, apiVersion: client.authentication.k8s.io/v1beta1}\n", "    token: abc\n", 1)
+	rep, err := e.owner.DryRunCompute(ctx, "wsa", api.ComputeRequest{Name: "k8s-1", Type: "kubernetes", Origin: "attached", Credentials: kc})
+	if err != nil || rep.Passed || len(rep.Checks) != 5 || rep.Checks[0].Status != api.CheckFailed || !strings.Contains(rep.Checks[0].Message, "connection refused") || rep.Checks[1].Status != api.CheckSkipped {
+		t.Fatalf("dry run: %+v %v", rep, err)
+	}
+}
+
+func TestVersions(t *testing.T) {
+	e := start(t, sqlite())
+	vl, err := e.owner.ListVersions(context.Background(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(vl.Orchestrators) != 5 || vl.Orchestrators[0].OrchestratorVersion != "1.37" || !vl.Orchestrators[0].Default || vl.Orchestrators[1].Default {
+		t.Fatalf("versions: %+v", vl)
+	}
+	if up := vl.Orchestrators[1].Upgrades; len(up) != 1 || up[0].OrchestratorVersion != "1.37" {
+		t.Fatalf("upgrades of 1.36: %+v", up)
+	}
+	if _, err := e.owner.ListVersions(context.Background(), "westus"); !errors.Is(err, client.ErrValidation) {
+		t.Fatalf("location without AKS: %v", err)
+	}
+}
