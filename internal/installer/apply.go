@@ -398,23 +398,23 @@ func (in *Installer) EnsureManager(ctx context.Context, s Settings) ([]byte, err
 			return nil, in.Cluster.Explain(err)
 		}
 		if tok := sec.Data[corev1.ServiceAccountTokenKey]; len(tok) > 0 {
-			return in.tokenKubeconfig(string(tok))
+			return in.tokenKubeconfig(ManagerName(s), string(tok))
 		}
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("the cluster did not issue a token for ServiceAccount %s/%s: %w", ManagerNamespace, ManagerName, ctx.Err())
+			return nil, fmt.Errorf("the cluster did not issue a token for ServiceAccount %s/%s: %w", ManagerNamespace, ManagerName(s), ctx.Err())
 		case <-t.C:
 		}
 	}
 }
 
-func (in *Installer) tokenKubeconfig(token string) ([]byte, error) {
+func (in *Installer) tokenKubeconfig(user, token string) ([]byte, error) {
 	rc := in.Cluster.Config
 	cfg := clientcmdapi.NewConfig()
 	cfg.Clusters["cluster"] = &clientcmdapi.Cluster{Server: rc.Host, CertificateAuthorityData: rc.TLSClientConfig.CAData,
 		InsecureSkipTLSVerify: rc.TLSClientConfig.Insecure, TLSServerName: rc.TLSClientConfig.ServerName}
-	cfg.AuthInfos[ManagerName] = &clientcmdapi.AuthInfo{Token: token}
-	cfg.Contexts["berth"] = &clientcmdapi.Context{Cluster: "cluster", AuthInfo: ManagerName}
+	cfg.AuthInfos[user] = &clientcmdapi.AuthInfo{Token: token}
+	cfg.Contexts["berth"] = &clientcmdapi.Context{Cluster: "cluster", AuthInfo: user}
 	cfg.CurrentContext = "berth"
 	return clientcmd.Write(*cfg)
 }
@@ -431,6 +431,7 @@ func (in *Installer) Remove(ctx context.Context, selector string, keep func(*uns
 		}
 		for i := range list.Items {
 			u := &list.Items[i]
+			u.SetKind(k.Kind)
 			if keep != nil && keep(u) {
 				continue
 			}
@@ -463,6 +464,7 @@ func (in *Installer) Remaining(ctx context.Context, selector string, keep func(*
 			return nil, in.Cluster.Explain(err)
 		}
 		for i := range list.Items {
+			list.Items[i].SetKind(k.Kind)
 			if keep != nil && keep(&list.Items[i]) {
 				continue
 			}

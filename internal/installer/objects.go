@@ -26,11 +26,12 @@ const (
 	ConfigName   = "berth-fe-config"
 	FieldManager = "berth"
 
-	// The manager ServiceAccount carries Berth's scoped credentials. It
-	// lives outside berth-system so Berth keeps its access while it waits
-	// for that namespace to go away on detach; its RBAC and token are
-	// owned by its ClusterRole, so deleting that one removes them all.
-	ManagerName      = "berth-manager"
+	// The manager ServiceAccount carries Berth's scoped credentials, one per
+	// attachment (berth-manager-<id>). It lives outside berth-system so
+	// Berth keeps its access while it waits for that namespace to go away
+	// on detach; its RBAC and token are owned by its ClusterRole, so
+	// deleting that one removes them all.
+	ManagerPrefix    = "berth-manager-"
 	ManagerNamespace = "kube-system"
 
 	LabelManagedBy  = "app.kubernetes.io/managed-by"
@@ -260,14 +261,21 @@ func FrontendObjects(s Settings) []Object {
 	return objs
 }
 
-// ManagerObjects are the scoped credentials' ServiceAccount, its RBAC and
-// a token Secret, all owned by the ClusterRole (so one delete removes all).
-// The ClusterRole's uid is needed for the owner references, so it is
-// applied first (ManagerRole) and the rest after (ManagerDependents).
-func ManagerRole(s Settings) Object {
-	l := s.labels(ComponentManager)
+// ManagerName is the name of an attachment's manager ServiceAccount,
+// ClusterRole, binding and token Secret.
+func ManagerName(s Settings) string {
+	id := s.AttachmentID
+	if len(id) > 12 {
+		id = id[:12]
+	}
+	return ManagerPrefix + id
+}
+
+// managerRules are what Berth's own ServiceAccount may do: the kinds it
+// installs and no more.
+func managerRules() []*rbacac.PolicyRuleApplyConfiguration {
 	all := []string{"get", "list", "watch", "create", "update", "patch", "delete"}
-	return Object{Kind: KindClusterRole, Name: ManagerName, Apply: rbacac.ClusterRole(ManagerName).WithLabels(l).WithRules(
+	return []*rbacac.PolicyRuleApplyConfiguration{
 		rbacac.PolicyRule().WithAPIGroups("").WithResources("namespaces", "serviceaccounts", "configmaps", "secrets", "services", "events").WithVerbs(all...),
 		rbacac.PolicyRule().WithAPIGroups("").WithResources("pods", "pods/log").WithVerbs("get", "list", "watch", "delete"),
 		rbacac.PolicyRule().WithAPIGroups("").WithResources("nodes").WithVerbs("get", "list", "watch"),
@@ -276,33 +284,45 @@ func ManagerRole(s Settings) Object {
 		rbacac.PolicyRule().WithAPIGroups("rbac.authorization.k8s.io").WithResources("clusterroles", "clusterrolebindings", "roles", "rolebindings").WithVerbs(all...),
 		rbacac.PolicyRule().WithAPIGroups("coordination.k8s.io").WithResources("leases").WithVerbs(all...),
 		rbacac.PolicyRule().WithAPIGroups("authorization.k8s.io").WithResources("selfsubjectaccessreviews").WithVerbs("create"),
+	}
+}
+
+// ManagerRole is the ClusterRole of an attachment's manager. Its uid is
+// needed for the owner references of the rest, so it is applied first
+// (ManagerRole) and the rest after (ManagerDependents).
+func ManagerRole(s Settings) Object {
+	name := ManagerName(s)
+	return Object{Kind: KindClusterRole, Name: name, Apply: rbacac.ClusterRole(name).WithLabels(s.labels(ComponentManager)).WithRules(managerRules()...)}
+}
+
+// DisplacedManagerRole cuts a displaced attachment's manager down to
+// reading the marker, so that compute can see it was displaced (and say
+// so) but can no longer change the cluster.
+func DisplacedManagerRole(name string, labels map[string]string) Object {
+	return Object{Kind: KindClusterRole, Name: name, Apply: rbacac.ClusterRole(name).WithLabels(labels).WithRules(
+		rbacac.PolicyRule().WithAPIGroups("").WithResources("namespaces").WithResourceNames(Namespace).WithVerbs("get"),
+		rbacac.PolicyRule().WithAPIGroups("authorization.k8s.io").WithResources("selfsubjectaccessreviews").WithVerbs("create"),
 	)}
 }
 
-// ManagerTokenSecret is the name of the manager's token Secret; it names
-// the attachment so a takeover makes a new token and the old one goes.
-func ManagerTokenSecret(s Settings) string {
-	id := s.AttachmentID
-	if len(id) > 8 {
-		id = id[:8]
-	}
-	return "berth-manager-token-" + id
-}
+// ManagerTokenSecret is the name of the manager's token Secret.
+func ManagerTokenSecret(s Settings) string { return ManagerName(s) + "-token" }
 
 // ManagerDependents are the manager's ServiceAccount, binding and token
 // Secret, owned by the manager ClusterRole (uid).
 func ManagerDependents(s Settings, roleUID string) []Object {
 	l := s.labels(ComponentManager)
+	name := ManagerName(s)
 	owner := metaac.OwnerReference().WithAPIVersion("rbac.authorization.k8s.io/v1").WithKind("ClusterRole").
-		WithName(ManagerName).WithUID(typesUID(roleUID))
+		WithName(name).WithUID(typesUID(roleUID))
 	return []Object{
-		{Kind: KindServiceAccount, Name: ManagerName, Namespace: ManagerNamespace,
-			Apply: coreac.ServiceAccount(ManagerName, ManagerNamespace).WithLabels(l).WithOwnerReferences(owner)},
-		{Kind: KindClusterRoleBinding, Name: ManagerName, Apply: rbacac.ClusterRoleBinding(ManagerName).WithLabels(l).WithOwnerReferences(owner).
-			WithRoleRef(rbacac.RoleRef().WithAPIGroup("rbac.authorization.k8s.io").WithKind("ClusterRole").WithName(ManagerName)).
-			WithSubjects(rbacac.Subject().WithKind("ServiceAccount").WithName(ManagerName).WithNamespace(ManagerNamespace))},
+		{Kind: KindServiceAccount, Name: name, Namespace: ManagerNamespace,
+			Apply: coreac.ServiceAccount(name, ManagerNamespace).WithLabels(l).WithOwnerReferences(owner)},
+		{Kind: KindClusterRoleBinding, Name: name, Apply: rbacac.ClusterRoleBinding(name).WithLabels(l).WithOwnerReferences(owner).
+			WithRoleRef(rbacac.RoleRef().WithAPIGroup("rbac.authorization.k8s.io").WithKind("ClusterRole").WithName(name)).
+			WithSubjects(rbacac.Subject().WithKind("ServiceAccount").WithName(name).WithNamespace(ManagerNamespace))},
 		{Kind: KindSecret, Name: ManagerTokenSecret(s), Namespace: ManagerNamespace, Apply: coreac.Secret(ManagerTokenSecret(s), ManagerNamespace).
 			WithLabels(l).WithOwnerReferences(owner).WithType(corev1.SecretTypeServiceAccountToken).
-			WithAnnotations(map[string]string{corev1.ServiceAccountNameKey: ManagerName})},
+			WithAnnotations(map[string]string{corev1.ServiceAccountNameKey: name})},
 	}
 }

@@ -149,6 +149,9 @@ func FromConfig(rc *rest.Config, contextName string) (*Cluster, error) {
 // ErrUnreachable marks errors where the cluster could not be reached at all.
 var ErrUnreachable = errors.New("cluster unreachable")
 
+// ErrUnauthorized marks errors where the cluster rejected the credentials.
+var ErrUnauthorized = errors.New("credentials rejected")
+
 // Explain turns an error from talking to the cluster into a sentence that
 // says what is wrong and what to do. Unreachable clusters wrap ErrUnreachable.
 func (c *Cluster) Explain(err error) error {
@@ -171,7 +174,7 @@ func (c *Cluster) Explain(err error) error {
 	case errors.As(err, &hostErr):
 		return fmt.Errorf("%w: the API server's certificate is not valid for %s: %v", ErrUnreachable, c.Server, hostErr)
 	case apierrors.IsUnauthorized(err):
-		return fmt.Errorf("the cluster at %s rejected the credentials of context %q (401 Unauthorized): the token or client certificate is wrong, revoked or expired", c.Server, c.Context)
+		return fmt.Errorf("%w: the cluster at %s rejected the credentials of context %q (401 Unauthorized): the token or client certificate is wrong, revoked or expired", ErrUnauthorized, c.Server, c.Context)
 	case errors.As(err, &dnsErr):
 		return fmt.Errorf("%w: cannot resolve the API server's host in %s: check the server address of context %q", ErrUnreachable, c.Server, c.Context)
 	case errors.Is(err, syscall.ECONNREFUSED):

@@ -397,7 +397,7 @@ func (p *Provider) stepCredentials(ctx context.Context, r *operation.Run) error 
 	if err := r.Store.UpdateCompute(ctx, c); err != nil {
 		return err
 	}
-	r.Event("Stored credentials of ServiceAccount %s/%s with only the permissions Berth needs; the given kubeconfig is not kept", installer.ManagerNamespace, installer.ManagerName)
+	r.Event("Stored credentials of ServiceAccount %s/%s with only the permissions Berth needs; the given kubeconfig is not kept", installer.ManagerNamespace, installer.ManagerName(p.settings(c)))
 	return r.Remember(ctx, "scoped", "yes")
 }
 
@@ -433,29 +433,53 @@ func (p *Provider) stepInstall(ctx context.Context, r *operation.Run) error {
 }
 
 // prune removes Berth's objects that are not part of objs: those of
-// another (earlier) attachment, and those this one no longer wants.
+// another (displaced) attachment, and those this one no longer wants. A
+// displaced attachment's manager is kept but cut down to reading the
+// marker, so its compute can tell it was displaced.
 func prune(ctx context.Context, in *installer.Installer, objs []installer.Object, attachmentID string, r *operation.Run) error {
 	want := map[string]bool{}
 	for _, o := range objs {
 		want[o.Kind.Kind+"/"+o.Namespace+"/"+o.Name] = true
 	}
 	keep := func(u *unstructured.Unstructured) bool {
-		if u.GetLabels()[installer.LabelAttachment] != attachmentID {
-			return false // an earlier attachment's
-		}
-		if u.GetLabels()[installer.LabelComponent] != installer.ComponentFrontend {
-			return true // the manager's, or services deployed later
+		l := u.GetLabels()
+		switch {
+		case u.GetKind() == "Pod":
+			return true // their Deployments own them
+		case l[installer.LabelComponent] == installer.ComponentManager:
+			return true // this attachment's credentials, or a displaced one's (cut down below)
+		case l[installer.LabelAttachment] != attachmentID:
+			return false // a displaced attachment's
+		case l[installer.LabelComponent] != installer.ComponentFrontend:
+			return true // services deployed later
 		}
 		return want[u.GetKind()+"/"+u.GetNamespace()+"/"+u.GetName()]
 	}
 	left, err := in.Remaining(ctx, installer.ManagedSelector, keep)
-	if err != nil || len(left) == 0 {
+	if err != nil {
 		return err
 	}
-	r.Event("Removing %d object(s) Berth no longer wants: %s", len(left), strings.Join(left, ", "))
-	return in.Remove(ctx, installer.ManagedSelector, func(u *unstructured.Unstructured) bool {
-		return keep(u) || u.GetKind() == "Pod"
-	})
+	if len(left) > 0 {
+		r.Event("Removing %d object(s) Berth no longer wants: %s", len(left), strings.Join(left, ", "))
+		if err := in.Remove(ctx, installer.ManagedSelector, keep); err != nil {
+			return err
+		}
+	}
+	roles, err := in.Cluster.Client.RbacV1().ClusterRoles().List(ctx, metav1.ListOptions{
+		LabelSelector: installer.LabelComponent + "=" + installer.ComponentManager + "," + installer.LabelAttachment + "!=" + attachmentID})
+	if err != nil {
+		return in.Cluster.Explain(err)
+	}
+	for _, role := range roles.Items {
+		if len(role.Rules) <= 2 {
+			continue // already cut down
+		}
+		if _, err := in.Apply(ctx, []installer.Object{installer.DisplacedManagerRole(role.Name, role.Labels)}, false); err != nil {
+			return err
+		}
+		r.Event("Cut the displaced attachment's credentials (ClusterRole %s) down to reading the attachment marker", role.Name)
+	}
+	return nil
 }
 
 func (p *Provider) stepWait(ctx context.Context, r *operation.Run) error {
@@ -577,7 +601,7 @@ func (p *Provider) stepReconcileCheck(ctx context.Context, r *operation.Run) err
 	}
 	_, m, err := p.ownership(ctx, r, c)
 	if err != nil {
-		if preflight.IsUnreachable(err) || apierrors.IsUnauthorized(errors.Unwrap(err)) || strings.Contains(err.Error(), "401") {
+		if preflight.IsUnreachable(err) || errors.Is(err, kubeconn.ErrUnauthorized) {
 			c.Health = api.HealthUnreachable
 			now := time.Now().UTC()
 			c.LastReconcile = &now
@@ -589,11 +613,16 @@ func (p *Provider) stepReconcileCheck(ctx context.Context, r *operation.Run) err
 		return fail("ReconcileFailed", err)
 	}
 	switch {
-	case m == nil:
-		r.Warn("The attachment marker (namespace %s) was missing: restoring it", installer.Namespace)
-	case m.AttachmentID != c.AttachmentID:
+	case m != nil && m.AttachmentID != c.AttachmentID:
 		r.Warn("The cluster now belongs to %s: this compute is Displaced and leaves the cluster alone; detach it", m.Owner())
 		return r.Remember(ctx, "displaced", "yes")
+	case c.Health == api.HealthDisplaced:
+		// Displaced once, displaced for good: taking the cluster back is an
+		// explicit attach --force, never a side effect of reconcile.
+		r.Warn("This compute was displaced and the cluster has no owner now; attach it again to use it")
+		return r.Remember(ctx, "displaced", "yes")
+	case m == nil:
+		r.Warn("The attachment marker (namespace %s) was missing: restoring it", installer.Namespace)
 	}
 	return nil
 }
@@ -658,7 +687,7 @@ func (p *Provider) stepDetachCheck(ctx context.Context, r *operation.Run) error 
 		}
 		r.Warn("Cannot reach the cluster (%v): forgetting the compute anyway (--force)", err)
 		r.Warn("These may be left in the cluster: namespace %s and everything in it, ClusterRole and ClusterRoleBinding %s and %s, ServiceAccount %s/%s; all carry the label %s=%s",
-			installer.Namespace, installer.FrontendName, installer.ManagerName, installer.ManagerNamespace, installer.ManagerName, installer.LabelAttachment, c.AttachmentID)
+			installer.Namespace, installer.FrontendName, installer.ManagerName(p.settings(c)), installer.ManagerNamespace, installer.ManagerName(p.settings(c)), installer.LabelAttachment, c.AttachmentID)
 		return r.Remember(ctx, "skip", "unreachable")
 	}
 	if m != nil && m.AttachmentID != c.AttachmentID && !m.Terminating {
@@ -686,7 +715,8 @@ func (p *Provider) stepRemove(ctx context.Context, r *operation.Run) error {
 	return nil
 }
 
-// remove deletes everything of this attachment and waits until it is gone.
+// remove deletes everything Berth has in the cluster (its own attachment's
+// objects and any a displaced attachment left) and waits until it is gone.
 // With scoped credentials Berth's own ServiceAccount goes last, through its
 // ClusterRole (the cluster's garbage collector removes the rest), since
 // Berth loses its access with it.
@@ -694,24 +724,25 @@ func (p *Provider) remove(ctx context.Context, r *operation.Run, c *store.Comput
 	rctx, cancel := context.WithTimeout(ctx, p.removeTimeout())
 	defer cancel()
 	in := p.installer(cl, r)
-	sel := installer.ManagedSelector + "," + installer.LabelAttachment + "=" + c.AttachmentID
+	own := installer.ManagerName(p.settings(c))
 	scoped := c.Properties[PropCredentialMode] == CredentialScoped
-	isManager := func(u *unstructured.Unstructured) bool {
-		return u.GetLabels()[installer.LabelComponent] == installer.ComponentManager
+	isOwnManager := func(u *unstructured.Unstructured) bool {
+		return u.GetLabels()[installer.LabelComponent] == installer.ComponentManager &&
+			u.GetLabels()[installer.LabelAttachment] == c.AttachmentID
 	}
-	if err := in.Remove(rctx, sel, func(u *unstructured.Unstructured) bool { return scoped && isManager(u) }); err != nil {
+	if err := in.Remove(rctx, installer.ManagedSelector, func(u *unstructured.Unstructured) bool { return scoped && isOwnManager(u) }); err != nil {
 		return err
 	}
-	r.Event("Removed every object of attachment %s and released the cluster", c.AttachmentID)
+	r.Event("Removed every Berth object and released the cluster")
 	if !scoped {
 		return nil
 	}
 	bg := metav1.DeletePropagationBackground
-	err := cl.Client.RbacV1().ClusterRoles().Delete(rctx, installer.ManagerName, metav1.DeleteOptions{PropagationPolicy: &bg})
+	err := cl.Client.RbacV1().ClusterRoles().Delete(rctx, own, metav1.DeleteOptions{PropagationPolicy: &bg})
 	if err != nil && !apierrors.IsNotFound(err) {
 		return cl.Explain(err)
 	}
 	r.Event("Removed Berth's own access (ClusterRole %s; the cluster's garbage collector removes its ServiceAccount %s/%s, binding and token)",
-		installer.ManagerName, installer.ManagerNamespace, installer.ManagerName)
+		own, installer.ManagerNamespace, own)
 	return nil
 }
