@@ -547,9 +547,22 @@ func TestUnreachableClusterRecovers(t *testing.T) {
 	if c := e.show("flaky-1"); c.ProvisioningState != api.StateSucceeded {
 		t.Fatalf("unreachable compute's state %s, want Succeeded (not Failed)", c.ProvisioningState)
 	}
-	startProxy(t, addr, target)
+	p = startProxy(t, addr, target)
 	waitHealth(t, e, "flaky-1", api.HealthHealthy)
-	e.mustBerth("compute", "detach", "-n", "flaky-1")
+
+	// Detach of an unreachable cluster needs --force, which says what may be left.
+	p.close()
+	r := e.berth("compute", "detach", "-n", "flaky-1")
+	if r.code != 1 || !strings.Contains(r.stderr, "detach with --force") {
+		t.Fatalf("detach of unreachable: %+v", r)
+	}
+	r = e.mustBerth("compute", "detach", "-n", "flaky-1", "--force")
+	if !strings.Contains(r.stderr, "These may be left in the cluster: namespace berth-system") {
+		t.Errorf("forced detach events:\n%s", r.stderr)
+	}
+	if _, err := e.client.GetCompute(context.Background(), "team", "flaky-1"); err == nil {
+		t.Fatal("force-detached compute still there")
+	}
 }
 
 func waitHealth(t *testing.T, e *attachEnv, name, want string) {
