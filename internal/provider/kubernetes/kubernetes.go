@@ -582,6 +582,9 @@ func (p *Provider) stepCheckOwned(ctx context.Context, r *operation.Run) error {
 	if m != nil && m.AttachmentID != c.AttachmentID && !m.Terminating {
 		return operation.Fail("ComputeDisplaced", fmt.Sprintf("the cluster now belongs to %s; detach this compute", m.Owner()))
 	}
+	if m == nil && c.LastReconcile == nil {
+		return operation.Fail("NotAttached", "this compute never finished attaching, so there is nothing to update; detach it and attach again")
+	}
 	if d.ClusterPurpose != c.ClusterPurpose {
 		rep, _ := preflight.Run(ctx, preflight.Input{Cluster: cl, Purpose: d.ClusterPurpose, Versions: p.Versions, AttachmentID: c.AttachmentID})
 		for _, ch := range rep.Checks {
@@ -621,6 +624,8 @@ func (p *Provider) stepReconcileCheck(ctx context.Context, r *operation.Run) err
 		// explicit attach --force, never a side effect of reconcile.
 		r.Warn("This compute was displaced and the cluster has no owner now; attach it again to use it")
 		return r.Remember(ctx, "displaced", "yes")
+	case m == nil && c.LastReconcile == nil:
+		return operation.Fail("NotAttached", "this compute never finished attaching, so there is nothing to reconcile; detach it and attach again")
 	case m == nil:
 		r.Warn("The attachment marker (namespace %s) was missing: restoring it", installer.Namespace)
 	}
