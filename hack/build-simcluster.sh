@@ -9,6 +9,7 @@
 # hash of the tools module) are there, it does nothing. The first build takes
 # several minutes on 2 cores; later ones reuse Go's build cache.
 set -euo pipefail
+script="$(cd "$(dirname "$0")" && pwd)/$(basename "$0")"
 cd "$(dirname "$0")/.."
 root="$PWD"
 
@@ -24,6 +25,8 @@ stages="$out/kwok-stages.yaml"
 binaries=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
 
 log() { echo "build-simcluster: $*" >&2; }
+# Each module on its own, whatever go.work may say.
+export GOWORK=off
 
 want_stamp() {
   echo "kubernetes=$K8S_VERSION"
@@ -31,7 +34,7 @@ want_stamp() {
   echo "go=$(go env GOVERSION)"
   # Rebuild when the tools module, its mains or this script change.
   (cd tools/simcluster && cat go.mod go.sum cmd/*/*.go) | sha256sum | awk '{print "tools=" $1}'
-  sha256sum <"$0" | awk '{print "script=" $1}'
+  sha256sum <"$script" | awk '{print "script=" $1}'
 }
 
 up_to_date() {
@@ -91,6 +94,7 @@ if ! grep -q '^kind: Stage' "$tmp"; then
   log "no Stage found in $kwok_dir/kustomize/stage"
   exit 1
 fi
+chmod 0644 "$tmp"
 mv "$tmp" "$stages"
 
 want_stamp >"$stamp"

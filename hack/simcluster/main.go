@@ -7,6 +7,11 @@
 // (export KUBECONFIG=…), logs to stderr, and on SIGINT or SIGTERM stops the
 // cluster, removes its files and exits 0. Build the binaries first with
 // hack/build-simcluster.sh.
+//
+// Under go run, note that go run ignores SIGINT itself (it expects the
+// terminal's Ctrl-C to reach its child too): signal the process group, or
+// this command's own process. SIGTERM to go run does stop the cluster: this
+// command asks for SIGTERM when its parent dies.
 package main
 
 import (
@@ -30,6 +35,8 @@ func usage() {
 }
 
 func run(args []string) int {
+	// Stop too when the parent (go run, a script) is killed.
+	_, _, _ = syscall.RawSyscall(syscall.SYS_PRCTL, syscall.PR_SET_PDEATHSIG, uintptr(syscall.SIGTERM), 0)
 	if len(args) == 0 || args[0] != "up" {
 		usage()
 		return 2
@@ -53,7 +60,7 @@ func run(args []string) int {
 		specs[i].Pods = *pods
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
 	startCtx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()

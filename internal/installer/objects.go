@@ -85,9 +85,9 @@ func Replicas(purpose string) int32 {
 
 func (s Settings) labels(component string) map[string]string {
 	return map[string]string{
-		LabelManagedBy:  "berth",
-		LabelAttachment: s.AttachmentID,
-		LabelComponent:  component,
+		LabelManagedBy:              "berth",
+		LabelAttachment:             s.AttachmentID,
+		LabelComponent:              component,
 		"app.kubernetes.io/part-of": "berth",
 	}
 }

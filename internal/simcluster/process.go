@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"syscall"
 	"time"
@@ -74,7 +75,8 @@ func startProcess(name, bin, logDir string, env []string, args ...string) (*proc
 		// Killed when the process that started it dies, even by SIGKILL.
 		Pdeathsig: syscall.SIGKILL,
 	}
-	if err := cmd.Start(); err != nil {
+	onSpawnerThread(func() { err = cmd.Start() })
+	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
@@ -120,4 +122,31 @@ func (p *process) pid() int {
 		return 0
 	}
 	return p.cmd.Process.Pid
+}
+
+// Pdeathsig is sent when the thread that started the child exits, not the
+// process: the Go runtime ends a thread when a goroutine locked to it
+// returns. So every component is started from one goroutine locked to its
+// thread for good.
+var spawner struct {
+	once sync.Once
+	reqs chan func()
+}
+
+func onSpawnerThread(f func()) {
+	spawner.once.Do(func() {
+		spawner.reqs = make(chan func())
+		go func() {
+			runtime.LockOSThread() // never unlocked: the thread lives as long as the process
+			for f := range spawner.reqs {
+				f()
+			}
+		}()
+	})
+	done := make(chan struct{})
+	spawner.reqs <- func() {
+		defer close(done)
+		f()
+	}
+	<-done
 }

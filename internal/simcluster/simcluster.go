@@ -33,6 +33,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -62,6 +63,7 @@ const (
 
 	mainModule = "github.com/berth-ml/berth"
 	stagesFile = "kwok-stages.yaml"
+	ownerFile  = "owner.pid"
 )
 
 var components = []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"}
@@ -87,6 +89,8 @@ type Options struct {
 	// Log, when set, receives simcluster's progress messages (not the
 	// components' logs: see Cluster.Logs).
 	Log io.Writer
+
+	logf func(format string, args ...any) // instead of Log, from StartT
 }
 
 // Nodes returns n node specs named kwok-node-1 … kwok-node-n with cpu CPUs
@@ -112,7 +116,7 @@ type Cluster struct {
 	// Dir is the cluster's temporary folder, removed by Stop.
 	Dir string
 
-	log        io.Writer
+	logFn      func(format string, args ...any)
 	pki        *pki
 	restConfig *rest.Config
 	client     kubernetes.Interface
@@ -132,7 +136,10 @@ type Cluster struct {
 func StartT(t testing.TB, opts Options) *Cluster {
 	t.Helper()
 	if opts.Log == nil {
-		opts.Log = tLogWriter{t}
+		opts.logf = func(format string, args ...any) {
+			t.Helper()
+			t.Logf(format, args...)
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -145,14 +152,6 @@ func StartT(t testing.TB, opts Options) *Cluster {
 	}
 	t.Cleanup(c.Stop)
 	return c
-}
-
-type tLogWriter struct{ t testing.TB }
-
-func (w tLogWriter) Write(p []byte) (int, error) {
-	w.t.Helper()
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
 }
 
 // Start starts a cluster and returns once the API server is ready and the
@@ -168,8 +167,17 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
+	logf := opts.logf
+	if logf == nil {
+		logf = func(format string, args ...any) {
+			if opts.Log != nil {
+				fmt.Fprintf(opts.Log, format+"\n", args...)
+			}
+		}
+	}
+	removeStale(logf)
 	for attempt := 1; ; attempt++ {
-		c, err := start(ctx, opts.Log, bin, stages, nodes)
+		c, err := start(ctx, logf, bin, stages, nodes)
 		if err == nil {
 			return c, nil
 		}
@@ -183,13 +191,17 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	}
 }
 
-func start(ctx context.Context, log io.Writer, bin, stages string, nodes []NodeSpec) (c *Cluster, err error) {
+func start(ctx context.Context, logf func(string, ...any), bin, stages string, nodes []NodeSpec) (c *Cluster, err error) {
 	begin := time.Now()
 	dir, err := os.MkdirTemp("", "simcluster-")
 	if err != nil {
 		return nil, fmt.Errorf("simcluster: %w", err)
 	}
-	c = &Cluster{Dir: dir, log: log, nodeSeq: len(nodes)}
+	c = &Cluster{Dir: dir, logFn: logf, nodeSeq: len(nodes)}
+	if err := os.WriteFile(filepath.Join(dir, ownerFile), []byte(strconv.Itoa(os.Getpid())), 0o600); err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("simcluster: %w", err)
+	}
 	defer func() {
 		if err != nil {
 			err = fmt.Errorf("simcluster: %w", err)
@@ -253,7 +265,8 @@ func start(ctx context.Context, log io.Writer, bin, stages string, nodes []NodeS
 	); err != nil {
 		return c, err
 	}
-	plain := &http.Client{Timeout: 2 * time.Second}
+	plain := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{}}
+	defer plain.CloseIdleConnections()
 	if err := c.waitFor(ctx, 30*time.Second, "etcd to be healthy", func() (bool, error) {
 		return httpOK(plain, etcdURL+"/health", "")
 	}); err != nil {
@@ -270,6 +283,14 @@ func start(ctx context.Context, log io.Writer, bin, stages string, nodes []NodeS
 		"--tls-cert-file="+c.pki.certFile,
 		"--tls-private-key-file="+c.pki.keyFile,
 		"--client-ca-file="+c.pki.caFile,
+		// Only so that the other components find what they look for in
+		// kube-system/extension-apiserver-authentication: no front proxy
+		// holds a certificate of this CA, whose key is gone.
+		"--requestheader-client-ca-file="+c.pki.caFile,
+		"--requestheader-allowed-names=front-proxy-client",
+		"--requestheader-username-headers=X-Remote-User",
+		"--requestheader-group-headers=X-Remote-Group",
+		"--requestheader-extra-headers-prefix=X-Remote-Extra-",
 		"--token-auth-file="+tokens,
 		"--authorization-mode=RBAC",
 		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
@@ -287,6 +308,7 @@ func start(ctx context.Context, log io.Writer, bin, stages string, nodes []NodeS
 	if err != nil {
 		return c, err
 	}
+	defer tlsClient.CloseIdleConnections()
 	if err := c.waitFor(ctx, 90*time.Second, "kube-apiserver to be ready", func() (bool, error) {
 		return httpOK(tlsClient, c.Server+"/readyz", c.AdminToken)
 	}); err != nil {
@@ -302,6 +324,9 @@ func start(ctx context.Context, log io.Writer, bin, stages string, nodes []NodeS
 		"--bind-address=127.0.0.1",
 		"--leader-elect=false",
 		"--profiling=false",
+		// Client-side rate limits (20/s by default) slow the start most.
+		"--kube-api-qps=500",
+		"--kube-api-burst=1000",
 	}
 	if err := c.run("kube-controller-manager", bin, logDir, env, slices.Concat(common, []string{
 		"--secure-port=" + strconv.Itoa(c.ports["kube-controller-manager"]),
@@ -350,6 +375,7 @@ func start(ctx context.Context, log io.Writer, bin, stages string, nodes []NodeS
 	insecure := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{
 		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, // their self-signed certificates, on 127.0.0.1
 	}}
+	defer insecure.CloseIdleConnections()
 	if err := c.waitFor(ctx, 90*time.Second, "the cluster to be ready", func() (bool, error) {
 		if !lb.informer.HasSynced() {
 			return false, nil
@@ -482,7 +508,7 @@ func (c *Cluster) Stop() {
 		if stopLB != nil {
 			stopLB()
 		}
-		// Clients of the API server first, so they log no errors about it.
+		// All at once: SIGKILL, nothing to shut down gracefully.
 		var wg sync.WaitGroup
 		for i := len(procs) - 1; i >= 0; i-- {
 			wg.Go(procs[i].kill)
@@ -498,6 +524,7 @@ func (c *Cluster) Stop() {
 			return
 		}
 		if os.Getenv(KeepEnv) == "1" {
+			os.Remove(filepath.Join(c.Dir, ownerFile)) // not stale: kept on purpose
 			c.logf("simcluster: kept %s", c.Dir)
 			return
 		}
@@ -542,10 +569,9 @@ func lastLines(s string, n int) string {
 }
 
 func (c *Cluster) logf(format string, args ...any) {
-	if c.log == nil {
-		return
+	if c.logFn != nil {
+		c.logFn(format, args...)
 	}
-	fmt.Fprintf(c.log, format+"\n", args...)
 }
 
 // kubeconfig returns a kubeconfig for user admin with token.
@@ -596,6 +622,28 @@ func componentEnv() []string {
 		env = append(env, kv)
 	}
 	return env
+}
+
+// removeStale removes the folders of clusters whose process is gone
+// without a Stop (killed, say): Pdeathsig ended their components, but not
+// their files.
+func removeStale(logf func(string, ...any)) {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "simcluster-*"))
+	for _, d := range dirs {
+		data, err := os.ReadFile(filepath.Join(d, ownerFile))
+		if err != nil {
+			continue
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+		if err != nil || pid <= 0 || pid == os.Getpid() {
+			continue
+		}
+		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+			if os.RemoveAll(d) == nil {
+				logf("simcluster: removed %s, left by process %d", d, pid)
+			}
+		}
+	}
 }
 
 // findBinaries returns the folder of the binaries and the kwok stages file.

@@ -261,7 +261,7 @@ func TestStopLeavesNothing(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	c, err := Start(ctx, Options{Nodes: Nodes(1, "1"), Log: tLogWriter{t}})
+	c, err := Start(ctx, Options{Nodes: Nodes(1, "1"), logf: t.Logf})
 	if err != nil {
 		c.Stop()
 		t.Fatalf("%v\n%s", err, c.Logs())
