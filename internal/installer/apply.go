@@ -420,9 +420,26 @@ func (in *Installer) tokenKubeconfig(user, token string) ([]byte, error) {
 }
 
 // Remove deletes every object Berth installed (selected by label; keep
-// excludes some) and waits until they and their pods are gone.
+// excludes some) and waits until they and their pods are gone. Namespaces
+// go last, once their content is gone: the namespace controller then
+// finalizes them at once instead of waiting out the pods' grace period.
 func (in *Installer) Remove(ctx context.Context, selector string, keep func(*unstructured.Unstructured) bool) error {
-	kinds := append(append([]Kind{}, RemovalOrder...), KindNamespace)
+	if err := in.deleteKinds(ctx, RemovalOrder, selector, keep); err != nil {
+		return err
+	}
+	notNamespace := func(u *unstructured.Unstructured) bool {
+		return u.GetKind() == KindNamespace.Kind || (keep != nil && keep(u))
+	}
+	if err := in.waitGone(ctx, selector, notNamespace); err != nil {
+		return err
+	}
+	if err := in.deleteKinds(ctx, []Kind{KindNamespace}, selector, keep); err != nil {
+		return err
+	}
+	return in.waitGone(ctx, selector, keep)
+}
+
+func (in *Installer) deleteKinds(ctx context.Context, kinds []Kind, selector string, keep func(*unstructured.Unstructured) bool) error {
 	bg := metav1.DeletePropagationBackground
 	for _, k := range kinds {
 		list, err := in.Cluster.Dynamic.Resource(k.GVR).List(ctx, metav1.ListOptions{LabelSelector: selector})
@@ -445,7 +462,7 @@ func (in *Installer) Remove(ctx context.Context, selector string, keep func(*uns
 			in.progress("Deleted %s %s", k.Kind, nameOf(u))
 		}
 	}
-	return in.waitGone(ctx, selector, keep)
+	return nil
 }
 
 func nameOf(u *unstructured.Unstructured) string {
