@@ -129,6 +129,7 @@ func kubeconfigWithToken(t *testing.T, cl *simcluster.Cluster, token, server str
 }
 
 func TestAttachLifecycle(t *testing.T) {
+	t.Parallel()
 	cl := simcluster.StartT(t, simcluster.Options{Nodes: simcluster.Nodes(3, "4")})
 	e := newAttachEnv(t)
 	kube := cl.Client()
@@ -410,6 +411,7 @@ func TestAttachLifecycle(t *testing.T) {
 }
 
 func TestAttachRefusals(t *testing.T) {
+	t.Parallel()
 	cl := simcluster.StartT(t, simcluster.Options{Nodes: simcluster.Nodes(2, "4")})
 	e := newAttachEnv(t)
 	ctx := context.Background()
@@ -534,6 +536,7 @@ func (p *proxy) close() {
 }
 
 func TestUnreachableClusterRecovers(t *testing.T) {
+	t.Parallel()
 	cl := simcluster.StartT(t, simcluster.Options{Nodes: simcluster.Nodes(1, "4")})
 	e := newAttachEnv(t, "--reconcile-interval", "2s")
 	target := strings.TrimPrefix(cl.Server, "https://")
@@ -584,6 +587,7 @@ func waitHealth(t *testing.T, e *attachEnv, name, want string) {
 // attach (while it waits for the front end, held back by cordoned nodes);
 // the restarted server finishes it, with one of each object.
 func TestAttachResumesAfterKill(t *testing.T) {
+	t.Parallel()
 	cl := simcluster.StartT(t, simcluster.Options{Nodes: simcluster.Nodes(3, "4")})
 	dir, addr := t.TempDir(), freeAddr(t)
 	srv := startServer(t, dir, addr, nil, "--reconcile-interval", "1h")
