@@ -1,0 +1,455 @@
+package frontend
+
+import (
+	"context"
+	"crypto"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// MaxBodyBytes is the largest scoring payload (REFERENCE.md: 100 MB).
+const MaxBodyBytes = 100 << 20
+
+// Frontend serves scoring requests for the services it knows.
+type Frontend struct {
+	mu       sync.RWMutex
+	services map[string]*service
+
+	transport *http.Transport
+	metrics   *metrics
+	log       *slog.Logger
+	ready     atomic.Bool
+	// AccessLog, when set, gets one line per request.
+	AccessLog bool
+}
+
+type service struct {
+	route  atomic.Pointer[Route]
+	jwtKey atomic.Value // crypto.PublicKey
+	pool   *pool
+}
+
+// New makes a front end with no services yet.
+func New(log *slog.Logger) *Frontend {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Frontend{
+		services: map[string]*service{},
+		log:      log,
+		metrics:  newMetrics(),
+		transport: &http.Transport{
+			Proxy:               nil,
+			DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			MaxIdleConns:        4096,
+			MaxIdleConnsPerHost: 1024,
+			IdleConnTimeout:     90 * time.Second,
+			DisableCompression:  true,
+			ForceAttemptHTTP2:   false,
+			WriteBufferSize:     32 << 10,
+			ReadBufferSize:      32 << 10,
+		},
+	}
+}
+
+// SetReady marks the front end ready (its inputs are synced).
+func (f *Frontend) SetReady(ok bool) { f.ready.Store(ok) }
+
+// SetRoute adds or changes a service's route.
+func (f *Frontend) SetRoute(r *Route) {
+	f.mu.Lock()
+	s, ok := f.services[r.Service]
+	if !ok {
+		s = &service{pool: newPool()}
+		f.services[r.Service] = s
+	}
+	f.mu.Unlock()
+	if r.Auth == AuthToken {
+		if k, err := parsePublicKey(r.TokenPublicKey); err == nil {
+			s.jwtKey.Store(k)
+		}
+	}
+	s.route.Store(r)
+}
+
+// DeleteRoute removes a service.
+func (f *Frontend) DeleteRoute(name string) {
+	f.mu.Lock()
+	delete(f.services, name)
+	f.mu.Unlock()
+	f.metrics.forget(name)
+}
+
+// SetReplicas sets the replicas this front end may use for a service.
+func (f *Frontend) SetReplicas(name string, rs []Replica) {
+	if s := f.service(name); s != nil {
+		s.pool.set(rs)
+		f.metrics.readyReplicas.WithLabelValues(name).Set(float64(len(rs)))
+	}
+}
+
+// Services lists the known services' routes.
+func (f *Frontend) Services() []*Route {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	out := make([]*Route, 0, len(f.services))
+	for _, s := range f.services {
+		out = append(out, s.route.Load())
+	}
+	return out
+}
+
+// LoadOf is a service's current load at this front end.
+func (f *Frontend) LoadOf(name string) (Load, bool) {
+	s := f.service(name)
+	if s == nil {
+		return Load{}, false
+	}
+	return s.pool.load(), true
+}
+
+func (f *Frontend) service(name string) *service {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.services[name]
+}
+
+// errorBody is the JSON error shape of the front end.
+type errorBody struct {
+	Error struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	var b errorBody
+	b.Error.Code, b.Error.Message = code, msg
+	data, _ := json.Marshal(b)
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(data)+1))
+	w.WriteHeader(status)
+	w.Write(append(data, '\n'))
+}
+
+// ServeHTTP routes scoring and OIP v2 requests.
+func (f *Frontend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	sw := &statusWriter{ResponseWriter: w}
+	name, upstreamPath, kind := route(r)
+	f.serve(sw, r, name, upstreamPath, kind)
+	code := sw.status
+	if code == 0 {
+		code = 499 // the client went away before an answer
+	}
+	f.metrics.observe(name, kind, code, time.Since(start))
+	if f.AccessLog {
+		f.log.Info("access", "method", r.Method, "path", r.URL.Path, "service", name, "status", code,
+			"duration_ms", float64(time.Since(start).Microseconds())/1000, "remote", r.RemoteAddr)
+	}
+}
+
+// Request kinds.
+const (
+	kindScore    = "score"
+	kindSwagger  = "swagger"
+	kindInfer    = "infer"
+	kindMetadata = "metadata"
+	kindReady    = "ready"
+	kindLive     = "live"
+	kindHealth   = "health"
+	kindUnknown  = "unknown"
+)
+
+// route parses the path: the service, the path to send the replica, and
+// the kind of request.
+func route(r *http.Request) (name, upstream, kind string) {
+	p := r.URL.Path
+	if rest, ok := strings.CutPrefix(p, "/api/v1/service/"); ok {
+		name, tail, _ := strings.Cut(rest, "/")
+		switch tail {
+		case "score":
+			return name, "/score", kindScore
+		case "swagger.json":
+			return name, "/swagger.json", kindSwagger
+		}
+		return name, "", kindUnknown
+	}
+	if rest, ok := strings.CutPrefix(p, "/v2/"); ok {
+		switch rest {
+		case "health/live":
+			return "", "", kindLive
+		case "health/ready":
+			return "", "", kindHealth
+		}
+		if m, ok := strings.CutPrefix(rest, "models/"); ok {
+			name, tail, _ := strings.Cut(m, "/")
+			switch tail {
+			case "infer":
+				return name, p, kindInfer
+			case "":
+				return name, p, kindMetadata
+			case "ready":
+				return name, p, kindReady
+			}
+			if strings.HasPrefix(tail, "versions/") && strings.HasSuffix(tail, "/infer") {
+				return name, p, kindInfer
+			}
+		}
+	}
+	return "", "", kindUnknown
+}
+
+func (f *Frontend) serve(w http.ResponseWriter, r *http.Request, name, upstream, kind string) {
+	switch kind {
+	case kindUnknown:
+		writeError(w, http.StatusNotFound, "NotFound", "no such path: "+r.URL.Path)
+		return
+	case kindLive:
+		writeJSON(w, http.StatusOK, map[string]bool{"live": true})
+		return
+	case kindHealth:
+		writeJSON(w, readyStatus(f.ready.Load()), map[string]bool{"ready": f.ready.Load()})
+		return
+	}
+	s := f.service(name)
+	if s == nil {
+		writeError(w, http.StatusNotFound, "ServiceNotFound", fmt.Sprintf("service %q not found", name))
+		return
+	}
+	rt := s.route.Load()
+	wantMethod := http.MethodPost
+	if kind == kindSwagger || kind == kindMetadata || kind == kindReady {
+		wantMethod = http.MethodGet
+	}
+	if r.Method != wantMethod {
+		w.Header().Set("Allow", wantMethod)
+		writeError(w, http.StatusMethodNotAllowed, "MethodNotAllowed", fmt.Sprintf("%s is not allowed on %s (use %s)", r.Method, r.URL.Path, wantMethod))
+		return
+	}
+	if kind != kindSwagger {
+		if ok, msg := f.authorize(s, rt, r); !ok {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="berth"`)
+			writeError(w, http.StatusUnauthorized, "Unauthorized", msg)
+			return
+		}
+	}
+	if kind == kindReady {
+		ready := s.pool.load().Replicas > 0
+		writeJSON(w, readyStatus(ready), map[string]any{"name": name, "ready": ready})
+		return
+	}
+	if r.ContentLength > MaxBodyBytes {
+		writeError(w, http.StatusRequestEntityTooLarge, "PayloadTooLarge", fmt.Sprintf("the request body is larger than %d bytes", MaxBodyBytes))
+		return
+	}
+	f.proxy(w, r, s, rt, upstream)
+}
+
+func readyStatus(ok bool) int {
+	if ok {
+		return http.StatusOK
+	}
+	return http.StatusServiceUnavailable
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	data, _ := json.Marshal(v)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(append(data, '\n'))
+}
+
+// authorize checks the request's key or token against the route.
+func (f *Frontend) authorize(s *service, rt *Route, r *http.Request) (bool, string) {
+	if rt.Auth == AuthNone {
+		return true, ""
+	}
+	h := r.Header.Get("Authorization")
+	scheme, cred, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || cred == "" {
+		return false, fmt.Sprintf("service %s needs Authorization: Bearer <%s>", rt.Service, rt.Auth)
+	}
+	switch rt.Auth {
+	case AuthKey:
+		if rt.checkKey(strings.TrimSpace(cred)) {
+			return true, ""
+		}
+		return false, fmt.Sprintf("the key is not valid for service %s", rt.Service)
+	case AuthToken:
+		key, _ := s.jwtKey.Load().(crypto.PublicKey)
+		if key == nil {
+			return false, "the service's token verification key is not valid"
+		}
+		_, err := jwt.Parse(strings.TrimSpace(cred), func(*jwt.Token) (any, error) { return key, nil },
+			jwt.WithValidMethods([]string{"RS256", "ES256"}), jwt.WithExpirationRequired(), jwt.WithAudience(rt.Service),
+			jwt.WithLeeway(5*time.Second))
+		if err != nil {
+			if errors.Is(err, jwt.ErrTokenExpired) {
+				return false, fmt.Sprintf("the token for service %s has expired; get a new one with `berth service token`", rt.Service)
+			}
+			return false, fmt.Sprintf("the token is not valid for service %s", rt.Service)
+		}
+		return true, ""
+	}
+	return false, "unknown auth mode"
+}
+
+var hopHeaders = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization",
+	"Te", "Trailer", "Transfer-Encoding", "Upgrade"}
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// proxy admits the request to a replica and relays the answer.
+func (f *Frontend) proxy(w http.ResponseWriter, r *http.Request, s *service, rt *Route, upstream string) {
+	ctx, cancel := context.WithTimeout(r.Context(), rt.scoringTimeout())
+	defer cancel()
+	rep, waited, err := s.pool.acquire(ctx, rt.queueWait())
+	f.metrics.queueTime.WithLabelValues(rt.Service).Observe(waited.Seconds())
+	switch {
+	case errors.Is(err, ErrNoReplicas):
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusServiceUnavailable, "NoReadyReplicas", fmt.Sprintf("No ready replicas for service %s", rt.Service))
+		return
+	case errors.Is(err, ErrOverloaded):
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, "Overloaded", fmt.Sprintf("Too many requests for service %s (overloaded)", rt.Service))
+		return
+	case err != nil:
+		if r.Context().Err() == nil {
+			writeError(w, http.StatusGatewayTimeout, "ScoringTimeout", fmt.Sprintf("Scoring request for service %s timed out after %d ms", rt.Service, rt.ScoringTimeoutMs))
+		}
+		return
+	}
+	f.metrics.inflight.WithLabelValues(rt.Service).Inc()
+	defer func() {
+		s.pool.release(rep)
+		f.metrics.inflight.WithLabelValues(rt.Service).Dec()
+	}()
+
+	var body io.Reader = http.NoBody
+	if r.Body != nil && r.Body != http.NoBody {
+		body = &limitedBody{r: r.Body, left: MaxBodyBytes}
+	}
+	u := "http://" + rep.Addr + upstream
+	if r.URL.RawQuery != "" {
+		u += "?" + r.URL.RawQuery
+	}
+	out, err := http.NewRequestWithContext(ctx, r.Method, u, body)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "BadRequest", err.Error())
+		return
+	}
+	out.ContentLength = r.ContentLength
+	for k, v := range r.Header {
+		out.Header[k] = v
+	}
+	for _, h := range hopHeaders {
+		out.Header.Del(h)
+	}
+	out.Header.Del("Authorization")
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		out.Header.Set("X-Forwarded-For", host)
+	}
+	out.Header.Set("X-Berth-Service", rt.Service)
+
+	resp, err := f.transport.RoundTrip(out)
+	if err != nil {
+		var tooBig *bodyTooLarge
+		switch {
+		case errors.As(err, &tooBig):
+			writeError(w, http.StatusRequestEntityTooLarge, "PayloadTooLarge", fmt.Sprintf("the request body is larger than %d bytes", MaxBodyBytes))
+		case r.Context().Err() != nil:
+			// the client went away
+		case errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil:
+			writeError(w, http.StatusGatewayTimeout, "ScoringTimeout", fmt.Sprintf("Scoring request for service %s timed out after %d ms", rt.Service, rt.ScoringTimeoutMs))
+		case errors.Is(err, syscall.ECONNREFUSED):
+			writeError(w, http.StatusBadGateway, "ReplicaUnreachable", fmt.Sprintf("Could not connect to a replica of service %s", rt.Service))
+		default:
+			writeError(w, http.StatusBadGateway, "ReplicaClosedConnection", "Replica closed connection before replying")
+		}
+		return
+	}
+	defer resp.Body.Close()
+	h := w.Header()
+	for k, v := range resp.Header {
+		h[k] = v
+	}
+	for _, hh := range hopHeaders {
+		h.Del(hh)
+	}
+	w.WriteHeader(resp.StatusCode)
+	bp := bufPool.Get().(*[]byte)
+	_, err = io.CopyBuffer(w, resp.Body, *bp)
+	bufPool.Put(bp)
+	if err != nil && r.Context().Err() == nil {
+		// The status is sent; all that is left is to end the answer early.
+		f.log.Warn("relaying the answer failed", "service", rt.Service, "replica", rep.Name, "err", err)
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// limitedBody fails once more than left bytes are read.
+type limitedBody struct {
+	r    io.Reader
+	left int64
+}
+
+type bodyTooLarge struct{}
+
+func (*bodyTooLarge) Error() string { return "request body too large" }
+
+func (l *limitedBody) Read(p []byte) (int, error) {
+	if l.left < 0 {
+		return 0, &bodyTooLarge{}
+	}
+	if int64(len(p)) > l.left+1 {
+		p = p[:l.left+1]
+	}
+	n, err := l.r.Read(p)
+	l.left -= int64(n)
+	if l.left < 0 {
+		return n, &bodyTooLarge{}
+	}
+	return n, err
+}
+
+// statusWriter records the status written.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) Flush() {
+	if fl, ok := w.ResponseWriter.(http.Flusher); ok {
+		fl.Flush()
+	}
+}

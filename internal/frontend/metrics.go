@@ -1,0 +1,60 @@
+package frontend
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+type metrics struct {
+	reg             *prometheus.Registry
+	requests        *prometheus.CounterVec
+	latency         *prometheus.HistogramVec
+	queueTime       *prometheus.HistogramVec
+	inflight        *prometheus.GaugeVec
+	desiredReplicas *prometheus.GaugeVec
+	readyReplicas   *prometheus.GaugeVec
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "berth_fe_requests_total",
+			Help: "Scoring requests by service, kind and status code."}, []string{"service", "kind", "code"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "berth_fe_request_duration_seconds",
+			Help: "Request latency through the front end, by service.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 18)}, []string{"service"}),
+		queueTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "berth_fe_queue_seconds",
+			Help: "Time requests waited for a free replica, by service.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}, []string{"service"}),
+		inflight: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "berth_fe_inflight_requests",
+			Help: "Requests being scored now, by service."}, []string{"service"}),
+		desiredReplicas: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "berth_fe_desired_replicas",
+			Help: "Replicas the autoscaler wants, by service."}, []string{"service"}),
+		readyReplicas: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "berth_fe_ready_replicas",
+			Help: "Ready replicas this front end may use, by service."}, []string{"service"}),
+	}
+	m.reg.MustRegister(m.requests, m.latency, m.queueTime, m.inflight, m.desiredReplicas, m.readyReplicas,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+func (m *metrics) observe(service, kind string, code int, d time.Duration) {
+	m.requests.WithLabelValues(service, kind, strconv.Itoa(code)).Inc()
+	if service != "" {
+		m.latency.WithLabelValues(service).Observe(d.Seconds())
+	}
+}
+
+func (m *metrics) forget(service string) {
+	m.inflight.DeleteLabelValues(service)
+	m.readyReplicas.DeleteLabelValues(service)
+	m.desiredReplicas.DeleteLabelValues(service)
+}
+
+// MetricsHandler serves the front end's Prometheus metrics.
+func (f *Frontend) MetricsHandler() http.Handler {
+	return promhttp.HandlerFor(f.metrics.reg, promhttp.HandlerOpts{})
+}

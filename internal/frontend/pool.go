@@ -1,0 +1,182 @@
+package frontend
+
+import (
+	"container/list"
+	"context"
+	"errors"
+	"sort"
+	"sync"
+	"time"
+)
+
+// Admission errors.
+var (
+	ErrNoReplicas = errors.New("no ready replicas")
+	ErrOverloaded = errors.New("overloaded")
+)
+
+// Replica is one ready model pod as this front end may use it.
+type Replica struct {
+	Name string
+	Addr string // host:port
+	// Slots is how many requests this front end may send it at once.
+	Slots int
+}
+
+type replica struct {
+	Replica
+	inflight int
+	gone     bool
+}
+
+type waiter struct {
+	ch   chan *replica
+	elem *list.Element
+}
+
+// pool admits requests to a service's replicas: at most Slots at once per
+// replica, least outstanding first, the rest in a FIFO queue.
+type pool struct {
+	mu       sync.Mutex
+	replicas map[string]*replica
+	queue    list.List // of *waiter
+}
+
+func newPool() *pool { return &pool{replicas: map[string]*replica{}} }
+
+// set replaces the replicas (by name); requests in flight on a removed
+// replica finish there. Waiters get any new free slots.
+func (p *pool) set(rs []Replica) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	seen := map[string]bool{}
+	for _, r := range rs {
+		seen[r.Name] = true
+		if cur, ok := p.replicas[r.Name]; ok {
+			cur.Addr, cur.Slots = r.Addr, r.Slots
+			continue
+		}
+		p.replicas[r.Name] = &replica{Replica: r}
+	}
+	for name, r := range p.replicas {
+		if !seen[name] {
+			r.gone = true
+			delete(p.replicas, name)
+		}
+	}
+	p.drainLocked()
+}
+
+// pickLocked returns the free replica with the fewest outstanding requests
+// (ties by name, for stable tests), or nil.
+func (p *pool) pickLocked() *replica {
+	var best *replica
+	for _, r := range p.replicas {
+		if r.inflight >= r.Slots {
+			continue
+		}
+		if best == nil || r.inflight < best.inflight || (r.inflight == best.inflight && r.Name < best.Name) {
+			best = r
+		}
+	}
+	return best
+}
+
+// drainLocked gives free slots to waiting requests, oldest first.
+func (p *pool) drainLocked() {
+	for p.queue.Len() > 0 {
+		r := p.pickLocked()
+		if r == nil {
+			return
+		}
+		w := p.queue.Remove(p.queue.Front()).(*waiter)
+		w.elem = nil
+		r.inflight++
+		w.ch <- r
+	}
+}
+
+// acquire takes a slot, waiting up to maxWait in the queue.
+func (p *pool) acquire(ctx context.Context, maxWait time.Duration) (*replica, time.Duration, error) {
+	p.mu.Lock()
+	if len(p.replicas) == 0 {
+		p.mu.Unlock()
+		return nil, 0, ErrNoReplicas
+	}
+	if p.queue.Len() == 0 {
+		if r := p.pickLocked(); r != nil {
+			r.inflight++
+			p.mu.Unlock()
+			return r, 0, nil
+		}
+	}
+	w := &waiter{ch: make(chan *replica, 1)}
+	w.elem = p.queue.PushBack(w)
+	p.mu.Unlock()
+
+	start := time.Now()
+	t := time.NewTimer(maxWait)
+	defer t.Stop()
+	var cause error
+	select {
+	case r := <-w.ch:
+		return r, time.Since(start), nil
+	case <-t.C:
+		cause = ErrOverloaded
+	case <-ctx.Done():
+		cause = ctx.Err()
+	}
+	p.mu.Lock()
+	if w.elem != nil {
+		p.queue.Remove(w.elem)
+		w.elem = nil
+		p.mu.Unlock()
+		return nil, time.Since(start), cause
+	}
+	p.mu.Unlock()
+	// A slot was handed over just as the wait ended: give it back.
+	p.release(<-w.ch)
+	return nil, time.Since(start), cause
+}
+
+// release returns a slot; the head of the queue gets it first.
+func (p *pool) release(r *replica) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	r.inflight--
+	if !r.gone {
+		p.drainLocked()
+		return
+	}
+	p.drainLocked()
+}
+
+// Load is a service's in-flight and queued requests.
+type Load struct {
+	InFlight int `json:"inFlight"`
+	Queued   int `json:"queued"`
+	Replicas int `json:"replicas"`
+	Slots    int `json:"slots"`
+}
+
+func (p *pool) load() Load {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	l := Load{Queued: p.queue.Len(), Replicas: len(p.replicas)}
+	for _, r := range p.replicas {
+		l.InFlight += r.inflight
+		l.Slots += r.Slots
+	}
+	return l
+}
+
+func (p *pool) names() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]string, 0, len(p.replicas))
+	for n := range p.replicas {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}

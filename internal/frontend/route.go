@@ -1,0 +1,150 @@
+// Package frontend is berth-fe, the scoring front end: it authenticates
+// scoring requests, admits them to each service's replicas (at most N at
+// once per replica, FIFO queue, least outstanding first), proxies them,
+// terminates TLS, and scales services. It reads everything from
+// Kubernetes objects, so it serves while the control plane is down.
+package frontend
+
+import (
+	"crypto"
+	"crypto/sha256"
+	"crypto/subtle"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Auth modes.
+const (
+	AuthKey   = "key"
+	AuthToken = "token"
+	AuthNone  = "none"
+)
+
+// RouteLabel marks the ConfigMaps that define routes; RouteKey is the
+// ConfigMap key holding the route.
+const (
+	RouteLabel = "berth.dev/route"
+	RouteKey   = "route.json"
+)
+
+// Route is one scoring service as the control plane defines it.
+type Route struct {
+	Service   string            `json:"service"`
+	Namespace string            `json:"namespace"`
+	Selector  map[string]string `json:"selector"`
+	Port      int               `json:"port"`
+	Auth      string            `json:"auth"`
+	// KeyHashes are "sha256:<hex>" of the primary and secondary keys.
+	KeyHashes []string `json:"keyHashes,omitempty"`
+	// TokenPublicKey verifies JWTs (PEM, RSA or ECDSA) when Auth is token.
+	TokenPublicKey                    string    `json:"tokenPublicKey,omitempty"`
+	ScoringTimeoutMs                  int       `json:"scoringTimeoutMs"`
+	MaxConcurrentRequestsPerContainer int       `json:"maxConcurrentRequestsPerContainer"`
+	MaxQueueWaitMs                    int       `json:"maxQueueWaitMs"`
+	Autoscale                         Autoscale `json:"autoscale"`
+}
+
+// Autoscale are a service's scaling settings.
+type Autoscale struct {
+	Enabled           bool   `json:"enabled"`
+	Min               int    `json:"min"`
+	Max               int    `json:"max"`
+	RefreshSeconds    int    `json:"refreshSeconds"`
+	TargetUtilization int    `json:"targetUtilization"`
+	Deployment        string `json:"deployment"`
+}
+
+// HashKey is how keys are stored in routes.
+func HashKey(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// ParseRoute reads and checks a route, filling defaults.
+func ParseRoute(data []byte) (*Route, error) {
+	var r Route
+	dec := json.NewDecoder(strings.NewReader(string(data)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&r); err != nil {
+		return nil, fmt.Errorf("route: %w", err)
+	}
+	var problems []string
+	if r.Service == "" {
+		problems = append(problems, "service is required")
+	}
+	if len(r.Selector) == 0 {
+		problems = append(problems, "selector is required")
+	}
+	if r.Port <= 0 || r.Port > 65535 {
+		problems = append(problems, fmt.Sprintf("port %d is not valid", r.Port))
+	}
+	switch r.Auth {
+	case AuthKey:
+		if len(r.KeyHashes) == 0 {
+			problems = append(problems, "key auth needs keyHashes")
+		}
+	case AuthToken:
+		if _, err := parsePublicKey(r.TokenPublicKey); err != nil {
+			problems = append(problems, "token auth needs tokenPublicKey: "+err.Error())
+		}
+	case AuthNone:
+	default:
+		problems = append(problems, fmt.Sprintf("auth %q is not key, token or none", r.Auth))
+	}
+	if len(problems) > 0 {
+		return nil, fmt.Errorf("route %s: %s", r.Service, strings.Join(problems, "; "))
+	}
+	if r.ScoringTimeoutMs <= 0 {
+		r.ScoringTimeoutMs = 60000
+	}
+	if r.MaxConcurrentRequestsPerContainer <= 0 {
+		r.MaxConcurrentRequestsPerContainer = 1
+	}
+	if r.MaxQueueWaitMs <= 0 {
+		r.MaxQueueWaitMs = 500
+	}
+	a := &r.Autoscale
+	if a.Min <= 0 {
+		a.Min = 1
+	}
+	if a.Max < a.Min {
+		a.Max = max(10, a.Min)
+	}
+	if a.RefreshSeconds <= 0 {
+		a.RefreshSeconds = 1
+	}
+	if a.TargetUtilization <= 0 || a.TargetUtilization > 100 {
+		a.TargetUtilization = 70
+	}
+	return &r, nil
+}
+
+func (r *Route) scoringTimeout() time.Duration {
+	return time.Duration(r.ScoringTimeoutMs) * time.Millisecond
+}
+
+func (r *Route) queueWait() time.Duration { return time.Duration(r.MaxQueueWaitMs) * time.Millisecond }
+
+// checkKey compares a presented key with the stored hashes in constant time.
+func (r *Route) checkKey(key string) bool {
+	h := []byte(HashKey(key))
+	ok := 0
+	for _, want := range r.KeyHashes {
+		ok |= subtle.ConstantTimeCompare(h, []byte(want))
+	}
+	return ok == 1
+}
+
+func parsePublicKey(p string) (crypto.PublicKey, error) {
+	block, _ := pem.Decode([]byte(p))
+	if block == nil {
+		return nil, errors.New("no PEM block")
+	}
+	return x509.ParsePKIXPublicKey(block.Bytes)
+}
