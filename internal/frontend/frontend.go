@@ -32,6 +32,7 @@ type Frontend struct {
 	metrics   *metrics
 	log       *slog.Logger
 	ready     atomic.Bool
+	certs     certStore
 	// AccessLog, when set, gets one line per request.
 	AccessLog bool
 }
@@ -40,6 +41,9 @@ type service struct {
 	route  atomic.Pointer[Route]
 	jwtKey atomic.Value // crypto.PublicKey
 	pool   *pool
+	// forward is a peer front end (host:port) to send requests to when
+	// this one holds no slots of the service (more front ends than replicas).
+	forward atomic.Pointer[string]
 }
 
 // New makes a front end with no services yet.
@@ -93,10 +97,16 @@ func (f *Frontend) DeleteRoute(name string) {
 	f.metrics.forget(name)
 }
 
-// SetReplicas sets the replicas this front end may use for a service.
-func (f *Frontend) SetReplicas(name string, rs []Replica) {
+// SetReplicas sets the replicas this front end may use for a service, and
+// the peer to forward to when it may use none although the service has some.
+func (f *Frontend) SetReplicas(name string, rs []Replica, forward string) {
 	if s := f.service(name); s != nil {
 		s.pool.set(rs)
+		if forward == "" {
+			s.forward.Store(nil)
+		} else {
+			s.forward.Store(&forward)
+		}
 		f.metrics.readyReplicas.WithLabelValues(name).Set(float64(len(rs)))
 	}
 }
@@ -249,7 +259,7 @@ func (f *Frontend) serve(w http.ResponseWriter, r *http.Request, name, upstream,
 		}
 	}
 	if kind == kindReady {
-		ready := s.pool.load().Replicas > 0
+		ready := s.pool.load().Replicas > 0 || s.forward.Load() != nil
 		writeJSON(w, readyStatus(ready), map[string]any{"name": name, "ready": ready})
 		return
 	}
@@ -318,6 +328,10 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }
 func (f *Frontend) proxy(w http.ResponseWriter, r *http.Request, s *service, rt *Route, upstream string) {
 	ctx, cancel := context.WithTimeout(r.Context(), rt.scoringTimeout())
 	defer cancel()
+	if peer := s.forward.Load(); peer != nil && r.Header.Get(forwardedHeader) == "" && s.pool.load().Replicas == 0 {
+		f.relay(ctx, w, r, rt, "http://"+*peer+r.URL.Path, "peer "+*peer, true)
+		return
+	}
 	rep, waited, err := s.pool.acquire(ctx, rt.queueWait())
 	f.metrics.queueTime.WithLabelValues(rt.Service).Observe(waited.Seconds())
 	switch {
@@ -341,15 +355,23 @@ func (f *Frontend) proxy(w http.ResponseWriter, r *http.Request, s *service, rt 
 		f.metrics.inflight.WithLabelValues(rt.Service).Dec()
 	}()
 
+	f.relay(ctx, w, r, rt, "http://"+rep.Addr+upstream, rep.Name, false)
+}
+
+// forwardedHeader marks a request one front end sent another.
+const forwardedHeader = "X-Berth-Forwarded"
+
+// relay sends the request to target and relays the answer, mapping
+// failures to the reference's status codes.
+func (f *Frontend) relay(ctx context.Context, w http.ResponseWriter, r *http.Request, rt *Route, target, to string, toPeer bool) {
 	var body io.Reader = http.NoBody
 	if r.Body != nil && r.Body != http.NoBody {
 		body = &limitedBody{r: r.Body, left: MaxBodyBytes}
 	}
-	u := "http://" + rep.Addr + upstream
 	if r.URL.RawQuery != "" {
-		u += "?" + r.URL.RawQuery
+		target += "?" + r.URL.RawQuery
 	}
-	out, err := http.NewRequestWithContext(ctx, r.Method, u, body)
+	out, err := http.NewRequestWithContext(ctx, r.Method, target, body)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "BadRequest", err.Error())
 		return
@@ -361,11 +383,15 @@ func (f *Frontend) proxy(w http.ResponseWriter, r *http.Request, s *service, rt 
 	for _, h := range hopHeaders {
 		out.Header.Del(h)
 	}
-	out.Header.Del("Authorization")
-	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+	if toPeer {
+		out.Header.Set(forwardedHeader, "1")
+	} else {
+		out.Header.Del("Authorization")
+		out.Header.Set("X-Berth-Service", rt.Service)
+	}
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil && out.Header.Get("X-Forwarded-For") == "" {
 		out.Header.Set("X-Forwarded-For", host)
 	}
-	out.Header.Set("X-Berth-Service", rt.Service)
 
 	resp, err := f.transport.RoundTrip(out)
 	if err != nil {
@@ -378,7 +404,7 @@ func (f *Frontend) proxy(w http.ResponseWriter, r *http.Request, s *service, rt 
 		case errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil:
 			writeError(w, http.StatusGatewayTimeout, "ScoringTimeout", fmt.Sprintf("Scoring request for service %s timed out after %d ms", rt.Service, rt.ScoringTimeoutMs))
 		case errors.Is(err, syscall.ECONNREFUSED):
-			writeError(w, http.StatusBadGateway, "ReplicaUnreachable", fmt.Sprintf("Could not connect to a replica of service %s", rt.Service))
+			writeError(w, http.StatusBadGateway, "ReplicaUnreachable", fmt.Sprintf("Could not connect to %s of service %s", to, rt.Service))
 		default:
 			writeError(w, http.StatusBadGateway, "ReplicaClosedConnection", "Replica closed connection before replying")
 		}
@@ -398,7 +424,7 @@ func (f *Frontend) proxy(w http.ResponseWriter, r *http.Request, s *service, rt 
 	bufPool.Put(bp)
 	if err != nil && r.Context().Err() == nil {
 		// The status is sent; all that is left is to end the answer early.
-		f.log.Warn("relaying the answer failed", "service", rt.Service, "replica", rep.Name, "err", err)
+		f.log.Warn("relaying the answer failed", "service", rt.Service, "to", to, "err", err)
 		panic(http.ErrAbortHandler)
 	}
 }

@@ -69,7 +69,7 @@ func frontWith(t *testing.T, rt *Route, backends ...*backend) (*Frontend, string
 	for i, b := range backends {
 		reps = append(reps, Replica{Name: fmt.Sprintf("pod-%d", i), Addr: b.addr(), Slots: rt.MaxConcurrentRequestsPerContainer})
 	}
-	f.SetReplicas(rt.Service, reps)
+	f.SetReplicas(rt.Service, reps, "")
 	srv := httptest.NewServer(f)
 	t.Cleanup(srv.Close)
 	return f, srv.URL
@@ -264,7 +264,13 @@ func TestStatusCodes(t *testing.T) {
 	rt = keyRoute("busy", "k")
 	rt.MaxQueueWaitMs = 50
 	_, url = frontWith(t, rt, busy)
-	go post(t, url+"/api/v1/service/busy/score", "k", "{}")
+	go func() {
+		req, _ := http.NewRequest("POST", url+"/api/v1/service/busy/score", strings.NewReader("{}"))
+		req.Header.Set("Authorization", "Bearer k")
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}()
 	time.Sleep(100 * time.Millisecond)
 	a := post(t, url+"/api/v1/service/busy/score", "k", "{}")
 	if a.code != 503 || !strings.Contains(a.body, "Too many requests for service busy (overloaded)") || a.header.Get("Retry-After") == "" {
@@ -294,7 +300,15 @@ func TestConcurrencyLimitAndLeastOutstanding(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			codes <- post(t, url+"/api/v1/service/lim/score", "k", "{}").code
+			req, _ := http.NewRequest("POST", url+"/api/v1/service/lim/score", strings.NewReader("{}"))
+			req.Header.Set("Authorization", "Bearer k")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				codes <- 0
+				return
+			}
+			resp.Body.Close()
+			codes <- resp.StatusCode
 		}()
 	}
 	wg.Wait()

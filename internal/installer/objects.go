@@ -208,7 +208,10 @@ func FrontendObjects(s Settings) []Object {
 			WithPorts(
 				coreac.ContainerPort().WithName("http").WithContainerPort(8080),
 				coreac.ContainerPort().WithName("https").WithContainerPort(8443),
+				coreac.ContainerPort().WithName("admin").WithContainerPort(9090),
 			).
+			WithEnv(coreac.EnvVar().WithName("POD_NAME").WithValueFrom(coreac.EnvVarSource().
+				WithFieldRef(coreac.ObjectFieldSelector().WithFieldPath("metadata.name")))).
 			WithReadinessProbe(coreac.Probe().WithHTTPGet(coreac.HTTPGetAction().WithPath("/readyz").WithPort(intstr.FromString("http"))).
 				WithPeriodSeconds(5)).
 			WithLivenessProbe(coreac.Probe().WithHTTPGet(coreac.HTTPGetAction().WithPath("/healthz").WithPort(intstr.FromString("http"))).

@@ -1,0 +1,178 @@
+package frontend
+
+import (
+	"context"
+	"encoding/json"
+	"math"
+	"net/http"
+	"sync"
+	"time"
+
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/leaderelection"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
+)
+
+// Autoscaler sets each autoscaled service's replica count from its load,
+// as the reference does: eager up, conservative down. Only the holder of
+// the Lease decides.
+type Autoscaler struct {
+	Client    kubernetes.Interface
+	Frontend  *Frontend
+	Namespace string // where the Lease lives
+	Identity  string // this front end (pod name)
+	// Peers returns the other front ends' admin addresses (host:port).
+	Peers func() []string
+	// DownWindow is how long lower demand must last before scaling down (default 60s).
+	DownWindow time.Duration
+	// Tick is the loop's resolution (default 250ms); services are checked
+	// every refreshSeconds.
+	Tick time.Duration
+
+	mu      sync.Mutex
+	history map[string][]sample
+	last    map[string]time.Time
+	http    *http.Client
+}
+
+type sample struct {
+	at   time.Time
+	want int
+}
+
+// LeaseName is the autoscaler's Lease.
+const LeaseName = "berth-fe-autoscaler"
+
+// Run takes part in the leader election and, while leading, scales.
+func (a *Autoscaler) Run(ctx context.Context) {
+	if a.DownWindow == 0 {
+		a.DownWindow = 60 * time.Second
+	}
+	if a.Tick == 0 {
+		a.Tick = 250 * time.Millisecond
+	}
+	a.history, a.last = map[string][]sample{}, map[string]time.Time{}
+	a.http = &http.Client{Timeout: 500 * time.Millisecond}
+	lock := &resourcelock.LeaseLock{
+		LeaseMeta:  metav1.ObjectMeta{Name: LeaseName, Namespace: a.Namespace},
+		Client:     a.Client.CoordinationV1(),
+		LockConfig: resourcelock.ResourceLockConfig{Identity: a.Identity},
+	}
+	for ctx.Err() == nil {
+		leaderelection.RunOrDie(ctx, leaderelection.LeaderElectionConfig{
+			Lock: lock, ReleaseOnCancel: true,
+			LeaseDuration: 15 * time.Second, RenewDeadline: 10 * time.Second, RetryPeriod: 2 * time.Second,
+			Callbacks: leaderelection.LeaderCallbacks{
+				OnStartedLeading: func(ctx context.Context) {
+					a.Frontend.log.Info("autoscaler: leading", "identity", a.Identity)
+					a.lead(ctx)
+				},
+				OnStoppedLeading: func() { a.Frontend.log.Info("autoscaler: not leading", "identity", a.Identity) },
+			},
+		})
+	}
+}
+
+func (a *Autoscaler) lead(ctx context.Context) {
+	t := time.NewTicker(a.Tick)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := time.Now()
+		for _, rt := range a.Frontend.Services() {
+			if !rt.Autoscale.Enabled || rt.Autoscale.Deployment == "" {
+				continue
+			}
+			every := time.Duration(rt.Autoscale.RefreshSeconds) * time.Second
+			if now.Sub(a.last[rt.Service]) < every {
+				continue
+			}
+			a.last[rt.Service] = now
+			a.scale(ctx, rt, now)
+		}
+	}
+}
+
+// Wanted is the replica count for a load: (in flight + queued) in replica
+// units over the target utilisation, within [min, max].
+func Wanted(l Load, rt *Route) int {
+	c := float64(max(rt.MaxConcurrentRequestsPerContainer, 1))
+	load := float64(l.InFlight+l.Queued) / c
+	want := int(math.Ceil(load / (float64(rt.Autoscale.TargetUtilization) / 100)))
+	return min(max(want, rt.Autoscale.Min), rt.Autoscale.Max)
+}
+
+// totalLoad adds this front end's load and its peers'.
+func (a *Autoscaler) totalLoad(ctx context.Context, service string) Load {
+	total, _ := a.Frontend.LoadOf(service)
+	if a.Peers == nil {
+		return total
+	}
+	for _, p := range a.Peers() {
+		req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+p+"/internal/load", nil)
+		resp, err := a.http.Do(req)
+		if err != nil {
+			continue
+		}
+		var m map[string]Load
+		json.NewDecoder(resp.Body).Decode(&m)
+		resp.Body.Close()
+		l := m[service]
+		total.InFlight += l.InFlight
+		total.Queued += l.Queued
+	}
+	return total
+}
+
+func (a *Autoscaler) scale(ctx context.Context, rt *Route, now time.Time) {
+	want := Wanted(a.totalLoad(ctx, rt.Service), rt)
+	h := append(a.history[rt.Service], sample{now, want})
+	for len(h) > 0 && now.Sub(h[0].at) > a.DownWindow {
+		h = h[1:]
+	}
+	a.history[rt.Service] = h
+	a.Frontend.metrics.desiredReplicas.WithLabelValues(rt.Service).Set(float64(want))
+	deps := a.Client.AppsV1().Deployments(rt.Namespace)
+	sc, err := deps.GetScale(ctx, rt.Autoscale.Deployment, metav1.GetOptions{})
+	if err != nil {
+		a.Frontend.log.Warn("autoscaler: read scale", "service", rt.Service, "err", err)
+		return
+	}
+	cur := int(sc.Spec.Replicas)
+	target := cur
+	switch {
+	case want > cur:
+		target = want // eager up
+	case want < cur:
+		// Down only to the most wanted over the window.
+		peak := 0
+		for _, s := range h {
+			peak = max(peak, s.want)
+		}
+		if h[0].at.After(now.Add(-a.DownWindow + a.Tick)) {
+			peak = cur // not a full window of history yet
+		}
+		target = max(peak, rt.Autoscale.Min)
+	}
+	if cur < rt.Autoscale.Min {
+		target = rt.Autoscale.Min
+	}
+	if target == cur {
+		return
+	}
+	_, err = deps.UpdateScale(ctx, rt.Autoscale.Deployment, &autoscalingv1.Scale{
+		ObjectMeta: metav1.ObjectMeta{Name: rt.Autoscale.Deployment, Namespace: rt.Namespace, ResourceVersion: sc.ResourceVersion},
+		Spec:       autoscalingv1.ScaleSpec{Replicas: int32(target)},
+	}, metav1.UpdateOptions{FieldManager: "berth-fe-autoscaler"})
+	if err != nil {
+		a.Frontend.log.Warn("autoscaler: write scale", "service", rt.Service, "err", err)
+		return
+	}
+	a.Frontend.log.Info("autoscaler: scaled", "service", rt.Service, "from", cur, "to", target, "wanted", want)
+}

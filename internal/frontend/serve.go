@@ -1,0 +1,105 @@
+package frontend
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+)
+
+// Listeners are where a front end serves; empty addresses are not served.
+type Listeners struct {
+	HTTP  string // scoring over HTTP, plus /healthz and /readyz
+	HTTPS string // scoring over TLS
+	Admin string // /metrics, /internal/load, /healthz, /readyz
+}
+
+// Handler is the scoring handler with the health endpoints in front.
+func (f *Frontend) Handler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/healthz":
+			writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+			return
+		case "/readyz":
+			writeJSON(w, readyStatus(f.ready.Load()), map[string]bool{"ready": f.ready.Load()})
+			return
+		}
+		f.ServeHTTP(w, r)
+	})
+}
+
+// AdminHandler serves metrics and the load other front ends' autoscaler reads.
+func (f *Frontend) AdminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", f.MetricsHandler())
+	mux.HandleFunc("/internal/load", func(w http.ResponseWriter, r *http.Request) {
+		out := map[string]Load{}
+		for _, rt := range f.Services() {
+			if l, ok := f.LoadOf(rt.Service); ok {
+				out[rt.Service] = l
+			}
+		}
+		writeJSON(w, http.StatusOK, out)
+	})
+	h := f.Handler()
+	mux.Handle("/healthz", h)
+	mux.Handle("/readyz", h)
+	return mux
+}
+
+// Serve answers on the listeners until ctx ends, then drains open requests.
+func (f *Frontend) Serve(ctx context.Context, l Listeners) error {
+	g, gctx := errgroup.WithContext(ctx)
+	var servers []*http.Server
+	start := func(addr string, h http.Handler, tlsConf *tls.Config) error {
+		if addr == "" {
+			return nil
+		}
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("listen on %s: %w", addr, err)
+		}
+		if tlsConf != nil {
+			ln = tls.NewListener(ln, tlsConf)
+		}
+		srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second,
+			MaxHeaderBytes: 64 << 10}
+		servers = append(servers, srv)
+		g.Go(func() error {
+			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+				return err
+			}
+			return nil
+		})
+		f.log.Info("berth-fe listening", "address", ln.Addr().String(), "tls", tlsConf != nil)
+		return nil
+	}
+	if err := start(l.HTTP, f.Handler(), nil); err != nil {
+		return err
+	}
+	if err := start(l.HTTPS, f.Handler(), f.TLSConfig()); err != nil {
+		return err
+	}
+	if err := start(l.Admin, f.AdminHandler(), nil); err != nil {
+		return err
+	}
+	g.Go(func() error {
+		<-gctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		for _, s := range servers {
+			s.Shutdown(sctx)
+		}
+		return nil
+	})
+	return g.Wait()
+}
+
+var _ = json.Marshal
