@@ -34,6 +34,7 @@ type Autoscaler struct {
 	mu      sync.Mutex
 	history map[string][]sample
 	last    map[string]time.Time
+	since   map[string]time.Time
 	http    *http.Client
 }
 
@@ -53,7 +54,7 @@ func (a *Autoscaler) Run(ctx context.Context) {
 	if a.Tick == 0 {
 		a.Tick = 250 * time.Millisecond
 	}
-	a.history, a.last = map[string][]sample{}, map[string]time.Time{}
+	a.history, a.last, a.since = map[string][]sample{}, map[string]time.Time{}, map[string]time.Time{}
 	a.http = &http.Client{Timeout: 500 * time.Millisecond}
 	lock := &resourcelock.LeaseLock{
 		LeaseMeta:  metav1.ObjectMeta{Name: LeaseName, Namespace: a.Namespace},
@@ -66,6 +67,7 @@ func (a *Autoscaler) Run(ctx context.Context) {
 			LeaseDuration: 15 * time.Second, RenewDeadline: 10 * time.Second, RetryPeriod: 2 * time.Second,
 			Callbacks: leaderelection.LeaderCallbacks{
 				OnStartedLeading: func(ctx context.Context) {
+					a.history, a.since = map[string][]sample{}, map[string]time.Time{}
 					a.Frontend.log.Info("autoscaler: leading", "identity", a.Identity)
 					a.lead(ctx)
 				},
@@ -132,6 +134,9 @@ func (a *Autoscaler) totalLoad(ctx context.Context, service string) Load {
 
 func (a *Autoscaler) scale(ctx context.Context, rt *Route, now time.Time) {
 	want := Wanted(a.totalLoad(ctx, rt.Service), rt)
+	if _, ok := a.since[rt.Service]; !ok {
+		a.since[rt.Service] = now
+	}
 	h := append(a.history[rt.Service], sample{now, want})
 	for len(h) > 0 && now.Sub(h[0].at) > a.DownWindow {
 		h = h[1:]
@@ -155,8 +160,8 @@ func (a *Autoscaler) scale(ctx context.Context, rt *Route, now time.Time) {
 		for _, s := range h {
 			peak = max(peak, s.want)
 		}
-		if h[0].at.After(now.Add(-a.DownWindow + a.Tick)) {
-			peak = cur // not a full window of history yet
+		if now.Sub(a.since[rt.Service]) < a.DownWindow {
+			peak = cur // not watched for a full window yet (a new leader)
 		}
 		target = max(peak, rt.Autoscale.Min)
 	}

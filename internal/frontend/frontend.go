@@ -33,6 +33,8 @@ type Frontend struct {
 	log       *slog.Logger
 	ready     atomic.Bool
 	certs     certStore
+	dialMu    sync.Mutex
+	reachable map[string]bool // replica addresses that accepted a connection once
 	// AccessLog, when set, gets one line per request.
 	AccessLog bool
 }
@@ -52,9 +54,10 @@ func New(log *slog.Logger) *Frontend {
 		log = slog.Default()
 	}
 	return &Frontend{
-		services: map[string]*service{},
-		log:      log,
-		metrics:  newMetrics(),
+		services:  map[string]*service{},
+		reachable: map[string]bool{},
+		log:       log,
+		metrics:   newMetrics(),
 		transport: &http.Transport{
 			Proxy:               nil,
 			DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
@@ -334,6 +337,16 @@ func (f *Frontend) proxy(w http.ResponseWriter, r *http.Request, s *service, rt 
 	}
 	rep, waited, err := s.pool.acquire(ctx, rt.queueWait())
 	f.metrics.queueTime.WithLabelValues(rt.Service).Observe(waited.Seconds())
+	// A replica that refuses the connection (not listening yet, or just
+	// gone) never saw the request: try another one, a few times.
+	for attempt := 0; err == nil && attempt < 5; attempt++ {
+		if !f.refuses(ctx, rep) {
+			break
+		}
+		s.pool.refused(rep)
+		s.pool.release(rep)
+		rep, _, err = s.pool.acquire(ctx, rt.queueWait())
+	}
 	switch {
 	case errors.Is(err, ErrNoReplicas):
 		w.Header().Set("Retry-After", "5")
@@ -356,6 +369,30 @@ func (f *Frontend) proxy(w http.ResponseWriter, r *http.Request, s *service, rt 
 	}()
 
 	f.relay(ctx, w, r, rt, "http://"+rep.Addr+upstream, rep.Name, false)
+}
+
+// refuses tells whether a replica refuses connections, by taking an idle
+// pooled connection or dialling one (kept for the request).
+func (f *Frontend) refuses(ctx context.Context, rep *replica) bool {
+	f.dialMu.Lock()
+	ok := f.reachable[rep.Addr]
+	f.dialMu.Unlock()
+	if ok {
+		return false
+	}
+	d := net.Dialer{Timeout: 2 * time.Second}
+	c, err := d.DialContext(ctx, "tcp", rep.Addr)
+	if err != nil {
+		return errors.Is(err, syscall.ECONNREFUSED)
+	}
+	c.Close()
+	f.dialMu.Lock()
+	if len(f.reachable) > 10000 {
+		f.reachable = map[string]bool{}
+	}
+	f.reachable[rep.Addr] = true
+	f.dialMu.Unlock()
+	return false
 }
 
 // forwardedHeader marks a request one front end sent another.

@@ -27,6 +27,8 @@ type replica struct {
 	Replica
 	inflight int
 	gone     bool
+	// coolUntil: the replica refused a connection; others go first until then.
+	coolUntil time.Time
 }
 
 type waiter struct {
@@ -39,7 +41,9 @@ type waiter struct {
 type pool struct {
 	mu       sync.Mutex
 	replicas map[string]*replica
-	queue    list.List // of *waiter
+	order    []*replica // by name
+	next     int        // rotates the start among equally loaded replicas
+	queue    list.List  // of *waiter
 }
 
 func newPool() *pool { return &pool{replicas: map[string]*replica{}} }
@@ -64,22 +68,52 @@ func (p *pool) set(rs []Replica) {
 			delete(p.replicas, name)
 		}
 	}
+	p.order = p.order[:0]
+	for _, r := range p.replicas {
+		p.order = append(p.order, r)
+	}
+	sort.Slice(p.order, func(i, j int) bool { return p.order[i].Name < p.order[j].Name })
 	p.drainLocked()
 }
 
-// pickLocked returns the free replica with the fewest outstanding requests
-// (ties by name, for stable tests), or nil.
+// pickLocked returns the free replica with the fewest outstanding
+// requests, rotating among equals, or nil. A replica that just refused a
+// connection is passed over until its cool-down ends.
 func (p *pool) pickLocked() *replica {
+	n := len(p.order)
+	if n == 0 {
+		return nil
+	}
+	now := time.Now()
 	var best *replica
-	for _, r := range p.replicas {
-		if r.inflight >= r.Slots {
+	start := p.next % n
+	for k := 0; k < n; k++ {
+		r := p.order[(start+k)%n]
+		if r.inflight >= r.Slots || now.Before(r.coolUntil) {
 			continue
 		}
-		if best == nil || r.inflight < best.inflight || (r.inflight == best.inflight && r.Name < best.Name) {
+		if best == nil || r.inflight < best.inflight {
 			best = r
 		}
 	}
+	p.next++
 	return best
+}
+
+// refusedCooldown is how long a replica that refused a connection is left alone.
+const refusedCooldown = 250 * time.Millisecond
+
+// refused marks a replica that refused a connection; waiters get it back
+// when the cool-down ends.
+func (p *pool) refused(r *replica) {
+	p.mu.Lock()
+	r.coolUntil = time.Now().Add(refusedCooldown)
+	p.mu.Unlock()
+	time.AfterFunc(refusedCooldown+time.Millisecond, func() {
+		p.mu.Lock()
+		p.drainLocked()
+		p.mu.Unlock()
+	})
 }
 
 // drainLocked gives free slots to waiting requests, oldest first.
