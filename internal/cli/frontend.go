@@ -21,8 +21,8 @@ import (
 func (a *app) frontendCommand() *cobra.Command {
 	var (
 		kubeconfig, namespace, configName, httpAddr, httpsAddr, adminAddr, podName, logFormat string
-		accessLog, autoscale                                                                bool
-		downWindow                                                                          time.Duration
+		accessLog, autoscale                                                                  bool
+		downWindow                                                                            time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "frontend",

@@ -57,8 +57,11 @@ func (p *pool) set(rs []Replica) {
 	for _, r := range rs {
 		seen[r.Name] = true
 		if cur, ok := p.replicas[r.Name]; ok {
-			cur.Addr, cur.Slots = r.Addr, r.Slots
-			continue
+			if cur.Addr == r.Addr {
+				cur.Slots = r.Slots // read only under the lock
+				continue
+			}
+			cur.gone = true // a new address: requests in flight keep the old one
 		}
 		p.replicas[r.Name] = &replica{Replica: r}
 	}
