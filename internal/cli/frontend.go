@@ -20,7 +20,7 @@ import (
 
 func (a *app) frontendCommand() *cobra.Command {
 	var (
-		kubeconfig, namespace, configName, httpAddr, httpsAddr, adminAddr, podName, logFormat string
+		kubeconfig, namespace, configName, httpAddr, httpsAddr, adminAddr, podName, logFormat, static string
 		accessLog, autoscale                                                                  bool
 		downWindow                                                                            time.Duration
 	)
@@ -35,6 +35,16 @@ needs nothing from the control plane, so scoring goes on while that is down.`,
 			log, err := newLogger(logFormat, "info", os.Stderr)
 			if err != nil {
 				return err
+			}
+			if static != "" {
+				fe := frontend.New(log)
+				fe.AccessLog = accessLog
+				if err := fe.LoadStatic(static); err != nil {
+					return err
+				}
+				ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+				defer stop()
+				return fe.Serve(ctx, frontend.Listeners{HTTP: httpAddr, HTTPS: httpsAddr, Admin: adminAddr})
 			}
 			var rc *rest.Config
 			if kubeconfig != "" {
@@ -86,6 +96,7 @@ needs nothing from the control plane, so scoring goes on while that is down.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig (default: the in-cluster ServiceAccount)")
+	f.StringVar(&static, "static", "", "serve fixed services from this JSON file instead of a cluster (see frontend.StaticConfig)")
 	f.StringVar(&namespace, "namespace", "berth-system", "the front end's namespace (its TLS Secret, Lease and peers)")
 	f.StringVar(&configName, "config", "berth-fe-config", "ConfigMap with the front end's settings")
 	f.StringVar(&httpAddr, "http", ":8080", "HTTP scoring address")

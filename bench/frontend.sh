@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# bench/frontend.sh — throughput and added latency of berth-fe against
+# nginx (a keep-alive reverse proxy) and against the backend directly, on
+# loopback with wrk and 1 KiB responses, over plain HTTP and over TLS.
+# nginx and berth-fe get the same single worker core (CPU 1); wrk and the
+# backend share CPU 0. Prints requests/s, p50/p99, and berth-fe/nginx ratios.
+#
+#   ./bench/frontend.sh [DURATION]     (default 10s per run)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DUR=${1:-10s}
+for tool in wrk nginx openssl taskset; do
+  if ! command -v "$tool" >/dev/null; then
+    echo "installing $tool" >&2
+    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx-light openssl util-linux >/dev/null
+  fi
+done
+tmp=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$tmp"; }
+trap cleanup EXIT
+go build -o "$tmp/berth" ./cmd/berth
+go build -o "$tmp/backend" ./bench/frontend/backend
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=bench.local \
+  -keyout "$tmp/key.pem" -out "$tmp/cert.pem" 2>/dev/null
+
+BACKEND=127.0.0.1:18001 NGINX_HTTP=127.0.0.1:18002 NGINX_TLS=127.0.0.1:18003 FE_HTTP=127.0.0.1:18004 FE_TLS=127.0.0.1:18005 FE_ADMIN=127.0.0.1:18006
+GOMAXPROCS=1 taskset -c 0 "$tmp/backend" -listen $BACKEND & pids+=($!)
+cat > "$tmp/nginx.conf" <<NGINX
+worker_processes 1;
+worker_cpu_affinity 10;
+daemon off;
+pid $tmp/nginx.pid;
+error_log $tmp/nginx.err;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  upstream be { server $BACKEND; keepalive 256; }
+  server {
+    listen $NGINX_HTTP;
+    listen $NGINX_TLS ssl;
+    ssl_certificate $tmp/cert.pem;
+    ssl_certificate_key $tmp/key.pem;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    location / { proxy_pass http://be; proxy_http_version 1.1; proxy_set_header Connection ""; }
+  }
+}
+NGINX
+nginx -c "$tmp/nginx.conf" -p "$tmp" & pids+=($!)
+cat > "$tmp/static.json" <<JSON
+{"services":[{"route":{"service":"bench","selector":{"app":"bench"},"port":18001,"auth":"none",
+  "maxConcurrentRequestsPerContainer":4096,"maxQueueWaitMs":5000,"scoringTimeoutMs":60000},
+  "replicas":["$BACKEND"]}],"certFile":"$tmp/cert.pem","keyFile":"$tmp/key.pem"}
+JSON
+GOMAXPROCS=1 taskset -c 1 "$tmp/berth" frontend --static "$tmp/static.json" --http $FE_HTTP --https $FE_TLS --admin $FE_ADMIN \
+  --access-log=false --log-format text 2>"$tmp/fe.log" & pids+=($!)
+sleep 1
+
+cat > "$tmp/post.lua" <<'LUA'
+wrk.method = "POST"
+wrk.body = '{"data":[[1,2,3,4]]}'
+wrk.headers["Content-Type"] = "application/json"
+LUA
+# 25 connections, each sending every 5 ms: about 5,000 requests/s.
+cat > "$tmp/rate.lua" <<'LUA'
+wrk.method = "POST"
+wrk.body = '{"data":[[1,2,3,4]]}'
+wrk.headers["Content-Type"] = "application/json"
+function delay() return 5 end
+LUA
+
+# run NAME URL SCRIPT CONNECTIONS → "rps p50_ms p99_ms"
+run() {
+  local out
+  out=$(taskset -c 0 wrk -t1 -c"$4" -d"$DUR" --latency -s "$3" "$2" 2>&1)
+  local rps p50 p99
+  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+  p50=$(awk '$1=="50%" {print $2}' <<<"$out")
+  p99=$(awk '$1=="99%" {print $2}' <<<"$out")
+  if grep -q "Non-2xx" <<<"$out"; then echo "$1: non-2xx answers: $(grep Non-2xx <<<"$out")" >&2; fi
+  echo "$rps $(ms "$p50") $(ms "$p99")"
+}
+ms() { # wrk prints 512.00us, 1.20ms, 2.00s
+  awk -v v="$1" 'BEGIN { n=v+0; if (v ~ /us$/) n/=1000; else if (v ~ /ms$/) n=n; else if (v ~ /s$/) n*=1000; printf "%.3f", n }'
+}
+
+declare -A R
+for proto in http https; do
+  d="http://$BACKEND/score"
+  if [ $proto = http ]; then n="http://$NGINX_HTTP/score"; f="http://$FE_HTTP/api/v1/service/bench/score"
+  else n="https://$NGINX_TLS/score"; f="https://$FE_TLS/api/v1/service/bench/score"; fi
+  for target in direct nginx berth-fe; do
+    case $target in direct) u=$d;; nginx) u=$n;; berth-fe) u=$f;; esac
+    if [ $proto = https ] && [ $target = direct ]; then u=$d; fi
+    R[$proto,$target,max]=$(run "$target $proto" "$u" "$tmp/post.lua" 64)
+    R[$proto,$target,5k]=$(run "$target $proto @5k" "$u" "$tmp/rate.lua" 25)
+  done
+done
+
+printf "\n%-22s %12s %9s %9s   %12s %9s %9s\n" "" "max req/s" "p50 ms" "p99 ms" "@5k req/s" "p50 ms" "p99 ms"
+for proto in http https; do
+  for target in direct nginx berth-fe; do
+    read -r a b c <<<"${R[$proto,$target,max]}"; read -r d e f <<<"${R[$proto,$target,5k]}"
+    label="$target ($proto)"; [ $target = direct ] && label="direct (http backend)"
+    printf "%-22s %12s %9s %9s   %12s %9s %9s\n" "$label" "$a" "$b" "$c" "$d" "$e" "$f"
+  done
+done
+echo
+for proto in http https; do
+  read -r fr _ _ <<<"${R[$proto,berth-fe,max]}"; read -r nr _ _ <<<"${R[$proto,nginx,max]}"
+  read -r _ f50 f99 <<<"${R[$proto,berth-fe,5k]}"; read -r _ d50 d99 <<<"${R[http,direct,5k]}"
+  awk -v p=$proto -v fr="$fr" -v nr="$nr" -v f50="$f50" -v f99="$f99" -v d50="$d50" -v d99="$d99" 'BEGIN {
+    printf "%-5s throughput berth-fe/nginx = %.2fx (target >= 1.0x); added latency at 5k req/s: p50 %+.3f ms (target <= 0.3), p99 %+.3f ms (target <= 1)\n",
+      p, fr/nr, f50-d50, f99-d99 }'
+done
