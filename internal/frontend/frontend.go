@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -28,7 +29,7 @@ type Frontend struct {
 	mu       sync.RWMutex
 	services map[string]*service
 
-	transport *http.Transport
+	up        *upstream
 	metrics   *metrics
 	log       *slog.Logger
 	ready     atomic.Bool
@@ -58,17 +59,7 @@ func New(log *slog.Logger) *Frontend {
 		reachable: map[string]bool{},
 		log:       log,
 		metrics:   newMetrics(),
-		transport: &http.Transport{
-			Proxy:               nil,
-			DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-			MaxIdleConns:        4096,
-			MaxIdleConnsPerHost: 1024,
-			IdleConnTimeout:     90 * time.Second,
-			DisableCompression:  true,
-			ForceAttemptHTTP2:   false,
-			WriteBufferSize:     32 << 10,
-			ReadBufferSize:      32 << 10,
-		},
+		up:        newUpstream(),
 	}
 }
 
@@ -322,9 +313,6 @@ func (f *Frontend) authorize(s *service, rt *Route, r *http.Request) (bool, stri
 	return false, "unknown auth mode"
 }
 
-var hopHeaders = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization",
-	"Te", "Trailer", "Transfer-Encoding", "Upgrade"}
-
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
 // proxy admits the request to a replica and relays the answer.
@@ -332,7 +320,7 @@ func (f *Frontend) proxy(w http.ResponseWriter, r *http.Request, s *service, rt 
 	ctx, cancel := context.WithTimeout(r.Context(), rt.scoringTimeout())
 	defer cancel()
 	if peer := s.forward.Load(); peer != nil && r.Header.Get(forwardedHeader) == "" && s.pool.load().Replicas == 0 {
-		f.relay(ctx, w, r, rt, "http://"+*peer+r.URL.Path, "peer "+*peer, true)
+		f.relay(ctx, w, r, rt, *peer, r.URL.Path, "peer "+*peer, true)
 		return
 	}
 	rep, waited, err := s.pool.acquire(ctx, rt.queueWait())
@@ -368,7 +356,7 @@ func (f *Frontend) proxy(w http.ResponseWriter, r *http.Request, s *service, rt 
 		f.metrics.inflight.WithLabelValues(rt.Service).Dec()
 	}()
 
-	f.relay(ctx, w, r, rt, "http://"+rep.Addr+upstream, rep.Name, false)
+	f.relay(ctx, w, r, rt, rep.Addr, upstream, rep.Name, false)
 }
 
 // refuses tells whether a replica refuses connections, by taking an idle
@@ -398,39 +386,32 @@ func (f *Frontend) refuses(ctx context.Context, rep *replica) bool {
 // forwardedHeader marks a request one front end sent another.
 const forwardedHeader = "X-Berth-Forwarded"
 
-// relay sends the request to target and relays the answer, mapping
+// relay sends the request to addr (path) and relays the answer, mapping
 // failures to the reference's status codes.
-func (f *Frontend) relay(ctx context.Context, w http.ResponseWriter, r *http.Request, rt *Route, target, to string, toPeer bool) {
-	var body io.Reader = http.NoBody
+func (f *Frontend) relay(ctx context.Context, w http.ResponseWriter, r *http.Request, rt *Route, addr, path, to string, toPeer bool) {
+	var body io.Reader
 	if r.Body != nil && r.Body != http.NoBody {
 		body = &limitedBody{r: r.Body, left: MaxBodyBytes}
 	}
 	if r.URL.RawQuery != "" {
-		target += "?" + r.URL.RawQuery
+		path += "?" + r.URL.RawQuery
 	}
-	out, err := http.NewRequestWithContext(ctx, r.Method, target, body)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "BadRequest", err.Error())
-		return
+	extra := make([][2]string, 0, 3)
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil && r.Header.Get("X-Forwarded-For") == "" {
+		extra = append(extra, [2]string{"X-Forwarded-For", host})
 	}
-	out.ContentLength = r.ContentLength
-	for k, v := range r.Header {
-		out.Header[k] = v
-	}
-	for _, h := range hopHeaders {
-		out.Header.Del(h)
-	}
+	var skip func(string) bool
 	if toPeer {
-		out.Header.Set(forwardedHeader, "1")
+		extra = append(extra, [2]string{forwardedHeader, "1"})
 	} else {
-		out.Header.Del("Authorization")
-		out.Header.Set("X-Berth-Service", rt.Service)
+		extra = append(extra, [2]string{"X-Berth-Service", rt.Service})
+		skip = func(k string) bool { return k == "Authorization" || k == "X-Berth-Service" }
 	}
-	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil && out.Header.Get("X-Forwarded-For") == "" {
-		out.Header.Set("X-Forwarded-For", host)
+	length := r.ContentLength
+	if body == nil {
+		length = 0
 	}
-
-	resp, err := f.transport.RoundTrip(out)
+	ex, err := f.up.do(ctx, addr, r.Method, path, r.Header, skip, extra, body, length)
 	if err != nil {
 		var tooBig *bodyTooLarge
 		switch {
@@ -438,7 +419,7 @@ func (f *Frontend) relay(ctx context.Context, w http.ResponseWriter, r *http.Req
 			writeError(w, http.StatusRequestEntityTooLarge, "PayloadTooLarge", fmt.Sprintf("the request body is larger than %d bytes", MaxBodyBytes))
 		case r.Context().Err() != nil:
 			// the client went away
-		case errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil:
+		case ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded):
 			writeError(w, http.StatusGatewayTimeout, "ScoringTimeout", fmt.Sprintf("Scoring request for service %s timed out after %d ms", rt.Service, rt.ScoringTimeoutMs))
 		case errors.Is(err, syscall.ECONNREFUSED):
 			writeError(w, http.StatusBadGateway, "ReplicaUnreachable", fmt.Sprintf("Could not connect to %s of service %s", to, rt.Service))
@@ -447,17 +428,16 @@ func (f *Frontend) relay(ctx context.Context, w http.ResponseWriter, r *http.Req
 		}
 		return
 	}
-	defer resp.Body.Close()
+	defer ex.Close()
 	h := w.Header()
-	for k, v := range resp.Header {
-		h[k] = v
+	for k, v := range ex.Header {
+		if !dropHeader(k) || k == "Content-Length" {
+			h[k] = v
+		}
 	}
-	for _, hh := range hopHeaders {
-		h.Del(hh)
-	}
-	w.WriteHeader(resp.StatusCode)
+	w.WriteHeader(ex.StatusCode)
 	bp := bufPool.Get().(*[]byte)
-	_, err = io.CopyBuffer(w, resp.Body, *bp)
+	_, err = io.CopyBuffer(w, ex.Body, *bp)
 	bufPool.Put(bp)
 	if err != nil && r.Context().Err() == nil {
 		// The status is sent; all that is left is to end the answer early.

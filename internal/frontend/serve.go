@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -39,6 +40,8 @@ func (f *Frontend) Handler() http.Handler {
 func (f *Frontend) AdminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", f.MetricsHandler())
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/internal/load", func(w http.ResponseWriter, r *http.Request) {
 		out := map[string]Load{}
 		for _, rt := range f.Services() {
