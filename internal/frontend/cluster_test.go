@@ -53,6 +53,8 @@ type podServers struct {
 	servers map[string]*http.Server
 	delay   atomic.Int64
 	hits    sync.Map // pod name → *atomic.Int32
+	// cur and peak count requests in progress across the pods.
+	cur, peak atomic.Int32
 }
 
 func runPodServers(t *testing.T, kube kubernetes.Interface, ns, service string, port int) *podServers {
@@ -97,6 +99,10 @@ func (ps *podServers) start(t *testing.T, pod, addr string) {
 	ps.hits.Store(pod, &n)
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n.Add(1)
+		c := ps.cur.Add(1)
+		defer ps.cur.Add(-1)
+		for p := ps.peak.Load(); c > p && !ps.peak.CompareAndSwap(p, c); p = ps.peak.Load() {
+		}
 		if d := time.Duration(ps.delay.Load()); d > 0 {
 			time.Sleep(d)
 		}
@@ -392,5 +398,91 @@ func TestAutoscale(t *testing.T) {
 	// end of the load.
 	if d := time.Since(quiet); d < 2*time.Second {
 		t.Fatalf("scaled down after %s, before the 3 s quiet period (less one refresh)", d)
+	}
+}
+
+// TestSeveralFrontendsShareReplicas: two front ends (serving on their pod
+// IPs) and one replica taking one request at a time. Requests arrive at
+// both; the replica never sees two at once, and every request is served
+// (the front end without slots forwards to the one that has them).
+func TestSeveralFrontendsShareReplicas(t *testing.T) {
+	kube := cluster.Client()
+	ctx := context.Background()
+	ns := "fe-multi"
+	kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
+	feLabels := map[string]string{"app.kubernetes.io/name": "berth-fe"}
+	two := int32(2)
+	if _, err := kube.AppsV1().Deployments(ns).Create(ctx, &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "berth-fe"},
+		Spec: appsv1.DeploymentSpec{Replicas: &two, Selector: &metav1.LabelSelector{MatchLabels: feLabels},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: feLabels},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "fe", Image: "example/berth:1"}}}}}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	deploy(t, kube, "models-c", "shared", 1)
+	ps := runPodServers(t, kube, "models-c", "shared", 5001)
+	putRoute(t, kube, frontend.Route{Service: "shared", Namespace: "models-c", Selector: map[string]string{"app": "shared"}, Port: 5001,
+		Auth: frontend.AuthNone, MaxConcurrentRequestsPerContainer: 1, MaxQueueWaitMs: 10000})
+	var fePods []corev1.Pod
+	eventually(t, "two front end pods with IPs", 20*time.Second, func() bool {
+		l, _ := kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=berth-fe"})
+		fePods = nil
+		for _, p := range l.Items {
+			if p.Status.PodIP != "" && p.Status.Phase == corev1.PodRunning {
+				fePods = append(fePods, p)
+			}
+		}
+		return len(fePods) == 2
+	})
+	var urls []string
+	var fes []*frontend.Frontend
+	for _, p := range fePods {
+		fe := frontend.New(slog.New(slog.NewTextHandler(io.Discard, nil)))
+		w := &frontend.Watcher{Client: kube, Frontend: fe, Namespace: ns, Self: p.Name, PeerPort: 8080}
+		wctx, cancel := context.WithCancel(ctx)
+		t.Cleanup(cancel)
+		go w.Run(wctx)
+		ln, err := net.Listen("tcp", net.JoinHostPort(p.Status.PodIP, "8080"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := &http.Server{Handler: fe.Handler()}
+		go srv.Serve(ln)
+		t.Cleanup(func() { srv.Close() })
+		urls = append(urls, "http://"+ln.Addr().String()+"/api/v1/service/shared/score")
+		fes = append(fes, fe)
+	}
+	eventually(t, "the replica assigned to exactly one front end", 20*time.Second, func() bool {
+		a, _ := fes[0].LoadOf("shared")
+		b, _ := fes[1].LoadOf("shared")
+		return a.Replicas+b.Replicas == 1
+	})
+	// Count concurrency at the replica through its pod server's hits and a
+	// wrapper around the delay: the pod server handles one at a time only
+	// if the front ends hold the line together.
+	ps.delay.Store(int64(20 * time.Millisecond))
+	var wg sync.WaitGroup
+	var fails atomic.Int32
+	for i := 0; i < 20; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			if code, body := score(urls[i%2], ""); code != 200 {
+				if fails.Add(1) == 1 {
+					t.Logf("first failure at front end %d: %d %s", i%2, code, body)
+				}
+			}
+		}(i)
+	}
+	wg.Wait()
+	if fails.Load() != 0 {
+		t.Fatalf("%d of 20 requests failed", fails.Load())
+	}
+	total := int32(0)
+	ps.hits.Range(func(_, v any) bool { total += v.(*atomic.Int32).Load(); return true })
+	if total != 20 {
+		t.Fatalf("the replica got %d requests, want 20", total)
+	}
+	if p := ps.peak.Load(); p != 1 {
+		t.Fatalf("the replica saw %d requests at once across the front ends, limit 1", p)
 	}
 }
