@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -386,8 +387,27 @@ func TestOverloadTenTimes(t *testing.T) {
 	rt := keyRoute("hot", "k")
 	rt.MaxConcurrentRequestsPerContainer = 4
 	rt.MaxQueueWaitMs = 100
-	_, url := frontWith(t, rt, b)
+	f, url := frontWith(t, rt, b)
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 200, DialContext: (&net.Dialer{}).DialContext}}
+	var before runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	var peakHeap atomic.Uint64
+	stopMem := make(chan struct{})
+	go func() {
+		var m runtime.MemStats
+		for {
+			select {
+			case <-stopMem:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			runtime.ReadMemStats(&m)
+			if m.HeapInuse > peakHeap.Load() {
+				peakHeap.Store(m.HeapInuse)
+			}
+		}
+	}()
 	var ok, shed, other atomic.Int32
 	var wg sync.WaitGroup
 	for i := 0; i < 400; i++ {
@@ -420,5 +440,26 @@ func TestOverloadTenTimes(t *testing.T) {
 	if b.peak.Load() > 4 {
 		t.Fatalf("backend saw %d at once, limit 4", b.peak.Load())
 	}
-	t.Logf("ok %d, shed %d", ok.Load(), shed.Load())
+	close(stopMem)
+	grown := int64(peakHeap.Load()) - int64(before.HeapInuse)
+	t.Logf("ok %d, shed %d; heap grew by at most %d KiB", ok.Load(), shed.Load(), grown/1024)
+	if grown > 64<<20 {
+		t.Fatalf("heap grew by %d MiB under overload: not bounded", grown>>20)
+	}
+	// The metrics count every answer by code.
+	rec := httptest.NewRecorder()
+	f.MetricsHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	for _, want := range []string{
+		fmt.Sprintf(`berth_fe_requests_total{code="200",kind="score",service="hot"} %d`, ok.Load()),
+		fmt.Sprintf(`berth_fe_requests_total{code="503",kind="score",service="hot"} %d`, shed.Load()),
+		`berth_fe_queue_seconds_bucket`, `berth_fe_request_duration_seconds_bucket`, `berth_fe_inflight_requests{service="hot"} 0`,
+		`berth_fe_ready_replicas{service="hot"} 1`,
+	} {
+		if shed.Load() == 0 && strings.Contains(want, "503") {
+			continue
+		}
+		if !strings.Contains(rec.Body.String(), want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
 }
