@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strconv"
 	"syscall"
 	"time"
@@ -21,8 +22,8 @@ import (
 func (a *app) frontendCommand() *cobra.Command {
 	var (
 		kubeconfig, namespace, configName, httpAddr, httpsAddr, adminAddr, podName, logFormat, static string
-		accessLog, autoscale                                                                  bool
-		downWindow                                                                            time.Duration
+		accessLog, autoscale                                                                          bool
+		downWindow                                                                                    time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "frontend",
@@ -35,6 +36,11 @@ needs nothing from the control plane, so scoring goes on while that is down.`,
 			log, err := newLogger(logFormat, "info", os.Stderr)
 			if err != nil {
 				return err
+			}
+			if os.Getenv("GOGC") == "" {
+				// The heap is small and short-lived: collecting less often buys
+				// about a tenth more throughput (bench/frontend.sh).
+				debug.SetGCPercent(400)
 			}
 			if static != "" {
 				fe := frontend.New(log)

@@ -324,7 +324,8 @@ func (f *Frontend) proxy(w http.ResponseWriter, r *http.Request, s *service, rt 
 		return
 	}
 	rep, waited, err := s.pool.acquire(ctx, rt.queueWait())
-	f.metrics.queueTime.WithLabelValues(rt.Service).Observe(waited.Seconds())
+	obs := f.metrics.observer(rt.Service)
+	obs.queue.Observe(waited.Seconds())
 	// A replica that refuses the connection (not listening yet, or just
 	// gone) never saw the request: try another one, a few times.
 	for attempt := 0; err == nil && attempt < 5; attempt++ {
@@ -350,10 +351,10 @@ func (f *Frontend) proxy(w http.ResponseWriter, r *http.Request, s *service, rt 
 		}
 		return
 	}
-	f.metrics.inflight.WithLabelValues(rt.Service).Inc()
+	obs.inflight.Inc()
 	defer func() {
 		s.pool.release(rep)
-		f.metrics.inflight.WithLabelValues(rt.Service).Dec()
+		obs.inflight.Dec()
 	}()
 
 	f.relay(ctx, w, r, rt, rep.Addr, upstream, rep.Name, false)

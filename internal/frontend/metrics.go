@@ -3,6 +3,7 @@ package frontend
 import (
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -18,6 +19,7 @@ type metrics struct {
 	inflight        *prometheus.GaugeVec
 	desiredReplicas *prometheus.GaugeVec
 	readyReplicas   *prometheus.GaugeVec
+	observers       sync.Map // service → *observer
 }
 
 func newMetrics() *metrics {
@@ -41,14 +43,39 @@ func newMetrics() *metrics {
 	return m
 }
 
+// observer caches one service's metric children, so the hot path does no
+// label lookups.
+type observer struct {
+	latency, queue prometheus.Observer
+	inflight       prometheus.Gauge
+	codes          sync.Map // "kind/code" → prometheus.Counter
+}
+
+func (m *metrics) observer(service string) *observer {
+	if o, ok := m.observers.Load(service); ok {
+		return o.(*observer)
+	}
+	o := &observer{latency: m.latency.WithLabelValues(service), queue: m.queueTime.WithLabelValues(service),
+		inflight: m.inflight.WithLabelValues(service)}
+	actual, _ := m.observers.LoadOrStore(service, o)
+	return actual.(*observer)
+}
+
 func (m *metrics) observe(service, kind string, code int, d time.Duration) {
-	m.requests.WithLabelValues(service, kind, strconv.Itoa(code)).Inc()
+	o := m.observer(service)
+	key := kind + "/" + strconv.Itoa(code)
+	c, ok := o.codes.Load(key)
+	if !ok {
+		c, _ = o.codes.LoadOrStore(key, m.requests.WithLabelValues(service, kind, strconv.Itoa(code)))
+	}
+	c.(prometheus.Counter).Inc()
 	if service != "" {
-		m.latency.WithLabelValues(service).Observe(d.Seconds())
+		o.latency.Observe(d.Seconds())
 	}
 }
 
 func (m *metrics) forget(service string) {
+	m.observers.Delete(service)
 	m.inflight.DeleteLabelValues(service)
 	m.readyReplicas.DeleteLabelValues(service)
 	m.desiredReplicas.DeleteLabelValues(service)
