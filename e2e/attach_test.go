@@ -2,10 +2,20 @@ package e2e
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -16,7 +26,9 @@ import (
 	"github.com/berth-ml/berth/client"
 	"github.com/berth-ml/berth/internal/installer"
 	"github.com/berth-ml/berth/internal/simcluster"
+	authv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -634,5 +646,58 @@ func TestAttachResumesAfterKill(t *testing.T) {
 		if len(l.Items) != 1 {
 			t.Errorf("%d front end %ss after resume, want 1", len(l.Items), k.Kind)
 		}
+	}
+}
+
+// TestAttachPreflightMessages: a user without the permissions gets each
+// missing one listed; a server with an expired certificate is named as such.
+func TestAttachPreflightMessages(t *testing.T) {
+	t.Parallel()
+	cl := simcluster.StartT(t, simcluster.Options{Nodes: simcluster.Nodes(3, "4")})
+	e := newAttachEnv(t)
+	ctx := context.Background()
+	kube := cl.Client()
+	// A ServiceAccount that may only read nodes.
+	kube.CoreV1().ServiceAccounts("default").Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "viewer"}}, metav1.CreateOptions{})
+	kube.RbacV1().ClusterRoles().Create(ctx, &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "node-viewer"},
+		Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"nodes"}, Verbs: []string{"get", "list"}}}}, metav1.CreateOptions{})
+	kube.RbacV1().ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "viewer"},
+		RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "node-viewer"},
+		Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Name: "viewer", Namespace: "default"}}}, metav1.CreateOptions{})
+	tr, err := kube.CoreV1().ServiceAccounts("default").CreateToken(ctx, "viewer", &authv1.TokenRequest{}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := e.berth("compute", "attach", "kubernetes", "-n", "weak-1", "--kubeconfig", kubeconfigWithToken(t, cl, tr.Status.Token, ""), "--dry-run")
+	for _, want := range []string{"✗ permissions", "the credentials may not", "clusterroles.rbac.authorization.k8s.io cluster-wide",
+		"deployments.apps in namespace berth-system", "✓ capacity"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("weak credentials: lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	if r.code != 1 {
+		t.Errorf("exit %d", r.code)
+	}
+
+	// An API server whose certificate has expired.
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "expired"}, IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
+		NotBefore: time.Now().Add(-48 * time.Hour), NotAfter: time.Now().Add(-24 * time.Hour), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature}
+	der, _ := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	srv := httptest.NewUnstartedServer(http.NotFoundHandler())
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
+	srv.StartTLS()
+	defer srv.Close()
+	cfg, _ := clientcmd.Load(cl.Kubeconfig)
+	for _, c := range cfg.Clusters {
+		c.Server = srv.URL
+		c.CertificateAuthorityData = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	}
+	path := filepath.Join(t.TempDir(), "expired-kubeconfig")
+	clientcmd.WriteToFile(*cfg, path)
+	r = e.berth("compute", "attach", "kubernetes", "-n", "old-1", "--kubeconfig", path, "--dry-run")
+	if r.code != 1 || !strings.Contains(r.stdout, "certificate") || !strings.Contains(r.stdout, "has expired") {
+		t.Errorf("expired certificate: %+v", r)
 	}
 }
