@@ -242,3 +242,26 @@ func TestCLIVersions(t *testing.T) {
 		t.Fatalf("versions -l: %+v", r)
 	}
 }
+
+func TestCLIOperations(t *testing.T) {
+	_, env, c, effects := cliEnv(t)
+	ctx := context.Background()
+	c.CreateWorkspace(ctx, api.WorkspaceCreateRequest{Name: "team"})
+	op, _ := c.CreateCompute(ctx, "team", testCompute("long-1", effects, 20, 300*time.Millisecond))
+	r := berth(t, env, "operation", "show", op.ID, "-o", "json")
+	if r.code != 0 || !strings.Contains(r.stdout, op.ID) {
+		t.Fatalf("show: %+v", r)
+	}
+	waitEvent(t, c, op.ID, "Created resource 1")
+	if r := berth(t, env, "operation", "cancel", op.ID); r.code != 0 {
+		t.Fatalf("cancel: %+v", r)
+	}
+	r = berth(t, env, "operation", "events", op.ID, "--follow")
+	if r.code != 1 || !strings.Contains(r.stdout, "canceled at step") {
+		t.Fatalf("events --follow of a canceled operation: %+v", r)
+	}
+	r = berth(t, env, "operation", "events", op.ID)
+	if r.code != 0 || !strings.Contains(r.stdout, "Started attach of long-1") {
+		t.Fatalf("events: %+v", r)
+	}
+}

@@ -1,0 +1,68 @@
+package cli
+
+import (
+	"fmt"
+
+	"github.com/berth-ml/berth/client"
+	"github.com/spf13/cobra"
+)
+
+func (a *app) operationCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "operation", Aliases: []string{"op"}, Short: "Show, follow or cancel an operation by id"}
+	show := &cobra.Command{
+		Use: "show ID", Short: "Show an operation", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			op, err := c.GetOperation(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			return a.print(op, operationColumns)
+		},
+	}
+	var follow bool
+	events := &cobra.Command{
+		Use: "events ID [--follow]", Short: "Print an operation's events (--follow: until it ends)", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			if !follow {
+				evs, err := c.ListEvents(cmd.Context(), args[0], 0)
+				if err != nil {
+					return err
+				}
+				if a.format != "table" || a.query != "" {
+					return a.print(evs, nil)
+				}
+				for _, ev := range evs {
+					fmt.Fprintln(a.stdout, client.FormatEvent(ev))
+				}
+				return nil
+			}
+			_, err = c.Wait(cmd.Context(), args[0], client.WaitOptions{Events: a.stdout})
+			return err
+		},
+	}
+	events.Flags().BoolVarP(&follow, "follow", "f", false, "stream events until the operation ends")
+	cancel := &cobra.Command{
+		Use: "cancel ID", Short: "Cancel an operation (it stops at its next step; a failed attach is undone)", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			op, err := c.CancelOperation(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			return a.print(op, operationColumns)
+		},
+	}
+	cmd.AddCommand(show, events, cancel)
+	return cmd
+}
