@@ -353,3 +353,24 @@ type VersionList struct {
 	Location      string         `json:"location,omitempty"`
 	Orchestrators []Orchestrator `json:"orchestrators"`
 }
+
+// Model is one version of a registered model.
+type Model struct {
+	ID          string            `json:"id"`
+	Name        string            `json:"name"`
+	Version     int               `json:"version"`
+	Workspace   string            `json:"workspace"`
+	Description string            `json:"description,omitempty"`
+	Tags        map[string]string `json:"tags,omitempty"`
+	// Format is "file" (one file, FileName) or "tar.gz" (a directory).
+	Format    string    `json:"format"`
+	FileName  string    `json:"fileName"`
+	Size      int64     `json:"size"`
+	SHA256    string    `json:"sha256"`
+	CreatedAt time.Time `json:"createdAt"`
+}
+
+// ModelList is the answer of model listings.
+type ModelList struct {
+	Value []Model `json:"value"`
+}

@@ -76,3 +76,29 @@ func check(name, what, code string, minLen, maxLen int, workspace bool) []api.Er
 	}
 	return out
 }
+
+// Model checks a model name: 1–255 characters; letters, digits, '-', '_'
+// and '.'; starts with a letter or digit.
+func Model(name string) []api.ErrorDetail {
+	var out []api.ErrorDetail
+	add := func(format string, args ...any) {
+		out = append(out, api.ErrorDetail{Code: "InvalidModelName", Target: "name", Message: fmt.Sprintf(format, args...)})
+	}
+	if name == "" {
+		add("model name is required")
+		return out
+	}
+	if n := len([]rune(name)); n > 255 {
+		add("model name %q must be at most 255 characters long (it has %d)", name, n)
+	}
+	for _, r := range name {
+		if !(isLetter(r) || isDigit(r) || r == '-' || r == '_' || r == '.') {
+			add("model name %q may only contain letters, digits, '-', '_' and '.' (found %q)", name, r)
+			break
+		}
+	}
+	if first := []rune(name)[0]; !isLetter(first) && !isDigit(first) {
+		add("model name %q must start with a letter or digit", name)
+	}
+	return out
+}

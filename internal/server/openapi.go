@@ -116,6 +116,10 @@ func openAPI(routes []route) map[string]any {
 		if len(params) > 0 {
 			op["parameters"] = params
 		}
+		if rt.RawBody {
+			op["requestBody"] = map[string]any{"required": true, "content": map[string]any{
+				"application/octet-stream": map[string]any{"schema": map[string]any{"type": "string", "format": "binary"}}}}
+		}
 		if rt.Request != nil {
 			op["requestBody"] = map[string]any{"required": true, "content": map[string]any{
 				"application/json": map[string]any{"schema": g.schema(reflect.TypeOf(rt.Request))}}}

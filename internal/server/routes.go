@@ -21,8 +21,9 @@ type route struct {
 	ID, Summary  string
 	// Role is the least role that may call it; "" means no token needed.
 	Role     string
-	Request  any // body type, nil if none
-	Response any // success body type, nil if none
+	Request  any  // body type, nil if none
+	RawBody  bool // the body is raw bytes (application/octet-stream)
+	Response any  // success body type, nil if none
 	Status   int
 	Query    []queryParam
 	Stream   bool // answers with server-sent events (when asked)
@@ -78,6 +79,19 @@ func (s *Server) routeTable() []route {
 		{Method: "GET", Path: computePath + "/operations", ID: "listComputeOperations", Summary: "A compute's operations, newest first", Role: api.RoleReader,
 			Response: api.OperationList{}, Status: 200, Handle: s.listComputeOperations},
 
+		{Method: "POST", Path: wsPath + "/models", ID: "registerModel", Summary: "Register a new version of a model; the body is the artifact (a file, or a directory as tar.gz)", Role: api.RoleContributor,
+			RawBody: true, Response: api.Model{}, Status: 201, Handle: s.registerModel, Query: []queryParam{
+				{Name: "name", Type: "string", Doc: "model name"}, {Name: "fileName", Type: "string", Doc: "the file's name, or the directory's"},
+				{Name: "format", Type: "string", Doc: "file or tar.gz"}, {Name: "description", Type: "string", Doc: "what the model is"},
+				{Name: "tag", Type: "string", Doc: "key=value, repeatable"}}},
+		{Method: "GET", Path: wsPath + "/models", ID: "listModels", Summary: "List model versions", Role: api.RoleReader,
+			Response: api.ModelList{}, Status: 200, Handle: s.listModels, Query: []queryParam{{Name: "name", Type: "string", Doc: "only this model's versions"}}},
+		{Method: "GET", Path: wsPath + "/models/{model}", ID: "getModel", Summary: "Show a model version (the latest unless ?version=)", Role: api.RoleReader,
+			Response: api.Model{}, Status: 200, Handle: s.getModel, Query: []queryParam{{Name: "version", Type: "string", Doc: "a version number or latest"}}},
+		{Method: "GET", Path: wsPath + "/models/{model}/versions/{version}/download", ID: "downloadModel", Summary: "Download a model version's artifact", Role: api.RoleReader,
+			Status: 200, Handle: s.downloadModel},
+		{Method: "DELETE", Path: wsPath + "/models/{model}/versions/{version}", ID: "deleteModel", Summary: "Delete a model version", Role: api.RoleContributor,
+			Status: 204, Handle: s.deleteModel},
 		{Method: "GET", Path: "/api/v1/versions", ID: "listVersions", Summary: "Kubernetes versions Berth supports (default marked)", Role: api.RoleReader,
 			Response: api.VersionList{}, Status: 200, Handle: s.versions, Query: []queryParam{{Name: "location", Type: "string", Doc: "an Azure location (AKS provider)"}}},
 		{Method: "GET", Path: "/api/v1/operations/{operation}", ID: "getOperation", Summary: "Show an operation", Role: api.RoleReader,
@@ -211,6 +225,9 @@ func (s *Server) deleteWorkspace(w http.ResponseWriter, r *http.Request, _ *prin
 		return err
 	}
 	err = s.store.DeleteWorkspace(r.Context(), ws.ID)
+	if err == nil {
+		s.artifacts.DeletePrefix(r.Context(), ws.ID)
+	}
 	if errors.Is(err, store.ErrNotEmpty) {
 		n, _ := s.store.CountComputes(r.Context(), ws.ID)
 		return problem.Conflict(api.CodeWorkspaceNotEmpty, "workspace %q still has %d compute(s); detach or delete them first (berth compute list -w %s)", ws.Name, n, ws.Name)

@@ -14,11 +14,13 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/berth-ml/berth/api"
+	"github.com/berth-ml/berth/internal/artifact"
 	"github.com/berth-ml/berth/internal/compute"
 	"github.com/berth-ml/berth/internal/operation"
 	"github.com/berth-ml/berth/internal/preflight"
@@ -58,18 +60,19 @@ const DefaultFrontendImage = "ghcr.io/berth-ml/berth:latest"
 
 // Server is a running control plane.
 type Server struct {
-	cfg      Config
-	log      *slog.Logger
-	store    *store.Store
-	engine   *operation.Engine
-	computes *compute.Service
-	metrics  *metrics
-	events   *broker
-	tokens   *tokenCache
-	handler  http.Handler
-	routes   []route
-	ready    atomic.Bool
-	id       string
+	cfg       Config
+	log       *slog.Logger
+	store     *store.Store
+	engine    *operation.Engine
+	computes  *compute.Service
+	metrics   *metrics
+	events    *broker
+	artifacts artifact.Store
+	tokens    *tokenCache
+	handler   http.Handler
+	routes    []route
+	ready     atomic.Bool
+	id        string
 }
 
 // New opens the store (applying migrations), makes the first owner token if
@@ -120,6 +123,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		reg.Register(&kubernetes.Provider{Versions: s.cfg.KubernetesVersions, Image: s.cfg.FrontendImage, ReadyTimeout: cfg.ReadyTimeout})
 	}
 	s.computes = &compute.Service{Store: st, Providers: reg}
+	s.artifacts = artifact.Dir{Root: filepath.Join(cfg.DataDir, "artifacts")}
 	s.engine = &operation.Engine{
 		Store: st, Owner: s.id, Lease: cfg.Lease, Poll: cfg.Poll, Planner: s.computes.Plan,
 		Log:     cfg.Logger.With("component", "operations"),

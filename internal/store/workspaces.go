@@ -93,6 +93,9 @@ func (s *Store) DeleteWorkspace(ctx context.Context, id string) error {
 		if _, err := tx.exec(ctx, `DELETE FROM operations WHERE workspace_id = ?`, id); err != nil {
 			return err
 		}
+		if _, err := tx.exec(ctx, `DELETE FROM models WHERE workspace_id = ?`, id); err != nil {
+			return err
+		}
 		res, err := tx.exec(ctx, `DELETE FROM workspaces WHERE id = ?`, id)
 		if err != nil {
 			return err

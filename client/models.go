@@ -1,0 +1,139 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/berth-ml/berth/api"
+)
+
+// ModelUpload is a model version to register.
+type ModelUpload struct {
+	Name        string
+	FileName    string
+	Format      string // "file" or "tar.gz"
+	Description string
+	Tags        map[string]string
+	Body        io.Reader
+	// Size of Body, or -1 when unknown (sent chunked).
+	Size int64
+}
+
+// RegisterModel uploads a new version of a model.
+func (c *Client) RegisterModel(ctx context.Context, ws string, m ModelUpload) (*api.Model, error) {
+	q := url.Values{"name": {m.Name}, "fileName": {m.FileName}, "format": {m.Format}}
+	if m.Description != "" {
+		q.Set("description", m.Description)
+	}
+	for k, v := range m.Tags {
+		q.Add("tag", k+"="+v)
+	}
+	u := *c.base
+	u.Path = c.base.Path + wsPath(ws) + "/models"
+	u.RawQuery = q.Encode()
+	req, err := http.NewRequestWithContext(ctx, "POST", u.String(), m.Body)
+	if err != nil {
+		return nil, err
+	}
+	req.ContentLength = m.Size
+	req.Header.Set("Content-Type", "application/octet-stream")
+	var out api.Model
+	if err := c.send(req, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// send performs a prepared request and decodes a JSON answer.
+func (c *Client) send(req *http.Request, out any) error {
+	req.Header.Set("User-Agent", c.UserAgent)
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("cannot reach the Berth server at %s: %w", c.base, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 400 {
+		return errorFrom(resp)
+	}
+	if out == nil {
+		return nil
+	}
+	return json.NewDecoder(resp.Body).Decode(out)
+}
+
+func errorFrom(resp *http.Response) error {
+	data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	var er api.ErrorResponse
+	if json.Unmarshal(data, &er) != nil || er.Error.Code == "" {
+		er.Error = api.Error{Code: http.StatusText(resp.StatusCode), Message: fmt.Sprintf("HTTP %d: %s", resp.StatusCode, strings.TrimSpace(string(data)))}
+	}
+	return &Error{StatusCode: resp.StatusCode, Body: er.Error}
+}
+
+func modelPath(ws, name string) string { return wsPath(ws) + "/models/" + esc(name) }
+
+func versionString(v int) string {
+	if v <= 0 {
+		return "latest"
+	}
+	return strconv.Itoa(v)
+}
+
+// ListModels lists model versions (only name's when not empty).
+func (c *Client) ListModels(ctx context.Context, ws, name string) ([]api.Model, error) {
+	var out api.ModelList
+	q := url.Values{}
+	if name != "" {
+		q.Set("name", name)
+	}
+	_, err := c.do(ctx, "GET", wsPath(ws)+"/models", q, nil, &out)
+	return out.Value, err
+}
+
+// GetModel shows a model version (0: the latest).
+func (c *Client) GetModel(ctx context.Context, ws, name string, version int) (*api.Model, error) {
+	var out api.Model
+	if _, err := c.do(ctx, "GET", modelPath(ws, name), url.Values{"version": {versionString(version)}}, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// DownloadModel writes a model version's artifact to w.
+func (c *Client) DownloadModel(ctx context.Context, ws, name string, version int, w io.Writer) error {
+	u := *c.base
+	u.Path = c.base.Path + modelPath(ws, name) + "/versions/" + versionString(version) + "/download"
+	req, err := http.NewRequestWithContext(ctx, "GET", u.String(), nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("User-Agent", c.UserAgent)
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("cannot reach the Berth server at %s: %w", c.base, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 400 {
+		return errorFrom(resp)
+	}
+	_, err = io.Copy(w, resp.Body)
+	return err
+}
+
+// DeleteModel deletes a model version.
+func (c *Client) DeleteModel(ctx context.Context, ws, name string, version int) error {
+	_, err := c.do(ctx, "DELETE", modelPath(ws, name)+"/versions/"+strconv.Itoa(version), nil, nil, nil)
+	return err
+}

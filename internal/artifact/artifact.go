@@ -1,0 +1,118 @@
+// Package artifact stores model artifacts for the control plane: written
+// once under a key, read back to deliver models to replicas and users.
+// The default store is a directory in the data dir.
+package artifact
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// Store keeps artifacts by key ("<workspace-id>/<model-id>").
+type Store interface {
+	// Put writes r under key and returns its size and SHA-256 (hex).
+	Put(ctx context.Context, key string, r io.Reader) (int64, string, error)
+	Get(ctx context.Context, key string) (io.ReadCloser, error)
+	Delete(ctx context.Context, key string) error
+	// DeletePrefix removes every artifact whose key starts with prefix.
+	DeletePrefix(ctx context.Context, prefix string) error
+}
+
+// ErrNotFound means no artifact has the key.
+var ErrNotFound = errors.New("artifact not found")
+
+// Dir stores artifacts as files under a directory.
+type Dir struct{ Root string }
+
+func (d Dir) path(key string) (string, error) {
+	clean := filepath.Clean("/" + key)
+	if clean == "/" || strings.Contains(key, "..") {
+		return "", fmt.Errorf("artifact key %q is not valid", key)
+	}
+	return filepath.Join(d.Root, clean), nil
+}
+
+// Put writes to a temporary file and renames it into place, so a reader
+// never sees half an artifact.
+func (d Dir) Put(ctx context.Context, key string, r io.Reader) (int64, string, error) {
+	p, err := d.path(key)
+	if err != nil {
+		return 0, "", err
+	}
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		return 0, "", err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(p), ".upload-*")
+	if err != nil {
+		return 0, "", err
+	}
+	defer os.Remove(tmp.Name())
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(tmp, h), &ctxReader{ctx: ctx, r: r})
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return 0, "", err
+	}
+	if err := os.Rename(tmp.Name(), p); err != nil {
+		return 0, "", err
+	}
+	return n, hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// Get opens an artifact.
+func (d Dir) Get(_ context.Context, key string) (io.ReadCloser, error) {
+	p, err := d.path(key)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.Open(p)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, ErrNotFound
+	}
+	return f, err
+}
+
+// Delete removes an artifact (no error if it is gone).
+func (d Dir) Delete(_ context.Context, key string) error {
+	p, err := d.path(key)
+	if err != nil {
+		return err
+	}
+	if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// DeletePrefix removes a folder of artifacts.
+func (d Dir) DeletePrefix(_ context.Context, prefix string) error {
+	p, err := d.path(prefix)
+	if err != nil {
+		return err
+	}
+	return os.RemoveAll(p)
+}
+
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c *ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}

@@ -1,0 +1,180 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"path"
+	"strconv"
+	"strings"
+
+	"github.com/berth-ml/berth/api"
+	"github.com/berth-ml/berth/internal/artifact"
+	"github.com/berth-ml/berth/internal/naming"
+	"github.com/berth-ml/berth/internal/problem"
+	"github.com/berth-ml/berth/internal/store"
+	"github.com/google/uuid"
+)
+
+// MaxModelBytes bounds one model upload.
+const MaxModelBytes = 4 << 30
+
+// registerModel streams the body into the artifact store and records the
+// next version of the model. Metadata comes in the query string, so the
+// artifact itself is never buffered.
+func (s *Server) registerModel(w http.ResponseWriter, r *http.Request, _ *principal) error {
+	ws, err := s.workspace(r)
+	if err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	name, fileName, format := q.Get("name"), q.Get("fileName"), q.Get("format")
+	details := naming.Model(name)
+	if format == "" {
+		format = "file"
+	}
+	if format != "file" && format != "tar.gz" {
+		details = append(details, api.ErrorDetail{Code: "InvalidValue", Target: "format", Message: fmt.Sprintf("format %q is not valid: use file or tar.gz", format)})
+	}
+	if fileName == "" || fileName != path.Base(fileName) || strings.ContainsAny(fileName, `/\`) || len(fileName) > 255 || fileName == "." || fileName == ".." {
+		details = append(details, api.ErrorDetail{Code: "InvalidValue", Target: "fileName", Message: fmt.Sprintf("fileName %q must be a plain file name (no folders), at most 255 characters", fileName)})
+	}
+	desc := q.Get("description")
+	if len(desc) > 1000 {
+		details = append(details, api.ErrorDetail{Code: "InvalidValue", Target: "description", Message: "description must be at most 1000 characters"})
+	}
+	tags := map[string]string{}
+	for _, t := range q["tag"] {
+		k, v, ok := strings.Cut(t, "=")
+		if !ok || k == "" {
+			details = append(details, api.ErrorDetail{Code: "InvalidValue", Target: "tag", Message: fmt.Sprintf("tag %q must look like key=value", t)})
+			continue
+		}
+		tags[k] = v
+	}
+	if r.ContentLength == 0 {
+		details = append(details, api.ErrorDetail{Code: "InvalidValue", Target: "body", Message: "the model artifact (the request body) is empty"})
+	}
+	if r.ContentLength > MaxModelBytes {
+		return problem.New(http.StatusRequestEntityTooLarge, api.CodePayloadTooLarge, "the model is larger than %d bytes", MaxModelBytes)
+	}
+	if len(details) > 0 {
+		return problem.Validation("", details)
+	}
+	m := &store.Model{WorkspaceID: ws.ID, Model: api.Model{ID: uuid.NewString(), Name: name, Workspace: ws.Name,
+		Description: desc, Tags: tags, Format: format, FileName: fileName}}
+	m.ArtifactKey = ws.ID + "/" + m.ID
+	body := http.MaxBytesReader(w, r.Body, MaxModelBytes)
+	n, sum, err := s.artifacts.Put(r.Context(), m.ArtifactKey, body)
+	if err != nil {
+		var mb *http.MaxBytesError
+		if errors.As(err, &mb) {
+			return problem.New(http.StatusRequestEntityTooLarge, api.CodePayloadTooLarge, "the model is larger than %d bytes", MaxModelBytes)
+		}
+		return err
+	}
+	if n == 0 {
+		s.artifacts.Delete(r.Context(), m.ArtifactKey)
+		return problem.Validation("", []api.ErrorDetail{{Code: "InvalidValue", Target: "body", Message: "the model artifact (the request body) is empty"}})
+	}
+	m.Size, m.SHA256 = n, sum
+	if err := s.store.CreateModelVersion(r.Context(), m); err != nil {
+		s.artifacts.Delete(r.Context(), m.ArtifactKey)
+		return err
+	}
+	w.Header().Set("Location", fmt.Sprintf("/api/v1/workspaces/%s/models/%s?version=%d", ws.Name, m.Name, m.Version))
+	writeJSON(w, http.StatusCreated, m.Model)
+	return nil
+}
+
+func (s *Server) listModels(w http.ResponseWriter, r *http.Request, _ *principal) error {
+	ws, err := s.workspace(r)
+	if err != nil {
+		return err
+	}
+	ms, err := s.store.ListModels(r.Context(), ws.ID, r.URL.Query().Get("name"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, api.ModelList{Value: ms})
+	return nil
+}
+
+// model loads {model} at ?version= or {version} (latest when absent).
+func (s *Server) model(r *http.Request) (*store.Model, error) {
+	ws, err := s.workspace(r)
+	if err != nil {
+		return nil, err
+	}
+	name := r.PathValue("model")
+	vs := r.PathValue("version")
+	if vs == "" {
+		vs = r.URL.Query().Get("version")
+	}
+	version := 0
+	if vs != "" && vs != "latest" {
+		if version, err = strconv.Atoi(vs); err != nil || version < 1 {
+			return nil, problem.New(http.StatusBadRequest, api.CodeBadRequest, "version %q must be a positive number or latest", vs)
+		}
+	}
+	m, err := s.store.GetModel(r.Context(), ws.ID, name, version)
+	if errors.Is(err, store.ErrNotFound) {
+		if version > 0 {
+			return nil, problem.NotFound("model %q has no version %d in workspace %q", name, version, ws.Name)
+		}
+		return nil, problem.NotFound("model %q not found in workspace %q", name, ws.Name)
+	}
+	return m, err
+}
+
+func (s *Server) getModel(w http.ResponseWriter, r *http.Request, _ *principal) error {
+	m, err := s.model(r)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, m.Model)
+	return nil
+}
+
+func (s *Server) downloadModel(w http.ResponseWriter, r *http.Request, _ *principal) error {
+	m, err := s.model(r)
+	if err != nil {
+		return err
+	}
+	f, err := s.artifacts.Get(r.Context(), m.ArtifactKey)
+	if errors.Is(err, artifact.ErrNotFound) {
+		return problem.NotFound("the artifact of model %s version %d is missing from the artifact store", m.Name, m.Version)
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Content-Length", strconv.FormatInt(m.Size, 10))
+	w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", downloadName(m)))
+	w.Header().Set("X-Berth-Sha256", m.SHA256)
+	w.WriteHeader(http.StatusOK)
+	_, err = io.Copy(w, f)
+	return err
+}
+
+func downloadName(m *store.Model) string {
+	if m.Format == "tar.gz" {
+		return fmt.Sprintf("%s-%d.tar.gz", m.Name, m.Version)
+	}
+	return m.FileName
+}
+
+func (s *Server) deleteModel(w http.ResponseWriter, r *http.Request, _ *principal) error {
+	m, err := s.model(r)
+	if err != nil {
+		return err
+	}
+	if err := s.store.DeleteModel(r.Context(), m.ID); err != nil {
+		return err
+	}
+	s.artifacts.Delete(r.Context(), m.ArtifactKey)
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
