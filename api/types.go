@@ -374,3 +374,60 @@ type Model struct {
 type ModelList struct {
 	Value []Model `json:"value"`
 }
+
+// Auth modes of a service.
+const (
+	AuthKey   = "key"
+	AuthToken = "token"
+	AuthNone  = "none"
+)
+
+// Probe is a liveness or readiness probe's timing.
+type Probe struct {
+	InitialDelaySeconds int `json:"initialDelaySeconds"`
+	PeriodSeconds       int `json:"periodSeconds"`
+	TimeoutSeconds      int `json:"timeoutSeconds"`
+	SuccessThreshold    int `json:"successThreshold"`
+	FailureThreshold    int `json:"failureThreshold"`
+}
+
+// AutoscaleSettings are a service's scaling settings.
+type AutoscaleSettings struct {
+	Enabled           bool `json:"enabled"`
+	MinReplicas       int  `json:"minReplicas"`
+	MaxReplicas       int  `json:"maxReplicas"`
+	RefreshSeconds    int  `json:"refreshSeconds"`
+	TargetUtilization int  `json:"targetUtilization"`
+}
+
+// ServiceSpec is what a service runs and how; the request of deploy and
+// update, and part of the service as shown.
+type ServiceSpec struct {
+	Compute string `json:"compute"`
+	// Models are NAME or NAME:VERSION (latest when no version).
+	Models                []string           `json:"models"`
+	Image                 string             `json:"image,omitempty"`
+	Command               []string           `json:"command,omitempty"`
+	Port                  int                `json:"port,omitempty"`
+	CPU                   float64            `json:"cpu,omitempty"`
+	MemoryGB              float64            `json:"memoryGb,omitempty"`
+	CPULimit              float64            `json:"cpuLimit,omitempty"`
+	MemoryLimitGB         float64            `json:"memoryLimitGb,omitempty"`
+	GPU                   int                `json:"gpu,omitempty"`
+	Replicas              int                `json:"replicas,omitempty"`
+	Autoscale             *AutoscaleSettings `json:"autoscale,omitempty"`
+	MaxConcurrentRequests int                `json:"maxConcurrentRequestsPerContainer,omitempty"`
+	MaxQueueWaitMs        int                `json:"maxQueueWaitMs,omitempty"`
+	ScoringTimeoutMs      int                `json:"scoringTimeoutMs,omitempty"`
+	Auth                  string             `json:"auth,omitempty"`
+	Namespace             string             `json:"namespace,omitempty"`
+	Liveness              *Probe             `json:"livenessProbe,omitempty"`
+	Readiness             *Probe             `json:"readinessProbe,omitempty"`
+	Env                   map[string]string  `json:"env,omitempty"`
+}
+
+// ServiceRequest is the body of POST /workspaces/{ws}/services.
+type ServiceRequest struct {
+	Name string `json:"name"`
+	ServiceSpec
+}

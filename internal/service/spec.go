@@ -1,0 +1,222 @@
+// Package service is the life cycle of scoring services: the rules and
+// defaults of a deployment request (REFERENCE.md "Web services"), checked
+// all at once before anything is changed.
+package service
+
+import (
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/berth-ml/berth/api"
+)
+
+// The reference's defaults.
+const (
+	DefaultCPU               = 0.1
+	DefaultMemoryGB          = 0.5
+	DefaultPort              = 5001
+	DefaultScoringTimeoutMs  = 60000
+	DefaultMaxConcurrent     = 1
+	DefaultMaxQueueWaitMs    = 500
+	DefaultAutoscaleMin      = 1
+	DefaultAutoscaleMax      = 10
+	DefaultAutoscaleRefresh  = 1
+	DefaultTargetUtilization = 70
+	DefaultNamespace         = "default"
+)
+
+// DefaultLiveness is the reference's liveness probe.
+var DefaultLiveness = api.Probe{InitialDelaySeconds: 310, PeriodSeconds: 10, TimeoutSeconds: 2, SuccessThreshold: 1, FailureThreshold: 3}
+
+// DefaultReadiness checks readiness often so new replicas serve quickly.
+var DefaultReadiness = api.Probe{InitialDelaySeconds: 0, PeriodSeconds: 2, TimeoutSeconds: 2, SuccessThreshold: 1, FailureThreshold: 3}
+
+var (
+	serviceName = regexp.MustCompile(`^[a-z][a-z0-9-]*$`)
+	dnsLabel    = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+	envName     = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+)
+
+func detail(code, target, format string, args ...any) api.ErrorDetail {
+	return api.ErrorDetail{Code: code, Target: target, Message: fmt.Sprintf(format, args...)}
+}
+
+// CheckName checks a service name: 3–32 characters, lowercase letters,
+// digits and '-', starting with a letter.
+func CheckName(name string) []api.ErrorDetail {
+	var out []api.ErrorDetail
+	if name == "" {
+		return []api.ErrorDetail{detail("InvalidServiceName", "name", "service name is required")}
+	}
+	if n := len(name); n < 3 || n > 32 {
+		out = append(out, detail("InvalidServiceName", "name", "service name %q must be 3 to 32 characters long (it has %d)", name, n))
+	}
+	if !serviceName.MatchString(name) {
+		out = append(out, detail("InvalidServiceName", "name", "service name %q may only contain lowercase letters, digits and '-', and must start with a letter", name))
+	}
+	return out
+}
+
+// ModelRef is a NAME or NAME:VERSION reference.
+type ModelRef struct {
+	Name    string
+	Version int // 0: the latest
+}
+
+// ParseModelRef reads NAME[:VERSION].
+func ParseModelRef(s string) (ModelRef, error) {
+	name, v, ok := strings.Cut(s, ":")
+	if name == "" {
+		return ModelRef{}, fmt.Errorf("model %q: the name is missing (use NAME or NAME:VERSION)", s)
+	}
+	if !ok || v == "latest" {
+		return ModelRef{Name: name}, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		return ModelRef{}, fmt.Errorf("model %q: the version must be a positive number (use NAME or NAME:VERSION)", s)
+	}
+	return ModelRef{Name: name, Version: n}, nil
+}
+
+// Normalize fills the reference's defaults into a spec and returns every
+// problem found.
+func Normalize(s *api.ServiceSpec) []api.ErrorDetail {
+	var out []api.ErrorDetail
+	add := func(code, target, format string, args ...any) { out = append(out, detail(code, target, format, args...)) }
+	if s.Compute == "" {
+		add("InvalidValue", "compute", "a compute is required (--compute NAME)")
+	}
+	if len(s.Models) == 0 {
+		add("InvalidValue", "models", "at least one model is required (--model NAME[:VERSION])")
+	}
+	for _, m := range s.Models {
+		if _, err := ParseModelRef(m); err != nil {
+			add("InvalidValue", "models", "%v", err)
+		}
+	}
+	switch {
+	case s.Image == "" && len(s.Command) == 0:
+		add("InvalidValue", "image", "give the model server to run: --image IMAGE or --command CMD…")
+	case s.Image != "" && len(s.Command) > 0:
+		add("InvalidValue", "image", "give --image or --command, not both")
+	}
+	if s.Port == 0 {
+		s.Port = DefaultPort
+	}
+	if s.Port < 1 || s.Port > 65535 {
+		add("InvalidValue", "port", "port %d must be between 1 and 65535", s.Port)
+	}
+	if s.CPU == 0 {
+		s.CPU = DefaultCPU
+	}
+	if s.MemoryGB == 0 {
+		s.MemoryGB = DefaultMemoryGB
+	}
+	if s.CPU < 0 {
+		add("InvalidValue", "cpu", "--cpu %g must be positive", s.CPU)
+	}
+	if s.MemoryGB < 0 {
+		add("InvalidValue", "memoryGb", "--memory %g must be positive", s.MemoryGB)
+	}
+	if s.CPULimit != 0 && s.CPULimit < s.CPU {
+		add("InvalidValue", "cpuLimit", "--cpu-limit %g must be at least the CPU request %g", s.CPULimit, s.CPU)
+	}
+	if s.MemoryLimitGB != 0 && s.MemoryLimitGB < s.MemoryGB {
+		add("InvalidValue", "memoryLimitGb", "--memory-limit %g must be at least the memory request %g", s.MemoryLimitGB, s.MemoryGB)
+	}
+	if s.GPU < 0 {
+		add("InvalidValue", "gpu", "--gpu %d must not be negative", s.GPU)
+	}
+	switch {
+	case s.Replicas < 0:
+		add("InvalidValue", "replicas", "--replicas %d must be positive", s.Replicas)
+	case s.Replicas > 0 && s.Autoscale != nil && s.Autoscale.Enabled:
+		add("InvalidValue", "replicas", "give a fixed --replicas count or autoscale settings, not both")
+	case s.Replicas > 0:
+		s.Autoscale = &api.AutoscaleSettings{Enabled: false}
+	default:
+		if s.Autoscale == nil {
+			s.Autoscale = &api.AutoscaleSettings{}
+		}
+		a := s.Autoscale
+		a.Enabled = true
+		if a.MinReplicas == 0 {
+			a.MinReplicas = DefaultAutoscaleMin
+		}
+		if a.MaxReplicas == 0 {
+			a.MaxReplicas = max(DefaultAutoscaleMax, a.MinReplicas)
+		}
+		if a.RefreshSeconds == 0 {
+			a.RefreshSeconds = DefaultAutoscaleRefresh
+		}
+		if a.TargetUtilization == 0 {
+			a.TargetUtilization = DefaultTargetUtilization
+		}
+		if a.MinReplicas < 1 {
+			add("InvalidValue", "autoscale.minReplicas", "--autoscale-min %d must be at least 1", a.MinReplicas)
+		}
+		if a.MaxReplicas < a.MinReplicas {
+			add("InvalidValue", "autoscale.maxReplicas", "--autoscale-max %d must be at least --autoscale-min %d", a.MaxReplicas, a.MinReplicas)
+		}
+		if a.RefreshSeconds < 1 {
+			add("InvalidValue", "autoscale.refreshSeconds", "--autoscale-refresh-seconds %d must be at least 1", a.RefreshSeconds)
+		}
+		if a.TargetUtilization < 1 || a.TargetUtilization > 100 {
+			add("InvalidValue", "autoscale.targetUtilization", "--autoscale-target-utilization %d must be between 1 and 100", a.TargetUtilization)
+		}
+	}
+	if s.MaxConcurrentRequests == 0 {
+		s.MaxConcurrentRequests = DefaultMaxConcurrent
+	}
+	if s.MaxConcurrentRequests < 1 {
+		add("InvalidValue", "maxConcurrentRequestsPerContainer", "--max-concurrent-requests %d must be at least 1", s.MaxConcurrentRequests)
+	}
+	if s.MaxQueueWaitMs == 0 {
+		s.MaxQueueWaitMs = DefaultMaxQueueWaitMs
+	}
+	if s.MaxQueueWaitMs < 1 {
+		add("InvalidValue", "maxQueueWaitMs", "--max-queue-wait-ms %d must be at least 1", s.MaxQueueWaitMs)
+	}
+	if s.ScoringTimeoutMs == 0 {
+		s.ScoringTimeoutMs = DefaultScoringTimeoutMs
+	}
+	if s.ScoringTimeoutMs < 1 {
+		add("InvalidValue", "scoringTimeoutMs", "--scoring-timeout-ms %d must be at least 1", s.ScoringTimeoutMs)
+	}
+	switch s.Auth {
+	case "":
+		s.Auth = api.AuthKey
+	case api.AuthKey, api.AuthToken, api.AuthNone:
+	default:
+		add("InvalidValue", "auth", "--auth %q is not valid: use key, token or none (key and token never together)", s.Auth)
+	}
+	if s.Namespace == "" {
+		s.Namespace = DefaultNamespace
+	}
+	if len(s.Namespace) > 63 || !dnsLabel.MatchString(s.Namespace) {
+		add("InvalidValue", "namespace", "--namespace %q must be a DNS label: at most 63 lowercase letters, digits and '-', starting and ending with a letter or digit", s.Namespace)
+	}
+	for name, p := range map[string]**api.Probe{"livenessProbe": &s.Liveness, "readinessProbe": &s.Readiness} {
+		if *p == nil {
+			def := DefaultLiveness
+			if name == "readinessProbe" {
+				def = DefaultReadiness
+			}
+			*p = &def
+			continue
+		}
+		pr := *p
+		if pr.InitialDelaySeconds < 0 || pr.PeriodSeconds < 1 || pr.TimeoutSeconds < 1 || pr.SuccessThreshold < 1 || pr.FailureThreshold < 1 {
+			add("InvalidValue", name, "%s: the initial delay must be ≥ 0 and the period, timeout, success and failure thresholds ≥ 1", name)
+		}
+	}
+	for k := range s.Env {
+		if !envName.MatchString(k) {
+			add("InvalidValue", "env", "--env %q: a variable name is letters, digits and '_', not starting with a digit", k)
+		}
+	}
+	return out
+}

@@ -1,0 +1,61 @@
+package service
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/berth-ml/berth/api"
+)
+
+func TestDefaultsAreTheReferences(t *testing.T) {
+	s := api.ServiceSpec{Compute: "c1", Models: []string{"iris"}, Image: "example/model:1"}
+	if d := Normalize(&s); len(d) != 0 {
+		t.Fatalf("valid spec rejected: %v", d)
+	}
+	if s.CPU != 0.1 || s.MemoryGB != 0.5 || s.ScoringTimeoutMs != 60000 || s.MaxConcurrentRequests != 1 || s.MaxQueueWaitMs != 500 ||
+		s.Auth != "key" || s.Namespace != "default" || s.Port != 5001 {
+		t.Errorf("defaults: %+v", s)
+	}
+	a := s.Autoscale
+	if a == nil || !a.Enabled || a.MinReplicas != 1 || a.MaxReplicas != 10 || a.RefreshSeconds != 1 || a.TargetUtilization != 70 {
+		t.Errorf("autoscale defaults: %+v", a)
+	}
+	if *s.Liveness != (api.Probe{InitialDelaySeconds: 310, PeriodSeconds: 10, TimeoutSeconds: 2, SuccessThreshold: 1, FailureThreshold: 3}) {
+		t.Errorf("liveness defaults: %+v", s.Liveness)
+	}
+	fixed := api.ServiceSpec{Compute: "c1", Models: []string{"iris:3"}, Command: []string{"berth", "model-server"}, Replicas: 2}
+	if d := Normalize(&fixed); len(d) != 0 || fixed.Autoscale.Enabled {
+		t.Errorf("fixed replicas: %v %+v", d, fixed.Autoscale)
+	}
+}
+
+func TestEveryRuleReportedTogether(t *testing.T) {
+	s := api.ServiceSpec{Models: []string{"iris:zero"}, Image: "x", Command: []string{"y"}, CPU: 1, CPULimit: 0.5, MemoryGB: 2, MemoryLimitGB: 1,
+		GPU: -1, Replicas: 2, Autoscale: &api.AutoscaleSettings{Enabled: true}, MaxConcurrentRequests: -1, Auth: "both",
+		Namespace: "Bad_NS", Env: map[string]string{"1X": "v"}}
+	d := Normalize(&s)
+	var msgs []string
+	for _, x := range d {
+		msgs = append(msgs, x.Message)
+	}
+	all := strings.Join(msgs, "\n")
+	for _, want := range []string{"a compute is required", `the version must be a positive number`, "give --image or --command, not both",
+		"--cpu-limit 0.5 must be at least the CPU request 1", "--memory-limit 1 must be at least the memory request 2", "--gpu -1",
+		"give a fixed --replicas count or autoscale settings, not both", "--max-concurrent-requests -1", `--auth "both" is not valid`,
+		`--namespace "Bad_NS" must be a DNS label`, `--env "1X"`} {
+		if !strings.Contains(all, want) {
+			t.Errorf("missing %q in:\n%s", want, all)
+		}
+	}
+}
+
+func TestServiceNames(t *testing.T) {
+	for name, want := range map[string]string{
+		"iris-v1": "", "ab": "3 to 32", "Iris": "lowercase", "1iris": "start with a letter", "a-very-long-service-name-that-goes-on": "3 to 32",
+	} {
+		d := CheckName(name)
+		if want == "" && len(d) != 0 || want != "" && (len(d) == 0 || !strings.Contains(d[0].Message, want)) {
+			t.Errorf("CheckName(%q) = %v, want %q", name, d, want)
+		}
+	}
+}
