@@ -85,7 +85,9 @@ func ParseModelRef(s string) (ModelRef, error) {
 // problem found.
 func Normalize(s *api.ServiceSpec) []api.ErrorDetail {
 	var out []api.ErrorDetail
-	add := func(code, target, format string, args ...any) { out = append(out, detail(code, target, format, args...)) }
+	add := func(code, target, format string, args ...any) {
+		out = append(out, detail(code, target, format, args...))
+	}
 	if s.Compute == "" {
 		add("InvalidValue", "compute", "a compute is required (--compute NAME)")
 	}
