@@ -431,3 +431,51 @@ type ServiceRequest struct {
 	Name string `json:"name"`
 	ServiceSpec
 }
+
+// Service states (the reference's).
+const (
+	ServiceTransitioning = "Transitioning"
+	ServiceHealthy       = "Healthy"
+	ServiceUnhealthy     = "Unhealthy"
+	ServiceFailed        = "Failed"
+)
+
+// Service is a deployed scoring web service.
+type Service struct {
+	ID        string `json:"id"`
+	Name      string `json:"name"`
+	Workspace string `json:"workspace"`
+	ServiceSpec
+	State            string        `json:"state"`
+	Errors           []ErrorDetail `json:"errors"`
+	ScoringURI       string        `json:"scoringUri,omitempty"`
+	SwaggerURI       string        `json:"swaggerUri,omitempty"`
+	ReadyReplicas    int           `json:"readyReplicas"`
+	CurrentOperation string        `json:"currentOperation,omitempty"`
+	CreatedAt        time.Time     `json:"createdAt"`
+	UpdatedAt        time.Time     `json:"updatedAt"`
+}
+
+// ServiceList is the answer of GET /workspaces/{ws}/services.
+type ServiceList struct {
+	Value []Service `json:"value"`
+}
+
+// ServiceKeys are a key-auth service's keys (owners only).
+type ServiceKeys struct {
+	PrimaryKey   string `json:"primaryKey"`
+	SecondaryKey string `json:"secondaryKey"`
+}
+
+// RegenKeyRequest is the body of POST .../services/{name}/regen-key.
+type RegenKeyRequest struct {
+	Key   string `json:"key"`             // primary or secondary
+	Value string `json:"value,omitempty"` // a chosen value (default: random)
+}
+
+// ServiceToken is a short-lived JWT for a token-auth service.
+type ServiceToken struct {
+	AccessToken string    `json:"accessToken"`
+	TokenType   string    `json:"tokenType"`
+	ExpiryOn    time.Time `json:"expiryOn"`
+}

@@ -413,6 +413,9 @@ func (s *Service) finish(ctx context.Context, tx *store.Store, r *operation.Run,
 	case opErr == nil:
 		switch op.Kind {
 		case api.OpDetach, api.OpDelete:
+			if err := tx.DeleteServicesOfCompute(ctx, c.ID); err != nil {
+				return err
+			}
 			return tx.DeleteCompute(ctx, c.ID)
 		case api.OpUpdate:
 			var req api.ComputeUpdateRequest

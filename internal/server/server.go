@@ -28,6 +28,7 @@ import (
 	"github.com/berth-ml/berth/internal/provider"
 	"github.com/berth-ml/berth/internal/provider/kubernetes"
 	"github.com/berth-ml/berth/internal/secretbox"
+	"github.com/berth-ml/berth/internal/service"
 	"github.com/berth-ml/berth/internal/store"
 )
 
@@ -68,6 +69,7 @@ type Server struct {
 	metrics   *metrics
 	events    *broker
 	artifacts artifact.Store
+	services  *service.Manager
 	tokens    *tokenCache
 	handler   http.Handler
 	routes    []route
@@ -125,13 +127,14 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.computes = &compute.Service{Store: st, Providers: reg}
 	s.artifacts = artifact.Dir{Root: filepath.Join(cfg.DataDir, "artifacts")}
 	s.engine = &operation.Engine{
-		Store: st, Owner: s.id, Lease: cfg.Lease, Poll: cfg.Poll, Planner: s.computes.Plan,
+		Store: st, Owner: s.id, Lease: cfg.Lease, Poll: cfg.Poll, Planner: s.plan,
 		Log:     cfg.Logger.With("component", "operations"),
 		OnEvent: s.events.publish,
 		OnStart: s.metrics.operationStarted,
 		OnDone:  s.metrics.operationDone,
 	}
 	s.computes.Wake = s.engine.Wake
+	s.services = &service.Manager{Store: st, Wake: s.engine.Wake, Image: s.cfg.FrontendImage, ReadyTimeout: cfg.ReadyTimeout}
 	if err := s.bootstrapOwner(ctx); err != nil {
 		st.Close()
 		return nil, err
@@ -139,6 +142,14 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.routes = s.routeTable()
 	s.handler = s.buildHandler()
 	return s, nil
+}
+
+// plan dispatches an operation to the life cycle of its target type.
+func (s *Server) plan(op *store.Operation) (*operation.Plan, error) {
+	if op.TargetType == service.TargetType {
+		return s.services.Plan(op)
+	}
+	return s.computes.Plan(op)
 }
 
 // ID identifies this server in operation leases.
