@@ -137,3 +137,58 @@ func (c *Client) DeleteModel(ctx context.Context, ws, name string, version int) 
 	_, err := c.do(ctx, "DELETE", modelPath(ws, name)+"/versions/"+strconv.Itoa(version), nil, nil, nil)
 	return err
 }
+
+func servicePath(ws, name string) string { return wsPath(ws) + "/services/" + esc(name) }
+
+// DeployService deploys models as a scoring service; it returns the operation.
+func (c *Client) DeployService(ctx context.Context, ws string, req api.ServiceRequest) (*api.Operation, error) {
+	return c.operation(ctx, "POST", wsPath(ws)+"/services", req)
+}
+
+// GetService shows a service.
+func (c *Client) GetService(ctx context.Context, ws, name string) (*api.Service, error) {
+	var out api.Service
+	if _, err := c.do(ctx, "GET", servicePath(ws, name), nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// ListServices lists a workspace's services.
+func (c *Client) ListServices(ctx context.Context, ws string) ([]api.Service, error) {
+	var out api.ServiceList
+	_, err := c.do(ctx, "GET", wsPath(ws)+"/services", nil, nil, &out)
+	return out.Value, err
+}
+
+// DeleteService deletes a service; it returns the operation.
+func (c *Client) DeleteService(ctx context.Context, ws, name string) (*api.Operation, error) {
+	return c.operation(ctx, "DELETE", servicePath(ws, name), nil)
+}
+
+// ServiceKeys returns a key-auth service's keys (owners only).
+func (c *Client) ServiceKeys(ctx context.Context, ws, name string) (*api.ServiceKeys, error) {
+	var out api.ServiceKeys
+	if _, err := c.do(ctx, "GET", servicePath(ws, name)+"/keys", nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// RegenServiceKey replaces the primary or secondary key.
+func (c *Client) RegenServiceKey(ctx context.Context, ws, name string, req api.RegenKeyRequest) (*api.ServiceKeys, error) {
+	var out api.ServiceKeys
+	if _, err := c.do(ctx, "POST", servicePath(ws, name)+"/regen-key", nil, req, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// ServiceToken returns a short-lived token for a token-auth service.
+func (c *Client) ServiceToken(ctx context.Context, ws, name string) (*api.ServiceToken, error) {
+	var out api.ServiceToken
+	if _, err := c.do(ctx, "POST", servicePath(ws, name)+"/token", nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}

@@ -1,0 +1,137 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/berth-ml/berth/api"
+	"github.com/berth-ml/berth/internal/simcluster"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// process starts a berth command and stops it when the test ends.
+func process(t *testing.T, args ...string) *lockedBuffer {
+	t.Helper()
+	cmd := exec.Command(berthBin, args...)
+	log := &lockedBuffer{}
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("berth %s:\n%s", strings.Join(args, " "), log.String())
+		}
+	})
+	return log
+}
+
+func scoreWith(url, key, body string) (int, string) {
+	req, _ := http.NewRequest("POST", url, strings.NewReader(body))
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestServiceEndToEnd: register the iris model, deploy it to an attached
+// cluster, run the model server on the pod's IP and berth-fe against the
+// cluster, score with a key, rotate the key, delete the service.
+func TestServiceEndToEnd(t *testing.T) {
+	t.Parallel()
+	cl := simcluster.StartT(t, simcluster.Options{Nodes: simcluster.Nodes(1, "4")})
+	e := newAttachEnv(t)
+	e.mustBerth("compute", "attach", "kubernetes", "-n", "dev-1", "--kubeconfig", cl.KubeconfigPath, "--cluster-purpose", "DevTest")
+	e.mustBerth("model", "register", "-n", "iris", "--path", filepath.Join("..", "models", "iris", "model.bin"))
+	r := e.berth("service", "deploy", "-n", "iris-svc", "--compute", "dev-1", "--model", "iris", "--model", "nope:3", "--image", "x", "--command", "y", "--auth", "both")
+	for _, want := range []string{`model "nope:3" is not registered`, "give --image or --command, not both", `--auth "both" is not valid`} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("bad deploy lacks %q:\n%s", want, r.stderr)
+		}
+	}
+	r = e.mustBerth("service", "deploy", "-n", "iris-svc", "--compute", "dev-1", "--model", "iris", "--image", "example/iris:1", "--replicas", "1", "-o", "json")
+	var sv api.Service
+	if err := json.Unmarshal([]byte(r.stdout), &sv); err != nil || sv.State != api.ServiceHealthy || sv.Models[0] != "iris:1" ||
+		!strings.HasPrefix(sv.ScoringURI, "http://127.100.") || !strings.HasSuffix(sv.ScoringURI, "/api/v1/service/iris-svc/score") {
+		t.Fatalf("deployed service: %+v\n%s", sv, r.stdout)
+	}
+	// The model server runs on the pod's IP, as the pod would.
+	ctx := context.Background()
+	pods, _ := cl.Client().CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "berth.dev/service=iris-svc"})
+	if len(pods.Items) != 1 || pods.Items[0].Status.PodIP == "" {
+		t.Fatalf("service pods: %+v", pods.Items)
+	}
+	process(t, "model-server", "--listen", net.JoinHostPort(pods.Items[0].Status.PodIP, "5001"))
+	fe := freeAddr(t)
+	process(t, "frontend", "--kubeconfig", cl.KubeconfigPath, "--http", fe, "--https", "", "--admin", freeAddr(t), "--autoscale=false", "--log-format", "text")
+	var keys api.ServiceKeys
+	json.Unmarshal([]byte(e.mustBerth("service", "keys", "-n", "iris-svc", "-o", "json").stdout), &keys)
+	url := "http://" + fe + "/api/v1/service/iris-svc/score"
+	body := `{"data":[[5.1,3.5,1.4,0.2],[6.7,3.0,5.2,2.3]]}`
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		code, out := scoreWith(url, keys.PrimaryKey, body)
+		if code == 200 {
+			if !strings.Contains(out, `"predictions":["setosa","virginica"]`) {
+				t.Fatalf("prediction: %s", out)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("never scored: %d %s", code, out)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if code, _ := scoreWith(url, "", body); code != 401 {
+		t.Fatalf("without a key: %d", code)
+	}
+	if code, _ := scoreWith(url, keys.SecondaryKey, body); code != 200 {
+		t.Fatalf("secondary key: %d", code)
+	}
+	// Rotate the primary key: the old one stops working within seconds.
+	var rotated api.ServiceKeys
+	json.Unmarshal([]byte(e.mustBerth("service", "regen-key", "-n", "iris-svc", "--key", "primary", "-o", "json").stdout), &rotated)
+	if rotated.PrimaryKey == keys.PrimaryKey || rotated.SecondaryKey != keys.SecondaryKey {
+		t.Fatalf("regen: %+v", rotated)
+	}
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		old, _ := scoreWith(url, keys.PrimaryKey, body)
+		fresh, _ := scoreWith(url, rotated.PrimaryKey, body)
+		if old == 401 && fresh == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after rotation: old key %d, new key %d", old, fresh)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// Delete leaves nothing of the service.
+	e.mustBerth("service", "delete", "-n", "iris-svc")
+	deps, _ := cl.Client().AppsV1().Deployments("default").List(ctx, metav1.ListOptions{LabelSelector: "berth.dev/service=iris-svc"})
+	cms, _ := cl.Client().CoreV1().ConfigMaps("default").List(ctx, metav1.ListOptions{LabelSelector: "berth.dev/service=iris-svc"})
+	if len(deps.Items)+len(cms.Items) != 0 {
+		t.Fatalf("left after delete: %d deployments, %d configmaps", len(deps.Items), len(cms.Items))
+	}
+	if r := e.berth("service", "show", "-n", "iris-svc"); r.code != 1 || !strings.Contains(r.stderr, "not found") {
+		t.Fatalf("show after delete: %+v", r)
+	}
+}

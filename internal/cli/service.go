@@ -1,0 +1,256 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/berth-ml/berth/api"
+	"github.com/berth-ml/berth/client"
+	"github.com/berth-ml/berth/internal/cli/output"
+	"github.com/spf13/cobra"
+)
+
+var serviceColumns = []output.Column{
+	{Header: "Name", Path: "name"},
+	{Header: "Compute", Path: "compute"},
+	{Header: "State", Path: "state"},
+	{Header: "Models", Path: "models"},
+	{Header: "ReadyReplicas", Path: "readyReplicas"},
+	{Header: "Auth", Path: "auth"},
+	{Header: "ScoringUri", Path: "scoringUri"},
+}
+
+func (a *app) serviceCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "service", Short: "Deploy models as authenticated, autoscaled scoring services"}
+	cmd.AddCommand(a.serviceDeploy(), a.serviceShow(), a.serviceList(), a.serviceDelete(), a.serviceKeys(), a.serviceRegenKey(), a.serviceToken())
+	return cmd
+}
+
+func (a *app) serviceTarget(name string) (*client.Client, string, error) {
+	if err := requireName(name, "service"); err != nil {
+		return nil, "", err
+	}
+	c, err := a.client()
+	if err != nil {
+		return nil, "", err
+	}
+	ws, err := a.requireWorkspace()
+	return c, ws, err
+}
+
+// finishService follows a service operation and prints the service.
+func (a *app) finishService(ctx context.Context, c *client.Client, ws string, op *api.Operation, noWait bool) error {
+	if noWait {
+		return a.print(op, operationColumns)
+	}
+	final, err := a.follow(ctx, c, op, fmt.Sprintf("berth operation events --follow %s", op.ID))
+	var opErr *client.OperationError
+	if err != nil && !errors.As(err, &opErr) {
+		return err
+	}
+	sv, serr := c.GetService(ctx, ws, op.TargetName)
+	switch {
+	case serr == nil:
+		if perr := a.print(sv, serviceColumns); perr != nil {
+			return perr
+		}
+	case errors.Is(serr, client.ErrNotFound):
+		if perr := a.print(final, operationColumns); perr != nil {
+			return perr
+		}
+	default:
+		return serr
+	}
+	if opErr != nil {
+		fmt.Fprintf(a.stderr, "Error: %s\n", describeFailure(final))
+		return &exitError{code: ExitFailed, err: errSilent}
+	}
+	return nil
+}
+
+func (a *app) serviceDeploy() *cobra.Command {
+	var (
+		name, compute, image, auth, namespace string
+		models, command, env                  []string
+		cpu, memory, cpuLimit, memoryLimit    float64
+		gpu, replicas, port                   int
+		asMin, asMax, asRefresh, asTarget     int
+		maxConc, queueWait, timeout           int
+		noWait                                bool
+	)
+	cmd := &cobra.Command{
+		Use:   "deploy -n NAME --compute C --model NAME[:VERSION]... (--image IMAGE | --command CMD...)",
+		Short: "Deploy models as a scoring service (defaults are the reference's)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, ws, err := a.serviceTarget(name)
+			if err != nil {
+				return err
+			}
+			envMap := map[string]string{}
+			for _, e := range env {
+				k, v, ok := strings.Cut(e, "=")
+				if !ok {
+					return usageErrorf("--env %q must look like K=V", e)
+				}
+				envMap[k] = v
+			}
+			spec := api.ServiceSpec{Compute: compute, Models: models, Image: image, Command: command, Port: port,
+				CPU: cpu, MemoryGB: memory, CPULimit: cpuLimit, MemoryLimitGB: memoryLimit, GPU: gpu, Replicas: replicas,
+				MaxConcurrentRequests: maxConc, MaxQueueWaitMs: queueWait, ScoringTimeoutMs: timeout, Auth: auth, Namespace: namespace}
+			if len(envMap) > 0 {
+				spec.Env = envMap
+			}
+			if replicas == 0 {
+				spec.Autoscale = &api.AutoscaleSettings{Enabled: true, MinReplicas: asMin, MaxReplicas: asMax, RefreshSeconds: asRefresh, TargetUtilization: asTarget}
+			}
+			op, err := c.DeployService(cmd.Context(), ws, api.ServiceRequest{Name: name, ServiceSpec: spec})
+			if err != nil {
+				return err
+			}
+			return a.finishService(cmd.Context(), c, ws, op, noWait)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&name, "name", "n", "", "service name (3-32 lowercase letters, digits, '-')")
+	f.StringVar(&compute, "compute", "", "compute to deploy to")
+	f.StringArrayVar(&models, "model", nil, "NAME[:VERSION] (repeatable; latest version by default)")
+	f.StringVar(&image, "image", "", "the model server's image")
+	f.StringArrayVar(&command, "command", nil, "the model server's command, word by word (repeatable)")
+	f.IntVar(&port, "port", 0, "the model server's port (default 5001)")
+	f.Float64Var(&cpu, "cpu", 0, "CPU request in cores (default 0.1)")
+	f.Float64Var(&memory, "memory", 0, "memory request in GB (default 0.5)")
+	f.Float64Var(&cpuLimit, "cpu-limit", 0, "CPU limit in cores")
+	f.Float64Var(&memoryLimit, "memory-limit", 0, "memory limit in GB")
+	f.IntVar(&gpu, "gpu", 0, "GPUs per replica")
+	f.IntVar(&replicas, "replicas", 0, "a fixed replica count (turns autoscaling off)")
+	f.IntVar(&asMin, "autoscale-min", 0, "fewest replicas (default 1)")
+	f.IntVar(&asMax, "autoscale-max", 0, "most replicas (default 10)")
+	f.IntVar(&asRefresh, "autoscale-refresh-seconds", 0, "how often to rescale (default 1)")
+	f.IntVar(&asTarget, "autoscale-target-utilization", 0, "target utilisation in percent (default 70)")
+	f.IntVar(&maxConc, "max-concurrent-requests", 0, "requests a replica takes at once (default 1)")
+	f.IntVar(&queueWait, "max-queue-wait-ms", 0, "how long a request may wait for a replica (default 500)")
+	f.IntVar(&timeout, "scoring-timeout-ms", 0, "scoring timeout (default 60000)")
+	f.StringVar(&auth, "auth", "", "key (default), token or none")
+	f.StringVar(&namespace, "namespace", "", "Kubernetes namespace (default: default)")
+	f.StringArrayVar(&env, "env", nil, "K=V for the model server (repeatable)")
+	f.BoolVar(&noWait, "no-wait", false, "return at once with the operation id")
+	return cmd
+}
+
+func (a *app) serviceShow() *cobra.Command {
+	var name string
+	cmd := &cobra.Command{Use: "show -n NAME", Short: "Show a service (state, scoring URI, replicas)", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, ws, err := a.serviceTarget(name)
+			if err != nil {
+				return err
+			}
+			sv, err := c.GetService(cmd.Context(), ws, name)
+			if err != nil {
+				return err
+			}
+			return a.print(sv, serviceColumns)
+		}}
+	cmd.Flags().StringVarP(&name, "name", "n", "", "service name")
+	return cmd
+}
+
+func (a *app) serviceList() *cobra.Command {
+	return &cobra.Command{Use: "list", Short: "List services", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			ws, err := a.requireWorkspace()
+			if err != nil {
+				return err
+			}
+			svs, err := c.ListServices(cmd.Context(), ws)
+			if err != nil {
+				return err
+			}
+			return a.print(svs, serviceColumns)
+		}}
+}
+
+func (a *app) serviceDelete() *cobra.Command {
+	var (
+		name   string
+		noWait bool
+	)
+	cmd := &cobra.Command{Use: "delete -n NAME", Short: "Delete a service and everything it put in the cluster", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, ws, err := a.serviceTarget(name)
+			if err != nil {
+				return err
+			}
+			op, err := c.DeleteService(cmd.Context(), ws, name)
+			if err != nil {
+				return err
+			}
+			return a.finishService(cmd.Context(), c, ws, op, noWait)
+		}}
+	cmd.Flags().StringVarP(&name, "name", "n", "", "service name")
+	cmd.Flags().BoolVar(&noWait, "no-wait", false, "return at once with the operation id")
+	return cmd
+}
+
+func (a *app) serviceKeys() *cobra.Command {
+	var name string
+	cmd := &cobra.Command{Use: "keys -n NAME", Short: "Print a key-auth service's keys (owners only)", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, ws, err := a.serviceTarget(name)
+			if err != nil {
+				return err
+			}
+			k, err := c.ServiceKeys(cmd.Context(), ws, name)
+			if err != nil {
+				return err
+			}
+			return a.print(k, nil)
+		}}
+	cmd.Flags().StringVarP(&name, "name", "n", "", "service name")
+	return cmd
+}
+
+func (a *app) serviceRegenKey() *cobra.Command {
+	var name, key, value string
+	cmd := &cobra.Command{Use: "regen-key -n NAME --key primary|secondary [--value V]", Short: "Replace a service key (the old one stops working at once)", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, ws, err := a.serviceTarget(name)
+			if err != nil {
+				return err
+			}
+			k, err := c.RegenServiceKey(cmd.Context(), ws, name, api.RegenKeyRequest{Key: key, Value: value})
+			if err != nil {
+				return err
+			}
+			return a.print(k, nil)
+		}}
+	cmd.Flags().StringVarP(&name, "name", "n", "", "service name")
+	cmd.Flags().StringVar(&key, "key", "", "primary or secondary")
+	cmd.Flags().StringVar(&value, "value", "", "the new key (default: random)")
+	return cmd
+}
+
+func (a *app) serviceToken() *cobra.Command {
+	var name string
+	cmd := &cobra.Command{Use: "token -n NAME", Short: "Get a short-lived token for a token-auth service", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, ws, err := a.serviceTarget(name)
+			if err != nil {
+				return err
+			}
+			t, err := c.ServiceToken(cmd.Context(), ws, name)
+			if err != nil {
+				return err
+			}
+			return a.print(t, nil)
+		}}
+	cmd.Flags().StringVarP(&name, "name", "n", "", "service name")
+	return cmd
+}
