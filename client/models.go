@@ -192,3 +192,8 @@ func (c *Client) ServiceToken(ctx context.Context, ws, name string) (*api.Servic
 	}
 	return &out, nil
 }
+
+// UpdateService changes a service in place; empty fields keep their values.
+func (c *Client) UpdateService(ctx context.Context, ws, name string, ch api.ServiceSpec) (*api.Operation, error) {
+	return c.operation(ctx, "PATCH", servicePath(ws, name), ch)
+}

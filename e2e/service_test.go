@@ -124,6 +124,55 @@ func TestServiceEndToEnd(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	// A rolling update to a new model version under load: no request fails.
+	e.mustBerth("model", "register", "-n", "iris", "--path", filepath.Join("..", "models", "iris", "model.bin"))
+	stopFollow := followPods(t, cl, "iris-svc")
+	defer stopFollow()
+	stop := make(chan struct{})
+	type result struct{ ok, failed int }
+	done := make(chan result)
+	go func() {
+		var res result
+		for {
+			select {
+			case <-stop:
+				done <- res
+				return
+			default:
+			}
+			if code, out := scoreWith(url, rotated.PrimaryKey, body); code == 200 {
+				res.ok++
+			} else {
+				res.failed++
+				t.Logf("failed during the update: %d %s", code, out)
+			}
+		}
+	}()
+	time.Sleep(200 * time.Millisecond)
+	r = e.mustBerth("service", "update", "-n", "iris-svc", "--model", "iris:2", "-o", "json")
+	time.Sleep(300 * time.Millisecond)
+	close(stop)
+	res := <-done
+	json.Unmarshal([]byte(r.stdout), &sv)
+	if sv.Models[0] != "iris:2" || sv.State != api.ServiceHealthy {
+		t.Fatalf("after update: %+v", sv)
+	}
+	if res.failed != 0 || res.ok < 10 {
+		t.Fatalf("during the rolling update: %d ok, %d failed", res.ok, res.failed)
+	}
+	t.Logf("rolling update: %d requests, none failed", res.ok)
+	after, _ := cl.Client().CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "berth.dev/service=iris-svc"})
+	for _, p := range after.Items {
+		if p.Name == pods.Items[0].Name {
+			t.Fatalf("the first pod %s is still there: the update did not roll", p.Name)
+		}
+		for _, ev := range p.Spec.Containers[0].Env {
+			if ev.Name == "BERTH_MODELS" && ev.Value != "iris:2" {
+				t.Fatalf("pod %s serves %s", p.Name, ev.Value)
+			}
+		}
+	}
+
 	// Delete leaves nothing of the service.
 	e.mustBerth("service", "delete", "-n", "iris-svc")
 	deps, _ := cl.Client().AppsV1().Deployments("default").List(ctx, metav1.ListOptions{LabelSelector: "berth.dev/service=iris-svc"})
@@ -134,4 +183,26 @@ func TestServiceEndToEnd(t *testing.T) {
 	if r := e.berth("service", "show", "-n", "iris-svc"); r.code != 1 || !strings.Contains(r.stderr, "not found") {
 		t.Fatalf("show after delete: %+v", r)
 	}
+}
+
+// followPods runs `berth model-server` on the IP of every pod of a service
+// as pods appear (kwok runs no containers).
+func followPods(t *testing.T, cl *simcluster.Cluster, service string) func() {
+	ctx, cancel := context.WithCancel(context.Background())
+	started := map[string]bool{}
+	go func() {
+		for ctx.Err() == nil {
+			pods, err := cl.Client().CoreV1().Pods("").List(ctx, metav1.ListOptions{LabelSelector: "berth.dev/service=" + service})
+			if err == nil {
+				for _, p := range pods.Items {
+					if ip := p.Status.PodIP; ip != "" && !started[ip] {
+						started[ip] = true
+						process(t, "model-server", "--listen", net.JoinHostPort(ip, "5001"))
+					}
+				}
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	return cancel
 }

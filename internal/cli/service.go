@@ -24,7 +24,7 @@ var serviceColumns = []output.Column{
 
 func (a *app) serviceCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "service", Short: "Deploy models as authenticated, autoscaled scoring services"}
-	cmd.AddCommand(a.serviceDeploy(), a.serviceShow(), a.serviceList(), a.serviceDelete(), a.serviceKeys(), a.serviceRegenKey(), a.serviceToken())
+	cmd.AddCommand(a.serviceDeploy(), a.serviceUpdate(), a.serviceShow(), a.serviceList(), a.serviceDelete(), a.serviceKeys(), a.serviceRegenKey(), a.serviceToken())
 	return cmd
 }
 
@@ -252,5 +252,54 @@ func (a *app) serviceToken() *cobra.Command {
 			return a.print(t, nil)
 		}}
 	cmd.Flags().StringVarP(&name, "name", "n", "", "service name")
+	return cmd
+}
+
+func (a *app) serviceUpdate() *cobra.Command {
+	var (
+		name, image                       string
+		models, command, env              []string
+		cpu, memory                       float64
+		replicas, maxConc, queue, timeout int
+		noWait                            bool
+	)
+	cmd := &cobra.Command{Use: "update -n NAME [--model NAME[:VERSION]]... [--image I | --command C...] [...]",
+		Short: "Update a service in place: a rolling update, no request fails", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, ws, err := a.serviceTarget(name)
+			if err != nil {
+				return err
+			}
+			ch := api.ServiceSpec{Models: models, Image: image, Command: command, CPU: cpu, MemoryGB: memory, Replicas: replicas,
+				MaxConcurrentRequests: maxConc, MaxQueueWaitMs: queue, ScoringTimeoutMs: timeout}
+			if len(env) > 0 {
+				ch.Env = map[string]string{}
+				for _, e := range env {
+					k, v, ok := strings.Cut(e, "=")
+					if !ok {
+						return usageErrorf("--env %q must look like K=V", e)
+					}
+					ch.Env[k] = v
+				}
+			}
+			op, err := c.UpdateService(cmd.Context(), ws, name, ch)
+			if err != nil {
+				return err
+			}
+			return a.finishService(cmd.Context(), c, ws, op, noWait)
+		}}
+	f := cmd.Flags()
+	f.StringVarP(&name, "name", "n", "", "service name")
+	f.StringArrayVar(&models, "model", nil, "NAME[:VERSION] (repeatable; replaces the models)")
+	f.StringVar(&image, "image", "", "a new image")
+	f.StringArrayVar(&command, "command", nil, "a new command, word by word")
+	f.Float64Var(&cpu, "cpu", 0, "CPU request in cores")
+	f.Float64Var(&memory, "memory", 0, "memory request in GB")
+	f.IntVar(&replicas, "replicas", 0, "a fixed replica count")
+	f.IntVar(&maxConc, "max-concurrent-requests", 0, "requests a replica takes at once")
+	f.IntVar(&queue, "max-queue-wait-ms", 0, "queue wait")
+	f.IntVar(&timeout, "scoring-timeout-ms", 0, "scoring timeout")
+	f.StringArrayVar(&env, "env", nil, "K=V (repeatable; replaces the environment)")
+	f.BoolVar(&noWait, "no-wait", false, "return at once with the operation id")
 	return cmd
 }

@@ -98,6 +98,8 @@ func (s *Server) routeTable() []route {
 			Request: api.ServiceRequest{}, Response: api.Operation{}, Status: 202, Handle: s.deployService},
 		{Method: "GET", Path: wsPath + "/services/{service}", ID: "getService", Summary: "Show a scoring service", Role: api.RoleReader,
 			Response: api.Service{}, Status: 200, Handle: s.getService},
+		{Method: "PATCH", Path: wsPath + "/services/{service}", ID: "updateService", Summary: "Update a scoring service in place (rolling, no downtime); empty fields keep their values", Role: api.RoleContributor,
+			Request: api.ServiceSpec{}, Response: api.Operation{}, Status: 202, Handle: s.updateService},
 		{Method: "DELETE", Path: wsPath + "/services/{service}", ID: "deleteService", Summary: "Delete a scoring service", Role: api.RoleContributor,
 			Response: api.Operation{}, Status: 202, Handle: s.deleteService},
 		{Method: "GET", Path: wsPath + "/services/{service}/keys", ID: "getServiceKeys", Summary: "A key-auth service's keys (owners only)", Role: api.RoleOwner,

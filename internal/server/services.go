@@ -110,3 +110,20 @@ func (s *Server) serviceToken(w http.ResponseWriter, r *http.Request, _ *princip
 	writeJSON(w, http.StatusOK, t)
 	return nil
 }
+
+func (s *Server) updateService(w http.ResponseWriter, r *http.Request, _ *principal) error {
+	ws, err := s.workspace(r)
+	if err != nil {
+		return err
+	}
+	var ch api.ServiceSpec
+	if err := decode(r, &ch); err != nil {
+		return err
+	}
+	op, err := s.services.Update(r.Context(), ws, r.PathValue("service"), &ch)
+	if err != nil {
+		return err
+	}
+	accepted(w, op)
+	return nil
+}

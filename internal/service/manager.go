@@ -18,6 +18,7 @@ import (
 	"github.com/berth-ml/berth/internal/problem"
 	"github.com/berth-ml/berth/internal/store"
 	"github.com/google/uuid"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -33,6 +34,7 @@ const TargetType = "service"
 // Operation kinds of services.
 const (
 	OpDeploy = "deploy"
+	OpUpdate = "update"
 	OpDelete = "delete"
 )
 
@@ -145,21 +147,120 @@ func (m *Manager) Delete(ctx context.Context, ws *api.Workspace, name string) (*
 		sv.State = api.ServiceTransitioning
 		return tx.UpdateService(ctx, sv)
 	})
-	var active *store.ActiveOperationError
-	if errors.As(err, &active) {
-		if active.Operation == nil {
-			active.Operation, _ = m.Store.ActiveOperation(ctx, sv.ID)
-		}
-		if active.Operation != nil {
-			return nil, problem.Conflict(api.CodeOperationInProgress, "another operation is in progress on service %s: %s (id %s)", sv.Name, active.Operation.Kind, active.Operation.ID)
-		}
-		return nil, problem.Conflict(api.CodeOperationInProgress, "another operation is in progress on service %s", sv.Name)
-	}
-	if err != nil {
+	if err := conflict(ctx, m.Store, sv, err); err != nil {
 		return nil, err
 	}
 	m.wake()
 	return op, nil
+}
+
+// Update changes a service in place (a rolling update: no request fails).
+// Fields left empty keep their values; models are re-resolved.
+func (m *Manager) Update(ctx context.Context, ws *api.Workspace, name string, ch *api.ServiceSpec) (*store.Operation, error) {
+	sv, err := m.Get(ctx, ws, name)
+	if err != nil {
+		return nil, err
+	}
+	spec := sv.ServiceSpec
+	var details []api.ErrorDetail
+	if ch.Compute != "" && !strings.EqualFold(ch.Compute, sv.Compute) {
+		details = append(details, detail("InvalidValue", "compute", "a service cannot move to another compute (%s → %s); deploy a new one", sv.Compute, ch.Compute))
+	}
+	if ch.Namespace != "" && ch.Namespace != sv.Namespace {
+		details = append(details, detail("InvalidValue", "namespace", "a service cannot move to another namespace; deploy a new one"))
+	}
+	if ch.Auth != "" && ch.Auth != sv.Auth {
+		details = append(details, detail("InvalidValue", "auth", "changing the auth mode (%s → %s) is not supported in place; deploy a new service", sv.Auth, ch.Auth))
+	}
+	mergeSpec(&spec, ch)
+	details = append(details, Normalize(&spec)...)
+	var resolved []string
+	for _, ref := range spec.Models {
+		r, err := ParseModelRef(ref)
+		if err != nil {
+			continue
+		}
+		md, err := m.Store.GetModel(ctx, ws.ID, r.Name, r.Version)
+		if errors.Is(err, store.ErrNotFound) {
+			details = append(details, detail("ModelNotFound", "models", "model %q is not registered in workspace %q", ref, ws.Name))
+			continue
+		} else if err != nil {
+			return nil, err
+		}
+		resolved = append(resolved, fmt.Sprintf("%s:%d", md.Name, md.Version))
+	}
+	if len(details) > 0 {
+		return nil, problem.Validation("", details)
+	}
+	spec.Models = resolved
+	op := newOp(ws, sv, OpUpdate)
+	op.Params, _ = json.Marshal(spec)
+	err = m.Store.InTx(ctx, func(tx *store.Store) error {
+		if err := tx.CreateOperation(ctx, op); err != nil {
+			return err
+		}
+		sv.CurrentOperation = op.ID
+		sv.State = api.ServiceTransitioning
+		return tx.UpdateService(ctx, sv)
+	})
+	if err := conflict(ctx, m.Store, sv, err); err != nil {
+		return nil, err
+	}
+	m.wake()
+	return op, nil
+}
+
+// mergeSpec copies the fields set in ch over s.
+func mergeSpec(s, ch *api.ServiceSpec) {
+	if len(ch.Models) > 0 {
+		s.Models = ch.Models
+	}
+	if ch.Image != "" {
+		s.Image, s.Command = ch.Image, nil
+	}
+	if len(ch.Command) > 0 {
+		s.Command, s.Image = ch.Command, ""
+	}
+	for _, f := range []struct{ dst, src *float64 }{{&s.CPU, &ch.CPU}, {&s.MemoryGB, &ch.MemoryGB}, {&s.CPULimit, &ch.CPULimit}, {&s.MemoryLimitGB, &ch.MemoryLimitGB}} {
+		if *f.src != 0 {
+			*f.dst = *f.src
+		}
+	}
+	for _, f := range []struct{ dst, src *int }{{&s.Port, &ch.Port}, {&s.GPU, &ch.GPU}, {&s.MaxConcurrentRequests, &ch.MaxConcurrentRequests},
+		{&s.MaxQueueWaitMs, &ch.MaxQueueWaitMs}, {&s.ScoringTimeoutMs, &ch.ScoringTimeoutMs}} {
+		if *f.src != 0 {
+			*f.dst = *f.src
+		}
+	}
+	if ch.Replicas > 0 {
+		s.Replicas, s.Autoscale = ch.Replicas, nil
+	} else if ch.Autoscale != nil && ch.Autoscale.Enabled {
+		s.Replicas, s.Autoscale = 0, ch.Autoscale
+	}
+	if ch.Liveness != nil {
+		s.Liveness = ch.Liveness
+	}
+	if ch.Readiness != nil {
+		s.Readiness = ch.Readiness
+	}
+	if ch.Env != nil {
+		s.Env = ch.Env
+	}
+}
+
+// conflict turns a lost race for the service's one active operation into a 409.
+func conflict(ctx context.Context, st *store.Store, sv *store.Service, err error) error {
+	var active *store.ActiveOperationError
+	if !errors.As(err, &active) {
+		return err
+	}
+	if active.Operation == nil {
+		active.Operation, _ = st.ActiveOperation(ctx, sv.ID)
+	}
+	if active.Operation != nil {
+		return problem.Conflict(api.CodeOperationInProgress, "another operation is in progress on service %s: %s (id %s)", sv.Name, active.Operation.Kind, active.Operation.ID)
+	}
+	return problem.Conflict(api.CodeOperationInProgress, "another operation is in progress on service %s", sv.Name)
 }
 
 // Keys returns a key-auth service's keys.
@@ -344,6 +445,9 @@ func (m *Manager) deployment(c *store.Compute, sv *store.Service, replicas int32
 	return installer.Object{Kind: installer.KindDeployment, Name: sv.Name, Namespace: sv.Namespace,
 		Apply: appsac.Deployment(sv.Name, sv.Namespace).WithLabels(l).WithSpec(appsac.DeploymentSpec().
 			WithReplicas(replicas).
+			// Rolling updates never take a serving replica away first.
+			WithStrategy(appsac.DeploymentStrategy().WithType(appsv1.RollingUpdateDeploymentStrategyType).
+				WithRollingUpdate(appsac.RollingUpdateDeployment().WithMaxUnavailable(intstr.FromInt32(0)).WithMaxSurge(intstr.FromInt32(1)))).
 			WithSelector(metaac.LabelSelector().WithMatchLabels(map[string]string{frontend.ServiceLabel: sv.Name})).
 			WithTemplate(coreac.PodTemplateSpec().WithLabels(l).WithSpec(coreac.PodSpec().WithContainers(ctr))))}
 }
@@ -351,7 +455,7 @@ func (m *Manager) deployment(c *store.Compute, sv *store.Service, replicas int32
 // Plan is the operation engine's planner for service operations.
 func (m *Manager) Plan(op *store.Operation) (*operation.Plan, error) {
 	switch op.Kind {
-	case OpDeploy:
+	case OpDeploy, OpUpdate:
 		return &operation.Plan{Steps: []operation.Step{
 			{Name: "apply", Run: m.stepApply},
 			{Name: "wait for replicas", Run: m.stepWait},
@@ -378,9 +482,20 @@ func (m *Manager) load(ctx context.Context, r *operation.Run) (*store.Service, *
 	return sv, c, cl, nil
 }
 
+// desired is the service as the operation wants it (an update's spec).
+func desired(r *operation.Run, sv *store.Service) error {
+	if r.Op.Kind != OpUpdate {
+		return nil
+	}
+	return json.Unmarshal(r.Op.Params, &sv.ServiceSpec)
+}
+
 func (m *Manager) stepApply(ctx context.Context, r *operation.Run) error {
 	sv, c, cl, err := m.load(ctx, r)
 	if err != nil {
+		return err
+	}
+	if err := desired(r, sv); err != nil {
 		return err
 	}
 	in := &installer.Installer{Cluster: cl, Progress: r.Event}
@@ -416,6 +531,9 @@ func (m *Manager) stepWait(ctx context.Context, r *operation.Run) error {
 	if err != nil {
 		return err
 	}
+	if err := desired(r, sv); err != nil {
+		return err
+	}
 	timeout := m.ReadyTimeout
 	if timeout == 0 {
 		timeout = 10 * time.Minute
@@ -431,7 +549,8 @@ func (m *Manager) stepWait(ctx context.Context, r *operation.Run) error {
 			r.Event("Replicas ready: %d of %d", d.Status.ReadyReplicas, *d.Spec.Replicas)
 			last = d.Status.ReadyReplicas
 		}
-		if d.Status.ReadyReplicas >= 1 && d.Status.ObservedGeneration >= d.Generation && d.Status.UpdatedReplicas >= *d.Spec.Replicas {
+		if d.Status.ReadyReplicas >= 1 && d.Status.ObservedGeneration >= d.Generation && d.Status.UpdatedReplicas >= *d.Spec.Replicas &&
+			d.Status.Replicas == d.Status.UpdatedReplicas {
 			sv.ReadyReplicas = int(d.Status.ReadyReplicas)
 			sv.ScoringURI, sv.SwaggerURI = uris(c, sv)
 			return r.Store.UpdateService(ctx, sv)
