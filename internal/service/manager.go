@@ -77,21 +77,11 @@ func (m *Manager) Deploy(ctx context.Context, ws *api.Workspace, req *api.Servic
 			details = append(details, detail("ComputeNotReady", "compute", "compute %q is %s (health %s); deploy to a compute that attached successfully", c.Name, c.ProvisioningState, c.Health))
 		}
 	}
-	var resolved []string
-	for _, ref := range req.Models {
-		r, err := ParseModelRef(ref)
-		if err != nil {
-			continue // reported by Normalize
-		}
-		md, err := m.Store.GetModel(ctx, ws.ID, r.Name, r.Version)
-		if errors.Is(err, store.ErrNotFound) {
-			details = append(details, detail("ModelNotFound", "models", "model %q is not registered in workspace %q", ref, ws.Name))
-			continue
-		} else if err != nil {
-			return nil, err
-		}
-		resolved = append(resolved, fmt.Sprintf("%s:%d", md.Name, md.Version))
+	resolved, missing, err := m.resolveModels(ctx, ws, req.Models)
+	if err != nil {
+		return nil, err
 	}
+	details = append(details, missing...)
 	if len(details) > 0 {
 		return nil, problem.Validation("", details)
 	}
@@ -105,7 +95,7 @@ func (m *Manager) Deploy(ctx context.Context, ws *api.Workspace, req *api.Servic
 	}
 	op := newOp(ws, sv, OpDeploy)
 	sv.CurrentOperation = op.ID
-	err := m.Store.InTx(ctx, func(tx *store.Store) error {
+	err = m.Store.InTx(ctx, func(tx *store.Store) error {
 		if err := tx.CreateService(ctx, sv); err != nil {
 			return err
 		}
@@ -119,6 +109,26 @@ func (m *Manager) Deploy(ctx context.Context, ws *api.Workspace, req *api.Servic
 	}
 	m.wake()
 	return op, nil
+}
+
+// resolveModels pins NAME[:VERSION] references to registered versions;
+// unknown ones are returned as problems (malformed ones Normalize reports).
+func (m *Manager) resolveModels(ctx context.Context, ws *api.Workspace, refs []string) (resolved []string, missing []api.ErrorDetail, err error) {
+	for _, ref := range refs {
+		r, perr := ParseModelRef(ref)
+		if perr != nil {
+			continue
+		}
+		md, gerr := m.Store.GetModel(ctx, ws.ID, r.Name, r.Version)
+		if errors.Is(gerr, store.ErrNotFound) {
+			missing = append(missing, detail("ModelNotFound", "models", "model %q is not registered in workspace %q", ref, ws.Name))
+			continue
+		} else if gerr != nil {
+			return nil, nil, gerr
+		}
+		resolved = append(resolved, fmt.Sprintf("%s:%d", md.Name, md.Version))
+	}
+	return resolved, missing, nil
 }
 
 func (m *Manager) wake() {
@@ -174,21 +184,11 @@ func (m *Manager) Update(ctx context.Context, ws *api.Workspace, name string, ch
 	}
 	mergeSpec(&spec, ch)
 	details = append(details, Normalize(&spec)...)
-	var resolved []string
-	for _, ref := range spec.Models {
-		r, err := ParseModelRef(ref)
-		if err != nil {
-			continue
-		}
-		md, err := m.Store.GetModel(ctx, ws.ID, r.Name, r.Version)
-		if errors.Is(err, store.ErrNotFound) {
-			details = append(details, detail("ModelNotFound", "models", "model %q is not registered in workspace %q", ref, ws.Name))
-			continue
-		} else if err != nil {
-			return nil, err
-		}
-		resolved = append(resolved, fmt.Sprintf("%s:%d", md.Name, md.Version))
+	resolved, missing, err := m.resolveModels(ctx, ws, spec.Models)
+	if err != nil {
+		return nil, err
 	}
+	details = append(details, missing...)
 	if len(details) > 0 {
 		return nil, problem.Validation("", details)
 	}
