@@ -479,3 +479,13 @@ type ServiceToken struct {
 	TokenType   string    `json:"tokenType"`
 	ExpiryOn    time.Time `json:"expiryOn"`
 }
+
+// Certificate is the TLS certificate a compute's front end serves.
+type Certificate struct {
+	// CertPEM is the chain, leaf first.
+	CertPEM string `json:"certPem"`
+	// CAPEM is the issuing CA of a local compute (trust it to call it).
+	CAPEM string `json:"caPem,omitempty"`
+	// KeyPEM is only returned to owners who ask for it.
+	KeyPEM string `json:"keyPem,omitempty"`
+}

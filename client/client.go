@@ -250,6 +250,20 @@ func (c *Client) GetCredentials(ctx context.Context, ws, name string) (string, e
 	return out.Value, err
 }
 
+// GetCertificate returns the TLS certificate a compute's front end serves
+// (and its key when includeKey, for owners).
+func (c *Client) GetCertificate(ctx context.Context, ws, name string, includeKey bool) (*api.Certificate, error) {
+	var out api.Certificate
+	q := url.Values{}
+	if includeKey {
+		q.Set("includeKey", "true")
+	}
+	if _, err := c.do(ctx, "GET", computePath(ws, name)+"/certificate", q, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
 // ListComputeOperations lists a compute's operations, newest first.
 func (c *Client) ListComputeOperations(ctx context.Context, ws, name string) ([]api.Operation, error) {
 	var out api.OperationList

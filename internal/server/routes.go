@@ -76,6 +76,8 @@ func (s *Server) routeTable() []route {
 			})},
 		{Method: "GET", Path: computePath + "/credentials", ID: "getComputeCredentials", Summary: "The compute's stored credentials (owners only)", Role: api.RoleOwner,
 			Response: api.Credentials{}, Status: 200, Handle: s.getCredentials},
+		{Method: "GET", Path: computePath + "/certificate", ID: "getComputeCertificate", Summary: "The front end's TLS certificate (the key with includeKey=true, owners only)", Role: api.RoleReader,
+			Response: api.Certificate{}, Status: 200, Handle: s.getCertificate, Query: []queryParam{{Name: "includeKey", Type: "boolean", Doc: "also return the private key (owners only)"}}},
 		{Method: "GET", Path: computePath + "/operations", ID: "listComputeOperations", Summary: "A compute's operations, newest first", Role: api.RoleReader,
 			Response: api.OperationList{}, Status: 200, Handle: s.listComputeOperations},
 
@@ -532,5 +534,31 @@ func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request, p *principa
 	s.tokens.drop()
 	s.log.Info("token revoked", "id", id, "by", p.token.ID)
 	w.WriteHeader(204)
+	return nil
+}
+
+func (s *Server) getCertificate(w http.ResponseWriter, r *http.Request, p *principal) error {
+	ws, err := s.workspace(r)
+	if err != nil {
+		return err
+	}
+	c, err := s.computes.Get(r.Context(), ws, r.PathValue("compute"))
+	if err != nil {
+		return err
+	}
+	withKey := r.URL.Query().Get("includeKey") == "true"
+	if withKey && !p.can(api.RoleOwner) {
+		return problem.Forbidden("the certificate's key is for owners only; your token (%s) has role %s", p.token.ID, p.token.Role)
+	}
+	cert := c.Secrets["tlsCert"]
+	if cert == "" {
+		return problem.NotFound("compute %q serves no TLS certificate (SSL is %s)", c.Name, c.SSLConfiguration.Status)
+	}
+	out := api.Certificate{CertPEM: cert, CAPEM: c.Secrets["caCert"]}
+	if withKey {
+		out.KeyPEM = c.Secrets["tlsKey"]
+		s.log.Info("certificate key read", "compute", c.Name, "workspace", ws.Name, "token", p.token.ID)
+	}
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }

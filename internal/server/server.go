@@ -22,11 +22,13 @@ import (
 	"github.com/berth-ml/berth/api"
 	"github.com/berth-ml/berth/internal/artifact"
 	"github.com/berth-ml/berth/internal/compute"
+	"github.com/berth-ml/berth/internal/localrt"
 	"github.com/berth-ml/berth/internal/operation"
 	"github.com/berth-ml/berth/internal/preflight"
 	"github.com/berth-ml/berth/internal/problem"
 	"github.com/berth-ml/berth/internal/provider"
 	"github.com/berth-ml/berth/internal/provider/kubernetes"
+	"github.com/berth-ml/berth/internal/provider/local"
 	"github.com/berth-ml/berth/internal/secretbox"
 	"github.com/berth-ml/berth/internal/service"
 	"github.com/berth-ml/berth/internal/store"
@@ -123,6 +125,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if reg == nil {
 		reg = provider.Default.Clone()
 		reg.Register(&kubernetes.Provider{Versions: s.cfg.KubernetesVersions, Image: s.cfg.FrontendImage, ReadyTimeout: cfg.ReadyTimeout})
+		reg.Register(local.Provider{})
 	}
 	s.computes = &compute.Service{Store: st, Providers: reg}
 	s.artifacts = artifact.Dir{Root: filepath.Join(cfg.DataDir, "artifacts")}
@@ -173,6 +176,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}()
 	go s.events.pollLoop(engineCtx, s.store)
 	go s.reconcileLoop(engineCtx)
+	localDone := make(chan struct{})
+	go func() {
+		defer close(localDone)
+		(&localrt.Runtime{Store: s.store, Log: s.log.With("component", "local")}).Run(engineCtx)
+	}()
 	hs := &http.Server{
 		Handler:           s.handler,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -196,6 +204,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	hs.Shutdown(shCtx)
 	stopEngine()
 	<-engineDone
+	<-localDone
 	s.store.Close()
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil

@@ -1,0 +1,112 @@
+// Package localrt runs what local computes need inside the control plane
+// process: for each one, the berth-fe front end on its loopback port with
+// its local CA's certificate. It is level-based: every tick it makes the
+// running front ends match the local computes in the store.
+package localrt
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/berth-ml/berth/api"
+	"github.com/berth-ml/berth/internal/frontend"
+	"github.com/berth-ml/berth/internal/provider/local"
+	"github.com/berth-ml/berth/internal/store"
+)
+
+// Runtime keeps local computes' front ends running.
+type Runtime struct {
+	Store *store.Store
+	Log   *slog.Logger
+
+	mu      sync.Mutex
+	running map[string]*instance // by compute id
+}
+
+type instance struct {
+	endpoint string
+	cancel   context.CancelFunc
+	done     chan struct{}
+	fe       *frontend.Frontend
+}
+
+// Run syncs until ctx ends, then stops every front end.
+func (rt *Runtime) Run(ctx context.Context) {
+	rt.running = map[string]*instance{}
+	t := time.NewTicker(300 * time.Millisecond)
+	defer t.Stop()
+	for {
+		rt.sync(ctx)
+		select {
+		case <-ctx.Done():
+			rt.mu.Lock()
+			for id, in := range rt.running {
+				in.cancel()
+				<-in.done
+				delete(rt.running, id)
+			}
+			rt.mu.Unlock()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (rt *Runtime) sync(ctx context.Context) {
+	wss, err := rt.Store.ListWorkspaces(ctx)
+	if err != nil {
+		return
+	}
+	want := map[string]*store.Compute{}
+	for _, ws := range wss {
+		cs, err := rt.Store.ListComputes(ctx, ws.ID)
+		if err != nil {
+			continue
+		}
+		for i := range cs {
+			c := &cs[i]
+			if c.Type != local.Type || c.Endpoint == "" || c.ProvisioningState == api.StateDeleting {
+				continue
+			}
+			want[c.ID] = c
+		}
+	}
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	for id, in := range rt.running {
+		if c, ok := want[id]; !ok || c.Endpoint != in.endpoint {
+			in.cancel()
+			<-in.done
+			delete(rt.running, id)
+			rt.Log.Info("local front end stopped", "endpoint", in.endpoint)
+		}
+	}
+	for id, c := range want {
+		if _, ok := rt.running[id]; ok {
+			continue
+		}
+		full, err := rt.Store.GetComputeByID(ctx, id)
+		if err != nil {
+			continue
+		}
+		fe := frontend.New(rt.Log.With("compute", c.Name))
+		fe.AccessLog = true
+		if err := fe.SetCertificate([]byte(full.Secrets[local.SecretCert]), []byte(full.Secrets[local.SecretKey])); err != nil {
+			rt.Log.Error("local compute certificate", "compute", c.Name, "err", err)
+			continue
+		}
+		fe.SetReady(true)
+		ictx, cancel := context.WithCancel(context.Background())
+		in := &instance{endpoint: c.Endpoint, cancel: cancel, done: make(chan struct{}), fe: fe}
+		go func() {
+			defer close(in.done)
+			if err := fe.Serve(ictx, frontend.Listeners{HTTPS: c.Endpoint}); err != nil {
+				rt.Log.Error("local front end", "compute", c.Name, "endpoint", c.Endpoint, "err", err)
+			}
+		}()
+		rt.running[id] = in
+		rt.Log.Info("local front end serving", "compute", c.Name, "endpoint", "https://"+c.Endpoint)
+	}
+}

@@ -1,0 +1,185 @@
+// Package local is the compute type "local": this machine, the embedded
+// default. The control plane itself runs the front end (the same berth-fe
+// code) on a loopback port with TLS from a local CA; services run as child
+// processes (a later slice).
+package local
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/berth-ml/berth/api"
+	"github.com/berth-ml/berth/internal/operation"
+	"github.com/berth-ml/berth/internal/store"
+)
+
+// Type is the compute type name.
+const Type = "local"
+
+// PropPort is the property holding the front end's port.
+const PropPort = "port"
+
+// Secrets of a local compute.
+const (
+	SecretCA   = "caCert"
+	SecretCert = "tlsCert"
+	SecretKey  = "tlsKey"
+)
+
+// Provider implements provider.Provider for the local compute.
+type Provider struct{}
+
+func (Provider) Type() string      { return Type }
+func (Provider) Origins() []string { return []string{api.OriginCreated} }
+
+func (Provider) Validate(_ context.Context, _ *api.Workspace, req *api.ComputeRequest) []api.ErrorDetail {
+	var out []api.ErrorDetail
+	for k, v := range req.Properties {
+		if k != PropPort {
+			out = append(out, api.ErrorDetail{Code: "InvalidProperty", Target: "properties." + k, Message: fmt.Sprintf("unknown property %q for the local compute (known: port)", k)})
+			continue
+		}
+		if p, err := strconv.Atoi(v); err != nil || p < 1024 || p > 65535 {
+			out = append(out, api.ErrorDetail{Code: "InvalidValue", Target: "properties.port", Message: fmt.Sprintf("port %q must be a number from 1024 to 65535", v)})
+		}
+	}
+	if req.Credentials != "" {
+		out = append(out, api.ErrorDetail{Code: "InvalidValue", Target: "credentials", Message: "the local compute takes no credentials"})
+	}
+	if req.SSL != nil {
+		out = append(out, api.ErrorDetail{Code: "InvalidValue", Target: "ssl", Message: "the local compute always serves TLS with its own local CA (see `berth compute get-certificate`); SSL flags do not apply"})
+	}
+	if req.LoadBalancerType == api.LoadBalancerInternal {
+		out = append(out, api.ErrorDetail{Code: "InvalidValue", Target: "loadBalancerType", Message: "the local compute has no load balancer; it listens on 127.0.0.1"})
+	}
+	return out
+}
+
+func (Provider) ValidateUpdate(context.Context, *store.Compute, *api.ComputeUpdateRequest) []api.ErrorDetail {
+	return []api.ErrorDetail{{Code: "OperationNotSupported", Message: "the local compute has nothing to update"}}
+}
+
+func (Provider) ValidateScale(context.Context, *store.Compute, int) []api.ErrorDetail { return nil }
+
+// Steps: create prepares the port and certificates and waits until the
+// server's local runtime serves them; delete lets the runtime stop it.
+func (p Provider) Steps(kind string, _ *store.Compute) []operation.Step {
+	switch kind {
+	case api.OpCreate:
+		return []operation.Step{{Name: "prepare", Run: prepare}, {Name: "wait for front end", Run: waitServing}}
+	case api.OpDelete, api.OpDetach:
+		return []operation.Step{{Name: "stop", Run: func(context.Context, *operation.Run) error { return nil }}}
+	}
+	return nil
+}
+
+func prepare(ctx context.Context, r *operation.Run) error {
+	c, err := r.Store.GetComputeByID(ctx, r.Op.TargetID)
+	if err != nil {
+		return err
+	}
+	if c.Properties == nil {
+		c.Properties = map[string]string{}
+	}
+	if c.Properties[PropPort] == "" {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		c.Properties[PropPort] = strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+		ln.Close()
+	}
+	if c.Secrets[SecretCert] == "" {
+		ca, cert, key, err := Certificates(c.Name)
+		if err != nil {
+			return err
+		}
+		c.Secrets = map[string]string{SecretCA: ca, SecretCert: cert, SecretKey: key}
+	}
+	c.Endpoint = "127.0.0.1:" + c.Properties[PropPort]
+	c.ClusterPurpose = api.PurposeDevTest
+	c.SSLConfiguration = api.SSLConfiguration{Status: api.SSLEnabled, Cname: "127.0.0.1"}
+	r.Event("Front end will serve https://%s with a certificate from a local CA", c.Endpoint)
+	return r.Store.UpdateCompute(ctx, c)
+}
+
+func waitServing(ctx context.Context, r *operation.Run) error {
+	c, err := r.Store.GetComputeByID(ctx, r.Op.TargetID)
+	if err != nil {
+		return err
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM([]byte(c.Secrets[SecretCA]))
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		conn, err := tls.Dial("tcp", c.Endpoint, &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"})
+		if err == nil {
+			conn.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			return operation.Fail("FrontendNotServing", fmt.Sprintf("the local front end does not answer on %s: %v", c.Endpoint, err))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	now := time.Now().UTC()
+	c.Health, c.NodeCount, c.LastReconcile = api.HealthHealthy, 1, &now
+	r.Event("Front end serving https://%s", c.Endpoint)
+	return r.Store.UpdateCompute(ctx, c)
+}
+
+// Certificates makes a local CA and a serving certificate for 127.0.0.1,
+// ::1 and localhost (PEM: CA certificate, serving chain, serving key).
+func Certificates(name string) (caPEM, certPEM, keyPEM string, err error) {
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return "", "", "", err
+	}
+	now := time.Now()
+	caTmpl := &x509.Certificate{SerialNumber: serial(), Subject: pkix.Name{CommonName: "Berth local CA (" + name + ")"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.AddDate(10, 0, 0), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		return "", "", "", err
+	}
+	ca, _ := x509.ParseCertificate(caDER)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return "", "", "", err
+	}
+	tmpl := &x509.Certificate{SerialNumber: serial(), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("::1")},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.AddDate(1, 0, 0), KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	if err != nil {
+		return "", "", "", err
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return "", "", "", err
+	}
+	enc := func(t string, b []byte) string { return string(pem.EncodeToMemory(&pem.Block{Type: t, Bytes: b})) }
+	return enc("CERTIFICATE", caDER), enc("CERTIFICATE", der) + enc("CERTIFICATE", caDER), enc("EC PRIVATE KEY", kder), nil
+}
+
+func serial() *big.Int {
+	n, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 120))
+	return n
+}
