@@ -446,14 +446,17 @@ type Service struct {
 	Name      string `json:"name"`
 	Workspace string `json:"workspace"`
 	ServiceSpec
-	State            string        `json:"state"`
-	Errors           []ErrorDetail `json:"errors"`
-	ScoringURI       string        `json:"scoringUri,omitempty"`
-	SwaggerURI       string        `json:"swaggerUri,omitempty"`
-	ReadyReplicas    int           `json:"readyReplicas"`
-	CurrentOperation string        `json:"currentOperation,omitempty"`
-	CreatedAt        time.Time     `json:"createdAt"`
-	UpdatedAt        time.Time     `json:"updatedAt"`
+	State         string        `json:"state"`
+	Errors        []ErrorDetail `json:"errors"`
+	ScoringURI    string        `json:"scoringUri,omitempty"`
+	SwaggerURI    string        `json:"swaggerUri,omitempty"`
+	ReadyReplicas int           `json:"readyReplicas"`
+	// Generation counts the changes of the spec (the local runtime restarts
+	// replicas when it grows).
+	Generation       int       `json:"generation"`
+	CurrentOperation string    `json:"currentOperation,omitempty"`
+	CreatedAt        time.Time `json:"createdAt"`
+	UpdatedAt        time.Time `json:"updatedAt"`
 }
 
 // ServiceList is the answer of GET /workspaces/{ws}/services.

@@ -11,15 +11,20 @@ import (
 	"time"
 
 	"github.com/berth-ml/berth/api"
+	"github.com/berth-ml/berth/internal/artifact"
 	"github.com/berth-ml/berth/internal/frontend"
 	"github.com/berth-ml/berth/internal/provider/local"
+	"github.com/berth-ml/berth/internal/service"
 	"github.com/berth-ml/berth/internal/store"
 )
 
 // Runtime keeps local computes' front ends running.
 type Runtime struct {
-	Store *store.Store
-	Log   *slog.Logger
+	Store     *store.Store
+	Log       *slog.Logger
+	DataDir   string
+	Artifacts artifact.Store
+	Services  *service.Manager
 
 	mu      sync.Mutex
 	running map[string]*instance // by compute id
@@ -30,6 +35,22 @@ type instance struct {
 	cancel   context.CancelFunc
 	done     chan struct{}
 	fe       *frontend.Frontend
+	services map[string]*serviceRun // serving, by service id
+	next     map[string]*serviceRun // starting (a new generation)
+	names    map[string]string      // service id → name
+}
+
+func (in *instance) stopAll() {
+	for _, m := range []map[string]*serviceRun{in.services, in.next} {
+		for _, run := range m {
+			for _, r := range run.replicas {
+				r.halt()
+			}
+			for _, r := range run.replicas {
+				<-r.done
+			}
+		}
+	}
 }
 
 // Run syncs until ctx ends, then stops every front end.
@@ -43,6 +64,7 @@ func (rt *Runtime) Run(ctx context.Context) {
 		case <-ctx.Done():
 			rt.mu.Lock()
 			for id, in := range rt.running {
+				in.stopAll()
 				in.cancel()
 				<-in.done
 				delete(rt.running, id)
@@ -60,6 +82,7 @@ func (rt *Runtime) sync(ctx context.Context) {
 		return
 	}
 	want := map[string]*store.Compute{}
+	wsOf := map[string]string{}
 	for _, ws := range wss {
 		cs, err := rt.Store.ListComputes(ctx, ws.ID)
 		if err != nil {
@@ -71,12 +94,14 @@ func (rt *Runtime) sync(ctx context.Context) {
 				continue
 			}
 			want[c.ID] = c
+			wsOf[c.ID] = ws.ID
 		}
 	}
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
 	for id, in := range rt.running {
 		if c, ok := want[id]; !ok || c.Endpoint != in.endpoint {
+			in.stopAll()
 			in.cancel()
 			<-in.done
 			delete(rt.running, id)
@@ -84,7 +109,10 @@ func (rt *Runtime) sync(ctx context.Context) {
 		}
 	}
 	for id, c := range want {
-		if _, ok := rt.running[id]; ok {
+		if in, ok := rt.running[id]; ok {
+			if rt.Services != nil {
+				rt.syncServices(ctx, wsOf[id], c, in)
+			}
 			continue
 		}
 		full, err := rt.Store.GetComputeByID(ctx, id)
@@ -99,7 +127,8 @@ func (rt *Runtime) sync(ctx context.Context) {
 		}
 		fe.SetReady(true)
 		ictx, cancel := context.WithCancel(context.Background())
-		in := &instance{endpoint: c.Endpoint, cancel: cancel, done: make(chan struct{}), fe: fe}
+		in := &instance{endpoint: c.Endpoint, cancel: cancel, done: make(chan struct{}), fe: fe,
+			services: map[string]*serviceRun{}, next: map[string]*serviceRun{}, names: map[string]string{}}
 		go func() {
 			defer close(in.done)
 			if err := fe.Serve(ictx, frontend.Listeners{HTTPS: c.Endpoint}); err != nil {

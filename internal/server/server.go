@@ -168,6 +168,9 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // gracefully: in-flight requests finish and running operations are
 // released so another server (or the next start) resumes them.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	lrt := &localrt.Runtime{Store: s.store, Log: s.log.With("component", "local"), DataDir: s.cfg.DataDir,
+		Artifacts: s.artifacts, Services: s.services}
+	s.services.LocalStatus = lrt.Status // before the engine runs operations
 	engineCtx, stopEngine := context.WithCancel(context.Background())
 	engineDone := make(chan struct{})
 	go func() {
@@ -179,7 +182,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	localDone := make(chan struct{})
 	go func() {
 		defer close(localDone)
-		(&localrt.Runtime{Store: s.store, Log: s.log.With("component", "local")}).Run(engineCtx)
+		lrt.Run(engineCtx)
 	}()
 	hs := &http.Server{
 		Handler:           s.handler,

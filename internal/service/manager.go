@@ -46,6 +46,9 @@ type Manager struct {
 	Image string
 	// ReadyTimeout bounds waiting for replicas (default 10m).
 	ReadyTimeout time.Duration
+	// LocalStatus reports what the local runtime serves of a service: its
+	// generation and ready replicas.
+	LocalStatus func(serviceID string) (gen, ready int, ok bool)
 }
 
 // Get returns a service by name, or a 404 naming it.
@@ -71,8 +74,10 @@ func (m *Manager) Deploy(ctx context.Context, ws *api.Workspace, req *api.Servic
 			details = append(details, detail("ComputeNotFound", "compute", "compute %q not found in workspace %q", req.Compute, ws.Name))
 		case err != nil:
 			return nil, err
-		case c.Type != api.ComputeKubernetes:
-			details = append(details, detail("UnsupportedCompute", "compute", "services on %s computes are not available yet; use a kubernetes compute", c.Type))
+		case c.Type != api.ComputeKubernetes && c.Type != api.ComputeLocal:
+			details = append(details, detail("UnsupportedCompute", "compute", "services on %s computes are not available yet; use a kubernetes or local compute", c.Type))
+		case c.Type == api.ComputeLocal && len(req.Command) == 0:
+			details = append(details, detail("CommandRequired", "command", "the local compute runs each replica as a process of this machine: give --command (images need a cluster)"))
 		case c.ProvisioningState != api.StateSucceeded || c.Health == api.HealthDisplaced:
 			details = append(details, detail("ComputeNotReady", "compute", "compute %q is %s (health %s); deploy to a compute that attached successfully", c.Name, c.ProvisioningState, c.Health))
 		}
@@ -304,8 +309,11 @@ func (m *Manager) RegenKey(ctx context.Context, ws *api.Workspace, name string, 
 	if err != nil {
 		return nil, err
 	}
-	if err := m.applyRoute(ctx, c, sv); err != nil {
-		return nil, problem.New(http.StatusBadGateway, "ClusterUnreachable", "the new key could not be written to the cluster (%v); the old key still works", err)
+	// The local runtime picks the new key up from the record within a second.
+	if c.Type == api.ComputeKubernetes {
+		if err := m.applyRoute(ctx, c, sv); err != nil {
+			return nil, problem.New(http.StatusBadGateway, "ClusterUnreachable", "the new key could not be written to the cluster (%v); the old key still works", err)
+		}
 	}
 	if err := m.Store.UpdateService(ctx, sv); err != nil {
 		return nil, err
@@ -454,6 +462,11 @@ func (m *Manager) deployment(c *store.Compute, sv *store.Service, replicas int32
 
 // Plan is the operation engine's planner for service operations.
 func (m *Manager) Plan(op *store.Operation) (*operation.Plan, error) {
+	if sv, err := m.Store.GetServiceByID(context.Background(), op.TargetID); err == nil {
+		if c, err := m.Store.GetComputeByID(context.Background(), sv.ComputeID); err == nil && c.Type == api.ComputeLocal {
+			return m.localPlan(op)
+		}
+	}
 	switch op.Kind {
 	case OpDeploy, OpUpdate:
 		return &operation.Plan{Steps: []operation.Step{
@@ -569,10 +582,12 @@ func (m *Manager) stepWait(ctx context.Context, r *operation.Run) error {
 // uris are the scoring and swagger URIs through the compute's front end.
 func uris(c *store.Compute, sv *store.Service) (string, string) {
 	scheme, host := "http", c.Endpoint
-	switch c.SSLConfiguration.Status {
-	case api.SSLEnabled:
+	switch {
+	case c.Type == api.ComputeLocal:
+		scheme = "https"
+	case c.SSLConfiguration.Status == api.SSLEnabled:
 		scheme, host = "https", c.SSLConfiguration.Cname
-	case api.SSLAuto:
+	case c.SSLConfiguration.Status == api.SSLAuto:
 		scheme, host = "https", c.SSLConfiguration.FQDN
 	}
 	base := fmt.Sprintf("%s://%s/api/v1/service/%s", scheme, host, sv.Name)

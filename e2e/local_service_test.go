@@ -1,0 +1,112 @@
+package e2e
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/berth-ml/berth/api"
+)
+
+// TestLocalService: the iris model deployed on the local compute runs as
+// a child process behind the local front end; scoring over HTTPS with the
+// key gives the right prediction; an update rolls with no failed
+// request; delete stops it.
+func TestLocalService(t *testing.T) {
+	p, env, _, _ := cliEnv(t)
+	env = append(env, "BERTH_WORKSPACE=team")
+	berth(t, env, "workspace", "create", "-n", "team")
+	r := berth(t, env, "compute", "create", "local", "-n", "laptop", "-o", "json")
+	var c api.Compute
+	json.Unmarshal([]byte(r.stdout), &c)
+	// The model as a directory: metadata.json and model.bin.
+	dir := filepath.Join(t.TempDir(), "iris")
+	os.MkdirAll(dir, 0o755)
+	for _, f := range []string{"metadata.json", "model.bin"} {
+		b, _ := os.ReadFile(filepath.Join("..", "models", "iris", f))
+		os.WriteFile(filepath.Join(dir, f), b, 0o644)
+	}
+	if r := berth(t, env, "model", "register", "-n", "iris", "--path", dir); r.code != 0 {
+		t.Fatalf("register: %+v", r)
+	}
+	r = berth(t, env, "service", "deploy", "-n", "iris", "--compute", "laptop", "--model", "iris",
+		"--command", berthBin, "--command", "model-server", "--command", "--model-dir", "--command", "$BERTH_MODEL_DIR",
+		"--command", "--listen", "--command", "127.0.0.1:$PORT", "--replicas", "1", "-o", "json")
+	var sv api.Service
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &sv) != nil || sv.State != api.ServiceHealthy || sv.ScoringURI != "https://"+c.Endpoint+"/api/v1/service/iris/score" {
+		t.Fatalf("deploy: %+v\n%s\n%s", sv, r.stdout, r.stderr)
+	}
+	var keys api.ServiceKeys
+	json.Unmarshal([]byte(berth(t, env, "service", "keys", "-n", "iris", "-o", "json").stdout), &keys)
+	var cert api.Certificate
+	json.Unmarshal([]byte(berth(t, env, "compute", "get-certificate", "-n", "laptop", "-o", "json").stdout), &cert)
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM([]byte(cert.CAPEM))
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}, Timeout: 10 * time.Second}
+	score := func(key string) (int, string) {
+		req, _ := http.NewRequest("POST", sv.ScoringURI, strings.NewReader(`{"data":[[5.1,3.5,1.4,0.2]]}`))
+		if key != "" {
+			req.Header.Set("Authorization", "Bearer "+key)
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := score(keys.PrimaryKey); code != 200 || !strings.Contains(body, `"predictions":["setosa"]`) {
+		t.Fatalf("score: %d %s", code, body)
+	}
+	if code, _ := score(""); code != 401 {
+		t.Fatalf("no key: %d", code)
+	}
+	// Update under load: no request fails.
+	stop := make(chan struct{})
+	failed := make(chan int)
+	go func() {
+		n := 0
+		for {
+			select {
+			case <-stop:
+				failed <- n
+				return
+			default:
+			}
+			if code, body := score(keys.PrimaryKey); code != 200 {
+				n++
+				t.Logf("during update: %d %s", code, body)
+			}
+		}
+	}()
+	if r := berth(t, env, "service", "update", "-n", "iris", "--env", "NOTE=v2"); r.code != 0 {
+		t.Fatalf("update: %+v", r)
+	}
+	time.Sleep(300 * time.Millisecond)
+	close(stop)
+	if n := <-failed; n != 0 {
+		t.Fatalf("%d requests failed during the update", n)
+	}
+	if r := berth(t, env, "service", "delete", "-n", "iris"); r.code != 0 {
+		t.Fatalf("delete: %+v", r)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if code, _ := score(keys.PrimaryKey); code == 404 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the deleted service still answers")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	_ = p
+}

@@ -1,0 +1,350 @@
+package localrt
+
+import (
+	"archive/tar"
+	"compress/gzip"
+	"context"
+
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/berth-ml/berth/internal/frontend"
+	"github.com/berth-ml/berth/internal/service"
+	"github.com/berth-ml/berth/internal/store"
+)
+
+// serviceRun is a local service's replicas at one generation of its spec.
+type serviceRun struct {
+	gen      int
+	replicas []*replica
+}
+
+// replica is one model server process, restarted if it exits.
+type replica struct {
+	name  string
+	port  int
+	ready atomic.Bool
+	stop  chan struct{}
+	done  chan struct{}
+}
+
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// modelDir materializes a model version under the data dir (once) and
+// returns its folder.
+func (rt *Runtime) modelDir(ctx context.Context, wsID, ref string) (string, error) {
+	r, err := service.ParseModelRef(ref)
+	if err != nil {
+		return "", err
+	}
+	m, err := rt.Store.GetModel(ctx, wsID, r.Name, r.Version)
+	if err != nil {
+		return "", fmt.Errorf("model %s: %w", ref, err)
+	}
+	dir := filepath.Join(rt.DataDir, "local-models", m.ID)
+	if _, err := os.Stat(filepath.Join(dir, ".complete")); err == nil {
+		return dir, nil
+	}
+	os.RemoveAll(dir)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	f, err := rt.Artifacts.Get(ctx, m.ArtifactKey)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	if m.Format == "tar.gz" {
+		err = untar(f, dir)
+	} else {
+		var out *os.File
+		if out, err = os.Create(filepath.Join(dir, filepath.Base(m.FileName))); err == nil {
+			_, err = io.Copy(out, f)
+			out.Close()
+		}
+	}
+	if err != nil {
+		return "", fmt.Errorf("model %s: %w", ref, err)
+	}
+	return dir, os.WriteFile(filepath.Join(dir, ".complete"), nil, 0o600)
+}
+
+func untar(r io.Reader, dir string) error {
+	gz, err := gzip.NewReader(r)
+	if err != nil {
+		return err
+	}
+	tr := tar.NewReader(gz)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		p := filepath.Join(dir, filepath.Clean("/"+h.Name))
+		switch h.Typeflag {
+		case tar.TypeDir:
+			if err := os.MkdirAll(p, 0o700); err != nil {
+				return err
+			}
+		case tar.TypeReg:
+			os.MkdirAll(filepath.Dir(p), 0o700)
+			out, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+			if err != nil {
+				return err
+			}
+			_, err = io.Copy(out, tr)
+			out.Close()
+			if err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// startReplica runs one process of a service and keeps it running.
+func (rt *Runtime) startReplica(sv *store.Service, wsID string, idx int) (*replica, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	ctx := context.Background()
+	var dirs []string
+	for _, m := range sv.Models {
+		d, err := rt.modelDir(ctx, wsID, m)
+		if err != nil {
+			return nil, err
+		}
+		dirs = append(dirs, d)
+	}
+	env := map[string]string{
+		"PORT": strconv.Itoa(port), "BERTH_SERVICE": sv.Name, "BERTH_MODELS": strings.Join(sv.Models, ","),
+		"BERTH_MODEL_DIRS": strings.Join(dirs, ","),
+	}
+	if len(dirs) > 0 {
+		env["BERTH_MODEL_DIR"] = dirs[0]
+	}
+	for k, v := range sv.Env {
+		env[k] = v
+	}
+	args := make([]string, len(sv.Command))
+	for i, a := range sv.Command {
+		args[i] = os.Expand(a, func(k string) string {
+			if v, ok := env[k]; ok {
+				return v
+			}
+			return os.Getenv(k)
+		})
+	}
+	logDir := filepath.Join(rt.DataDir, "services", sv.ID)
+	if err := os.MkdirAll(logDir, 0o700); err != nil {
+		return nil, err
+	}
+	rep := &replica{name: fmt.Sprintf("%s-g%d-%d", sv.Name, sv.Generation, idx), port: port, stop: make(chan struct{}), done: make(chan struct{})}
+	go rt.supervise(rep, args, env, filepath.Join(logDir, rep.name+".log"))
+	return rep, nil
+}
+
+// supervise runs the process, restarts it when it exits, and tracks
+// readiness through its /readyz.
+func (rt *Runtime) supervise(rep *replica, args []string, env map[string]string, logPath string) {
+	defer close(rep.done)
+	backoff := 500 * time.Millisecond
+	for {
+		logf, _ := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+		cmd := exec.Command(args[0], args[1:]...)
+		cmd.Env = os.Environ()
+		for k, v := range env {
+			cmd.Env = append(cmd.Env, k+"="+v)
+		}
+		cmd.Stdout, cmd.Stderr = logf, logf
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+		if err := cmd.Start(); err != nil {
+			fmt.Fprintf(logf, "berth: cannot start %v: %v\n", args, err)
+		} else {
+			exited := make(chan struct{})
+			go func() { cmd.Wait(); close(exited) }()
+			go rt.probe(rep, exited)
+			select {
+			case <-rep.stop:
+				syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+				select {
+				case <-exited:
+				case <-time.After(5 * time.Second):
+					syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+					<-exited
+				}
+				rep.ready.Store(false)
+				logf.Close()
+				return
+			case <-exited:
+				rep.ready.Store(false)
+				fmt.Fprintf(logf, "berth: replica exited (%v); restarting in %s\n", cmd.ProcessState, backoff)
+			}
+		}
+		logf.Close()
+		select {
+		case <-rep.stop:
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 10*time.Second)
+	}
+}
+
+func (rt *Runtime) probe(rep *replica, exited <-chan struct{}) {
+	hc := &http.Client{Timeout: 2 * time.Second}
+	url := fmt.Sprintf("http://127.0.0.1:%d/readyz", rep.port)
+	for {
+		resp, err := hc.Get(url)
+		ok := err == nil && resp.StatusCode == http.StatusOK
+		if resp != nil {
+			resp.Body.Close()
+		}
+		rep.ready.Store(ok)
+		wait := 100 * time.Millisecond
+		if ok {
+			wait = time.Second
+		}
+		select {
+		case <-exited:
+			return
+		case <-rep.stop:
+			return
+		case <-time.After(wait):
+		}
+	}
+}
+
+func (r *replica) halt() {
+	select {
+	case <-r.stop:
+	default:
+		close(r.stop)
+	}
+}
+
+// syncServices makes a local compute's replicas and routes match its services.
+func (rt *Runtime) syncServices(ctx context.Context, wsID string, c *store.Compute, in *instance) {
+	svs, err := rt.Store.ListServices(ctx, wsID, c.ID)
+	if err != nil {
+		return
+	}
+	seen := map[string]bool{}
+	for i := range svs {
+		sv := &svs[i]
+		seen[sv.ID] = true
+		rt.syncService(ctx, wsID, sv, in)
+	}
+	for id, run := range in.services {
+		if !seen[id] {
+			for _, r := range run.replicas {
+				r.halt()
+			}
+			delete(in.services, id)
+			in.fe.DeleteRoute(in.names[id])
+			delete(in.names, id)
+		}
+	}
+}
+
+func (rt *Runtime) syncService(ctx context.Context, wsID string, sv *store.Service, in *instance) {
+	route, err := rt.Services.LocalRoute(ctx, sv)
+	if err != nil {
+		return
+	}
+	in.fe.SetRoute(route)
+	in.names[sv.ID] = sv.Name
+	want := sv.Replicas
+	if sv.Autoscale != nil && sv.Autoscale.Enabled {
+		want = sv.Autoscale.MinReplicas
+	}
+	cur := in.services[sv.ID]
+	next := in.next[sv.ID]
+	if (cur == nil || cur.gen != sv.Generation) && (next == nil || next.gen != sv.Generation) {
+		if next != nil {
+			for _, r := range next.replicas {
+				r.halt()
+			}
+		}
+		next = &serviceRun{gen: sv.Generation}
+		for i := 0; i < want; i++ {
+			rep, err := rt.startReplica(sv, wsID, i)
+			if err != nil {
+				rt.Log.Error("local replica", "service", sv.Name, "err", err)
+				continue
+			}
+			next.replicas = append(next.replicas, rep)
+		}
+		in.next[sv.ID] = next
+	}
+	// Switch to the new generation once one of its replicas is ready: a
+	// rolling change with no gap; the old replicas then stop.
+	if next != nil && next.gen == sv.Generation && anyReady(next) {
+		if cur != nil {
+			for _, r := range cur.replicas {
+				go r.halt()
+			}
+		}
+		in.services[sv.ID] = next
+		delete(in.next, sv.ID)
+		cur = next
+	}
+	var reps []frontend.Replica
+	if cur != nil {
+		for _, r := range cur.replicas {
+			if r.ready.Load() {
+				reps = append(reps, frontend.Replica{Name: r.name, Addr: "127.0.0.1:" + strconv.Itoa(r.port), Slots: sv.MaxConcurrentRequests})
+			}
+		}
+	}
+	in.fe.SetReplicas(sv.Name, reps, "")
+}
+
+func anyReady(run *serviceRun) bool {
+	for _, r := range run.replicas {
+		if r.ready.Load() {
+			return true
+		}
+	}
+	return false
+}
+
+// Status reports the generation a local service serves and how many of its
+// replicas are ready.
+func (rt *Runtime) Status(serviceID string) (gen, ready int, ok bool) {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	for _, in := range rt.running {
+		if run, found := in.services[serviceID]; found {
+			n := 0
+			for _, r := range run.replicas {
+				if r.ready.Load() {
+					n++
+				}
+			}
+			return run.gen, n, true
+		}
+	}
+	return 0, 0, false
+}
