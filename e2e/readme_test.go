@@ -72,13 +72,14 @@ func TestReadmeQuickStart(t *testing.T) {
 		return string(out)
 	}
 	out := run()
-	for _, want := range []string{"Starting a local Berth control plane", `Created workspace "default"`, "Workspace default (region local)", "Computes: none yet"} {
+	for _, want := range []string{"Starting a local Berth control plane", `Created workspace "default"`, `Created the local compute "laptop"`,
+		"Registered model iris version 1", `Deployed service "iris"`, `Prediction: {"predictions":["setosa","virginica"]`, "curl --cacert"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("first run lacks %q:\n%s", want, out)
 		}
 	}
-	// Running it again finds the same data.
-	if out := run(); strings.Contains(out, "Created workspace") || !strings.Contains(out, "Workspace default") {
+	// Running it again finds the same data and scores again.
+	if out := run(); strings.Contains(out, "Created workspace") || strings.Contains(out, "Deployed service") || !strings.Contains(out, `"predictions":["setosa","virginica"]`) {
 		t.Errorf("second run:\n%s", out)
 	}
 }

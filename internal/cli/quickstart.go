@@ -1,33 +1,54 @@
 package cli
 
 import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
+	"time"
 
 	"github.com/berth-ml/berth/api"
 	"github.com/berth-ml/berth/client"
 	"github.com/berth-ml/berth/internal/cli/config"
+	"github.com/berth-ml/berth/internal/modelserver"
 	"github.com/spf13/cobra"
 )
 
-// DefaultWorkspace is the workspace quickstart makes.
-const DefaultWorkspace = "default"
+// Names quickstart uses.
+const (
+	DefaultWorkspace = "default"
+	quickCompute     = "laptop"
+	quickModel       = "iris"
+	quickService     = "iris"
+	quickSample      = `{"data":[[5.1,3.5,1.4,0.2],[6.7,3.0,5.2,2.3]]}`
+)
 
 func (a *app) quickstartCommand() *cobra.Command {
 	var dataDir string
 	cmd := &cobra.Command{
 		Use:   "quickstart",
-		Short: "Run Berth on its embedded defaults: a local control plane and the default workspace",
-		Long: `Run Berth's main job on its embedded defaults, with nothing else installed.
+		Short: "Run Berth's main job on its embedded defaults: deploy the bundled model on this machine and score it",
+		Long: `Run Berth's main job with nothing else installed.
 
-If a Berth server already answers at the configured address it is used;
-otherwise a control plane is started in this process on the data directory
-(SQLite store, owner token in DATA_DIR/admin.token) and stopped at the end.
-The workspace "default" is created if missing and shown with its computes.`,
+It uses the Berth server at the configured address if one answers, or else
+starts a control plane in this process (SQLite and the owner token in the data
+directory). Then it creates the workspace "default", the local compute
+"local" (this machine: the front end on a loopback port, TLS from a local CA),
+registers the bundled iris classifier, deploys it as the service "iris",
+sends a scoring request over HTTPS with the service key, and prints the
+prediction and the curl command that repeats it. Each step is skipped when
+its result already exists.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -54,40 +75,179 @@ The workspace "default" is created if missing and shown with its computes.`,
 			} else {
 				fmt.Fprintf(a.stderr, "Using the Berth server at %s\n", c.Server())
 			}
-			ws := a.workspace
-			if ws == "" {
-				ws = DefaultWorkspace
-			}
-			if _, err := c.GetWorkspace(ctx, ws); errors.Is(err, client.ErrNotFound) {
-				if _, err := c.CreateWorkspace(ctx, api.WorkspaceCreateRequest{Name: ws}); err != nil {
-					return err
-				}
-				fmt.Fprintf(a.stderr, "Created workspace %q\n", ws)
-			} else if err != nil {
-				return err
-			}
-			w, err := c.GetWorkspace(ctx, ws)
-			if err != nil {
-				return err
-			}
-			if a.format != "table" || a.query != "" {
-				return a.print(w, nil)
-			}
-			fmt.Fprintf(a.stdout, "Workspace %s (region %s)\n", w.Name, w.Region)
-			if len(w.Computes) == 0 {
-				fmt.Fprintln(a.stdout, "Computes: none yet")
-			} else {
-				fmt.Fprintln(a.stdout, "Computes:")
-				if err := a.print(w.Computes, computeColumns); err != nil {
-					return err
-				}
-			}
-			fmt.Fprintf(a.stdout, "\nNext: run the control plane with `berth server` and use `berth compute list -w %s`.\n", w.Name)
-			return nil
+			return a.quickstart(ctx, c, dir)
 		},
 	}
 	cmd.Flags().StringVar(&dataDir, "data-dir", "", "data directory (env BERTH_DATA_DIR; default ~/.berth/data)")
 	return cmd
+}
+
+func (a *app) quickstart(ctx context.Context, c *client.Client, dir string) error {
+	ws := a.workspace
+	if ws == "" {
+		ws = DefaultWorkspace
+	}
+	step := func(format string, args ...any) { fmt.Fprintf(a.stderr, "• "+format+"\n", args...) }
+	if _, err := c.GetWorkspace(ctx, ws); errors.Is(err, client.ErrNotFound) {
+		if _, err := c.CreateWorkspace(ctx, api.WorkspaceCreateRequest{Name: ws}); err != nil {
+			return err
+		}
+		step("Created workspace %q", ws)
+	} else if err != nil {
+		return err
+	}
+	comp, err := c.GetCompute(ctx, ws, quickCompute)
+	if errors.Is(err, client.ErrNotFound) {
+		op, err := c.CreateCompute(ctx, ws, api.ComputeRequest{Name: quickCompute, Type: api.ComputeLocal, Origin: api.OriginCreated})
+		if err != nil {
+			return err
+		}
+		if _, err := c.Wait(ctx, op.ID, client.WaitOptions{}); err != nil {
+			return err
+		}
+		if comp, err = c.GetCompute(ctx, ws, quickCompute); err != nil {
+			return err
+		}
+		step("Created the local compute %q: front end at https://%s", quickCompute, comp.Endpoint)
+	} else if err != nil {
+		return err
+	}
+	if _, err := c.GetModel(ctx, ws, quickModel, 0); errors.Is(err, client.ErrNotFound) {
+		var buf bytes.Buffer
+		if err := tarFS(modelserver.BuiltinFiles(), &buf); err != nil {
+			return err
+		}
+		m, err := c.RegisterModel(ctx, ws, client.ModelUpload{Name: quickModel, FileName: "iris", Format: "tar.gz", Body: &buf, Size: int64(buf.Len()),
+			Description: "XGBoost iris classifier bundled with Berth", Tags: map[string]string{"dataset": "iris", "framework": "xgboost"}})
+		if err != nil {
+			return err
+		}
+		step("Registered model %s version %d (the bundled XGBoost iris classifier)", m.Name, m.Version)
+	} else if err != nil {
+		return err
+	}
+	sv, err := c.GetService(ctx, ws, quickService)
+	if errors.Is(err, client.ErrNotFound) {
+		bin, err := stableExecutable(dir)
+		if err != nil {
+			return err
+		}
+		op, err := c.DeployService(ctx, ws, api.ServiceRequest{Name: quickService, ServiceSpec: api.ServiceSpec{
+			Compute: quickCompute, Models: []string{quickModel}, Replicas: 1,
+			Command: []string{bin, "model-server", "--model-dir", "$BERTH_MODEL_DIR", "--listen", "127.0.0.1:$PORT"}}})
+		if err != nil {
+			return err
+		}
+		if _, err := c.Wait(ctx, op.ID, client.WaitOptions{}); err != nil {
+			return err
+		}
+		if sv, err = c.GetService(ctx, ws, quickService); err != nil {
+			return err
+		}
+		step("Deployed service %q with key auth", quickService)
+	} else if err != nil {
+		return err
+	}
+	keys, err := c.ServiceKeys(ctx, ws, quickService)
+	if err != nil {
+		return err
+	}
+	cert, err := c.GetCertificate(ctx, ws, quickCompute, false)
+	if err != nil {
+		return err
+	}
+	caFile := filepath.Join(dir, "local-ca.pem")
+	if err := os.WriteFile(caFile, []byte(cert.CAPEM), 0o644); err != nil {
+		return err
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM([]byte(cert.CAPEM))
+	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	var body string
+	for attempt := 0; ; attempt++ {
+		req, _ := http.NewRequestWithContext(ctx, "POST", sv.ScoringURI, strings.NewReader(quickSample))
+		req.Header.Set("Authorization", "Bearer "+keys.PrimaryKey)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := hc.Do(req)
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				body = strings.TrimSpace(string(b))
+				break
+			}
+			err = fmt.Errorf("HTTP %d: %s", resp.StatusCode, strings.TrimSpace(string(b)))
+		}
+		if attempt >= 50 {
+			return fmt.Errorf("scoring %s: %w", sv.ScoringURI, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	fmt.Fprintf(a.stdout, "Scored %s over HTTPS with the service key.\n", sv.ScoringURI)
+	fmt.Fprintf(a.stdout, "Request:    %s\n", quickSample)
+	fmt.Fprintf(a.stdout, "Prediction: %s\n\n", body)
+	fmt.Fprintf(a.stdout, "Repeat it while a Berth server runs (`berth server` serves this data directory):\n")
+	fmt.Fprintf(a.stdout, "  curl --cacert %s -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' \\\n    -d '%s' %s\n",
+		caFile, keys.PrimaryKey, quickSample, sv.ScoringURI)
+	return nil
+}
+
+// stableExecutable copies this binary into the data dir, so a service's
+// command keeps working after `go run` removes its temporary build.
+func stableExecutable(dir string) (string, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return "", err
+	}
+	dst := filepath.Join(dir, "bin", "berth")
+	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
+		return "", err
+	}
+	in, err := os.Open(self)
+	if err != nil {
+		return "", err
+	}
+	defer in.Close()
+	tmp := dst + ".new"
+	out, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o755)
+	if err != nil {
+		return "", err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return "", err
+	}
+	if err := out.Close(); err != nil {
+		return "", err
+	}
+	return dst, os.Rename(tmp, dst)
+}
+
+// tarFS writes a file system as tar.gz.
+func tarFS(fsys fs.FS, w io.Writer) error {
+	gz := gzip.NewWriter(w)
+	tw := tar.NewWriter(gz)
+	err := fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := fs.ReadFile(fsys, p)
+		if err != nil {
+			return err
+		}
+		if err := tw.WriteHeader(&tar.Header{Name: p, Mode: 0o644, Size: int64(len(b)), Typeflag: tar.TypeReg}); err != nil {
+			return err
+		}
+		_, err = tw.Write(b)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if err := tw.Close(); err != nil {
+		return err
+	}
+	return gz.Close()
 }
 
 func trimNL(b []byte) []byte {

@@ -296,3 +296,13 @@ func softmax(x []float64) {
 		x[i] /= sum
 	}
 }
+
+// BuiltinFiles is the embedded iris model directory (metadata.json and
+// model.bin), for registering it as a model.
+func BuiltinFiles() fs.FS {
+	sub, err := fs.Sub(builtinFS, "iris")
+	if err != nil {
+		panic(err) // the embed directive guarantees the folder
+	}
+	return sub
+}
