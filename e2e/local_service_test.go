@@ -69,6 +69,9 @@ func TestLocalService(t *testing.T) {
 	if code, _ := score(""); code != 401 {
 		t.Fatalf("no key: %d", code)
 	}
+	if r := berth(t, env, "model", "delete", "-n", "iris", "--version", "1"); r.code != 1 || !strings.Contains(r.stderr, "is used by service(s) iris") {
+		t.Fatalf("deleting a model in use: %+v", r)
+	}
 	// Update under load: no request fails.
 	stop := make(chan struct{})
 	failed := make(chan int)

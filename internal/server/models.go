@@ -171,6 +171,22 @@ func (s *Server) deleteModel(w http.ResponseWriter, r *http.Request, _ *principa
 	if err != nil {
 		return err
 	}
+	svs, err := s.store.ListServices(r.Context(), m.WorkspaceID, "")
+	if err != nil {
+		return err
+	}
+	ref := fmt.Sprintf("%s:%d", m.Name, m.Version)
+	var users []string
+	for _, sv := range svs {
+		for _, used := range sv.Models {
+			if strings.EqualFold(used, ref) {
+				users = append(users, sv.Name)
+			}
+		}
+	}
+	if len(users) > 0 {
+		return problem.Conflict("ModelInUse", "model %s version %d is used by service(s) %s; update or delete them first", m.Name, m.Version, strings.Join(users, ", "))
+	}
 	if err := s.store.DeleteModel(r.Context(), m.ID); err != nil {
 		return err
 	}
