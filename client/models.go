@@ -197,3 +197,35 @@ func (c *Client) ServiceToken(ctx context.Context, ws, name string) (*api.Servic
 func (c *Client) UpdateService(ctx context.Context, ws, name string, ch api.ServiceSpec) (*api.Operation, error) {
 	return c.operation(ctx, "PATCH", servicePath(ws, name), ch)
 }
+
+// ServiceLogs returns the last lines of a service's replica logs.
+func (c *Client) ServiceLogs(ctx context.Context, ws, name, replica string, tail int) (string, error) {
+	u := *c.base
+	u.Path = c.base.Path + servicePath(ws, name) + "/logs"
+	q := url.Values{}
+	if replica != "" {
+		q.Set("replica", replica)
+	}
+	if tail > 0 {
+		q.Set("tail", strconv.Itoa(tail))
+	}
+	u.RawQuery = q.Encode()
+	req, err := http.NewRequestWithContext(ctx, "GET", u.String(), nil)
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("User-Agent", c.UserAgent)
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("cannot reach the Berth server at %s: %w", c.base, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 400 {
+		return "", errorFrom(resp)
+	}
+	b, err := io.ReadAll(resp.Body)
+	return string(b), err
+}

@@ -69,6 +69,9 @@ func TestLocalService(t *testing.T) {
 	if code, _ := score(""); code != 401 {
 		t.Fatalf("no key: %d", code)
 	}
+	if r := berth(t, env, "service", "logs", "-n", "iris", "--tail", "5"); r.code != 0 || !strings.Contains(r.stdout, "==> iris-g") || !strings.Contains(r.stdout, "serving model iris") {
+		t.Fatalf("logs: %+v", r)
+	}
 	if r := berth(t, env, "model", "delete", "-n", "iris", "--version", "1"); r.code != 1 || !strings.Contains(r.stderr, "is used by service(s) iris") {
 		t.Fatalf("deleting a model in use: %+v", r)
 	}

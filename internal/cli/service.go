@@ -24,7 +24,7 @@ var serviceColumns = []output.Column{
 
 func (a *app) serviceCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "service", Short: "Deploy models as authenticated, autoscaled scoring services"}
-	cmd.AddCommand(a.serviceDeploy(), a.serviceUpdate(), a.serviceShow(), a.serviceList(), a.serviceDelete(), a.serviceKeys(), a.serviceRegenKey(), a.serviceToken())
+	cmd.AddCommand(a.serviceLogs(), a.serviceDeploy(), a.serviceUpdate(), a.serviceShow(), a.serviceList(), a.serviceDelete(), a.serviceKeys(), a.serviceRegenKey(), a.serviceToken())
 	return cmd
 }
 
@@ -301,5 +301,29 @@ func (a *app) serviceUpdate() *cobra.Command {
 	f.IntVar(&timeout, "scoring-timeout-ms", 0, "scoring timeout")
 	f.StringArrayVar(&env, "env", nil, "K=V (repeatable; replaces the environment)")
 	f.BoolVar(&noWait, "no-wait", false, "return at once with the operation id")
+	return cmd
+}
+
+func (a *app) serviceLogs() *cobra.Command {
+	var (
+		name, replica string
+		tail          int
+	)
+	cmd := &cobra.Command{Use: "logs -n NAME [--replica R] [--tail N]", Short: "Print the last lines of a service's replica logs", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, ws, err := a.serviceTarget(name)
+			if err != nil {
+				return err
+			}
+			out, err := c.ServiceLogs(cmd.Context(), ws, name, replica, tail)
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprint(a.stdout, out)
+			return err
+		}}
+	cmd.Flags().StringVarP(&name, "name", "n", "", "service name")
+	cmd.Flags().StringVar(&replica, "replica", "", "only this replica")
+	cmd.Flags().IntVar(&tail, "tail", 100, "lines per replica")
 	return cmd
 }

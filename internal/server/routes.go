@@ -104,6 +104,8 @@ func (s *Server) routeTable() []route {
 			Request: api.ServiceSpec{}, Response: api.Operation{}, Status: 202, Handle: s.updateService},
 		{Method: "DELETE", Path: wsPath + "/services/{service}", ID: "deleteService", Summary: "Delete a scoring service", Role: api.RoleContributor,
 			Response: api.Operation{}, Status: 202, Handle: s.deleteService},
+		{Method: "GET", Path: wsPath + "/services/{service}/logs", ID: "getServiceLogs", Summary: "The last lines of a service's replica logs (text)", Role: api.RoleReader,
+			Status: 200, Handle: s.serviceLogs, Query: []queryParam{{Name: "replica", Type: "string", Doc: "one replica"}, {Name: "tail", Type: "integer", Doc: "lines per replica (default 100)"}}},
 		{Method: "GET", Path: wsPath + "/services/{service}/keys", ID: "getServiceKeys", Summary: "A key-auth service's keys (owners only)", Role: api.RoleOwner,
 			Response: api.ServiceKeys{}, Status: 200, Handle: s.serviceKeys},
 		{Method: "POST", Path: wsPath + "/services/{service}/regen-key", ID: "regenServiceKey", Summary: "Replace a service key (owners only)", Role: api.RoleOwner,

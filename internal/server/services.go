@@ -1,7 +1,9 @@
 package server
 
 import (
+	"io"
 	"net/http"
+	"strconv"
 
 	"github.com/berth-ml/berth/api"
 )
@@ -126,4 +128,19 @@ func (s *Server) updateService(w http.ResponseWriter, r *http.Request, _ *princi
 	}
 	accepted(w, op)
 	return nil
+}
+
+func (s *Server) serviceLogs(w http.ResponseWriter, r *http.Request, _ *principal) error {
+	ws, err := s.workspace(r)
+	if err != nil {
+		return err
+	}
+	tail, _ := strconv.Atoi(r.URL.Query().Get("tail"))
+	out, err := s.services.Logs(r.Context(), ws, r.PathValue("service"), r.URL.Query().Get("replica"), tail, s.cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, err = io.WriteString(w, out)
+	return err
 }

@@ -7,12 +7,19 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
 	"time"
 
 	"github.com/berth-ml/berth/api"
 	"github.com/berth-ml/berth/internal/frontend"
 	"github.com/berth-ml/berth/internal/operation"
+	"github.com/berth-ml/berth/internal/problem"
 	"github.com/berth-ml/berth/internal/store"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // Services on the local compute: the server's local runtime (package
@@ -131,4 +138,71 @@ func (m *Manager) localWait(ctx context.Context, r *operation.Run) error {
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// Logs returns the last lines of a service's replica logs: the log files
+// of the local runtime, or the pods' logs on a cluster.
+func (m *Manager) Logs(ctx context.Context, ws *api.Workspace, name, replica string, tail int, dataDir string) (string, error) {
+	sv, err := m.Get(ctx, ws, name)
+	if err != nil {
+		return "", err
+	}
+	if tail <= 0 {
+		tail = 100
+	}
+	c, err := m.Store.GetComputeByID(ctx, sv.ComputeID)
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	if c.Type == api.ComputeLocal {
+		files, _ := filepath.Glob(filepath.Join(dataDir, "services", sv.ID, "*.log"))
+		sort.Strings(files)
+		found := false
+		for _, f := range files {
+			rep := strings.TrimSuffix(filepath.Base(f), ".log")
+			if replica != "" && rep != replica {
+				continue
+			}
+			found = true
+			data, err := os.ReadFile(f)
+			if err != nil {
+				return "", err
+			}
+			fmt.Fprintf(&b, "==> %s <==\n%s\n", rep, lastLines(string(data), tail))
+		}
+		if !found {
+			return "", problem.NotFound("service %s has no replica logs%s yet", sv.Name, map[bool]string{true: " for " + replica}[replica != ""])
+		}
+		return b.String(), nil
+	}
+	cl, err := connect(c)
+	if err != nil {
+		return "", err
+	}
+	pods, err := cl.Client.CoreV1().Pods(sv.Namespace).List(ctx, metav1.ListOptions{LabelSelector: frontend.ServiceLabel + "=" + sv.Name})
+	if err != nil {
+		return "", problem.New(http.StatusBadGateway, "ClusterUnreachable", "%v", cl.Explain(err))
+	}
+	n := int64(tail)
+	for _, p := range pods.Items {
+		if replica != "" && p.Name != replica {
+			continue
+		}
+		raw, err := cl.Client.CoreV1().Pods(sv.Namespace).GetLogs(p.Name, &corev1.PodLogOptions{TailLines: &n}).DoRaw(ctx)
+		if err != nil {
+			fmt.Fprintf(&b, "==> %s <==\n(no logs: %v)\n", p.Name, cl.Explain(err))
+			continue
+		}
+		fmt.Fprintf(&b, "==> %s <==\n%s\n", p.Name, raw)
+	}
+	return b.String(), nil
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
 }
