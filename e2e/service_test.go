@@ -173,6 +173,41 @@ func TestServiceEndToEnd(t *testing.T) {
 		}
 	}
 
+	// An autoscaled service scales up under load (one front end decides).
+	e.mustBerth("service", "deploy", "-n", "auto-svc", "--compute", "dev-1", "--model", "iris", "--image", "example/iris:1",
+		"--autoscale-min", "1", "--autoscale-max", "3", "--max-queue-wait-ms", "5000", "--auth", "none")
+	stopAuto := followPods(t, cl, "auto-svc")
+	defer stopAuto()
+	fe2 := freeAddr(t)
+	process(t, "frontend", "--kubeconfig", cl.KubeconfigPath, "--http", fe2, "--https", "", "--admin", freeAddr(t), "--log-format", "text")
+	autoURL := "http://" + fe2 + "/api/v1/service/auto-svc/score"
+	stopLoad := make(chan struct{})
+	for i := 0; i < 8; i++ {
+		go func() {
+			for {
+				select {
+				case <-stopLoad:
+					return
+				default:
+				}
+				scoreWith(autoURL, "", body)
+			}
+		}()
+	}
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		d, err := cl.Client().AppsV1().Deployments("default").Get(ctx, "auto-svc", metav1.GetOptions{})
+		if err == nil && *d.Spec.Replicas == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the service did not scale up under load")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	close(stopLoad)
+	e.mustBerth("service", "delete", "-n", "auto-svc")
+
 	// Delete leaves nothing of the service.
 	e.mustBerth("service", "delete", "-n", "iris-svc")
 	deps, _ := cl.Client().AppsV1().Deployments("default").List(ctx, metav1.ListOptions{LabelSelector: "berth.dev/service=iris-svc"})
