@@ -101,10 +101,50 @@ func TestLocalService(t *testing.T) {
 	if n := <-failed; n != 0 {
 		t.Fatalf("%d requests failed during the update", n)
 	}
+	// An autoscaled local service scales up under load, by the same autoscaler.
+	r = berth(t, env, "service", "deploy", "-n", "auto", "--compute", "laptop", "--model", "iris",
+		"--command", berthBin, "--command", "model-server", "--command", "--model-dir", "--command", "$BERTH_MODEL_DIR",
+		"--command", "--listen", "--command", "127.0.0.1:$PORT", "--autoscale-min", "1", "--autoscale-max", "3",
+		"--max-queue-wait-ms", "5000", "--auth", "none", "-o", "json")
+	var auto api.Service
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &auto) != nil {
+		t.Fatalf("deploy auto: %+v", r)
+	}
+	stopLoad := make(chan struct{})
+	for i := 0; i < 8; i++ {
+		go func() {
+			for {
+				select {
+				case <-stopLoad:
+					return
+				default:
+				}
+				req, _ := http.NewRequest("POST", auto.ScoringURI, strings.NewReader(`{"data":[[5.1,3.5,1.4,0.2]]}`))
+				if resp, err := hc.Do(req); err == nil {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+			}
+		}()
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		logs, _ := filepath.Glob(filepath.Join(p.dataDir, "services", auto.ID, "*.log"))
+		if len(logs) >= 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the local service did not scale up under load: %d replica(s)", len(logs))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	close(stopLoad)
+	berth(t, env, "service", "delete", "-n", "auto")
+
 	if r := berth(t, env, "service", "delete", "-n", "iris"); r.code != 0 {
 		t.Fatalf("delete: %+v", r)
 	}
-	deadline := time.Now().Add(10 * time.Second)
+	deadline = time.Now().Add(10 * time.Second)
 	for {
 		if code, _ := score(keys.PrimaryKey); code == 404 {
 			break
@@ -114,5 +154,4 @@ func TestLocalService(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	_ = p
 }

@@ -30,6 +30,12 @@ type Autoscaler struct {
 	// Tick is the loop's resolution (default 250ms); services are checked
 	// every refreshSeconds.
 	Tick time.Duration
+	// Scaler reads and writes replica counts; by default the Deployment's
+	// scale subresource (Client must be set).
+	Scaler Scaler
+	// NoElection runs without a Lease: for a single front end that is the
+	// only one deciding (the local compute).
+	NoElection bool
 
 	mu      sync.Mutex
 	history map[string][]sample
@@ -41,6 +47,36 @@ type Autoscaler struct {
 type sample struct {
 	at   time.Time
 	want int
+}
+
+// Scaler reads and sets a service's replica count.
+type Scaler interface {
+	Replicas(ctx context.Context, rt *Route) (int, error)
+	SetReplicas(ctx context.Context, rt *Route, n int) error
+}
+
+// deploymentScaler scales the service's Deployment.
+type deploymentScaler struct{ client kubernetes.Interface }
+
+func (d deploymentScaler) Replicas(ctx context.Context, rt *Route) (int, error) {
+	sc, err := d.client.AppsV1().Deployments(rt.Namespace).GetScale(ctx, rt.Autoscale.Deployment, metav1.GetOptions{})
+	if err != nil {
+		return 0, err
+	}
+	return int(sc.Spec.Replicas), nil
+}
+
+func (d deploymentScaler) SetReplicas(ctx context.Context, rt *Route, n int) error {
+	deps := d.client.AppsV1().Deployments(rt.Namespace)
+	sc, err := deps.GetScale(ctx, rt.Autoscale.Deployment, metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
+	_, err = deps.UpdateScale(ctx, rt.Autoscale.Deployment, &autoscalingv1.Scale{
+		ObjectMeta: metav1.ObjectMeta{Name: rt.Autoscale.Deployment, Namespace: rt.Namespace, ResourceVersion: sc.ResourceVersion},
+		Spec:       autoscalingv1.ScaleSpec{Replicas: int32(n)},
+	}, metav1.UpdateOptions{FieldManager: "berth-fe-autoscaler"})
+	return err
 }
 
 // LeaseName is the autoscaler's Lease.
@@ -56,6 +92,13 @@ func (a *Autoscaler) Run(ctx context.Context) {
 	}
 	a.history, a.last, a.since = map[string][]sample{}, map[string]time.Time{}, map[string]time.Time{}
 	a.http = &http.Client{Timeout: 500 * time.Millisecond}
+	if a.Scaler == nil {
+		a.Scaler = deploymentScaler{a.Client}
+	}
+	if a.NoElection {
+		a.lead(ctx)
+		return
+	}
 	lock := &resourcelock.LeaseLock{
 		LeaseMeta:  metav1.ObjectMeta{Name: LeaseName, Namespace: a.Namespace},
 		Client:     a.Client.CoordinationV1(),
@@ -143,13 +186,11 @@ func (a *Autoscaler) scale(ctx context.Context, rt *Route, now time.Time) {
 	}
 	a.history[rt.Service] = h
 	a.Frontend.metrics.desiredReplicas.WithLabelValues(rt.Service).Set(float64(want))
-	deps := a.Client.AppsV1().Deployments(rt.Namespace)
-	sc, err := deps.GetScale(ctx, rt.Autoscale.Deployment, metav1.GetOptions{})
+	cur, err := a.Scaler.Replicas(ctx, rt)
 	if err != nil {
 		a.Frontend.log.Warn("autoscaler: read scale", "service", rt.Service, "err", err)
 		return
 	}
-	cur := int(sc.Spec.Replicas)
 	target := cur
 	switch {
 	case want > cur:
@@ -171,11 +212,7 @@ func (a *Autoscaler) scale(ctx context.Context, rt *Route, now time.Time) {
 	if target == cur {
 		return
 	}
-	_, err = deps.UpdateScale(ctx, rt.Autoscale.Deployment, &autoscalingv1.Scale{
-		ObjectMeta: metav1.ObjectMeta{Name: rt.Autoscale.Deployment, Namespace: rt.Namespace, ResourceVersion: sc.ResourceVersion},
-		Spec:       autoscalingv1.ScaleSpec{Replicas: int32(target)},
-	}, metav1.UpdateOptions{FieldManager: "berth-fe-autoscaler"})
-	if err != nil {
+	if err := a.Scaler.SetReplicas(ctx, rt, target); err != nil {
 		a.Frontend.log.Warn("autoscaler: write scale", "service", rt.Service, "err", err)
 		return
 	}

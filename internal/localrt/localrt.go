@@ -38,6 +38,7 @@ type instance struct {
 	services map[string]*serviceRun // serving, by service id
 	next     map[string]*serviceRun // starting (a new generation)
 	names    map[string]string      // service id → name
+	desired  map[string]int         // replicas the autoscaler wants, by service name
 }
 
 func (in *instance) stopAll() {
@@ -128,7 +129,7 @@ func (rt *Runtime) sync(ctx context.Context) {
 		fe.SetReady(true)
 		ictx, cancel := context.WithCancel(context.Background())
 		in := &instance{endpoint: c.Endpoint, cancel: cancel, done: make(chan struct{}), fe: fe,
-			services: map[string]*serviceRun{}, next: map[string]*serviceRun{}, names: map[string]string{}}
+			services: map[string]*serviceRun{}, next: map[string]*serviceRun{}, names: map[string]string{}, desired: map[string]int{}}
 		go func() {
 			defer close(in.done)
 			if err := fe.Serve(ictx, frontend.Listeners{HTTPS: c.Endpoint}); err != nil {
@@ -136,6 +137,9 @@ func (rt *Runtime) sync(ctx context.Context) {
 			}
 		}()
 		rt.running[id] = in
+		// The same autoscaler as in clusters, deciding alone here and
+		// scaling the runtime's processes instead of a Deployment.
+		go (&frontend.Autoscaler{Frontend: fe, NoElection: true, Scaler: localScaler{rt: rt, in: in}}).Run(ictx)
 		rt.Log.Info("local front end serving", "compute", c.Name, "endpoint", "https://"+c.Endpoint)
 	}
 }

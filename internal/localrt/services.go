@@ -276,8 +276,11 @@ func (rt *Runtime) syncService(ctx context.Context, wsID string, sv *store.Servi
 	in.fe.SetRoute(route)
 	in.names[sv.ID] = sv.Name
 	want := sv.Replicas
-	if sv.Autoscale != nil && sv.Autoscale.Enabled {
-		want = sv.Autoscale.MinReplicas
+	if a := sv.Autoscale; a != nil && a.Enabled {
+		want = a.MinReplicas
+		if d, ok := in.desired[sv.Name]; ok {
+			want = min(max(d, a.MinReplicas), a.MaxReplicas)
+		}
 	}
 	cur := in.services[sv.ID]
 	next := in.next[sv.ID]
@@ -309,6 +312,22 @@ func (rt *Runtime) syncService(ctx context.Context, wsID string, sv *store.Servi
 		in.services[sv.ID] = next
 		delete(in.next, sv.ID)
 		cur = next
+	}
+	// Scale the serving generation to what is wanted.
+	if cur != nil && cur.gen == sv.Generation {
+		for len(cur.replicas) < want {
+			rep, err := rt.startReplica(sv, wsID, len(cur.replicas))
+			if err != nil {
+				rt.Log.Error("local replica", "service", sv.Name, "err", err)
+				break
+			}
+			cur.replicas = append(cur.replicas, rep)
+		}
+		for len(cur.replicas) > want && want > 0 {
+			last := cur.replicas[len(cur.replicas)-1]
+			cur.replicas = cur.replicas[:len(cur.replicas)-1]
+			go last.halt()
+		}
 	}
 	var reps []frontend.Replica
 	if cur != nil {
@@ -347,4 +366,33 @@ func (rt *Runtime) Status(serviceID string) (gen, ready int, ok bool) {
 		}
 	}
 	return 0, 0, false
+}
+
+// localScaler lets the autoscaler scale a local compute's processes.
+type localScaler struct {
+	rt *Runtime
+	in *instance
+}
+
+func (s localScaler) Replicas(_ context.Context, route *frontend.Route) (int, error) {
+	s.rt.mu.Lock()
+	defer s.rt.mu.Unlock()
+	if d, ok := s.in.desired[route.Service]; ok {
+		return d, nil
+	}
+	for id, name := range s.in.names {
+		if name == route.Service {
+			if run := s.in.services[id]; run != nil {
+				return len(run.replicas), nil
+			}
+		}
+	}
+	return route.Autoscale.Min, nil
+}
+
+func (s localScaler) SetReplicas(_ context.Context, route *frontend.Route, n int) error {
+	s.rt.mu.Lock()
+	defer s.rt.mu.Unlock()
+	s.in.desired[route.Service] = n
+	return nil
 }
