@@ -451,10 +451,20 @@ func TestSeveralFrontendsShareReplicas(t *testing.T) {
 		urls = append(urls, "http://"+ln.Addr().String()+"/api/v1/service/shared/score")
 		fes = append(fes, fe)
 	}
-	eventually(t, "the replica assigned to exactly one front end", 20*time.Second, func() bool {
-		a, _ := fes[0].LoadOf("shared")
-		b, _ := fes[1].LoadOf("shared")
-		return a.Replicas+b.Replicas == 1
+	eventually(t, "the replica assigned to exactly one front end, the other forwarding", 20*time.Second, func() bool {
+		a, okA := fes[0].LoadOf("shared")
+		b, okB := fes[1].LoadOf("shared")
+		if !okA || !okB || a.Replicas+b.Replicas != 1 {
+			return false
+		}
+		for _, fe := range fes {
+			rec := httptest.NewRecorder()
+			fe.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/v2/models/shared/ready", nil))
+			if rec.Code != 200 {
+				return false
+			}
+		}
+		return true
 	})
 	// Count concurrency at the replica through its pod server's hits and a
 	// wrapper around the delay: the pod server handles one at a time only
