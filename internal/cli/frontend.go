@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"os"
@@ -128,4 +127,3 @@ func portOf(addr string, def int) int {
 	return n
 }
 
-var _ = context.Background

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 
 	"github.com/berth-ml/berth/api"
@@ -242,4 +241,3 @@ func (a *app) versionCommand() *cobra.Command {
 	}
 }
 
-var _ = os.Stdout

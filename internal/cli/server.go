@@ -7,7 +7,6 @@ import (
 	"net"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
@@ -132,4 +131,3 @@ func serveLocal(ctx context.Context, dataDir string, log *slog.Logger) (string, 
 	return addr, func() { cancel(); <-done }, nil
 }
 
-var _ = strings.TrimSpace

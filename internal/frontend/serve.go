@@ -3,7 +3,6 @@ package frontend
 import (
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -105,4 +104,3 @@ func (f *Frontend) Serve(ctx context.Context, l Listeners) error {
 	return g.Wait()
 }
 
-var _ = json.Marshal
