@@ -126,4 +126,3 @@ func portOf(addr string, def int) int {
 	}
 	return n
 }
-

@@ -240,4 +240,3 @@ func (a *app) versionCommand() *cobra.Command {
 		},
 	}
 }
-

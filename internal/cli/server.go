@@ -130,4 +130,3 @@ func serveLocal(ctx context.Context, dataDir string, log *slog.Logger) (string, 
 	addr := "http://" + ln.Addr().String()
 	return addr, func() { cancel(); <-done }, nil
 }
-

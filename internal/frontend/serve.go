@@ -103,4 +103,3 @@ func (f *Frontend) Serve(ctx context.Context, l Listeners) error {
 	})
 	return g.Wait()
 }
-
