@@ -101,6 +101,48 @@ func TestLocalService(t *testing.T) {
 	if n := <-failed; n != 0 {
 		t.Fatalf("%d requests failed during the update", n)
 	}
+	// The local compute needs a command, on update too.
+	if r := berth(t, env, "service", "update", "-n", "iris", "--image", "example/iris:1"); r.code != 1 || !strings.Contains(r.stderr, "give --command") {
+		t.Fatalf("update to an image on the local compute: %+v", r)
+	}
+	// Token auth: a token from the control plane scores; none or a forged one gets 401.
+	r = berth(t, env, "service", "deploy", "-n", "tok", "--compute", "laptop", "--model", "iris", "--replicas", "1", "--auth", "token",
+		"--command", berthBin, "--command", "model-server", "--command", "--model-dir", "--command", "$BERTH_MODEL_DIR",
+		"--command", "--listen", "--command", "127.0.0.1:$PORT", "-o", "json")
+	var tokSvc api.Service
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &tokSvc) != nil {
+		t.Fatalf("deploy token service: %+v", r)
+	}
+	var tok api.ServiceToken
+	if r := berth(t, env, "service", "token", "-n", "tok", "-o", "json"); r.code != 0 || json.Unmarshal([]byte(r.stdout), &tok) != nil || tok.ExpiryOn.Before(time.Now()) {
+		t.Fatalf("token: %+v", r)
+	}
+	scoreTok := func(bearer string) int {
+		req, _ := http.NewRequest("POST", tokSvc.ScoringURI, strings.NewReader(`{"data":[[5.1,3.5,1.4,0.2]]}`))
+		if bearer != "" {
+			req.Header.Set("Authorization", "Bearer "+bearer)
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			return 0
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := scoreTok(tok.AccessToken); code != 200 {
+		t.Fatalf("with the token: %d", code)
+	}
+	if code := scoreTok(""); code != 401 {
+		t.Fatalf("without a token: %d", code)
+	}
+	if code := scoreTok(tok.AccessToken[:len(tok.AccessToken)-4] + "AAAA"); code != 401 {
+		t.Fatalf("with a forged token: %d", code)
+	}
+	if r := berth(t, env, "service", "keys", "-n", "tok"); r.code != 1 || !strings.Contains(r.stderr, "uses token auth, not keys") {
+		t.Fatalf("keys of a token service: %+v", r)
+	}
+	berth(t, env, "service", "delete", "-n", "tok")
+
 	// An autoscaled local service scales up under load, by the same autoscaler.
 	r = berth(t, env, "service", "deploy", "-n", "auto", "--compute", "laptop", "--model", "iris",
 		"--command", berthBin, "--command", "model-server", "--command", "--model-dir", "--command", "$BERTH_MODEL_DIR",

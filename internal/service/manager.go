@@ -153,8 +153,13 @@ func (m *Manager) Delete(ctx context.Context, ws *api.Workspace, name string) (*
 	if err != nil {
 		return nil, err
 	}
-	op := newOp(ws, sv, OpDelete)
-	err = m.Store.InTx(ctx, func(tx *store.Store) error {
+	return m.start(ctx, sv, newOp(ws, sv, OpDelete))
+}
+
+// start records an operation on an existing service, which turns
+// Transitioning; a running one makes it a 409 naming that operation.
+func (m *Manager) start(ctx context.Context, sv *store.Service, op *store.Operation) (*store.Operation, error) {
+	err := m.Store.InTx(ctx, func(tx *store.Store) error {
 		if err := tx.CreateOperation(ctx, op); err != nil {
 			return err
 		}
@@ -189,6 +194,9 @@ func (m *Manager) Update(ctx context.Context, ws *api.Workspace, name string, ch
 	}
 	mergeSpec(&spec, ch)
 	details = append(details, Normalize(&spec)...)
+	if c, err := m.Store.GetComputeByID(ctx, sv.ComputeID); err == nil && c.Type == api.ComputeLocal && len(spec.Command) == 0 {
+		details = append(details, detail("CommandRequired", "command", "the local compute runs each replica as a process of this machine: give --command (images need a cluster)"))
+	}
 	resolved, missing, err := m.resolveModels(ctx, ws, spec.Models)
 	if err != nil {
 		return nil, err
@@ -200,19 +208,7 @@ func (m *Manager) Update(ctx context.Context, ws *api.Workspace, name string, ch
 	spec.Models = resolved
 	op := newOp(ws, sv, OpUpdate)
 	op.Params, _ = json.Marshal(spec)
-	err = m.Store.InTx(ctx, func(tx *store.Store) error {
-		if err := tx.CreateOperation(ctx, op); err != nil {
-			return err
-		}
-		sv.CurrentOperation = op.ID
-		sv.State = api.ServiceTransitioning
-		return tx.UpdateService(ctx, sv)
-	})
-	if err := conflict(ctx, m.Store, sv, err); err != nil {
-		return nil, err
-	}
-	m.wake()
-	return op, nil
+	return m.start(ctx, sv, op)
 }
 
 // mergeSpec copies the fields set in ch over s.

@@ -180,6 +180,16 @@ func load(ctx context.Context, r *operation.Run) (*store.Compute, error) {
 	return r.Store.GetComputeByID(ctx, r.Op.TargetID)
 }
 
+// target loads the compute and connects to its cluster.
+func target(ctx context.Context, r *operation.Run) (*store.Compute, *kubeconn.Cluster, error) {
+	c, err := load(ctx, r)
+	if err != nil {
+		return nil, nil, err
+	}
+	cl, err := connect(c)
+	return c, cl, err
+}
+
 // params reads the operation's request.
 func params[T any](r *operation.Run) (T, error) {
 	var v T
@@ -325,11 +335,7 @@ func (p *Provider) stepPreflight(ctx context.Context, r *operation.Run) error {
 }
 
 func (p *Provider) stepClaim(ctx context.Context, r *operation.Run) error {
-	c, err := load(ctx, r)
-	if err != nil {
-		return err
-	}
-	cl, err := connect(c)
+	c, cl, err := target(ctx, r)
 	if err != nil {
 		return err
 	}
@@ -518,11 +524,7 @@ func (p *Provider) stepWait(ctx context.Context, r *operation.Run) error {
 }
 
 func (p *Provider) stepObserve(ctx context.Context, r *operation.Run) error {
-	c, err := load(ctx, r)
-	if err != nil {
-		return err
-	}
-	cl, err := connect(c)
+	c, cl, err := target(ctx, r)
 	if err != nil {
 		return err
 	}
@@ -636,11 +638,7 @@ func (p *Provider) stepRepair(ctx context.Context, r *operation.Run) error {
 	if r.Recall("displaced") != "" {
 		return nil
 	}
-	c, err := load(ctx, r)
-	if err != nil {
-		return err
-	}
-	cl, err := connect(c)
+	c, cl, err := target(ctx, r)
 	if err != nil {
 		return err
 	}
@@ -706,11 +704,7 @@ func (p *Provider) stepRemove(ctx context.Context, r *operation.Run) error {
 	if r.Recall("skip") != "" {
 		return nil
 	}
-	c, err := load(ctx, r)
-	if err != nil {
-		return err
-	}
-	cl, err := connect(c)
+	c, cl, err := target(ctx, r)
 	if err != nil {
 		return err
 	}
