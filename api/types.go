@@ -424,7 +424,17 @@ type ServiceSpec struct {
 	Liveness              *Probe             `json:"livenessProbe,omitempty"`
 	Readiness             *Probe             `json:"readinessProbe,omitempty"`
 	Env                   map[string]string  `json:"env,omitempty"`
+	// ModelDelivery is how models reach a cluster's replicas: "fetch" (the
+	// default: an init container downloads them from the control plane) or
+	// "image" (they are baked into the image; nothing is fetched).
+	ModelDelivery string `json:"modelDelivery,omitempty"`
 }
+
+// Model delivery modes.
+const (
+	ModelDeliveryFetch = "fetch"
+	ModelDeliveryImage = "image"
+)
 
 // ServiceRequest is the body of POST /workspaces/{ws}/services.
 type ServiceRequest struct {

@@ -49,8 +49,10 @@ type attachEnv struct {
 func newAttachEnv(t *testing.T, serverArgs ...string) *attachEnv {
 	t.Helper()
 	dir := t.TempDir()
-	args := append([]string{"--reconcile-interval", "1h", "--ready-timeout", "90s"}, serverArgs...)
-	p := startServer(t, dir, freeAddr(t), nil, args...)
+	addr := freeAddr(t)
+	// Pods (processes of this machine) fetch their models from the server.
+	args := append([]string{"--reconcile-interval", "1h", "--ready-timeout", "90s", "--public-url", "http://" + addr}, serverArgs...)
+	p := startServer(t, dir, addr, nil, args...)
 	c, _ := client.New(p.url(), ownerToken(t, dir))
 	if _, err := c.CreateWorkspace(context.Background(), api.WorkspaceCreateRequest{Name: "team"}); err != nil {
 		t.Fatal(err)

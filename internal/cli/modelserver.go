@@ -21,9 +21,21 @@ func (a *app) modelServerCommand() *cobra.Command {
 		Short: "Serve a gradient-boosted tree model (the built-in iris classifier by default) over HTTP",
 		Long: `The reference model server: POST /score with {"data": [[...], ...]} and the Open
 Inference Protocol v2 (/v2/models/NAME/infer), the contract berth-fe expects of
-every model server. With no --model-dir it serves the iris classifier Berth ships.`,
+every model server. With no --model-dir it serves the model in BERTH_MODEL_DIR
+(where a replica finds its first model), or else the iris classifier Berth
+ships. With no --listen it serves on all addresses at port PORT when that is
+set (as in a replica), or else on 127.0.0.1:5001.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if dir == "" {
+				dir = a.getenv("BERTH_MODEL_DIR")
+			}
+			if listen == "" {
+				listen = "127.0.0.1:5001"
+				if p := a.getenv("PORT"); p != "" {
+					listen = ":" + p
+				}
+			}
 			var (
 				m   *modelserver.Model
 				err error
@@ -55,7 +67,7 @@ every model server. With no --model-dir it serves the iris classifier Berth ship
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&dir, "model-dir", "", "a model directory with metadata.json (default: the built-in iris classifier)")
-	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:5001", "address to serve on")
+	cmd.Flags().StringVar(&dir, "model-dir", "", "a model directory with metadata.json (default: $BERTH_MODEL_DIR, else the built-in iris classifier)")
+	cmd.Flags().StringVar(&listen, "listen", "", "address to serve on (default: :$PORT when PORT is set, else 127.0.0.1:5001)")
 	return cmd
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"os/signal"
 	"syscall"
@@ -47,7 +48,7 @@ func newLogger(format, level string, w *os.File) (*slog.Logger, error) {
 func (a *app) serverCommand() *cobra.Command {
 	var (
 		dataDir, listen, database, logFormat, logLevel string
-		versions, image                                string
+		versions, image, publicURL                     string
 		lease, poll, reconcile, readyTimeout           time.Duration
 	)
 	cmd := &cobra.Command{
@@ -72,6 +73,14 @@ DATA_DIR/admin.token (mode 0600); the CLI uses it for a local server.`,
 			if lease < time.Second {
 				return usageErrorf("--operation-lease must be at least 1s")
 			}
+			if publicURL == "" {
+				publicURL = a.getenv("BERTH_PUBLIC_URL")
+			}
+			if publicURL != "" {
+				if u, err := url.Parse(publicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+					return usageErrorf("--public-url %q is not an http(s) URL", publicURL)
+				}
+			}
 			vr, err := preflight.ParseVersionRange(versions)
 			if err != nil {
 				return usageErrorf("--kubernetes-versions: %v", err)
@@ -82,6 +91,7 @@ DATA_DIR/admin.token (mode 0600); the CLI uses it for a local server.`,
 				DataDir: a.dataDir(dataDir), Listen: listen, DatabaseURL: database,
 				Lease: lease, Poll: poll, Logger: log, Getenv: a.getenv,
 				KubernetesVersions: vr, FrontendImage: image, ReconcileInterval: reconcile, ReadyTimeout: readyTimeout,
+				PublicURL: publicURL,
 			})
 			if err != nil {
 				return err
@@ -105,6 +115,7 @@ DATA_DIR/admin.token (mode 0600); the CLI uses it for a local server.`,
 	f.StringVar(&versions, "kubernetes-versions", preflight.DefaultVersions.String(), "supported Kubernetes minor versions, as 1.MIN-1.MAX")
 	f.StringVar(&image, "frontend-image", server.DefaultFrontendImage, "container image of the scoring front end installed into clusters")
 	f.DurationVar(&reconcile, "reconcile-interval", 5*time.Minute, "how often every compute is reconciled (drift repaired, health refreshed)")
+	f.StringVar(&publicURL, "public-url", "", "this server's URL as pods in attached clusters reach it; their init containers fetch models from it (env BERTH_PUBLIC_URL)")
 	f.DurationVar(&readyTimeout, "ready-timeout", 10*time.Minute, "how long an operation waits for a cluster's front end to be ready")
 	return cmd
 }

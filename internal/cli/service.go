@@ -73,6 +73,7 @@ func (a *app) finishService(ctx context.Context, c *client.Client, ws string, op
 func (a *app) serviceDeploy() *cobra.Command {
 	var (
 		name, compute, image, auth, namespace string
+		delivery                              string
 		models, command, env                  []string
 		cpu, memory, cpuLimit, memoryLimit    float64
 		gpu, replicas, port                   int
@@ -99,7 +100,8 @@ func (a *app) serviceDeploy() *cobra.Command {
 			}
 			spec := api.ServiceSpec{Compute: compute, Models: models, Image: image, Command: command, Port: port,
 				CPU: cpu, MemoryGB: memory, CPULimit: cpuLimit, MemoryLimitGB: memoryLimit, GPU: gpu, Replicas: replicas,
-				MaxConcurrentRequests: maxConc, MaxQueueWaitMs: queueWait, ScoringTimeoutMs: timeout, Auth: auth, Namespace: namespace}
+				MaxConcurrentRequests: maxConc, MaxQueueWaitMs: queueWait, ScoringTimeoutMs: timeout, Auth: auth, Namespace: namespace,
+				ModelDelivery: delivery}
 			if len(envMap) > 0 {
 				spec.Env = envMap
 			}
@@ -136,6 +138,7 @@ func (a *app) serviceDeploy() *cobra.Command {
 	f.StringVar(&auth, "auth", "", "key (default), token or none")
 	f.StringVar(&namespace, "namespace", "", "Kubernetes namespace (default: default)")
 	f.StringArrayVar(&env, "env", nil, "K=V for the model server (repeatable)")
+	f.StringVar(&delivery, "model-delivery", "", "on clusters: fetch (default; an init container downloads the models from the control plane) or image (the models are in the image)")
 	f.BoolVar(&noWait, "no-wait", false, "return at once with the operation id")
 	return cmd
 }
@@ -261,6 +264,7 @@ func (a *app) serviceUpdate() *cobra.Command {
 		models, command, env              []string
 		cpu, memory                       float64
 		replicas, maxConc, queue, timeout int
+		delivery                          string
 		noWait                            bool
 	)
 	cmd := &cobra.Command{Use: "update -n NAME [--model NAME[:VERSION]]... [--image I | --command C...] [...]",
@@ -271,7 +275,7 @@ func (a *app) serviceUpdate() *cobra.Command {
 				return err
 			}
 			ch := api.ServiceSpec{Models: models, Image: image, Command: command, CPU: cpu, MemoryGB: memory, Replicas: replicas,
-				MaxConcurrentRequests: maxConc, MaxQueueWaitMs: queue, ScoringTimeoutMs: timeout}
+				MaxConcurrentRequests: maxConc, MaxQueueWaitMs: queue, ScoringTimeoutMs: timeout, ModelDelivery: delivery}
 			if len(env) > 0 {
 				ch.Env = map[string]string{}
 				for _, e := range env {
@@ -300,6 +304,7 @@ func (a *app) serviceUpdate() *cobra.Command {
 	f.IntVar(&queue, "max-queue-wait-ms", 0, "queue wait")
 	f.IntVar(&timeout, "scoring-timeout-ms", 0, "scoring timeout")
 	f.StringArrayVar(&env, "env", nil, "K=V (repeatable; replaces the environment)")
+	f.StringVar(&delivery, "model-delivery", "", "fetch or image (see deploy)")
 	f.BoolVar(&noWait, "no-wait", false, "return at once with the operation id")
 	return cmd
 }

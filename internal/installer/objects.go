@@ -287,6 +287,8 @@ func managerRules() []*rbacac.PolicyRuleApplyConfiguration {
 		rbacac.PolicyRule().WithAPIGroups("rbac.authorization.k8s.io").WithResources("clusterroles", "clusterrolebindings", "roles", "rolebindings").WithVerbs(all...),
 		rbacac.PolicyRule().WithAPIGroups("coordination.k8s.io").WithResources("leases").WithVerbs(all...),
 		rbacac.PolicyRule().WithAPIGroups("authorization.k8s.io").WithResources("selfsubjectaccessreviews").WithVerbs("create"),
+		// Checking the tokens replicas present when they fetch their models.
+		rbacac.PolicyRule().WithAPIGroups("authentication.k8s.io").WithResources("tokenreviews").WithVerbs("create"),
 	}
 }
 

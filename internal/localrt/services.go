@@ -1,12 +1,9 @@
 package localrt
 
 import (
-	"archive/tar"
-	"compress/gzip"
 	"context"
 
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -19,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/berth-ml/berth/internal/artifact"
 	"github.com/berth-ml/berth/internal/frontend"
 	"github.com/berth-ml/berth/internal/service"
 	"github.com/berth-ml/berth/internal/store"
@@ -72,54 +70,11 @@ func (rt *Runtime) modelDir(ctx context.Context, wsID, ref string) (string, erro
 		return "", err
 	}
 	defer f.Close()
-	if m.Format == "tar.gz" {
-		err = untar(f, dir)
-	} else {
-		var out *os.File
-		if out, err = os.Create(filepath.Join(dir, filepath.Base(m.FileName))); err == nil {
-			_, err = io.Copy(out, f)
-			out.Close()
-		}
-	}
+	err = artifact.Unpack(f, m.Format, m.FileName, dir)
 	if err != nil {
 		return "", fmt.Errorf("model %s: %w", ref, err)
 	}
 	return dir, os.WriteFile(filepath.Join(dir, ".complete"), nil, 0o600)
-}
-
-func untar(r io.Reader, dir string) error {
-	gz, err := gzip.NewReader(r)
-	if err != nil {
-		return err
-	}
-	tr := tar.NewReader(gz)
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		p := filepath.Join(dir, filepath.Clean("/"+h.Name))
-		switch h.Typeflag {
-		case tar.TypeDir:
-			if err := os.MkdirAll(p, 0o700); err != nil {
-				return err
-			}
-		case tar.TypeReg:
-			os.MkdirAll(filepath.Dir(p), 0o700)
-			out, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-			if err != nil {
-				return err
-			}
-			_, err = io.Copy(out, tr)
-			out.Close()
-			if err != nil {
-				return err
-			}
-		}
-	}
 }
 
 // startReplica runs one process of a service and keeps it running.

@@ -142,6 +142,12 @@ func (s *Server) downloadModel(w http.ResponseWriter, r *http.Request, _ *princi
 	if err != nil {
 		return err
 	}
+	return s.sendArtifact(w, r, m)
+}
+
+// sendArtifact streams a model version's artifact with its checksum and
+// format, so the receiver can verify and unpack it.
+func (s *Server) sendArtifact(w http.ResponseWriter, r *http.Request, m *store.Model) error {
 	f, err := s.artifacts.Get(r.Context(), m.ArtifactKey)
 	if errors.Is(err, artifact.ErrNotFound) {
 		return problem.NotFound("the artifact of model %s version %d is missing from the artifact store", m.Name, m.Version)
@@ -154,9 +160,25 @@ func (s *Server) downloadModel(w http.ResponseWriter, r *http.Request, _ *princi
 	w.Header().Set("Content-Length", strconv.FormatInt(m.Size, 10))
 	w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", downloadName(m)))
 	w.Header().Set("X-Berth-Sha256", m.SHA256)
+	w.Header().Set("X-Berth-Format", m.Format)
 	w.WriteHeader(http.StatusOK)
 	_, err = io.Copy(w, f)
 	return err
+}
+
+// deliverModel serves a model to a replica's init container. It has no
+// Berth token: the service manager checks the pod's own token.
+func (s *Server) deliverModel(w http.ResponseWriter, r *http.Request, _ *principal) error {
+	version, err := strconv.Atoi(r.PathValue("version"))
+	if err != nil || version < 1 {
+		return problem.New(http.StatusBadRequest, api.CodeValidation, "version %q is not a positive number", r.PathValue("version"))
+	}
+	token, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	m, err := s.services.AuthorizeDelivery(r.Context(), r.PathValue("service"), strings.TrimSpace(token), r.PathValue("model"), version)
+	if err != nil {
+		return err
+	}
+	return s.sendArtifact(w, r, m)
 }
 
 func downloadName(m *store.Model) string {

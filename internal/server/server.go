@@ -56,6 +56,9 @@ type Config struct {
 	ReconcileInterval time.Duration
 	// ReadyTimeout bounds waiting for a cluster's front end (0: 10m).
 	ReadyTimeout time.Duration
+	// PublicURL is this server's address as pods in clusters reach it
+	// (model delivery); empty: services on clusters need models in their image.
+	PublicURL string
 }
 
 // DefaultFrontendImage is the front end image installed unless configured.
@@ -137,7 +140,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		OnDone:  s.metrics.operationDone,
 	}
 	s.computes.Wake = s.engine.Wake
-	s.services = &service.Manager{Store: st, Wake: s.engine.Wake, Image: s.cfg.FrontendImage, ReadyTimeout: cfg.ReadyTimeout}
+	s.services = &service.Manager{Store: st, Wake: s.engine.Wake, Image: s.cfg.FrontendImage, ReadyTimeout: cfg.ReadyTimeout,
+		PublicURL: cfg.PublicURL}
 	if err := s.bootstrapOwner(ctx); err != nil {
 		st.Close()
 		return nil, err

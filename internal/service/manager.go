@@ -44,6 +44,10 @@ type Manager struct {
 	Wake  func()
 	// Image runs --command services (it has `berth model-server`).
 	Image string
+	// PublicURL is the control plane's address as pods see it; replicas
+	// fetch their models from it. Empty: only --model-delivery image works
+	// on clusters.
+	PublicURL string
 	// ReadyTimeout bounds waiting for replicas (default 10m).
 	ReadyTimeout time.Duration
 	// LocalStatus reports what the local runtime serves of a service: its
@@ -80,6 +84,9 @@ func (m *Manager) Deploy(ctx context.Context, ws *api.Workspace, req *api.Servic
 			details = append(details, detail("CommandRequired", "command", "the local compute runs each replica as a process of this machine: give --command (images need a cluster)"))
 		case c.ProvisioningState != api.StateSucceeded || c.Health == api.HealthDisplaced:
 			details = append(details, detail("ComputeNotReady", "compute", "compute %q is %s (health %s); deploy to a compute that attached successfully", c.Name, c.ProvisioningState, c.Health))
+		}
+		if c != nil {
+			details = append(details, m.checkDelivery(c, &req.ServiceSpec)...)
 		}
 	}
 	resolved, missing, err := m.resolveModels(ctx, ws, req.Models)
@@ -194,8 +201,11 @@ func (m *Manager) Update(ctx context.Context, ws *api.Workspace, name string, ch
 	}
 	mergeSpec(&spec, ch)
 	details = append(details, Normalize(&spec)...)
-	if c, err := m.Store.GetComputeByID(ctx, sv.ComputeID); err == nil && c.Type == api.ComputeLocal && len(spec.Command) == 0 {
-		details = append(details, detail("CommandRequired", "command", "the local compute runs each replica as a process of this machine: give --command (images need a cluster)"))
+	if c, err := m.Store.GetComputeByID(ctx, sv.ComputeID); err == nil {
+		if c.Type == api.ComputeLocal && len(spec.Command) == 0 {
+			details = append(details, detail("CommandRequired", "command", "the local compute runs each replica as a process of this machine: give --command (images need a cluster)"))
+		}
+		details = append(details, m.checkDelivery(c, &spec)...)
 	}
 	resolved, missing, err := m.resolveModels(ctx, ws, spec.Models)
 	if err != nil {
@@ -246,6 +256,9 @@ func mergeSpec(s, ch *api.ServiceSpec) {
 	}
 	if ch.Env != nil {
 		s.Env = ch.Env
+	}
+	if ch.ModelDelivery != "" {
+		s.ModelDelivery = ch.ModelDelivery
 	}
 }
 
@@ -446,6 +459,10 @@ func (m *Manager) deployment(c *store.Compute, sv *store.Service, replicas int32
 	if len(args) > 0 {
 		ctr.WithCommand(args...)
 	}
+	pod := coreac.PodSpec().WithServiceAccountName(ServiceAccountName(sv)).WithAutomountServiceAccountToken(false)
+	if sv.ModelDelivery != api.ModelDeliveryImage {
+		m.withDelivery(c, sv, pod, ctr)
+	}
 	return installer.Object{Kind: installer.KindDeployment, Name: sv.Name, Namespace: sv.Namespace,
 		Apply: appsac.Deployment(sv.Name, sv.Namespace).WithLabels(l).WithSpec(appsac.DeploymentSpec().
 			WithReplicas(replicas).
@@ -453,7 +470,7 @@ func (m *Manager) deployment(c *store.Compute, sv *store.Service, replicas int32
 			WithStrategy(appsac.DeploymentStrategy().WithType(appsv1.RollingUpdateDeploymentStrategyType).
 				WithRollingUpdate(appsac.RollingUpdateDeployment().WithMaxUnavailable(intstr.FromInt32(0)).WithMaxSurge(intstr.FromInt32(1)))).
 			WithSelector(metaac.LabelSelector().WithMatchLabels(map[string]string{frontend.ServiceLabel: sv.Name})).
-			WithTemplate(coreac.PodTemplateSpec().WithLabels(l).WithSpec(coreac.PodSpec().WithContainers(ctr))))}
+			WithTemplate(coreac.PodTemplateSpec().WithLabels(l).WithSpec(pod.WithContainers(ctr))))}
 }
 
 // Plan is the operation engine's planner for service operations.
@@ -525,7 +542,9 @@ func (m *Manager) stepApply(ctx context.Context, r *operation.Run) error {
 			replicas = max(replicas, min(*d.Spec.Replicas, int32(sv.Autoscale.MaxReplicas)))
 		}
 	}
-	if _, err := in.Apply(ctx, []installer.Object{m.deployment(c, sv, replicas)}, false); err != nil {
+	sa := installer.Object{Kind: installer.KindServiceAccount, Name: ServiceAccountName(sv), Namespace: sv.Namespace,
+		Apply: coreac.ServiceAccount(ServiceAccountName(sv), sv.Namespace).WithLabels(labels(c, sv)).WithAutomountServiceAccountToken(false)}
+	if _, err := in.Apply(ctx, []installer.Object{sa, m.deployment(c, sv, replicas)}, false); err != nil {
 		return operation.Fail("DeployFailed", err.Error())
 	}
 	if err := m.applyRoute(ctx, c, sv); err != nil {

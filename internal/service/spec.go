@@ -105,6 +105,13 @@ func Normalize(s *api.ServiceSpec) []api.ErrorDetail {
 	case s.Image != "" && len(s.Command) > 0:
 		add("InvalidValue", "image", "give --image or --command, not both")
 	}
+	switch s.ModelDelivery {
+	case "":
+		s.ModelDelivery = api.ModelDeliveryFetch
+	case api.ModelDeliveryFetch, api.ModelDeliveryImage:
+	default:
+		add("InvalidValue", "modelDelivery", "--model-delivery %q is not valid: use fetch (an init container downloads the models) or image (they are in the image)", s.ModelDelivery)
+	}
 	if s.Port == 0 {
 		s.Port = DefaultPort
 	}

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/berth-ml/berth/api"
+	"github.com/berth-ml/berth/internal/store"
 )
 
 func TestDefaultsAreTheReferences(t *testing.T) {
@@ -13,7 +14,7 @@ func TestDefaultsAreTheReferences(t *testing.T) {
 		t.Fatalf("valid spec rejected: %v", d)
 	}
 	if s.CPU != 0.1 || s.MemoryGB != 0.5 || s.ScoringTimeoutMs != 60000 || s.MaxConcurrentRequests != 1 || s.MaxQueueWaitMs != 500 ||
-		s.Auth != "key" || s.Namespace != "default" || s.Port != 5001 {
+		s.Auth != "key" || s.Namespace != "default" || s.Port != 5001 || s.ModelDelivery != api.ModelDeliveryFetch {
 		t.Errorf("defaults: %+v", s)
 	}
 	a := s.Autoscale
@@ -32,7 +33,7 @@ func TestDefaultsAreTheReferences(t *testing.T) {
 func TestEveryRuleReportedTogether(t *testing.T) {
 	s := api.ServiceSpec{Models: []string{"iris:zero"}, Image: "x", Command: []string{"y"}, CPU: 1, CPULimit: 0.5, MemoryGB: 2, MemoryLimitGB: 1,
 		GPU: -1, Replicas: 2, Autoscale: &api.AutoscaleSettings{Enabled: true}, MaxConcurrentRequests: -1, Auth: "both",
-		Namespace: "Bad_NS", Env: map[string]string{"1X": "v"}}
+		Namespace: "Bad_NS", Env: map[string]string{"1X": "v"}, ModelDelivery: "baked"}
 	d := Normalize(&s)
 	var msgs []string
 	for _, x := range d {
@@ -42,7 +43,7 @@ func TestEveryRuleReportedTogether(t *testing.T) {
 	for _, want := range []string{"a compute is required", `the version must be a positive number`, "give --image or --command, not both",
 		"--cpu-limit 0.5 must be at least the CPU request 1", "--memory-limit 1 must be at least the memory request 2", "--gpu -1",
 		"give a fixed --replicas count or autoscale settings, not both", "--max-concurrent-requests -1", `--auth "both" is not valid`,
-		`--namespace "Bad_NS" must be a DNS label`, `--env "1X"`} {
+		`--namespace "Bad_NS" must be a DNS label`, `--env "1X"`, `--model-delivery "baked" is not valid: use fetch`} {
 		if !strings.Contains(all, want) {
 			t.Errorf("missing %q in:\n%s", want, all)
 		}
@@ -57,5 +58,29 @@ func TestServiceNames(t *testing.T) {
 		if want == "" && len(d) != 0 || want != "" && (len(d) == 0 || !strings.Contains(d[0].Message, want)) {
 			t.Errorf("CheckName(%q) = %v, want %q", name, d, want)
 		}
+	}
+}
+
+func TestModelDeliveryNeedsAReachableServer(t *testing.T) {
+	cluster := &store.Compute{Compute: api.Compute{Type: api.ComputeKubernetes}}
+	local := &store.Compute{Compute: api.Compute{Type: api.ComputeLocal}}
+	fetch := &api.ServiceSpec{ModelDelivery: api.ModelDeliveryFetch}
+	image := &api.ServiceSpec{ModelDelivery: api.ModelDeliveryImage}
+	noURL, withURL := &Manager{}, &Manager{PublicURL: "http://berth.example:8470"}
+	if d := noURL.checkDelivery(cluster, fetch); len(d) != 1 || d[0].Code != "ModelDeliveryUnavailable" ||
+		!strings.Contains(d[0].Message, "start it with --public-url URL (or BERTH_PUBLIC_URL), or bake the models into the image and deploy with --model-delivery image") {
+		t.Errorf("fetch without a public URL: %v", d)
+	}
+	for _, ok := range []struct {
+		m *Manager
+		c *store.Compute
+		s *api.ServiceSpec
+	}{{withURL, cluster, fetch}, {noURL, cluster, image}, {noURL, local, fetch}} {
+		if d := ok.m.checkDelivery(ok.c, ok.s); len(d) != 0 {
+			t.Errorf("%+v on %s: %v", ok.s, ok.c.Type, d)
+		}
+	}
+	if d := withURL.checkDelivery(local, image); len(d) != 1 || !strings.Contains(d[0].Message, "--model-delivery image needs a cluster") {
+		t.Errorf("image on the local compute: %v", d)
 	}
 }
