@@ -4,20 +4,18 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/berth-ml/berth/api"
 	"github.com/berth-ml/berth/internal/simcluster"
-	authv1 "k8s.io/api/authentication/v1"
+	"github.com/berth-ml/berth/internal/simcluster/kubelet"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -25,35 +23,21 @@ import (
 // process starts a berth command and stops it when the test ends.
 func process(t *testing.T, args ...string) *lockedBuffer {
 	t.Helper()
-	log, _ := stoppable(t, args...)
-	return log
-}
-
-// stoppable starts a berth command that can be stopped before the test
-// ends (it is stopped then at the latest).
-func stoppable(t *testing.T, args ...string) (*lockedBuffer, func()) {
 	cmd := exec.Command(berthBin, args...)
 	log := &lockedBuffer{}
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
-		t.Error(err)
-		return log, func() {}
-	}
-	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			cmd.Wait()
-		})
+		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		stop()
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		cmd.Wait()
 		if t.Failed() {
 			t.Logf("berth %s:\n%s", strings.Join(args, " "), log.String())
 		}
 	})
-	return log, stop
+	return log
 }
 
 func scoreWith(url, key, body string) (int, string) {
@@ -98,7 +82,7 @@ func TestServiceEndToEnd(t *testing.T) {
 		t.Fatalf("service pods: %+v", pods.Items)
 	}
 	kl := newKubelet(t, cl)
-	kl.run(pods.Items[0])
+	kl.Run(pods.Items[0])
 	checkDeliveryRefusals(t, cl, &pods.Items[0])
 	fe := freeAddr(t)
 	process(t, "frontend", "--kubeconfig", cl.KubeconfigPath, "--http", fe, "--https", "", "--admin", freeAddr(t), "--autoscale=false", "--log-format", "text")
@@ -147,8 +131,9 @@ func TestServiceEndToEnd(t *testing.T) {
 	// A rolling update to a new model version under load: no request fails,
 	// and the new pods fetch version 2 (its metadata says so).
 	e.mustBerth("model", "register", "-n", "iris", "--path", irisVersion(t, "2"))
-	stopFollow := kl.follow("iris-svc")
+	followCtx, stopFollow := context.WithCancel(ctx)
 	defer stopFollow()
+	kl.Follow(followCtx, "iris-svc")
 	stop := make(chan struct{})
 	type result struct{ ok, failed int }
 	done := make(chan result)
@@ -192,7 +177,7 @@ func TestServiceEndToEnd(t *testing.T) {
 				t.Fatalf("pod %s serves %s", p.Name, ev.Value)
 			}
 		}
-		if log := kl.log(p.Name); !strings.Contains(log, "serving model iris version 2") {
+		if log := kl.Log(p.Name); !strings.Contains(log, "serving model iris version 2") {
 			t.Fatalf("pod %s did not get version 2 of the model:\n%s", p.Name, log)
 		}
 	}
@@ -200,8 +185,7 @@ func TestServiceEndToEnd(t *testing.T) {
 	// An autoscaled service scales up under load (one front end decides).
 	e.mustBerth("service", "deploy", "-n", "auto-svc", "--compute", "dev-1", "--model", "iris", "--image", "example/iris:1",
 		"--autoscale-min", "1", "--autoscale-max", "3", "--max-queue-wait-ms", "5000", "--auth", "none")
-	stopAuto := kl.follow("auto-svc")
-	defer stopAuto()
+	kl.Follow(followCtx, "auto-svc")
 	fe2 := freeAddr(t)
 	process(t, "frontend", "--kubeconfig", cl.KubeconfigPath, "--http", fe2, "--https", "", "--admin", freeAddr(t), "--log-format", "text")
 	autoURL := "http://" + fe2 + "/api/v1/service/auto-svc/score"
@@ -244,157 +228,26 @@ func TestServiceEndToEnd(t *testing.T) {
 	}
 }
 
-// kubelet plays the part of a node's kubelet for a service's pods (kwok
-// runs no containers): it mints the pod's projected service-account token,
-// runs the init container's `berth model-init` with the pod's environment,
-// then the model container's `berth model-server` on the pod's IP.
-type kubelet struct {
-	t     *testing.T
-	cl    *simcluster.Cluster
-	mu    sync.Mutex
-	logs  map[string]*lockedBuffer
-	stops map[string]func()
-	// started maps each pod run to its service.
-	started map[string]string
+// newKubelet runs the test's service pods as processes (kwok runs no
+// containers), through the real init container and model server commands.
+func newKubelet(t *testing.T, cl *simcluster.Cluster) *kubelet.Kubelet {
+	k := &kubelet.Kubelet{Bin: berthBin, Client: cl.Client(), Dir: t.TempDir(), Errorf: t.Errorf}
+	t.Cleanup(func() {
+		k.Stop()
+		if t.Failed() {
+			t.Logf("pods:\n%s", k.Logs())
+		}
+	})
+	return k
 }
 
-func newKubelet(t *testing.T, cl *simcluster.Cluster) *kubelet {
-	return &kubelet{t: t, cl: cl, logs: map[string]*lockedBuffer{}, stops: map[string]func(){}, started: map[string]string{}}
-}
-
-// log is what a pod's model server printed.
-func (k *kubelet) log(pod string) string {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if l := k.logs[pod]; l != nil {
-		return l.String()
-	}
-	return "(pod never ran)"
-}
-
-func envOf(c corev1.Container) map[string]string {
-	m := map[string]string{}
-	for _, e := range c.Env {
-		m[e.Name] = e.Value
-	}
-	return m
-}
-
-// podToken mints a token as the kubelet does for a projected
-// serviceAccountToken volume: for the pod's ServiceAccount, bound to the pod.
-// Tokens for another ServiceAccount are bound to nothing.
+// podToken mints a token for a pod's projected volume, or fails the test.
 func podToken(t *testing.T, cl *simcluster.Cluster, p *corev1.Pod, sa, audience string) string {
-	exp := int64(600)
-	spec := authv1.TokenRequestSpec{Audiences: []string{audience}, ExpirationSeconds: &exp}
-	if p.Spec.ServiceAccountName == sa {
-		spec.BoundObjectRef = &authv1.BoundObjectReference{Kind: "Pod", APIVersion: "v1", Name: p.Name, UID: p.UID}
-	}
-	tr, err := cl.Client().CoreV1().ServiceAccounts(p.Namespace).CreateToken(context.Background(), sa, &authv1.TokenRequest{Spec: spec}, metav1.CreateOptions{})
+	tok, err := kubelet.Token(context.Background(), cl.Client(), p, sa, audience)
 	if err != nil {
-		t.Errorf("token for pod %s: %v", p.Name, err)
-		return ""
+		t.Error(err)
 	}
-	return tr.Status.Token
-}
-
-// audienceOf is the audience of the pod's projected token volume.
-func audienceOf(p *corev1.Pod) string {
-	for _, v := range p.Spec.Volumes {
-		if v.Projected != nil {
-			for _, src := range v.Projected.Sources {
-				if src.ServiceAccountToken != nil {
-					return src.ServiceAccountToken.Audience
-				}
-			}
-		}
-	}
-	return ""
-}
-
-// run starts a pod's containers; it reports problems with t.Errorf so it
-// may run in a goroutine.
-func (k *kubelet) run(p corev1.Pod) {
-	t := k.t
-	k.mu.Lock()
-	_, seen := k.started[p.Name]
-	k.started[p.Name] = p.Labels["berth.dev/service"]
-	k.mu.Unlock()
-	if seen {
-		return
-	}
-	root := t.TempDir()
-	modelDir := ""
-	for _, ic := range p.Spec.InitContainers {
-		if ic.Name != "berth-models" {
-			t.Errorf("pod %s has an unexpected init container %s", p.Name, ic.Name)
-			return
-		}
-		env := envOf(ic)
-		tokenFile := filepath.Join(root, "token")
-		if err := os.WriteFile(tokenFile, []byte(podToken(t, k.cl, &p, p.Spec.ServiceAccountName, audienceOf(&p))), 0o600); err != nil {
-			t.Error(err)
-			return
-		}
-		cmd := exec.Command(berthBin, append(ic.Command[1:], "--token-file", tokenFile, "--dest", filepath.Join(root, "models"), "--timeout", "30s")...)
-		cmd.Env = append(os.Environ(), "BERTH_MODEL_SOURCE="+env["BERTH_MODEL_SOURCE"], "BERTH_MODELS="+env["BERTH_MODELS"])
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Errorf("init container of pod %s: %v\n%s", p.Name, err, out)
-			return
-		}
-		// The model container sees the shared volume at the same place.
-		dir := envOf(p.Spec.Containers[0])["BERTH_MODEL_DIR"]
-		modelDir = filepath.Join(root, "models", strings.TrimPrefix(dir, "/var/berth/models"))
-	}
-	addr := net.JoinHostPort(p.Status.PodIP, "5001")
-	// A deleted pod's IP can come back before its process is stopped.
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if ln, err := net.Listen("tcp", addr); err == nil {
-			ln.Close()
-			break
-		}
-	}
-	args := []string{"model-server", "--listen", addr}
-	if modelDir != "" {
-		args = append(args, "--model-dir", modelDir)
-	}
-	l, stop := stoppable(t, args...)
-	k.mu.Lock()
-	k.logs[p.Name], k.stops[p.Name] = l, stop
-	k.mu.Unlock()
-}
-
-// stopGone stops the containers of a service's pods no longer in the cluster.
-func (k *kubelet) stopGone(service string, present map[string]bool) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	for name, stop := range k.stops {
-		if k.started[name] == service && !present[name] {
-			stop()
-			delete(k.stops, name)
-		}
-	}
-}
-
-// follow runs every pod of a service as it gets an IP.
-func (k *kubelet) follow(service string) func() {
-	ctx, cancel := context.WithCancel(context.Background())
-	go func() {
-		for ctx.Err() == nil {
-			pods, err := k.cl.Client().CoreV1().Pods("").List(ctx, metav1.ListOptions{LabelSelector: "berth.dev/service=" + service})
-			if err == nil {
-				present := map[string]bool{}
-				for _, p := range pods.Items {
-					present[p.Name] = true
-					if p.Status.PodIP != "" {
-						go k.run(p)
-					}
-				}
-				k.stopGone(service, present)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}()
-	return cancel
+	return tok
 }
 
 // irisVersion is a copy of the bundled iris model whose metadata carries
@@ -421,7 +274,7 @@ func irisVersion(t *testing.T, v string) string {
 // for the service's own pods and for Berth's audience.
 func checkDeliveryRefusals(t *testing.T, cl *simcluster.Cluster, p *corev1.Pod) {
 	t.Helper()
-	source := envOf(p.Spec.InitContainers[0])["BERTH_MODEL_SOURCE"]
+	source := kubelet.Env(p.Spec.InitContainers[0])["BERTH_MODEL_SOURCE"]
 	get := func(token string) (int, string) {
 		req, _ := http.NewRequest("GET", source+"/models/iris/versions/1", nil)
 		if token != "" {
@@ -441,10 +294,10 @@ func checkDeliveryRefusals(t *testing.T, cl *simcluster.Cluster, p *corev1.Pod) 
 	if code, out := get(podToken(t, cl, p, p.Spec.ServiceAccountName, "https://kubernetes.default.svc.cluster.local")); code != 401 || !strings.Contains(out, "did not accept the token for audience berth:") {
 		t.Errorf("a token for another audience: %d %s", code, out)
 	}
-	if code, out := get(podToken(t, cl, p, "default", audienceOf(p))); code != 403 || !strings.Contains(out, "system:serviceaccount:default:default, not to the pods of service iris-svc") {
+	if code, out := get(podToken(t, cl, p, "default", kubelet.Audience(p))); code != 403 || !strings.Contains(out, "system:serviceaccount:default:default, not to the pods of service iris-svc") {
 		t.Errorf("another ServiceAccount's token: %d %s", code, out)
 	}
-	good := podToken(t, cl, p, p.Spec.ServiceAccountName, audienceOf(p))
+	good := podToken(t, cl, p, p.Spec.ServiceAccountName, kubelet.Audience(p))
 	if code, out := get(good); code != 200 {
 		t.Errorf("the pod's own token: %d %s", code, out)
 	}
