@@ -4,6 +4,7 @@
 //     on the local compute (over HTTPS with a key) and on a simulated
 //     cluster (through `berth-fe`, with the model fetched by the replica's
 //     init container), median of N each;
+//
 //   - scoring throughput through the local compute's front end against
 //     the same model server called directly, as a ratio, in one run.
 //
