@@ -32,7 +32,7 @@ type backend struct {
 	delay    atomic.Int64 // ns
 }
 
-func newBackend(t *testing.T, h func(w http.ResponseWriter, r *http.Request)) *backend {
+func newBackend(t testing.TB, h func(w http.ResponseWriter, r *http.Request)) *backend {
 	b := &backend{}
 	b.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n := b.inflight.Add(1)
@@ -61,7 +61,7 @@ func newBackend(t *testing.T, h func(w http.ResponseWriter, r *http.Request)) *b
 
 func (b *backend) addr() string { return strings.TrimPrefix(b.srv.URL, "http://") }
 
-func frontWith(t *testing.T, rt *Route, backends ...*backend) (*Frontend, string) {
+func frontWith(t testing.TB, rt *Route, backends ...*backend) (*Frontend, string) {
 	t.Helper()
 	f := New(nil)
 	f.SetReady(true)
