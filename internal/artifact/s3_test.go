@@ -10,9 +10,12 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"runtime"
+	"runtime/metrics"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/berth-ml/berth/internal/tests3"
 	"github.com/minio/minio-go/v7"
@@ -162,29 +165,38 @@ func TestS3ManyObjectsDeletePrefix(t *testing.T) {
 }
 
 // TestS3StreamsLargeArtifact puts an artifact of several parts from a
-// reader that makes it as it goes (nothing holds it whole), and reads it
-// back byte for byte.
+// reader that makes it as it goes, checks Put did not hold it whole in
+// memory, and reads it back byte for byte.
 func TestS3StreamsLargeArtifact(t *testing.T) {
 	s, srv, bucket := openS3(t, "big")
-	s.cfg.PartSize = 5 << 20 // the S3 minimum, so that 13 MiB makes 3 parts
-	const size = 13<<20 + 12345
+	s.cfg.PartSize = 5 << 20 // the S3 minimum, so that 40 MiB makes 9 parts
+	const size = 40<<20 + 12345
 	ctx := context.Background()
 	src := func() io.Reader { return io.LimitReader(&pattern{r: rand.New(rand.NewPCG(1, 2))}, size) }
 	h := sha256.New()
 	io.Copy(h, src())
 	want := hex.EncodeToString(h.Sum(nil))
 
-	n, sum, err := s.Put(ctx, "ws/big-model", src())
-	if err != nil || n != size || sum != want {
-		t.Fatalf("put: %d %s %v, want %d %s", n, sum, err, size, want)
+	base, peak := heapPeak(func() {
+		n, sum, err := s.Put(ctx, "ws/big-model", src())
+		if err != nil || n != size || sum != want {
+			t.Fatalf("put: %d %s %v, want %d %s", n, sum, err, size, want)
+		}
+	})
+	// One part buffer and the garbage of the requests, far from the whole
+	// artifact.
+	t.Logf("heap during put: %.1f MiB at most, %.1f MiB before, for a %.1f MiB artifact",
+		float64(peak)/(1<<20), float64(base)/(1<<20), float64(size)/(1<<20))
+	if peak-base > size/2 {
+		t.Errorf("the heap grew by %d bytes during the put of %d bytes: it should stream, one part at a time", peak-base, size)
 	}
 	info, err := srv.Client(t).StatObject(ctx, bucket, "big/ws/big-model", minio.StatObjectOptions{})
 	if err != nil || info.Size != size {
 		t.Fatalf("stat: %+v %v", info, err)
 	}
 	// A multipart upload's ETag ends in -PARTS.
-	if !strings.HasSuffix(strings.Trim(info.ETag, `"`), "-3") {
-		t.Errorf("ETag %s: want a 3-part upload", info.ETag)
+	if !strings.HasSuffix(strings.Trim(info.ETag, `"`), "-9") {
+		t.Errorf("ETag %s: want a 9-part upload", info.ETag)
 	}
 	r, err := s.Get(ctx, "ws/big-model")
 	if err != nil {
@@ -284,6 +296,36 @@ func TestParseS3URL(t *testing.T) {
 	if err != nil || c.Endpoint != DefaultS3Endpoint || c.Prefix != "" || c.Insecure {
 		t.Fatalf("defaults: %+v %v", c, err)
 	}
+}
+
+// heapPeak runs f and samples the heap's live objects while it runs: it
+// returns their size before f (after a GC) and the largest seen.
+func heapPeak(f func()) (base, peak uint64) {
+	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	read := func() uint64 { metrics.Read(sample); return sample[0].Value.Uint64() }
+	runtime.GC()
+	base = read()
+	stop, result := make(chan struct{}), make(chan uint64)
+	go func() {
+		max := base
+		for {
+			if v := read(); v > max {
+				max = v
+			}
+			select {
+			case <-stop:
+				result <- max
+				return
+			case <-time.After(2 * time.Millisecond):
+			}
+		}
+	}()
+	defer func() {
+		close(stop)
+		peak = <-result
+	}()
+	f()
+	return base, 0
 }
 
 // pattern is an endless reader of pseudo-random bytes.
