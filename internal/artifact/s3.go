@@ -169,6 +169,8 @@ func describeS3Error(c S3Config, err error) error {
 	var oe *net.OpError
 	var de *net.DNSError
 	switch r := minio.ToErrorResponse(err); {
+	case strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
+		return fmt.Errorf("artifact store %s: the endpoint speaks plain HTTP, not HTTPS: add insecure=true to the URL if that is intended", c)
 	case errors.Is(err, context.DeadlineExceeded):
 		return fmt.Errorf("artifact store %s: cannot reach the endpoint: no answer within 30s", c)
 	case errors.As(err, &de), errors.As(err, &oe), errors.As(err, &ne) && ne.Timeout():

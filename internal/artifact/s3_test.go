@@ -255,6 +255,7 @@ func TestOpenS3Errors(t *testing.T) {
 		{"no such bucket", srv.URL("no-such-bucket", ""), srv.Getenv, `bucket "no-such-bucket" does not exist`},
 		{"bad secret", srv.URL(bucket, ""), badSecret, "credentials are not accepted"},
 		{"nothing listening", "s3://" + bucket + "?endpoint=" + closed + "&insecure=true", srv.Getenv, "cannot reach the endpoint"},
+		{"plain HTTP endpoint without insecure", "s3://" + bucket + "?endpoint=" + srv.Endpoint, srv.Getenv, "add insecure=true"},
 		{"no credentials", srv.URL(bucket, ""), func(string) string { return "" }, "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"},
 		{"credentials in the URL", "s3://key:secret@" + bucket + "?endpoint=" + srv.Endpoint, srv.Getenv, "must not contain credentials"},
 		{"not s3", "gs://" + bucket, srv.Getenv, "must start with s3://"},
