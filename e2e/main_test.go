@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/berth-ml/berth/client"
+	"github.com/berth-ml/berth/internal/tests3"
 )
 
 // berthBin is the binary under test, built with the test compute type.
@@ -55,6 +56,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
+	tests3.Stop()
 	os.RemoveAll(dir)
 	os.Exit(code)
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Berth's test suite, runnable on a fresh machine: installs and starts what
-# the tests need (PostgreSQL from Debian's packages), then vets, checks
-# formatting and runs every test. Extra arguments go to `go test`.
+# the tests need (PostgreSQL from Debian's packages, MinIO built from the Go
+# module proxy), then vets, checks formatting and runs every test. Extra
+# arguments go to `go test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +12,14 @@ fi
 export BERTH_TEST_POSTGRES_URL
 # Never skip the PostgreSQL tests silently.
 export BERTH_REQUIRE_POSTGRES=1
+
+# A real S3 server (MinIO, built once into .cache/minio) for the S3
+# artifact store tests, which must not be skipped either.
+if [ -z "${BERTH_TEST_MINIO:-}" ]; then
+  BERTH_TEST_MINIO="$(./hack/minio.sh)"
+fi
+export BERTH_TEST_MINIO
+export BERTH_REQUIRE_MINIO=1
 
 echo "== go vet" >&2
 go vet ./...

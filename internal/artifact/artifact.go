@@ -1,6 +1,7 @@
 // Package artifact stores model artifacts for the control plane: written
 // once under a key, read back to deliver models to replicas and users.
-// The default store is a directory in the data dir.
+// The default store is a directory in the data dir; an S3-compatible bucket
+// (S3) lets several control-plane servers share the artifacts.
 package artifact
 
 import (
@@ -21,7 +22,8 @@ type Store interface {
 	Put(ctx context.Context, key string, r io.Reader) (int64, string, error)
 	Get(ctx context.Context, key string) (io.ReadCloser, error)
 	Delete(ctx context.Context, key string) error
-	// DeletePrefix removes every artifact whose key starts with prefix.
+	// DeletePrefix removes the artifact named prefix and every artifact
+	// under it: every key that starts with prefix + "/".
 	DeletePrefix(ctx context.Context, prefix string) error
 }
 
@@ -30,6 +32,8 @@ var ErrNotFound = errors.New("artifact not found")
 
 // Dir stores artifacts as files under a directory.
 type Dir struct{ Root string }
+
+func (d Dir) String() string { return "directory " + d.Root }
 
 func (d Dir) path(key string) (string, error) {
 	clean := filepath.Clean("/" + key)

@@ -48,7 +48,7 @@ func newLogger(format, level string, w *os.File) (*slog.Logger, error) {
 func (a *app) serverCommand() *cobra.Command {
 	var (
 		dataDir, listen, database, logFormat, logLevel string
-		versions, image, publicURL                     string
+		versions, image, publicURL, artifactStore      string
 		lease, poll, reconcile, readyTimeout           time.Duration
 	)
 	cmd := &cobra.Command{
@@ -59,7 +59,15 @@ func (a *app) serverCommand() *cobra.Command {
 The store is an SQLite file in the data directory unless --database names a
 PostgreSQL database (postgres://...), which several servers may share: each
 operation then runs on exactly one of them, and another takes it over if
-that server dies. On first start the server writes an owner token to
+that server dies. Model artifacts are kept in DATA_DIR/artifacts unless
+--artifact-store names an S3-compatible bucket, which several servers
+sharing a PostgreSQL database need:
+
+  --artifact-store 's3://BUCKET[/PREFIX]?endpoint=HOST:PORT&region=REGION&insecure=true'
+
+with the credentials in AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and
+AWS_SESSION_TOKEN, if any). Without endpoint= it is AWS S3; insecure=true
+talks plain HTTP. The server checks the bucket before it starts. On first start the server writes an owner token to
 DATA_DIR/admin.token (mode 0600); the CLI uses it for a local server.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -69,6 +77,9 @@ DATA_DIR/admin.token (mode 0600); the CLI uses it for a local server.`,
 			}
 			if database == "" {
 				database = a.getenv("BERTH_DATABASE_URL")
+			}
+			if artifactStore == "" {
+				artifactStore = a.getenv("BERTH_ARTIFACT_STORE")
 			}
 			if lease < time.Second {
 				return usageErrorf("--operation-lease must be at least 1s")
@@ -91,7 +102,8 @@ DATA_DIR/admin.token (mode 0600); the CLI uses it for a local server.`,
 				DataDir: a.dataDir(dataDir), Listen: listen, DatabaseURL: database,
 				Lease: lease, Poll: poll, Logger: log, Getenv: a.getenv,
 				KubernetesVersions: vr, FrontendImage: image, ReconcileInterval: reconcile, ReadyTimeout: readyTimeout,
-				PublicURL: publicURL,
+				PublicURL:     publicURL,
+				ArtifactStore: artifactStore,
 			})
 			if err != nil {
 				return err
@@ -107,6 +119,7 @@ DATA_DIR/admin.token (mode 0600); the CLI uses it for a local server.`,
 	f.StringVar(&dataDir, "data-dir", "", "data directory (env BERTH_DATA_DIR; default ~/.berth/data)")
 	f.StringVar(&listen, "listen", DefaultListen, "address to listen on")
 	f.StringVar(&database, "database", "", "database URL: postgres://... (env BERTH_DATABASE_URL; default the SQLite file DATA_DIR/berth.db)")
+	f.StringVar(&artifactStore, "artifact-store", "", "where model artifacts are kept: s3://BUCKET[/PREFIX]?endpoint=HOST:PORT&region=REGION&insecure=true (env BERTH_ARTIFACT_STORE; credentials from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY; default DATA_DIR/artifacts)")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.DurationVar(&lease, "operation-lease", 15*time.Second, "how long an operation's claim lasts without renewal (another server takes over after it)")

@@ -59,6 +59,10 @@ type Config struct {
 	// PublicURL is this server's address as pods in clusters reach it
 	// (model delivery); empty: services on clusters need models in their image.
 	PublicURL string
+	// ArtifactStore is where model artifacts are kept: "" for the folder
+	// DATA_DIR/artifacts, or s3://BUCKET[/PREFIX]?endpoint=HOST:PORT&...
+	// (credentials from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY).
+	ArtifactStore string
 }
 
 // DefaultFrontendImage is the front end image installed unless configured.
@@ -101,6 +105,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Checked before the database, so a wrong store changes nothing.
+	arts, err := openArtifacts(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
 	st, err := store.Open(ctx, cfg.DatabaseURL, cfg.DataDir, box)
 	if err != nil {
 		return nil, err
@@ -131,7 +140,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		reg.Register(local.Provider{})
 	}
 	s.computes = &compute.Service{Store: st, Providers: reg}
-	s.artifacts = artifact.Dir{Root: filepath.Join(cfg.DataDir, "artifacts")}
+	s.artifacts = arts
 	s.engine = &operation.Engine{
 		Store: st, Owner: s.id, Lease: cfg.Lease, Poll: cfg.Poll, Planner: s.plan,
 		Log:     cfg.Logger.With("component", "operations"),
@@ -149,6 +158,19 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.routes = s.routeTable()
 	s.handler = s.buildHandler()
 	return s, nil
+}
+
+// openArtifacts opens the configured artifact store; an S3 bucket is
+// checked (endpoint, credentials, bucket) before the server goes on.
+func openArtifacts(ctx context.Context, cfg Config) (artifact.Store, error) {
+	if cfg.ArtifactStore == "" {
+		return artifact.Dir{Root: filepath.Join(cfg.DataDir, "artifacts")}, nil
+	}
+	c, err := artifact.ParseS3URL(cfg.ArtifactStore, cfg.Getenv)
+	if err != nil {
+		return nil, err
+	}
+	return artifact.OpenS3(ctx, c)
 }
 
 // plan dispatches an operation to the life cycle of its target type.
@@ -195,7 +217,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	s.ready.Store(true)
 	s.log.Info("berth server listening", "address", "http://"+ln.Addr().String(), "data_dir", s.cfg.DataDir,
-		"database", s.store.Dialect(), "server_id", s.id)
+		"database", s.store.Dialect(), "artifacts", fmt.Sprint(s.artifacts), "server_id", s.id)
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	var err error
