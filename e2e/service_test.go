@@ -63,13 +63,16 @@ func TestServiceEndToEnd(t *testing.T) {
 	e := newAttachEnv(t)
 	e.mustBerth("compute", "attach", "kubernetes", "-n", "dev-1", "--kubeconfig", cl.KubeconfigPath, "--cluster-purpose", "DevTest")
 	e.mustBerth("model", "register", "-n", "iris", "--path", filepath.Join("..", "models", "iris"))
-	r := e.berth("service", "deploy", "-n", "iris-svc", "--compute", "dev-1", "--model", "iris", "--model", "nope:3", "--image", "x", "--command", "y", "--auth", "both")
-	for _, want := range []string{`model "nope:3" is not registered`, "give --image or --command, not both", `--auth "both" is not valid`} {
+	r := e.berth("service", "deploy", "-n", "iris-svc", "--compute", "dev-1", "--model", "iris", "--model", "nope:3", "--image", "x", "--command", "y", "--auth", "both",
+		"--liveness-period-seconds", "0")
+	for _, want := range []string{`model "nope:3" is not registered`, "give --image or --command, not both", `--auth "both" is not valid`,
+		"livenessProbe: the initial delay must be ≥ 0 and the period, timeout, success and failure thresholds ≥ 1"} {
 		if !strings.Contains(r.stderr, want) {
 			t.Errorf("bad deploy lacks %q:\n%s", want, r.stderr)
 		}
 	}
-	r = e.mustBerth("service", "deploy", "-n", "iris-svc", "--compute", "dev-1", "--model", "iris", "--image", "example/iris:1", "--replicas", "1", "-o", "json")
+	r = e.mustBerth("service", "deploy", "-n", "iris-svc", "--compute", "dev-1", "--model", "iris", "--image", "example/iris:1", "--replicas", "1",
+		"--liveness-initial-delay-seconds", "30", "-o", "json")
 	var sv api.Service
 	if err := json.Unmarshal([]byte(r.stdout), &sv); err != nil || sv.State != api.ServiceHealthy || sv.Models[0] != "iris:1" ||
 		!strings.HasPrefix(sv.ScoringURI, "http://127.100.") || !strings.HasSuffix(sv.ScoringURI, "/api/v1/service/iris-svc/score") {
@@ -155,7 +158,7 @@ func TestServiceEndToEnd(t *testing.T) {
 		}
 	}()
 	time.Sleep(200 * time.Millisecond)
-	r = e.mustBerth("service", "update", "-n", "iris-svc", "--model", "iris:2", "-o", "json")
+	r = e.mustBerth("service", "update", "-n", "iris-svc", "--model", "iris:2", "--readiness-period-seconds", "3", "-o", "json")
 	time.Sleep(300 * time.Millisecond)
 	close(stop)
 	res := <-done
@@ -167,6 +170,15 @@ func TestServiceEndToEnd(t *testing.T) {
 		t.Fatalf("during the rolling update: %d ok, %d failed", res.ok, res.failed)
 	}
 	t.Logf("rolling update: %d requests, none failed", res.ok)
+	// Probe flags change only what they name, on deploy and on update.
+	dep, err := cl.Client().AppsV1().Deployments("default").Get(ctx, "iris-svc", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	live, ready := dep.Spec.Template.Spec.Containers[0].LivenessProbe, dep.Spec.Template.Spec.Containers[0].ReadinessProbe
+	if live.InitialDelaySeconds != 30 || live.PeriodSeconds != 10 || live.FailureThreshold != 3 || ready.PeriodSeconds != 3 || ready.TimeoutSeconds != 2 {
+		t.Fatalf("probes: liveness %+v, readiness %+v", live, ready)
+	}
 	after, _ := cl.Client().CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "berth.dev/service=iris-svc"})
 	for _, p := range after.Items {
 		if p.Name == pods.Items[0].Name {

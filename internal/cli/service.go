@@ -9,7 +9,9 @@ import (
 	"github.com/berth-ml/berth/api"
 	"github.com/berth-ml/berth/client"
 	"github.com/berth-ml/berth/internal/cli/output"
+	"github.com/berth-ml/berth/internal/service"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 var serviceColumns = []output.Column{
@@ -80,6 +82,7 @@ func (a *app) serviceDeploy() *cobra.Command {
 		asMin, asMax, asRefresh, asTarget     int
 		maxConc, queueWait, timeout           int
 		noWait                                bool
+		liveness, readiness                   *probeFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "deploy -n NAME --compute C --model NAME[:VERSION]... (--image IMAGE | --command CMD...)",
@@ -108,6 +111,8 @@ func (a *app) serviceDeploy() *cobra.Command {
 			if replicas == 0 {
 				spec.Autoscale = &api.AutoscaleSettings{Enabled: true, MinReplicas: asMin, MaxReplicas: asMax, RefreshSeconds: asRefresh, TargetUtilization: asTarget}
 			}
+			spec.Liveness = liveness.probe(cmd.Flags(), service.DefaultLiveness)
+			spec.Readiness = readiness.probe(cmd.Flags(), service.DefaultReadiness)
 			op, err := c.DeployService(cmd.Context(), ws, api.ServiceRequest{Name: name, ServiceSpec: spec})
 			if err != nil {
 				return err
@@ -139,6 +144,8 @@ func (a *app) serviceDeploy() *cobra.Command {
 	f.StringVar(&namespace, "namespace", "", "Kubernetes namespace (default: default)")
 	f.StringArrayVar(&env, "env", nil, "K=V for the model server (repeatable)")
 	f.StringVar(&delivery, "model-delivery", "", "on clusters: fetch (default; an init container downloads the models from the control plane) or image (the models are in the image)")
+	liveness = addProbeFlags(f, "liveness", &service.DefaultLiveness)
+	readiness = addProbeFlags(f, "readiness", &service.DefaultReadiness)
 	f.BoolVar(&noWait, "no-wait", false, "return at once with the operation id")
 	return cmd
 }
@@ -262,10 +269,13 @@ func (a *app) serviceUpdate() *cobra.Command {
 	var (
 		name, image                       string
 		models, command, env              []string
-		cpu, memory                       float64
+		cpu, memory, cpuLimit, memLimit   float64
 		replicas, maxConc, queue, timeout int
+		gpu, asMin, asMax, asRefresh      int
+		asTarget                          int
 		delivery                          string
 		noWait                            bool
+		liveness, readiness               *probeFlags
 	)
 	cmd := &cobra.Command{Use: "update -n NAME [--model NAME[:VERSION]]... [--image I | --command C...] [...]",
 		Short: "Update a service in place: a rolling update, no request fails", Args: cobra.NoArgs,
@@ -274,8 +284,44 @@ func (a *app) serviceUpdate() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			ch := api.ServiceSpec{Models: models, Image: image, Command: command, CPU: cpu, MemoryGB: memory, Replicas: replicas,
+			ch := api.ServiceSpec{Models: models, Image: image, Command: command, CPU: cpu, MemoryGB: memory, CPULimit: cpuLimit,
+				MemoryLimitGB: memLimit, GPU: gpu, Replicas: replicas,
 				MaxConcurrentRequests: maxConc, MaxQueueWaitMs: queue, ScoringTimeoutMs: timeout, ModelDelivery: delivery}
+			fl := cmd.Flags()
+			autoscale := fl.Changed("autoscale-min") || fl.Changed("autoscale-max") || fl.Changed("autoscale-refresh-seconds") || fl.Changed("autoscale-target-utilization")
+			if autoscale && replicas > 0 {
+				return usageErrorf("give --replicas or --autoscale-* flags, not both")
+			}
+			if autoscale || liveness.probe(fl, api.Probe{}) != nil || readiness.probe(fl, api.Probe{}) != nil {
+				// Flags change the service's current settings, not the defaults.
+				cur, err := c.GetService(cmd.Context(), ws, name)
+				if err != nil {
+					return err
+				}
+				if autoscale {
+					as := api.AutoscaleSettings{Enabled: true}
+					if cur.Autoscale != nil && cur.Autoscale.Enabled {
+						as = *cur.Autoscale
+					}
+					for _, o := range []struct {
+						flag string
+						dst  *int
+						v    int
+					}{{"autoscale-min", &as.MinReplicas, asMin}, {"autoscale-max", &as.MaxReplicas, asMax},
+						{"autoscale-refresh-seconds", &as.RefreshSeconds, asRefresh}, {"autoscale-target-utilization", &as.TargetUtilization, asTarget}} {
+						if fl.Changed(o.flag) {
+							*o.dst = o.v
+						}
+					}
+					ch.Autoscale = &as
+				}
+				if cur.Liveness != nil {
+					ch.Liveness = liveness.probe(fl, *cur.Liveness)
+				}
+				if cur.Readiness != nil {
+					ch.Readiness = readiness.probe(fl, *cur.Readiness)
+				}
+			}
 			if len(env) > 0 {
 				ch.Env = map[string]string{}
 				for _, e := range env {
@@ -305,6 +351,15 @@ func (a *app) serviceUpdate() *cobra.Command {
 	f.IntVar(&timeout, "scoring-timeout-ms", 0, "scoring timeout")
 	f.StringArrayVar(&env, "env", nil, "K=V (repeatable; replaces the environment)")
 	f.StringVar(&delivery, "model-delivery", "", "fetch or image (see deploy)")
+	f.Float64Var(&cpuLimit, "cpu-limit", 0, "CPU limit in cores")
+	f.Float64Var(&memLimit, "memory-limit", 0, "memory limit in GB")
+	f.IntVar(&gpu, "gpu", 0, "GPUs per replica")
+	f.IntVar(&asMin, "autoscale-min", 0, "fewest replicas (turns autoscaling on; unset settings keep their values)")
+	f.IntVar(&asMax, "autoscale-max", 0, "most replicas")
+	f.IntVar(&asRefresh, "autoscale-refresh-seconds", 0, "how often to rescale")
+	f.IntVar(&asTarget, "autoscale-target-utilization", 0, "target utilisation in percent")
+	liveness = addProbeFlags(f, "liveness", nil)
+	readiness = addProbeFlags(f, "readiness", nil)
 	f.BoolVar(&noWait, "no-wait", false, "return at once with the operation id")
 	return cmd
 }
@@ -331,4 +386,48 @@ func (a *app) serviceLogs() *cobra.Command {
 	cmd.Flags().StringVar(&replica, "replica", "", "only this replica")
 	cmd.Flags().IntVar(&tail, "tail", 100, "lines per replica")
 	return cmd
+}
+
+// probeFlags are the --liveness-* or --readiness-* flags of deploy and update.
+type probeFlags struct {
+	kind   string
+	fields [5]int
+}
+
+var probeFields = [5]struct{ flag, doc string }{
+	{"initial-delay-seconds", "seconds before the first check"},
+	{"period-seconds", "seconds between checks"},
+	{"timeout-seconds", "seconds a check may take"},
+	{"success-threshold", "successes that make the replica pass"},
+	{"failure-threshold", "failures that make the replica fail"},
+}
+
+// addProbeFlags adds a probe's flags; def gives the defaults shown in help
+// (nil: unset flags keep the service's values).
+func addProbeFlags(f *pflag.FlagSet, kind string, def *api.Probe) *probeFlags {
+	p := &probeFlags{kind: kind}
+	for i, fl := range probeFields {
+		note := "unset: keeps its value"
+		if def != nil {
+			note = fmt.Sprintf("default %d", [5]int{def.InitialDelaySeconds, def.PeriodSeconds, def.TimeoutSeconds, def.SuccessThreshold, def.FailureThreshold}[i])
+		}
+		f.IntVar(&p.fields[i], kind+"-"+fl.flag, 0, fmt.Sprintf("%s probe: %s (%s)", kind, fl.doc, note))
+	}
+	return p
+}
+
+// probe is base with the flags given on the command line over it, or nil
+// when none was given.
+func (p *probeFlags) probe(f *pflag.FlagSet, base api.Probe) *api.Probe {
+	changed := false
+	dst := [5]*int{&base.InitialDelaySeconds, &base.PeriodSeconds, &base.TimeoutSeconds, &base.SuccessThreshold, &base.FailureThreshold}
+	for i, fl := range probeFields {
+		if f.Changed(p.kind + "-" + fl.flag) {
+			*dst[i], changed = p.fields[i], true
+		}
+	}
+	if !changed {
+		return nil
+	}
+	return &base
 }
