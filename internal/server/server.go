@@ -27,6 +27,7 @@ import (
 	"github.com/berth-ml/berth/internal/preflight"
 	"github.com/berth-ml/berth/internal/problem"
 	"github.com/berth-ml/berth/internal/provider"
+	"github.com/berth-ml/berth/internal/provider/aks"
 	"github.com/berth-ml/berth/internal/provider/kubernetes"
 	"github.com/berth-ml/berth/internal/provider/local"
 	"github.com/berth-ml/berth/internal/secretbox"
@@ -56,6 +57,10 @@ type Config struct {
 	ReconcileInterval time.Duration
 	// ReadyTimeout bounds waiting for a cluster's front end (0: 10m).
 	ReadyTimeout time.Duration
+	// Azure configures how the AKS provider reaches Azure (zero: Azure's
+	// public cloud with the workspace's credential choice; the default
+	// subscription from AZURE_SUBSCRIPTION_ID).
+	Azure aks.Options
 }
 
 // DefaultFrontendImage is the front end image installed unless configured.
@@ -124,8 +129,14 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	reg := cfg.Providers
 	if reg == nil {
 		reg = provider.Default.Clone()
-		reg.Register(&kubernetes.Provider{Versions: s.cfg.KubernetesVersions, Image: s.cfg.FrontendImage, ReadyTimeout: cfg.ReadyTimeout})
+		kube := kubernetes.Provider{Versions: s.cfg.KubernetesVersions, Image: s.cfg.FrontendImage, ReadyTimeout: cfg.ReadyTimeout}
+		reg.Register(&kube)
 		reg.Register(local.Provider{})
+		azure := cfg.Azure
+		if azure.DefaultSubscription == "" {
+			azure.DefaultSubscription = cfg.Getenv("AZURE_SUBSCRIPTION_ID")
+		}
+		reg.Register(aks.New(kube, azure))
 	}
 	s.computes = &compute.Service{Store: st, Providers: reg}
 	s.artifacts = artifact.Dir{Root: filepath.Join(cfg.DataDir, "artifacts")}
