@@ -176,5 +176,10 @@ func failAzure(ctx context.Context, err error, n need) error {
 		return operation.Retryable(err)
 	}
 	d := azureError(err, n)
+	if !errors.As(err, &re) && d.Code == "AzureRequestFailed" {
+		// No answer from Azure (the network, a broken poll): the step is
+		// retried, resuming a long-running operation where it was.
+		return operation.Retryable(err)
+	}
 	return operation.Fail(d.Code, d.Message, d)
 }
