@@ -145,7 +145,7 @@ func (p *Provider) connect(ws *api.Workspace, subscription string) (*clients, er
 	}
 	cred, err := mk(ws.Settings.AzureCredential)
 	if err != nil {
-		return nil, err
+		return nil, &credentialError{err}
 	}
 	return newClients(subscription, cred, p.ClientOptions)
 }

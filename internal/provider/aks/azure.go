@@ -10,6 +10,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/arm"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/compute/armcompute/v7"
@@ -51,6 +52,27 @@ func NewCredential(choice string) (azcore.TokenCredential, error) {
 	return nil, fmt.Errorf("Azure credential %q is not known: use one of %s", choice, strings.Join(CredentialChoices, ", "))
 }
 
+// credentialError marks an error of the credential (no token), as opposed
+// to one of Azure's answers.
+type credentialError struct{ err error }
+
+func (e *credentialError) Error() string { return e.err.Error() }
+func (e *credentialError) Unwrap() error { return e.err }
+
+// NonRetriable: the SDK's retry policy does not retry a missing credential.
+func (e *credentialError) NonRetriable() {}
+
+// markedCredential tags its credential's errors as credentialError.
+type markedCredential struct{ azcore.TokenCredential }
+
+func (c markedCredential) GetToken(ctx context.Context, opts policy.TokenRequestOptions) (azcore.AccessToken, error) {
+	t, err := c.TokenCredential.GetToken(ctx, opts)
+	if err != nil {
+		return t, &credentialError{err}
+	}
+	return t, nil
+}
+
 // clients are Azure's clients for one subscription.
 type clients struct {
 	subscription string
@@ -63,6 +85,7 @@ type clients struct {
 
 func newClients(subscription string, cred azcore.TokenCredential, opts *arm.ClientOptions) (*clients, error) {
 	c := &clients{subscription: subscription}
+	cred = markedCredential{cred}
 	var err error
 	if c.clusters, err = armcontainerservice.NewManagedClustersClient(subscription, cred, opts); err != nil {
 		return nil, err
@@ -95,8 +118,7 @@ type need struct {
 // validation detail.
 func azureError(err error, n need) api.ErrorDetail {
 	var re *azcore.ResponseError
-	var authErr *azidentity.AuthenticationFailedError
-	var unavail interface{ NonRetriable() }
+	var credErr *credentialError
 	switch {
 	case errors.As(err, &re):
 		msg := responseMessage(re)
@@ -120,7 +142,7 @@ func azureError(err error, n need) api.ErrorDetail {
 			return detail("AzureResourceNotFound", "", "cannot %s: %s", n.action, msg)
 		}
 		return detail("AzureRequestFailed", "", "Azure refused to %s (%d %s): %s", n.action, re.StatusCode, code, msg)
-	case errors.As(err, &authErr), errors.As(err, &unavail):
+	case errors.As(err, &credErr):
 		return detail("AzureCredentialsUnavailable", "", "Berth has no usable Azure credentials to %s: %v. Set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET (or a workload or managed identity) for the server, or run `az login` where it runs", n.action, firstLine(err.Error()))
 	}
 	return detail("AzureRequestFailed", "", "cannot %s: %v", n.action, err)
