@@ -266,10 +266,21 @@ func TestCreateScaleDeleteAttach(t *testing.T) {
 
 	// Attach by resource id; delete is refused, detach leaves the cluster.
 	id := fake.AddCluster("team-rg", "prod", "eastus", "1.37.2")
+	r = e.ok("compute", "attach", "aks", "-n", "prod1", "-i", id, "--dry-run")
+	mustContain(t, "attach dry run", r.stdout, "found managed cluster prod and got its kubeconfig", "Preflight passed")
 	r = e.ok("compute", "attach", "aks", "-n", "prod1", "-i", id)
 	mustContain(t, "attach output", r.stdout+r.stderr, "Found AKS cluster prod in resource group team-rg (eastus", "is in eastus, the workspace's region is westus2", "Front end ready")
 	if c := e.compute("prod1"); c.Origin != api.OriginAttached || c.ProvisioningState != api.StateSucceeded || !strings.HasSuffix(c.Properties[aks.PropFQDN], ".eastus.cloudapp.azure.com") {
 		t.Errorf("attached: %+v", c)
+	}
+	// Internal and back: the DNS name goes and comes with the public IP.
+	e.ok("compute", "update", "-n", "prod1", "--load-balancer-type", "InternalLoadBalancer", "--load-balancer-subnet", "aks-subnet")
+	if c := e.compute("prod1"); c.Properties[aks.PropFQDN] != "" {
+		t.Errorf("internal front end kept fqdn %q", c.Properties[aks.PropFQDN])
+	}
+	e.ok("compute", "update", "-n", "prod1", "--load-balancer-type", "PublicIp")
+	if c := e.compute("prod1"); !strings.HasSuffix(c.Properties[aks.PropFQDN], ".eastus.cloudapp.azure.com") {
+		t.Errorf("public again: fqdn %q", c.Properties[aks.PropFQDN])
 	}
 	r = e.berth("compute", "delete", "-n", "prod1")
 	if r.code == 0 {

@@ -44,7 +44,7 @@ func (p *Provider) Steps(kind string, c *store.Compute) []operation.Step {
 		steps := []operation.Step{{Name: "find cluster", Run: p.stepFind}, {Name: "get credentials", Run: p.stepCredentials}}
 		return append(append(steps, install...), dns)
 	case api.OpUpdate:
-		return append(p.Kube.Steps(kind, c), dns)
+		return append(append([]operation.Step{{Name: "dns label", Run: p.stepLabelForUpdate}}, p.Kube.Steps(kind, c)...), dns)
 	case api.OpReconcile, api.OpDetach:
 		return p.Kube.Steps(kind, c)
 	case api.OpDelete:
@@ -437,6 +437,24 @@ func (p *Provider) stepFind(ctx context.Context, r *operation.Run) error {
 	return nil
 }
 
+// stepLabelForUpdate gives a front end switched to a public load balancer
+// the DNS label it did not have behind an internal one.
+func (p *Provider) stepLabelForUpdate(ctx context.Context, r *operation.Run) error {
+	c, err := load(ctx, r)
+	if err != nil {
+		return err
+	}
+	var req api.ComputeUpdateRequest
+	if err := json.Unmarshal(r.Op.Params, &req); err != nil {
+		return err
+	}
+	if req.LoadBalancerType != api.LoadBalancerPublicIP || c.Properties[PropDNSLabel] != "" || c.Properties[PropDNSZone] == "" {
+		return nil
+	}
+	c.Properties[PropDNSLabel] = dnsLabel(c)
+	return r.Store.UpdateCompute(ctx, c)
+}
+
 // stepEndpointName records the front end's DNS name, which the DNS label
 // on its public IP gives it.
 func (p *Provider) stepEndpointName(ctx context.Context, r *operation.Run) error {
@@ -444,8 +462,15 @@ func (p *Provider) stepEndpointName(ctx context.Context, r *operation.Run) error
 	if err != nil {
 		return err
 	}
-	label := c.Properties[PropDNSLabel]
-	if c.LoadBalancerType == api.LoadBalancerInternal || label == "" {
+	label, lbType := c.Properties[PropDNSLabel], c.LoadBalancerType
+	if r.Op.Kind == api.OpUpdate {
+		// The compute takes the update's values when the operation ends.
+		var req api.ComputeUpdateRequest
+		if json.Unmarshal(r.Op.Params, &req) == nil && req.LoadBalancerType != "" {
+			lbType = req.LoadBalancerType
+		}
+	}
+	if lbType == api.LoadBalancerInternal || label == "" {
 		if c.Properties[PropFQDN] != "" {
 			delete(c.Properties, PropFQDN)
 			return r.Store.UpdateCompute(ctx, c)
