@@ -375,6 +375,16 @@ func TestCreateFailures(t *testing.T) {
 			if c.ProvisioningState != api.StateFailed || fake.Sent("POST", "listClusterAdminCredential") {
 				t.Errorf("state %s; credentials fetched: %v", c.ProvisioningState, fake.Sent("POST", "listClusterAdminCredential"))
 			}
+			// A failed create can be deleted: whatever Azure made goes.
+			fake.Mu.Lock()
+			fake.Inject = nil
+			fake.Mu.Unlock()
+			e.ok("compute", "delete", "-n", "aks1")
+			fake.Mu.Lock()
+			defer fake.Mu.Unlock()
+			if len(fake.Clusters) != 0 {
+				t.Errorf("clusters left in Azure: %v", fake.Clusters)
+			}
 		})
 	}
 }

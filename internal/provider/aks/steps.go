@@ -513,6 +513,10 @@ func (p *Provider) stepDeleteCluster(ctx context.Context, r *operation.Run) erro
 		return err
 	}
 	group, name := c.Properties[PropResourceGroup], c.Properties[PropClusterName]
+	if group == "" || name == "" {
+		r.Event("The create never reached Azure: there is no AKS cluster to delete")
+		return nil
+	}
 	n := need{action: "delete managed cluster " + name, role: "Contributor", scope: p.clusterScope(c)}
 	var opts *armcontainerservice.ManagedClustersClientBeginDeleteOptions
 	if tok := r.Recall("deleteToken"); tok != "" {
