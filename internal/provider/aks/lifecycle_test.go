@@ -399,6 +399,10 @@ func TestVersionsCommand(t *testing.T) {
 	if strings.TrimSpace(r.stdout) != "1.37.2" {
 		t.Errorf("default query: %q", r.stdout)
 	}
+	r = e.berth("workspace", "create", "-n", "other-team", "--azure-credential", "password")
+	if r.code == 0 || !strings.Contains(r.stderr, `Azure credential "password" is not known: use one of default, environment, workload-identity, managed-identity, azure-cli`) {
+		t.Errorf("bad credential choice: %+v", r)
+	}
 	r = e.berth("versions", "-l", "mars")
 	if r.code == 0 || !strings.Contains(r.stderr, `Azure has no Kubernetes versions for location "mars"`) {
 		t.Errorf("unknown location: %+v", r)

@@ -3,6 +3,7 @@ package aks
 import (
 	"context"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/berth-ml/berth/api"
 	"github.com/berth-ml/berth/internal/preflight"
 	"github.com/berth-ml/berth/internal/provider/kubernetes"
+	"github.com/berth-ml/berth/internal/store"
 )
 
 func newTestProvider(f *FakeAzure) *Provider {
@@ -365,5 +367,31 @@ func TestVersionList(t *testing.T) {
 	}
 	if _, err := p.Versions(context.Background(), &api.Workspace{Name: "x"}, "westus2"); err == nil || !strings.Contains(err.Error(), "needs a subscription") {
 		t.Errorf("no subscription: %v", err)
+	}
+}
+
+// TestDNSLabel: the automatic-TLS leaf label (as given with overwrite) or
+// the compute's name, plus 6 random characters; none behind an internal
+// load balancer.
+func TestDNSLabel(t *testing.T) {
+	c := &store.Compute{Compute: api.Compute{Name: "Aks1", LoadBalancerType: api.LoadBalancerPublicIP}}
+	if l := dnsLabel(c); !regexp.MustCompile(`^aks1[a-z0-9]{6}$`).MatchString(l) {
+		t.Errorf("label from the name: %q", l)
+	}
+	c.SSLConfiguration = api.SSLConfiguration{Status: api.SSLAuto, LeafDomainLabel: "scoring"}
+	if l := dnsLabel(c); !regexp.MustCompile(`^scoring[a-z0-9]{6}$`).MatchString(l) {
+		t.Errorf("label from the leaf domain label: %q", l)
+	}
+	c.SSLConfiguration.OverwriteDomain = true
+	if l := dnsLabel(c); l != "scoring" {
+		t.Errorf("label with overwrite: %q", l)
+	}
+	c.Properties = map[string]string{PropDNSLabel: "scoring"}
+	if a := serviceAnnotations(c); a[DNSLabelAnnotation] != "scoring" {
+		t.Errorf("public annotations: %v", a)
+	}
+	c.LoadBalancerType = api.LoadBalancerInternal
+	if a := serviceAnnotations(c); a != nil {
+		t.Errorf("internal annotations: %v", a)
 	}
 }
