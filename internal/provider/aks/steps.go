@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -221,6 +220,7 @@ func (p *Provider) stepCreate(ctx context.Context, r *operation.Run) error {
 	}
 	c.Properties[PropResourceGroup], c.Properties[PropClusterName] = s.group, c.Name
 	c.Properties[PropAgentPool] = DefaultAgentPoolName
+	c.Properties[PropResourceID] = clusterRef{s.subscription, s.group, c.Name}.id()
 	az, err := p.azure(c)
 	if err != nil {
 		return err
@@ -326,7 +326,7 @@ func lroStatus(resp *http.Response) string {
 	if resp == nil || resp.Body == nil {
 		return "in progress"
 	}
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+	b, _ := runtime.Payload(resp) // cached by the SDK, so reading it here takes nothing from the poller
 	var v struct {
 		Status     string `json:"status"`
 		Properties struct {
@@ -418,7 +418,7 @@ func (p *Provider) stepFind(ctx context.Context, r *operation.Run) error {
 		return failAzure(ctx, err, need{action: "read managed cluster " + ref.name, role: "Reader", scope: ref.id()})
 	}
 	location := strings.ToLower(str(mc.Location))
-	delete(c.Properties, PropResourceID)
+	c.Properties[PropResourceID] = ref.id()
 	c.Properties[PropResourceGroup], c.Properties[PropClusterName], c.Properties[PropLocation] = ref.group, ref.name, location
 	c.Properties[PropDNSZone] = location + ".cloudapp.azure.com"
 	if c.LoadBalancerType != api.LoadBalancerInternal && c.Properties[PropDNSLabel] == "" {
