@@ -121,7 +121,7 @@ func azureError(err error, n need) api.ErrorDetail {
 	var credErr *credentialError
 	switch {
 	case errors.As(err, &re):
-		msg := responseMessage(re)
+		msg := strings.TrimSuffix(responseMessage(re), ".")
 		code := re.ErrorCode
 		switch {
 		case re.StatusCode == http.StatusTooManyRequests:

@@ -279,7 +279,7 @@ func TestAzureErrorMappings(t *testing.T) {
 		}, want{"AzureThrottled", "Azure kept throttling requests (429 Too Many Requests) while Berth tried to read managed cluster prod"}},
 		{"rejected credentials", func(req *http.Request) *http.Response {
 			return AzureError(req, http.StatusUnauthorized, "InvalidAuthenticationToken", "The access token is invalid.")
-		}, want{"AzureCredentialsRejected", "Azure rejected Berth's credentials while trying to read managed cluster prod: The access token is invalid."}},
+		}, want{"AzureCredentialsRejected", "Azure rejected Berth's credentials while trying to read managed cluster prod: The access token is invalid"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -394,4 +394,18 @@ func TestDNSLabel(t *testing.T) {
 	if a := serviceAnnotations(c); a != nil {
 		t.Errorf("internal annotations: %v", a)
 	}
+}
+
+// TestResourceGroupMissing: a workspace resource group that does not
+// exist is named, with what to do.
+func TestResourceGroupMissing(t *testing.T) {
+	f := NewFakeAzure()
+	f.Inject = func(req *http.Request) *http.Response {
+		if req.Method == http.MethodGet && strings.Contains(req.URL.Path, "/managedClusters/") {
+			return AzureError(req, http.StatusNotFound, "ResourceGroupNotFound", "Resource group 'berth-rg' could not be found.")
+		}
+		return nil
+	}
+	checkDetails(t, newTestProvider(f).Validate(context.Background(), testWorkspace(), createReq(nil)),
+		[]want{{"AzureResourceGroupNotFound", "Resource group 'berth-rg' could not be found; create the resource group or set the workspace's azureResourceGroup"}})
 }
