@@ -33,6 +33,10 @@ type WorkspaceSettings struct {
 	ACMEEmail           string `json:"acmeEmail,omitempty"`
 	AzureSubscriptionID string `json:"azureSubscriptionId,omitempty"`
 	AzureResourceGroup  string `json:"azureResourceGroup,omitempty"`
+	// AzureCredential picks how the server authenticates to Azure for this
+	// workspace: default (DefaultAzureCredential's chain), environment,
+	// workload-identity, managed-identity or azure-cli.
+	AzureCredential string `json:"azureCredential,omitempty"`
 }
 
 // WorkspaceCreateRequest is the body of POST /workspaces.
@@ -182,6 +186,16 @@ type Check struct {
 type PreflightReport struct {
 	Passed bool    `json:"passed"`
 	Checks []Check `json:"checks"`
+	// Request is what a create would send to its cloud (AKS: the ARM
+	// request), when the type can tell.
+	Request *CloudRequest `json:"request,omitempty"`
+}
+
+// CloudRequest is a request to a cloud's API, as a dry run shows it.
+type CloudRequest struct {
+	Method string `json:"method"`
+	URL    string `json:"url"`
+	Body   any    `json:"body,omitempty"`
 }
 
 // SSLRequest carries the SSL flags of create, attach and update.

@@ -207,10 +207,19 @@ func (c *Client) DryRunCompute(ctx context.Context, ws string, req api.ComputeRe
 // ListVersions lists the Kubernetes versions Berth supports (for an Azure
 // location when given).
 func (c *Client) ListVersions(ctx context.Context, location string) (*api.VersionList, error) {
+	return c.ListVersionsIn(ctx, "", location)
+}
+
+// ListVersionsIn lists the versions of an Azure location with the Azure
+// subscription and credentials of workspace ws (empty: the server's).
+func (c *Client) ListVersionsIn(ctx context.Context, ws, location string) (*api.VersionList, error) {
 	var out api.VersionList
 	q := url.Values{}
 	if location != "" {
 		q.Set("location", location)
+	}
+	if ws != "" && location != "" {
+		q.Set("workspace", ws)
 	}
 	if _, err := c.do(ctx, "GET", "/api/v1/versions", q, nil, &out); err != nil {
 		return nil, err

@@ -238,7 +238,7 @@ func TestCLIVersions(t *testing.T) {
 		t.Fatalf("default query: %+v", r)
 	}
 	r = berth(t, env, "versions", "-l", "westus")
-	if r.code != 1 || !strings.Contains(r.stderr, "AKS provider") {
+	if r.code != 1 || !strings.Contains(r.stderr, "needs a subscription") {
 		t.Fatalf("versions -l: %+v", r)
 	}
 }

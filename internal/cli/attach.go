@@ -60,7 +60,7 @@ func (f *sslFlags) request() (*api.SSLRequest, error) {
 
 func (a *app) attachCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "attach", Short: "Attach an existing cluster as a compute target"}
-	cmd.AddCommand(a.attachKubernetes())
+	cmd.AddCommand(a.attachKubernetes(), a.attachAKS())
 	return cmd
 }
 
@@ -223,7 +223,7 @@ func (a *app) versionsCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			vl, err := c.ListVersions(cmd.Context(), location)
+			vl, err := c.ListVersionsIn(cmd.Context(), a.workspace, location)
 			if err != nil {
 				return err
 			}

@@ -31,7 +31,7 @@ func (a *app) createCommand() *cobra.Command {
 	}
 	local.Flags().StringVarP(&name, "name", "n", "", "compute name")
 	local.Flags().BoolVar(&noWait, "no-wait", false, "return at once with the operation id")
-	cmd.AddCommand(local)
+	cmd.AddCommand(local, a.createAKS())
 	return cmd
 }
 

@@ -73,6 +73,9 @@ type Settings struct {
 	// Resources are the front end container's requests and limits as the
 	// cluster has them; users may tune them and reconcile keeps them.
 	Resources *corev1.ResourceRequirements
+	// ServiceAnnotations are added to the front end's Service (a cloud's
+	// settings for its load balancer, such as the DNS label on AKS).
+	ServiceAnnotations map[string]string
 }
 
 // Replicas is the front end's replica count for a purpose.
@@ -253,11 +256,17 @@ func FrontendObjects(s Settings) []Object {
 			coreac.ServicePort().WithName("http").WithPort(80).WithTargetPort(intstr.FromString("http")).WithProtocol(corev1.ProtocolTCP),
 			coreac.ServicePort().WithName("https").WithPort(443).WithTargetPort(intstr.FromString("https")).WithProtocol(corev1.ProtocolTCP),
 		))
+	ann := map[string]string{}
 	if s.LoadBalancerType == "InternalLoadBalancer" {
-		ann := map[string]string{AzureInternal: "true", AWSInternal: "true", GCPInternal: "Internal"}
+		ann[AzureInternal], ann[AWSInternal], ann[GCPInternal] = "true", "true", "Internal"
 		if s.LoadBalancerSubnet != "" {
 			ann[AzureInternalSubnet] = s.LoadBalancerSubnet
 		}
+	}
+	for k, v := range s.ServiceAnnotations {
+		ann[k] = v
+	}
+	if len(ann) > 0 {
 		svc.WithAnnotations(ann)
 	}
 	objs = append(objs, Object{Kind: KindService, Name: FrontendName, Namespace: ns, Apply: svc})

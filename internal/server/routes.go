@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/berth-ml/berth/api"
 	"github.com/berth-ml/berth/internal/compute"
 	"github.com/berth-ml/berth/internal/naming"
 	"github.com/berth-ml/berth/internal/problem"
+	"github.com/berth-ml/berth/internal/provider/aks"
 	"github.com/berth-ml/berth/internal/store"
 	"github.com/google/uuid"
 )
@@ -116,7 +118,7 @@ func (s *Server) routeTable() []route {
 		{Method: "POST", Path: wsPath + "/services/{service}/token", ID: "getServiceToken", Summary: "A short-lived token for a token-auth service", Role: api.RoleContributor,
 			Response: api.ServiceToken{}, Status: 200, Handle: s.serviceToken},
 		{Method: "GET", Path: "/api/v1/versions", ID: "listVersions", Summary: "Kubernetes versions Berth supports (default marked)", Role: api.RoleReader,
-			Response: api.VersionList{}, Status: 200, Handle: s.versions, Query: []queryParam{{Name: "location", Type: "string", Doc: "an Azure location (AKS provider)"}}},
+			Response: api.VersionList{}, Status: 200, Handle: s.versions, Query: []queryParam{{Name: "location", Type: "string", Doc: "an Azure location (AKS provider)"}, {Name: "workspace", Type: "string", Doc: "the workspace whose Azure subscription and credentials to use"}}},
 		{Method: "GET", Path: "/api/v1/operations/{operation}", ID: "getOperation", Summary: "Show an operation", Role: api.RoleReader,
 			Response: api.Operation{}, Status: 200, Handle: s.getOperation},
 		{Method: "GET", Path: "/api/v1/operations/{operation}/events", ID: "listOperationEvents", Summary: "An operation's events; follow=true streams them (server-sent events)", Role: api.RoleReader,
@@ -206,6 +208,10 @@ func (s *Server) createWorkspace(w http.ResponseWriter, r *http.Request, p *prin
 	if len(req.Region) > 40 || strings.IndexFunc(req.Region, regionChars) >= 0 {
 		details = append(details, api.ErrorDetail{Code: "InvalidValue", Target: "region",
 			Message: "region " + quote(req.Region) + " must be lowercase letters and digits, like westus2"})
+	}
+	if c := req.Settings.AzureCredential; c != "" && !slices.Contains(aks.CredentialChoices, c) {
+		details = append(details, api.ErrorDetail{Code: "InvalidValue", Target: "settings.azureCredential",
+			Message: "Azure credential " + quote(c) + " is not known: use one of " + strings.Join(aks.CredentialChoices, ", ")})
 	}
 	if len(details) > 0 {
 		return problem.Validation("", details)
@@ -346,10 +352,39 @@ func (s *Server) createCompute(w http.ResponseWriter, r *http.Request, _ *princi
 	return nil
 }
 
-func (s *Server) versions(w http.ResponseWriter, r *http.Request, _ *principal) error {
+// versionLister is a provider that lists a cloud location's versions (AKS).
+type versionLister interface {
+	Versions(ctx context.Context, ws *api.Workspace, location string) (*api.VersionList, error)
+}
+
+func (s *Server) versions(w http.ResponseWriter, r *http.Request, p *principal) error {
 	if loc := r.URL.Query().Get("location"); loc != "" {
-		return problem.New(http.StatusBadRequest, "LocationNotAvailable",
-			"versions for an Azure location come from the AKS provider, which this server does not have configured; omit --location to list the versions Berth supports")
+		prov, _ := s.computes.Providers.Get(api.ComputeAKS)
+		vl, ok := prov.(versionLister)
+		if !ok {
+			return problem.New(http.StatusBadRequest, "LocationNotAvailable",
+				"versions for an Azure location come from the AKS provider, which this server does not have configured; omit --location to list the versions Berth supports")
+		}
+		var ws *api.Workspace
+		if name := r.URL.Query().Get("workspace"); name != "" {
+			if !p.inWorkspace(name) {
+				return problem.Forbidden("your token is limited to workspace %q", p.token.Workspace)
+			}
+			got, err := s.store.GetWorkspace(r.Context(), name)
+			if errors.Is(err, store.ErrNotFound) {
+				return problem.NotFound("workspace %q not found", name)
+			}
+			if err != nil {
+				return err
+			}
+			ws = got
+		}
+		list, err := vl.Versions(r.Context(), ws, loc)
+		if err != nil {
+			return err
+		}
+		writeJSON(w, 200, list)
+		return nil
 	}
 	writeJSON(w, 200, supportedVersions(s.cfg.KubernetesVersions))
 	return nil

@@ -27,6 +27,7 @@ import (
 	"github.com/berth-ml/berth/internal/preflight"
 	"github.com/berth-ml/berth/internal/problem"
 	"github.com/berth-ml/berth/internal/provider"
+	"github.com/berth-ml/berth/internal/provider/aks"
 	"github.com/berth-ml/berth/internal/provider/kubernetes"
 	"github.com/berth-ml/berth/internal/provider/local"
 	"github.com/berth-ml/berth/internal/secretbox"
@@ -63,6 +64,10 @@ type Config struct {
 	// DATA_DIR/artifacts, or s3://BUCKET[/PREFIX]?endpoint=HOST:PORT&...
 	// (credentials from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY).
 	ArtifactStore string
+	// Azure configures how the AKS provider reaches Azure (zero: Azure's
+	// public cloud with the workspace's credential choice; the default
+	// subscription from AZURE_SUBSCRIPTION_ID).
+	Azure aks.Options
 }
 
 // DefaultFrontendImage is the front end image installed unless configured.
@@ -136,8 +141,14 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	reg := cfg.Providers
 	if reg == nil {
 		reg = provider.Default.Clone()
-		reg.Register(&kubernetes.Provider{Versions: s.cfg.KubernetesVersions, Image: s.cfg.FrontendImage, ReadyTimeout: cfg.ReadyTimeout})
+		kube := kubernetes.Provider{Versions: s.cfg.KubernetesVersions, Image: s.cfg.FrontendImage, ReadyTimeout: cfg.ReadyTimeout}
+		reg.Register(&kube)
 		reg.Register(local.Provider{})
+		azure := cfg.Azure
+		if azure.DefaultSubscription == "" {
+			azure.DefaultSubscription = cfg.Getenv("AZURE_SUBSCRIPTION_ID")
+		}
+		reg.Register(aks.New(kube, azure))
 	}
 	s.computes = &compute.Service{Store: st, Providers: reg}
 	s.artifacts = arts

@@ -54,6 +54,9 @@ type Provider struct {
 	RemoveTimeout time.Duration
 	// Poll is the interval of readiness checks (default 250ms).
 	Poll time.Duration
+	// ServiceAnnotations, when set, adds a compute's annotations to the
+	// front end's Service (the AKS provider's DNS label).
+	ServiceAnnotations func(c *store.Compute) map[string]string
 }
 
 func (p *Provider) Type() string      { return Type }
@@ -157,11 +160,15 @@ func (p *Provider) installer(cl *kubeconn.Cluster, r *operation.Run) *installer.
 
 // settings are the desired installed state of a compute.
 func (p *Provider) settings(c *store.Compute) installer.Settings {
-	return installer.Settings{
+	s := installer.Settings{
 		AttachmentID: c.AttachmentID, Workspace: c.Workspace, Compute: c.Name,
 		Purpose: c.ClusterPurpose, LoadBalancerType: c.LoadBalancerType, LoadBalancerSubnet: c.LoadBalancerSubnet,
 		Image: p.Image,
 	}
+	if p.ServiceAnnotations != nil {
+		s.ServiceAnnotations = p.ServiceAnnotations(c)
+	}
+	return s
 }
 
 // DryRun runs preflight against the cluster of an attach request.

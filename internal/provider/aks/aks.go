@@ -1,0 +1,389 @@
+// Package aks is the compute type "aks": Azure Kubernetes Service clusters
+// that Berth creates through Azure's API or attaches by resource id. Azure
+// gives Berth a kubeconfig (the managed cluster's credentials API); from
+// there the cluster goes through the same install path as any attached
+// Kubernetes cluster (package kubernetes).
+package aks
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/arm"
+	"github.com/berth-ml/berth/api"
+	"github.com/berth-ml/berth/internal/provider/kubernetes"
+	"github.com/berth-ml/berth/internal/store"
+)
+
+// Type is the compute type name.
+const Type = api.ComputeAKS
+
+// Properties a request may give (created: the first group; attached: the
+// second) and the ones Berth records.
+const (
+	PropAgentCount        = "agentCount"
+	PropVMSize            = "vmSize"
+	PropLocation          = "location"
+	PropKubernetesVersion = "kubernetesVersion"
+	PropVNetResourceGroup = "vnetResourceGroupName"
+	PropVNetName          = "vnetName"
+	PropSubnetName        = "subnetName"
+	PropServiceCIDR       = "serviceCidr"
+	PropDNSServiceIP      = "dnsServiceIp"
+	PropDockerBridgeCIDR  = "dockerBridgeCidr"
+
+	PropResourceID    = "resourceId"
+	PropResourceGroup = "resourceGroup"
+	PropClusterName   = "clusterName"
+
+	PropCredentialMode = kubernetes.PropCredentialMode
+
+	// Recorded by Berth.
+	PropSubscription = "subscriptionId"
+	PropAgentPool    = "agentPoolName"
+	PropDNSLabel     = "dnsLabel"
+	PropDNSZone      = "dnsZone"
+	PropFQDN         = "fqdn"
+)
+
+// Defaults of a created cluster (the reference's).
+const (
+	DefaultAgentCount    = 3
+	DefaultVMSize        = "Standard_D3_v2"
+	DefaultLBSubnet      = "aks-subnet"
+	DefaultAgentPoolName = "agentpool"
+)
+
+// DNSLabelAnnotation gives the public IP of a LoadBalancer Service a DNS
+// label on AKS (the cloud provider sets it on the IP it creates).
+const DNSLabelAnnotation = "service.beta.kubernetes.io/azure-dns-label-name"
+
+var vnetProps = []string{PropVNetResourceGroup, PropVNetName, PropSubnetName, PropServiceCIDR, PropDNSServiceIP, PropDockerBridgeCIDR}
+
+var vnetFlags = map[string]string{
+	PropVNetResourceGroup: "--vnet-resourcegroup-name", PropVNetName: "--vnet-name", PropSubnetName: "--subnet-name",
+	PropServiceCIDR: "--service-cidr", PropDNSServiceIP: "--dns-service-ip", PropDockerBridgeCIDR: "--docker-bridge-cidr",
+}
+
+// Provider implements provider.Provider for AKS. Make it with New.
+type Provider struct {
+	// Kube is the install path every AKS cluster goes through once Berth
+	// has its kubeconfig.
+	Kube *kubernetes.Provider
+	Options
+
+	cache cache
+}
+
+// Options configure how the provider reaches Azure.
+type Options struct {
+	// Credential makes the Azure credential of a workspace's choice
+	// (default NewCredential).
+	Credential func(choice string) (azcore.TokenCredential, error)
+	// ClientOptions are passed to every Azure client (nil: Azure's public
+	// cloud with the SDK's retry policy). Tests set a fake transport here.
+	ClientOptions *arm.ClientOptions
+	// DefaultSubscription is used when a workspace names none
+	// (AZURE_SUBSCRIPTION_ID of the server).
+	DefaultSubscription string
+	// Poll is how often long-running Azure operations are polled (default 15s).
+	Poll time.Duration
+}
+
+// New returns an AKS provider that installs through a copy of kube, which
+// also gives public front ends their DNS label.
+func New(kube kubernetes.Provider, opts Options) *Provider {
+	kube.ServiceAnnotations = serviceAnnotations
+	return &Provider{Kube: &kube, Options: opts}
+}
+
+func (p *Provider) Type() string      { return Type }
+func (p *Provider) Origins() []string { return []string{api.OriginCreated, api.OriginAttached} }
+
+func (p *Provider) poll() time.Duration {
+	if p.Poll == 0 {
+		return 15 * time.Second
+	}
+	return p.Poll
+}
+
+func detail(code, target, format string, args ...any) api.ErrorDetail {
+	return api.ErrorDetail{Code: code, Target: target, Message: fmt.Sprintf(format, args...)}
+}
+
+// serviceAnnotations gives a public front end's IP the compute's DNS
+// label, so its name is <label>.<region>.cloudapp.azure.com.
+func serviceAnnotations(c *store.Compute) map[string]string {
+	if l := c.Properties[PropDNSLabel]; l != "" && c.LoadBalancerType != api.LoadBalancerInternal {
+		return map[string]string{DNSLabelAnnotation: l}
+	}
+	return nil
+}
+
+// subscription is the workspace's subscription, or the server's default.
+func (p *Provider) subscription(ws *api.Workspace) string {
+	if ws.Settings.AzureSubscriptionID != "" {
+		return ws.Settings.AzureSubscriptionID
+	}
+	return p.DefaultSubscription
+}
+
+// connect opens Azure's clients for a subscription with the workspace's
+// credential choice.
+func (p *Provider) connect(ws *api.Workspace, subscription string) (*clients, error) {
+	mk := p.Credential
+	if mk == nil {
+		mk = NewCredential
+	}
+	cred, err := mk(ws.Settings.AzureCredential)
+	if err != nil {
+		return nil, &credentialError{err}
+	}
+	return newClients(subscription, cred, p.ClientOptions)
+}
+
+// workspaceOf is the part of a workspace the provider needs at run time,
+// kept in the compute's properties when it was created.
+func workspaceOf(c *store.Compute, credential string) *api.Workspace {
+	return &api.Workspace{Name: c.Workspace, Settings: api.WorkspaceSettings{AzureSubscriptionID: c.Properties[PropSubscription], AzureCredential: credential}}
+}
+
+// createSpec is a create request, read and checked offline.
+type createSpec struct {
+	agents                  int
+	vmSize, location        string
+	version                 string
+	subscription, group     string
+	vnet                    bool
+	vnetGroup, vnetName     string
+	subnetName              string
+	serviceCIDR, bridgeCIDR netip.Prefix
+	dnsIP                   netip.Addr
+}
+
+func (s *createSpec) subnetID() string {
+	return fmt.Sprintf("/subscriptions/%s/resourceGroups/%s/providers/Microsoft.Network/virtualNetworks/%s/subnets/%s", s.subscription, s.vnetGroup, s.vnetName, s.subnetName)
+}
+
+func (s *createSpec) groupScope() string {
+	return fmt.Sprintf("/subscriptions/%s/resourceGroups/%s", s.subscription, s.group)
+}
+
+// minCPUs and minNodes are the reference's capacity rules per purpose.
+func minCPUs(purpose string) int {
+	if purpose == api.PurposeDevTest {
+		return 2
+	}
+	return 12
+}
+
+func minNodes(purpose string) int {
+	if purpose == api.PurposeDevTest {
+		return 1
+	}
+	return 3
+}
+
+// parseCreate reads a create request's properties and checks everything
+// that needs no Azure call.
+func (p *Provider) parseCreate(ws *api.Workspace, req *api.ComputeRequest) (*createSpec, []api.ErrorDetail) {
+	var out []api.ErrorDetail
+	props := req.Properties
+	known := append([]string{PropAgentCount, PropVMSize, PropLocation, PropKubernetesVersion, PropCredentialMode}, vnetProps...)
+	for _, k := range sortedKeys(props) {
+		if !slices.Contains(known, k) {
+			out = append(out, detail("InvalidProperty", "properties."+k, "unknown property %q for creating an aks compute (known: %s)", k, strings.Join(known, ", ")))
+		}
+	}
+	s := &createSpec{agents: DefaultAgentCount, vmSize: DefaultVMSize, location: strings.ToLower(props[PropLocation]),
+		version: props[PropKubernetesVersion], subscription: p.subscription(ws), group: ws.Settings.AzureResourceGroup}
+	if v, ok := props[PropAgentCount]; ok {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			out = append(out, detail("InvalidAgentCount", "agentCount", "--agent-count must be a positive integer (got %q)", v))
+			n = 0
+		}
+		s.agents = n
+	}
+	if v, ok := props[PropVMSize]; ok {
+		if v == "" {
+			out = append(out, detail("InvalidValue", "vmSize", "--vm-size must not be empty (default %s)", DefaultVMSize))
+		}
+		s.vmSize = v
+	}
+	if s.agents > 0 && s.agents < minNodes(req.ClusterPurpose) {
+		out = append(out, detail("InsufficientAgents", "agentCount", "cluster purpose %s needs at least %d agents (got %d): use --agent-count %d or more, or --cluster-purpose DevTest", req.ClusterPurpose, minNodes(req.ClusterPurpose), s.agents, minNodes(req.ClusterPurpose)))
+	}
+	if s.location == "" {
+		s.location = ws.Region
+		if s.location == "" || s.location == "local" {
+			out = append(out, detail("LocationRequired", "location", "give --location: workspace %q has no Azure region to default to (its region is %q)", ws.Name, ws.Region))
+		}
+	}
+	if s.version != "" && !p.Kube.Versions.Contains(s.version) {
+		out = append(out, detail("UnsupportedKubernetesVersion", "kubernetesVersion", "Kubernetes version %s is not supported by Berth: supported versions are between %s", s.version, p.Kube.Versions))
+	}
+	out = append(out, p.settingsDetails(ws, true)...)
+	if m := props[PropCredentialMode]; m != "" && m != kubernetes.CredentialScoped && m != kubernetes.CredentialAsGiven {
+		out = append(out, detail("InvalidValue", "credentialMode", "--credential-mode %q is not valid: use scoped or as-given", m))
+	}
+	// The custom VNet: all six or none.
+	var given, missing []string
+	for _, k := range vnetProps {
+		if props[k] != "" {
+			given = append(given, vnetFlags[k])
+		} else {
+			missing = append(missing, vnetFlags[k])
+		}
+	}
+	if len(given) > 0 && len(missing) > 0 {
+		out = append(out, detail("IncompleteVNet", "vnet", "a custom virtual network needs all six of --vnet-resourcegroup-name, --vnet-name, --subnet-name, --service-cidr, --dns-service-ip and --docker-bridge-cidr, or none; missing: %s", strings.Join(missing, ", ")))
+	}
+	if len(given) > 0 {
+		out = append(out, s.parseVNet(props)...)
+	}
+	if req.LoadBalancerType == api.LoadBalancerInternal && len(given) == 0 && req.LoadBalancerSubnet != "" && req.LoadBalancerSubnet != DefaultLBSubnet {
+		// Without a custom VNet, AKS makes its own network with one subnet.
+		out = append(out, detail("InvalidValue", "loadBalancerSubnet", "--load-balancer-subnet %q needs a custom virtual network (the six --vnet… flags); without one, the internal load balancer uses the cluster's own subnet %q", req.LoadBalancerSubnet, DefaultLBSubnet))
+	}
+	return s, out
+}
+
+func (s *createSpec) parseVNet(props map[string]string) []api.ErrorDetail {
+	var out []api.ErrorDetail
+	s.vnet = true
+	s.vnetGroup, s.vnetName, s.subnetName = props[PropVNetResourceGroup], props[PropVNetName], props[PropSubnetName]
+	var okSvc, okIP, okBridge bool
+	if v := props[PropServiceCIDR]; v != "" {
+		pf, err := netip.ParsePrefix(v)
+		if err != nil || pf != pf.Masked() || !pf.Addr().Is4() {
+			out = append(out, detail("InvalidCIDR", "serviceCidr", "--service-cidr %q is not a well-formed IPv4 CIDR block with no host bits set, like 10.0.0.0/16", v))
+		} else {
+			s.serviceCIDR, okSvc = pf, true
+		}
+	}
+	if v := props[PropDNSServiceIP]; v != "" {
+		a, err := netip.ParseAddr(v)
+		if err != nil || !a.Is4() {
+			out = append(out, detail("InvalidIP", "dnsServiceIp", "--dns-service-ip %q is not an IPv4 address, like 10.0.0.10", v))
+		} else {
+			s.dnsIP, okIP = a, true
+		}
+	}
+	if v := props[PropDockerBridgeCIDR]; v != "" {
+		// The reference's example (172.17.0.1/16) names the bridge's own
+		// address, so host bits are allowed here.
+		pf, err := netip.ParsePrefix(v)
+		if err != nil || !pf.Addr().Is4() {
+			out = append(out, detail("InvalidCIDR", "dockerBridgeCidr", "--docker-bridge-cidr %q is not a well-formed IPv4 CIDR, like 172.17.0.1/16", v))
+		} else {
+			s.bridgeCIDR, okBridge = pf, true
+		}
+	}
+	if okSvc && okIP {
+		switch {
+		case !s.serviceCIDR.Contains(s.dnsIP):
+			out = append(out, detail("DNSServiceIPOutsideServiceCIDR", "dnsServiceIp", "--dns-service-ip %s is not inside --service-cidr %s", s.dnsIP, s.serviceCIDR))
+		case s.dnsIP == s.serviceCIDR.Addr():
+			out = append(out, detail("InvalidIP", "dnsServiceIp", "--dns-service-ip %s is the network address of --service-cidr %s; use another, like the .10 address", s.dnsIP, s.serviceCIDR))
+		}
+	}
+	if okSvc && okBridge && s.serviceCIDR.Overlaps(s.bridgeCIDR.Masked()) {
+		out = append(out, detail("CIDROverlap", "serviceCidr", "--service-cidr %s overlaps --docker-bridge-cidr %s; they must be separate ranges", s.serviceCIDR, s.bridgeCIDR))
+	}
+	return out
+}
+
+// settingsDetails checks the workspace's Azure settings.
+func (p *Provider) settingsDetails(ws *api.Workspace, create bool) []api.ErrorDetail {
+	var out []api.ErrorDetail
+	if p.subscription(ws) == "" {
+		out = append(out, detail("AzureSubscriptionRequired", "settings.azureSubscriptionId", "workspace %q has no Azure subscription: create it with --azure-subscription-id, or start the server with AZURE_SUBSCRIPTION_ID", ws.Name))
+	}
+	if create && ws.Settings.AzureResourceGroup == "" {
+		out = append(out, detail("AzureResourceGroupRequired", "settings.azureResourceGroup", "workspace %q has no Azure resource group for the clusters it creates: create it with --azure-resource-group", ws.Name))
+	}
+	if ch := ws.Settings.AzureCredential; ch != "" && !slices.Contains(CredentialChoices, ch) {
+		out = append(out, detail("InvalidValue", "settings.azureCredential", "workspace %q has Azure credential %q, which is not known: use one of %s", ws.Name, ch, strings.Join(CredentialChoices, ", ")))
+	}
+	return out
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// cache keeps Azure's slow-changing lists (locations, VM sizes, versions).
+type cache struct {
+	mu sync.Mutex
+	m  map[string]cached
+}
+
+type cached struct {
+	v  any
+	at time.Time
+}
+
+func (c *cache) get(key string, ttl time.Duration) (any, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.m[key]
+	if !ok || time.Since(e.at) > ttl {
+		return nil, false
+	}
+	return e.v, true
+}
+
+func (c *cache) put(key string, v any) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[string]cached{}
+	}
+	c.m[key] = cached{v: v, at: time.Now()}
+}
+
+// builtinCores is the fallback when Azure's resource SKU list cannot be
+// read: the vCPUs of common VM sizes.
+var builtinCores = map[string]int{
+	"standard_d1_v2": 1, "standard_d2_v2": 2, "standard_d3_v2": 4, "standard_d4_v2": 8, "standard_d5_v2": 16,
+	"standard_ds1_v2": 1, "standard_ds2_v2": 2, "standard_ds3_v2": 4, "standard_ds4_v2": 8, "standard_ds5_v2": 16,
+	"standard_d2s_v3": 2, "standard_d4s_v3": 4, "standard_d8s_v3": 8, "standard_d16s_v3": 16, "standard_d32s_v3": 32,
+	"standard_d2_v3": 2, "standard_d4_v3": 4, "standard_d8_v3": 8, "standard_d16_v3": 16,
+	"standard_d2s_v5": 2, "standard_d4s_v5": 4, "standard_d8s_v5": 8, "standard_d16s_v5": 16,
+	"standard_f2s_v2": 2, "standard_f4s_v2": 4, "standard_f8s_v2": 8, "standard_f16s_v2": 16,
+	"standard_b2s": 2, "standard_b2ms": 2, "standard_b4ms": 4,
+	"standard_nc6s_v3": 6, "standard_nc12s_v3": 12, "standard_nc24s_v3": 24, "standard_nc4as_t4_v3": 4, "standard_nc8as_t4_v3": 8,
+}
+
+// contextWithTimeout bounds validation's Azure lookups.
+func contextWithTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, 2*time.Minute)
+}
+
+func str(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
+}
+
+func i32(p *int32) int32 {
+	if p == nil {
+		return 0
+	}
+	return *p
+}

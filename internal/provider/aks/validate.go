@@ -1,0 +1,443 @@
+package aks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/compute/armcompute/v7"
+	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/containerservice/armcontainerservice/v6"
+	"github.com/berth-ml/berth/api"
+	"github.com/berth-ml/berth/internal/store"
+)
+
+// Validate checks a create or attach request: everything offline first,
+// then what only Azure knows (locations, VM sizes, versions, the subnet,
+// the name), and returns every problem together. Nothing is changed.
+func (p *Provider) Validate(ctx context.Context, ws *api.Workspace, req *api.ComputeRequest) []api.ErrorDetail {
+	out := p.sslDetails(ctx, ws, req)
+	if req.Credentials != "" {
+		out = append(out, detail("InvalidValue", "credentials", "an aks compute takes no kubeconfig: Berth gets one from Azure (use `berth compute attach kubernetes` to attach by kubeconfig)"))
+	}
+	switch req.Origin {
+	case api.OriginCreated:
+		s, d := p.parseCreate(ws, req)
+		out = append(out, d...)
+		out = append(out, p.checkCreateInAzure(ctx, ws, req, s)...)
+	case api.OriginAttached:
+		out = append(out, p.validateAttach(ctx, ws, req)...)
+	}
+	return out
+}
+
+// sslDetails asks the kubernetes provider, the one place TLS rules live,
+// about the request's SSL flags and keeps what it says about them.
+func (p *Provider) sslDetails(ctx context.Context, ws *api.Workspace, req *api.ComputeRequest) []api.ErrorDetail {
+	if req.SSL == nil {
+		return nil
+	}
+	probe := api.ComputeRequest{Name: req.Name, Type: kubernetesType, Origin: api.OriginAttached, ClusterPurpose: req.ClusterPurpose,
+		LoadBalancerType: req.LoadBalancerType, LoadBalancerSubnet: req.LoadBalancerSubnet, SSL: req.SSL}
+	var out []api.ErrorDetail
+	for _, d := range p.Kube.Validate(ctx, ws, &probe) {
+		if d.Target == "ssl" || strings.HasPrefix(d.Target, "ssl.") {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+const kubernetesType = "kubernetes"
+
+// checkCreateInAzure runs the read-only Azure checks of a create request
+// for the fields that passed the offline checks.
+func (p *Provider) checkCreateInAzure(ctx context.Context, ws *api.Workspace, req *api.ComputeRequest, s *createSpec) []api.ErrorDetail {
+	if s.subscription == "" || len(p.settingsDetails(ws, false)) > 0 {
+		return nil
+	}
+	ctx, cancel := contextWithTimeout(ctx)
+	defer cancel()
+	az, err := p.connect(ws, s.subscription)
+	if err != nil {
+		return []api.ErrorDetail{azureError(err, need{action: "connect to Azure"})}
+	}
+	subScope := "/subscriptions/" + s.subscription
+	var out []api.ErrorDetail
+	if s.location == "" || s.location == "local" {
+		return out
+	}
+	locs, err := p.locations(ctx, az)
+	if err != nil {
+		return append(out, azureError(err, need{action: "list the subscription's locations", role: "Reader", scope: subScope}))
+	}
+	if _, ok := locs[s.location]; !ok {
+		names := make([]string, 0, len(locs))
+		for n := range locs {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		return append(out, detail("UnknownLocation", "location", "location %q is not an Azure location of subscription %s; known: %s", s.location, s.subscription, strings.Join(names, ", ")))
+	}
+	// VM size and capacity.
+	if s.vmSize != "" && s.agents > 0 {
+		cores, lookupErr := p.cores(ctx, az, s.location)
+		n, ok := cores[strings.ToLower(s.vmSize)]
+		switch {
+		case !ok && lookupErr != nil:
+			out = append(out, detail("UnknownVMSize", "vmSize", "cannot tell how many vCPUs VM size %q has: Azure's VM size list could not be read (%s) and the size is not in Berth's built-in table", s.vmSize, azureError(lookupErr, need{action: "list VM sizes", role: "Reader", scope: subScope}).Message))
+		case !ok:
+			out = append(out, detail("UnknownVMSize", "vmSize", "VM size %q is not offered in location %s (or not to this subscription); see `az vm list-sizes -l %s -o table`", s.vmSize, s.location, s.location))
+		case s.agents*n < minCPUs(req.ClusterPurpose):
+			out = append(out, detail("InsufficientCapacity", "agentCount", "cluster purpose %s needs at least %d vCPUs; %d × %s is %d vCPUs (%d each): use more agents, a bigger --vm-size, or --cluster-purpose DevTest", req.ClusterPurpose, minCPUs(req.ClusterPurpose), s.agents, s.vmSize, s.agents*n, n))
+		}
+	}
+	// Kubernetes version.
+	vl, err := p.versionsIn(ctx, az, s.location)
+	if err != nil {
+		out = append(out, azureError(err, need{action: "list Kubernetes versions in " + s.location, role: "Reader", scope: subScope}))
+	} else if s.version != "" && !versionAvailable(vl, s.version) {
+		out = append(out, detail("KubernetesVersionNotAvailable", "kubernetesVersion", "Kubernetes version %s is not available in %s; available: %s (see `berth versions -l %s`)", s.version, s.location, strings.Join(available(vl), ", "), s.location))
+	} else if s.version == "" {
+		if _, ok := p.defaultVersion(vl); !ok {
+			out = append(out, detail("KubernetesVersionNotAvailable", "kubernetesVersion", "no Kubernetes version that Berth supports (%s) is available in %s", p.Kube.Versions, s.location))
+		}
+	}
+	// The custom VNet's subnet.
+	if s.vnet && s.vnetGroup != "" && s.vnetName != "" && s.subnetName != "" {
+		sub, err := az.subnets.Get(ctx, s.vnetGroup, s.vnetName, s.subnetName, nil)
+		if err != nil {
+			d := azureError(err, need{action: "read subnet " + s.subnetName + " of virtual network " + s.vnetName, role: "Network Contributor", scope: s.subnetID()})
+			d.Target = "subnetName"
+			out = append(out, d)
+		} else if sub.Properties != nil {
+			var prefixes []string
+			if sub.Properties.AddressPrefix != nil {
+				prefixes = append(prefixes, *sub.Properties.AddressPrefix)
+			}
+			for _, x := range sub.Properties.AddressPrefixes {
+				if x != nil {
+					prefixes = append(prefixes, *x)
+				}
+			}
+			for _, x := range prefixes {
+				pf, err := netip.ParsePrefix(x)
+				if err != nil {
+					continue
+				}
+				if s.serviceCIDR.IsValid() && s.serviceCIDR.Overlaps(pf) {
+					out = append(out, detail("CIDROverlap", "serviceCidr", "--service-cidr %s overlaps subnet %s (%s); pick a range the virtual network does not use", s.serviceCIDR, s.subnetName, pf))
+				}
+				if s.bridgeCIDR.IsValid() && s.bridgeCIDR.Masked().Overlaps(pf) {
+					out = append(out, detail("CIDROverlap", "dockerBridgeCidr", "--docker-bridge-cidr %s overlaps subnet %s (%s)", s.bridgeCIDR, s.subnetName, pf))
+				}
+			}
+		}
+	}
+	// The name: creation is not a take-over.
+	if s.group != "" {
+		_, err := az.clusters.Get(ctx, s.group, req.Name, nil)
+		var re *azcore.ResponseError
+		switch {
+		case err == nil:
+			out = append(out, detail("AzureNameConflict", "name", "a managed cluster named %q already exists in resource group %s: pick another name, or attach it with `berth compute attach aks -n NAME --resource-group %s --cluster-name %s`", req.Name, s.group, s.group, req.Name))
+		case errors.As(err, &re) && re.StatusCode == http.StatusNotFound && re.ErrorCode != "ResourceGroupNotFound":
+		default:
+			out = append(out, azureError(err, need{action: "read managed clusters in resource group " + s.group, role: "Reader", scope: s.groupScope()}))
+		}
+	}
+	return out
+}
+
+// locations are the subscription's location names (lowercase, like westus2).
+func (p *Provider) locations(ctx context.Context, az *clients) (map[string]bool, error) {
+	key := "locations/" + az.subscription
+	if v, ok := p.cache.get(key, time.Hour); ok {
+		return v.(map[string]bool), nil
+	}
+	out := map[string]bool{}
+	pager := az.locations.NewListLocationsPager(az.subscription, nil)
+	for pager.More() {
+		page, err := pager.NextPage(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, l := range page.Value {
+			if l != nil && l.Name != nil {
+				out[strings.ToLower(*l.Name)] = true
+			}
+		}
+	}
+	p.cache.put(key, out)
+	return out, nil
+}
+
+// cores maps lowercase VM size names offered in a location to their vCPUs,
+// from Azure's resource SKU list (cached); if the list cannot be read, the
+// built-in table and the error.
+func (p *Provider) cores(ctx context.Context, az *clients, location string) (map[string]int, error) {
+	key := "skus/" + az.subscription + "/" + location
+	if v, ok := p.cache.get(key, time.Hour); ok {
+		return v.(map[string]int), nil
+	}
+	out := map[string]int{}
+	filter := "location eq '" + location + "'"
+	pager := az.skus.NewListPager(&armcompute.ResourceSKUsClientListOptions{Filter: &filter})
+	for pager.More() {
+		page, err := pager.NextPage(ctx)
+		if err != nil {
+			return builtinCores, err
+		}
+		for _, sku := range page.Value {
+			if sku == nil || sku.Name == nil || sku.ResourceType == nil || !strings.EqualFold(*sku.ResourceType, "virtualMachines") {
+				continue
+			}
+			if !offeredIn(sku.Locations, location) || restricted(sku) {
+				continue
+			}
+			for _, c := range sku.Capabilities {
+				if c != nil && c.Name != nil && c.Value != nil && *c.Name == "vCPUs" {
+					if n, err := strconv.Atoi(*c.Value); err == nil {
+						out[strings.ToLower(*sku.Name)] = n
+					}
+				}
+			}
+		}
+	}
+	p.cache.put(key, out)
+	return out, nil
+}
+
+// restricted: the size is not available to this subscription in the location.
+func restricted(sku *armcompute.ResourceSKU) bool {
+	for _, r := range sku.Restrictions {
+		if r != nil && r.Type != nil && *r.Type == armcompute.ResourceSKURestrictionsTypeLocation {
+			return true
+		}
+	}
+	return false
+}
+
+func offeredIn(locs []*string, location string) bool {
+	if len(locs) == 0 {
+		return true
+	}
+	for _, l := range locs {
+		if l != nil && strings.EqualFold(*l, location) {
+			return true
+		}
+	}
+	return false
+}
+
+// versionsIn is Azure's Kubernetes version list for a location (cached).
+func (p *Provider) versionsIn(ctx context.Context, az *clients, location string) ([]*armcontainerservice.KubernetesVersion, error) {
+	key := "versions/" + az.subscription + "/" + location
+	if v, ok := p.cache.get(key, 10*time.Minute); ok {
+		return v.([]*armcontainerservice.KubernetesVersion), nil
+	}
+	resp, err := az.clusters.ListKubernetesVersions(ctx, location, nil)
+	if err != nil {
+		return nil, err
+	}
+	p.cache.put(key, resp.Values)
+	return resp.Values, nil
+}
+
+// versionAvailable: a minor ("1.36") or a patch ("1.36.2") that Azure lists.
+func versionAvailable(vl []*armcontainerservice.KubernetesVersion, v string) bool {
+	v = strings.TrimPrefix(v, "v")
+	for _, kv := range vl {
+		if kv == nil || kv.Version == nil {
+			continue
+		}
+		if *kv.Version == v {
+			return true
+		}
+		if _, ok := kv.PatchVersions[v]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+func available(vl []*armcontainerservice.KubernetesVersion) []string {
+	var out []string
+	for _, kv := range vl {
+		if kv != nil && kv.Version != nil {
+			out = append(out, *kv.Version)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// defaultVersion is the version a create without --kubernetes-version gets:
+// the location's default if Berth supports it, else the newest supported
+// generally available one.
+func (p *Provider) defaultVersion(vl []*armcontainerservice.KubernetesVersion) (string, bool) {
+	best, bestMinor := "", -1
+	for _, kv := range vl {
+		if kv == nil || kv.Version == nil || !p.Kube.Versions.Contains(*kv.Version) {
+			continue
+		}
+		if kv.IsDefault != nil && *kv.IsDefault {
+			return *kv.Version, true
+		}
+		if kv.IsPreview != nil && *kv.IsPreview {
+			continue
+		}
+		if m := minor(*kv.Version); m > bestMinor {
+			best, bestMinor = *kv.Version, m
+		}
+	}
+	return best, best != ""
+}
+
+func minor(v string) int {
+	parts := strings.Split(strings.TrimPrefix(v, "v"), ".")
+	if len(parts) < 2 {
+		return -1
+	}
+	n, err := strconv.Atoi(parts[1])
+	if err != nil {
+		return -1
+	}
+	return n
+}
+
+// resourceIDRe is the exact shape of an AKS resource id.
+var resourceIDRe = regexp.MustCompile(`^/subscriptions/([^/]+)/resourceGroups/([^/]+)/providers/Microsoft\.ContainerService/managedClusters/([^/]+)$`)
+
+// clusterRef names a managed cluster.
+type clusterRef struct{ subscription, group, name string }
+
+func (r clusterRef) id() string {
+	return fmt.Sprintf("/subscriptions/%s/resourceGroups/%s/providers/Microsoft.ContainerService/managedClusters/%s", r.subscription, r.group, r.name)
+}
+
+// parseAttach reads the cluster an attach names, offline.
+func (p *Provider) parseAttach(ws *api.Workspace, req *api.ComputeRequest) (clusterRef, []api.ErrorDetail) {
+	var out []api.ErrorDetail
+	props := req.Properties
+	known := []string{PropResourceID, PropResourceGroup, PropClusterName, PropCredentialMode}
+	for _, k := range sortedKeys(props) {
+		if !containsString(known, k) {
+			out = append(out, detail("InvalidProperty", "properties."+k, "unknown property %q for attaching an aks compute (known: %s); agent count, VM size, location, version and VNet only apply to create", k, strings.Join(known, ", ")))
+		}
+	}
+	if m := props[PropCredentialMode]; m != "" && m != "scoped" && m != "as-given" {
+		out = append(out, detail("InvalidValue", "credentialMode", "--credential-mode %q is not valid: use scoped or as-given", m))
+	}
+	ref := clusterRef{subscription: p.subscription(ws)}
+	id, rg, name := props[PropResourceID], props[PropResourceGroup], props[PropClusterName]
+	switch {
+	case id != "" && (rg != "" || name != ""):
+		out = append(out, detail("AmbiguousCluster", "resourceId", "name the cluster either by resource id (-i) or by --resource-group and --cluster-name, not both"))
+	case id != "":
+		m := resourceIDRe.FindStringSubmatch(id)
+		if m == nil {
+			out = append(out, detail("InvalidResourceId", "resourceId", "%q is not an AKS resource id: it must be exactly /subscriptions/{subscription}/resourceGroups/{group}/providers/Microsoft.ContainerService/managedClusters/{name}", id))
+			break
+		}
+		ref = clusterRef{subscription: m[1], group: m[2], name: m[3]}
+		if want := p.subscription(ws); want != "" && !strings.EqualFold(want, ref.subscription) {
+			out = append(out, detail("SubscriptionMismatch", "resourceId", "the cluster is in subscription %s, but workspace %q uses subscription %s: Berth attaches clusters of the workspace's subscription only", ref.subscription, ws.Name, want))
+		}
+	case rg != "" && name != "":
+		ref.group, ref.name = rg, name
+	case rg != "" || name != "":
+		out = append(out, detail("IncompleteCluster", "clusterName", "--resource-group and --cluster-name go together"))
+	default:
+		out = append(out, detail("ClusterRequired", "resourceId", "name the cluster to attach: -i RESOURCE_ID, or --resource-group RG --cluster-name NAME"))
+	}
+	if p.subscription(ws) == "" {
+		out = append(out, p.settingsDetails(ws, false)...)
+	} else if ch := ws.Settings.AzureCredential; ch != "" && !containsString(CredentialChoices, ch) {
+		out = append(out, p.settingsDetails(ws, false)...)
+	}
+	return ref, out
+}
+
+func containsString(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// validateAttach checks an attach offline, then that the cluster exists
+// and runs a Kubernetes version Berth supports.
+func (p *Provider) validateAttach(ctx context.Context, ws *api.Workspace, req *api.ComputeRequest) []api.ErrorDetail {
+	ref, out := p.parseAttach(ws, req)
+	if len(out) > 0 {
+		return out
+	}
+	ctx, cancel := contextWithTimeout(ctx)
+	defer cancel()
+	az, err := p.connect(ws, ref.subscription)
+	if err != nil {
+		return []api.ErrorDetail{azureError(err, need{action: "connect to Azure"})}
+	}
+	mc, err := az.clusters.Get(ctx, ref.group, ref.name, nil)
+	if err != nil {
+		var re *azcore.ResponseError
+		if errors.As(err, &re) && re.StatusCode == http.StatusNotFound {
+			return []api.ErrorDetail{detail("ClusterNotFound", "resourceId", "there is no managed cluster %s in resource group %s of subscription %s", ref.name, ref.group, ref.subscription)}
+		}
+		return []api.ErrorDetail{azureError(err, need{action: "read managed cluster " + ref.name, role: "Reader", scope: ref.id()})}
+	}
+	if v := clusterVersion(&mc.ManagedCluster); v != "" && !p.Kube.Versions.Contains(v) {
+		out = append(out, detail("UnsupportedKubernetesVersion", "kubernetesVersion", "Specified kubernetes version %s is not supported. Supported versions are between %s: upgrade the cluster (`az aks upgrade`) first", v, p.Kube.Versions))
+	}
+	return out
+}
+
+func clusterVersion(mc *armcontainerservice.ManagedCluster) string {
+	if mc.Properties == nil {
+		return ""
+	}
+	if mc.Properties.CurrentKubernetesVersion != nil {
+		return *mc.Properties.CurrentKubernetesVersion
+	}
+	return str(mc.Properties.KubernetesVersion)
+}
+
+// ValidateUpdate: the install path's rules.
+func (p *Provider) ValidateUpdate(ctx context.Context, c *store.Compute, req *api.ComputeUpdateRequest) []api.ErrorDetail {
+	return p.Kube.ValidateUpdate(ctx, c, req)
+}
+
+// ValidateScale checks a new node count against the purpose's minimums,
+// with the VM size's vCPUs (the VM size itself cannot change).
+func (p *Provider) ValidateScale(ctx context.Context, c *store.Compute, nodeCount int) []api.ErrorDetail {
+	var out []api.ErrorDetail
+	if nodeCount < minNodes(c.ClusterPurpose) {
+		out = append(out, detail("InsufficientAgents", "nodeCount", "cluster purpose %s needs at least %d nodes (asked for %d)", c.ClusterPurpose, minNodes(c.ClusterPurpose), nodeCount))
+	}
+	size, loc := c.Properties[PropVMSize], c.Properties[PropLocation]
+	if size == "" {
+		return out
+	}
+	n, ok := builtinCores[strings.ToLower(size)]
+	if az, err := p.connect(workspaceOf(c, c.Properties[propCredential]), c.Properties[PropSubscription]); err == nil {
+		ctx, cancel := contextWithTimeout(ctx)
+		defer cancel()
+		if cores, err := p.cores(ctx, az, loc); err == nil {
+			n, ok = cores[strings.ToLower(size)]
+		}
+	}
+	if ok && nodeCount*n < minCPUs(c.ClusterPurpose) {
+		out = append(out, detail("InsufficientCapacity", "nodeCount", "cluster purpose %s needs at least %d vCPUs; %d × %s is %d vCPUs (the VM size cannot change: use more nodes)", c.ClusterPurpose, minCPUs(c.ClusterPurpose), nodeCount, size, nodeCount*n))
+	}
+	return out
+}
