@@ -21,6 +21,7 @@ import (
 
 	authv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 )
@@ -49,7 +50,13 @@ type pod struct {
 	stop    func()
 }
 
-func (k *Kubelet) errorf(format string, args ...any) {
+// failed reports a pod that could not start, unless the pod is gone (or
+// going): a real kubelet gives up on those silently.
+func (k *Kubelet) failed(p *corev1.Pod, format string, args ...any) {
+	cur, err := k.Client.CoreV1().Pods(p.Namespace).Get(context.Background(), p.Name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) || (err == nil && (cur.DeletionTimestamp != nil || cur.UID != p.UID)) {
+		return
+	}
 	if k.Errorf != nil {
 		k.Errorf(format, args...)
 	}
@@ -149,29 +156,29 @@ func (k *Kubelet) Run(p corev1.Pod) {
 	modelDir := ""
 	for _, ic := range p.Spec.InitContainers {
 		if ic.Name != "berth-models" || len(ic.Command) < 2 {
-			k.errorf("pod %s has an unexpected init container %s", p.Name, ic.Name)
+			k.failed(&p, "pod %s has an unexpected init container %s", p.Name, ic.Name)
 			return
 		}
 		env := Env(ic)
 		token, err := Token(context.Background(), k.Client, &p, p.Spec.ServiceAccountName, Audience(&p))
 		if err != nil {
-			k.errorf("%v", err)
+			k.failed(&p, "%v", err)
 			return
 		}
 		tokenFile := filepath.Join(root, "token")
 		if err := os.MkdirAll(root, 0o700); err != nil {
-			k.errorf("%v", err)
+			k.failed(&p, "%v", err)
 			return
 		}
 		if err := os.WriteFile(tokenFile, []byte(token), 0o600); err != nil {
-			k.errorf("%v", err)
+			k.failed(&p, "%v", err)
 			return
 		}
 		cmd := exec.Command(k.Bin, append(ic.Command[1:], "--token-file", tokenFile, "--dest", filepath.Join(root, "models"), "--timeout", "30s")...)
 		cmd.Env = append(os.Environ(), "BERTH_MODEL_SOURCE="+env["BERTH_MODEL_SOURCE"], "BERTH_MODELS="+env["BERTH_MODELS"])
 		cmd.Stdout, cmd.Stderr = st.log, st.log
 		if err := cmd.Run(); err != nil {
-			k.errorf("init container of pod %s: %v\n%s", p.Name, err, st.log.String())
+			k.failed(&p, "init container of pod %s: %v\n%s", p.Name, err, st.log.String())
 			return
 		}
 		// The model container sees the shared volume at the same place.
@@ -194,7 +201,7 @@ func (k *Kubelet) Run(p corev1.Pod) {
 	cmd.Stdout, cmd.Stderr = st.log, st.log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
-		k.errorf("pod %s: %v", p.Name, err)
+		k.failed(&p, "pod %s: %v", p.Name, err)
 		return
 	}
 	var once sync.Once
