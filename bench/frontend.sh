@@ -47,6 +47,7 @@ http {
 }
 NGINX
 nginx -c "$tmp/nginx.conf" -p "$tmp" & pids+=($!)
+nginx_master=$!
 cat > "$tmp/static.json" <<JSON
 {"services":[{"route":{"service":"bench","selector":{"app":"bench"},"port":18001,"auth":"none",
   "maxConcurrentRequestsPerContainer":4096,"maxQueueWaitMs":5000,"scoringTimeoutMs":60000},
@@ -54,7 +55,12 @@ cat > "$tmp/static.json" <<JSON
 JSON
 GOMAXPROCS=1 taskset -c 1 "$tmp/berth" frontend --static "$tmp/static.json" --http $FE_HTTP --https $FE_TLS --admin $FE_ADMIN \
   --access-log=false --log-format text 2>"$tmp/fe.log" & pids+=($!)
+fe_pid=$!
 sleep 1
+nginx_worker=$(pgrep -P "$nginx_master" | head -1)
+declare -A PID=([nginx]=$nginx_worker [berth-fe]=$fe_pid)
+tick=$(getconf CLK_TCK)
+cputime() { awk '{print $14+$15}' "/proc/$1/stat"; } # user+system clock ticks
 
 cat > "$tmp/post.lua" <<'LUA'
 wrk.method = "POST"
@@ -69,16 +75,21 @@ wrk.headers["Content-Type"] = "application/json"
 function delay() return 5 end
 LUA
 
-# run NAME URL SCRIPT CONNECTIONS → "rps p50_ms p99_ms"
+# run NAME URL SCRIPT CONNECTIONS [PID] → "rps p50_ms p99_ms cpu_us_per_request"
+# The proxy's CPU time per request (from /proc, user+system) is the figure
+# least disturbed by other work on the machine.
 run() {
-  local out
+  local out c0=0 c1=0
+  [ -n "${5:-}" ] && c0=$(cputime "$5")
   out=$(taskset -c 0 wrk -t1 -c"$4" -d"$DUR" --latency -s "$3" "$2" 2>&1)
-  local rps p50 p99
+  [ -n "${5:-}" ] && c1=$(cputime "$5")
+  local rps p50 p99 n
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
   p50=$(awk '$1=="50%" {print $2}' <<<"$out")
   p99=$(awk '$1=="99%" {print $2}' <<<"$out")
+  n=$(awk '/requests in/ {print $1}' <<<"$out")
   if grep -q "Non-2xx" <<<"$out"; then echo "$1: non-2xx answers: $(grep Non-2xx <<<"$out")" >&2; fi
-  echo "$rps $(ms "$p50") $(ms "$p99")"
+  echo "$rps $(ms "$p50") $(ms "$p99") $(awk -v c=$((c1 - c0)) -v t="$tick" -v n="$n" 'BEGIN { printf "%.1f", c / t * 1e6 / n }')"
 }
 ms() { # wrk prints 512.00us, 1.20ms, 2.00s
   awk -v v="$1" 'BEGIN { n=v+0; if (v ~ /us$/) n/=1000; else if (v ~ /ms$/) n=n; else if (v ~ /s$/) n*=1000; printf "%.3f", n }'
@@ -92,24 +103,24 @@ for proto in http https; do
   for target in direct nginx berth-fe; do
     case $target in direct) u=$d;; nginx) u=$n;; berth-fe) u=$f;; esac
     if [ $proto = https ] && [ $target = direct ]; then u=$d; fi
-    R[$proto,$target,max]=$(run "$target $proto" "$u" "$tmp/post.lua" 64)
-    R[$proto,$target,5k]=$(run "$target $proto @5k" "$u" "$tmp/rate.lua" 25)
+    R[$proto,$target,max]=$(run "$target $proto" "$u" "$tmp/post.lua" 64 "${PID[$target]:-}")
+    R[$proto,$target,5k]=$(run "$target $proto @5k" "$u" "$tmp/rate.lua" 25 "${PID[$target]:-}")
   done
 done
 
-printf "\n%-22s %12s %9s %9s   %12s %9s %9s\n" "" "max req/s" "p50 ms" "p99 ms" "@5k req/s" "p50 ms" "p99 ms"
+printf "\n%-22s %12s %9s %9s %10s   %12s %9s %9s %10s\n" "" "max req/s" "p50 ms" "p99 ms" "CPU us/req" "@5k req/s" "p50 ms" "p99 ms" "CPU us/req"
 for proto in http https; do
   for target in direct nginx berth-fe; do
-    read -r a b c <<<"${R[$proto,$target,max]}"; read -r d e f <<<"${R[$proto,$target,5k]}"
-    label="$target ($proto)"; [ $target = direct ] && label="direct (http backend)"
-    printf "%-22s %12s %9s %9s   %12s %9s %9s\n" "$label" "$a" "$b" "$c" "$d" "$e" "$f"
+    read -r a b c g <<<"${R[$proto,$target,max]}"; read -r d e f h <<<"${R[$proto,$target,5k]}"
+    label="$target ($proto)"; [ $target = direct ] && label="direct (http backend)" && g=- && h=-
+    printf "%-22s %12s %9s %9s %10s   %12s %9s %9s %10s\n" "$label" "$a" "$b" "$c" "$g" "$d" "$e" "$f" "$h"
   done
 done
 echo
 for proto in http https; do
-  read -r fr _ _ <<<"${R[$proto,berth-fe,max]}"; read -r nr _ _ <<<"${R[$proto,nginx,max]}"
+  read -r fr _ _ fc <<<"${R[$proto,berth-fe,max]}"; read -r nr _ _ nc <<<"${R[$proto,nginx,max]}"
   read -r _ f50 f99 <<<"${R[$proto,berth-fe,5k]}"; read -r _ d50 d99 <<<"${R[http,direct,5k]}"
-  awk -v p=$proto -v fr="$fr" -v nr="$nr" -v f50="$f50" -v f99="$f99" -v d50="$d50" -v d99="$d99" 'BEGIN {
-    printf "%-5s throughput berth-fe/nginx = %.2fx (target >= 1.0x); added latency at 5k req/s: p50 %+.3f ms (target <= 0.3), p99 %+.3f ms (target <= 1)\n",
-      p, fr/nr, f50-d50, f99-d99 }'
+  awk -v p=$proto -v fr="$fr" -v nr="$nr" -v fc="$fc" -v nc="$nc" -v f50="$f50" -v f99="$f99" -v d50="$d50" -v d99="$d99" 'BEGIN {
+    printf "%-5s throughput berth-fe/nginx = %.2fx (target >= 1.0x), CPU per request at full load berth-fe/nginx = %.2fx; added latency at 5k req/s: p50 %+.3f ms (target <= 0.3), p99 %+.3f ms (target <= 1)\n",
+      p, fr/nr, fc/nc, f50-d50, f99-d99 }'
 done
