@@ -232,8 +232,9 @@ func TestServiceEndToEnd(t *testing.T) {
 	e.mustBerth("service", "delete", "-n", "iris-svc")
 	deps, _ := cl.Client().AppsV1().Deployments("default").List(ctx, metav1.ListOptions{LabelSelector: "berth.dev/service=iris-svc"})
 	cms, _ := cl.Client().CoreV1().ConfigMaps("default").List(ctx, metav1.ListOptions{LabelSelector: "berth.dev/service=iris-svc"})
-	if len(deps.Items)+len(cms.Items) != 0 {
-		t.Fatalf("left after delete: %d deployments, %d configmaps", len(deps.Items), len(cms.Items))
+	sas, _ := cl.Client().CoreV1().ServiceAccounts("default").List(ctx, metav1.ListOptions{LabelSelector: "berth.dev/service=iris-svc"})
+	if len(deps.Items)+len(cms.Items)+len(sas.Items) != 0 {
+		t.Fatalf("left after delete: %d deployments, %d configmaps, %d service accounts", len(deps.Items), len(cms.Items), len(sas.Items))
 	}
 	if r := e.berth("service", "show", "-n", "iris-svc"); r.code != 1 || !strings.Contains(r.stderr, "not found") {
 		t.Fatalf("show after delete: %+v", r)
