@@ -258,11 +258,13 @@ func (rt *Runtime) syncService(ctx context.Context, wsID string, sv *store.Servi
 	}
 	// Switch to the new generation once one of its replicas is ready: a
 	// rolling change with no gap; the old replicas then stop.
+	// Retired replicas stop only after the front end stopped choosing them
+	// (below), and a moment later, so a request that already chose one
+	// still reaches it; they then finish what they took (SIGTERM).
+	var retire []*replica
 	if next != nil && next.gen == sv.Generation && anyReady(next) {
 		if cur != nil {
-			for _, r := range cur.replicas {
-				go r.halt()
-			}
+			retire = append(retire, cur.replicas...)
 		}
 		in.services[sv.ID] = next
 		delete(in.next, sv.ID)
@@ -279,9 +281,8 @@ func (rt *Runtime) syncService(ctx context.Context, wsID string, sv *store.Servi
 			cur.replicas = append(cur.replicas, rep)
 		}
 		for len(cur.replicas) > want && want > 0 {
-			last := cur.replicas[len(cur.replicas)-1]
+			retire = append(retire, cur.replicas[len(cur.replicas)-1])
 			cur.replicas = cur.replicas[:len(cur.replicas)-1]
-			go last.halt()
 		}
 	}
 	var reps []frontend.Replica
@@ -293,7 +294,17 @@ func (rt *Runtime) syncService(ctx context.Context, wsID string, sv *store.Servi
 		}
 	}
 	in.fe.SetReplicas(sv.Name, reps, "")
+	for _, r := range retire {
+		go func() {
+			time.Sleep(retireGrace)
+			r.halt()
+		}()
+	}
 }
+
+// retireGrace is how long a replica the front end no longer chooses keeps
+// running before it is asked to stop.
+const retireGrace = time.Second
 
 func anyReady(run *serviceRun) bool {
 	for _, r := range run.replicas {
