@@ -8,6 +8,7 @@ import (
 func (a *app) workspaceCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "workspace", Aliases: []string{"ws"}, Short: "Manage workspaces"}
 	var name, region string
+	var settings settingsFlags
 	nameFlag := func(c *cobra.Command) {
 		c.Flags().StringVarP(&name, "name", "n", "", "workspace name (show defaults to -w)")
 	}
@@ -21,7 +22,11 @@ func (a *app) workspaceCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			ws, err := c.CreateWorkspace(cmd.Context(), api.WorkspaceCreateRequest{Name: name, Region: region})
+			st, err := settings.settings()
+			if err != nil {
+				return err
+			}
+			ws, err := c.CreateWorkspace(cmd.Context(), api.WorkspaceCreateRequest{Name: name, Region: region, Settings: st})
 			if err != nil {
 				return err
 			}
@@ -30,6 +35,7 @@ func (a *app) workspaceCommand() *cobra.Command {
 	}
 	nameFlag(create)
 	create.Flags().StringVar(&region, "region", "", "region, used as the default location of created clusters (default local)")
+	settings.register(create.Flags())
 
 	pick := func() (string, error) {
 		if name != "" {
@@ -102,6 +108,6 @@ func (a *app) workspaceCommand() *cobra.Command {
 		},
 	}
 	nameFlag(del)
-	cmd.AddCommand(create, show, list, del)
+	cmd.AddCommand(create, show, list, del, a.workspaceUpdate())
 	return cmd
 }
