@@ -46,9 +46,10 @@ func newLogger(format, level string, w *os.File) (*slog.Logger, error) {
 
 func (a *app) serverCommand() *cobra.Command {
 	var (
-		dataDir, listen, database, logFormat, logLevel string
-		versions, image                                string
-		lease, poll, reconcile, readyTimeout           time.Duration
+		dataDir, listen, database, logFormat, logLevel  string
+		versions, image                                 string
+		lease, poll, reconcile, readyTimeout, certCheck time.Duration
+		acmeHTTPPort                                    int
 	)
 	cmd := &cobra.Command{
 		Use:   "server",
@@ -82,6 +83,7 @@ DATA_DIR/admin.token (mode 0600); the CLI uses it for a local server.`,
 				DataDir: a.dataDir(dataDir), Listen: listen, DatabaseURL: database,
 				Lease: lease, Poll: poll, Logger: log, Getenv: a.getenv,
 				KubernetesVersions: vr, FrontendImage: image, ReconcileInterval: reconcile, ReadyTimeout: readyTimeout,
+				CertificateCheckInterval: certCheck, ACMEHTTPPort: acmeHTTPPort,
 			})
 			if err != nil {
 				return err
@@ -106,6 +108,9 @@ DATA_DIR/admin.token (mode 0600); the CLI uses it for a local server.`,
 	f.StringVar(&image, "frontend-image", server.DefaultFrontendImage, "container image of the scoring front end installed into clusters")
 	f.DurationVar(&reconcile, "reconcile-interval", 5*time.Minute, "how often every compute is reconciled (drift repaired, health refreshed)")
 	f.DurationVar(&readyTimeout, "ready-timeout", 10*time.Minute, "how long an operation waits for a cluster's front end to be ready")
+	f.DurationVar(&certCheck, "certificate-check-interval", time.Minute, "how often automatic certificates are checked for renewal (renewed when a third of their lifetime is left)")
+	f.IntVar(&acmeHTTPPort, "acme-http-port", 80, "port the ACME CA checks HTTP-01 answers on (Berth checks the front end answers there first)")
+	f.MarkHidden("acme-http-port")
 	return cmd
 }
 

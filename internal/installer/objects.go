@@ -194,8 +194,7 @@ func FrontendObjects(s Settings) []Object {
 			"loadBalancerSubnet": s.LoadBalancerSubnet,
 			"tlsSecret":          TLSSecret,
 		})},
-		{Kind: KindSecret, Name: TLSSecret, Namespace: ns, Apply: coreac.Secret(TLSSecret, ns).WithLabels(fe).
-			WithType(corev1.SecretTypeOpaque).WithData(map[string][]byte{"cert.pem": []byte(s.CertPEM), "key.pem": []byte(s.KeyPEM)})},
+		TLSSecretObject(s),
 	}
 
 	replicas := Replicas(s.Purpose)
@@ -263,6 +262,18 @@ func FrontendObjects(s Settings) []Object {
 	objs = append(objs, Object{Kind: KindService, Name: FrontendName, Namespace: ns, Apply: svc})
 	return objs
 }
+
+// TLSSecretObject is the front end's certificate and key (empty when TLS
+// is disabled); the front end serves a new one on the next handshake.
+func TLSSecretObject(s Settings) Object {
+	return Object{Kind: KindSecret, Name: TLSSecret, Namespace: Namespace, Apply: coreac.Secret(TLSSecret, Namespace).WithLabels(s.frontendLabels()).
+		WithType(corev1.SecretTypeOpaque).WithData(map[string][]byte{"cert.pem": []byte(s.CertPEM), "key.pem": []byte(s.KeyPEM)})}
+}
+
+// ACMEChallenges is the ConfigMap of pending HTTP-01 challenges (token →
+// key authorization) that every front end replica answers on
+// /.well-known/acme-challenge/<token>.
+const ACMEChallenges = "berth-fe-acme"
 
 // ManagerName is the name of an attachment's manager ServiceAccount,
 // ClusterRole, binding and token Secret.

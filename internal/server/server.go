@@ -56,6 +56,12 @@ type Config struct {
 	ReconcileInterval time.Duration
 	// ReadyTimeout bounds waiting for a cluster's front end (0: 10m).
 	ReadyTimeout time.Duration
+	// CertificateCheckInterval is how often automatic certificates are
+	// checked for renewal (0: 1m; <0: never).
+	CertificateCheckInterval time.Duration
+	// ACMEHTTPPort is the port certificate authorities check HTTP-01
+	// answers on (0: 80).
+	ACMEHTTPPort int
 }
 
 // DefaultFrontendImage is the front end image installed unless configured.
@@ -124,7 +130,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	reg := cfg.Providers
 	if reg == nil {
 		reg = provider.Default.Clone()
-		reg.Register(&kubernetes.Provider{Versions: s.cfg.KubernetesVersions, Image: s.cfg.FrontendImage, ReadyTimeout: cfg.ReadyTimeout})
+		reg.Register(&kubernetes.Provider{Versions: s.cfg.KubernetesVersions, Image: s.cfg.FrontendImage, ReadyTimeout: cfg.ReadyTimeout, ACMEHTTPPort: cfg.ACMEHTTPPort})
 		reg.Register(local.Provider{})
 	}
 	s.computes = &compute.Service{Store: st, Providers: reg}
@@ -179,6 +185,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}()
 	go s.events.pollLoop(engineCtx, s.store)
 	go s.reconcileLoop(engineCtx)
+	go s.renewLoop(engineCtx)
 	localDone := make(chan struct{})
 	go func() {
 		defer close(localDone)

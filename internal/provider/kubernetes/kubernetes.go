@@ -54,6 +54,9 @@ type Provider struct {
 	RemoveTimeout time.Duration
 	// Poll is the interval of readiness checks (default 250ms).
 	Poll time.Duration
+	// ACMEHTTPPort is the port the CA checks HTTP-01 answers on (80; tests
+	// use Pebble's httpPort).
+	ACMEHTTPPort int
 }
 
 func (p *Provider) Type() string      { return Type }
@@ -96,18 +99,12 @@ func (p *Provider) Validate(_ context.Context, _ *api.Workspace, req *api.Comput
 	} else if _, _, err := kubeconn.Parse([]byte(req.Credentials), req.Properties[PropContext]); err != nil {
 		out = append(out, detail("InvalidKubeconfig", "credentials", "%v", err))
 	}
-	if req.SSL != nil && (req.SSL.CertPEM != "" || req.SSL.LeafDomainLabel != "" || req.SSL.KeyPEM != "" || req.SSL.Cname != "") {
-		out = append(out, detail("SSLNotAvailable", "ssl", "TLS termination (--ssl-*) is not available in this version of Berth yet; attach without SSL flags"))
-	}
 	return out
 }
 
 // ValidateUpdate checks an update's purpose and TLS parts.
 func (p *Provider) ValidateUpdate(_ context.Context, c *store.Compute, req *api.ComputeUpdateRequest) []api.ErrorDetail {
 	var out []api.ErrorDetail
-	if req.SSL != nil {
-		out = append(out, detail("SSLNotAvailable", "ssl", "TLS termination (--ssl-*) is not available in this version of Berth yet"))
-	}
 	if c.Health == api.HealthDisplaced {
 		out = append(out, detail("ComputeDisplaced", "", "compute %q was displaced: another attachment took its cluster over; detach it", c.Name))
 	}
@@ -160,7 +157,7 @@ func (p *Provider) settings(c *store.Compute) installer.Settings {
 	return installer.Settings{
 		AttachmentID: c.AttachmentID, Workspace: c.Workspace, Compute: c.Name,
 		Purpose: c.ClusterPurpose, LoadBalancerType: c.LoadBalancerType, LoadBalancerSubnet: c.LoadBalancerSubnet,
-		Image: p.Image,
+		Image: p.Image, CertPEM: c.Secrets[secretTLSCert], KeyPEM: c.Secrets[secretTLSKey],
 	}
 }
 
@@ -220,6 +217,7 @@ func (p *Provider) Steps(kind string, _ *store.Compute) []operation.Step {
 			{Name: "credentials", Run: p.stepCredentials},
 			{Name: "install", Run: p.stepInstall},
 			{Name: "wait for front end", Run: p.stepWait},
+			{Name: "certificate", Run: p.stepCertificate},
 			{Name: "observe", Run: p.stepObserve},
 		}
 	case api.OpUpdate:
@@ -227,7 +225,13 @@ func (p *Provider) Steps(kind string, _ *store.Compute) []operation.Step {
 			{Name: "check cluster", Run: p.stepCheckOwned},
 			{Name: "install", Run: p.stepInstall},
 			{Name: "wait for front end", Run: p.stepWait},
+			{Name: "certificate", Run: p.stepCertificate},
 			{Name: "observe", Run: p.stepObserve},
+		}
+	case api.OpRenew:
+		return []operation.Step{
+			{Name: "check cluster", Run: p.stepCheckOwned},
+			{Name: "certificate", Run: p.stepCertificate},
 		}
 	case api.OpReconcile:
 		return []operation.Step{
@@ -550,6 +554,9 @@ func (p *Provider) stepObserve(ctx context.Context, r *operation.Run) error {
 	c.KubernetesVersion, c.NodeCount, c.AllocatableCpus = v.GitVersion, nodes, cpus
 	c.Endpoint = installer.ServiceAddress(svc)
 	c.Health = api.HealthHealthy
+	if c.Properties[PropCertError] != "" && c.Secrets[secretTLSCert] != "" {
+		c.Health = api.HealthUnhealthy // a renewal is failing; the old certificate serves
+	}
 	c.ProvisioningErrors = []api.ErrorDetail{}
 	r.Event("Kubernetes %s, %d nodes, %.4g allocatable vCPUs, endpoint %s", v.GitVersion, nodes, cpus, c.Endpoint)
 	return r.Store.UpdateCompute(ctx, c)

@@ -1,0 +1,292 @@
+package kubernetes
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/berth-ml/berth/api"
+	"github.com/berth-ml/berth/internal/certificate"
+	"github.com/berth-ml/berth/internal/installer"
+	"github.com/berth-ml/berth/internal/kubeconn"
+	"github.com/berth-ml/berth/internal/operation"
+	"github.com/berth-ml/berth/internal/store"
+	coreac "k8s.io/client-go/applyconfigurations/core/v1"
+)
+
+// Secrets and properties a compute keeps for TLS. The key and the ACME
+// account key are sealed with the rest of the compute's secrets.
+const (
+	secretTLSCert    = "tlsCert"
+	secretTLSKey     = "tlsKey"
+	secretACMEKey    = "acmeAccountKey"
+	propACMEAccount  = "acmeAccount"
+	PropCertError    = "certificateError"
+	PropCertFailures = "certificateFailures"
+	PropCertRetryAt  = "certificateRetryAt"
+)
+
+// sslRequest is what the operation asks of TLS: the request's SSL part,
+// and whether the automatic certificate must be renewed.
+func sslRequest(r *operation.Run) (*api.SSLRequest, bool) {
+	switch r.Op.Kind {
+	case api.OpAttach:
+		req, _ := params[api.ComputeRequest](r)
+		return req.SSL, false
+	case api.OpUpdate:
+		req, _ := params[api.ComputeUpdateRequest](r)
+		return req.SSL, req.SSL != nil && req.SSL.Renew
+	case api.OpRenew:
+		return nil, true
+	}
+	return nil, false
+}
+
+// stepCertificate installs what the operation asks for: a custom
+// certificate, an automatic one obtained over ACME, a renewal, or none.
+// The Secret is written only once the new certificate is in hand, so a
+// failure leaves the current one serving.
+func (p *Provider) stepCertificate(ctx context.Context, r *operation.Run) error {
+	ssl, renew := sslRequest(r)
+	if ssl == nil && !renew {
+		return nil
+	}
+	c, cl, err := target(ctx, r)
+	if err != nil {
+		return err
+	}
+	d, err := desired(r, c)
+	if err != nil {
+		return err
+	}
+	if c.Secrets == nil {
+		c.Secrets = map[string]string{}
+	}
+	if c.Properties == nil {
+		c.Properties = map[string]string{}
+	}
+	switch {
+	case ssl != nil && ssl.Disable:
+		delete(c.Secrets, secretTLSCert)
+		delete(c.Secrets, secretTLSKey)
+		clearCertFailure(c)
+		c.SSLConfiguration = api.SSLConfiguration{Status: api.SSLDisabled}
+		r.Event("TLS disabled: the front end no longer serves HTTPS")
+	case ssl != nil && ssl.CertPEM != "":
+		checked, probs := certificate.Check(ssl.CertPEM, ssl.KeyPEM, ssl.Cname, time.Now(), nil)
+		if len(probs) > 0 {
+			return operation.Fail("InvalidCertificate", fmt.Sprintf("%d problem(s) with the custom certificate; nothing was changed", len(probs)), probs...)
+		}
+		c.Secrets[secretTLSCert], c.Secrets[secretTLSKey] = checked.ChainPEM, checked.KeyPEM
+		clearCertFailure(c)
+		na := checked.Leaf.NotAfter.UTC()
+		c.SSLConfiguration = api.SSLConfiguration{Status: api.SSLEnabled, Cname: ssl.Cname, NotAfter: &na}
+		r.Event("Custom certificate for %s (valid until %s); the scoring endpoint is https://%s", ssl.Cname, na.Format(time.RFC3339), ssl.Cname)
+	default:
+		if err := p.obtain(ctx, r, c, d, ssl); err != nil {
+			return err
+		}
+	}
+	in := p.installer(cl, r)
+	if _, err := in.Apply(ctx, []installer.Object{installer.TLSSecretObject(p.settings(c))}, false); err != nil {
+		return fail("InstallFailed", err)
+	}
+	if c.SSLConfiguration.Status != api.SSLDisabled {
+		r.Event("Wrote Secret %s/%s: the front end serves the new certificate on its next handshake", installer.Namespace, installer.TLSSecret)
+	}
+	return r.Store.UpdateCompute(ctx, c)
+}
+
+func clearCertFailure(c *store.Compute) {
+	delete(c.Properties, PropCertError)
+	delete(c.Properties, PropCertFailures)
+	delete(c.Properties, PropCertRetryAt)
+}
+
+// RetryBackoff is how long after n failed renewals the next one starts:
+// 30 s doubling, at most 1 hour (Let's Encrypt counts failed validations).
+var RetryBackoff = func(n int) time.Duration {
+	d := 30 * time.Second
+	for i := 1; i < n && d < time.Hour; i++ {
+		d *= 2
+	}
+	return min(d, time.Hour)
+}
+
+// obtain gets an automatic certificate over ACME and stores it in c.
+func (p *Provider) obtain(ctx context.Context, r *operation.Run, c, d *store.Compute, ssl *api.SSLRequest) error {
+	ws, err := r.Store.GetWorkspace(ctx, c.Workspace)
+	if err != nil {
+		return err
+	}
+	label, overwrite := c.SSLConfiguration.LeafDomainLabel, true
+	if ssl != nil && ssl.LeafDomainLabel != "" {
+		label, overwrite = ssl.LeafDomainLabel, ssl.OverwriteDomain
+	}
+	if label == "" {
+		return operation.Fail("InvalidSSLConfiguration", "this compute has no automatic certificate to renew")
+	}
+	fqdn := r.Recall("fqdn")
+	if fqdn == "" {
+		cur := c.SSLConfiguration.FQDN
+		if overwrite && cur != "" && strings.HasPrefix(cur, label) && strings.HasSuffix(cur, "."+ws.Settings.DNSZone) &&
+			len(cur) == len(label)+6+1+len(ws.Settings.DNSZone) {
+			fqdn = cur
+		} else {
+			fqdn = label + randomSuffix() + "." + ws.Settings.DNSZone
+		}
+		if err := r.Remember(ctx, "fqdn", fqdn); err != nil {
+			return err
+		}
+	}
+	req := certificate.Request{Settings: ws.Settings, Domain: fqdn,
+		Account: certificate.Account{KeyPEM: c.Secrets[secretACMEKey], URI: c.Properties[propACMEAccount]}}
+	if d.LoadBalancerType == api.LoadBalancerInternal {
+		if ws.Settings.DNS01 == nil {
+			return operation.Fail("DNS01ProviderRequired", "an internal load balancer needs a DNS-01 provider on the workspace for an automatic certificate")
+		}
+		prov, err := certificate.DNS01Provider(ws.Settings)
+		if err != nil {
+			return operation.Fail("InvalidDNS01Provider", err.Error())
+		}
+		req.DNS01 = prov
+		r.Event("Requesting a certificate for %s from %s (DNS-01 through %s)", fqdn, directory(ws), ws.Settings.DNS01.Provider)
+	} else {
+		cl, err := connect(c)
+		if err != nil {
+			return err
+		}
+		req.HTTP01 = &httpChallenges{in: p.installer(cl, nil), s: p.settings(c), probe: p.probeAddress(c), run: r}
+		r.Event("Requesting a certificate for %s from %s (HTTP-01 answered by berth-fe)", fqdn, directory(ws))
+	}
+	octx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	defer cancel()
+	issued, err := certificate.Obtain(octx, req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		reason := certificate.Reason(err)
+		n, _ := strconv.Atoi(c.Properties[PropCertFailures])
+		n++
+		retry := time.Now().Add(RetryBackoff(n)).UTC()
+		c.Properties[PropCertError] = reason
+		c.Properties[PropCertFailures] = strconv.Itoa(n)
+		c.Properties[PropCertRetryAt] = retry.Format(time.RFC3339)
+		if c.Secrets[secretTLSCert] != "" {
+			c.Health = api.HealthUnhealthy
+			r.Warn("The current certificate keeps serving; the next attempt is at %s", retry.Format(time.RFC3339))
+		}
+		if uerr := r.Store.UpdateCompute(ctx, c); uerr != nil {
+			return uerr
+		}
+		return operation.Fail("CertificateFailed", fmt.Sprintf("the certificate authority did not issue a certificate for %s: %s", fqdn, reason),
+			api.ErrorDetail{Code: "CertificateFailed", Target: "sslConfiguration", Message: "certificate authority: " + reason})
+	}
+	c.Secrets[secretTLSCert], c.Secrets[secretTLSKey] = issued.ChainPEM, issued.KeyPEM
+	c.Secrets[secretACMEKey], c.Properties[propACMEAccount] = issued.Account.KeyPEM, issued.Account.URI
+	if c.Properties[PropCertError] != "" && c.Health == api.HealthUnhealthy {
+		c.Health = api.HealthHealthy
+	}
+	clearCertFailure(c)
+	na := issued.NotAfter.UTC()
+	c.SSLConfiguration = api.SSLConfiguration{Status: api.SSLAuto, LeafDomainLabel: label, OverwriteDomain: overwrite, FQDN: fqdn, NotAfter: &na}
+	r.Event("Certificate issued for %s, valid until %s; the scoring endpoint is https://%s", fqdn, na.Format(time.RFC3339), fqdn)
+	return nil
+}
+
+func directory(ws *api.Workspace) string {
+	if ws.Settings.ACMEDirectoryURL != "" {
+		return ws.Settings.ACMEDirectoryURL
+	}
+	return certificate.LetsEncrypt
+}
+
+func randomSuffix() string {
+	const chars = "abcdefghijklmnopqrstuvwxyz0123456789"
+	b := make([]byte, 6)
+	rand.Read(b)
+	for i := range b {
+		b[i] = chars[int(b[i])%len(chars)]
+	}
+	return string(b)
+}
+
+// probeAddress is where the CA will look for HTTP-01 answers: the
+// endpoint's address on the HTTP port.
+func (p *Provider) probeAddress(c *store.Compute) string {
+	port := p.ACMEHTTPPort
+	if port == 0 {
+		port = 80
+	}
+	if c.Endpoint == "" {
+		return ""
+	}
+	return net.JoinHostPort(c.Endpoint, strconv.Itoa(port))
+}
+
+// httpChallenges publishes HTTP-01 answers in the ConfigMap every front
+// end replica watches, and waits until the front end answers them where
+// the CA will ask, so validation does not race the watch.
+type httpChallenges struct {
+	in    *installer.Installer
+	s     installer.Settings
+	probe string
+	run   *operation.Run
+}
+
+func (h *httpChallenges) apply(ctx context.Context, data map[string]string) error {
+	cm := coreac.ConfigMap(installer.ACMEChallenges, installer.Namespace).WithLabels(map[string]string{
+		installer.LabelManagedBy: "berth", installer.LabelAttachment: h.s.AttachmentID, installer.LabelComponent: "acme",
+		"app.kubernetes.io/part-of": "berth"}).WithData(data)
+	_, err := h.in.Apply(ctx, []installer.Object{{Kind: installer.KindConfigMap, Name: installer.ACMEChallenges, Namespace: installer.Namespace, Apply: cm}}, false)
+	return err
+}
+
+func (h *httpChallenges) Present(ctx context.Context, _, token, keyAuth string) error {
+	if err := h.apply(ctx, map[string]string{token: keyAuth}); err != nil {
+		return fmt.Errorf("publish the HTTP-01 answer: %w", err)
+	}
+	if h.probe == "" {
+		return nil
+	}
+	// Three answers in a row (the load balancer may spread them over
+	// replicas), for at most 5 s; past that the CA is asked anyway.
+	url := "http://" + h.probe + "/.well-known/acme-challenge/" + token
+	hc := &http.Client{Timeout: time.Second}
+	ok := 0
+	deadline := time.Now().Add(5 * time.Second)
+	for ok < 3 && time.Now().Before(deadline) {
+		resp, err := hc.Get(url)
+		if err == nil {
+			b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+			resp.Body.Close()
+			if resp.StatusCode == 200 && strings.TrimSpace(string(b)) == keyAuth {
+				ok++
+				continue
+			}
+		}
+		ok = 0
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	if ok < 3 && h.run != nil {
+		h.run.Warn("The front end did not answer the HTTP-01 challenge at %s yet; asking the CA to validate anyway", h.probe)
+	}
+	return nil
+}
+
+func (h *httpChallenges) CleanUp(ctx context.Context, _, _, _ string) error {
+	return h.apply(ctx, map[string]string{})
+}
+
+var _ = kubeconn.Parse
