@@ -62,6 +62,8 @@ type Config struct {
 	// ACMEHTTPPort is the port certificate authorities check HTTP-01
 	// answers on (0: 80).
 	ACMEHTTPPort int
+	// CertificateRetryBase is the first wait after a failed issuance (0: 30s).
+	CertificateRetryBase time.Duration
 }
 
 // DefaultFrontendImage is the front end image installed unless configured.
@@ -130,7 +132,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	reg := cfg.Providers
 	if reg == nil {
 		reg = provider.Default.Clone()
-		reg.Register(&kubernetes.Provider{Versions: s.cfg.KubernetesVersions, Image: s.cfg.FrontendImage, ReadyTimeout: cfg.ReadyTimeout, ACMEHTTPPort: cfg.ACMEHTTPPort})
+		reg.Register(&kubernetes.Provider{Versions: s.cfg.KubernetesVersions, Image: s.cfg.FrontendImage, ReadyTimeout: cfg.ReadyTimeout, ACMEHTTPPort: cfg.ACMEHTTPPort, CertificateRetryBase: cfg.CertificateRetryBase})
 		reg.Register(local.Provider{})
 	}
 	s.computes = &compute.Service{Store: st, Providers: reg}

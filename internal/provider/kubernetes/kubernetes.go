@@ -57,6 +57,9 @@ type Provider struct {
 	// ACMEHTTPPort is the port the CA checks HTTP-01 answers on (80; tests
 	// use Pebble's httpPort).
 	ACMEHTTPPort int
+	// CertificateRetryBase is the first wait after a failed issuance
+	// (doubling after each further failure; default 30s).
+	CertificateRetryBase time.Duration
 }
 
 func (p *Provider) Type() string      { return Type }

@@ -109,10 +109,14 @@ func clearCertFailure(c *store.Compute) {
 	delete(c.Properties, PropCertRetryAt)
 }
 
-// RetryBackoff is how long after n failed renewals the next one starts:
-// 30 s doubling, at most 1 hour (Let's Encrypt counts failed validations).
-var RetryBackoff = func(n int) time.Duration {
-	d := 30 * time.Second
+// retryBackoff is how long after n failed issuances the next one starts:
+// the base (default 30 s) doubling, at most 1 hour (certificate
+// authorities count failed validations against rate limits).
+func (p *Provider) retryBackoff(n int) time.Duration {
+	d := p.CertificateRetryBase
+	if d <= 0 {
+		d = 30 * time.Second
+	}
 	for i := 1; i < n && d < time.Hour; i++ {
 		d *= 2
 	}
@@ -175,7 +179,7 @@ func (p *Provider) obtain(ctx context.Context, r *operation.Run, c, d *store.Com
 		reason := certificate.Reason(err)
 		n, _ := strconv.Atoi(c.Properties[PropCertFailures])
 		n++
-		retry := time.Now().Add(RetryBackoff(n)).UTC()
+		retry := time.Now().Add(p.retryBackoff(n)).UTC()
 		c.Properties[PropCertError] = reason
 		c.Properties[PropCertFailures] = strconv.Itoa(n)
 		c.Properties[PropCertRetryAt] = retry.Format(time.RFC3339)

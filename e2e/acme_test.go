@@ -1,0 +1,270 @@
+package e2e
+
+import (
+	"context"
+	"crypto/x509"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/berth-ml/berth/api"
+	"github.com/berth-ml/berth/internal/pebble"
+	"github.com/berth-ml/berth/internal/simcluster"
+)
+
+// One Pebble (and its challtestsrv) for the package, started by the first
+// test that needs it and stopped by TestMain.
+var (
+	pebbleOnce sync.Once
+	pebbleSrv  *pebble.Server
+	pebbleErr  error
+	pebblePort int // Pebble's httpPort: where front ends answer HTTP-01
+)
+
+func stopPebble() {
+	if pebbleSrv != nil {
+		pebbleSrv.Stop()
+	}
+}
+
+// shortValidity is the "shortlived" profile's certificate lifetime: renewal
+// comes due after two thirds of it.
+const shortValidity = 24 * time.Second
+
+func startPebble(t *testing.T) *pebble.Server {
+	t.Helper()
+	dir := pebble.Available(t)
+	pebbleOnce.Do(func() {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			pebbleErr = err
+			return
+		}
+		pebblePort = ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+		pebbleSrv, pebbleErr = pebble.Start(context.Background(), dir, pebble.Options{HTTPPort: pebblePort, ShortValidity: shortValidity})
+	})
+	if pebbleErr != nil {
+		t.Fatal(pebbleErr)
+	}
+	return pebbleSrv
+}
+
+// acmeEnv is a server whose workspace gets certificates from Pebble, and a
+// DevTest cluster attached to it with berth-fe running on the load
+// balancer's address.
+type acmeEnv struct {
+	*attachEnv
+	pb       *pebble.Server
+	cl       *simcluster.Cluster
+	compute  string
+	lbIP     string
+	https    string // the front end's HTTPS address
+	roots    *x509.CertPool
+	caFile   string
+	feLog    *lockedBuffer
+	settings []string
+}
+
+func newACMEEnv(t *testing.T, name string, serverArgs ...string) *acmeEnv {
+	t.Helper()
+	pb := startPebble(t)
+	cl := simcluster.StartT(t, simcluster.Options{Nodes: simcluster.Nodes(1, "4")})
+	args := append([]string{"--acme-http-port", strconv.Itoa(pebblePort), "--certificate-check-interval", "250ms",
+		"--certificate-retry-backoff", "1s"}, serverArgs...)
+	e := &acmeEnv{attachEnv: newAttachEnv(t, args...), pb: pb, cl: cl, compute: name}
+	e.caFile = filepath.Join(e.dir, "pebble-minica.pem")
+	os.WriteFile(e.caFile, []byte(pb.CACertPEM), 0o600)
+	e.settings = []string{"--dns-zone", "berth.test", "--acme-directory-url", pb.DirectoryURL, "--acme-ca-file", e.caFile, "--acme-email", "ops@berth.test"}
+	e.mustBerth(append([]string{"workspace", "update", "-n", "team"}, e.settings...)...)
+	e.mustBerth("compute", "attach", "kubernetes", "-n", name, "--kubeconfig", cl.KubeconfigPath, "--cluster-purpose", "DevTest")
+	e.lbIP = e.show(name).Endpoint
+	if !strings.HasPrefix(e.lbIP, "127.100.") {
+		t.Fatalf("endpoint %q", e.lbIP)
+	}
+	// berth-fe on the load balancer's address: HTTP where Pebble checks
+	// HTTP-01 answers, HTTPS on a free port there.
+	ln, err := net.Listen("tcp", net.JoinHostPort(e.lbIP, "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.https = ln.Addr().String()
+	ln.Close()
+	e.feLog = process(t, "frontend", "--kubeconfig", cl.KubeconfigPath, "--http", net.JoinHostPort(e.lbIP, strconv.Itoa(pebblePort)),
+		"--https", e.https, "--admin", freeAddr(t), "--autoscale=false", "--log-format", "text")
+	// The zone's records point at the load balancer, as the cloud's DNS would.
+	if err := pb.SetDefaultIPv4(e.lbIP); err != nil {
+		t.Fatal(err)
+	}
+	if e.roots, err = pb.Roots(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("pebble:\n%s", pb.Logs())
+		}
+	})
+	return e
+}
+
+// serving waits until the front end serves a certificate for name that
+// is not the one with serial `not` (nil: any) and returns it.
+func (e *acmeEnv) serving(name string, not *x509.Certificate, timeout time.Duration) *x509.Certificate {
+	e.t.Helper()
+	return waitServed(e.t, e.https, name, e.roots, timeout, func(c *x509.Certificate) bool {
+		return not == nil || c.SerialNumber.Cmp(not.SerialNumber) != 0
+	})
+}
+
+// TestAutomaticCertificate: an automatic certificate from a real ACME CA
+// (Pebble) over HTTP-01 answered by berth-fe, forced renewal, keeping or
+// changing the domain, automatic renewal before expiry, a failing CA that
+// leaves the old certificate serving, and custom ↔ automatic.
+func TestAutomaticCertificate(t *testing.T) {
+	e := newACMEEnv(t, "auto-1")
+	ctx := context.Background()
+
+	// Issue over HTTP-01 through the front end.
+	r := e.mustBerth("compute", "update", "-n", "auto-1", "--ssl-leaf-domain-label", "web")
+	if !strings.Contains(r.stdout+r.stderr, "HTTP-01 answered by berth-fe") {
+		t.Errorf("update events lack the challenge:\n%s%s", r.stdout, r.stderr)
+	}
+	c := e.show("auto-1")
+	ssl := c.SSLConfiguration
+	if ssl.Status != api.SSLAuto || ssl.LeafDomainLabel != "web" || ssl.NotAfter == nil ||
+		!strings.HasPrefix(ssl.FQDN, "web") || !strings.HasSuffix(ssl.FQDN, ".berth.test") || len(ssl.FQDN) != len("web")+6+len(".berth.test") {
+		t.Fatalf("ssl: %+v", ssl)
+	}
+	fqdn := ssl.FQDN
+	first := e.serving(fqdn, nil, 10*time.Second)
+	if len(first.DNSNames) != 1 || first.DNSNames[0] != fqdn {
+		t.Fatalf("served names %v, want %s", first.DNSNames, fqdn)
+	}
+	cert, err := e.client.GetCertificate(ctx, "team", "auto-1", false)
+	if err != nil || !strings.Contains(cert.CertPEM, "BEGIN CERTIFICATE") {
+		t.Fatalf("get-certificate: %v %+v", err, cert)
+	}
+
+	t.Run("forced renewal serves a new certificate within seconds", func(t *testing.T) {
+		start := time.Now()
+		e.mustBerth("compute", "update", "-n", "auto-1", "--ssl-renew")
+		next := e.serving(fqdn, first, 10*time.Second)
+		t.Logf("update --ssl-renew to the new certificate served: %s", time.Since(start).Round(time.Millisecond))
+		if time.Since(start) > 30*time.Second {
+			t.Errorf("renewal took %s", time.Since(start))
+		}
+		if e.show("auto-1").SSLConfiguration.FQDN != fqdn {
+			t.Error("renewal changed the name")
+		}
+		first = next
+	})
+
+	t.Run("the label keeps its name with --ssl-overwrite-domain, else gets a new one", func(t *testing.T) {
+		e.mustBerth("compute", "update", "-n", "auto-1", "--ssl-leaf-domain-label", "web", "--ssl-overwrite-domain")
+		if got := e.show("auto-1").SSLConfiguration.FQDN; got != fqdn {
+			t.Fatalf("overwrite-domain: %s, want %s", got, fqdn)
+		}
+		e.mustBerth("compute", "update", "-n", "auto-1", "--ssl-leaf-domain-label", "web")
+		fresh := e.show("auto-1").SSLConfiguration.FQDN
+		if fresh == fqdn || !strings.HasPrefix(fresh, "web") {
+			t.Fatalf("new domain: %s (was %s)", fresh, fqdn)
+		}
+		fqdn = fresh
+		first = e.serving(fqdn, nil, 10*time.Second)
+	})
+
+	t.Run("a failing CA keeps the old certificate serving and turns the compute Unhealthy", func(t *testing.T) {
+		// Pebble's validation now reaches nobody: the challenge fails.
+		if err := e.pb.SetDefaultIPv4("127.0.0.2"); err != nil {
+			t.Fatal(err)
+		}
+		r := e.berth("compute", "update", "-n", "auto-1", "--ssl-renew")
+		if r.code == 0 || !strings.Contains(r.stderr, "the certificate authority did not issue a certificate for "+fqdn) {
+			t.Fatalf("renew against a failing challenge: %d\n%s", r.code, r.stderr)
+		}
+		c := e.show("auto-1")
+		if c.Health != api.HealthUnhealthy || len(c.ProvisioningErrors) == 0 || !strings.Contains(c.ProvisioningErrors[0].Message, "certificate authority:") ||
+			!strings.Contains(c.ProvisioningErrors[0].Message, "127.0.0.2") {
+			t.Fatalf("after a failed renewal: health %s errors %+v", c.Health, c.ProvisioningErrors)
+		}
+		if cur, err := served(e.https, fqdn, e.roots); err != nil || cur.SerialNumber.Cmp(first.SerialNumber) != 0 {
+			t.Fatalf("the old certificate stopped serving: %v %v", certName(cur), err)
+		}
+		// The control plane retries with backoff; once the CA can validate
+		// again, a new certificate serves and the compute is Healthy.
+		if err := e.pb.SetDefaultIPv4(e.lbIP); err != nil {
+			t.Fatal(err)
+		}
+		first = e.serving(fqdn, first, 30*time.Second)
+		deadline := time.Now().Add(10 * time.Second)
+		for e.show("auto-1").Health != api.HealthHealthy {
+			if time.Now().After(deadline) {
+				t.Fatalf("still %s after the retry succeeded", e.show("auto-1").Health)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
+
+	t.Run("renews by itself when a third of the lifetime is left", func(t *testing.T) {
+		e.mustBerth("workspace", "update", "-n", "team", "--acme-profile", "shortlived")
+		e.mustBerth("compute", "update", "-n", "auto-1", "--ssl-renew")
+		short := e.serving(fqdn, first, 10*time.Second)
+		life := short.NotAfter.Sub(short.NotBefore)
+		if life > shortValidity+time.Second {
+			t.Fatalf("lifetime %s, want the short profile's %s", life, shortValidity)
+		}
+		due := short.NotAfter.Add(-life / 3)
+		next := e.serving(fqdn, short, time.Until(due)+15*time.Second)
+		if time.Now().Before(due) {
+			t.Fatalf("renewed at %s, before it was due (%s)", time.Now(), due)
+		}
+		t.Logf("renewed %s after it came due", time.Since(due).Round(time.Millisecond))
+		if !next.NotAfter.After(short.NotAfter) {
+			t.Fatal("the renewed certificate does not last longer")
+		}
+		e.mustBerth("workspace", "update", "-n", "team", "--acme-profile", "default")
+		e.mustBerth("compute", "update", "-n", "auto-1", "--ssl-renew")
+		first = e.serving(fqdn, next, 10*time.Second)
+	})
+
+	t.Run("custom and back to automatic", func(t *testing.T) {
+		ca := newTestCA(t)
+		certFile, keyFile := ca.leaf(t, t.TempDir(), []string{"scoring.berth.test"}, time.Now().AddDate(0, 1, 0))
+		e.mustBerth("compute", "update", "-n", "auto-1", "--ssl-cert-file", certFile, "--ssl-key-file", keyFile, "--ssl-cname", "scoring.berth.test")
+		if s := e.show("auto-1").SSLConfiguration; s.Status != api.SSLEnabled || s.FQDN != "" || s.Cname != "scoring.berth.test" {
+			t.Fatalf("custom: %+v", s)
+		}
+		waitServed(t, e.https, "scoring.berth.test", ca.pool, 10*time.Second, func(*x509.Certificate) bool { return true })
+		// The automatic renewal leaves a custom certificate alone.
+		switched := time.Now()
+		time.Sleep(time.Second)
+		ops, _ := e.client.ListComputeOperations(ctx, "team", "auto-1")
+		for _, op := range ops {
+			if op.Kind == api.OpRenew && op.CreatedAt.After(switched) {
+				t.Fatalf("renewed a custom certificate: %+v", op)
+			}
+		}
+		e.mustBerth("compute", "update", "-n", "auto-1", "--ssl-leaf-domain-label", "back")
+		s := e.show("auto-1").SSLConfiguration
+		if s.Status != api.SSLAuto || !strings.HasPrefix(s.FQDN, "back") {
+			t.Fatalf("back to automatic: %+v", s)
+		}
+		e.serving(s.FQDN, nil, 10*time.Second)
+	})
+
+	t.Run("disable", func(t *testing.T) {
+		e.mustBerth("compute", "update", "-n", "auto-1", "--ssl-disable")
+		if s := e.show("auto-1").SSLConfiguration; s.Status != api.SSLDisabled {
+			t.Fatalf("disabled: %+v", s)
+		}
+		r := e.berth("compute", "update", "-n", "auto-1", "--ssl-renew")
+		if r.code == 0 || !strings.Contains(r.stderr, "has SSL status Disabled") {
+			t.Fatalf("renew when disabled: %d %s", r.code, r.stderr)
+		}
+	})
+}
