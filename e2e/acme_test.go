@@ -268,3 +268,92 @@ func TestAutomaticCertificate(t *testing.T) {
 		}
 	})
 }
+
+// A second Pebble for DNS-01: it resolves through a BIND server that
+// takes RFC 2136 updates, the workspace's DNS-01 provider.
+var (
+	dnsOnce   sync.Once
+	dnsPebble *pebble.Server
+	dnsBind   *pebble.Bind
+	dnsErr    error
+)
+
+func stopDNSPebble() {
+	if dnsPebble != nil {
+		dnsPebble.Stop()
+	}
+	if dnsBind != nil {
+		dnsBind.Stop()
+	}
+}
+
+// TestAutomaticCertificateInternalLoadBalancer: behind an internal load
+// balancer the CA cannot reach the front end, so Berth refuses an
+// automatic certificate until the workspace has a DNS-01 provider, then
+// obtains one over DNS-01 (RFC 2136 updates to BIND) and serves it.
+func TestAutomaticCertificateInternalLoadBalancer(t *testing.T) {
+	dir := pebble.Available(t)
+	named := pebble.NamedPath(t)
+	const zone = "corp.berth.test"
+	dnsOnce.Do(func() {
+		if dnsBind, dnsErr = pebble.StartBind(context.Background(), named, zone); dnsErr != nil {
+			return
+		}
+		dnsPebble, dnsErr = pebble.Start(context.Background(), dir, pebble.Options{DNSServer: dnsBind.Addr})
+	})
+	if dnsErr != nil {
+		t.Fatal(dnsErr)
+	}
+	cl := simcluster.StartT(t, simcluster.Options{Nodes: simcluster.Nodes(1, "4")})
+	e := newAttachEnv(t, "--certificate-check-interval", "250ms")
+	caFile := filepath.Join(e.dir, "pebble-minica.pem")
+	os.WriteFile(caFile, []byte(dnsPebble.CACertPEM), 0o600)
+	e.mustBerth("workspace", "update", "-n", "team", "--dns-zone", zone, "--acme-directory-url", dnsPebble.DirectoryURL, "--acme-ca-file", caFile)
+
+	// No DNS-01 provider: refused before anything is installed, saying what to configure.
+	r := e.berth("compute", "attach", "kubernetes", "-n", "int-1", "--kubeconfig", cl.KubeconfigPath, "--cluster-purpose", "DevTest",
+		"--load-balancer-type", "InternalLoadBalancer", "--load-balancer-subnet", "snet", "--ssl-leaf-domain-label", "corp")
+	if r.code == 0 || !strings.Contains(r.stderr, "an internal load balancer is not reachable by the certificate authority") ||
+		!strings.Contains(r.stderr, "--dns01-provider rfc2136 --dns01-nameserver") {
+		t.Fatalf("internal + auto without DNS-01: %d\n%s", r.code, r.stderr)
+	}
+	if objs := berthObjects(t, cl); len(objs) > 0 {
+		t.Fatalf("the refused attach installed %v", objs)
+	}
+	// The TSIG secret is stored sealed and never shown.
+	out := e.mustBerth("workspace", "update", "-n", "team", "--dns01-provider", "rfc2136", "--dns01-nameserver", dnsBind.Addr,
+		"--dns01-tsig-key", dnsBind.KeyName, "--dns01-tsig-secret", dnsBind.Secret, "-o", "json").stdout
+	if strings.Contains(out, dnsBind.Secret) || !strings.Contains(out, `"tsigSecretSet": true`) {
+		t.Fatalf("workspace update shows the secret or not that it is set:\n%s", out)
+	}
+	if show := e.mustBerth("workspace", "show", "-n", "team", "-o", "json").stdout; strings.Contains(show, dnsBind.Secret) {
+		t.Fatal("workspace show prints the TSIG secret")
+	}
+
+	e.mustBerth("compute", "attach", "kubernetes", "-n", "int-1", "--kubeconfig", cl.KubeconfigPath, "--cluster-purpose", "DevTest",
+		"--load-balancer-type", "InternalLoadBalancer", "--load-balancer-subnet", "snet", "--ssl-leaf-domain-label", "corp")
+	c := e.show("int-1")
+	ssl := c.SSLConfiguration
+	if ssl.Status != api.SSLAuto || !strings.HasPrefix(ssl.FQDN, "corp") || !strings.HasSuffix(ssl.FQDN, "."+zone) || !strings.HasPrefix(c.Endpoint, "127.101.") {
+		t.Fatalf("compute: endpoint %s ssl %+v", c.Endpoint, ssl)
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(c.Endpoint, "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	https := ln.Addr().String()
+	ln.Close()
+	process(t, "frontend", "--kubeconfig", cl.KubeconfigPath, "--http", freeAddr(t), "--https", https, "--admin", freeAddr(t), "--autoscale=false", "--log-format", "text")
+	roots, err := dnsPebble.Roots()
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := waitServed(t, https, ssl.FQDN, roots, 10*time.Second, func(*x509.Certificate) bool { return true })
+
+	// A forced renewal goes through DNS-01 too.
+	e.mustBerth("compute", "update", "-n", "int-1", "--ssl-renew")
+	waitServed(t, https, ssl.FQDN, roots, 10*time.Second, func(c *x509.Certificate) bool { return c.SerialNumber.Cmp(first.SerialNumber) != 0 })
+	if t.Failed() {
+		t.Logf("named:\n%s\npebble:\n%s", dnsBind.Log(), dnsPebble.Logs())
+	}
+}

@@ -56,6 +56,7 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	stopPebble()
+	stopDNSPebble()
 	os.RemoveAll(dir)
 	os.Exit(code)
 }

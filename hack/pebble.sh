@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds Pebble (Let's Encrypt's ACME test server) and pebble-challtestsrv
+# Installs BIND (named) from Debian's packages, and builds Pebble (Let's Encrypt's ACME test server) and pebble-challtestsrv
 # (its DNS/management test server) from the Go module proxy into
 # .cache/pebble/bin/, and copies Pebble's test CA and serving certificate
 # (test/certs of the module) into .cache/pebble/certs/. The TLS tests
@@ -16,6 +16,14 @@ mod="github.com/letsencrypt/pebble/v2"
 out="$root/.cache/pebble"
 stamp="$out/stamp"
 want="pebble=$PEBBLE_VERSION go=$(go env GOVERSION)"
+
+# BIND from Debian's packages: the DNS server DNS-01 tests update over RFC 2136.
+sudo_if_needed() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+if ! [ -x /usr/sbin/named ]; then
+  echo "pebble: installing bind9 from Debian's packages (for DNS-01 tests)" >&2
+  sudo_if_needed apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive sudo_if_needed apt-get install -y -qq bind9 >&2
+fi
 
 if [ -x "$out/bin/pebble" ] && [ -x "$out/bin/pebble-challtestsrv" ] && [ -f "$out/certs/pebble.minica.pem" ] &&
   [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then

@@ -131,6 +131,7 @@ func Obtain(ctx context.Context, req Request) (*Issued, error) {
 	}
 	switch {
 	case req.DNS01 != nil:
+		defer useResolvers(s)()
 		err = cli.Challenge.SetDNS01Provider(req.DNS01, dnsOptions(s)...)
 	case req.HTTP01 != nil:
 		err = cli.Challenge.SetHTTP01Provider(req.HTTP01)
