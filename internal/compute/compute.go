@@ -331,8 +331,17 @@ func ConflictError(running *store.Operation) *problem.Error {
 		running.TargetName, running.Kind, running.ID, running.State, running.TargetName)
 }
 
-// Update changes the load balancer or SSL settings in place.
+// Update changes the load balancer or SSL settings in place. An update
+// that only renews the automatic certificate runs as a renew operation:
+// nothing else is re-applied, so the new certificate serves sooner.
 func (s *Service) Update(ctx context.Context, ws *api.Workspace, name string, req *api.ComputeUpdateRequest) (*store.Operation, error) {
+	if req.SSL != nil && *req.SSL == (api.SSLRequest{Renew: true}) && req.ClusterPurpose == "" && req.LoadBalancerType == "" && req.LoadBalancerSubnet == "" {
+		if c, err := s.Get(ctx, ws, name); err == nil {
+			if p, ok := s.Providers.Get(c.Type); ok && p.Steps(api.OpRenew, c) != nil {
+				return s.Renew(ctx, ws, name)
+			}
+		}
+	}
 	return s.start(ctx, ws, name, api.OpUpdate, api.StateUpdating, req, func(c *store.Compute, p provider.Provider) []api.ErrorDetail {
 		var d []api.ErrorDetail
 		if req.LoadBalancerType == "" && req.LoadBalancerSubnet == "" && req.SSL == nil && req.ClusterPurpose == "" {
@@ -414,7 +423,7 @@ func (s *Service) Scale(ctx context.Context, ws *api.Workspace, name string, req
 func (s *Service) Renew(ctx context.Context, ws *api.Workspace, name string) (*store.Operation, error) {
 	return s.start(ctx, ws, name, api.OpRenew, "", struct{}{}, func(c *store.Compute, _ provider.Provider) []api.ErrorDetail {
 		if c.SSLConfiguration.Status != api.SSLAuto {
-			return []api.ErrorDetail{detail("InvalidSSLConfiguration", "ssl", "compute %q has SSL status %s: only an automatic certificate is renewed", c.Name, c.SSLConfiguration.Status)}
+			return []api.ErrorDetail{detail("InvalidSSLConfiguration", "ssl", "--ssl-renew only applies to an automatic certificate (status Auto); %s has SSL status %s", c.Name, c.SSLConfiguration.Status)}
 		}
 		return nil
 	})

@@ -171,6 +171,7 @@ func (p *Provider) obtain(ctx context.Context, r *operation.Run, c, d *store.Com
 	}
 	octx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 	defer cancel()
+	began := time.Now()
 	issued, err := certificate.Obtain(octx, req)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -201,7 +202,7 @@ func (p *Provider) obtain(ctx context.Context, r *operation.Run, c, d *store.Com
 	clearCertFailure(c)
 	na := issued.NotAfter.UTC()
 	c.SSLConfiguration = api.SSLConfiguration{Status: api.SSLAuto, LeafDomainLabel: label, OverwriteDomain: overwrite, FQDN: fqdn, NotAfter: &na}
-	r.Event("Certificate issued for %s, valid until %s; the scoring endpoint is https://%s", fqdn, na.Format(time.RFC3339), fqdn)
+	r.Event("Certificate issued for %s in %s, valid until %s; the scoring endpoint is https://%s", fqdn, time.Since(began).Round(time.Millisecond), na.Format(time.RFC3339), fqdn)
 	return nil
 }
 
