@@ -181,6 +181,25 @@ func TestCustomCertificate(t *testing.T) {
 		t.Fatalf("cname after update: %+v", c.SSLConfiguration)
 	}
 
+	// Reconcile restores a tampered Secret and names the drift without
+	// printing key material.
+	kube := cl.Client().CoreV1().Secrets(installer.Namespace)
+	sec, _ = kube.Get(context.Background(), installer.TLSSecret, metav1.GetOptions{})
+	goodKey := string(sec.Data["key.pem"])
+	sec.Data["key.pem"] = []byte("tampered-secret-value")
+	if _, err := kube.Update(context.Background(), sec, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	r = e.mustBerth("compute", "reconcile", "-n", "tls-1")
+	all := r.stdout + r.stderr
+	if !strings.Contains(all, "data.key.pem changed (a secret value: not shown)") || strings.Contains(all, "tampered") ||
+		strings.Contains(all, "dGFtcGVyZWQ") || strings.Contains(all, "PRIVATE KEY") {
+		t.Fatalf("reconcile output:\n%s", all)
+	}
+	if sec, _ = kube.Get(context.Background(), installer.TLSSecret, metav1.GetOptions{}); string(sec.Data["key.pem"]) != goodKey {
+		t.Fatal("reconcile did not restore the key")
+	}
+
 	// --ssl-renew is for automatic certificates only.
 	r = e.berth("compute", "update", "-n", "tls-1", "--ssl-renew")
 	if r.code == 0 || !strings.Contains(r.stderr, "--ssl-renew only applies to an automatic certificate (status Auto)") {
