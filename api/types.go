@@ -151,6 +151,14 @@ const (
 	HealthDisplaced   = "Displaced"
 )
 
+// Compute properties that record a failing automatic certificate: the
+// CA's reason, how many attempts failed in a row, and when the next one is.
+const (
+	PropCertificateError    = "certificateError"
+	PropCertificateFailures = "certificateFailures"
+	PropCertificateRetryAt  = "certificateRetryAt"
+)
+
 // SSLConfiguration is the TLS termination of a compute's front end.
 type SSLConfiguration struct {
 	Status          string     `json:"status"`

@@ -210,6 +210,39 @@ func TestAutomaticCertificate(t *testing.T) {
 		}
 	})
 
+	t.Run("a new name the CA cannot validate yet: settled, Unhealthy, retried until it works", func(t *testing.T) {
+		// The new name does not lead to the front end yet (its record is
+		// not there): the update settles with a warning saying what to do.
+		if err := e.pb.SetDefaultIPv4("127.0.0.2"); err != nil {
+			t.Fatal(err)
+		}
+		r := e.mustBerth("compute", "update", "-n", "auto-1", "--ssl-leaf-domain-label", "late")
+		if !strings.Contains(r.stdout+r.stderr, "resolve to the endpoint "+e.lbIP) {
+			t.Errorf("update lacks the advice:\n%s%s", r.stdout, r.stderr)
+		}
+		c := e.show("auto-1")
+		if c.ProvisioningState != api.StateSucceeded || c.Health != api.HealthUnhealthy || c.SSLConfiguration.Status != api.SSLAuto ||
+			!strings.HasPrefix(c.SSLConfiguration.FQDN, "late") || len(c.ProvisioningErrors) != 1 || !strings.Contains(c.ProvisioningErrors[0].Message, "certificate authority:") {
+			t.Fatalf("after an update whose name does not resolve yet: %+v", c)
+		}
+		// The previous certificate still serves.
+		if cur, err := served(e.https, fqdn, e.roots); err != nil || cur.SerialNumber.Cmp(first.SerialNumber) != 0 {
+			t.Fatalf("the old certificate stopped serving: %v %v", certName(cur), err)
+		}
+		if err := e.pb.SetDefaultIPv4(e.lbIP); err != nil {
+			t.Fatal(err)
+		}
+		fqdn = c.SSLConfiguration.FQDN
+		first = e.serving(fqdn, nil, 30*time.Second)
+		deadline := time.Now().Add(10 * time.Second)
+		for c := e.show("auto-1"); c.Health != api.HealthHealthy || len(c.ProvisioningErrors) > 0 || c.SSLConfiguration.NotAfter == nil; c = e.show("auto-1") {
+			if time.Now().After(deadline) {
+				t.Fatalf("not settled after the retry: %+v", c)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
+
 	t.Run("renews by itself when a third of the lifetime is left", func(t *testing.T) {
 		e.mustBerth("workspace", "update", "-n", "team", "--acme-profile", "shortlived")
 		e.mustBerth("compute", "update", "-n", "auto-1", "--ssl-renew")

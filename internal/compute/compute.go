@@ -499,6 +499,10 @@ func (s *Service) finish(ctx context.Context, tx *store.Store, r *operation.Run,
 		}
 		c.ProvisioningState = api.StateSucceeded
 		c.ProvisioningErrors = []api.ErrorDetail{}
+		if reason := c.Properties[api.PropCertificateError]; reason != "" && c.SSLConfiguration.Status == api.SSLAuto {
+			// Settled, but the automatic certificate is failing (retried with backoff).
+			c.ProvisioningErrors = []api.ErrorDetail{{Code: "CertificateFailed", Target: "sslConfiguration", Message: "certificate authority: " + reason}}
+		}
 	case op.State == api.OpCanceled:
 		if !noStateChange(op.Kind) {
 			c.ProvisioningState = api.StateCanceled

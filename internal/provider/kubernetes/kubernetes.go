@@ -557,8 +557,8 @@ func (p *Provider) stepObserve(ctx context.Context, r *operation.Run) error {
 	c.KubernetesVersion, c.NodeCount, c.AllocatableCpus = v.GitVersion, nodes, cpus
 	c.Endpoint = installer.ServiceAddress(svc)
 	c.Health = api.HealthHealthy
-	if c.Properties[PropCertError] != "" && c.Secrets[secretTLSCert] != "" {
-		c.Health = api.HealthUnhealthy // a renewal is failing; the old certificate serves
+	if c.Properties[PropCertError] != "" && c.SSLConfiguration.Status == api.SSLAuto {
+		c.Health = api.HealthUnhealthy // the automatic certificate is failing (retried with backoff)
 	}
 	c.ProvisioningErrors = []api.ErrorDetail{}
 	r.Event("Kubernetes %s, %d nodes, %.4g allocatable vCPUs, endpoint %s", v.GitVersion, nodes, cpus, c.Endpoint)

@@ -27,9 +27,9 @@ const (
 	secretTLSKey     = "tlsKey"
 	secretACMEKey    = "acmeAccountKey"
 	propACMEAccount  = "acmeAccount"
-	PropCertError    = "certificateError"
-	PropCertFailures = "certificateFailures"
-	PropCertRetryAt  = "certificateRetryAt"
+	PropCertError    = api.PropCertificateError
+	PropCertFailures = api.PropCertificateFailures
+	PropCertRetryAt  = api.PropCertificateRetryAt
 )
 
 // sslRequest is what the operation asks of TLS: the request's SSL part,
@@ -123,6 +123,13 @@ func (p *Provider) retryBackoff(n int) time.Duration {
 	return min(d, time.Hour)
 }
 
+// renewing: the operation renews the certificate of the same name (a
+// failure fails it), rather than making a new name.
+func renewing(r *operation.Run) bool {
+	_, renew := sslRequest(r)
+	return renew
+}
+
 // obtain gets an automatic certificate over ACME and stores it in c.
 func (p *Provider) obtain(ctx context.Context, r *operation.Run, c, d *store.Compute, ssl *api.SSLRequest) error {
 	ws, err := r.Store.GetWorkspace(ctx, c.Workspace)
@@ -184,9 +191,20 @@ func (p *Provider) obtain(ctx context.Context, r *operation.Run, c, d *store.Com
 		c.Properties[PropCertError] = reason
 		c.Properties[PropCertFailures] = strconv.Itoa(n)
 		c.Properties[PropCertRetryAt] = retry.Format(time.RFC3339)
+		c.Health = api.HealthUnhealthy
 		if c.Secrets[secretTLSCert] != "" {
-			c.Health = api.HealthUnhealthy
 			r.Warn("The current certificate keeps serving; the next attempt is at %s", retry.Format(time.RFC3339))
+		}
+		if !renewing(r) {
+			// A new name: its DNS record may not exist yet (the name was
+			// just made). The compute keeps its new configuration and
+			// Berth retries with backoff, so pointing the name at the
+			// endpoint is all that is left to do.
+			c.SSLConfiguration = api.SSLConfiguration{Status: api.SSLAuto, LeafDomainLabel: label, OverwriteDomain: overwrite, FQDN: fqdn}
+			r.Warn("No certificate for %s yet: %s", fqdn, reason)
+			r.Warn("Make %s resolve to the endpoint %s (or use a wildcard record for *.%s); Berth tries again at %s and then with backoff",
+				fqdn, c.Endpoint, ws.Settings.DNSZone, retry.Format(time.RFC3339))
+			return r.Store.UpdateCompute(ctx, c)
 		}
 		if uerr := r.Store.UpdateCompute(ctx, c); uerr != nil {
 			return uerr
