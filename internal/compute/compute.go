@@ -100,11 +100,20 @@ func validateSSL(ssl *api.SSLRequest, update bool) []api.ErrorDetail {
 	return out
 }
 
+// zoneOf is the DNS zone of a compute's automatic certificate: its
+// provider's own (AKS) or the workspace's.
+func zoneOf(p provider.Provider, ws *api.Workspace, c *store.Compute) string {
+	if z, ok := p.(provider.DNSZoner); ok && p != nil {
+		return z.DNSZone(ws, c)
+	}
+	return ws.Settings.DNSZone
+}
+
 // validateAutoSSL checks that the workspace can give a compute with this
 // load balancer an automatic certificate.
-func validateAutoSSL(ws *api.Workspace, lbType string) []api.ErrorDetail {
+func validateAutoSSL(ws *api.Workspace, lbType, zone string) []api.ErrorDetail {
 	var out []api.ErrorDetail
-	if ws.Settings.DNSZone == "" {
+	if zone == "" {
 		out = append(out, detail("DNSZoneRequired", "ssl.leafDomainLabel",
 			"an automatic certificate needs the workspace's DNS zone, where the endpoint's name is made: set it with `berth workspace update -n %s --dns-zone ZONE`", ws.Name))
 	}
@@ -166,7 +175,8 @@ func (s *Service) Create(ctx context.Context, ws *api.Workspace, req *api.Comput
 	details = append(details, d...)
 	details = append(details, validateSSL(req.SSL, false)...)
 	if req.SSL != nil && req.SSL.LeafDomainLabel != "" && req.Type != api.ComputeLocal {
-		details = append(details, validateAutoSSL(ws, lb)...)
+		planned := &store.Compute{Compute: api.Compute{Name: req.Name, Type: req.Type, Origin: origin, LoadBalancerType: lb, Properties: req.Properties}}
+		details = append(details, validateAutoSSL(ws, lb, zoneOf(p, ws, planned))...)
 	}
 	if known {
 		norm := *req
@@ -377,7 +387,7 @@ func (s *Service) Update(ctx context.Context, ws *api.Workspace, name string, re
 			auto = true
 		}
 		if auto && c.Type != api.ComputeLocal && (req.SSL != nil && req.SSL.LeafDomainLabel != "" || lbType != c.LoadBalancerType) {
-			d = append(d, validateAutoSSL(ws, lbType)...)
+			d = append(d, validateAutoSSL(ws, lbType, zoneOf(p, ws, c))...)
 		}
 		return append(d, p.ValidateUpdate(ctx, c, req)...)
 	})

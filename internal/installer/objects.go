@@ -53,6 +53,8 @@ const (
 	AzureInternalSubnet = "service.beta.kubernetes.io/azure-load-balancer-internal-subnet"
 	AWSInternal         = "service.beta.kubernetes.io/aws-load-balancer-internal"
 	GCPInternal         = "networking.gke.io/load-balancer-type"
+	// AzureDNSLabel names the public IP: <label>.<region>.cloudapp.azure.com.
+	AzureDNSLabel = "service.beta.kubernetes.io/azure-dns-label-name"
 )
 
 // ManagedSelector selects every object Berth installed, of any attachment.
@@ -70,6 +72,9 @@ type Settings struct {
 	Image string
 	// TLS certificate and key (PEM); empty when TLS is disabled.
 	CertPEM, KeyPEM string
+	// DNSLabel, when set, asks Azure for <label>.<region>.cloudapp.azure.com
+	// on the public load balancer's IP (an automatic certificate's name on AKS).
+	DNSLabel string
 	// Resources are the front end container's requests and limits as the
 	// cluster has them; users may tune them and reconcile keeps them.
 	Resources *corev1.ResourceRequirements
@@ -258,6 +263,8 @@ func FrontendObjects(s Settings) []Object {
 			ann[AzureInternalSubnet] = s.LoadBalancerSubnet
 		}
 		svc.WithAnnotations(ann)
+	} else if s.DNSLabel != "" {
+		svc.WithAnnotations(map[string]string{AzureDNSLabel: s.DNSLabel})
 	}
 	objs = append(objs, Object{Kind: KindService, Name: FrontendName, Namespace: ns, Apply: svc})
 	return objs

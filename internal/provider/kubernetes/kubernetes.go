@@ -60,7 +60,23 @@ type Provider struct {
 	// CertificateRetryBase is the first wait after a failed issuance
 	// (doubling after each further failure; default 30s).
 	CertificateRetryBase time.Duration
+	// Zone, when set, is the DNS zone of a compute's automatic certificate
+	// (AKS: <region>.cloudapp.azure.com); by default the workspace's.
+	Zone func(ws *api.Workspace, c *store.Compute) string
 }
+
+// DNSZone is the zone automatic certificates' names are made in.
+func (p *Provider) DNSZone(ws *api.Workspace, c *store.Compute) string {
+	if p.Zone != nil {
+		if z := p.Zone(ws, c); z != "" {
+			return z
+		}
+	}
+	return ws.Settings.DNSZone
+}
+
+// azureZone tells a zone whose names are Azure public IP DNS labels.
+func azureZone(zone string) bool { return strings.HasSuffix(zone, ".cloudapp.azure.com") }
 
 func (p *Provider) Type() string      { return Type }
 func (p *Provider) Origins() []string { return []string{api.OriginAttached} }
@@ -160,8 +176,22 @@ func (p *Provider) settings(c *store.Compute) installer.Settings {
 	return installer.Settings{
 		AttachmentID: c.AttachmentID, Workspace: c.Workspace, Compute: c.Name,
 		Purpose: c.ClusterPurpose, LoadBalancerType: c.LoadBalancerType, LoadBalancerSubnet: c.LoadBalancerSubnet,
-		Image: p.Image, CertPEM: c.Secrets[secretTLSCert], KeyPEM: c.Secrets[secretTLSKey],
+		Image: p.Image, CertPEM: c.Secrets[secretTLSCert], KeyPEM: c.Secrets[secretTLSKey], DNSLabel: dnsLabel(c),
 	}
+}
+
+// dnsLabel is the Azure DNS label of an automatic certificate's name in a
+// cloudapp.azure.com zone, which Azure then resolves to the public IP.
+func dnsLabel(c *store.Compute) string {
+	ssl := c.SSLConfiguration
+	if ssl.Status != api.SSLAuto || c.LoadBalancerType == api.LoadBalancerInternal {
+		return ""
+	}
+	label, zone, ok := strings.Cut(ssl.FQDN, ".")
+	if !ok || !azureZone(zone) {
+		return ""
+	}
+	return label
 }
 
 // DryRun runs preflight against the cluster of an attach request.

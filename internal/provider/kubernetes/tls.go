@@ -89,7 +89,7 @@ func (p *Provider) stepCertificate(ctx context.Context, r *operation.Run) error 
 		c.SSLConfiguration = api.SSLConfiguration{Status: api.SSLEnabled, Cname: ssl.Cname, NotAfter: &na}
 		r.Event("Custom certificate for %s (valid until %s); the scoring endpoint is https://%s", ssl.Cname, na.Format(time.RFC3339), ssl.Cname)
 	default:
-		if err := p.obtain(ctx, r, c, d, ssl); err != nil {
+		if err := p.obtain(ctx, r, cl, c, d, ssl); err != nil {
 			return err
 		}
 	}
@@ -131,7 +131,7 @@ func renewing(r *operation.Run) bool {
 }
 
 // obtain gets an automatic certificate over ACME and stores it in c.
-func (p *Provider) obtain(ctx context.Context, r *operation.Run, c, d *store.Compute, ssl *api.SSLRequest) error {
+func (p *Provider) obtain(ctx context.Context, r *operation.Run, cl *kubeconn.Cluster, c, d *store.Compute, ssl *api.SSLRequest) error {
 	ws, err := r.Store.GetWorkspace(ctx, c.Workspace)
 	if err != nil {
 		return err
@@ -143,18 +143,36 @@ func (p *Provider) obtain(ctx context.Context, r *operation.Run, c, d *store.Com
 	if label == "" {
 		return operation.Fail("InvalidSSLConfiguration", "this compute has no automatic certificate to renew")
 	}
+	zone := p.DNSZone(ws, c)
+	if zone == "" {
+		return operation.Fail("DNSZoneRequired", "an automatic certificate needs a DNS zone: set the workspace's with `berth workspace update --dns-zone ZONE`")
+	}
 	fqdn := r.Recall("fqdn")
 	if fqdn == "" {
 		cur := c.SSLConfiguration.FQDN
-		if overwrite && cur != "" && strings.HasPrefix(cur, label) && strings.HasSuffix(cur, "."+ws.Settings.DNSZone) &&
-			len(cur) == len(label)+6+1+len(ws.Settings.DNSZone) {
+		if overwrite && cur != "" && strings.HasPrefix(cur, label) && strings.HasSuffix(cur, "."+zone) &&
+			len(cur) == len(label)+6+1+len(zone) {
 			fqdn = cur
 		} else {
-			fqdn = label + randomSuffix() + "." + ws.Settings.DNSZone
+			fqdn = label + randomSuffix() + "." + zone
 		}
 		if err := r.Remember(ctx, "fqdn", fqdn); err != nil {
 			return err
 		}
+	}
+	if azureZone(zone) && d.LoadBalancerType != api.LoadBalancerInternal {
+		// Azure resolves the name once the public IP carries its label.
+		named := *c
+		named.SSLConfiguration = api.SSLConfiguration{Status: api.SSLAuto, FQDN: fqdn}
+		s := p.settings(&named)
+		for _, o := range installer.FrontendObjects(s) {
+			if o.Kind.Kind == "Service" {
+				if _, err := p.installer(cl, r).Apply(ctx, []installer.Object{o}, false); err != nil {
+					return fail("InstallFailed", err)
+				}
+			}
+		}
+		r.Event("Asked Azure for the DNS label %s on the load balancer's public IP", s.DNSLabel)
 	}
 	req := certificate.Request{Settings: ws.Settings, Domain: fqdn,
 		Account: certificate.Account{KeyPEM: c.Secrets[secretACMEKey], URI: c.Properties[propACMEAccount]}}
@@ -169,10 +187,6 @@ func (p *Provider) obtain(ctx context.Context, r *operation.Run, c, d *store.Com
 		req.DNS01 = prov
 		r.Event("Requesting a certificate for %s from %s (DNS-01 through %s)", fqdn, directory(ws), ws.Settings.DNS01.Provider)
 	} else {
-		cl, err := connect(c)
-		if err != nil {
-			return err
-		}
 		req.HTTP01 = &httpChallenges{in: p.installer(cl, nil), s: p.settings(c), probe: p.probeAddress(c), run: r}
 		r.Event("Requesting a certificate for %s from %s (HTTP-01 answered by berth-fe)", fqdn, directory(ws))
 	}
@@ -203,7 +217,7 @@ func (p *Provider) obtain(ctx context.Context, r *operation.Run, c, d *store.Com
 			c.SSLConfiguration = api.SSLConfiguration{Status: api.SSLAuto, LeafDomainLabel: label, OverwriteDomain: overwrite, FQDN: fqdn}
 			r.Warn("No certificate for %s yet: %s", fqdn, reason)
 			r.Warn("Make %s resolve to the endpoint %s (or use a wildcard record for *.%s); Berth tries again at %s and then with backoff",
-				fqdn, c.Endpoint, ws.Settings.DNSZone, retry.Format(time.RFC3339))
+				fqdn, c.Endpoint, zone, retry.Format(time.RFC3339))
 			return r.Store.UpdateCompute(ctx, c)
 		}
 		if uerr := r.Store.UpdateCompute(ctx, c); uerr != nil {
@@ -311,5 +325,3 @@ func (h *httpChallenges) Present(ctx context.Context, _, token, keyAuth string) 
 func (h *httpChallenges) CleanUp(ctx context.Context, _, _, _ string) error {
 	return h.apply(ctx, map[string]string{})
 }
-
-var _ = kubeconn.Parse
