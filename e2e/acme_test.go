@@ -290,6 +290,16 @@ func TestAutomaticCertificate(t *testing.T) {
 		e.serving(s.FQDN, nil, 10*time.Second)
 	})
 
+	t.Run("an automatic certificate cannot move behind an internal load balancer without DNS-01", func(t *testing.T) {
+		r := e.berth("compute", "update", "-n", "auto-1", "--load-balancer-type", "InternalLoadBalancer", "--load-balancer-subnet", "snet")
+		if r.code == 0 || !strings.Contains(r.stderr, "an internal load balancer is not reachable by the certificate authority") {
+			t.Fatalf("switch to internal: %d %s", r.code, r.stderr)
+		}
+		if c := e.show("auto-1"); c.LoadBalancerType != api.LoadBalancerPublicIP {
+			t.Fatalf("the refused update changed the load balancer: %s", c.LoadBalancerType)
+		}
+	})
+
 	t.Run("disable", func(t *testing.T) {
 		e.mustBerth("compute", "update", "-n", "auto-1", "--ssl-disable")
 		if s := e.show("auto-1").SSLConfiguration; s.Status != api.SSLDisabled {
