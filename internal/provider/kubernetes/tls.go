@@ -123,6 +123,29 @@ func (p *Provider) retryBackoff(n int) time.Duration {
 	return min(d, time.Hour)
 }
 
+// recordFailure notes a failed issuance on the compute (Unhealthy, the
+// reason, the backoff) and returns when the next attempt is due.
+func (p *Provider) recordFailure(c *store.Compute, reason string) time.Time {
+	n, _ := strconv.Atoi(c.Properties[PropCertFailures])
+	n++
+	retry := time.Now().Add(p.retryBackoff(n)).UTC()
+	c.Properties[PropCertError] = reason
+	c.Properties[PropCertFailures] = strconv.Itoa(n)
+	c.Properties[PropCertRetryAt] = retry.Format(time.RFC3339)
+	c.Health = api.HealthUnhealthy
+	return retry
+}
+
+// configFailure fails an issuance the workspace's settings make impossible,
+// with the same backoff as a CA's refusal so renewals do not spin.
+func (p *Provider) configFailure(ctx context.Context, r *operation.Run, c *store.Compute, code, msg string) error {
+	p.recordFailure(c, msg)
+	if err := r.Store.UpdateCompute(ctx, c); err != nil {
+		return err
+	}
+	return operation.Fail(code, msg)
+}
+
 // renewing: the operation renews the certificate of the same name (a
 // failure fails it), rather than making a new name.
 func renewing(r *operation.Run) bool {
@@ -178,11 +201,11 @@ func (p *Provider) obtain(ctx context.Context, r *operation.Run, cl *kubeconn.Cl
 		Account: certificate.Account{KeyPEM: c.Secrets[secretACMEKey], URI: c.Properties[propACMEAccount]}}
 	if d.LoadBalancerType == api.LoadBalancerInternal {
 		if ws.Settings.DNS01 == nil {
-			return operation.Fail("DNS01ProviderRequired", "an internal load balancer needs a DNS-01 provider on the workspace for an automatic certificate")
+			return p.configFailure(ctx, r, c, "DNS01ProviderRequired", "an internal load balancer needs a DNS-01 provider on the workspace for an automatic certificate (berth workspace update --dns01-provider ...)")
 		}
 		prov, err := certificate.DNS01Provider(ws.Settings)
 		if err != nil {
-			return operation.Fail("InvalidDNS01Provider", err.Error())
+			return p.configFailure(ctx, r, c, "InvalidDNS01Provider", err.Error())
 		}
 		req.DNS01 = prov
 		r.Event("Requesting a certificate for %s from %s (DNS-01 through %s)", fqdn, directory(ws), ws.Settings.DNS01.Provider)
@@ -199,13 +222,7 @@ func (p *Provider) obtain(ctx context.Context, r *operation.Run, cl *kubeconn.Cl
 			return ctx.Err()
 		}
 		reason := certificate.Reason(err)
-		n, _ := strconv.Atoi(c.Properties[PropCertFailures])
-		n++
-		retry := time.Now().Add(p.retryBackoff(n)).UTC()
-		c.Properties[PropCertError] = reason
-		c.Properties[PropCertFailures] = strconv.Itoa(n)
-		c.Properties[PropCertRetryAt] = retry.Format(time.RFC3339)
-		c.Health = api.HealthUnhealthy
+		retry := p.recordFailure(c, reason)
 		if c.Secrets[secretTLSCert] != "" {
 			r.Warn("The current certificate keeps serving; the next attempt is at %s", retry.Format(time.RFC3339))
 		}
