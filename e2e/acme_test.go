@@ -400,3 +400,56 @@ func TestAutomaticCertificateInternalLoadBalancer(t *testing.T) {
 		t.Logf("named:\n%s\npebble:\n%s", dnsBind.Log(), dnsPebble.Logs())
 	}
 }
+
+// TestAutomaticCertificateAtAttach: attach with --ssl-leaf-domain-label
+// before anything answers for the new name (its record cannot exist yet:
+// the name was just made). The attach settles Unhealthy with the CA's
+// reason instead of failing, and once the name leads to the front end,
+// Berth's retry gets the certificate.
+func TestAutomaticCertificateAtAttach(t *testing.T) {
+	pb := startPebble(t)
+	cl := simcluster.StartT(t, simcluster.Options{Nodes: simcluster.Nodes(1, "4")})
+	e := newAttachEnv(t, "--acme-http-port", strconv.Itoa(pebblePort), "--certificate-check-interval", "250ms", "--certificate-retry-backoff", "1s")
+	caFile := filepath.Join(e.dir, "pebble-minica.pem")
+	os.WriteFile(caFile, []byte(pb.CACertPEM), 0o600)
+	e.mustBerth("workspace", "update", "-n", "team", "--dns-zone", "berth.test", "--acme-directory-url", pb.DirectoryURL, "--acme-ca-file", caFile)
+	if err := pb.SetDefaultIPv4("127.0.0.2"); err != nil { // nothing there yet
+		t.Fatal(err)
+	}
+	r := e.mustBerth("compute", "attach", "kubernetes", "-n", "att-1", "--kubeconfig", cl.KubeconfigPath, "--cluster-purpose", "DevTest",
+		"--ssl-leaf-domain-label", "att")
+	c := e.show("att-1")
+	if c.ProvisioningState != api.StateSucceeded || c.Health != api.HealthUnhealthy || c.SSLConfiguration.Status != api.SSLAuto ||
+		!strings.HasPrefix(c.SSLConfiguration.FQDN, "att") || len(c.ProvisioningErrors) == 0 {
+		t.Fatalf("attach before the name resolves: %+v\n%s%s", c, r.stdout, r.stderr)
+	}
+	if !strings.Contains(r.stdout+r.stderr, "resolve to the endpoint "+c.Endpoint) {
+		t.Errorf("attach lacks the advice:\n%s%s", r.stdout, r.stderr)
+	}
+	if objs := berthObjects(t, cl); len(objs) == 0 {
+		t.Fatal("the attach was undone")
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(c.Endpoint, "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	https := ln.Addr().String()
+	ln.Close()
+	process(t, "frontend", "--kubeconfig", cl.KubeconfigPath, "--http", net.JoinHostPort(c.Endpoint, strconv.Itoa(pebblePort)),
+		"--https", https, "--admin", freeAddr(t), "--autoscale=false", "--log-format", "text")
+	if err := pb.SetDefaultIPv4(c.Endpoint); err != nil {
+		t.Fatal(err)
+	}
+	roots, err := pb.Roots()
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitServed(t, https, c.SSLConfiguration.FQDN, roots, 60*time.Second, func(*x509.Certificate) bool { return true })
+	deadline := time.Now().Add(10 * time.Second)
+	for c := e.show("att-1"); c.Health != api.HealthHealthy || len(c.ProvisioningErrors) > 0; c = e.show("att-1") {
+		if time.Now().After(deadline) {
+			t.Fatalf("not Healthy after the certificate came: %+v", c)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

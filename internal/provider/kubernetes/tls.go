@@ -17,6 +17,7 @@ import (
 	"github.com/berth-ml/berth/internal/kubeconn"
 	"github.com/berth-ml/berth/internal/operation"
 	"github.com/berth-ml/berth/internal/store"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	coreac "k8s.io/client-go/applyconfigurations/core/v1"
 )
 
@@ -67,6 +68,13 @@ func (p *Provider) stepCertificate(ctx context.Context, r *operation.Run) error 
 	}
 	if c.Secrets == nil {
 		c.Secrets = map[string]string{}
+	}
+	if c.Endpoint == "" || d.LoadBalancerType != c.LoadBalancerType {
+		// An attach (or a load balancer switch) reaches here before observe
+		// records the address; the HTTP-01 check and the advice need it.
+		if svc, err := cl.Client.CoreV1().Services(installer.Namespace).Get(ctx, installer.FrontendName, metav1.GetOptions{}); err == nil {
+			c.Endpoint = installer.ServiceAddress(svc)
+		}
 	}
 	if c.Properties == nil {
 		c.Properties = map[string]string{}
