@@ -3,6 +3,7 @@ package kubernetes
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -97,7 +98,9 @@ func (p *Provider) stepCertificate(ctx context.Context, r *operation.Run) error 
 		c.SSLConfiguration = api.SSLConfiguration{Status: api.SSLEnabled, Cname: ssl.Cname, NotAfter: &na}
 		r.Event("Custom certificate for %s (valid until %s); the scoring endpoint is https://%s", ssl.Cname, na.Format(time.RFC3339), ssl.Cname)
 	default:
-		if err := p.obtain(ctx, r, cl, c, d, ssl); err != nil {
+		if err := p.obtain(ctx, r, cl, c, d, ssl); errors.Is(err, errPending) {
+			return nil // recorded; the current Secret stays as it is
+		} else if err != nil {
 			return err
 		}
 	}
@@ -153,6 +156,10 @@ func (p *Provider) configFailure(ctx context.Context, r *operation.Run, c *store
 	}
 	return operation.Fail(code, msg)
 }
+
+// errPending: no certificate yet for a new name; the compute records why
+// and when Berth tries again, and the operation settles.
+var errPending = errors.New("certificate pending")
 
 // renewing: the operation renews the certificate of the same name (a
 // failure fails it), rather than making a new name.
@@ -243,7 +250,10 @@ func (p *Provider) obtain(ctx context.Context, r *operation.Run, cl *kubeconn.Cl
 			r.Warn("No certificate for %s yet: %s", fqdn, reason)
 			r.Warn("Make %s resolve to the endpoint %s (or use a wildcard record for *.%s); Berth tries again at %s and then with backoff",
 				fqdn, c.Endpoint, zone, retry.Format(time.RFC3339))
-			return r.Store.UpdateCompute(ctx, c)
+			if err := r.Store.UpdateCompute(ctx, c); err != nil {
+				return err
+			}
+			return errPending
 		}
 		if uerr := r.Store.UpdateCompute(ctx, c); uerr != nil {
 			return uerr
