@@ -27,16 +27,71 @@ type Workspace struct {
 }
 
 // WorkspaceSettings are the workspace-wide knobs later providers use.
+// Secret fields (the EAB HMAC key, the DNS-01 TSIG secret) are stored
+// encrypted and never returned: reads answer them as "" with a *Set flag.
 type WorkspaceSettings struct {
-	DNSZone             string `json:"dnsZone,omitempty"`
-	ACMEDirectoryURL    string `json:"acmeDirectoryUrl,omitempty"`
-	ACMEEmail           string `json:"acmeEmail,omitempty"`
-	AzureSubscriptionID string `json:"azureSubscriptionId,omitempty"`
-	AzureResourceGroup  string `json:"azureResourceGroup,omitempty"`
+	// DNSZone is where automatic certificates' names live:
+	// <label><6 random>.<dnsZone>.
+	DNSZone          string `json:"dnsZone,omitempty"`
+	ACMEDirectoryURL string `json:"acmeDirectoryUrl,omitempty"`
+	ACMEEmail        string `json:"acmeEmail,omitempty"`
+	// ACMECACertPEM are extra roots the ACME client trusts for the
+	// directory's HTTPS (a private or test CA); none means the system's.
+	ACMECACertPEM string `json:"acmeCaCertPem,omitempty"`
+	// ACMEProfile asks the CA for a certificate profile (draft-ietf-acme-profiles).
+	ACMEProfile string `json:"acmeProfile,omitempty"`
+	// External account binding, for CAs that require one.
+	ACMEEABKeyID      string `json:"acmeEabKid,omitempty"`
+	ACMEEABHMACKey    string `json:"acmeEabHmacKey,omitempty"`
+	ACMEEABHMACKeySet bool   `json:"acmeEabHmacKeySet,omitempty"`
+	// DNS01 is the DNS provider that answers DNS-01 challenges (needed for
+	// automatic certificates behind an internal load balancer).
+	DNS01               *DNS01Settings `json:"dns01,omitempty"`
+	AzureSubscriptionID string         `json:"azureSubscriptionId,omitempty"`
+	AzureResourceGroup  string         `json:"azureResourceGroup,omitempty"`
 	// AzureCredential picks how the server authenticates to Azure for this
 	// workspace: default (DefaultAzureCredential's chain), environment,
 	// workload-identity, managed-identity or azure-cli.
 	AzureCredential string `json:"azureCredential,omitempty"`
+}
+
+// DNS01 provider names.
+const DNS01RFC2136 = "rfc2136"
+
+// DNS01Settings configure a DNS-01 provider. Berth links a curated list:
+// rfc2136 (RFC 2136 dynamic updates with TSIG: BIND, Knot, PowerDNS,
+// Windows DNS, most self-hosted servers).
+type DNS01Settings struct {
+	Provider      string `json:"provider"`
+	Nameserver    string `json:"nameserver,omitempty"`
+	TSIGKey       string `json:"tsigKey,omitempty"`
+	TSIGAlgorithm string `json:"tsigAlgorithm,omitempty"`
+	TSIGSecret    string `json:"tsigSecret,omitempty"`
+	TSIGSecretSet bool   `json:"tsigSecretSet,omitempty"`
+	// Resolvers are the nameservers Berth asks to see the record has
+	// propagated before it asks the CA to validate (default: Nameserver).
+	Resolvers []string `json:"resolvers,omitempty"`
+}
+
+// Redacted is the settings as the API shows them: secrets blanked.
+func (s WorkspaceSettings) Redacted() WorkspaceSettings {
+	if s.ACMEEABHMACKey != "" {
+		s.ACMEEABHMACKey, s.ACMEEABHMACKeySet = "", true
+	}
+	if s.DNS01 != nil {
+		d := *s.DNS01
+		if d.TSIGSecret != "" {
+			d.TSIGSecret, d.TSIGSecretSet = "", true
+		}
+		s.DNS01 = &d
+	}
+	return s
+}
+
+// WorkspaceUpdateRequest is the body of PATCH /workspaces/{ws}: settings to
+// change (empty fields keep their value; dns01 replaces the provider).
+type WorkspaceUpdateRequest struct {
+	Settings WorkspaceSettings `json:"settings"`
 }
 
 // WorkspaceCreateRequest is the body of POST /workspaces.
@@ -98,6 +153,14 @@ const (
 	HealthUnhealthy   = "Unhealthy"
 	HealthUnreachable = "Unreachable"
 	HealthDisplaced   = "Displaced"
+)
+
+// Compute properties that record a failing automatic certificate: the
+// CA's reason, how many attempts failed in a row, and when the next one is.
+const (
+	PropCertificateError    = "certificateError"
+	PropCertificateFailures = "certificateFailures"
+	PropCertificateRetryAt  = "certificateRetryAt"
 )
 
 // SSLConfiguration is the TLS termination of a compute's front end.
@@ -245,6 +308,9 @@ const (
 	OpDelete    = "delete"
 	OpScale     = "scale"
 	OpReconcile = "reconcile"
+	// OpRenew renews an automatic certificate (started by the control
+	// plane when a third of its lifetime is left, or after a failure).
+	OpRenew = "renew"
 )
 
 // Operation states.

@@ -156,6 +156,15 @@ func (c *Client) CreateWorkspace(ctx context.Context, req api.WorkspaceCreateReq
 	return &out, nil
 }
 
+// UpdateWorkspace changes a workspace's settings (empty fields keep theirs).
+func (c *Client) UpdateWorkspace(ctx context.Context, name string, req api.WorkspaceUpdateRequest) (*api.Workspace, error) {
+	var out api.Workspace
+	if _, err := c.do(ctx, "PATCH", "/api/v1/workspaces/"+url.PathEscape(name), nil, req, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
 // GetWorkspace shows a workspace with its computes.
 func (c *Client) GetWorkspace(ctx context.Context, name string) (*api.Workspace, error) {
 	var out api.Workspace

@@ -57,6 +57,8 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	tests3.Stop()
+	stopPebble()
+	stopDNSPebble()
 	os.RemoveAll(dir)
 	os.Exit(code)
 }

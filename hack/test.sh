@@ -31,5 +31,9 @@ if [ -n "$unformatted" ]; then
   exit 1
 fi
 ./hack/build-simcluster.sh
+# Pebble (ACME test CA) and its DNS test server, for the TLS tests.
+./hack/pebble.sh
+export BERTH_PEBBLE_DIR="$PWD/.cache/pebble"
+export BERTH_REQUIRE_PEBBLE=1
 echo "== go test" >&2
 go test -count=1 "$@" ./...

@@ -47,9 +47,10 @@ func newLogger(format, level string, w *os.File) (*slog.Logger, error) {
 
 func (a *app) serverCommand() *cobra.Command {
 	var (
-		dataDir, listen, database, logFormat, logLevel string
-		versions, image, publicURL, artifactStore      string
-		lease, poll, reconcile, readyTimeout           time.Duration
+		dataDir, listen, database, logFormat, logLevel             string
+		versions, image, publicURL, artifactStore                  string
+		lease, poll, reconcile, readyTimeout, certCheck, certRetry time.Duration
+		acmeHTTPPort                                               int
 	)
 	cmd := &cobra.Command{
 		Use:   "server",
@@ -102,8 +103,9 @@ DATA_DIR/admin.token (mode 0600); the CLI uses it for a local server.`,
 				DataDir: a.dataDir(dataDir), Listen: listen, DatabaseURL: database,
 				Lease: lease, Poll: poll, Logger: log, Getenv: a.getenv,
 				KubernetesVersions: vr, FrontendImage: image, ReconcileInterval: reconcile, ReadyTimeout: readyTimeout,
-				PublicURL:     publicURL,
-				ArtifactStore: artifactStore,
+				PublicURL:                publicURL,
+				ArtifactStore:            artifactStore,
+				CertificateCheckInterval: certCheck, ACMEHTTPPort: acmeHTTPPort, CertificateRetryBase: certRetry,
 			})
 			if err != nil {
 				return err
@@ -130,6 +132,10 @@ DATA_DIR/admin.token (mode 0600); the CLI uses it for a local server.`,
 	f.DurationVar(&reconcile, "reconcile-interval", 5*time.Minute, "how often every compute is reconciled (drift repaired, health refreshed)")
 	f.StringVar(&publicURL, "public-url", "", "this server's URL as pods in attached clusters reach it; their init containers fetch models from it (env BERTH_PUBLIC_URL)")
 	f.DurationVar(&readyTimeout, "ready-timeout", 10*time.Minute, "how long an operation waits for a cluster's front end to be ready")
+	f.DurationVar(&certCheck, "certificate-check-interval", time.Minute, "how often automatic certificates are checked for renewal (renewed when a third of their lifetime is left)")
+	f.DurationVar(&certRetry, "certificate-retry-backoff", 30*time.Second, "wait after a failed certificate issuance before the next attempt (doubles after each failure, at most 1h)")
+	f.IntVar(&acmeHTTPPort, "acme-http-port", 80, "port the ACME CA checks HTTP-01 answers on (Berth checks the front end answers there first)")
+	f.MarkHidden("acme-http-port")
 	return cmd
 }
 

@@ -8,7 +8,7 @@ import (
 func (a *app) workspaceCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "workspace", Aliases: []string{"ws"}, Short: "Manage workspaces"}
 	var name, region string
-	var settings api.WorkspaceSettings
+	var settings settingsFlags
 	nameFlag := func(c *cobra.Command) {
 		c.Flags().StringVarP(&name, "name", "n", "", "workspace name (show defaults to -w)")
 	}
@@ -22,7 +22,11 @@ func (a *app) workspaceCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			ws, err := c.CreateWorkspace(cmd.Context(), api.WorkspaceCreateRequest{Name: name, Region: region, Settings: settings})
+			st, err := settings.settings()
+			if err != nil {
+				return err
+			}
+			ws, err := c.CreateWorkspace(cmd.Context(), api.WorkspaceCreateRequest{Name: name, Region: region, Settings: st})
 			if err != nil {
 				return err
 			}
@@ -31,9 +35,7 @@ func (a *app) workspaceCommand() *cobra.Command {
 	}
 	nameFlag(create)
 	create.Flags().StringVar(&region, "region", "", "region, used as the default location of created clusters (default local)")
-	create.Flags().StringVar(&settings.AzureSubscriptionID, "azure-subscription-id", "", "Azure subscription of the AKS clusters it creates or attaches")
-	create.Flags().StringVar(&settings.AzureResourceGroup, "azure-resource-group", "", "Azure resource group for the AKS clusters it creates")
-	create.Flags().StringVar(&settings.AzureCredential, "azure-credential", "", "how the server signs in to Azure: default (environment, workload identity, managed identity, Azure CLI in turn), environment, workload-identity, managed-identity or azure-cli")
+	settings.register(create.Flags())
 
 	pick := func() (string, error) {
 		if name != "" {
@@ -106,6 +108,6 @@ func (a *app) workspaceCommand() *cobra.Command {
 		},
 	}
 	nameFlag(del)
-	cmd.AddCommand(create, show, list, del)
+	cmd.AddCommand(create, show, list, del, a.workspaceUpdate())
 	return cmd
 }

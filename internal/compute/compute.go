@@ -12,8 +12,10 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/berth-ml/berth/api"
+	"github.com/berth-ml/berth/internal/certificate"
 	"github.com/berth-ml/berth/internal/naming"
 	"github.com/berth-ml/berth/internal/operation"
 	"github.com/berth-ml/berth/internal/problem"
@@ -87,6 +89,38 @@ func validateSSL(ssl *api.SSLRequest, update bool) []api.ErrorDetail {
 	if ssl.Renew && (custom || ssl.LeafDomainLabel != "") {
 		out = append(out, detail("InvalidSSLConfiguration", "ssl", "--ssl-renew cannot be combined with a new certificate or label"))
 	}
+	if ssl.CertPEM != "" && ssl.KeyPEM != "" && ssl.Cname != "" {
+		// Every rule of a custom certificate, before anything changes.
+		_, probs := certificate.Check(ssl.CertPEM, ssl.KeyPEM, ssl.Cname, time.Now(), nil)
+		out = append(out, probs...)
+	}
+	if ssl.LeafDomainLabel != "" {
+		out = append(out, naming.LeafDomainLabel(ssl.LeafDomainLabel)...)
+	}
+	return out
+}
+
+// zoneOf is the DNS zone of a compute's automatic certificate: its
+// provider's own (AKS) or the workspace's.
+func zoneOf(p provider.Provider, ws *api.Workspace, c *store.Compute) string {
+	if z, ok := p.(provider.DNSZoner); ok && p != nil {
+		return z.DNSZone(ws, c)
+	}
+	return ws.Settings.DNSZone
+}
+
+// validateAutoSSL checks that the workspace can give a compute with this
+// load balancer an automatic certificate.
+func validateAutoSSL(ws *api.Workspace, lbType, zone string) []api.ErrorDetail {
+	var out []api.ErrorDetail
+	if zone == "" {
+		out = append(out, detail("DNSZoneRequired", "ssl.leafDomainLabel",
+			"an automatic certificate needs the workspace's DNS zone, where the endpoint's name is made: set it with `berth workspace update -n %s --dns-zone ZONE`", ws.Name))
+	}
+	if lbType == api.LoadBalancerInternal && ws.Settings.DNS01 == nil {
+		out = append(out, detail("DNS01ProviderRequired", "ssl.leafDomainLabel",
+			"an internal load balancer is not reachable by the certificate authority, so an automatic certificate needs a DNS-01 challenge: configure the workspace's DNS provider with `berth workspace update -n %s --dns01-provider rfc2136 --dns01-nameserver HOST:PORT --dns01-tsig-key NAME --dns01-tsig-secret SECRET`, or use a custom certificate (--ssl-cert-file, --ssl-key-file, --ssl-cname)", ws.Name))
+	}
 	return out
 }
 
@@ -140,6 +174,10 @@ func (s *Service) Create(ctx context.Context, ws *api.Workspace, req *api.Comput
 	lb, d := validateLoadBalancer(req.LoadBalancerType, req.LoadBalancerSubnet)
 	details = append(details, d...)
 	details = append(details, validateSSL(req.SSL, false)...)
+	if req.SSL != nil && req.SSL.LeafDomainLabel != "" && req.Type != api.ComputeLocal {
+		planned := &store.Compute{Compute: api.Compute{Name: req.Name, Type: req.Type, Origin: origin, LoadBalancerType: lb, Properties: req.Properties}}
+		details = append(details, validateAutoSSL(ws, lb, zoneOf(p, ws, planned))...)
+	}
 	if known {
 		norm := *req
 		norm.Origin, norm.ClusterPurpose, norm.LoadBalancerType = origin, purpose, lb
@@ -303,8 +341,17 @@ func ConflictError(running *store.Operation) *problem.Error {
 		running.TargetName, running.Kind, running.ID, running.State, running.TargetName)
 }
 
-// Update changes the load balancer or SSL settings in place.
+// Update changes the load balancer or SSL settings in place. An update
+// that only renews the automatic certificate runs as a renew operation:
+// nothing else is re-applied, so the new certificate serves sooner.
 func (s *Service) Update(ctx context.Context, ws *api.Workspace, name string, req *api.ComputeUpdateRequest) (*store.Operation, error) {
+	if req.SSL != nil && *req.SSL == (api.SSLRequest{Renew: true}) && req.ClusterPurpose == "" && req.LoadBalancerType == "" && req.LoadBalancerSubnet == "" {
+		if c, err := s.Get(ctx, ws, name); err == nil {
+			if p, ok := s.Providers.Get(c.Type); ok && p.Steps(api.OpRenew, c) != nil {
+				return s.Renew(ctx, ws, name)
+			}
+		}
+	}
 	return s.start(ctx, ws, name, api.OpUpdate, api.StateUpdating, req, func(c *store.Compute, p provider.Provider) []api.ErrorDetail {
 		var d []api.ErrorDetail
 		if req.LoadBalancerType == "" && req.LoadBalancerSubnet == "" && req.SSL == nil && req.ClusterPurpose == "" {
@@ -331,6 +378,16 @@ func (s *Service) Update(ctx context.Context, ws *api.Workspace, name string, re
 		d = append(d, validateSSL(req.SSL, true)...)
 		if req.SSL != nil && req.SSL.Renew && c.SSLConfiguration.Status != api.SSLAuto {
 			d = append(d, detail("InvalidSSLConfiguration", "ssl", "--ssl-renew only applies to an automatic certificate (status Auto); %s has SSL status %s", c.Name, c.SSLConfiguration.Status))
+		}
+		auto := c.SSLConfiguration.Status == api.SSLAuto
+		if req.SSL != nil && (req.SSL.Disable || req.SSL.CertPEM != "") {
+			auto = false
+		}
+		if req.SSL != nil && req.SSL.LeafDomainLabel != "" {
+			auto = true
+		}
+		if auto && c.Type != api.ComputeLocal && (req.SSL != nil && req.SSL.LeafDomainLabel != "" || lbType != c.LoadBalancerType) {
+			d = append(d, validateAutoSSL(ws, lbType, zoneOf(p, ws, c))...)
 		}
 		return append(d, p.ValidateUpdate(ctx, c, req)...)
 	})
@@ -368,6 +425,17 @@ func (s *Service) Scale(ctx context.Context, ws *api.Workspace, name string, req
 			return d
 		}
 		return p.ValidateScale(ctx, c, req.NodeCount)
+	})
+}
+
+// Renew renews a compute's automatic certificate (the control plane's
+// renewal loop starts it; users run `compute update --ssl-renew`).
+func (s *Service) Renew(ctx context.Context, ws *api.Workspace, name string) (*store.Operation, error) {
+	return s.start(ctx, ws, name, api.OpRenew, "", struct{}{}, func(c *store.Compute, _ provider.Provider) []api.ErrorDetail {
+		if c.SSLConfiguration.Status != api.SSLAuto {
+			return []api.ErrorDetail{detail("InvalidSSLConfiguration", "ssl", "--ssl-renew only applies to an automatic certificate (status Auto); %s has SSL status %s", c.Name, c.SSLConfiguration.Status)}
+		}
+		return nil
 	})
 }
 
@@ -432,23 +500,39 @@ func (s *Service) finish(ctx context.Context, tx *store.Store, r *operation.Run,
 				if req.LoadBalancerSubnet != "" {
 					c.LoadBalancerSubnet = req.LoadBalancerSubnet
 				}
-				c.SSLConfiguration = sslFromRequest(req.SSL, c.SSLConfiguration)
+				// A provider that handles TLS has already recorded the full
+				// configuration (FQDN, expiry); others get the request's.
+				if want := sslFromRequest(req.SSL, c.SSLConfiguration); !sameSSL(want, c.SSLConfiguration) {
+					c.SSLConfiguration = want
+				}
 			}
 		}
 		c.ProvisioningState = api.StateSucceeded
 		c.ProvisioningErrors = []api.ErrorDetail{}
+		if reason := c.Properties[api.PropCertificateError]; reason != "" && c.SSLConfiguration.Status == api.SSLAuto {
+			// Settled, but the automatic certificate is failing (retried with backoff).
+			c.ProvisioningErrors = []api.ErrorDetail{{Code: "CertificateFailed", Target: "sslConfiguration", Message: "certificate authority: " + reason}}
+		}
 	case op.State == api.OpCanceled:
-		if op.Kind != api.OpReconcile {
+		if !noStateChange(op.Kind) {
 			c.ProvisioningState = api.StateCanceled
 		}
 	default:
 		c.ProvisioningErrors = failureDetails(op.Error)
-		if op.Kind != api.OpReconcile {
+		if !noStateChange(op.Kind) {
 			c.ProvisioningState = api.StateFailed
 		}
 	}
 	return tx.UpdateCompute(ctx, c)
 }
+
+func sameSSL(a, b api.SSLConfiguration) bool {
+	return a.Status == b.Status && a.Cname == b.Cname && a.LeafDomainLabel == b.LeafDomainLabel
+}
+
+// noStateChange are the kinds that leave the provisioning state alone:
+// background upkeep, not user changes.
+func noStateChange(kind string) bool { return kind == api.OpReconcile || kind == api.OpRenew }
 
 // failureDetails lists every problem of a failed operation.
 func failureDetails(e *api.Error) []api.ErrorDetail {
@@ -475,7 +559,7 @@ func (s *Service) CanceledBeforeStart(ctx context.Context, op *store.Operation) 
 		if c.CurrentOperation == op.ID {
 			c.CurrentOperation = ""
 		}
-		if op.Kind != api.OpReconcile {
+		if !noStateChange(op.Kind) {
 			c.ProvisioningState = api.StateCanceled
 		}
 		return tx.UpdateCompute(ctx, c)

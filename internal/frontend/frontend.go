@@ -34,6 +34,7 @@ type Frontend struct {
 	log       *slog.Logger
 	ready     atomic.Bool
 	certs     certStore
+	acme      atomic.Pointer[map[string]string]
 	dialMu    sync.Mutex
 	reachable map[string]bool // replica addresses that accepted a connection once
 	// AccessLog, when set, gets one line per request.

@@ -66,6 +66,12 @@ func (w *Watcher) Run(ctx context.Context) error {
 	pi := pods.Core().V1().Pods()
 	peerInf := local.Core().V1().Pods()
 	secInf := local.Core().V1().Secrets()
+	acmeInf := local.Core().V1().ConfigMaps()
+	acmeInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(o any) { w.challenges(o, false) },
+		UpdateFunc: func(_, o any) { w.challenges(o, false) },
+		DeleteFunc: func(o any) { w.challenges(o, true) },
+	})
 	ri.Informer().AddEventHandler(kick)
 	pi.Informer().AddEventHandler(kick)
 	peerInf.Informer().AddEventHandler(kick)
@@ -84,7 +90,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 	local.Start(ctx.Done())
 	for _, ok := range []bool{
 		cache.WaitForCacheSync(ctx.Done(), ri.Informer().HasSynced, pi.Informer().HasSynced),
-		cache.WaitForCacheSync(ctx.Done(), peerInf.Informer().HasSynced, secInf.Informer().HasSynced),
+		cache.WaitForCacheSync(ctx.Done(), peerInf.Informer().HasSynced, secInf.Informer().HasSynced, acmeInf.Informer().HasSynced),
 	} {
 		if !ok {
 			return fmt.Errorf("watching the cluster: %w", ctx.Err())
@@ -120,6 +126,25 @@ func (w *Watcher) secret(o any) {
 		return
 	}
 	w.Frontend.log.Info("serving the TLS certificate from the Secret", "secret", s.Name, "resourceVersion", s.ResourceVersion)
+}
+
+// ACMEChallenges is the ConfigMap of pending HTTP-01 answers the control
+// plane writes while it obtains a certificate.
+const ACMEChallenges = "berth-fe-acme"
+
+func (w *Watcher) challenges(o any, deleted bool) {
+	if t, ok := o.(cache.DeletedFinalStateUnknown); ok {
+		o = t.Obj
+	}
+	cm, ok := o.(*corev1.ConfigMap)
+	if !ok || cm.Name != ACMEChallenges {
+		return
+	}
+	if deleted {
+		w.Frontend.SetACMEChallenges(nil)
+		return
+	}
+	w.Frontend.SetACMEChallenges(cm.Data)
 }
 
 func podReady(p *corev1.Pod) bool {

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"strings"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -29,6 +30,10 @@ func (f *Frontend) Handler() http.Handler {
 			return
 		case "/readyz":
 			writeJSON(w, readyStatus(f.ready.Load()), map[string]bool{"ready": f.ready.Load()})
+			return
+		}
+		if strings.HasPrefix(r.URL.Path, ACMEPrefix) {
+			f.serveACME(w, r)
 			return
 		}
 		f.ServeHTTP(w, r)

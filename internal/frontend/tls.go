@@ -3,6 +3,9 @@ package frontend
 import (
 	"crypto/tls"
 	"errors"
+	"io"
+	"net/http"
+	"strings"
 	"sync/atomic"
 )
 
@@ -40,4 +43,33 @@ func (f *Frontend) TLSConfig() *tls.Config {
 			return nil, errors.New("no TLS certificate is configured (Secret berth-fe-tls is empty)")
 		},
 	}
+}
+
+// ACMEPrefix is where ACME HTTP-01 challenges are answered.
+const ACMEPrefix = "/.well-known/acme-challenge/"
+
+// SetACMEChallenges replaces the HTTP-01 answers (token → key
+// authorization) the front end gives.
+func (f *Frontend) SetACMEChallenges(m map[string]string) {
+	cp := make(map[string]string, len(m))
+	for k, v := range m {
+		cp[k] = v
+	}
+	f.acme.Store(&cp)
+}
+
+// serveACME answers an HTTP-01 challenge, as RFC 8555 section 8.3 asks:
+// the key authorization as the body, 404 for unknown tokens.
+func (f *Frontend) serveACME(w http.ResponseWriter, r *http.Request) {
+	token := strings.TrimPrefix(r.URL.Path, ACMEPrefix)
+	var answer string
+	if m := f.acme.Load(); m != nil {
+		answer = (*m)[token]
+	}
+	if answer == "" || r.Method != http.MethodGet {
+		http.NotFound(w, r)
+		return
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	io.WriteString(w, answer)
 }

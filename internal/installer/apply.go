@@ -127,11 +127,42 @@ func (in *Installer) Drift(ctx context.Context, objs []Object) ([]string, error)
 		if err != nil {
 			return nil, in.Cluster.Explain(err)
 		}
-		for _, d := range diff("", normalize(live.Object), normalize(want[i].Object)) {
+		l, w := normalize(live.Object), normalize(want[i].Object)
+		if o.Kind.Kind == "Secret" {
+			// Never print key material into events: compare values, name the keys.
+			for _, field := range []string{"data", "stringData"} {
+				lv, _ := l[field].(map[string]any)
+				wv, _ := w[field].(map[string]any)
+				keys := map[string]bool{}
+				for k := range lv {
+					keys[k] = true
+				}
+				for k := range wv {
+					keys[k] = true
+				}
+				for _, k := range sortedKeys(keys) {
+					if !reflect.DeepEqual(lv[k], wv[k]) {
+						out = append(out, fmt.Sprintf("%s: %s.%s changed (a secret value: not shown)", o, field, k))
+					}
+				}
+				delete(l, field)
+				delete(w, field)
+			}
+		}
+		for _, d := range diff("", l, w) {
 			out = append(out, fmt.Sprintf("%s: %s", o, d))
 		}
 	}
 	return out, nil
+}
+
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // normalize drops what the server owns (status, bookkeeping metadata).

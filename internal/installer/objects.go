@@ -53,6 +53,8 @@ const (
 	AzureInternalSubnet = "service.beta.kubernetes.io/azure-load-balancer-internal-subnet"
 	AWSInternal         = "service.beta.kubernetes.io/aws-load-balancer-internal"
 	GCPInternal         = "networking.gke.io/load-balancer-type"
+	// AzureDNSLabel names the public IP: <label>.<region>.cloudapp.azure.com.
+	AzureDNSLabel = "service.beta.kubernetes.io/azure-dns-label-name"
 )
 
 // ManagedSelector selects every object Berth installed, of any attachment.
@@ -70,6 +72,9 @@ type Settings struct {
 	Image string
 	// TLS certificate and key (PEM); empty when TLS is disabled.
 	CertPEM, KeyPEM string
+	// DNSLabel, when set, asks Azure for <label>.<region>.cloudapp.azure.com
+	// on the public load balancer's IP (an automatic certificate's name on AKS).
+	DNSLabel string
 	// Resources are the front end container's requests and limits as the
 	// cluster has them; users may tune them and reconcile keeps them.
 	Resources *corev1.ResourceRequirements
@@ -197,8 +202,7 @@ func FrontendObjects(s Settings) []Object {
 			"loadBalancerSubnet": s.LoadBalancerSubnet,
 			"tlsSecret":          TLSSecret,
 		})},
-		{Kind: KindSecret, Name: TLSSecret, Namespace: ns, Apply: coreac.Secret(TLSSecret, ns).WithLabels(fe).
-			WithType(corev1.SecretTypeOpaque).WithData(map[string][]byte{"cert.pem": []byte(s.CertPEM), "key.pem": []byte(s.KeyPEM)})},
+		TLSSecretObject(s),
 	}
 
 	replicas := Replicas(s.Purpose)
@@ -263,6 +267,10 @@ func FrontendObjects(s Settings) []Object {
 			ann[AzureInternalSubnet] = s.LoadBalancerSubnet
 		}
 	}
+	if s.DNSLabel != "" {
+		ann[AzureDNSLabel] = s.DNSLabel
+	}
+	// A provider's own annotations (AKS names its public IP) come last.
 	for k, v := range s.ServiceAnnotations {
 		ann[k] = v
 	}
@@ -272,6 +280,18 @@ func FrontendObjects(s Settings) []Object {
 	objs = append(objs, Object{Kind: KindService, Name: FrontendName, Namespace: ns, Apply: svc})
 	return objs
 }
+
+// TLSSecretObject is the front end's certificate and key (empty when TLS
+// is disabled); the front end serves a new one on the next handshake.
+func TLSSecretObject(s Settings) Object {
+	return Object{Kind: KindSecret, Name: TLSSecret, Namespace: Namespace, Apply: coreac.Secret(TLSSecret, Namespace).WithLabels(s.frontendLabels()).
+		WithType(corev1.SecretTypeOpaque).WithData(map[string][]byte{"cert.pem": []byte(s.CertPEM), "key.pem": []byte(s.KeyPEM)})}
+}
+
+// ACMEChallenges is the ConfigMap of pending HTTP-01 challenges (token →
+// key authorization) that every front end replica answers on
+// /.well-known/acme-challenge/<token>.
+const ACMEChallenges = "berth-fe-acme"
 
 // ManagerName is the name of an attachment's manager ServiceAccount,
 // ClusterRole, binding and token Secret.

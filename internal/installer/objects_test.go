@@ -88,3 +88,20 @@ func TestDiffDescribesChanges(t *testing.T) {
 		t.Errorf("no change reported %v", d)
 	}
 }
+
+// On AKS an automatic certificate's name is the public IP's Azure DNS
+// label; internal load balancers have no public name.
+func TestDNSLabelNamesThePublicIP(t *testing.T) {
+	s := settings("DevTest", "PublicIp")
+	s.DNSLabel = "webab12cd"
+	svc, _ := json.Marshal(find(FrontendObjects(s), "Service"))
+	if !strings.Contains(string(svc), `"service.beta.kubernetes.io/azure-dns-label-name":"webab12cd"`) {
+		t.Errorf("public service lacks the DNS label: %s", svc)
+	}
+	s = settings("DevTest", "InternalLoadBalancer")
+	s.DNSLabel = "webab12cd"
+	svc, _ = json.Marshal(find(FrontendObjects(s), "Service"))
+	if strings.Contains(string(svc), "azure-dns-label-name") {
+		t.Errorf("internal service with a DNS label: %s", svc)
+	}
+}

@@ -102,3 +102,20 @@ func Model(name string) []api.ErrorDetail {
 	}
 	return out
 }
+
+// LeafDomainLabel checks the label of an automatic certificate's name
+// (<label><6 random>.<zone>): a DNS label once the 6 characters are added,
+// so 1–57 lowercase letters, digits and '-', starting with a letter.
+func LeafDomainLabel(label string) []api.ErrorDetail {
+	bad := len(label) > 57 || label == "" || !(label[0] >= 'a' && label[0] <= 'z')
+	for _, r := range label {
+		if !(r >= 'a' && r <= 'z' || isDigit(r) || r == '-') {
+			bad = true
+		}
+	}
+	if !bad {
+		return nil
+	}
+	return []api.ErrorDetail{{Code: "InvalidLeafDomainLabel", Target: "ssl.leafDomainLabel", Message: fmt.Sprintf(
+		"--ssl-leaf-domain-label %q must be 1 to 57 lowercase letters, digits and '-', starting with a letter (Berth appends 6 random characters and the zone)", label)}}
+}

@@ -99,3 +99,10 @@ func (r *Registry) Types() []string {
 type Undoer interface {
 	Undo(kind string, c *store.Compute) func(ctx context.Context, r *operation.Run) error
 }
+
+// DNSZoner is a provider that knows the DNS zone of its computes'
+// automatic certificates itself (AKS: <region>.cloudapp.azure.com, through
+// the public IP's DNS label), so the workspace needs no zone for them.
+type DNSZoner interface {
+	DNSZone(ws *api.Workspace, c *store.Compute) string
+}

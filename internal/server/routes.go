@@ -53,6 +53,8 @@ func (s *Server) routeTable() []route {
 			Request: api.WorkspaceCreateRequest{}, Response: api.Workspace{}, Status: 201, Handle: s.createWorkspace},
 		{Method: "GET", Path: wsPath, ID: "getWorkspace", Summary: "Show a workspace with its computes", Role: api.RoleReader,
 			Response: api.Workspace{}, Status: 200, Handle: s.getWorkspace},
+		{Method: "PATCH", Path: wsPath, ID: "updateWorkspace", Summary: "Change a workspace's settings (ACME, DNS zone, DNS-01 provider)", Role: api.RoleContributor,
+			Request: api.WorkspaceUpdateRequest{}, Response: api.Workspace{}, Status: 200, Handle: s.updateWorkspace},
 		{Method: "DELETE", Path: wsPath, ID: "deleteWorkspace", Summary: "Delete an empty workspace", Role: api.RoleContributor,
 			Status: 204, Handle: s.deleteWorkspace},
 
@@ -183,6 +185,7 @@ func (s *Server) listWorkspaces(w http.ResponseWriter, r *http.Request, p *princ
 	out := api.WorkspaceList{Value: []api.Workspace{}}
 	for _, ws := range all {
 		if p.inWorkspace(ws.Name) {
+			ws.Settings = ws.Settings.Redacted()
 			out.Value = append(out.Value, ws)
 		}
 	}
@@ -209,6 +212,7 @@ func (s *Server) createWorkspace(w http.ResponseWriter, r *http.Request, p *prin
 		details = append(details, api.ErrorDetail{Code: "InvalidValue", Target: "region",
 			Message: "region " + quote(req.Region) + " must be lowercase letters and digits, like westus2"})
 	}
+	details = append(details, validateSettings(req.Settings)...)
 	if c := req.Settings.AzureCredential; c != "" && !slices.Contains(aks.CredentialChoices, c) {
 		details = append(details, api.ErrorDetail{Code: "InvalidValue", Target: "settings.azureCredential",
 			Message: "Azure credential " + quote(c) + " is not known: use one of " + strings.Join(aks.CredentialChoices, ", ")})
@@ -225,6 +229,7 @@ func (s *Server) createWorkspace(w http.ResponseWriter, r *http.Request, p *prin
 		return err
 	}
 	w.Header().Set("Location", "/api/v1/workspaces/"+ws.Name)
+	ws.Settings = ws.Settings.Redacted()
 	writeJSON(w, 201, ws)
 	return nil
 }
@@ -244,6 +249,7 @@ func (s *Server) getWorkspace(w http.ResponseWriter, r *http.Request, _ *princip
 	for _, c := range cs {
 		ws.Computes = append(ws.Computes, c.Compute)
 	}
+	ws.Settings = ws.Settings.Redacted()
 	writeJSON(w, 200, ws)
 	return nil
 }

@@ -68,6 +68,14 @@ type Config struct {
 	// public cloud with the workspace's credential choice; the default
 	// subscription from AZURE_SUBSCRIPTION_ID).
 	Azure aks.Options
+	// CertificateCheckInterval is how often automatic certificates are
+	// checked for renewal (0: 1m; <0: never).
+	CertificateCheckInterval time.Duration
+	// ACMEHTTPPort is the port certificate authorities check HTTP-01
+	// answers on (0: 80).
+	ACMEHTTPPort int
+	// CertificateRetryBase is the first wait after a failed issuance (0: 30s).
+	CertificateRetryBase time.Duration
 }
 
 // DefaultFrontendImage is the front end image installed unless configured.
@@ -141,7 +149,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	reg := cfg.Providers
 	if reg == nil {
 		reg = provider.Default.Clone()
-		kube := kubernetes.Provider{Versions: s.cfg.KubernetesVersions, Image: s.cfg.FrontendImage, ReadyTimeout: cfg.ReadyTimeout}
+		kube := kubernetes.Provider{Versions: s.cfg.KubernetesVersions, Image: s.cfg.FrontendImage, ReadyTimeout: cfg.ReadyTimeout,
+			ACMEHTTPPort: cfg.ACMEHTTPPort, CertificateRetryBase: cfg.CertificateRetryBase}
 		reg.Register(&kube)
 		reg.Register(local.Provider{})
 		azure := cfg.Azure
@@ -216,6 +225,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}()
 	go s.events.pollLoop(engineCtx, s.store)
 	go s.reconcileLoop(engineCtx)
+	go s.renewLoop(engineCtx)
 	localDone := make(chan struct{})
 	go func() {
 		defer close(localDone)

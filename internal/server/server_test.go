@@ -242,6 +242,7 @@ func TestValidationReportsEverythingAndChangesNothing(t *testing.T) {
 		`loadBalancerType "Public" is not valid: use one of PublicIp, InternalLoadBalancer`,
 		"a custom certificate needs the certificate, the key and the cname together",
 		"not both",
+		"an automatic certificate needs the workspace's DNS zone",
 		"property steps must be an integer",
 		"property effectsDir is required",
 	}
@@ -573,7 +574,7 @@ func TestKubernetesAttachValidation(t *testing.T) {
 	}
 	all := fmt.Sprint(ce.Details())
 	for _, want := range []string{`compute type "kubernetes" cannot be created (it supports: attached)`, `--credential-mode "admin" is not valid`,
-		`unknown property "color"`, "a kubeconfig is required", "TLS termination (--ssl-*) is not available"} {
+		`unknown property "color"`, "a kubeconfig is required", "an automatic certificate needs the workspace's DNS zone"} {
 		if !strings.Contains(all, want) {
 			t.Errorf("details lack %q: %s", want, all)
 		}

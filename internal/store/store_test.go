@@ -282,3 +282,39 @@ func TestEventsAndTokens(t *testing.T) {
 		}
 	})
 }
+
+// A workspace's certificate secrets (EAB HMAC key, TSIG secret) are sealed
+// in the database and come back in clear from reads.
+func TestWorkspaceSettingsSecretsAreSealed(t *testing.T) {
+	forEachKind(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		w := &api.Workspace{ID: uuid.NewString(), Name: "certs", Region: "westus2", Settings: api.WorkspaceSettings{
+			DNSZone: "apps.example.com", ACMEEABKeyID: "kid", ACMEEABHMACKey: "HMAC-SECRET-1a2b3c",
+			DNS01: &api.DNS01Settings{Provider: "rfc2136", Nameserver: "ns:53", TSIGKey: "k", TSIGSecret: "TSIG-SECRET-4d5e6f"}}}
+		if err := s.CreateWorkspace(ctx, w); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.GetWorkspace(ctx, "certs")
+		if err != nil || got.Settings.ACMEEABHMACKey != "HMAC-SECRET-1a2b3c" || got.Settings.DNS01.TSIGSecret != "TSIG-SECRET-4d5e6f" {
+			t.Fatalf("get: %v %+v", err, got)
+		}
+		upd := got.Settings
+		upd.DNS01 = &api.DNS01Settings{Provider: "rfc2136", Nameserver: "ns2:53", TSIGKey: "k", TSIGSecret: "TSIG-SECRET-7a8b9c"}
+		if err := s.UpdateWorkspaceSettings(ctx, got.ID, upd); err != nil {
+			t.Fatal(err)
+		}
+		all, err := s.ListWorkspaces(ctx)
+		if err != nil || len(all) != 1 || all[0].Settings.DNS01.TSIGSecret != "TSIG-SECRET-7a8b9c" || all[0].Settings.DNS01.Nameserver != "ns2:53" {
+			t.Fatalf("list: %v %+v", err, all)
+		}
+		if s.Path != "" {
+			s.Close()
+			for _, f := range []string{s.Path, s.Path + "-wal"} {
+				data, _ := os.ReadFile(f)
+				if bytes.Contains(data, []byte("SECRET-")) {
+					t.Fatalf("%s holds a workspace secret in clear", filepath.Base(f))
+				}
+			}
+		}
+	})
+}

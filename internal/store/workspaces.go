@@ -16,7 +16,7 @@ func NameKey(name string) string { return strings.ToLower(name) }
 
 // CreateWorkspace inserts w; ErrNameInUse if the name (any case) exists.
 func (s *Store) CreateWorkspace(ctx context.Context, w *api.Workspace) error {
-	settings, err := json.Marshal(w.Settings)
+	settings, err := json.Marshal(s.sealSettings(w.Settings))
 	if err != nil {
 		return err
 	}
@@ -55,7 +55,65 @@ func (s *Store) GetWorkspace(ctx context.Context, name string) (*api.Workspace, 
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}
+	if err != nil {
+		return nil, err
+	}
+	w.Settings, err = s.openSettings(w.Settings)
 	return w, err
+}
+
+// UpdateWorkspaceSettings replaces a workspace's settings.
+func (s *Store) UpdateWorkspaceSettings(ctx context.Context, id string, settings api.WorkspaceSettings) error {
+	b, err := json.Marshal(s.sealSettings(settings))
+	if err != nil {
+		return err
+	}
+	res, err := s.exec(ctx, `UPDATE workspaces SET settings = ? WHERE id = ?`, string(b), id)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// sealSettings encrypts the secret settings (EAB HMAC key, TSIG secret)
+// for the database; openSettings reverses it.
+func (s *Store) sealSettings(w api.WorkspaceSettings) api.WorkspaceSettings {
+	if w.ACMEEABHMACKey != "" {
+		w.ACMEEABHMACKey = s.box.Seal([]byte(w.ACMEEABHMACKey))
+	}
+	w.ACMEEABHMACKeySet = false
+	if w.DNS01 != nil {
+		d := *w.DNS01
+		if d.TSIGSecret != "" {
+			d.TSIGSecret = s.box.Seal([]byte(d.TSIGSecret))
+		}
+		d.TSIGSecretSet = false
+		w.DNS01 = &d
+	}
+	return w
+}
+
+func (s *Store) openSettings(w api.WorkspaceSettings) (api.WorkspaceSettings, error) {
+	if w.ACMEEABHMACKey != "" {
+		b, err := s.box.Open(w.ACMEEABHMACKey)
+		if err != nil {
+			return w, err
+		}
+		w.ACMEEABHMACKey = string(b)
+	}
+	if w.DNS01 != nil && w.DNS01.TSIGSecret != "" {
+		d := *w.DNS01
+		b, err := s.box.Open(d.TSIGSecret)
+		if err != nil {
+			return w, err
+		}
+		d.TSIGSecret = string(b)
+		w.DNS01 = &d
+	}
+	return w, nil
 }
 
 // ListWorkspaces lists workspaces by name.
@@ -69,6 +127,9 @@ func (s *Store) ListWorkspaces(ctx context.Context) ([]api.Workspace, error) {
 	for rows.Next() {
 		w, err := scanWorkspace(rows)
 		if err != nil {
+			return nil, err
+		}
+		if w.Settings, err = s.openSettings(w.Settings); err != nil {
 			return nil, err
 		}
 		out = append(out, *w)

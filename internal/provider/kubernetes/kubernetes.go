@@ -57,7 +57,29 @@ type Provider struct {
 	// ServiceAnnotations, when set, adds a compute's annotations to the
 	// front end's Service (the AKS provider's DNS label).
 	ServiceAnnotations func(c *store.Compute) map[string]string
+	// ACMEHTTPPort is the port the CA checks HTTP-01 answers on (80; tests
+	// use Pebble's httpPort).
+	ACMEHTTPPort int
+	// CertificateRetryBase is the first wait after a failed issuance
+	// (doubling after each further failure; default 30s).
+	CertificateRetryBase time.Duration
+	// Zone, when set, is the DNS zone of a compute's automatic certificate
+	// (AKS: <region>.cloudapp.azure.com); by default the workspace's.
+	Zone func(ws *api.Workspace, c *store.Compute) string
 }
+
+// DNSZone is the zone automatic certificates' names are made in.
+func (p *Provider) DNSZone(ws *api.Workspace, c *store.Compute) string {
+	if p.Zone != nil {
+		if z := p.Zone(ws, c); z != "" {
+			return z
+		}
+	}
+	return ws.Settings.DNSZone
+}
+
+// azureZone tells a zone whose names are Azure public IP DNS labels.
+func azureZone(zone string) bool { return strings.HasSuffix(zone, ".cloudapp.azure.com") }
 
 func (p *Provider) Type() string      { return Type }
 func (p *Provider) Origins() []string { return []string{api.OriginAttached} }
@@ -99,18 +121,12 @@ func (p *Provider) Validate(_ context.Context, _ *api.Workspace, req *api.Comput
 	} else if _, _, err := kubeconn.Parse([]byte(req.Credentials), req.Properties[PropContext]); err != nil {
 		out = append(out, detail("InvalidKubeconfig", "credentials", "%v", err))
 	}
-	if req.SSL != nil && (req.SSL.CertPEM != "" || req.SSL.LeafDomainLabel != "" || req.SSL.KeyPEM != "" || req.SSL.Cname != "") {
-		out = append(out, detail("SSLNotAvailable", "ssl", "TLS termination (--ssl-*) is not available in this version of Berth yet; attach without SSL flags"))
-	}
 	return out
 }
 
 // ValidateUpdate checks an update's purpose and TLS parts.
 func (p *Provider) ValidateUpdate(_ context.Context, c *store.Compute, req *api.ComputeUpdateRequest) []api.ErrorDetail {
 	var out []api.ErrorDetail
-	if req.SSL != nil {
-		out = append(out, detail("SSLNotAvailable", "ssl", "TLS termination (--ssl-*) is not available in this version of Berth yet"))
-	}
 	if c.Health == api.HealthDisplaced {
 		out = append(out, detail("ComputeDisplaced", "", "compute %q was displaced: another attachment took its cluster over; detach it", c.Name))
 	}
@@ -163,12 +179,26 @@ func (p *Provider) settings(c *store.Compute) installer.Settings {
 	s := installer.Settings{
 		AttachmentID: c.AttachmentID, Workspace: c.Workspace, Compute: c.Name,
 		Purpose: c.ClusterPurpose, LoadBalancerType: c.LoadBalancerType, LoadBalancerSubnet: c.LoadBalancerSubnet,
-		Image: p.Image,
+		Image: p.Image, CertPEM: c.Secrets[secretTLSCert], KeyPEM: c.Secrets[secretTLSKey], DNSLabel: dnsLabel(c),
 	}
 	if p.ServiceAnnotations != nil {
 		s.ServiceAnnotations = p.ServiceAnnotations(c)
 	}
 	return s
+}
+
+// dnsLabel is the Azure DNS label of an automatic certificate's name in a
+// cloudapp.azure.com zone, which Azure then resolves to the public IP.
+func dnsLabel(c *store.Compute) string {
+	ssl := c.SSLConfiguration
+	if ssl.Status != api.SSLAuto || c.LoadBalancerType == api.LoadBalancerInternal {
+		return ""
+	}
+	label, zone, ok := strings.Cut(ssl.FQDN, ".")
+	if !ok || !azureZone(zone) {
+		return ""
+	}
+	return label
 }
 
 // DryRun runs preflight against the cluster of an attach request.
@@ -227,6 +257,7 @@ func (p *Provider) Steps(kind string, _ *store.Compute) []operation.Step {
 			{Name: "credentials", Run: p.stepCredentials},
 			{Name: "install", Run: p.stepInstall},
 			{Name: "wait for front end", Run: p.stepWait},
+			{Name: "certificate", Run: p.stepCertificate},
 			{Name: "observe", Run: p.stepObserve},
 		}
 	case api.OpUpdate:
@@ -234,7 +265,13 @@ func (p *Provider) Steps(kind string, _ *store.Compute) []operation.Step {
 			{Name: "check cluster", Run: p.stepCheckOwned},
 			{Name: "install", Run: p.stepInstall},
 			{Name: "wait for front end", Run: p.stepWait},
+			{Name: "certificate", Run: p.stepCertificate},
 			{Name: "observe", Run: p.stepObserve},
+		}
+	case api.OpRenew:
+		return []operation.Step{
+			{Name: "check cluster", Run: p.stepCheckOwned},
+			{Name: "certificate", Run: p.stepCertificate},
 		}
 	case api.OpReconcile:
 		return []operation.Step{
@@ -557,6 +594,9 @@ func (p *Provider) stepObserve(ctx context.Context, r *operation.Run) error {
 	c.KubernetesVersion, c.NodeCount, c.AllocatableCpus = v.GitVersion, nodes, cpus
 	c.Endpoint = installer.ServiceAddress(svc)
 	c.Health = api.HealthHealthy
+	if c.Properties[PropCertError] != "" && c.SSLConfiguration.Status == api.SSLAuto {
+		c.Health = api.HealthUnhealthy // the automatic certificate is failing (retried with backoff)
+	}
 	c.ProvisioningErrors = []api.ErrorDetail{}
 	r.Event("Kubernetes %s, %d nodes, %.4g allocatable vCPUs, endpoint %s", v.GitVersion, nodes, cpus, c.Endpoint)
 	return r.Store.UpdateCompute(ctx, c)

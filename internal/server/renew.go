@@ -1,0 +1,79 @@
+package server
+
+import (
+	"context"
+	"time"
+
+	"github.com/berth-ml/berth/api"
+	"github.com/berth-ml/berth/internal/certificate"
+	"github.com/berth-ml/berth/internal/provider/kubernetes"
+	"github.com/berth-ml/berth/internal/store"
+)
+
+// renewLoop starts a renew operation for every automatic certificate that
+// has a third of its lifetime left, and again after a failed renewal once
+// its backoff has passed (the old certificate keeps serving meanwhile).
+// The one-active-operation rule keeps several servers from renewing the
+// same compute twice.
+func (s *Server) renewLoop(ctx context.Context) {
+	every := s.cfg.CertificateCheckInterval
+	if every < 0 {
+		return
+	}
+	if every == 0 {
+		every = time.Minute
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		s.renewDue(ctx, time.Now())
+	}
+}
+
+// renewDue reports whether a compute's certificate needs renewing now.
+func renewDue(c *store.Compute, now time.Time) bool {
+	if c.SSLConfiguration.Status != api.SSLAuto || c.CurrentOperation != "" || c.Health == api.HealthDisplaced ||
+		c.ProvisioningState == api.StateAttaching || c.ProvisioningState == api.StateCreating || c.ProvisioningState == api.StateDetaching {
+		return false
+	}
+	if at := c.Properties[kubernetes.PropCertRetryAt]; at != "" {
+		t, err := time.Parse(time.RFC3339, at)
+		return err != nil || !now.Before(t)
+	}
+	info, err := certificate.Parse(c.Secrets["tlsCert"])
+	if err != nil {
+		return c.ProvisioningState == api.StateSucceeded // Auto without a certificate: get one
+	}
+	return !now.Before(info.RenewAt())
+}
+
+func (s *Server) renewDue(ctx context.Context, now time.Time) {
+	wss, err := s.store.ListWorkspaces(ctx)
+	if err != nil {
+		return
+	}
+	for i := range wss {
+		ws := &wss[i]
+		cs, err := s.store.ListComputes(ctx, ws.ID)
+		if err != nil {
+			continue
+		}
+		for _, listed := range cs {
+			if listed.SSLConfiguration.Status != api.SSLAuto {
+				continue
+			}
+			c, err := s.store.GetComputeByID(ctx, listed.ID) // with its secrets
+			if err != nil || !renewDue(c, now) {
+				continue
+			}
+			if op, err := s.computes.Renew(ctx, ws, c.Name); err == nil {
+				s.log.Info("certificate renewal started", "compute", c.Name, "workspace", ws.Name, "operation", op.ID)
+			}
+		}
+	}
+}

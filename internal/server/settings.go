@@ -1,0 +1,114 @@
+package server
+
+import (
+	"crypto/x509"
+	"encoding/base64"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/berth-ml/berth/api"
+	"github.com/berth-ml/berth/internal/problem"
+)
+
+// validateSettings checks a workspace's settings, every problem at once.
+func validateSettings(s api.WorkspaceSettings) []api.ErrorDetail {
+	var out []api.ErrorDetail
+	add := func(code, target, msg string) {
+		out = append(out, api.ErrorDetail{Code: code, Target: "settings." + target, Message: msg})
+	}
+	if z := s.DNSZone; z != "" && (strings.HasPrefix(z, ".") || strings.HasSuffix(z, ".") || !strings.Contains(z, ".") || strings.ContainsAny(z, " /:*")) {
+		add("InvalidValue", "dnsZone", "--dns-zone "+quote(z)+" is not a DNS zone like apps.example.com")
+	}
+	if u := s.ACMEDirectoryURL; u != "" {
+		if p, err := url.Parse(u); err != nil || p.Scheme != "https" || p.Host == "" {
+			add("InvalidValue", "acmeDirectoryUrl", "--acme-directory-url "+quote(u)+" must be an https:// URL (an ACME directory)")
+		}
+	}
+	if e := s.ACMEEmail; e != "" && (!strings.Contains(e, "@") || strings.ContainsAny(e, " ,")) {
+		add("InvalidValue", "acmeEmail", "--acme-email "+quote(e)+" is not an email address")
+	}
+	if p := s.ACMECACertPEM; p != "" && !x509.NewCertPool().AppendCertsFromPEM([]byte(p)) {
+		add("InvalidValue", "acmeCaCertPem", "the ACME CA certificate (--acme-ca-file) holds no PEM certificate")
+	}
+	if (s.ACMEEABKeyID == "") != (s.ACMEEABHMACKey == "") {
+		add("InvalidValue", "acmeEabKid", "external account binding needs both --acme-eab-kid and --acme-eab-hmac-key")
+	}
+	if k := s.ACMEEABHMACKey; k != "" {
+		if _, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(k, "=")); err != nil {
+			add("InvalidValue", "acmeEabHmacKey", "--acme-eab-hmac-key must be base64url, as the CA gave it")
+		}
+	}
+	if d := s.DNS01; d != nil {
+		switch d.Provider {
+		case api.DNS01RFC2136:
+			if _, _, err := net.SplitHostPort(d.Nameserver); err != nil {
+				add("InvalidValue", "dns01.nameserver", "--dns01-nameserver "+quote(d.Nameserver)+" must be HOST:PORT of the DNS server that takes RFC 2136 updates")
+			}
+			if (d.TSIGKey == "") != (d.TSIGSecret == "") {
+				add("InvalidValue", "dns01.tsigKey", "TSIG needs both --dns01-tsig-key and --dns01-tsig-secret (or neither, for a server that takes unsigned updates)")
+			}
+			if d.TSIGSecret != "" {
+				if _, err := base64.StdEncoding.DecodeString(d.TSIGSecret); err != nil {
+					add("InvalidValue", "dns01.tsigSecret", "--dns01-tsig-secret must be base64, as tsig-keygen prints it")
+				}
+			}
+		default:
+			add("InvalidValue", "dns01.provider", "--dns01-provider "+quote(d.Provider)+" is not available: use rfc2136 (RFC 2136 dynamic updates: BIND, Knot, PowerDNS, Windows DNS)")
+		}
+	}
+	return out
+}
+
+// mergeSettings applies an update: set fields replace, empty ones keep.
+func mergeSettings(cur, upd api.WorkspaceSettings) api.WorkspaceSettings {
+	set := func(dst *string, v string) {
+		if v != "" {
+			*dst = v
+		}
+	}
+	set(&cur.DNSZone, upd.DNSZone)
+	set(&cur.ACMEDirectoryURL, upd.ACMEDirectoryURL)
+	set(&cur.ACMEEmail, upd.ACMEEmail)
+	set(&cur.ACMECACertPEM, upd.ACMECACertPEM)
+	set(&cur.ACMEProfile, upd.ACMEProfile)
+	set(&cur.ACMEEABKeyID, upd.ACMEEABKeyID)
+	set(&cur.ACMEEABHMACKey, upd.ACMEEABHMACKey)
+	set(&cur.AzureSubscriptionID, upd.AzureSubscriptionID)
+	set(&cur.AzureResourceGroup, upd.AzureResourceGroup)
+	if upd.DNS01 != nil {
+		d := *upd.DNS01
+		if d.Provider == "" {
+			cur.DNS01 = nil // "dns01": {} removes the provider
+		} else {
+			if cur.DNS01 != nil && d.TSIGSecret == "" && d.TSIGKey == cur.DNS01.TSIGKey {
+				d.TSIGSecret = cur.DNS01.TSIGSecret
+			}
+			cur.DNS01 = &d
+		}
+	}
+	return cur
+}
+
+func (s *Server) updateWorkspace(w http.ResponseWriter, r *http.Request, _ *principal) error {
+	ws, err := s.workspace(r)
+	if err != nil {
+		return err
+	}
+	var req api.WorkspaceUpdateRequest
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	merged := mergeSettings(ws.Settings, req.Settings)
+	if d := validateSettings(merged); len(d) > 0 {
+		return problem.Validation("", d)
+	}
+	if err := s.store.UpdateWorkspaceSettings(r.Context(), ws.ID, merged); err != nil {
+		return err
+	}
+	ws.Settings = merged.Redacted()
+	s.log.Info("workspace settings changed", "workspace", ws.Name)
+	writeJSON(w, 200, ws)
+	return nil
+}
