@@ -31,6 +31,9 @@ func (f *settingsFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.tsigKey, "dns01-tsig-key", "", "rfc2136: TSIG key name")
 	fs.StringVar(&f.tsigAlg, "dns01-tsig-algorithm", "", "rfc2136: TSIG algorithm (default hmac-sha256.)")
 	fs.StringVar(&f.tsigSecret, "dns01-tsig-secret", "", "rfc2136: TSIG secret (base64; stored encrypted)")
+	fs.StringVar(&f.s.AzureSubscriptionID, "azure-subscription-id", "", "Azure subscription of the AKS clusters it creates or attaches")
+	fs.StringVar(&f.s.AzureResourceGroup, "azure-resource-group", "", "Azure resource group for the AKS clusters it creates")
+	fs.StringVar(&f.s.AzureCredential, "azure-credential", "", "how the server signs in to Azure: default (environment, workload identity, managed identity, Azure CLI in turn), environment, workload-identity, managed-identity or azure-cli")
 }
 
 func (f *settingsFlags) settings() (api.WorkspaceSettings, error) {

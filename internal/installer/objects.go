@@ -267,7 +267,7 @@ func FrontendObjects(s Settings) []Object {
 			ann[AzureInternalSubnet] = s.LoadBalancerSubnet
 		}
 	}
-	if s.DNSLabel != "" {
+	if s.DNSLabel != "" && s.LoadBalancerType != "InternalLoadBalancer" {
 		ann[AzureDNSLabel] = s.DNSLabel
 	}
 	// A provider's own annotations (AKS names its public IP) come last.

@@ -331,11 +331,23 @@ func (e *Engine) finish(op *store.Operation, run *Run, plan *Plan, err error, lo
 		}
 		ucancel()
 	}
+	level, msg := api.LevelInfo, fmt.Sprintf("Succeeded: %s of %s", op.Kind, op.TargetName)
+	switch op.State {
+	case api.OpCanceled:
+		level, msg = api.LevelWarn, op.Error.Message
+	case api.OpFailed:
+		level, msg = api.LevelError, "Failed: "+op.Error.Error()
+	}
+	// The last event is written with the terminal state, so a follower that
+	// sees the operation end has seen its last event too.
 	ferr := e.Store.InTx(ctx, func(tx *store.Store) error {
 		if plan != nil && plan.Finish != nil {
 			if err := plan.Finish(ctx, tx, run, err); err != nil {
 				return err
 			}
+		}
+		if _, err := tx.AppendEvent(ctx, op.ID, level, msg); err != nil {
+			return err
 		}
 		return tx.Finish(ctx, op)
 	})
@@ -343,13 +355,8 @@ func (e *Engine) finish(op *store.Operation, run *Run, plan *Plan, err error, lo
 		log.Error("finish operation", "err", ferr)
 		return
 	}
-	switch op.State {
-	case api.OpSucceeded:
-		e.event(op.ID, api.LevelInfo, fmt.Sprintf("Succeeded: %s of %s", op.Kind, op.TargetName))
-	case api.OpCanceled:
-		e.event(op.ID, api.LevelWarn, op.Error.Message)
-	default:
-		e.event(op.ID, api.LevelError, "Failed: "+op.Error.Error())
+	if e.OnEvent != nil {
+		e.OnEvent(op.ID)
 	}
 	log.Info("operation finished", "state", op.State)
 }

@@ -5,14 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"slices"
 	"strings"
 
 	"github.com/berth-ml/berth/api"
 	"github.com/berth-ml/berth/internal/compute"
 	"github.com/berth-ml/berth/internal/naming"
 	"github.com/berth-ml/berth/internal/problem"
-	"github.com/berth-ml/berth/internal/provider/aks"
 	"github.com/berth-ml/berth/internal/store"
 	"github.com/google/uuid"
 )
@@ -213,10 +211,6 @@ func (s *Server) createWorkspace(w http.ResponseWriter, r *http.Request, p *prin
 			Message: "region " + quote(req.Region) + " must be lowercase letters and digits, like westus2"})
 	}
 	details = append(details, validateSettings(req.Settings)...)
-	if c := req.Settings.AzureCredential; c != "" && !slices.Contains(aks.CredentialChoices, c) {
-		details = append(details, api.ErrorDetail{Code: "InvalidValue", Target: "settings.azureCredential",
-			Message: "Azure credential " + quote(c) + " is not known: use one of " + strings.Join(aks.CredentialChoices, ", ")})
-	}
 	if len(details) > 0 {
 		return problem.Validation("", details)
 	}

@@ -6,10 +6,12 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/berth-ml/berth/api"
 	"github.com/berth-ml/berth/internal/problem"
+	"github.com/berth-ml/berth/internal/provider/aks"
 )
 
 // validateSettings checks a workspace's settings, every problem at once.
@@ -17,6 +19,9 @@ func validateSettings(s api.WorkspaceSettings) []api.ErrorDetail {
 	var out []api.ErrorDetail
 	add := func(code, target, msg string) {
 		out = append(out, api.ErrorDetail{Code: code, Target: "settings." + target, Message: msg})
+	}
+	if c := s.AzureCredential; c != "" && !slices.Contains(aks.CredentialChoices, c) {
+		add("InvalidValue", "azureCredential", "Azure credential "+quote(c)+" is not known: use one of "+strings.Join(aks.CredentialChoices, ", "))
 	}
 	if z := s.DNSZone; z != "" && (strings.HasPrefix(z, ".") || strings.HasSuffix(z, ".") || !strings.Contains(z, ".") || strings.ContainsAny(z, " /:*")) {
 		add("InvalidValue", "dnsZone", "--dns-zone "+quote(z)+" is not a DNS zone like apps.example.com")
@@ -77,6 +82,7 @@ func mergeSettings(cur, upd api.WorkspaceSettings) api.WorkspaceSettings {
 	set(&cur.ACMEEABHMACKey, upd.ACMEEABHMACKey)
 	set(&cur.AzureSubscriptionID, upd.AzureSubscriptionID)
 	set(&cur.AzureResourceGroup, upd.AzureResourceGroup)
+	set(&cur.AzureCredential, upd.AzureCredential)
 	if upd.DNS01 != nil {
 		d := *upd.DNS01
 		if d.Provider == "" {

@@ -49,8 +49,8 @@ const (
 	// Recorded by Berth.
 	PropSubscription = "subscriptionId"
 	PropAgentPool    = "agentPoolName"
-	PropDNSLabel     = "dnsLabel"
-	PropDNSZone      = "dnsZone"
+	PropDNSLabel     = kubernetes.PropDNSLabel
+	PropDNSZone      = kubernetes.PropDNSZone
 	PropFQDN         = "fqdn"
 )
 
@@ -102,7 +102,38 @@ type Options struct {
 // also gives public front ends their DNS label.
 func New(kube kubernetes.Provider, opts Options) *Provider {
 	kube.ServiceAnnotations = serviceAnnotations
+	// Automatic certificates of public front ends are for the name the
+	// public IP's DNS label gives them (recorded when the cluster is
+	// created or attached).
+	kube.Zone = func(_ *api.Workspace, c *store.Compute) string {
+		if c.LoadBalancerType == api.LoadBalancerInternal {
+			return ""
+		}
+		return c.Properties[PropDNSZone]
+	}
 	return &Provider{Kube: &kube, Options: opts}
+}
+
+// DNSZone is the zone of a compute's automatic certificate: its region's
+// cloudapp.azure.com for a public front end (no workspace zone needed),
+// the workspace's behind an internal load balancer (named through DNS-01).
+// Before the cluster is known, the region is the request's location or
+// the workspace's.
+func (p *Provider) DNSZone(ws *api.Workspace, c *store.Compute) string {
+	if c == nil || c.LoadBalancerType == api.LoadBalancerInternal {
+		return ws.Settings.DNSZone
+	}
+	if z := c.Properties[PropDNSZone]; z != "" {
+		return z
+	}
+	loc := c.Properties[PropLocation]
+	if loc == "" {
+		loc = ws.Region
+	}
+	if loc == "" || loc == "local" {
+		return ws.Settings.DNSZone
+	}
+	return strings.ToLower(loc) + ".cloudapp.azure.com"
 }
 
 func (p *Provider) Type() string      { return Type }

@@ -115,15 +115,13 @@ func randomSuffix() string {
 }
 
 // dnsLabel is the label of a public front end's IP: the leaf domain label
-// of automatic TLS, or the compute's name, plus 6 random characters (the
-// label as given with --ssl-overwrite-domain).
+// of automatic TLS, or the compute's name, plus 6 random characters. (A
+// later update with --ssl-overwrite-domain keeps it; see the kubernetes
+// provider's certificate step.)
 func dnsLabel(c *store.Compute) string {
-	label, keep := strings.ToLower(c.Name), false
+	label := strings.ToLower(c.Name)
 	if c.SSLConfiguration.Status == api.SSLAuto && c.SSLConfiguration.LeafDomainLabel != "" {
-		label, keep = strings.ToLower(c.SSLConfiguration.LeafDomainLabel), c.SSLConfiguration.OverwriteDomain
-	}
-	if keep {
-		return label
+		label = strings.ToLower(c.SSLConfiguration.LeafDomainLabel)
 	}
 	if len(label) > 57 {
 		label = label[:57]

@@ -23,7 +23,8 @@ import (
 // then what only Azure knows (locations, VM sizes, versions, the subnet,
 // the name), and returns every problem together. Nothing is changed.
 func (p *Provider) Validate(ctx context.Context, ws *api.Workspace, req *api.ComputeRequest) []api.ErrorDetail {
-	out := p.sslDetails(ctx, ws, req)
+	// SSL flags are checked for every compute type by the compute service.
+	var out []api.ErrorDetail
 	if req.Credentials != "" {
 		out = append(out, detail("InvalidValue", "credentials", "an aks compute takes no kubeconfig: Berth gets one from Azure (use `berth compute attach kubernetes` to attach by kubeconfig)"))
 	}
@@ -34,23 +35,6 @@ func (p *Provider) Validate(ctx context.Context, ws *api.Workspace, req *api.Com
 		out = append(out, p.checkCreateInAzure(ctx, ws, req, s)...)
 	case api.OriginAttached:
 		out = append(out, p.validateAttach(ctx, ws, req)...)
-	}
-	return out
-}
-
-// sslDetails asks the kubernetes provider, the one place TLS rules live,
-// about the request's SSL flags and keeps what it says about them.
-func (p *Provider) sslDetails(ctx context.Context, ws *api.Workspace, req *api.ComputeRequest) []api.ErrorDetail {
-	if req.SSL == nil {
-		return nil
-	}
-	probe := api.ComputeRequest{Name: req.Name, Type: kubernetesType, Origin: api.OriginAttached, ClusterPurpose: req.ClusterPurpose,
-		LoadBalancerType: req.LoadBalancerType, LoadBalancerSubnet: req.LoadBalancerSubnet, SSL: req.SSL}
-	var out []api.ErrorDetail
-	for _, d := range p.Kube.Validate(ctx, ws, &probe) {
-		if d.Target == "ssl" || strings.HasPrefix(d.Target, "ssl.") {
-			out = append(out, d)
-		}
 	}
 	return out
 }

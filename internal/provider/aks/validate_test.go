@@ -145,9 +145,6 @@ func TestValidateCreate(t *testing.T) {
 		{name: "internal with a custom VNet", props: fullVNet, edit: func(r *api.ComputeRequest, _ *api.Workspace) {
 			r.LoadBalancerType, r.LoadBalancerSubnet = api.LoadBalancerInternal, "ilb-subnet"
 		}},
-		{name: "SSL rules come from the install path", edit: func(r *api.ComputeRequest, _ *api.Workspace) {
-			r.SSL = &api.SSLRequest{LeafDomainLabel: "scoring"}
-		}, want: []want{{"SSLNotAvailable", "TLS termination"}}},
 		{name: "every problem at once", props: map[string]string{PropAgentCount: "0", PropVNetName: "vnet", PropLocation: "mars", PropKubernetesVersion: "1.20"},
 			want: []want{{"InvalidAgentCount", "--agent-count"}, {"UnsupportedKubernetesVersion", "1.20"},
 				{"IncompleteVNet", "missing"}, {"UnknownLocation", "mars"}}},
@@ -408,4 +405,35 @@ func TestResourceGroupMissing(t *testing.T) {
 	}
 	checkDetails(t, newTestProvider(f).Validate(context.Background(), testWorkspace(), createReq(nil)),
 		[]want{{"AzureResourceGroupNotFound", "Resource group 'berth-rg' could not be found; create the resource group or set the workspace's azureResourceGroup"}})
+}
+
+// TestDNSZoneForAutomaticCertificates: a public AKS front end is named in
+// its region's cloudapp.azure.com zone (no workspace zone needed); behind
+// an internal load balancer the workspace's zone (DNS-01) is used.
+func TestDNSZoneForAutomaticCertificates(t *testing.T) {
+	p := newTestProvider(NewFakeAzure())
+	ws := &api.Workspace{Name: "team", Region: "westus2", Settings: api.WorkspaceSettings{DNSZone: "apps.example.com"}}
+	for _, tc := range []struct {
+		name string
+		c    *store.Compute
+		want string
+	}{
+		{"public, location given", &store.Compute{Compute: api.Compute{LoadBalancerType: api.LoadBalancerPublicIP, Properties: map[string]string{PropLocation: "EastUS"}}}, "eastus.cloudapp.azure.com"},
+		{"public, the workspace's region", &store.Compute{Compute: api.Compute{LoadBalancerType: api.LoadBalancerPublicIP}}, "westus2.cloudapp.azure.com"},
+		{"public, recorded", &store.Compute{Compute: api.Compute{LoadBalancerType: api.LoadBalancerPublicIP, Properties: map[string]string{PropDNSZone: "northeurope.cloudapp.azure.com"}}}, "northeurope.cloudapp.azure.com"},
+		{"internal", &store.Compute{Compute: api.Compute{LoadBalancerType: api.LoadBalancerInternal, Properties: map[string]string{PropLocation: "eastus"}}}, "apps.example.com"},
+	} {
+		if got := p.DNSZone(ws, tc.c); got != tc.want {
+			t.Errorf("%s: zone %q, want %q", tc.name, got, tc.want)
+		}
+	}
+	// The install path issues certificates in the zone recorded on the compute.
+	rec := &store.Compute{Compute: api.Compute{LoadBalancerType: api.LoadBalancerPublicIP, Properties: map[string]string{PropDNSZone: "eastus.cloudapp.azure.com"}}}
+	if got := p.Kube.DNSZone(ws, rec); got != "eastus.cloudapp.azure.com" {
+		t.Errorf("install path zone %q", got)
+	}
+	rec.LoadBalancerType = api.LoadBalancerInternal
+	if got := p.Kube.DNSZone(ws, rec); got != "apps.example.com" {
+		t.Errorf("install path zone behind an internal load balancer %q", got)
+	}
 }

@@ -169,6 +169,14 @@ func renewing(r *operation.Run) bool {
 }
 
 // obtain gets an automatic certificate over ACME and stores it in c.
+// Properties of a provider whose cloud names the front end's public IP
+// (AKS: the DNS label, and <region>.cloudapp.azure.com); an automatic
+// certificate's name then is that label's.
+const (
+	PropDNSLabel = "dnsLabel"
+	PropDNSZone  = "dnsZone"
+)
+
 func (p *Provider) obtain(ctx context.Context, r *operation.Run, cl *kubeconn.Cluster, c, d *store.Compute, ssl *api.SSLRequest) error {
 	ws, err := r.Store.GetWorkspace(ctx, c.Workspace)
 	if err != nil {
@@ -188,11 +196,26 @@ func (p *Provider) obtain(ctx context.Context, r *operation.Run, cl *kubeconn.Cl
 	fqdn := r.Recall("fqdn")
 	if fqdn == "" {
 		cur := c.SSLConfiguration.FQDN
-		if overwrite && cur != "" && strings.HasPrefix(cur, label) && strings.HasSuffix(cur, "."+zone) &&
-			len(cur) == len(label)+6+1+len(zone) {
+		ipLabel := c.Properties[PropDNSLabel]
+		switch {
+		case ipLabel != "" && azureZone(zone) && d.LoadBalancerType != api.LoadBalancerInternal &&
+			strings.HasPrefix(ipLabel, label) && len(ipLabel) == len(label)+6:
+			// The public IP already carries a name made for this label
+			// (the AKS provider makes it when it creates the cluster).
+			fqdn = ipLabel + "." + zone
+		case overwrite && cur != "" && strings.HasPrefix(cur, label) && strings.HasSuffix(cur, "."+zone) &&
+			len(cur) == len(label)+6+1+len(zone):
 			fqdn = cur
-		} else {
+		default:
 			fqdn = label + randomSuffix() + "." + zone
+		}
+		if ipLabel != "" && azureZone(zone) {
+			// The provider names the public IP from this property (AKS):
+			// keep it the certificate's name.
+			c.Properties[PropDNSLabel], _, _ = strings.Cut(fqdn, ".")
+			if err := r.Store.UpdateCompute(ctx, c); err != nil {
+				return err
+			}
 		}
 		if err := r.Remember(ctx, "fqdn", fqdn); err != nil {
 			return err
