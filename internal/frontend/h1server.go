@@ -309,6 +309,12 @@ func (c *h1Conn) serve() {
 			}
 		}
 		first = false
+		// A request has begun: Shutdown now waits for it. (net/http marks a
+		// connection active only once the head is read; from the first byte
+		// Shutdown is less likely to close one whose request is arriving.)
+		if !c.state.CompareAndSwap(stateIdle, stateActive) {
+			return // closed by Shutdown
+		}
 		err := c.readRequest()
 		if err != nil {
 			var he *h1Error
@@ -317,9 +323,6 @@ func (c *h1Conn) serve() {
 				closeWrite = he.code == http.StatusRequestHeaderFieldsTooLarge
 			}
 			return
-		}
-		if !c.state.CompareAndSwap(stateIdle, stateActive) {
-			return // closed by Shutdown
 		}
 		w := &c.resp
 		w.reset(&c.req)
