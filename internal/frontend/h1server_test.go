@@ -24,7 +24,7 @@ import (
 )
 
 // startH1 serves h with the lean server on loopback (TLS when conf is set).
-func startH1(t *testing.T, h http.HandlerFunc, conf *tls.Config) (*h1Server, string) {
+func startH1(t *testing.T, h http.HandlerFunc, conf *tls.Config, setup ...func(*h1Server)) (*h1Server, string) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -34,6 +34,9 @@ func startH1(t *testing.T, h http.HandlerFunc, conf *tls.Config) (*h1Server, str
 		ln = tls.NewListener(ln, conf)
 	}
 	srv := newH1Server(h, nil)
+	for _, f := range setup {
+		f(srv)
+	}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
 	t.Cleanup(func() {
@@ -300,14 +303,14 @@ func TestH1BadRequests(t *testing.T) {
 	// A head over 64 KiB: 431.
 	rc := dialRaw(t, addr)
 	rc.send("GET / HTTP/1.1\r\nHost: x\r\n")
-	go func() {
+	go func(conn net.Conn) {
 		for i := 0; i < 100; i++ {
-			if _, err := fmt.Fprintf(rc.c, "X-Filler-%d: %s\r\n", i, strings.Repeat("f", 1000)); err != nil {
+			if _, err := fmt.Fprintf(conn, "X-Filler-%d: %s\r\n", i, strings.Repeat("f", 1000)); err != nil {
 				return
 			}
 		}
-		io.WriteString(rc.c, "\r\n")
-	}()
+		io.WriteString(conn, "\r\n")
+	}(rc.c)
 	if resp, _ := rc.read("GET"); resp.StatusCode != 431 {
 		t.Fatalf("large head: %d", resp.StatusCode)
 	}
@@ -668,5 +671,63 @@ func TestServeWithEitherServer(t *testing.T) {
 				t.Fatal(err)
 			}
 		})
+	}
+}
+
+func TestH1Timeouts(t *testing.T) {
+	_, addr := startH1(t, echo, nil, func(s *h1Server) { s.ReadHeaderTimeout, s.IdleTimeout = 200*time.Millisecond, 300*time.Millisecond })
+	// A head that never ends.
+	rc := dialRaw(t, addr)
+	start := time.Now()
+	rc.send("GET / HTTP/1.1\r\nHost: x\r\n")
+	if !rc.closed() || time.Since(start) > time.Second {
+		t.Fatalf("an unfinished head was not cut after ReadHeaderTimeout (%s)", time.Since(start))
+	}
+	// An idle keep-alive connection.
+	rc = dialRaw(t, addr)
+	rc.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	rc.read("GET")
+	start = time.Now()
+	if !rc.closed() || time.Since(start) < 200*time.Millisecond || time.Since(start) > time.Second {
+		t.Fatalf("idle connection closed after %s, want about 300ms", time.Since(start))
+	}
+	// A slow body is not cut by the header timeout.
+	rc = dialRaw(t, addr)
+	rc.send("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nab")
+	time.Sleep(500 * time.Millisecond)
+	rc.send("cd")
+	if _, body := rc.read("POST"); !strings.HasSuffix(body, "body=abcd") {
+		t.Fatalf("slow body: %q", body)
+	}
+}
+
+// Large bodies both ways through the front end, intact.
+func TestH1ProxyLargeBodies(t *testing.T) {
+	be := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		for i := 0; i < 3; i++ { // no Content-Length: chunked from the backend
+			w.Write(b)
+		}
+	})
+	rt := &Route{Service: "big", Port: 1, Auth: AuthNone, MaxConcurrentRequestsPerContainer: 4, MaxQueueWaitMs: 5000, ScoringTimeoutMs: 60000}
+	_, url := frontWith(t, rt, be)
+	payload := make([]byte, 1<<20)
+	for i := range payload {
+		payload[i] = byte(i * 7)
+	}
+	for _, chunked := range []bool{false, true} {
+		var body io.Reader = strings.NewReader(string(payload))
+		if chunked {
+			body = io.MultiReader(body) // hides the length: sent chunked
+		}
+		resp, err := http.Post(url+"/api/v1/service/big/score", "application/octet-stream", body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != 200 || len(got) != 3<<20 || string(got[2<<20:]) != string(payload) {
+			t.Fatalf("chunked request %v: %d, %d bytes, %v", chunked, resp.StatusCode, len(got), err)
+		}
 	}
 }
