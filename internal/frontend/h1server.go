@@ -726,7 +726,7 @@ func validHeaderValue(v string) bool {
 func validHost(h string) bool {
 	for i := 0; i < len(h); i++ {
 		b := h[i]
-		if !('a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9' || strings.IndexByte("!$%&'()*+,-.:;=@[]_~", b) >= 0) {
+		if !('a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9' || strings.IndexByte("!$%&'()*+,-.:;=[]_~", b) >= 0) {
 			return false
 		}
 	}
