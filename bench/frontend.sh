@@ -6,6 +6,9 @@
 # backend share CPU 0. Prints requests/s, p50/p99, and berth-fe/nginx ratios.
 #
 #   ./bench/frontend.sh [DURATION]     (default 10s per run)
+#
+# FE_ARGS adds flags to `berth frontend`, e.g. FE_ARGS=--http-server=go to
+# measure net/http's server on the scoring listeners instead of berth's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DUR=${1:-10s}
@@ -54,7 +57,7 @@ cat > "$tmp/static.json" <<JSON
   "replicas":["$BACKEND"]}],"certFile":"$tmp/cert.pem","keyFile":"$tmp/key.pem"}
 JSON
 GOMAXPROCS=1 taskset -c 1 "$tmp/berth" frontend --static "$tmp/static.json" --http $FE_HTTP --https $FE_TLS --admin $FE_ADMIN \
-  --access-log=false --log-format text 2>"$tmp/fe.log" & pids+=($!)
+  --access-log=false --log-format text ${FE_ARGS:-} 2>"$tmp/fe.log" & pids+=($!)
 fe_pid=$!
 sleep 1
 nginx_worker=$(pgrep -P "$nginx_master" | head -1)
@@ -116,7 +119,7 @@ for proto in http https; do
     printf "%-22s %12s %9s %9s %10s   %12s %9s %9s %10s\n" "$label" "$a" "$b" "$c" "$g" "$d" "$e" "$f" "$h"
   done
 done
-echo
+echo "berth-fe flags: ${FE_ARGS:-(none)}"
 for proto in http https; do
   read -r fr _ _ fc <<<"${R[$proto,berth-fe,max]}"; read -r nr _ _ nc <<<"${R[$proto,nginx,max]}"
   read -r _ f50 f99 <<<"${R[$proto,berth-fe,5k]}"; read -r _ d50 d99 <<<"${R[http,direct,5k]}"

@@ -20,9 +20,9 @@ import (
 
 func (a *app) frontendCommand() *cobra.Command {
 	var (
-		kubeconfig, namespace, configName, httpAddr, httpsAddr, adminAddr, podName, logFormat, static string
-		accessLog, autoscale                                                                          bool
-		downWindow                                                                                    time.Duration
+		kubeconfig, namespace, configName, httpAddr, httpsAddr, adminAddr, podName, logFormat, static, httpServer string
+		accessLog, autoscale                                                                                      bool
+		downWindow                                                                                                time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "frontend",
@@ -44,6 +44,7 @@ needs nothing from the control plane, so scoring goes on while that is down.`,
 			if static != "" {
 				fe := frontend.New(log)
 				fe.AccessLog = accessLog
+				fe.HTTPServer = httpServer
 				if err := fe.LoadStatic(static); err != nil {
 					return err
 				}
@@ -75,6 +76,7 @@ needs nothing from the control plane, so scoring goes on while that is down.`,
 			}
 			fe := frontend.New(log)
 			fe.AccessLog = accessLog
+			fe.HTTPServer = httpServer
 			w := &frontend.Watcher{Client: cs, Frontend: fe, Namespace: namespace, TLSSecret: tlsSecret, Self: podName,
 				PeerPort: portOf(httpAddr, 8080)}
 			errc := make(chan error, 2)
@@ -110,6 +112,7 @@ needs nothing from the control plane, so scoring goes on while that is down.`,
 	f.StringVar(&podName, "pod-name", os.Getenv("POD_NAME"), "this front end's pod name (env POD_NAME), for sharing replicas with its peers")
 	f.StringVar(&logFormat, "log-format", "json", "log format: text or json")
 	f.BoolVar(&accessLog, "access-log", true, "log every request")
+	f.StringVar(&httpServer, "http-server", frontend.ServerBerth, "HTTP server of the scoring listeners: berth (lean HTTP/1.1) or go (net/http)")
 	f.BoolVar(&autoscale, "autoscale", true, "take part in autoscaling (one front end decides at a time)")
 	f.DurationVar(&downWindow, "scale-down-window", 60*time.Second, "how long lower demand must last before scaling down")
 	return cmd

@@ -20,9 +20,13 @@ func BenchmarkProxy(b *testing.B) {
 	})
 	rt := &Route{Service: "bench", Port: 1, Auth: AuthNone, MaxConcurrentRequestsPerContainer: 64, MaxQueueWaitMs: 5000, ScoringTimeoutMs: 60000}
 	_, url := frontWith(b, rt, be)
+	testServer = ServerGo
+	_, goURL := frontWith(b, rt, be)
+	testServer = ServerBerth
 	for _, tc := range []struct{ name, url string }{
 		{"direct", be.srv.URL + "/score"},
 		{"frontend", url + "/api/v1/service/bench/score"},
+		{"frontend-nethttp", goURL + "/api/v1/service/bench/score"},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			b.ReportAllocs()

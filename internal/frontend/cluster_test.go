@@ -205,9 +205,7 @@ func TestDiscoveryFromPods(t *testing.T) {
 	putRoute(t, kube, frontend.Route{Service: "iris", Namespace: "models-a", Selector: map[string]string{"app": "iris"}, Port: 5001,
 		Auth: frontend.AuthKey, KeyHashes: []string{frontend.HashKey("k1")}, MaxConcurrentRequestsPerContainer: 1})
 	fe, _ := startFrontend(t, "berth-system")
-	srv := httptest.NewServer(fe.Handler())
-	defer srv.Close()
-	url := srv.URL + "/api/v1/service/iris/score"
+	url := frontend.ServeForTest(t, fe.Handler(), nil) + "/api/v1/service/iris/score"
 	eventually(t, "2 replicas discovered", 20*time.Second, func() bool {
 		l, ok := fe.LoadOf("iris")
 		return ok && l.Replicas == 2
@@ -268,12 +266,7 @@ func TestCertificateRotationUnderLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	fe, _ := startFrontend(t, "fe-tls")
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	tlsLn := tls.NewListener(ln, fe.TLSConfig())
-	srv := &http.Server{Handler: fe.Handler()}
-	go srv.Serve(tlsLn)
-	defer srv.Close()
-	addr := ln.Addr().String()
+	addr := strings.TrimPrefix(frontend.ServeForTest(t, fe.Handler(), fe.TLSConfig()), "https://")
 	served := func() string {
 		conn, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true, MaxVersion: tls.VersionTLS13})
 		if err != nil {
@@ -351,8 +344,7 @@ func TestAutoscale(t *testing.T) {
 	actx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go as.Run(actx)
-	srv := httptest.NewServer(fe.Handler())
-	defer srv.Close()
+	base := frontend.ServeForTest(t, fe.Handler(), nil)
 	eventually(t, "1 replica discovered", 20*time.Second, func() bool { l, _ := fe.LoadOf("auto"); return l.Replicas == 1 })
 	replicas := func() int32 {
 		d, _ := kube.AppsV1().Deployments("models-b").Get(ctx, "auto", metav1.GetOptions{})
@@ -372,7 +364,7 @@ func TestAutoscale(t *testing.T) {
 					return
 				default:
 				}
-				if code, body := score(srv.URL+"/api/v1/service/auto/score", ""); code != 200 {
+				if code, body := score(base+"/api/v1/service/auto/score", ""); code != 200 {
 					if bad.Add(1) == 1 {
 						t.Logf("first failure: %d %s", code, body)
 					}
@@ -445,9 +437,7 @@ func TestSeveralFrontendsShareReplicas(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		srv := &http.Server{Handler: fe.Handler()}
-		go srv.Serve(ln)
-		t.Cleanup(func() { srv.Close() })
+		frontend.ServeListenerForTest(t, fe.Handler(), ln)
 		urls = append(urls, "http://"+ln.Addr().String()+"/api/v1/service/shared/score")
 		fes = append(fes, fe)
 	}

@@ -39,6 +39,9 @@ type Frontend struct {
 	reachable map[string]bool // replica addresses that accepted a connection once
 	// AccessLog, when set, gets one line per request.
 	AccessLog bool
+	// HTTPServer serves the scoring listeners: ServerBerth (or empty) for
+	// the lean HTTP/1.1 server, ServerGo for net/http's.
+	HTTPServer string
 }
 
 type service struct {

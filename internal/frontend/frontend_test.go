@@ -71,9 +71,7 @@ func frontWith(t testing.TB, rt *Route, backends ...*backend) (*Frontend, string
 		reps = append(reps, Replica{Name: fmt.Sprintf("pod-%d", i), Addr: b.addr(), Slots: rt.MaxConcurrentRequestsPerContainer})
 	}
 	f.SetReplicas(rt.Service, reps, "")
-	srv := httptest.NewServer(f)
-	t.Cleanup(srv.Close)
-	return f, srv.URL
+	return f, ServeForTest(t, f, nil)
 }
 
 func keyRoute(name string, keys ...string) *Route {

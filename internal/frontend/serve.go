@@ -61,11 +61,30 @@ func (f *Frontend) AdminHandler() http.Handler {
 	return mux
 }
 
+// Server kinds for Frontend.HTTPServer.
+const (
+	ServerBerth = "berth" // h1Server: the lean HTTP/1.1 server (the default)
+	ServerGo    = "go"    // net/http's server
+)
+
+// server is what Serve needs of net/http's server and of h1Server.
+type server interface {
+	Serve(net.Listener) error
+	Shutdown(context.Context) error
+}
+
 // Serve answers on the listeners until ctx ends, then drains open requests.
+// The scoring listeners use h1Server unless f.HTTPServer is ServerGo; the
+// admin listener always uses net/http.
 func (f *Frontend) Serve(ctx context.Context, l Listeners) error {
+	switch f.HTTPServer {
+	case "", ServerBerth, ServerGo:
+	default:
+		return fmt.Errorf("unknown HTTP server %q (want %s or %s)", f.HTTPServer, ServerBerth, ServerGo)
+	}
 	g, gctx := errgroup.WithContext(ctx)
-	var servers []*http.Server
-	start := func(addr string, h http.Handler, tlsConf *tls.Config) error {
+	var servers []server
+	start := func(addr string, h http.Handler, tlsConf *tls.Config, scoring bool) error {
 		if addr == "" {
 			return nil
 		}
@@ -76,8 +95,13 @@ func (f *Frontend) Serve(ctx context.Context, l Listeners) error {
 		if tlsConf != nil {
 			ln = tls.NewListener(ln, tlsConf)
 		}
-		srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second,
-			MaxHeaderBytes: 64 << 10}
+		var srv server
+		if scoring && f.HTTPServer != ServerGo {
+			srv = newH1Server(h, f.log)
+		} else {
+			srv = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second,
+				MaxHeaderBytes: 64 << 10}
+		}
 		servers = append(servers, srv)
 		g.Go(func() error {
 			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
@@ -88,13 +112,13 @@ func (f *Frontend) Serve(ctx context.Context, l Listeners) error {
 		f.log.Info("berth-fe listening", "address", ln.Addr().String(), "tls", tlsConf != nil)
 		return nil
 	}
-	if err := start(l.HTTP, f.Handler(), nil); err != nil {
+	if err := start(l.HTTP, f.Handler(), nil, true); err != nil {
 		return err
 	}
-	if err := start(l.HTTPS, f.Handler(), f.TLSConfig()); err != nil {
+	if err := start(l.HTTPS, f.Handler(), f.TLSConfig(), true); err != nil {
 		return err
 	}
-	if err := start(l.Admin, f.AdminHandler(), nil); err != nil {
+	if err := start(l.Admin, f.AdminHandler(), nil, false); err != nil {
 		return err
 	}
 	g.Go(func() error {

@@ -201,6 +201,10 @@ func roundTrip(c *upConn, method, target string, header http.Header, skip func(s
 		return nil, werr
 	}
 	resp, err := http.ReadResponse(c.br, nil)
+	// Informational answers (a replica's 100 Continue) are not the answer.
+	for err == nil && resp.StatusCode >= 100 && resp.StatusCode <= 199 && resp.StatusCode != http.StatusSwitchingProtocols {
+		resp, err = http.ReadResponse(c.br, nil)
+	}
 	if err != nil {
 		if c.br.Buffered() == 0 && (errors.Is(err, io.EOF) || isReset(err)) {
 			return nil, errStale
@@ -219,7 +223,8 @@ func isReset(err error) bool {
 func dropHeader(k string) bool {
 	switch k {
 	case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization",
-		"Te", "Trailer", "Transfer-Encoding", "Upgrade", "Host", "Content-Length":
+		"Te", "Trailer", "Transfer-Encoding", "Upgrade", "Host", "Content-Length",
+		"Expect": // the front end answers the client's expectation itself
 		return true
 	}
 	return false
