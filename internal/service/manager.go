@@ -16,6 +16,7 @@ import (
 	"github.com/berth-ml/berth/internal/kubeconn"
 	"github.com/berth-ml/berth/internal/operation"
 	"github.com/berth-ml/berth/internal/problem"
+	"github.com/berth-ml/berth/internal/provider/kubernetes"
 	"github.com/berth-ml/berth/internal/store"
 	"github.com/google/uuid"
 	appsv1 "k8s.io/api/apps/v1"
@@ -78,8 +79,8 @@ func (m *Manager) Deploy(ctx context.Context, ws *api.Workspace, req *api.Servic
 			details = append(details, detail("ComputeNotFound", "compute", "compute %q not found in workspace %q", req.Compute, ws.Name))
 		case err != nil:
 			return nil, err
-		case c.Type != api.ComputeKubernetes && c.Type != api.ComputeLocal:
-			details = append(details, detail("UnsupportedCompute", "compute", "services on %s computes are not available yet; use a kubernetes or local compute", c.Type))
+		case c.Type != api.ComputeKubernetes && c.Type != api.ComputeAKS && c.Type != api.ComputeLocal:
+			details = append(details, detail("UnsupportedCompute", "compute", "services on %s computes are not available yet; use a kubernetes, aks or local compute", c.Type))
 		case c.Type == api.ComputeLocal && len(req.Command) == 0:
 			details = append(details, detail("CommandRequired", "command", "the local compute runs each replica as a process of this machine: give --command (images need a cluster)"))
 		case c.ProvisioningState != api.StateSucceeded || c.Health == api.HealthDisplaced:
@@ -319,7 +320,7 @@ func (m *Manager) RegenKey(ctx context.Context, ws *api.Workspace, name string, 
 		return nil, err
 	}
 	// The local runtime picks the new key up from the record within a second.
-	if c.Type == api.ComputeKubernetes {
+	if c.Type != api.ComputeLocal {
 		if err := m.applyRoute(ctx, c, sv); err != nil {
 			return nil, problem.New(http.StatusBadGateway, "ClusterUnreachable", "the new key could not be written to the cluster (%v); the old key still works", err)
 		}
@@ -597,6 +598,9 @@ func (m *Manager) stepWait(ctx context.Context, r *operation.Run) error {
 // uris are the scoring and swagger URIs through the compute's front end.
 func uris(c *store.Compute, sv *store.Service) (string, string) {
 	scheme, host := "http", c.Endpoint
+	if fqdn := c.Properties[kubernetes.PropFQDN]; fqdn != "" {
+		host = fqdn // a cloud's DNS name for the public IP (AKS)
+	}
 	switch {
 	case c.Type == api.ComputeLocal:
 		scheme = "https"

@@ -51,7 +51,7 @@ const (
 	PropAgentPool    = "agentPoolName"
 	PropDNSLabel     = kubernetes.PropDNSLabel
 	PropDNSZone      = kubernetes.PropDNSZone
-	PropFQDN         = "fqdn"
+	PropFQDN         = kubernetes.PropFQDN
 )
 
 // Defaults of a created cluster (the reference's).

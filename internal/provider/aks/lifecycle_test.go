@@ -245,6 +245,20 @@ func TestCreateScaleDeleteAttach(t *testing.T) {
 		t.Errorf("after scale: nodes %d, agentCount %s, %s", c.NodeCount, c.Properties[aks.PropAgentCount], c.ProvisioningState)
 	}
 
+	// Services deploy to an AKS compute as to any cluster.
+	model := filepath.Join(t.TempDir(), "model.bin")
+	if err := os.WriteFile(model, []byte("weights"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.ok("model", "register", "-n", "iris", "--path", model)
+	r = e.ok("service", "deploy", "-n", "scorer", "--compute", "aks1", "--model", "iris", "--image", "example/iris:1",
+		"--model-delivery", "image", "--replicas", "1", "-o", "json")
+	mustContain(t, "service on aks", r.stdout, `"state": "Healthy"`, "cloudapp.azure.com/api/v1/service/scorer/score")
+	if _, err := cl.Client().AppsV1().Deployments("default").Get(context.Background(), "scorer", metav1.GetOptions{}); err != nil {
+		t.Errorf("the service's Deployment: %v", err)
+	}
+	e.ok("service", "delete", "-n", "scorer")
+
 	// Delete: Berth's components, then the cluster.
 	r = e.ok("compute", "delete", "-n", "aks1")
 	mustContain(t, "delete output", r.stdout+r.stderr, "Removed every Berth object", "Deleting AKS cluster aks1")

@@ -175,6 +175,9 @@ func renewing(r *operation.Run) bool {
 const (
 	PropDNSLabel = "dnsLabel"
 	PropDNSZone  = "dnsZone"
+	// PropFQDN is the public front end's DNS name that label gives it;
+	// scoring URIs use it rather than the IP.
+	PropFQDN = "fqdn"
 )
 
 func (p *Provider) obtain(ctx context.Context, r *operation.Run, cl *kubeconn.Cluster, c, d *store.Compute, ssl *api.SSLRequest) error {
