@@ -75,6 +75,12 @@ DEST/NAME/VERSION. Unreachable servers and 5xx answers are retried until
 			for _, r := range refs {
 				start := time.Now()
 				dir := filepath.Join(dest, r.Name, fmt.Sprint(r.Version))
+				if _, err := os.Stat(dir); err == nil {
+					// A restarted init container keeps what it fetched (a
+					// folder appears only once complete).
+					fmt.Fprintf(a.stderr, "model %s:%d is already in %s\n", r.Name, r.Version, dir)
+					continue
+				}
 				n, err := f.fetch(ctx, r, dir)
 				if err != nil {
 					return fmt.Errorf("model %s:%d: %w", r.Name, r.Version, err)
@@ -105,9 +111,6 @@ type permanent struct{ error }
 // fetch downloads one version into dir (atomically: a finished dir is
 // never half written), retrying what may pass.
 func (f *modelFetcher) fetch(ctx context.Context, r service.ModelRef, dir string) (int64, error) {
-	if _, err := os.Stat(dir); err == nil {
-		return 0, nil // a restarted init container keeps what it has
-	}
 	backoff := 500 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		n, err := f.try(ctx, r, dir)
