@@ -7,6 +7,7 @@ import (
 
 	"github.com/berth-ml/berth/api"
 	"github.com/berth-ml/berth/internal/preflight"
+	"github.com/berth-ml/berth/internal/store"
 )
 
 // reconcileLoop starts a reconcile of every settled compute whose last one
@@ -25,6 +26,28 @@ func (s *Server) reconcileLoop(ctx context.Context) {
 	if tick > 30*time.Second {
 		tick = 30 * time.Second
 	}
+	periodically(ctx, tick, func() { s.reconcileDue(ctx, every) })
+}
+
+func (s *Server) reconcileDue(ctx context.Context, every time.Duration) {
+	s.forEachCompute(ctx, func(ws *api.Workspace, c *store.Compute) {
+		if c.CurrentOperation != "" || c.ProvisioningState != api.StateSucceeded || c.Health == api.HealthDisplaced {
+			return
+		}
+		if c.LastReconcile != nil && time.Since(*c.LastReconcile) < every {
+			return
+		}
+		if p, ok := s.computes.Providers.Get(c.Type); !ok || p.Steps(api.OpReconcile, c) == nil {
+			return
+		}
+		if _, err := s.computes.Reconcile(ctx, ws, c.Name); err == nil {
+			s.log.Debug("periodic reconcile started", "compute", c.Name, "workspace", ws.Name)
+		}
+	})
+}
+
+// periodically runs fn every tick until ctx ends.
+func periodically(ctx context.Context, tick time.Duration, fn func()) {
 	t := time.NewTicker(tick)
 	defer t.Stop()
 	for {
@@ -33,34 +56,24 @@ func (s *Server) reconcileLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		s.reconcileDue(ctx, every)
+		fn()
 	}
 }
 
-func (s *Server) reconcileDue(ctx context.Context, every time.Duration) {
+// forEachCompute calls fn with every compute of every workspace, as listed
+// (without secrets); stores it cannot list are skipped until the next round.
+func (s *Server) forEachCompute(ctx context.Context, fn func(ws *api.Workspace, c *store.Compute)) {
 	wss, err := s.store.ListWorkspaces(ctx)
 	if err != nil {
 		return
 	}
 	for i := range wss {
-		ws := &wss[i]
-		cs, err := s.store.ListComputes(ctx, ws.ID)
+		cs, err := s.store.ListComputes(ctx, wss[i].ID)
 		if err != nil {
 			continue
 		}
-		for _, c := range cs {
-			if c.CurrentOperation != "" || c.ProvisioningState != api.StateSucceeded || c.Health == api.HealthDisplaced {
-				continue
-			}
-			if c.LastReconcile != nil && time.Since(*c.LastReconcile) < every {
-				continue
-			}
-			if p, ok := s.computes.Providers.Get(c.Type); !ok || p.Steps(api.OpReconcile, &c) == nil {
-				continue
-			}
-			if _, err := s.computes.Reconcile(ctx, ws, c.Name); err == nil {
-				s.log.Debug("periodic reconcile started", "compute", c.Name, "workspace", ws.Name)
-			}
+		for j := range cs {
+			fn(&wss[i], &cs[j])
 		}
 	}
 }

@@ -23,16 +23,7 @@ func (s *Server) renewLoop(ctx context.Context) {
 	if every == 0 {
 		every = time.Minute
 	}
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		s.renewDue(ctx, time.Now())
-	}
+	periodically(ctx, every, func() { s.renewDue(ctx, time.Now()) })
 }
 
 // renewDue reports whether a compute's certificate needs renewing now.
@@ -53,27 +44,16 @@ func renewDue(c *store.Compute, now time.Time) bool {
 }
 
 func (s *Server) renewDue(ctx context.Context, now time.Time) {
-	wss, err := s.store.ListWorkspaces(ctx)
-	if err != nil {
-		return
-	}
-	for i := range wss {
-		ws := &wss[i]
-		cs, err := s.store.ListComputes(ctx, ws.ID)
-		if err != nil {
-			continue
+	s.forEachCompute(ctx, func(ws *api.Workspace, listed *store.Compute) {
+		if listed.SSLConfiguration.Status != api.SSLAuto {
+			return
 		}
-		for _, listed := range cs {
-			if listed.SSLConfiguration.Status != api.SSLAuto {
-				continue
-			}
-			c, err := s.store.GetComputeByID(ctx, listed.ID) // with its secrets
-			if err != nil || !renewDue(c, now) {
-				continue
-			}
-			if op, err := s.computes.Renew(ctx, ws, c.Name); err == nil {
-				s.log.Info("certificate renewal started", "compute", c.Name, "workspace", ws.Name, "operation", op.ID)
-			}
+		c, err := s.store.GetComputeByID(ctx, listed.ID) // with its secrets
+		if err != nil || !renewDue(c, now) {
+			return
 		}
-	}
+		if op, err := s.computes.Renew(ctx, ws, c.Name); err == nil {
+			s.log.Info("certificate renewal started", "compute", c.Name, "workspace", ws.Name, "operation", op.ID)
+		}
+	})
 }
