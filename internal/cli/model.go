@@ -66,7 +66,7 @@ func (a *app) modelCommand() *cobra.Command {
 			up := client.ModelUpload{Name: name, FileName: filepath.Base(filepath.Clean(path)), Description: description, Tags: tagMap}
 			if st.IsDir() {
 				pr, pw := io.Pipe()
-				go func() { pw.CloseWithError(tarDir(path, pw)) }()
+				go func() { pw.CloseWithError(tarFS(os.DirFS(path), pw)) }()
 				up.Format, up.Body, up.Size = "tar.gz", pr, -1
 			} else {
 				f, err := os.Open(path)
@@ -193,38 +193,35 @@ func (a *app) modelCommand() *cobra.Command {
 	return cmd
 }
 
-// tarDir writes a directory as a gzipped tar stream (regular files and
-// folders; symbolic links are refused rather than followed).
-func tarDir(root string, w io.Writer) error {
+// tarFS writes a file system (a model directory, or the bundled model) as
+// a gzipped tar stream: regular files and folders; symbolic links are
+// refused rather than followed.
+func tarFS(fsys fs.FS, w io.Writer) error {
 	gz := gzip.NewWriter(w)
 	tw := tar.NewWriter(gz)
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
+	err := fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || p == "." {
 			return err
 		}
-		rel, err := filepath.Rel(root, p)
-		if err != nil || rel == "." {
-			return err
+		if d.Type()&fs.ModeSymlink != 0 {
+			return fmt.Errorf("%s is a symbolic link; models are uploaded without links", p)
 		}
 		info, err := d.Info()
 		if err != nil {
 			return err
 		}
-		if info.Mode()&fs.ModeSymlink != 0 {
-			return fmt.Errorf("%s is a symbolic link; models are uploaded without links", p)
-		}
 		hdr, err := tar.FileInfoHeader(info, "")
 		if err != nil {
 			return err
 		}
-		hdr.Name = filepath.ToSlash(rel)
+		hdr.Name = p
 		if err := tw.WriteHeader(hdr); err != nil {
 			return err
 		}
 		if !info.Mode().IsRegular() {
 			return nil
 		}
-		f, err := os.Open(p)
+		f, err := fsys.Open(p)
 		if err != nil {
 			return err
 		}
