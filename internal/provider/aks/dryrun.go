@@ -72,7 +72,7 @@ func (p *Provider) dryRunAttach(ctx context.Context, ws *api.Workspace, req *api
 		}
 	}
 	kreq := *req
-	kreq.Type, kreq.Credentials, kreq.Properties = kubernetesType, string(kc), map[string]string{}
+	kreq.Type, kreq.Credentials, kreq.Properties = api.ComputeKubernetes, string(kc), map[string]string{}
 	if m := req.Properties[PropCredentialMode]; m != "" {
 		kreq.Properties[PropCredentialMode] = m
 	}

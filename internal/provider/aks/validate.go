@@ -39,8 +39,6 @@ func (p *Provider) Validate(ctx context.Context, ws *api.Workspace, req *api.Com
 	return out
 }
 
-const kubernetesType = "kubernetes"
-
 // checkCreateInAzure runs the read-only Azure checks of a create request
 // for the fields that passed the offline checks.
 func (p *Provider) checkCreateInAzure(ctx context.Context, ws *api.Workspace, req *api.ComputeRequest, s *createSpec) []api.ErrorDetail {
