@@ -34,6 +34,7 @@ func ServeForTest(t testing.TB, h http.Handler, tlsConf *tls.Config) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	ln = quietListener{ln} // as Serve's scoring listeners
 	scheme := "http://"
 	if tlsConf != nil {
 		ln = tls.NewListener(ln, tlsConf)

@@ -92,15 +92,16 @@ func (f *Frontend) Serve(ctx context.Context, l Listeners) error {
 		if err != nil {
 			return fmt.Errorf("listen on %s: %w", addr, err)
 		}
-		if tlsConf != nil {
-			ln = tls.NewListener(ln, tlsConf)
-		}
 		var srv server
 		if scoring && f.HTTPServer != ServerGo {
+			ln = quietListener{ln}
 			srv = newH1Server(h, f.log)
 		} else {
 			srv = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second,
 				MaxHeaderBytes: 64 << 10}
+		}
+		if tlsConf != nil {
+			ln = tls.NewListener(ln, tlsConf)
 		}
 		servers = append(servers, srv)
 		g.Go(func() error {
@@ -131,4 +132,15 @@ func (f *Frontend) Serve(ctx context.Context, l Listeners) error {
 		return nil
 	})
 	return g.Wait()
+}
+
+// quietListener hands out its connections as quietConns (rawconn_linux.go).
+type quietListener struct{ net.Listener }
+
+func (l quietListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return quiet(c), nil
 }

@@ -53,6 +53,7 @@ func (u *upstream) get(ctx context.Context, addr string) (*upConn, bool, error) 
 	if err != nil {
 		return nil, false, err
 	}
+	c = quiet(c)
 	return &upConn{c: c, br: bufio.NewReaderSize(c, 16<<10), bw: bufio.NewWriterSize(c, 16<<10)}, false, nil
 }
 

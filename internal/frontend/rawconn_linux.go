@@ -1,0 +1,117 @@
+package frontend
+
+import (
+	"io"
+	"net"
+	"os"
+	"syscall"
+	"time"
+	"unsafe"
+)
+
+// quietConn is a TCP connection whose reads and writes are raw system
+// calls on the non-blocking socket, waiting for readiness through Go's
+// network poller as net.Conn does, but without telling the scheduler that
+// a system call is under way (syscall.RawSyscall instead of Syscall).
+//
+// Why: every scheduler-visible system call wakes Go's sysmon thread if it
+// sleeps, and sysmon then polls every 20 µs and takes the P away from any
+// system call that spans two polls, handing it to another thread. With
+// one core and one P, as berth-fe runs, that meant a wake-up of sysmon
+// for nearly every request and the P hopping between three threads:
+// context switches and futex calls that cost more than the proxying. A
+// read or write on a non-blocking socket never blocks, so the scheduler
+// loses nothing by not being told. See docs/frontend.md.
+type quietConn struct {
+	c  *net.TCPConn
+	rc syscall.RawConn
+}
+
+// quiet returns c as a quietConn when it is a TCP connection.
+func quiet(c net.Conn) net.Conn {
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
+		return c
+	}
+	rc, err := tc.SyscallConn()
+	if err != nil {
+		return c
+	}
+	return &quietConn{c: tc, rc: rc}
+}
+
+func (q *quietConn) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	var n int
+	var errno syscall.Errno
+	err := q.rc.Read(func(fd uintptr) bool {
+		for {
+			r, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+			switch e {
+			case syscall.EINTR:
+				continue
+			case syscall.EAGAIN:
+				return false
+			}
+			n, errno = int(r), e
+			return true
+		}
+	})
+	if err == nil && errno != 0 {
+		err = os.NewSyscallError("read", errno)
+	}
+	if err != nil {
+		return 0, q.opError("read", err)
+	}
+	if n == 0 {
+		return 0, io.EOF
+	}
+	return n, nil
+}
+
+func (q *quietConn) Write(p []byte) (int, error) {
+	var n int
+	var errno syscall.Errno
+	err := q.rc.Write(func(fd uintptr) bool {
+		for n < len(p) {
+			r, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&p[n])), uintptr(len(p)-n))
+			switch e {
+			case 0:
+				n += int(r)
+			case syscall.EINTR:
+			case syscall.EAGAIN:
+				return false
+			default:
+				errno = e
+				return true
+			}
+		}
+		return true
+	})
+	if err == nil && errno != 0 {
+		err = os.NewSyscallError("write", errno)
+	}
+	if err != nil {
+		return n, q.opError("write", err)
+	}
+	return n, nil
+}
+
+// opError gives errors the shape net.TCPConn's have: a *net.OpError whose
+// Err is os.ErrDeadlineExceeded, net.ErrClosed or the system call's error.
+func (q *quietConn) opError(op string, err error) error {
+	if oe, ok := err.(*net.OpError); ok { // from RawConn: deadline or closed
+		err = oe.Err
+	}
+	return &net.OpError{Op: op, Net: "tcp", Source: q.c.LocalAddr(), Addr: q.c.RemoteAddr(), Err: err}
+}
+
+func (q *quietConn) Close() error                       { return q.c.Close() }
+func (q *quietConn) CloseWrite() error                  { return q.c.CloseWrite() }
+func (q *quietConn) LocalAddr() net.Addr                { return q.c.LocalAddr() }
+func (q *quietConn) RemoteAddr() net.Addr               { return q.c.RemoteAddr() }
+func (q *quietConn) SetDeadline(t time.Time) error      { return q.c.SetDeadline(t) }
+func (q *quietConn) SetReadDeadline(t time.Time) error  { return q.c.SetReadDeadline(t) }
+func (q *quietConn) SetWriteDeadline(t time.Time) error { return q.c.SetWriteDeadline(t) }
