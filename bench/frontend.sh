@@ -5,13 +5,16 @@
 # nginx and berth-fe get the same single worker core (CPU 1); wrk and the
 # backend share CPU 0. Prints requests/s, p50/p99, and berth-fe/nginx ratios.
 #
-#   ./bench/frontend.sh [DURATION]     (default 10s per run)
+#   ./bench/frontend.sh [DURATION] [ROUNDS]    (default 5s per run, 3 rounds)
+#
+# Every figure is the median of ROUNDS interleaved rounds; each run's own
+# figures go to standard error as it ends.
 #
 # FE_ARGS adds flags to `berth frontend`, e.g. FE_ARGS=--http-server=go to
 # measure net/http's server on the scoring listeners instead of berth's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DUR=${1:-10s}
+DUR=${1:-5s} ROUNDS=${2:-3}
 for tool in wrk nginx openssl taskset; do
   if ! command -v "$tool" >/dev/null; then
     echo "installing $tool" >&2
@@ -98,20 +101,34 @@ ms() { # wrk prints 512.00us, 1.20ms, 2.00s
   awk -v v="$1" 'BEGIN { n=v+0; if (v ~ /us$/) n/=1000; else if (v ~ /ms$/) n=n; else if (v ~ /s$/) n*=1000; printf "%.3f", n }'
 }
 
+# Each round measures every case once, in turn, so that other work on a
+# shared machine weighs on all of them alike; each figure is the median of
+# the rounds.
 declare -A R
-for proto in http https; do
-  d="http://$BACKEND/score"
-  if [ $proto = http ]; then n="http://$NGINX_HTTP/score"; f="http://$FE_HTTP/api/v1/service/bench/score"
-  else n="https://$NGINX_TLS/score"; f="https://$FE_TLS/api/v1/service/bench/score"; fi
-  for target in direct nginx berth-fe; do
-    case $target in direct) u=$d;; nginx) u=$n;; berth-fe) u=$f;; esac
-    if [ $proto = https ] && [ $target = direct ]; then u=$d; fi
-    R[$proto,$target,max]=$(run "$target $proto" "$u" "$tmp/post.lua" 64 "${PID[$target]:-}")
-    R[$proto,$target,5k]=$(run "$target $proto @5k" "$u" "$tmp/rate.lua" 25 "${PID[$target]:-}")
+for round in $(seq "$ROUNDS"); do
+  for proto in http https; do
+    d="http://$BACKEND/score"
+    if [ $proto = http ]; then n="http://$NGINX_HTTP/score"; f="http://$FE_HTTP/api/v1/service/bench/score"
+    else n="https://$NGINX_TLS/score"; f="https://$FE_TLS/api/v1/service/bench/score"; fi
+    for target in direct nginx berth-fe; do
+      case $target in direct) u=$d;; nginx) u=$n;; berth-fe) u=$f;; esac
+      for load in max 5k; do
+        if [ $load = max ]; then out=$(run "$target $proto" "$u" "$tmp/post.lua" 64 "${PID[$target]:-}")
+        else out=$(run "$target $proto @5k" "$u" "$tmp/rate.lua" 25 "${PID[$target]:-}"); fi
+        R[$proto,$target,$load]+="$out"$'\n'
+        echo "round $round: $target $proto $load: $out" >&2
+      done
+    done
   done
 done
+# median of each column over the rounds
+for k in "${!R[@]}"; do
+  R[$k]=$(for col in 1 2 3 4; do
+    printf '%s' "${R[$k]}" | awk -v c=$col 'NF {print $c}' | sort -g | awk '{v[NR]=$1} END {printf "%s ", (NR%2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2)}'
+  done)
+done
 
-printf "\n%-22s %12s %9s %9s %10s   %12s %9s %9s %10s\n" "" "max req/s" "p50 ms" "p99 ms" "CPU us/req" "@5k req/s" "p50 ms" "p99 ms" "CPU us/req"
+printf "\nmedians of %s rounds of %s\n%-22s %12s %9s %9s %10s   %12s %9s %9s %10s\n" "$ROUNDS" "$DUR" "" "max req/s" "p50 ms" "p99 ms" "CPU us/req" "@5k req/s" "p50 ms" "p99 ms" "CPU us/req"
 for proto in http https; do
   for target in direct nginx berth-fe; do
     read -r a b c g <<<"${R[$proto,$target,max]}"; read -r d e f h <<<"${R[$proto,$target,5k]}"

@@ -4,6 +4,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync"
 	"syscall"
 	"time"
 	"unsafe"
@@ -25,6 +26,15 @@ import (
 type quietConn struct {
 	c  *net.TCPConn
 	rc syscall.RawConn
+	// The state of the read and the write in progress, in the conn so that
+	// the functions given to rc (method values made once) need not be
+	// closures allocated per call. The mutexes keep concurrent Reads (or
+	// Writes), which net.Conn allows, apart.
+	rmu, wmu      sync.Mutex
+	rbuf, wbuf    []byte
+	rn, wn        int
+	rerr, werr    syscall.Errno
+	readF, writeF func(uintptr) bool
 }
 
 // quiet returns c as a quietConn when it is a TCP connection.
@@ -37,28 +47,21 @@ func quiet(c net.Conn) net.Conn {
 	if err != nil {
 		return c
 	}
-	return &quietConn{c: tc, rc: rc}
+	q := &quietConn{c: tc, rc: rc}
+	q.readF, q.writeF = q.read, q.write
+	return q
 }
 
 func (q *quietConn) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	var n int
-	var errno syscall.Errno
-	err := q.rc.Read(func(fd uintptr) bool {
-		for {
-			r, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
-			switch e {
-			case syscall.EINTR:
-				continue
-			case syscall.EAGAIN:
-				return false
-			}
-			n, errno = int(r), e
-			return true
-		}
-	})
+	q.rmu.Lock()
+	q.rbuf, q.rn, q.rerr = p, 0, 0
+	err := q.rc.Read(q.readF)
+	n, errno := q.rn, q.rerr
+	q.rbuf = nil
+	q.rmu.Unlock()
 	if err == nil && errno != 0 {
 		err = os.NewSyscallError("read", errno)
 	}
@@ -71,25 +74,31 @@ func (q *quietConn) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-func (q *quietConn) Write(p []byte) (int, error) {
-	var n int
-	var errno syscall.Errno
-	err := q.rc.Write(func(fd uintptr) bool {
-		for n < len(p) {
-			r, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&p[n])), uintptr(len(p)-n))
-			switch e {
-			case 0:
-				n += int(r)
-			case syscall.EINTR:
-			case syscall.EAGAIN:
-				return false
-			default:
-				errno = e
-				return true
-			}
+// read is one attempt; false asks rc to wait until the socket is readable.
+func (q *quietConn) read(fd uintptr) bool {
+	for {
+		r, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&q.rbuf[0])), uintptr(len(q.rbuf)))
+		switch e {
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return false
 		}
+		q.rn, q.rerr = int(r), e
 		return true
-	})
+	}
+}
+
+func (q *quietConn) Write(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	q.wmu.Lock()
+	q.wbuf, q.wn, q.werr = p, 0, 0
+	err := q.rc.Write(q.writeF)
+	n, errno := q.wn, q.werr
+	q.wbuf = nil
+	q.wmu.Unlock()
 	if err == nil && errno != 0 {
 		err = os.NewSyscallError("write", errno)
 	}
@@ -97,6 +106,24 @@ func (q *quietConn) Write(p []byte) (int, error) {
 		return n, q.opError("write", err)
 	}
 	return n, nil
+}
+
+// write sends what is left; false asks rc to wait until it is writable.
+func (q *quietConn) write(fd uintptr) bool {
+	for q.wn < len(q.wbuf) {
+		r, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&q.wbuf[q.wn])), uintptr(len(q.wbuf)-q.wn))
+		switch e {
+		case 0:
+			q.wn += int(r)
+		case syscall.EINTR:
+		case syscall.EAGAIN:
+			return false
+		default:
+			q.werr = e
+			return true
+		}
+	}
+	return true
 }
 
 // opError gives errors the shape net.TCPConn's have: a *net.OpError whose
