@@ -157,10 +157,16 @@ func writeError(w http.ResponseWriter, status int, code, msg string) {
 // ServeHTTP routes scoring and OIP v2 requests.
 func (f *Frontend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	sw := &statusWriter{ResponseWriter: w}
 	name, upstreamPath, kind := route(r)
-	f.serve(sw, r, name, upstreamPath, kind)
-	code := sw.status
+	var code int
+	if hw, ok := w.(*h1Response); ok { // it knows its status: no wrapper to allocate
+		f.serve(w, r, name, upstreamPath, kind)
+		code = hw.writtenStatus()
+	} else {
+		sw := &statusWriter{ResponseWriter: w}
+		f.serve(sw, r, name, upstreamPath, kind)
+		code = sw.status
+	}
 	if code == 0 {
 		code = 499 // the client went away before an answer
 	}
@@ -321,24 +327,41 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }
 
 // proxy admits the request to a replica and relays the answer.
 func (f *Frontend) proxy(w http.ResponseWriter, r *http.Request, s *service, rt *Route, upstream string) {
-	ctx, cancel := context.WithTimeout(r.Context(), rt.scoringTimeout())
-	defer cancel()
-	if peer := s.forward.Load(); peer != nil && r.Header.Get(forwardedHeader) == "" && s.pool.load().Replicas == 0 {
-		f.relay(ctx, w, r, rt, *peer, r.URL.Path, "peer "+*peer, true)
+	if r.ContentLength > MaxBodyBytes {
+		tooLarge(w)
 		return
 	}
-	rep, waited, err := s.pool.acquire(ctx, rt.queueWait())
+	deadline := time.Now().Add(rt.scoringTimeout())
+	if peer := s.forward.Load(); peer != nil && r.Header.Get(forwardedHeader) == "" && s.pool.load().Replicas == 0 {
+		f.relay(deadline, w, r, rt, *peer, r.URL.Path, "peer "+*peer, true)
+		return
+	}
+	// The request's own context and the deadline, not a context with a
+	// deadline: that is a timer and two registrations per request.
+	ctx := r.Context()
+	wait, timeoutFirst := rt.queueWait(), false
+	if left := time.Until(deadline); left < wait {
+		wait, timeoutFirst = left, true
+	}
+	acquire := func() (*replica, time.Duration, error) {
+		rep, waited, err := s.pool.acquire(ctx, wait)
+		if timeoutFirst && errors.Is(err, ErrOverloaded) {
+			err = context.DeadlineExceeded
+		}
+		return rep, waited, err
+	}
+	rep, waited, err := acquire()
 	obs := f.metrics.observer(rt.Service)
 	obs.queue.Observe(waited.Seconds())
 	// A replica that refuses the connection (not listening yet, or just
 	// gone) never saw the request: try another one, a few times.
 	for attempt := 0; err == nil && attempt < 5; attempt++ {
-		if !f.refuses(ctx, rep) {
+		if !f.refuses(ctx, deadline, rep) {
 			break
 		}
 		s.pool.refused(rep)
 		s.pool.release(rep)
-		rep, _, err = s.pool.acquire(ctx, rt.queueWait())
+		rep, _, err = acquire()
 	}
 	switch {
 	case errors.Is(err, ErrNoReplicas):
@@ -361,19 +384,19 @@ func (f *Frontend) proxy(w http.ResponseWriter, r *http.Request, s *service, rt 
 		obs.inflight.Dec()
 	}()
 
-	f.relay(ctx, w, r, rt, rep.Addr, upstream, rep.Name, false)
+	f.relay(deadline, w, r, rt, rep.Addr, upstream, rep.Name, false)
 }
 
 // refuses tells whether a replica refuses connections, by taking an idle
 // pooled connection or dialling one (kept for the request).
-func (f *Frontend) refuses(ctx context.Context, rep *replica) bool {
+func (f *Frontend) refuses(ctx context.Context, deadline time.Time, rep *replica) bool {
 	f.dialMu.Lock()
 	ok := f.reachable[rep.Addr]
 	f.dialMu.Unlock()
 	if ok {
 		return false
 	}
-	d := net.Dialer{Timeout: 2 * time.Second}
+	d := net.Dialer{Timeout: 2 * time.Second, Deadline: deadline}
 	c, err := d.DialContext(ctx, "tcp", rep.Addr)
 	if err != nil {
 		return errors.Is(err, syscall.ECONNREFUSED)
@@ -393,10 +416,13 @@ const forwardedHeader = "X-Berth-Forwarded"
 
 // relay sends the request to addr (path) and relays the answer, mapping
 // failures to the reference's status codes.
-func (f *Frontend) relay(ctx context.Context, w http.ResponseWriter, r *http.Request, rt *Route, addr, path, to string, toPeer bool) {
+func (f *Frontend) relay(deadline time.Time, w http.ResponseWriter, r *http.Request, rt *Route, addr, path, to string, toPeer bool) {
 	var body io.Reader
 	if r.Body != nil && r.Body != http.NoBody {
-		body = &limitedBody{r: r.Body, left: MaxBodyBytes}
+		body = r.Body
+		if r.ContentLength < 0 { // chunked: counted as it comes (a longer Content-Length is refused in proxy)
+			body = &limitedBody{r: r.Body, left: MaxBodyBytes}
+		}
 	}
 	if r.URL.RawQuery != "" {
 		path += "?" + r.URL.RawQuery
@@ -416,15 +442,15 @@ func (f *Frontend) relay(ctx context.Context, w http.ResponseWriter, r *http.Req
 	if body == nil {
 		length = 0
 	}
-	ex, err := f.up.do(ctx, addr, r.Method, path, r.Header, skip, extra, body, length)
+	ex, err := f.up.do(r.Context(), deadline, addr, r.Method, path, r.Header, skip, extra, body, length)
 	if err != nil {
 		var tooBig *bodyTooLarge
 		switch {
 		case errors.As(err, &tooBig):
-			writeError(w, http.StatusRequestEntityTooLarge, "PayloadTooLarge", fmt.Sprintf("the request body is larger than %d bytes", MaxBodyBytes))
+			tooLarge(w)
 		case r.Context().Err() != nil:
 			// the client went away
-		case ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded):
+		case !time.Now().Before(deadline) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded):
 			writeError(w, http.StatusGatewayTimeout, "ScoringTimeout", fmt.Sprintf("Scoring request for service %s timed out after %d ms", rt.Service, rt.ScoringTimeoutMs))
 		case errors.Is(err, syscall.ECONNREFUSED):
 			writeError(w, http.StatusBadGateway, "ReplicaUnreachable", fmt.Sprintf("Could not connect to %s of service %s", to, rt.Service))
@@ -449,6 +475,10 @@ func (f *Frontend) relay(ctx context.Context, w http.ResponseWriter, r *http.Req
 		f.log.Warn("relaying the answer failed", "service", rt.Service, "to", to, "err", err)
 		panic(http.ErrAbortHandler)
 	}
+}
+
+func tooLarge(w http.ResponseWriter) {
+	writeError(w, http.StatusRequestEntityTooLarge, "PayloadTooLarge", fmt.Sprintf("the request body is larger than %d bytes", MaxBodyBytes))
 }
 
 // limitedBody fails once more than left bytes are read.

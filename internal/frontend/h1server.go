@@ -702,8 +702,8 @@ func isTokenByte(b byte) bool {
 	return 'a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", b) >= 0
 }
 
-func validToken(s string) bool {
-	if s == "" {
+func validToken[T string | []byte](s T) bool {
+	if len(s) == 0 {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
@@ -714,7 +714,7 @@ func validToken(s string) bool {
 	return true
 }
 
-func validHeaderValue(v string) bool {
+func validHeaderValue[T string | []byte](v T) bool {
 	for i := 0; i < len(v); i++ {
 		if b := v[i]; b < ' ' && b != '\t' || b == 0x7f {
 			return false
@@ -875,6 +875,14 @@ func (w *h1Response) Header() http.Header { return w.header }
 
 func bodyAllowed(status int) bool {
 	return !(status >= 100 && status <= 199 || status == 204 || status == 304)
+}
+
+// writtenStatus is the final status sent, 0 before it is.
+func (w *h1Response) writtenStatus() int {
+	if !w.wroteHeader {
+		return 0
+	}
+	return w.status
 }
 
 func (w *h1Response) WriteHeader(code int) {

@@ -777,7 +777,7 @@ func TestExpectContinueThroughFrontend(t *testing.T) {
 	}()
 	up := newUpstream()
 	for i := 0; i < 3; i++ {
-		ex, err := up.do(context.Background(), ln.Addr().String(), "POST", "/x", http.Header{}, nil, nil, strings.NewReader("abc"), 3)
+		ex, err := up.do(context.Background(), time.Now().Add(time.Minute), ln.Addr().String(), "POST", "/x", http.Header{}, nil, nil, strings.NewReader("abc"), 3)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,9 +1,11 @@
 package frontend
 
 import (
+	"maps"
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -48,7 +50,15 @@ func newMetrics() *metrics {
 type observer struct {
 	latency, queue prometheus.Observer
 	inflight       prometheus.Gauge
-	codes          sync.Map // "kind/code" → prometheus.Counter
+	// codes: the request counters by kind and status, copied on write so
+	// that reading needs neither a lock nor an allocation.
+	codes   atomic.Pointer[map[codeKey]prometheus.Counter]
+	codesMu sync.Mutex
+}
+
+type codeKey struct {
+	kind string
+	code int
 }
 
 func (m *metrics) observer(service string) *observer {
@@ -63,12 +73,29 @@ func (m *metrics) observer(service string) *observer {
 
 func (m *metrics) observe(service, kind string, code int, d time.Duration) {
 	o := m.observer(service)
-	key := kind + "/" + strconv.Itoa(code)
-	c, ok := o.codes.Load(key)
-	if !ok {
-		c, _ = o.codes.LoadOrStore(key, m.requests.WithLabelValues(service, kind, strconv.Itoa(code)))
+	key := codeKey{kind, code}
+	var c prometheus.Counter
+	if codes := o.codes.Load(); codes != nil {
+		c = (*codes)[key]
 	}
-	c.(prometheus.Counter).Inc()
+	if c == nil {
+		o.codesMu.Lock()
+		old := o.codes.Load()
+		if old != nil {
+			c = (*old)[key]
+		}
+		if c == nil {
+			c = m.requests.WithLabelValues(service, kind, strconv.Itoa(code))
+			codes := make(map[codeKey]prometheus.Counter, 1)
+			if old != nil {
+				maps.Copy(codes, *old)
+			}
+			codes[key] = c
+			o.codes.Store(&codes)
+		}
+		o.codesMu.Unlock()
+	}
+	c.Inc()
 	if service != "" {
 		o.latency.Observe(d.Seconds())
 	}

@@ -2,7 +2,6 @@ package frontend
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -31,13 +30,24 @@ type upConn struct {
 	br   *bufio.Reader
 	bw   *bufio.Writer
 	used time.Time
+	// The answer being read, reused for every answer on the connection
+	// (readResponse).
+	resp    upResponse
+	cl      clBody
+	chunked chunkedBody
+	seen    []string          // header names of the answer being read
+	keys    map[string]string // header names as sent → canonical
+	lineBuf []byte
+	ex      exchange
+	num     [20]byte
+	abort   func() // ends the exchange in progress (made once: no closure per request)
 }
 
 func newUpstream() *upstream {
 	return &upstream{idle: map[string][]*upConn{}, maxIdle: 1024, dialer: net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}}
 }
 
-func (u *upstream) get(ctx context.Context, addr string) (*upConn, bool, error) {
+func (u *upstream) get(ctx context.Context, addr string, deadline time.Time) (*upConn, bool, error) {
 	u.mu.Lock()
 	for l := u.idle[addr]; len(l) > 0; l = u.idle[addr] {
 		c := l[len(l)-1]
@@ -49,17 +59,22 @@ func (u *upstream) get(ctx context.Context, addr string) (*upConn, bool, error) 
 		c.c.Close()
 	}
 	u.mu.Unlock()
-	c, err := u.dialer.DialContext(ctx, "tcp", addr)
+	d := u.dialer
+	d.Deadline = deadline
+	c, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, false, err
 	}
 	c = quiet(c)
-	return &upConn{c: c, br: bufio.NewReaderSize(c, 16<<10), bw: bufio.NewWriterSize(c, 16<<10)}, false, nil
+	uc := &upConn{c: c, br: bufio.NewReaderSize(c, 16<<10), bw: bufio.NewWriterSize(c, 16<<10)}
+	uc.abort = func() { c.SetDeadline(time.Unix(1, 0)) }
+	return uc, false, nil
 }
 
+// put returns c to the pool; its deadline stays until the next request
+// sets its own (nothing reads an idle connection).
 func (u *upstream) put(addr string, c *upConn) {
 	c.used = time.Now()
-	c.c.SetDeadline(time.Time{})
 	u.mu.Lock()
 	if len(u.idle[addr]) < u.maxIdle {
 		u.idle[addr] = append(u.idle[addr], c)
@@ -81,7 +96,7 @@ var errStale = errors.New("stale connection")
 // exchange is an answer being read from a replica; Close returns the
 // connection to the pool once its body was read to the end.
 type exchange struct {
-	*http.Response
+	*upResponse
 	u    *upstream
 	addr string
 	c    *upConn
@@ -90,44 +105,63 @@ type exchange struct {
 
 func (e *exchange) Close() {
 	e.stop()
-	// Drain what is left of a small body so the connection can be reused.
-	if _, err := io.CopyN(io.Discard, e.Body, 4<<10); err == io.EOF && !e.Response.Close {
+	if !e.upResponse.Close && (bodyDone(e.Body) || drain(e.Body)) {
 		e.u.put(e.addr, e.c)
 		return
 	}
 	e.c.c.Close()
 }
 
+// bodyDone tells, without reading, whether a body was read to its end.
+func bodyDone(b io.Reader) bool {
+	switch b := b.(type) {
+	case *clBody:
+		return b.left == 0
+	case *chunkedBody:
+		return b.done
+	}
+	return b == http.NoBody
+}
+
+// drain reads what is left of a small body so the connection can be reused.
+func drain(b io.Reader) bool {
+	_, err := io.CopyN(io.Discard, b, 4<<10)
+	return err == io.EOF
+}
+
+// bodyBufs holds the buffers small request bodies are read into.
+var bodyBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
+
 // do sends a request to addr and returns the response with its body
 // unread. header is sent without hop-by-hop headers, Host, framing headers
-// and those skip names; extra headers are added.
-func (u *upstream) do(ctx context.Context, addr, method, target string, header http.Header, skip func(string) bool, extra [][2]string, body io.Reader, length int64) (*exchange, error) {
+// and those skip names; extra headers are added. The exchange ends with
+// os.ErrDeadlineExceeded at deadline, and with ctx's cause when ctx ends.
+func (u *upstream) do(ctx context.Context, deadline time.Time, addr, method, target string, header http.Header, skip func(string) bool, extra [][2]string, body io.Reader, length int64) (*exchange, error) {
 	// Small bodies are read up front so a stale connection can be retried.
 	var buffered []byte
 	if body != nil && length >= 0 && length <= smallBody {
-		b, err := io.ReadAll(io.LimitReader(body, length+1))
-		if err != nil {
+		bp := bodyBufs.Get().(*[]byte)
+		defer bodyBufs.Put(bp)
+		if int64(cap(*bp)) < length {
+			*bp = make([]byte, length)
+		}
+		b := (*bp)[:length]
+		if _, err := io.ReadFull(body, b); err != nil {
 			return nil, err
 		}
 		buffered, body = b, nil
-		length = int64(len(b))
 	}
 	for attempt := 0; ; attempt++ {
-		c, reused, err := u.get(ctx, addr)
+		c, reused, err := u.get(ctx, addr, deadline)
 		if err != nil {
 			return nil, err
 		}
-		if dl, ok := ctx.Deadline(); ok {
-			c.c.SetDeadline(dl)
-		}
-		stop := context.AfterFunc(ctx, func() { c.c.SetDeadline(time.Unix(1, 0)) })
-		var rb io.Reader = body
-		if buffered != nil {
-			rb = bytes.NewReader(buffered)
-		}
-		resp, err := roundTrip(c, method, target, header, skip, extra, rb, length)
+		c.c.SetDeadline(deadline)
+		stop := context.AfterFunc(ctx, c.abort)
+		resp, err := roundTrip(c, method, target, header, skip, extra, buffered, body, length)
 		if err == nil {
-			return &exchange{Response: resp, u: u, addr: addr, c: c, stop: stop}, nil
+			c.ex = exchange{upResponse: resp, u: u, addr: addr, c: c, stop: stop}
+			return &c.ex, nil
 		}
 		stop()
 		c.c.Close()
@@ -141,7 +175,9 @@ func (u *upstream) do(ctx context.Context, addr, method, target string, header h
 	}
 }
 
-func roundTrip(c *upConn, method, target string, header http.Header, skip func(string) bool, extra [][2]string, body io.Reader, length int64) (*http.Response, error) {
+// roundTrip sends the request, its body from buffered (when not nil) or
+// body, and reads the answer's head.
+func roundTrip(c *upConn, method, target string, header http.Header, skip func(string) bool, extra [][2]string, buffered []byte, body io.Reader, length int64) (*upResponse, error) {
 	w := c.bw
 	w.WriteString(method)
 	w.WriteByte(' ')
@@ -164,7 +200,7 @@ func roundTrip(c *upConn, method, target string, header http.Header, skip func(s
 			w.WriteString("\r\n")
 		}
 	}
-	chunked := body != nil && length < 0
+	chunked := buffered == nil && body != nil && length < 0
 	switch {
 	case chunked:
 		w.WriteString("Transfer-Encoding: chunked\r\n\r\n")
@@ -172,11 +208,13 @@ func roundTrip(c *upConn, method, target string, header http.Header, skip func(s
 		w.WriteString("\r\n")
 	default:
 		w.WriteString("Content-Length: ")
-		w.WriteString(strconv.FormatInt(max(length, 0), 10))
+		w.Write(strconv.AppendInt(c.num[:0], max(length, 0), 10))
 		w.WriteString("\r\n\r\n")
 	}
 	var werr error
-	if body != nil {
+	if buffered != nil {
+		_, werr = w.Write(buffered)
+	} else if body != nil {
 		if chunked {
 			cw := httputil.NewChunkedWriter(w)
 			_, werr = io.Copy(cw, body)
@@ -201,10 +239,10 @@ func roundTrip(c *upConn, method, target string, header http.Header, skip func(s
 		}
 		return nil, werr
 	}
-	resp, err := http.ReadResponse(c.br, nil)
+	resp, err := c.readResponse(method)
 	// Informational answers (a replica's 100 Continue) are not the answer.
 	for err == nil && resp.StatusCode >= 100 && resp.StatusCode <= 199 && resp.StatusCode != http.StatusSwitchingProtocols {
-		resp, err = http.ReadResponse(c.br, nil)
+		resp, err = c.readResponse(method)
 	}
 	if err != nil {
 		if c.br.Buffered() == 0 && (errors.Is(err, io.EOF) || isReset(err)) {
