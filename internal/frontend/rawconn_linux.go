@@ -35,6 +35,10 @@ type quietConn struct {
 	rn, wn        int
 	rerr, werr    syscall.Errno
 	readF, writeF func(uintptr) bool
+	// pending: a request the next Read writes first (sendBeforeRead);
+	// pendingErr: writing it failed.
+	pending    []byte
+	pendingErr syscall.Errno
 }
 
 // quiet returns c as a quietConn when it is a TCP connection.
@@ -52,30 +56,73 @@ func quiet(c net.Conn) net.Conn {
 	return q
 }
 
+// sendBeforeRead has the next Read write b first, once the read is armed
+// with the poller, and then wait for the peer's answer without trying a
+// read that can only find nothing (Go's poller otherwise reads before it
+// waits: one EAGAIN read per request). Arming first is what makes this
+// safe: readiness that comes after it is never lost. Readiness that came
+// before it is, so this is only for a connection whose peer sends nothing
+// unasked, used by one goroutine at a time: the front end's connections to
+// replicas. (A replica that closed the idle connection meanwhile answers
+// the write with a reset, which is new readiness.)
+func (q *quietConn) sendBeforeRead(b []byte) { q.pending = b }
+
 func (q *quietConn) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
 	q.rmu.Lock()
+	defer q.rmu.Unlock()
 	q.rbuf, q.rn, q.rerr = p, 0, 0
+	defer func() { q.rbuf = nil }()
 	err := q.rc.Read(q.readF)
-	n, errno := q.rn, q.rerr
-	q.rbuf = nil
-	q.rmu.Unlock()
-	if err == nil && errno != 0 {
-		err = os.NewSyscallError("read", errno)
+	if err == nil && q.pendingErr != 0 {
+		err = os.NewSyscallError("write", q.pendingErr)
+		q.pending, q.pendingErr = nil, 0
+		return 0, q.opError("write", err)
+	}
+	if err == nil && q.pending != nil {
+		// The socket took only part of the request: the rest waits for
+		// room, then the answer is read as usual.
+		rest := q.pending
+		q.pending = nil
+		if _, err := q.Write(rest); err != nil {
+			return 0, err
+		}
+		err = q.rc.Read(q.readF)
+	}
+	if err == nil && q.rerr != 0 {
+		err = os.NewSyscallError("read", q.rerr)
 	}
 	if err != nil {
+		q.pending = nil // not sent (the deadline had passed, or it was closed)
 		return 0, q.opError("read", err)
 	}
-	if n == 0 {
+	if q.rn == 0 {
 		return 0, io.EOF
 	}
-	return n, nil
+	return q.rn, nil
 }
 
 // read is one attempt; false asks rc to wait until the socket is readable.
 func (q *quietConn) read(fd uintptr) bool {
+	for len(q.pending) > 0 {
+		r, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&q.pending[0])), uintptr(len(q.pending)))
+		switch e {
+		case 0:
+			q.pending = q.pending[r:]
+		case syscall.EINTR:
+		case syscall.EAGAIN:
+			return true // Read writes the rest
+		default:
+			q.pendingErr = e
+			return true
+		}
+		if len(q.pending) == 0 {
+			q.pending = nil
+			return false // sent: wait for the answer
+		}
+	}
 	for {
 		r, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&q.rbuf[0])), uintptr(len(q.rbuf)))
 		switch e {

@@ -113,3 +113,66 @@ func TestQuietOnlyWrapsTCP(t *testing.T) {
 		t.Fatalf("quiet(pipe) = %T, want the pipe itself", c)
 	}
 }
+
+func TestQuietConnSendBeforeRead(t *testing.T) {
+	q, peer := quietPair(t)
+	sq := q.(*quietConn)
+	buf := make([]byte, 64)
+
+	// The request goes out with the Read, which then waits for the answer.
+	go func() {
+		b := make([]byte, 4)
+		io.ReadFull(peer, b)
+		time.Sleep(20 * time.Millisecond)
+		peer.Write(append([]byte("re:"), b...))
+	}()
+	sq.sendBeforeRead([]byte("ping"))
+	q.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := q.Read(buf); err != nil || string(buf[:n]) != "re:ping" {
+		t.Fatalf("Read = %q, %v", buf[:n], err)
+	}
+
+	// A request larger than the socket takes at once: the rest is written
+	// as the peer reads, then the answer is read.
+	big := bytes.Repeat([]byte("r"), 8<<20)
+	go func() {
+		io.ReadFull(peer, make([]byte, len(big)))
+		peer.Write([]byte("got it"))
+	}()
+	sq.sendBeforeRead(big)
+	if n, err := q.Read(buf); err != nil || string(buf[:n]) != "got it" {
+		t.Fatalf("Read after a large request = %q, %v", buf[:n], err)
+	}
+
+	// Past the deadline nothing is sent, and nothing is left to send later.
+	q.SetReadDeadline(time.Now().Add(-time.Second))
+	sq.sendBeforeRead([]byte("late"))
+	if _, err := q.Read(buf); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("Read past the deadline = %v", err)
+	}
+	q.SetReadDeadline(time.Now().Add(5 * time.Second))
+	go peer.Write([]byte("next"))
+	if n, err := q.Read(buf); err != nil || string(buf[:n]) != "next" {
+		t.Fatalf("Read = %q, %v", buf[:n], err)
+	}
+	peer.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	if n, _ := peer.Read(buf); n != 0 {
+		t.Fatalf("the peer got %q, sent after its deadline", buf[:n])
+	}
+}
+
+// A peer that closed the connection while it sat idle (its FIN unseen)
+// answers the request with a reset: the Read ends at once, it does not
+// wait for the deadline.
+func TestQuietConnSendBeforeReadToClosedPeer(t *testing.T) {
+	q, peer := quietPair(t)
+	peer.Close()
+	time.Sleep(20 * time.Millisecond) // the FIN arrives while nobody reads
+	q.SetReadDeadline(time.Now().Add(5 * time.Second))
+	start := time.Now()
+	q.(*quietConn).sendBeforeRead([]byte("GET / HTTP/1.1\r\n\r\n"))
+	_, err := q.Read(make([]byte, 16))
+	if err == nil || errors.Is(err, os.ErrDeadlineExceeded) || time.Since(start) > time.Second {
+		t.Fatalf("Read from a closed peer = %v after %v; want EOF or a reset at once", err, time.Since(start))
+	}
+}

@@ -13,6 +13,10 @@ import (
 	"time"
 )
 
+// sendBeforeReader is a connection that can write a request at the start
+// of the next Read (quietConn).
+type sendBeforeReader interface{ sendBeforeRead([]byte) }
+
 // upstream is a lean HTTP/1.1 client for replicas: one pooled keep-alive
 // connection per request, the request written and the response read in the
 // handler's own goroutine (no per-connection goroutines), the request in
@@ -39,7 +43,7 @@ type upConn struct {
 	keys    map[string]string // header names as sent → canonical
 	lineBuf []byte
 	ex      exchange
-	num     [20]byte
+	req     []byte // the request being sent
 	abort   func() // ends the exchange in progress (made once: no closure per request)
 }
 
@@ -178,43 +182,46 @@ func (u *upstream) do(ctx context.Context, deadline time.Time, addr, method, tar
 // roundTrip sends the request, its body from buffered (when not nil) or
 // body, and reads the answer's head.
 func roundTrip(c *upConn, method, target string, header http.Header, skip func(string) bool, extra [][2]string, buffered []byte, body io.Reader, length int64) (*upResponse, error) {
-	w := c.bw
-	w.WriteString(method)
-	w.WriteByte(' ')
-	w.WriteString(target)
-	w.WriteString(" HTTP/1.1\r\nHost: replica\r\n")
+	chunked := buffered == nil && body != nil && length < 0
+	b := append(c.req[:0], method...)
+	b = append(b, ' ')
+	b = append(b, target...)
+	b = append(b, " HTTP/1.1\r\nHost: replica\r\n"...)
 	for _, kv := range extra {
-		w.WriteString(kv[0])
-		w.WriteString(": ")
-		w.WriteString(kv[1])
-		w.WriteString("\r\n")
+		b = append(append(append(append(b, kv[0]...), ": "...), kv[1]...), "\r\n"...)
 	}
 	for k, vs := range header {
 		if dropHeader(k) || (skip != nil && skip(k)) {
 			continue
 		}
 		for _, v := range vs {
-			w.WriteString(k)
-			w.WriteString(": ")
-			w.WriteString(v)
-			w.WriteString("\r\n")
+			b = append(append(append(append(b, k...), ": "...), v...), "\r\n"...)
 		}
 	}
-	chunked := buffered == nil && body != nil && length < 0
 	switch {
 	case chunked:
-		w.WriteString("Transfer-Encoding: chunked\r\n\r\n")
+		b = append(b, "Transfer-Encoding: chunked\r\n\r\n"...)
 	case method == http.MethodGet && length <= 0:
-		w.WriteString("\r\n")
+		b = append(b, "\r\n"...)
 	default:
-		w.WriteString("Content-Length: ")
-		w.Write(strconv.AppendInt(c.num[:0], max(length, 0), 10))
-		w.WriteString("\r\n\r\n")
+		b = append(b, "Content-Length: "...)
+		b = strconv.AppendInt(b, max(length, 0), 10)
+		b = append(b, "\r\n\r\n"...)
 	}
 	var werr error
-	if buffered != nil {
-		_, werr = w.Write(buffered)
-	} else if body != nil {
+	if body == nil || buffered != nil {
+		// The whole request is in hand: on Linux it is written by the first
+		// read of the answer, so that read waits for the answer instead of
+		// first finding nothing (rawconn_linux.go, sendBeforeRead).
+		b = append(b, buffered...)
+		if q, ok := c.c.(sendBeforeReader); ok {
+			q.sendBeforeRead(b)
+		} else {
+			_, werr = c.c.Write(b)
+		}
+	} else {
+		w := c.bw
+		w.Write(b)
 		if chunked {
 			cw := httputil.NewChunkedWriter(w)
 			_, werr = io.Copy(cw, body)
@@ -225,9 +232,12 @@ func roundTrip(c *upConn, method, target string, header http.Header, skip func(s
 		} else {
 			_, werr = io.Copy(w, body)
 		}
+		if werr == nil {
+			werr = w.Flush()
+		}
 	}
-	if werr == nil {
-		werr = w.Flush()
+	if cap(b) <= 64<<10 {
+		c.req = b[:0]
 	}
 	if werr != nil {
 		var tooBig *bodyTooLarge
