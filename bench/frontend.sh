@@ -105,6 +105,8 @@ ms() { # wrk prints 512.00us, 1.20ms, 2.00s
 # shared machine weighs on all of them alike; each figure is the median of
 # the rounds.
 declare -A R
+steal() { awk '/^cpu / {print $9}' /proc/stat; } # ticks the hypervisor gave other guests
+steal0=$(steal) t0=$(date +%s)
 for round in $(seq "$ROUNDS"); do
   for proto in http https; do
     d="http://$BACKEND/score"
@@ -137,6 +139,8 @@ for proto in http https; do
   done
 done
 echo "berth-fe flags: ${FE_ARGS:-(none)}"
+awk -v s=$(($(steal) - steal0)) -v t=$(($(date +%s) - t0)) -v hz="$tick" -v n="$(nproc)" 'BEGIN {
+  printf "CPU time stolen by the hypervisor during the runs: %.1f%% (a busy host makes every figure noisier)\n", 100 * s / hz / (t * n) }'
 for proto in http https; do
   read -r fr _ _ fc <<<"${R[$proto,berth-fe,max]}"; read -r nr _ _ nc <<<"${R[$proto,nginx,max]}"
   read -r _ f50 f99 <<<"${R[$proto,berth-fe,5k]}"; read -r _ d50 d99 <<<"${R[http,direct,5k]}"
