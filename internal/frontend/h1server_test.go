@@ -691,6 +691,14 @@ func TestH1Timeouts(t *testing.T) {
 	if !rc.closed() || time.Since(start) < 200*time.Millisecond || time.Since(start) > time.Second {
 		t.Fatalf("idle connection closed after %s, want about 300ms", time.Since(start))
 	}
+	// A connection that keeps asking, each gap well under the idle timeout,
+	// stays open far past it (the idle deadline moves with the requests).
+	rc = dialRaw(t, addr)
+	for i := 0; i < 10; i++ {
+		rc.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+		rc.read("GET")
+		time.Sleep(100 * time.Millisecond)
+	}
 	// A slow body is not cut by the header timeout.
 	rc = dialRaw(t, addr)
 	rc.send("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nab")
