@@ -331,9 +331,22 @@ func (f *Frontend) proxy(w http.ResponseWriter, r *http.Request, s *service, rt 
 		tooLarge(w)
 		return
 	}
+	// A small body is read before admission: a slow upload holds no
+	// replica slot, and while the request is queued the client's
+	// connection can be watched for a close (watchClient).
+	buffered, bp, err := readSmallBody(r)
+	if err != nil {
+		if r.Context().Err() == nil {
+			writeError(w, http.StatusBadRequest, "BadRequestBody", "the request body could not be read: "+err.Error())
+		}
+		return
+	}
+	if bp != nil {
+		defer bodyBufs.Put(bp)
+	}
 	deadline := time.Now().Add(rt.scoringTimeout())
 	if peer := s.forward.Load(); peer != nil && r.Header.Get(forwardedHeader) == "" && s.pool.load().Replicas == 0 {
-		f.relay(deadline, w, r, rt, *peer, r.URL.Path, "peer "+*peer, true)
+		f.relay(deadline, w, r, rt, buffered, *peer, r.URL.Path, "peer "+*peer, true)
 		return
 	}
 	// The request's own context and the deadline, not a context with a
@@ -343,8 +356,21 @@ func (f *Frontend) proxy(w http.ResponseWriter, r *http.Request, s *service, rt 
 	if left := time.Until(deadline); left < wait {
 		wait, timeoutFirst = left, true
 	}
+	// While the request waits in the queue, berth's server watches the
+	// client's connection, so a client that leaves leaves the queue (net/http's
+	// server watches every request).
+	var stopWatch func()
+	queued := func() {
+		if cw, ok := w.(clientWatcher); ok && stopWatch == nil {
+			stopWatch = cw.watchClient()
+		}
+	}
 	acquire := func() (*replica, time.Duration, error) {
-		rep, waited, err := s.pool.acquire(ctx, wait)
+		rep, waited, err := s.pool.acquire(ctx, wait, queued)
+		if stopWatch != nil {
+			stopWatch()
+			stopWatch = nil
+		}
 		if timeoutFirst && errors.Is(err, ErrOverloaded) {
 			err = context.DeadlineExceeded
 		}
@@ -384,7 +410,7 @@ func (f *Frontend) proxy(w http.ResponseWriter, r *http.Request, s *service, rt 
 		obs.inflight.Dec()
 	}()
 
-	f.relay(deadline, w, r, rt, rep.Addr, upstream, rep.Name, false)
+	f.relay(deadline, w, r, rt, buffered, rep.Addr, upstream, rep.Name, false)
 }
 
 // refuses tells whether a replica refuses connections, by taking an idle
@@ -411,14 +437,20 @@ func (f *Frontend) refuses(ctx context.Context, deadline time.Time, rep *replica
 	return false
 }
 
+// clientWatcher is a ResponseWriter that can notice its client leaving
+// while the request waits (h1Response).
+type clientWatcher interface {
+	watchClient() (stop func())
+}
+
 // forwardedHeader marks a request one front end sent another.
 const forwardedHeader = "X-Berth-Forwarded"
 
 // relay sends the request to addr (path) and relays the answer, mapping
 // failures to the reference's status codes.
-func (f *Frontend) relay(deadline time.Time, w http.ResponseWriter, r *http.Request, rt *Route, addr, path, to string, toPeer bool) {
+func (f *Frontend) relay(deadline time.Time, w http.ResponseWriter, r *http.Request, rt *Route, buffered []byte, addr, path, to string, toPeer bool) {
 	var body io.Reader
-	if r.Body != nil && r.Body != http.NoBody {
+	if buffered == nil && r.Body != nil && r.Body != http.NoBody {
 		body = r.Body
 		if r.ContentLength < 0 { // chunked: counted as it comes (a longer Content-Length is refused in proxy)
 			body = &limitedBody{r: r.Body, left: MaxBodyBytes}
@@ -442,7 +474,7 @@ func (f *Frontend) relay(deadline time.Time, w http.ResponseWriter, r *http.Requ
 	if body == nil {
 		length = 0
 	}
-	ex, err := f.up.do(r.Context(), deadline, addr, r.Method, path, r.Header, skip, extra, body, length)
+	ex, err := f.up.do(r.Context(), deadline, addr, r.Method, path, r.Header, skip, extra, buffered, body, length)
 	if err != nil {
 		var tooBig *bodyTooLarge
 		switch {

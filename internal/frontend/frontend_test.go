@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
@@ -330,7 +331,7 @@ func TestConcurrencyLimitAndLeastOutstanding(t *testing.T) {
 func TestQueueIsFIFO(t *testing.T) {
 	p := newPool()
 	p.set([]Replica{{Name: "a", Addr: "x", Slots: 1}})
-	r, _, err := p.acquire(context.Background(), time.Second)
+	r, _, err := p.acquire(context.Background(), time.Second, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -340,7 +341,7 @@ func TestQueueIsFIFO(t *testing.T) {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			got, _, err := p.acquire(context.Background(), 5*time.Second)
+			got, _, err := p.acquire(context.Background(), 5*time.Second, nil)
 			if err != nil {
 				t.Error(err)
 				return
@@ -365,9 +366,9 @@ func TestQueueIsFIFO(t *testing.T) {
 		want++
 	}
 	// New replicas serve waiters at once.
-	r, _, _ = p.acquire(context.Background(), time.Second)
+	r, _, _ = p.acquire(context.Background(), time.Second, nil)
 	done := make(chan error, 1)
-	go func() { _, _, err := p.acquire(context.Background(), 5*time.Second); done <- err }()
+	go func() { _, _, err := p.acquire(context.Background(), 5*time.Second, nil); done <- err }()
 	for p.load().Queued != 1 {
 		time.Sleep(time.Millisecond)
 	}
@@ -459,5 +460,61 @@ func TestOverloadTenTimes(t *testing.T) {
 		if !strings.Contains(rec.Body.String(), want) {
 			t.Errorf("metrics lack %s", want)
 		}
+	}
+}
+
+// A client that gives up while its request is queued leaves the queue: the
+// replica never sees its request, and the next one in line gets the slot.
+func TestQueuedClientLeaves(t *testing.T) {
+	for _, scheme := range []string{"http", "https"} {
+		t.Run(scheme, func(t *testing.T) {
+			be := newBackend(t, nil)
+			be.delay.Store(int64(400 * time.Millisecond))
+			rt := &Route{Service: "q", Port: 1, Auth: AuthNone, MaxConcurrentRequestsPerContainer: 1, MaxQueueWaitMs: 5000, ScoringTimeoutMs: 60000}
+			f := New(nil)
+			f.SetReady(true)
+			f.SetRoute(rt)
+			f.SetReplicas(rt.Service, []Replica{{Name: "pod-0", Addr: be.addr(), Slots: 1}}, "")
+			var conf *tls.Config
+			client := &http.Client{Transport: &http.Transport{}}
+			if scheme == "https" {
+				certPEM, keyPEM := testCert(t)
+				cert, err := tls.X509KeyPair(certPEM, keyPEM)
+				if err != nil {
+					t.Fatal(err)
+				}
+				conf = &tls.Config{Certificates: []tls.Certificate{cert}}
+				client.Transport = &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}
+			}
+			url := ServeForTest(t, f, conf) + "/api/v1/service/q/score"
+			postCtx := func(ctx context.Context) (int, error) {
+				req, _ := http.NewRequestWithContext(ctx, "POST", url, strings.NewReader(`{"data":[1]}`))
+				resp, err := client.Do(req)
+				if err != nil {
+					return 0, err
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				return resp.StatusCode, nil
+			}
+			first := make(chan int, 1)
+			go func() { code, _ := postCtx(context.Background()); first <- code }()
+			time.Sleep(150 * time.Millisecond) // the first request holds the only slot
+
+			ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+			defer cancel()
+			if _, err := postCtx(ctx); err == nil {
+				t.Fatal("the client that gave up got an answer")
+			}
+			if code, err := postCtx(context.Background()); err != nil || code != 200 {
+				t.Fatalf("the request queued after it: %d, %v", code, err)
+			}
+			if code := <-first; code != 200 {
+				t.Fatalf("first request: %d", code)
+			}
+			if h := be.hits.Load(); h != 2 {
+				t.Fatalf("the replica saw %d requests, want 2: the abandoned one was sent anyway", h)
+			}
+		})
 	}
 }

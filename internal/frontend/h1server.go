@@ -25,7 +25,8 @@ import (
 // the same http.Handler as net/http would, but skips what costs net/http's
 // server most per request on this path (docs/frontend.md, "Performance"):
 // no background read per request (a client that leaves is noticed when its
-// answer is written), the request parsed into a Request, Header and URL
+// answer is written, or by watchClient while the request is queued), the
+// request parsed into a Request, Header and URL
 // reused per connection, and a small answer sent in one write with its
 // Content-Length.
 //
@@ -227,6 +228,22 @@ type h1Conn struct {
 	body    h1Body
 	resp    h1Response
 	rdl     time.Time // the read deadline set (setReadDeadline)
+	// peek: a byte watchClient's background read took, when peeked; the
+	// next read of the connection (h1Source) returns it first.
+	peek   [1]byte
+	peeked bool
+}
+
+// h1Source is what the connection's bufio.Reader reads from.
+type h1Source struct{ c *h1Conn }
+
+func (s h1Source) Read(p []byte) (int, error) {
+	if s.c.peeked && len(p) > 0 {
+		p[0] = s.c.peek[0]
+		s.c.peeked = false
+		return 1, nil
+	}
+	return s.c.rwc.Read(p)
 }
 
 // setReadDeadline sets the connection's read deadline and remembers it.
@@ -293,7 +310,7 @@ func (c *h1Conn) serve() {
 		c.tlsState = &st
 	}
 	c.br = h1ReaderPool.Get().(*bufio.Reader)
-	c.br.Reset(c.rwc)
+	c.br.Reset(h1Source{c})
 	c.bw = h1WriterPool.Get().(*bufio.Writer)
 	c.bw.Reset(c.rwc)
 	c.tmpl = *(&http.Request{}).WithContext(c.ctx)
@@ -342,6 +359,9 @@ func (c *h1Conn) serve() {
 			w.WriteHeader(http.StatusExpectationFailed)
 		} else {
 			s.Handler.ServeHTTP(w, &c.req)
+			if !w.wroteHeader && c.ctx.Err() != nil {
+				return // the client left while the request waited (watchClient): no one to answer
+			}
 		}
 		w.finish()
 		if w.werr != nil {
@@ -886,6 +906,38 @@ func (w *h1Response) Header() http.Header { return w.header }
 
 func bodyAllowed(status int) bool {
 	return !(status >= 100 && status <= 199 || status == 204 || status == 304)
+}
+
+// watchClient notices, while the handler waits before answering (its
+// request queued for a replica), that the client has gone: a background
+// read of the connection ends the request's context when the client
+// closes it, as net/http's server does all through every request. It
+// watches only once the request's body has been read and nothing of a next
+// request is buffered. stop ends the read and waits for it; a byte it read
+// (a pipelined request) is kept for the next request.
+func (w *h1Response) watchClient() (stop func()) {
+	c := w.c
+	if !c.body.done() || c.br.Buffered() > 0 || c.peeked || w.wroteHeader || c.ctx.Err() != nil {
+		return func() {}
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		n, err := c.rwc.Read(c.peek[:])
+		if n == 1 {
+			c.peeked = true
+			return
+		}
+		var ne net.Error
+		if err != nil && !(errors.As(err, &ne) && ne.Timeout()) {
+			c.cancel() // end of stream or a reset: the client has gone
+		}
+	}()
+	return func() {
+		c.rwc.SetReadDeadline(time.Unix(1, 0))
+		<-done
+		c.setReadDeadline(time.Time{})
+	}
 }
 
 // writtenStatus is the final status sent, 0 before it is.

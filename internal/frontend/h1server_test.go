@@ -596,6 +596,7 @@ func TestOnNetHTTP(t *testing.T) {
 	t.Run("ScoreWithKeysAndRotation", TestScoreWithKeysAndRotation)
 	t.Run("StatusCodes", TestStatusCodes)
 	t.Run("OverloadTenTimes", TestOverloadTenTimes)
+	t.Run("QueuedClientLeaves", TestQueuedClientLeaves)
 }
 
 func freePort(t *testing.T) string {
@@ -785,7 +786,7 @@ func TestExpectContinueThroughFrontend(t *testing.T) {
 	}()
 	up := newUpstream()
 	for i := 0; i < 3; i++ {
-		ex, err := up.do(context.Background(), time.Now().Add(time.Minute), ln.Addr().String(), "POST", "/x", http.Header{}, nil, nil, strings.NewReader("abc"), 3)
+		ex, err := up.do(context.Background(), time.Now().Add(time.Minute), ln.Addr().String(), "POST", "/x", http.Header{}, nil, nil, []byte("abc"), nil, 3)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -796,4 +797,55 @@ func TestExpectContinueThroughFrontend(t *testing.T) {
 		}
 	}
 	_ = f
+}
+
+// watchClient: a client that closes its connection while the handler waits
+// ends the request's context; one that sends more (a pipelined request)
+// does not, and its next request is served whole.
+func TestH1WatchClient(t *testing.T) {
+	ended := make(chan error, 1)
+	_, addr := startH1(t, func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		stop := w.(clientWatcher).watchClient()
+		select {
+		case <-r.Context().Done():
+			stop()
+			ended <- r.Context().Err()
+			return
+		case <-time.After(300 * time.Millisecond):
+		}
+		stop()
+		ended <- nil
+		echo(w, r)
+	}, nil)
+
+	rc := dialRaw(t, addr)
+	rc.send("POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc")
+	time.Sleep(50 * time.Millisecond)
+	rc.c.Close()
+	select {
+	case err := <-ended:
+		if err == nil {
+			t.Fatal("the handler's context did not end when the client closed its connection")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the handler never returned")
+	}
+
+	rc = dialRaw(t, addr)
+	rc.send("POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc")
+	time.Sleep(50 * time.Millisecond) // the watch has started
+	rc.send("GET /next HTTP/1.1\r\nHost: x\r\n\r\n")
+	if err := <-ended; err != nil {
+		t.Fatalf("a pipelined request ended the first one's context: %v", err)
+	}
+	if _, body := rc.read("POST"); !strings.HasPrefix(body, "POST /a") {
+		t.Fatalf("first answer %q", body)
+	}
+	if err := <-ended; err != nil {
+		t.Fatal(err)
+	}
+	if _, body := rc.read("GET"); !strings.HasPrefix(body, "GET /next") {
+		t.Fatalf("the pipelined request, whose first byte the watch read, came back as %q", body)
+	}
 }

@@ -133,8 +133,10 @@ func (p *pool) drainLocked() {
 	}
 }
 
-// acquire takes a slot, waiting up to maxWait in the queue.
-func (p *pool) acquire(ctx context.Context, maxWait time.Duration) (*replica, time.Duration, error) {
+// acquire takes a slot, waiting up to maxWait in the queue; queued, when
+// not nil, is called once the request is in the queue (not when a slot
+// is free at once).
+func (p *pool) acquire(ctx context.Context, maxWait time.Duration, queued func()) (*replica, time.Duration, error) {
 	p.mu.Lock()
 	if len(p.replicas) == 0 {
 		p.mu.Unlock()
@@ -150,6 +152,9 @@ func (p *pool) acquire(ctx context.Context, maxWait time.Duration) (*replica, ti
 	w := &waiter{ch: make(chan *replica, 1)}
 	w.elem = p.queue.PushBack(w)
 	p.mu.Unlock()
+	if queued != nil {
+		queued()
+	}
 
 	start := time.Now()
 	t := time.NewTimer(maxWait)

@@ -77,7 +77,7 @@ type upAnswer struct {
 
 func upDo(t *testing.T, up *upstream, addr, method string) upAnswer {
 	t.Helper()
-	ex, err := up.do(context.Background(), time.Now().Add(5*time.Second), addr, method, "/score", http.Header{}, nil, nil, nil, 0)
+	ex, err := up.do(context.Background(), time.Now().Add(5*time.Second), addr, method, "/score", http.Header{}, nil, nil, nil, nil, 0)
 	if err != nil {
 		return upAnswer{err: err}
 	}
@@ -126,7 +126,7 @@ func TestUpstreamResponseHeadersStayPut(t *testing.T) {
 		"HTTP/1.1 200 OK\r\nX-A: two\r\nX-B: same\r\nX-B: more\r\nContent-Length: 0\r\n\r\n",
 	)
 	up := newUpstream()
-	ex, err := up.do(context.Background(), time.Now().Add(5*time.Second), addr, "GET", "/", http.Header{}, nil, nil, nil, 0)
+	ex, err := up.do(context.Background(), time.Now().Add(5*time.Second), addr, "GET", "/", http.Header{}, nil, nil, nil, nil, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -136,24 +136,36 @@ func drain(b io.Reader) bool {
 // bodyBufs holds the buffers small request bodies are read into.
 var bodyBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
 
+// readSmallBody reads a request body of known length up to smallBody into
+// a buffer from bodyBufs, bp, to be put back when the request is done.
+// Other bodies are left to stream (buffered and bp nil).
+func readSmallBody(r *http.Request) (buffered []byte, bp *[]byte, err error) {
+	if r.Body == nil || r.Body == http.NoBody || r.ContentLength < 0 || r.ContentLength > smallBody {
+		return nil, nil, nil
+	}
+	bp = bodyBufs.Get().(*[]byte)
+	if int64(cap(*bp)) < r.ContentLength {
+		*bp = make([]byte, r.ContentLength)
+	}
+	b := (*bp)[:r.ContentLength]
+	if _, err := io.ReadFull(r.Body, b); err != nil {
+		bodyBufs.Put(bp)
+		return nil, nil, err
+	}
+	return b, bp, nil
+}
+
 // do sends a request to addr and returns the response with its body
 // unread. header is sent without hop-by-hop headers, Host, framing headers
 // and those skip names; extra headers are added. The exchange ends with
 // os.ErrDeadlineExceeded at deadline, and with ctx's cause when ctx ends.
-func (u *upstream) do(ctx context.Context, deadline time.Time, addr, method, target string, header http.Header, skip func(string) bool, extra [][2]string, body io.Reader, length int64) (*exchange, error) {
-	// Small bodies are read up front so a stale connection can be retried.
-	var buffered []byte
-	if body != nil && length >= 0 && length <= smallBody {
-		bp := bodyBufs.Get().(*[]byte)
-		defer bodyBufs.Put(bp)
-		if int64(cap(*bp)) < length {
-			*bp = make([]byte, length)
-		}
-		b := (*bp)[:length]
-		if _, err := io.ReadFull(body, b); err != nil {
-			return nil, err
-		}
-		buffered, body = b, nil
+//
+// The body is buffered (not nil: all of it, which a request on a stale
+// pooled connection can send again) or streamed from body (length bytes,
+// or chunked when length < 0).
+func (u *upstream) do(ctx context.Context, deadline time.Time, addr, method, target string, header http.Header, skip func(string) bool, extra [][2]string, buffered []byte, body io.Reader, length int64) (*exchange, error) {
+	if buffered != nil {
+		body, length = nil, int64(len(buffered))
 	}
 	for attempt := 0; ; attempt++ {
 		c, reused, err := u.get(ctx, addr, deadline)
