@@ -201,3 +201,21 @@ func TestUpstreamResponseMalformed(t *testing.T) {
 		t.Fatalf("long header: err %v, %d bytes", a.err, len(a.header.Get("X-Long")))
 	}
 }
+
+// Bytes a replica sends after an answer's end are not taken for the next
+// answer: the connection is not reused.
+func TestUpstreamExtraBytesEndTheConnection(t *testing.T) {
+	addr, conns := cannedReplica(t,
+		"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nstale",
+		"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfresh")
+	up := newUpstream()
+	if a := upDo(t, up, addr, "GET"); a.err != nil || a.body != "ok" {
+		t.Fatalf("first answer: %+v", a)
+	}
+	if a := upDo(t, up, addr, "GET"); a.err != nil || a.body != "fresh" {
+		t.Fatalf("second answer: %+v, want the second request's own answer", a)
+	}
+	if n := conns(); n != 2 {
+		t.Fatalf("%d connections, want 2", n)
+	}
+}

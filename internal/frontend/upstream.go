@@ -109,7 +109,9 @@ type exchange struct {
 
 func (e *exchange) Close() {
 	e.stop()
-	if !e.upResponse.Close && (bodyDone(e.Body) || drain(e.Body)) {
+	// Reused only when the answer was read to its end and the replica sent
+	// nothing after it: the next request's answer must be the next bytes.
+	if !e.upResponse.Close && (bodyDone(e.Body) || drain(e.Body)) && e.c.br.Buffered() == 0 {
 		e.u.put(e.addr, e.c)
 		return
 	}
