@@ -469,7 +469,7 @@ func TestQueuedClientLeaves(t *testing.T) {
 	for _, scheme := range []string{"http", "https"} {
 		t.Run(scheme, func(t *testing.T) {
 			be := newBackend(t, nil)
-			be.delay.Store(int64(400 * time.Millisecond))
+			be.delay.Store(int64(800 * time.Millisecond))
 			rt := &Route{Service: "q", Port: 1, Auth: AuthNone, MaxConcurrentRequestsPerContainer: 1, MaxQueueWaitMs: 5000, ScoringTimeoutMs: 60000}
 			f := New(nil)
 			f.SetReady(true)
@@ -499,7 +499,9 @@ func TestQueuedClientLeaves(t *testing.T) {
 			}
 			first := make(chan int, 1)
 			go func() { code, _ := postCtx(context.Background()); first <- code }()
-			time.Sleep(150 * time.Millisecond) // the first request holds the only slot
+			for be.inflight.Load() == 0 { // the first request holds the only slot
+				time.Sleep(5 * time.Millisecond)
+			}
 
 			ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 			defer cancel()
