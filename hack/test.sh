@@ -30,6 +30,9 @@ if [ -n "$unformatted" ]; then
   echo "$unformatted" >&2
   exit 1
 fi
+echo "== berth builds for macOS and Windows" >&2
+GOOS=darwin GOARCH=arm64 go build -o /dev/null ./cmd/berth
+GOOS=windows GOARCH=amd64 go build -o /dev/null ./cmd/berth
 ./hack/build-simcluster.sh
 # Pebble (ACME test CA) and its DNS test server, for the TLS tests.
 ./hack/pebble.sh

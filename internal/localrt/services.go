@@ -13,7 +13,6 @@ import (
 	"strings"
 
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/berth-ml/berth/internal/artifact"
@@ -133,7 +132,7 @@ func (rt *Runtime) supervise(rep *replica, args []string, env map[string]string,
 			cmd.Env = append(cmd.Env, k+"="+v)
 		}
 		cmd.Stdout, cmd.Stderr = logf, logf
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+		ownGroup(cmd)
 		if err := cmd.Start(); err != nil {
 			fmt.Fprintf(logf, "berth: cannot start %v: %v\n", args, err)
 		} else {
@@ -142,11 +141,11 @@ func (rt *Runtime) supervise(rep *replica, args []string, env map[string]string,
 			go rt.probe(rep, exited)
 			select {
 			case <-rep.stop:
-				syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+				stopGroup(cmd, false)
 				select {
 				case <-exited:
 				case <-time.After(5 * time.Second):
-					syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+					stopGroup(cmd, true)
 					<-exited
 				}
 				rep.ready.Store(false)
