@@ -8,6 +8,7 @@ package operation
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -45,6 +46,13 @@ type Run struct {
 	Op     *store.Operation
 	Store  *store.Store
 	engine *Engine
+}
+
+// Params decodes the operation's request (checked when it was made).
+func Params[T any](r *Run) (T, error) {
+	var v T
+	err := json.Unmarshal(r.Op.Params, &v)
+	return v, err
 }
 
 // Event records a progress event on the operation.

@@ -187,8 +187,8 @@ func (p *Provider) spec(ctx context.Context, r *operation.Run, c *store.Compute)
 	if err != nil {
 		return nil, nil, err
 	}
-	var req api.ComputeRequest
-	if err := json.Unmarshal(r.Op.Params, &req); err != nil {
+	req, err := operation.Params[api.ComputeRequest](r)
+	if err != nil {
 		return nil, nil, err
 	}
 	req.ClusterPurpose = c.ClusterPurpose
@@ -394,8 +394,8 @@ func (p *Provider) stepFind(ctx context.Context, r *operation.Run) error {
 	if err != nil {
 		return err
 	}
-	var req api.ComputeRequest
-	if err := json.Unmarshal(r.Op.Params, &req); err != nil {
+	req, err := operation.Params[api.ComputeRequest](r)
+	if err != nil {
 		return err
 	}
 	ref, d := p.parseAttach(ws, &req)
@@ -442,8 +442,8 @@ func (p *Provider) stepLabelForUpdate(ctx context.Context, r *operation.Run) err
 	if err != nil {
 		return err
 	}
-	var req api.ComputeUpdateRequest
-	if err := json.Unmarshal(r.Op.Params, &req); err != nil {
+	req, err := operation.Params[api.ComputeUpdateRequest](r)
+	if err != nil {
 		return err
 	}
 	if req.LoadBalancerType != api.LoadBalancerPublicIP || c.Properties[PropDNSLabel] != "" || c.Properties[PropDNSZone] == "" {
@@ -463,8 +463,7 @@ func (p *Provider) stepEndpointName(ctx context.Context, r *operation.Run) error
 	label, lbType := c.Properties[PropDNSLabel], c.LoadBalancerType
 	if r.Op.Kind == api.OpUpdate {
 		// The compute takes the update's values when the operation ends.
-		var req api.ComputeUpdateRequest
-		if json.Unmarshal(r.Op.Params, &req) == nil && req.LoadBalancerType != "" {
+		if req, err := operation.Params[api.ComputeUpdateRequest](r); err == nil && req.LoadBalancerType != "" {
 			lbType = req.LoadBalancerType
 		}
 	}
@@ -546,8 +545,8 @@ func (p *Provider) stepScale(ctx context.Context, r *operation.Run) error {
 	if err != nil {
 		return err
 	}
-	var req api.ScaleRequest
-	if err := json.Unmarshal(r.Op.Params, &req); err != nil {
+	req, err := operation.Params[api.ScaleRequest](r)
+	if err != nil {
 		return err
 	}
 	az, err := p.azure(c)

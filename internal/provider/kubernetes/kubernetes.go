@@ -8,7 +8,6 @@ package kubernetes
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -227,13 +226,6 @@ func target(ctx context.Context, r *operation.Run) (*store.Compute, *kubeconn.Cl
 	return c, cl, err
 }
 
-// params reads the operation's request.
-func params[T any](r *operation.Run) (T, error) {
-	var v T
-	err := json.Unmarshal(r.Op.Params, &v)
-	return v, err
-}
-
 // fail turns a cluster error into the operation's failure: unreachable
 // clusters fail with ClusterUnreachable, others with code.
 func fail(code string, err error) error {
@@ -330,7 +322,7 @@ func desired(r *operation.Run, c *store.Compute) (*store.Compute, error) {
 	if r.Op.Kind != api.OpUpdate {
 		return c, nil
 	}
-	req, err := params[api.ComputeUpdateRequest](r)
+	req, err := operation.Params[api.ComputeUpdateRequest](r)
 	if err != nil {
 		return nil, err
 	}
@@ -359,7 +351,7 @@ func (p *Provider) stepPreflight(ctx context.Context, r *operation.Run) error {
 	if err != nil {
 		return operation.Fail("InvalidKubeconfig", err.Error())
 	}
-	req, _ := params[api.ComputeRequest](r)
+	req, _ := operation.Params[api.ComputeRequest](r)
 	rep, _ := preflight.Run(ctx, preflight.Input{Cluster: cl, Purpose: c.ClusterPurpose, Versions: p.Versions,
 		AttachmentID: c.AttachmentID, Force: req.Force, Scoped: c.Properties[PropCredentialMode] != CredentialAsGiven})
 	for _, ch := range rep.Checks {
@@ -383,7 +375,7 @@ func (p *Provider) stepClaim(ctx context.Context, r *operation.Run) error {
 	if err != nil {
 		return err
 	}
-	req, _ := params[api.ComputeRequest](r)
+	req, _ := operation.Params[api.ComputeRequest](r)
 	prev, err := p.installer(cl, r).ClaimMarker(ctx, p.settings(c), req.Force)
 	var attached *installer.AttachedError
 	switch {
@@ -729,7 +721,7 @@ func (p *Provider) stepDetachCheck(ctx context.Context, r *operation.Run) error 
 	if err != nil {
 		return err
 	}
-	req, _ := params[api.DetachRequest](r)
+	req, _ := operation.Params[api.DetachRequest](r)
 	_, m, err := p.ownership(ctx, r, c)
 	if err != nil {
 		if !req.Force {

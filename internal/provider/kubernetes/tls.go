@@ -39,10 +39,10 @@ const (
 func sslRequest(r *operation.Run) (*api.SSLRequest, bool) {
 	switch r.Op.Kind {
 	case api.OpAttach:
-		req, _ := params[api.ComputeRequest](r)
+		req, _ := operation.Params[api.ComputeRequest](r)
 		return req.SSL, false
 	case api.OpUpdate:
-		req, _ := params[api.ComputeUpdateRequest](r)
+		req, _ := operation.Params[api.ComputeUpdateRequest](r)
 		return req.SSL, req.SSL != nil && req.SSL.Renew
 	case api.OpRenew:
 		return nil, true
