@@ -19,8 +19,8 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"github.com/berth-ml/berth/internal/freeport"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -51,9 +51,11 @@ func main() {
 }
 
 func freeAddr() string {
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	defer ln.Close()
-	return ln.Addr().String()
+	a, err := freeport.Addr()
+	if err != nil {
+		panic(err)
+	}
+	return a
 }
 
 // env is a running server and a CLI pointed at it.

@@ -17,6 +17,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"github.com/berth-ml/berth/internal/freeport"
 	"net"
 	"os"
 	"os/exec"
@@ -48,15 +49,6 @@ func main() {
 	}
 }
 
-func free(host string) (string, error) {
-	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
-}
-
 func start(bin string, args ...string) (*exec.Cmd, error) {
 	cmd := exec.Command(bin, args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
@@ -83,7 +75,7 @@ func run(rounds int, check, validity time.Duration) error {
 	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/berth").CombinedOutput(); err != nil {
 		return fmt.Errorf("build berth: %v\n%s", err, out)
 	}
-	httpAddr, err := free("127.0.0.1")
+	httpAddr, err := freeport.Addr()
 	if err != nil {
 		return err
 	}
@@ -101,7 +93,7 @@ func run(rounds int, check, validity time.Duration) error {
 	}
 	defer cl.Stop()
 
-	addr, err := free("127.0.0.1")
+	addr, err := freeport.Addr()
 	if err != nil {
 		return err
 	}
@@ -149,7 +141,7 @@ func run(rounds int, check, validity time.Duration) error {
 	}
 	var c api.Compute
 	json.Unmarshal([]byte(out), &c)
-	https, err := free(c.Endpoint)
+	https, err := freeport.AddrOn(c.Endpoint)
 	if err != nil {
 		return err
 	}

@@ -6,9 +6,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/berth-ml/berth/internal/freeport"
 	"io"
 	"math/rand/v2"
-	"net"
 	"os"
 	"runtime"
 	"runtime/metrics"
@@ -345,10 +345,9 @@ func (f *failing) Read([]byte) (int, error) { return 0, f.err }
 
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	a, err := freeport.Addr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return a
 }

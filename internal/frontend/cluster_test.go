@@ -2,18 +2,11 @@ package frontend_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -241,25 +234,13 @@ func TestDiscoveryFromPods(t *testing.T) {
 	_ = ps
 }
 
-func selfSigned(t *testing.T, cn string) (certPEM, keyPEM []byte) {
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
-		DNSNames: []string{cn}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kb, _ := x509.MarshalECPrivateKey(key)
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb})
-}
-
 // TestCertificateRotationUnderLoad: a new Secret is served without a
 // restart, and no handshake or request fails while it changes.
 func TestCertificateRotationUnderLoad(t *testing.T) {
 	kube := cluster.Client()
 	ctx := context.Background()
 	kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "fe-tls"}}, metav1.CreateOptions{})
-	certA, keyA := selfSigned(t, "a.example.test")
+	certA, keyA := frontend.SelfSignedForTest(t, "a.example.test")
 	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "berth-fe-tls", Namespace: "fe-tls"},
 		Data: map[string][]byte{"cert.pem": certA, "key.pem": keyA}}
 	if _, err := kube.CoreV1().Secrets("fe-tls").Create(ctx, secret, metav1.CreateOptions{}); err != nil {
@@ -312,7 +293,7 @@ func TestCertificateRotationUnderLoad(t *testing.T) {
 		}(i)
 	}
 	time.Sleep(200 * time.Millisecond)
-	certB, keyB := selfSigned(t, "b.example.test")
+	certB, keyB := frontend.SelfSignedForTest(t, "b.example.test")
 	secret.Data = map[string][]byte{"cert.pem": certB, "key.pem": keyB}
 	if _, err := kube.CoreV1().Secrets("fe-tls").Update(ctx, secret, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)

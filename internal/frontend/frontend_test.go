@@ -478,7 +478,7 @@ func TestQueuedClientLeaves(t *testing.T) {
 			var conf *tls.Config
 			client := &http.Client{Transport: &http.Transport{}}
 			if scheme == "https" {
-				certPEM, keyPEM := testCert(t)
+				certPEM, keyPEM := selfSigned(t, "h1.test")
 				cert, err := tls.X509KeyPair(certPEM, keyPEM)
 				if err != nil {
 					t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"github.com/berth-ml/berth/internal/freeport"
 	"io"
 	"math/big"
 	"net"
@@ -524,7 +525,7 @@ func TestH1ExpectContinue(t *testing.T) {
 
 func TestH1TLS(t *testing.T) {
 	f := New(nil)
-	certPEM, keyPEM := testCert(t)
+	certPEM, keyPEM := selfSigned(t, "h1.test")
 	if err := f.SetCertificate(certPEM, keyPEM); err != nil {
 		t.Fatal(err)
 	}
@@ -574,21 +575,6 @@ func TestH1ClientGoneCancelsContext(t *testing.T) {
 	}
 }
 
-func testCert(t *testing.T) (certPEM, keyPEM []byte) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "h1.test"}, DNSNames: []string{"h1.test"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kb, _ := x509.MarshalECPrivateKey(key)
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb})
-}
-
 // TestOnNetHTTP runs scoring tests on net/http's server too, to compare.
 func TestOnNetHTTP(t *testing.T) {
 	testServer = ServerGo
@@ -600,12 +586,11 @@ func TestOnNetHTTP(t *testing.T) {
 }
 
 func freePort(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	a, err := freeport.Addr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return a
 }
 
 // TestServeWithEitherServer: Frontend.Serve answers on HTTP, HTTPS and
@@ -621,7 +606,7 @@ func TestServeWithEitherServer(t *testing.T) {
 			rt := keyRoute("svc", "k")
 			f.SetRoute(rt)
 			f.SetReplicas("svc", []Replica{{Name: "p", Addr: b.addr(), Slots: 4}}, "")
-			certPEM, keyPEM := testCert(t)
+			certPEM, keyPEM := selfSigned(t, "h1.test")
 			f.SetCertificate(certPEM, keyPEM)
 			l := Listeners{HTTP: freePort(t), HTTPS: freePort(t), Admin: freePort(t)}
 			ctx, cancel := context.WithCancel(context.Background())
@@ -848,4 +833,17 @@ func TestH1WatchClient(t *testing.T) {
 	if _, body := rc.read("GET"); !strings.HasPrefix(body, "GET /next") {
 		t.Fatalf("the pipelined request, whose first byte the watch read, came back as %q", body)
 	}
+}
+
+// selfSigned is a P-256 certificate for cn, valid for an hour either side of now.
+func selfSigned(t testing.TB, cn string) (certPEM, keyPEM []byte) {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
+		DNSNames: []string{cn}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, _ := x509.MarshalECPrivateKey(key)
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb})
 }

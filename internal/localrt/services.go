@@ -2,9 +2,9 @@ package localrt
 
 import (
 	"context"
+	"github.com/berth-ml/berth/internal/freeport"
 
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -34,15 +34,6 @@ type replica struct {
 	ready atomic.Bool
 	stop  chan struct{}
 	done  chan struct{}
-}
-
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
 // modelDir materializes a model version under the data dir (once) and
@@ -78,7 +69,7 @@ func (rt *Runtime) modelDir(ctx context.Context, wsID, ref string) (string, erro
 
 // startReplica runs one process of a service and keeps it running.
 func (rt *Runtime) startReplica(sv *store.Service, wsID string, idx int) (*replica, error) {
-	port, err := freePort()
+	port, err := freeport.Port()
 	if err != nil {
 		return nil, err
 	}

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
+	"github.com/berth-ml/berth/internal/freeport"
 	"net"
 	"os"
 	"os/exec"
@@ -53,7 +54,7 @@ func StartBind(ctx context.Context, named, zone string, records ...string) (*Bin
 	if err != nil {
 		return nil, err
 	}
-	port, err := freePort()
+	port, err := freeport.Port()
 	if err != nil {
 		return nil, err
 	}

@@ -13,8 +13,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/berth-ml/berth/internal/freeport"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -98,15 +98,6 @@ func Available(t testing.TB) string {
 	return ""
 }
 
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
-
 // Start runs challtestsrv and Pebble; Stop ends them.
 func Start(ctx context.Context, dir string, o Options) (*Server, error) {
 	if o.HTTPPort == 0 {
@@ -125,7 +116,7 @@ func Start(ctx context.Context, dir string, o Options) (*Server, error) {
 	s.hc = &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 	ports := make([]int, 4)
 	for i := range ports {
-		if ports[i], err = freePort(); err != nil {
+		if ports[i], err = freeport.Port(); err != nil {
 			return nil, err
 		}
 	}

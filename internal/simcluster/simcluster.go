@@ -24,8 +24,8 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"github.com/berth-ml/berth/internal/freeport"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -215,7 +215,7 @@ func start(ctx context.Context, logf func(string, ...any), bin, stages string, n
 		}
 	}
 
-	ports, err := freePorts(5)
+	ports, err := freeport.Ports(5)
 	if err != nil {
 		return c, err
 	}
@@ -594,20 +594,6 @@ contexts:
     user: admin
 current-context: simcluster
 `, server, base64.StdEncoding.EncodeToString(ca), token)
-}
-
-// freePorts returns n distinct free TCP ports on 127.0.0.1.
-func freePorts(n int) ([]int, error) {
-	var ports []int
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		defer l.Close()
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
 }
 
 // componentEnv is the components' environment: this process' without what

@@ -12,7 +12,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"net"
+	"github.com/berth-ml/berth/internal/freeport"
 	"net/http"
 	"os"
 	"os/exec"
@@ -117,15 +117,6 @@ func Stop() {
 	os.RemoveAll(srv.dir)
 }
 
-func freePort() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
-}
-
 func start(bin string) (*Server, error) {
 	dir, err := os.MkdirTemp("", "berth-minio-")
 	if err != nil {
@@ -145,11 +136,11 @@ func start(bin string) (*Server, error) {
 }
 
 func startOnce(bin, dir string) (*Server, error) {
-	addr, err := freePort()
+	addr, err := freeport.Addr()
 	if err != nil {
 		return nil, err
 	}
-	console, err := freePort()
+	console, err := freeport.Addr()
 	if err != nil {
 		return nil, err
 	}
