@@ -6,14 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/berth-ml/berth/internal/server/servertest"
 	"io"
-	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -27,30 +25,12 @@ import (
 
 func init() { provider.Register(testprovider.Provider{}) }
 
-// syncBuffer collects the server's log so tests can grep it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type env struct {
 	t       testing.TB
 	url     string
 	dataDir string
 	owner   *client.Client
-	log     *syncBuffer
+	log     *servertest.Log
 	srv     *server.Server
 	effects string
 }
@@ -59,29 +39,12 @@ type env struct {
 func start(t testing.TB, kind testdb.Kind) *env {
 	t.Helper()
 	dir := t.TempDir()
-	logs := &syncBuffer{}
-	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := server.New(ctx, server.Config{DataDir: dir, DatabaseURL: kind.URL(t, dir), Lease: 3 * time.Second,
-		Poll: 100 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(logs, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { defer close(done); srv.Serve(ctx, ln) }()
-	t.Cleanup(func() { cancel(); <-done })
-	tok, err := os.ReadFile(filepath.Join(dir, server.AdminTokenFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	u := "http://" + ln.Addr().String()
-	owner, _ := client.New(u, strings.TrimSpace(string(tok)))
+	srv := servertest.Start(t, server.Config{DataDir: dir, DatabaseURL: kind.URL(t, dir), Lease: 3 * time.Second,
+		Poll: 100 * time.Millisecond})
+	owner, _ := client.New(srv.URL, srv.Token)
 	effects := filepath.Join(dir, "cloud")
 	os.Mkdir(effects, 0o755)
-	return &env{t: t, url: u, dataDir: dir, owner: owner, log: logs, srv: srv, effects: effects}
+	return &env{t: t, url: srv.URL, dataDir: dir, owner: owner, log: srv.Log, srv: srv.Server, effects: effects}
 }
 
 func sqlite() testdb.Kind { return testdb.Kinds[0] }

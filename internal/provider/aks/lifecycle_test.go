@@ -6,8 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
-	"net"
+	"github.com/berth-ml/berth/internal/server/servertest"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -64,46 +63,18 @@ type env struct {
 	fake  *aks.FakeAzure
 	url   string
 	token string
-	logs  *bytes.Buffer
+	logs  *servertest.Log
 }
 
 func start(t *testing.T, fake *aks.FakeAzure) *env {
 	t.Helper()
 	dir := t.TempDir()
 	t.Setenv("BERTH_CONFIG", filepath.Join(dir, "config.yaml"))
-	logs := &bytes.Buffer{}
-	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := server.New(ctx, server.Config{DataDir: dir, Logger: slog.New(slog.NewTextHandler(&lockedWriter{w: logs}, nil)),
-		Lease: 5 * time.Second, Poll: 100 * time.Millisecond, ReconcileInterval: -1, ReadyTimeout: 2 * time.Minute,
-		Azure: fake.Options()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { defer close(done); srv.Serve(ctx, ln) }()
-	t.Cleanup(func() { cancel(); <-done })
-	tok, err := os.ReadFile(filepath.Join(dir, server.AdminTokenFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &env{t: t, fake: fake, url: "http://" + ln.Addr().String(), token: strings.TrimSpace(string(tok)), logs: logs}
+	srv := servertest.Start(t, server.Config{DataDir: dir, Lease: 5 * time.Second, Poll: 100 * time.Millisecond,
+		ReconcileInterval: -1, ReadyTimeout: 2 * time.Minute, Azure: fake.Options()})
+	e := &env{t: t, fake: fake, url: srv.URL, token: srv.Token, logs: srv.Log}
 	e.ok("workspace", "create", "-n", "ml-team", "--region", "westus2", "--azure-subscription-id", aks.FakeSubscription, "--azure-resource-group", "berth-rg")
 	return e
-}
-
-type lockedWriter struct {
-	mu sync.Mutex
-	w  *bytes.Buffer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }
 
 type result struct {
