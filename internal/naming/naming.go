@@ -4,6 +4,7 @@
 package naming
 
 import (
+	"crypto/rand"
 	"fmt"
 	"strings"
 
@@ -118,4 +119,16 @@ func LeafDomainLabel(label string) []api.ErrorDetail {
 	}
 	return []api.ErrorDetail{{Code: "InvalidLeafDomainLabel", Target: "ssl.leafDomainLabel", Message: fmt.Sprintf(
 		"--ssl-leaf-domain-label %q must be 1 to 57 lowercase letters, digits and '-', starting with a letter (Berth appends 6 random characters and the zone)", label)}}
+}
+
+// RandomSuffix is 6 lowercase letters and digits, as the reference adds to
+// a leaf domain label (and Berth to a front end's DNS label).
+func RandomSuffix() string {
+	const chars = "abcdefghijklmnopqrstuvwxyz0123456789"
+	b := make([]byte, 6)
+	rand.Read(b)
+	for i := range b {
+		b[i] = chars[int(b[i])%len(chars)]
+	}
+	return string(b)
 }

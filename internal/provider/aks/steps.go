@@ -2,10 +2,10 @@ package aks
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/berth-ml/berth/internal/naming"
 	"net/http"
 	"strconv"
 	"strings"
@@ -102,18 +102,6 @@ func (p *Provider) clusterScope(c *store.Compute) string {
 	return clusterRef{c.Properties[PropSubscription], c.Properties[PropResourceGroup], c.Properties[PropClusterName]}.id()
 }
 
-// randomSuffix is 6 lowercase letters and digits, as the reference adds
-// to a leaf domain label.
-func randomSuffix() string {
-	const chars = "abcdefghijklmnopqrstuvwxyz0123456789"
-	b := make([]byte, 6)
-	rand.Read(b)
-	for i := range b {
-		b[i] = chars[int(b[i])%len(chars)]
-	}
-	return string(b)
-}
-
 // dnsLabel is the label of a public front end's IP: the leaf domain label
 // of automatic TLS, or the compute's name, plus 6 random characters. (A
 // later update with --ssl-overwrite-domain keeps it; see the kubernetes
@@ -126,7 +114,7 @@ func dnsLabel(c *store.Compute) string {
 	if len(label) > 57 {
 		label = label[:57]
 	}
-	return label + randomSuffix()
+	return label + naming.RandomSuffix()
 }
 
 // prepare records what the operation decided once (the resolved request,

@@ -2,9 +2,9 @@ package kubernetes
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
+	"github.com/berth-ml/berth/internal/naming"
 	"io"
 	"net"
 	"net/http"
@@ -210,7 +210,7 @@ func (p *Provider) obtain(ctx context.Context, r *operation.Run, cl *kubeconn.Cl
 			len(cur) == len(label)+6+1+len(zone):
 			fqdn = cur
 		default:
-			fqdn = label + randomSuffix() + "." + zone
+			fqdn = label + naming.RandomSuffix() + "." + zone
 		}
 		if ipLabel != "" && azureZone(zone) {
 			// The provider names the public IP from this property (AKS):
@@ -304,16 +304,6 @@ func directory(ws *api.Workspace) string {
 		return ws.Settings.ACMEDirectoryURL
 	}
 	return certificate.LetsEncrypt
-}
-
-func randomSuffix() string {
-	const chars = "abcdefghijklmnopqrstuvwxyz0123456789"
-	b := make([]byte, 6)
-	rand.Read(b)
-	for i := range b {
-		b[i] = chars[int(b[i])%len(chars)]
-	}
-	return string(b)
 }
 
 // probeAddress is where the CA will look for HTTP-01 answers: the
