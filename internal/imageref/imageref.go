@@ -16,6 +16,10 @@
 // As Docker does, the first "/"-separated part is the registry host when it
 // contains "." or ":", is "localhost", or has capital letters; otherwise the
 // whole name is the repository path (on the default registry).
+//
+// Errors are predicates of the name (`has an invalid path component "Repo":
+// repository paths must be lowercase`), for callers to put the flag or the
+// name before them.
 package imageref
 
 import (
@@ -64,7 +68,7 @@ func Reference(s string) error {
 	rest := s
 	if i := strings.IndexByte(rest, '@'); i >= 0 {
 		if d := rest[i+1:]; !digestPattern.MatchString(d) {
-			return fmt.Errorf("digest %q is not ALGORITHM:HEX (like sha256: and 64 hex digits)", d)
+			return fmt.Errorf("has an invalid digest %q: want ALGORITHM:HEX, like sha256: and 64 hex digits", d)
 		}
 		rest = rest[:i]
 	}
@@ -85,7 +89,7 @@ func Reference(s string) error {
 // Tag checks that s is a valid image tag.
 func Tag(s string) error {
 	if !tagPattern.MatchString(s) {
-		return fmt.Errorf("tag %q is not valid: 1 to 128 letters, digits, '_', '.' and '-', not starting with '.' or '-'", s)
+		return fmt.Errorf("has an invalid tag %q: a tag is 1 to 128 letters, digits, '_', '.' and '-', not starting with '.' or '-'", s)
 	}
 	return nil
 }
@@ -117,7 +121,7 @@ func split(s string) (domain, path string) {
 func name(full, domain, path string) error {
 	if domain != "" {
 		if err := host(domain); err != nil {
-			return err
+			return fmt.Errorf("has an invalid registry host %q: %v", domain, err)
 		}
 	}
 	if path == "" {
@@ -128,7 +132,7 @@ func name(full, domain, path string) error {
 			return errors.New(`has an empty path component ("//", or "/" at an end)`)
 		}
 		if !pathComponent.MatchString(c) {
-			return fmt.Errorf("path component %q is not valid: %s", c, whyComponent(c))
+			return fmt.Errorf("has an invalid path component %q: %s", c, whyComponent(c))
 		}
 	}
 	if len(full) > NameMax {
@@ -157,40 +161,40 @@ func host(d string) error {
 	if strings.HasPrefix(d, "[") {
 		end := strings.IndexByte(d, ']')
 		if end < 0 {
-			return fmt.Errorf("registry host %q has no closing ']'", d)
+			return errors.New("no closing ']'")
 		}
 		ip := net.ParseIP(d[1:end])
 		if ip == nil || ip.To4() != nil {
-			return fmt.Errorf("registry host %q: %q is not an IPv6 address", d, d[1:end])
+			return fmt.Errorf("%q is not an IPv6 address", d[1:end])
 		}
 		h, port = d[:end+1], d[end+1:]
 		if port != "" && !strings.HasPrefix(port, ":") {
-			return fmt.Errorf("registry host %q: unexpected %q after the address", d, port)
+			return fmt.Errorf("unexpected %q after the address", port)
 		}
 		port = strings.TrimPrefix(port, ":")
 		if port == "" && strings.HasSuffix(d, ":") {
-			return fmt.Errorf("registry host %q has an empty port", d)
+			return errors.New("the port is empty")
 		}
 	} else {
 		if i := strings.IndexByte(d, ':'); i >= 0 {
 			h, port = d[:i], d[i+1:]
 			if port == "" {
-				return fmt.Errorf("registry host %q has an empty port", d)
+				return errors.New("the port is empty")
 			}
 		}
 		if h == "" {
-			return fmt.Errorf("registry host %q has no host name", d)
+			return errors.New("no host name before the port")
 		}
 		for _, c := range strings.Split(h, ".") {
 			if !domainComponent.MatchString(c) {
-				return fmt.Errorf("registry host %q is not a host name: %q must be letters, digits and inner '-'", d, c)
+				return fmt.Errorf("%q is not a host name label: letters, digits and inner '-', between dots", c)
 			}
 		}
 	}
 	if port != "" {
 		n, err := strconv.Atoi(port)
 		if err != nil || n < 1 || n > 65535 || strings.TrimLeft(port, "0123456789") != "" {
-			return fmt.Errorf("registry host %q: port %q is not a number from 1 to 65535", d, port)
+			return fmt.Errorf("port %q is not a number from 1 to 65535", port)
 		}
 	}
 	return nil
