@@ -195,6 +195,10 @@ type Compute struct {
 	AllocatableCpus   float64    `json:"allocatableCpus,omitempty"`
 	Endpoint          string     `json:"endpoint,omitempty"`
 	LastReconcile     *time.Time `json:"lastReconcile,omitempty"`
+	// FrontendImage is the image the cluster's front end Deployment runs,
+	// as last observed (after a server upgrade it differs from the
+	// server's until the compute is reconciled).
+	FrontendImage string `json:"frontendImage,omitempty"`
 	// AttachmentID identifies this compute's attachment in the cluster
 	// (the attachment marker and the berth.dev/attachment label).
 	AttachmentID string `json:"attachmentId,omitempty"`
@@ -426,6 +430,23 @@ type Upgrade struct {
 	OrchestratorType    string `json:"orchestratorType"`
 	OrchestratorVersion string `json:"orchestratorVersion"`
 	IsPreview           bool   `json:"isPreview"`
+}
+
+// BuildInfo says which Berth a program is: GET /api/v1/version answers
+// with the server's, and `berth version` prints the client's beside it.
+type BuildInfo struct {
+	// Version is the release (0.3.0) or, for an untagged build,
+	// dev-<12 hex digits of the commit>[-dirty].
+	Version   string `json:"version"`
+	Commit    string `json:"commit,omitempty"`
+	GoVersion string `json:"goVersion"`
+	Platform  string `json:"platform"`
+	// APIVersion is the REST API version the program speaks (v1).
+	APIVersion string `json:"apiVersion"`
+	// FrontendImage is the image a server installs into clusters for the
+	// front end and uses for service replicas' init containers; reconcile
+	// rolls clusters running another image to it. Servers only.
+	FrontendImage string `json:"frontendImage,omitempty"`
 }
 
 // VersionList is the answer of GET /versions.

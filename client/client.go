@@ -347,6 +347,16 @@ func (c *Client) OpenAPI(ctx context.Context) (map[string]any, error) {
 	return out, err
 }
 
+// ServerVersion is the server's build (GET /api/v1/version, which needs
+// no token) and the front-end image it installs into clusters.
+func (c *Client) ServerVersion(ctx context.Context) (*api.BuildInfo, error) {
+	var out api.BuildInfo
+	if _, err := c.do(ctx, "GET", "/api/v1/version", nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
 // Healthy reports whether the server answers /readyz.
 func (c *Client) Healthy(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)

@@ -12,8 +12,10 @@ import (
 	"time"
 
 	"github.com/berth-ml/berth/internal/cli/config"
+	"github.com/berth-ml/berth/internal/imageref"
 	"github.com/berth-ml/berth/internal/preflight"
 	"github.com/berth-ml/berth/internal/server"
+	"github.com/berth-ml/berth/internal/version"
 	"github.com/spf13/cobra"
 )
 
@@ -48,7 +50,7 @@ func newLogger(format, level string, w *os.File) (*slog.Logger, error) {
 func (a *app) serverCommand() *cobra.Command {
 	var (
 		dataDir, listen, database, logFormat, logLevel             string
-		versions, image, publicURL, artifactStore                  string
+		versions, image, imageRepo, publicURL, artifactStore       string
 		lease, poll, reconcile, readyTimeout, certCheck, certRetry time.Duration
 		acmeHTTPPort                                               int
 	)
@@ -93,6 +95,12 @@ DATA_DIR/admin.token (mode 0600); the CLI uses it for a local server.`,
 					return usageErrorf("--public-url %q is not an http(s) URL", publicURL)
 				}
 			}
+			if err := checkImageFlags(cmd, image, imageRepo); err != nil {
+				return err
+			}
+			if !cmd.Flags().Changed("image-repository") {
+				imageRepo = "" // the server's default, unless --frontend-image pins the image
+			}
 			vr, err := preflight.ParseVersionRange(versions)
 			if err != nil {
 				return usageErrorf("--kubernetes-versions: %v", err)
@@ -102,7 +110,7 @@ DATA_DIR/admin.token (mode 0600); the CLI uses it for a local server.`,
 			srv, err := server.New(ctx, server.Config{
 				DataDir: a.dataDir(dataDir), Listen: listen, DatabaseURL: database,
 				Lease: lease, Poll: poll, Logger: log, Getenv: a.getenv,
-				KubernetesVersions: vr, FrontendImage: image, ReconcileInterval: reconcile, ReadyTimeout: readyTimeout,
+				KubernetesVersions: vr, FrontendImage: image, ImageRepository: imageRepo, ReconcileInterval: reconcile, ReadyTimeout: readyTimeout,
 				PublicURL:                publicURL,
 				ArtifactStore:            artifactStore,
 				CertificateCheckInterval: certCheck, ACMEHTTPPort: acmeHTTPPort, CertificateRetryBase: certRetry,
@@ -128,7 +136,8 @@ DATA_DIR/admin.token (mode 0600); the CLI uses it for a local server.`,
 	f.DurationVar(&poll, "operation-poll", time.Second, "how often to look for operations queued by other servers")
 	f.MarkHidden("operation-poll")
 	f.StringVar(&versions, "kubernetes-versions", preflight.DefaultVersions.String(), "supported Kubernetes minor versions, as 1.MIN-1.MAX")
-	f.StringVar(&image, "frontend-image", server.DefaultFrontendImage, "container image of the scoring front end installed into clusters")
+	f.StringVar(&imageRepo, "image-repository", server.DefaultImageRepository, "registry and repository of Berth's image (REGISTRY[:PORT]/PATH, no tag): the front end installed into clusters and service replicas' init containers run REPOSITORY:"+version.Get().Version+", this server's version; point it at your mirror when clusters cannot reach ghcr.io")
+	f.StringVar(&image, "frontend-image", "", "full image reference (REPOSITORY:TAG or @DIGEST) to run instead of --image-repository's image tagged with this server's version")
 	f.DurationVar(&reconcile, "reconcile-interval", 5*time.Minute, "how often every compute is reconciled (drift repaired, health refreshed)")
 	f.StringVar(&publicURL, "public-url", "", "this server's URL as pods in attached clusters reach it; their init containers fetch models from it (env BERTH_PUBLIC_URL)")
 	f.DurationVar(&readyTimeout, "ready-timeout", 10*time.Minute, "how long an operation waits for a cluster's front end to be ready")
@@ -137,6 +146,27 @@ DATA_DIR/admin.token (mode 0600); the CLI uses it for a local server.`,
 	f.IntVar(&acmeHTTPPort, "acme-http-port", 80, "port the ACME CA checks HTTP-01 answers on (Berth checks the front end answers there first)")
 	f.MarkHidden("acme-http-port")
 	return cmd
+}
+
+// checkImageFlags refuses a bad --image-repository or --frontend-image (or
+// both given) as usage errors, before the server opens or makes anything.
+func checkImageFlags(cmd *cobra.Command, image, repo string) error {
+	if cmd.Flags().Changed("frontend-image") && cmd.Flags().Changed("image-repository") {
+		return usageErrorf("--frontend-image and --image-repository cannot both be given: --image-repository REGISTRY/PATH runs this server's version from there, --frontend-image names the whole image")
+	}
+	if cmd.Flags().Changed("frontend-image") {
+		if err := imageref.Reference(image); err != nil {
+			return usageErrorf("--frontend-image %q %v (want REGISTRY[:PORT]/PATH:TAG or @sha256:DIGEST)", image, err)
+		}
+		return nil
+	}
+	if err := imageref.Repository(repo); err != nil {
+		return usageErrorf("--image-repository %q %v (want REGISTRY[:PORT]/PATH, such as %s; a whole image with its tag goes in --frontend-image)", repo, err, server.DefaultImageRepository)
+	}
+	if _, err := server.FrontendImage(repo); err != nil {
+		return usageErrorf("--image-repository %q: %v", repo, err)
+	}
+	return nil
 }
 
 // serveLocal starts a server in this process on a free loopback port for

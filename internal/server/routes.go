@@ -44,6 +44,11 @@ func (s *Server) routeTable() []route {
 		{Method: "GET", Path: "/readyz", ID: "readyz", Summary: "Readiness", Status: 200, Quiet: true, Handle: s.readyz},
 		{Method: "GET", Path: "/metrics", ID: "metrics", Summary: "Prometheus metrics", Status: 200, Quiet: true, Handle: s.serveMetrics},
 		{Method: "GET", Path: "/api/v1/openapi.json", ID: "getOpenAPI", Summary: "This API's OpenAPI 3 document", Status: 200, Handle: s.openapi},
+		// No token, like /healthz and Kubernetes' /version: `berth version`
+		// must tell which server it reaches before the user has a token (or
+		// when theirs is wrong), and it tells nothing a workspace holds.
+		{Method: "GET", Path: "/api/v1/version", ID: "getVersion", Summary: "The server's version, commit, Go version and the front-end image it installs (no token needed)",
+			Response: api.BuildInfo{}, Status: 200, Handle: s.getVersion},
 
 		{Method: "GET", Path: "/api/v1/workspaces", ID: "listWorkspaces", Summary: "List workspaces", Role: api.RoleReader,
 			Response: api.WorkspaceList{}, Status: 200, Handle: s.listWorkspaces},
@@ -157,6 +162,11 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request, _ *principal) er
 
 func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request, _ *principal) error {
 	s.metrics.handler().ServeHTTP(w, r)
+	return nil
+}
+
+func (s *Server) getVersion(w http.ResponseWriter, _ *http.Request, _ *principal) error {
+	writeJSON(w, 200, s.BuildInfo())
 	return nil
 }
 

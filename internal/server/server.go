@@ -22,6 +22,7 @@ import (
 	"github.com/berth-ml/berth/api"
 	"github.com/berth-ml/berth/internal/artifact"
 	"github.com/berth-ml/berth/internal/compute"
+	"github.com/berth-ml/berth/internal/imageref"
 	"github.com/berth-ml/berth/internal/localrt"
 	"github.com/berth-ml/berth/internal/operation"
 	"github.com/berth-ml/berth/internal/preflight"
@@ -33,6 +34,7 @@ import (
 	"github.com/berth-ml/berth/internal/secretbox"
 	"github.com/berth-ml/berth/internal/service"
 	"github.com/berth-ml/berth/internal/store"
+	"github.com/berth-ml/berth/internal/version"
 )
 
 // Config is how a server is started.
@@ -51,8 +53,14 @@ type Config struct {
 	Providers *provider.Registry
 	// KubernetesVersions is the supported Kubernetes range.
 	KubernetesVersions preflight.VersionRange
-	// FrontendImage is the berth-fe image installed into clusters.
+	// FrontendImage is the full image reference of the berth-fe front end
+	// installed into clusters (also service replicas' init containers).
+	// Empty: ImageRepository tagged with this server's version. Give one or
+	// the other, not both.
 	FrontendImage string
+	// ImageRepository is where Berth's image is pulled from (a mirror for
+	// air-gapped clusters); empty: DefaultImageRepository.
+	ImageRepository string
 	// ReconcileInterval is how often computes are reconciled (0: 5m; <0: never).
 	ReconcileInterval time.Duration
 	// ReadyTimeout bounds waiting for a cluster's front end (0: 10m).
@@ -78,8 +86,41 @@ type Config struct {
 	CertificateRetryBase time.Duration
 }
 
-// DefaultFrontendImage is the front end image installed unless configured.
-const DefaultFrontendImage = "ghcr.io/berth-ml/berth:latest"
+// DefaultImageRepository is where Berth's image is published.
+const DefaultImageRepository = "ghcr.io/berth-ml/berth"
+
+// FrontendImage is the image a server of this build installs into clusters
+// from repository (DefaultImageRepository when empty): the repository
+// tagged with this binary's version, so a server upgrade moves the
+// clusters (on reconcile) to the image of the same release or commit.
+func FrontendImage(repository string) (string, error) {
+	if repository == "" {
+		repository = DefaultImageRepository
+	}
+	if err := imageref.Repository(repository); err != nil {
+		return "", fmt.Errorf("image repository %q %w", repository, err)
+	}
+	v := version.Get().Version
+	tag := strings.ReplaceAll(v, "+", "_") // semver build metadata, as Helm tags OCI charts
+	if err := imageref.Tag(tag); err != nil {
+		return "", fmt.Errorf("this server's version %q cannot be an image tag (%v): give the front end's image in full", v, err)
+	}
+	return repository + ":" + tag, nil
+}
+
+// frontendImage resolves the configured image.
+func (cfg Config) frontendImage() (string, error) {
+	switch {
+	case cfg.FrontendImage != "" && cfg.ImageRepository != "":
+		return "", errors.New("give the front end's image (FrontendImage) or its repository (ImageRepository), not both")
+	case cfg.FrontendImage != "":
+		if err := imageref.Reference(cfg.FrontendImage); err != nil {
+			return "", fmt.Errorf("front end image %q %w", cfg.FrontendImage, err)
+		}
+		return cfg.FrontendImage, nil
+	}
+	return FrontendImage(cfg.ImageRepository)
+}
 
 // Server is a running control plane.
 type Server struct {
@@ -110,6 +151,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	if cfg.DataDir == "" {
 		return nil, errors.New("a data directory is required")
+	}
+	image, err := cfg.frontendImage() // before anything is opened or made
+	if err != nil {
+		return nil, err
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
@@ -143,9 +188,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		cfg.KubernetesVersions = preflight.DefaultVersions
 		s.cfg.KubernetesVersions = cfg.KubernetesVersions
 	}
-	if cfg.FrontendImage == "" {
-		s.cfg.FrontendImage = DefaultFrontendImage
-	}
+	s.cfg.FrontendImage = image
 	reg := cfg.Providers
 	if reg == nil {
 		reg = provider.Default.Clone()
@@ -201,6 +244,14 @@ func (s *Server) plan(op *store.Operation) (*operation.Plan, error) {
 	return s.computes.Plan(op)
 }
 
+// BuildInfo is what GET /api/v1/version answers: this binary's build and
+// the front-end image the server installs.
+func (s *Server) BuildInfo() api.BuildInfo {
+	v := version.Get()
+	return api.BuildInfo{Version: v.Version, Commit: v.Commit, GoVersion: v.GoVersion, Platform: v.Platform,
+		APIVersion: api.Version, FrontendImage: s.cfg.FrontendImage}
+}
+
 // ID identifies this server in operation leases.
 func (s *Server) ID() string { return s.id }
 
@@ -238,7 +289,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	s.ready.Store(true)
 	s.log.Info("berth server listening", "address", "http://"+ln.Addr().String(), "data_dir", s.cfg.DataDir,
-		"database", s.store.Dialect(), "artifacts", fmt.Sprint(s.artifacts), "server_id", s.id)
+		"database", s.store.Dialect(), "artifacts", fmt.Sprint(s.artifacts), "server_id", s.id,
+		"version", version.Get().Version, "frontend_image", s.cfg.FrontendImage)
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	var err error
