@@ -10,10 +10,10 @@ import (
 	"io"
 	"strings"
 
-	"github.com/berth-ml/berth/api"
 	"github.com/berth-ml/berth/client"
 	"github.com/berth-ml/berth/internal/cli/config"
 	"github.com/berth-ml/berth/internal/cli/output"
+	"github.com/berth-ml/berth/internal/version"
 	"github.com/spf13/cobra"
 )
 
@@ -113,6 +113,7 @@ Start a local control plane with 'berth server'; the other commands talk to it.`
 			return nil
 		},
 	}
+	setVersionFlag(root)
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		return usageErrorf("%v\nRun '%s --help' for usage.", err, cmd.CommandPath())
 	})
@@ -165,7 +166,7 @@ func (a *app) client() (*client.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.UserAgent = "berth-cli/" + Version
+	c.UserAgent = "berth-cli/" + version.Get().Version
 	return c, nil
 }
 
@@ -225,18 +226,4 @@ func requireName(name, what string) error {
 		return usageErrorf("the %s name is required: -n NAME", what)
 	}
 	return nil
-}
-
-// Version is set at build time (-ldflags -X).
-var Version = "dev"
-
-func (a *app) versionCommand() *cobra.Command {
-	return &cobra.Command{
-		Use:   "version",
-		Short: "Print berth's version",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return a.print(map[string]string{"version": Version, "apiVersion": api.Version}, nil)
-		},
-	}
 }
