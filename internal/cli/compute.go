@@ -7,6 +7,7 @@ import (
 
 	"github.com/berth-ml/berth/api"
 	"github.com/berth-ml/berth/client"
+	"github.com/berth-ml/berth/internal/cli/output"
 	"github.com/spf13/cobra"
 )
 
@@ -30,12 +31,16 @@ func (a *app) computeShow() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return a.print(comp, computeColumns)
+			return a.print(comp, computeShowColumns)
 		},
 	}
 	cmd.Flags().StringVarP(&name, "name", "n", "", "compute name")
 	return cmd
 }
+
+// computeShowColumns are list's columns and the front end's image (which
+// after a server upgrade tells the clusters not yet reconciled).
+var computeShowColumns = append(computeColumns[:len(computeColumns):len(computeColumns)], output.Column{Header: "FrontendImage", Path: "frontendImage"})
 
 func (a *app) computeList() *cobra.Command {
 	return &cobra.Command{

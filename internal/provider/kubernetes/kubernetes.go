@@ -582,16 +582,39 @@ func (p *Provider) stepObserve(ctx context.Context, r *operation.Run) error {
 	if err != nil {
 		return fail("ObserveFailed", cl.Explain(err))
 	}
+	image, err := liveImage(ctx, cl)
+	if err != nil {
+		return fail("ObserveFailed", err)
+	}
 	forgetGiven(c)
 	c.KubernetesVersion, c.NodeCount, c.AllocatableCpus = v.GitVersion, nodes, cpus
 	c.Endpoint = installer.ServiceAddress(svc)
+	c.FrontendImage = image
 	c.Health = api.HealthHealthy
 	if c.Properties[PropCertError] != "" && c.SSLConfiguration.Status == api.SSLAuto {
 		c.Health = api.HealthUnhealthy // the automatic certificate is failing (retried with backoff)
 	}
 	c.ProvisioningErrors = []api.ErrorDetail{}
-	r.Event("Kubernetes %s, %d nodes, %.4g allocatable vCPUs, endpoint %s", v.GitVersion, nodes, cpus, c.Endpoint)
+	r.Event("Kubernetes %s, %d nodes, %.4g allocatable vCPUs, endpoint %s, front end image %s", v.GitVersion, nodes, cpus, c.Endpoint, image)
 	return r.Store.UpdateCompute(ctx, c)
+}
+
+// liveImage is the image the cluster's front end Deployment runs ("" when
+// it has none).
+func liveImage(ctx context.Context, cl *kubeconn.Cluster) (string, error) {
+	d, err := cl.Client.AppsV1().Deployments(installer.Namespace).Get(ctx, installer.FrontendName, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return "", nil
+	}
+	if err != nil {
+		return "", cl.Explain(err)
+	}
+	for _, ctr := range d.Spec.Template.Spec.Containers {
+		if ctr.Name == installer.FrontendName {
+			return ctr.Image, nil
+		}
+	}
+	return "", nil
 }
 
 // ownership checks the cluster is reachable and still this compute's.
@@ -691,6 +714,15 @@ func (p *Provider) stepRepair(ctx context.Context, r *operation.Run) error {
 		if !equalResources(*live, def) {
 			r.Event("Keeping the front end's container resources as set in the cluster (requests %v, limits %v)", live.Requests, live.Limits)
 		}
+	}
+	live, err := liveImage(ctx, cl)
+	if err != nil {
+		return fail("ReconcileFailed", err)
+	}
+	if live != "" && live != s.Image {
+		// A server upgrade (or another --image-repository) changes the
+		// image: the front end rolls to it, replica by replica.
+		r.Event("Rolling the front end from image %s to this server's %s", live, s.Image)
 	}
 	objs := installer.FrontendObjects(s)
 	drift, err := in.Drift(ctx, objs)
