@@ -16,9 +16,9 @@ import (
 // versionTimeout bounds asking the server for its version.
 const versionTimeout = 10 * time.Second
 
-// versions is what `berth version` prints: the CLI's build and, unless
+// versionOutput is what `berth version` prints: the CLI's build and, unless
 // --client, the server's (absent when the server could not tell it).
-type versions struct {
+type versionOutput struct {
 	Client api.BuildInfo  `json:"client"`
 	Server *api.BuildInfo `json:"server,omitempty"`
 }
@@ -62,7 +62,7 @@ follows on stderr and the exit code is 1, as with kubectl version. --client
 prints the client's part only and never reaches a server.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			out := versions{Client: clientBuild()}
+			out := versionOutput{Client: clientBuild()}
 			var serverErr error
 			addr := ""
 			if !clientOnly {
