@@ -32,6 +32,7 @@ certificate from the cluster and serves scoring requests on HTTP and HTTPS; it
 needs nothing from the control plane, so scoring goes on while that is down.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			httpAddr, httpsAddr, adminAddr = a.bindAddr(httpAddr), a.bindAddr(httpsAddr), a.bindAddr(adminAddr)
 			log, err := newLogger(logFormat, "info", os.Stderr)
 			if err != nil {
 				return err
@@ -106,7 +107,7 @@ needs nothing from the control plane, so scoring goes on while that is down.`,
 	f.StringVar(&static, "static", "", "serve fixed services from this JSON file instead of a cluster (see frontend.StaticConfig)")
 	f.StringVar(&namespace, "namespace", "berth-system", "the front end's namespace (its TLS Secret, Lease and peers)")
 	f.StringVar(&configName, "config", "berth-fe-config", "ConfigMap with the front end's settings")
-	f.StringVar(&httpAddr, "http", ":8080", "HTTP scoring address")
+	f.StringVar(&httpAddr, "http", ":8080", "HTTP scoring address (an empty host means every address, or $"+listenHostEnv+" when set)")
 	f.StringVar(&httpsAddr, "https", ":8443", "HTTPS scoring address (empty: none)")
 	f.StringVar(&adminAddr, "admin", ":9090", "metrics and internal address")
 	f.StringVar(&podName, "pod-name", os.Getenv("POD_NAME"), "this front end's pod name (env POD_NAME), for sharing replicas with its peers")
@@ -116,6 +117,26 @@ needs nothing from the control plane, so scoring goes on while that is down.`,
 	f.BoolVar(&autoscale, "autoscale", true, "take part in autoscaling (one front end decides at a time)")
 	f.DurationVar(&downWindow, "scale-down-window", 60*time.Second, "how long lower demand must last before scaling down")
 	return cmd
+}
+
+// listenHostEnv names the address that stands for "every address" in
+// listen flags (":8080"). Pods that share the node's network, as in the
+// simulated cluster's container kubelet, set it to their own IP so that
+// several listen on one machine.
+const listenHostEnv = "BERTH_LISTEN_HOST"
+
+// bindAddr is addr with an empty host replaced by BERTH_LISTEN_HOST, when
+// that is set.
+func (a *app) bindAddr(addr string) string {
+	host := a.getenv(listenHostEnv)
+	if host == "" || addr == "" {
+		return addr
+	}
+	h, p, err := net.SplitHostPort(addr)
+	if err != nil || h != "" {
+		return addr
+	}
+	return net.JoinHostPort(host, p)
 }
 
 func portOf(addr string, def int) int {

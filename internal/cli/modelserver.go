@@ -24,7 +24,8 @@ Inference Protocol v2 (/v2/models/NAME/infer), the contract berth-fe expects of
 every model server. With no --model-dir it serves the model in BERTH_MODEL_DIR
 (where a replica finds its first model), or else the iris classifier Berth
 ships. With no --listen it serves on all addresses at port PORT when that is
-set (as in a replica), or else on 127.0.0.1:5001.`,
+set (as in a replica), or else on 127.0.0.1:5001. An address without a host
+means every address, or BERTH_LISTEN_HOST when that is set.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if dir == "" {
@@ -36,6 +37,7 @@ set (as in a replica), or else on 127.0.0.1:5001.`,
 					listen = ":" + p
 				}
 			}
+			listen = a.bindAddr(listen)
 			var (
 				m   *modelserver.Model
 				err error

@@ -25,6 +25,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/berth-ml/berth/internal/freeport"
+	"github.com/berth-ml/berth/internal/simcluster/kubelet"
 	"io"
 	"net/http"
 	"os"
@@ -89,6 +90,12 @@ type Options struct {
 	// Log, when set, receives simcluster's progress messages (not the
 	// components' logs: see Cluster.Logs).
 	Log io.Writer
+	// Containers runs every pod's containers from their images through
+	// podman and runc (package kubelet's Containers), with host networking
+	// on the pod's loopback IP, and makes pods Ready from their readiness
+	// probes instead of at once. The images must be in podman's storage
+	// (kubelet.LoadImage); pods are never pulled from a registry.
+	Containers bool
 
 	logf func(format string, args ...any) // instead of Log, from StartT
 }
@@ -115,6 +122,8 @@ type Cluster struct {
 	AdminToken string
 	// Dir is the cluster's temporary folder, removed by Stop.
 	Dir string
+	// Kubelet runs the pods' containers when Options.Containers is set.
+	Kubelet *kubelet.Containers
 
 	logFn      func(format string, args ...any)
 	pki        *pki
@@ -122,12 +131,13 @@ type Cluster struct {
 	client     kubernetes.Interface
 	ports      map[string]int
 
-	mu       sync.Mutex
-	procs    []*process
-	stopLB   context.CancelFunc
-	lbDone   chan struct{}
-	stopOnce sync.Once
-	nodeSeq  int
+	mu          sync.Mutex
+	procs       []*process
+	stopLB      context.CancelFunc
+	lbDone      chan struct{}
+	kubeletDone chan struct{}
+	stopOnce    sync.Once
+	nodeSeq     int
 }
 
 // StartT starts a cluster for a test, which fails with the components' logs
@@ -176,8 +186,13 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 		}
 	}
 	removeStale(logf)
+	if opts.Containers {
+		if err := kubelet.Available(); err != nil {
+			return nil, fmt.Errorf("simcluster: containers: %w", err)
+		}
+	}
 	for attempt := 1; ; attempt++ {
-		c, err := start(ctx, logf, bin, stages, nodes)
+		c, err := start(ctx, logf, bin, stages, nodes, opts.Containers)
 		if err == nil {
 			return c, nil
 		}
@@ -191,7 +206,7 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	}
 }
 
-func start(ctx context.Context, logf func(string, ...any), bin, stages string, nodes []NodeSpec) (c *Cluster, err error) {
+func start(ctx context.Context, logf func(string, ...any), bin, stages string, nodes []NodeSpec, containers bool) (c *Cluster, err error) {
 	begin := time.Now()
 	dir, err := os.MkdirTemp("", "simcluster-")
 	if err != nil {
@@ -345,6 +360,13 @@ func start(ctx context.Context, logf func(string, ...any), bin, stages string, n
 	})...); err != nil {
 		return c, err
 	}
+	if containers {
+		// Pods become Ready when their containers' probes pass, which the
+		// container kubelet reports: kwok only gives them IPs.
+		if stages, err = writeContainerStages(stages, dir); err != nil {
+			return c, err
+		}
+	}
 	kwokEnv := slices.Concat(env, []string{"HOME=" + filepath.Join(dir, "kwok-home")})
 	if err := c.run("kwok", bin, logDir, kwokEnv,
 		"--kubeconfig="+c.KubeconfigPath,
@@ -366,6 +388,18 @@ func start(ctx context.Context, logf func(string, ...any), bin, stages string, n
 		defer close(c.lbDone)
 		lb.run(lbCtx)
 	}()
+	if containers {
+		kl := &kubelet.Containers{Client: c.client, APIServer: strings.TrimPrefix(c.Server, "https://"),
+			Dir: filepath.Join(dir, "pods"), Logf: c.logf}
+		c.Kubelet = kl
+		c.mu.Lock()
+		c.kubeletDone = make(chan struct{})
+		c.mu.Unlock()
+		go func() {
+			defer close(c.kubeletDone)
+			kl.Run(lbCtx)
+		}()
+	}
 
 	for _, n := range nodes {
 		if err := c.createNode(ctx, n); err != nil {
@@ -503,10 +537,17 @@ func (c *Cluster) Stop() {
 	c.stopOnce.Do(func() {
 		c.mu.Lock()
 		procs := append([]*process(nil), c.procs...)
-		stopLB, lbDone := c.stopLB, c.lbDone
+		stopLB, lbDone, kubeletDone := c.stopLB, c.lbDone, c.kubeletDone
 		c.mu.Unlock()
 		if stopLB != nil {
 			stopLB()
+		}
+		if kubeletDone != nil {
+			// The containers go before the API server their kubelet reads.
+			select {
+			case <-kubeletDone:
+			case <-time.After(30 * time.Second):
+			}
 		}
 		// All at once: SIGKILL, nothing to shut down gracefully.
 		var wg sync.WaitGroup
