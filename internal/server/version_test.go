@@ -33,6 +33,16 @@ func TestVersionNeedsNoToken(t *testing.T) {
 	if err != nil || sv.FrontendImage != "ghcr.io/berth-ml/berth:"+want.Version {
 		t.Fatalf("SDK: %+v %v", sv, err)
 	}
+	// Documented, as a call without security, answering a BuildInfo.
+	doc, err := e.owner.OpenAPI(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	op, _ := doc["paths"].(map[string]any)["/api/v1/version"].(map[string]any)["get"].(map[string]any)
+	b, _ := json.Marshal(op)
+	if sec, _ := op["security"].([]any); op == nil || len(sec) != 0 || !strings.Contains(string(b), "#/components/schemas/BuildInfo") {
+		t.Errorf("OpenAPI of GET /api/v1/version: %s", b)
+	}
 }
 
 func TestFrontendImageFromRepository(t *testing.T) {
