@@ -36,7 +36,9 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	berthBin = filepath.Join(dir, "berth")
-	build := exec.Command("go", "build", "-tags", "berthtest", "-o", berthBin, "../cmd/berth")
+	// -buildvcs=auto over a GOFLAGS=-buildvcs=false: the binary's version
+	// comes from the commit, as the image's tag does (TestImageEndToEnd).
+	build := exec.Command("go", "build", "-buildvcs=auto", "-tags", "berthtest", "-o", berthBin, "../cmd/berth")
 	build.Stdout, build.Stderr = os.Stdout, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build berth:", err)
@@ -49,7 +51,7 @@ func TestMain(m *testing.M) {
 		}
 	}
 	releaseBin = filepath.Join(dir, "berth-release")
-	build = exec.Command("go", "build", "-o", releaseBin, "../cmd/berth")
+	build = exec.Command("go", "build", "-buildvcs=auto", "-o", releaseBin, "../cmd/berth")
 	build.Stdout, build.Stderr = os.Stdout, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build berth:", err)

@@ -44,6 +44,9 @@ type lbController struct {
 	assigned map[string]lbAddress // namespace/name → address
 	used     map[string]bool      // addresses handed out
 	next     [2]uint32            // next host number to try, public and internal
+	// bindable, when set, skips addresses this machine already listens on
+	// (another cluster's forwarding load balancer).
+	bindable func(ip string) bool
 }
 
 type lbAddress struct {
@@ -210,7 +213,7 @@ func (l *lbController) allocate(internal bool) (string, error) {
 			l.next[r] = 1
 		}
 		ip := net.IPv4(127, second, byte(n>>8), byte(n)).String()
-		if !l.used[ip] {
+		if !l.used[ip] && (l.bindable == nil || l.bindable(ip)) {
 			return ip, nil
 		}
 	}

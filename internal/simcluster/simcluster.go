@@ -27,6 +27,7 @@ import (
 	"github.com/berth-ml/berth/internal/freeport"
 	"github.com/berth-ml/berth/internal/simcluster/kubelet"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -381,6 +382,12 @@ func start(ctx context.Context, logf func(string, ...any), bin, stages string, n
 
 	lbCtx, stopLB := context.WithCancel(context.Background())
 	lb := newLBController(c.client, c.logf)
+	if containers {
+		// Load balancers really forward here: start anywhere in the
+		// ranges, and skip addresses another cluster forwards on.
+		lb.next = [2]uint32{1 + rand.Uint32N(0xf000), 1 + rand.Uint32N(0xf000)}
+		lb.bindable = bindable
+	}
 	c.mu.Lock()
 	c.stopLB, c.lbDone = stopLB, make(chan struct{})
 	c.mu.Unlock()
@@ -395,9 +402,13 @@ func start(ctx context.Context, logf func(string, ...any), bin, stages string, n
 		c.mu.Lock()
 		c.kubeletDone = make(chan struct{})
 		c.mu.Unlock()
+		fwd := &lbForwarder{client: c.client, lb: lb, logf: c.logf}
 		go func() {
 			defer close(c.kubeletDone)
+			var wg sync.WaitGroup
+			wg.Go(func() { fwd.run(lbCtx) })
 			kl.Run(lbCtx)
+			wg.Wait()
 		}()
 	}
 
