@@ -5,6 +5,10 @@ import (
 	"context"
 	"os"
 
+	// Mozilla's CA roots, used only when the system has none: the
+	// container image is an empty base without a CA bundle.
+	_ "golang.org/x/crypto/x509roots/fallback"
+
 	"github.com/berth-ml/berth/internal/cli"
 )
 
