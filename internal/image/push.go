@@ -1,0 +1,91 @@
+package image
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+)
+
+// ParsePushTag reads a push destination, REGISTRY/REPO:TAG: the registry
+// and the tag must be written out (no implied docker.io or :latest), so a
+// typo cannot push somewhere unintended.
+func ParsePushTag(s string) (name.Tag, error) {
+	t, err := name.NewTag(s, name.StrictValidation)
+	if err != nil {
+		return name.Tag{}, fmt.Errorf("invalid push tag %q (want REGISTRY/REPOSITORY:TAG, e.g. ghcr.io/berth-ml/berth:0.3.0): %v", s, err)
+	}
+	return t, nil
+}
+
+// PushError is a push the registry refused or could not be reached for.
+type PushError struct {
+	Registry string
+	Reason   string
+	Err      error
+}
+
+func (e *PushError) Error() string {
+	return fmt.Sprintf("push to registry %s failed: %s", e.Registry, e.Reason)
+}
+
+func (e *PushError) Unwrap() error { return e.Err }
+
+// Push uploads the index and its images to tag's repository, with the
+// credentials of the Docker config file (DOCKER_CONFIG or
+// ~/.docker/config.json, credential helpers included) unless opts
+// say otherwise. Loopback and .local registries are spoken to over plain
+// HTTP, as go-containerregistry does for them.
+func Push(ctx context.Context, tag name.Tag, idx v1.ImageIndex, opts ...remote.Option) error {
+	all := append([]remote.Option{
+		remote.WithContext(ctx),
+		remote.WithAuthFromKeychain(authn.DefaultKeychain),
+	}, opts...)
+	if err := remote.WriteIndex(tag, idx, all...); err != nil {
+		return pushError(tag.Context().RegistryStr(), err)
+	}
+	return nil
+}
+
+func pushError(registry string, err error) error {
+	var te *transport.Error
+	if errors.As(err, &te) {
+		var codes []string
+		for _, d := range te.Errors {
+			c := string(d.Code)
+			if d.Message != "" {
+				c += ": " + d.Message
+			}
+			codes = append(codes, c)
+		}
+		reason := fmt.Sprintf("HTTP %d %s", te.StatusCode, http.StatusText(te.StatusCode))
+		switch te.StatusCode {
+		case http.StatusUnauthorized:
+			reason += " (not logged in, or the credentials were refused: check `podman login` / ~/.docker/config.json)"
+		case http.StatusForbidden:
+			reason += " (denied: these credentials may not push to this repository)"
+		}
+		if len(codes) > 0 {
+			reason += ": " + strings.Join(codes, "; ")
+		}
+		return &PushError{Registry: registry, Reason: reason, Err: err}
+	}
+	var ne net.Error
+	var oe *net.OpError
+	var de *net.DNSError
+	if errors.As(err, &de) || errors.As(err, &oe) || errors.As(err, &ne) {
+		return &PushError{Registry: registry, Reason: "registry unreachable: " + err.Error(), Err: err}
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return &PushError{Registry: registry, Reason: "gave up: " + err.Error(), Err: err}
+	}
+	return &PushError{Registry: registry, Reason: err.Error(), Err: err}
+}
