@@ -1,0 +1,52 @@
+package kubelet
+
+import (
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// The $(VAR) expansion of Kubernetes' env values, commands and args.
+func TestExpand(t *testing.T) {
+	vars := map[string]string{"PORT": "5001", "POD_IP": "127.10.0.7"}
+	for in, want := range map[string]string{
+		"plain":                  "plain",
+		"$(POD_IP):$(PORT)":      "127.10.0.7:5001",
+		"$$(PORT)":               "$(PORT)",
+		"$(UNKNOWN)":             "$(UNKNOWN)",
+		"$PORT":                  "$PORT",
+		"cost $":                 "cost $",
+		"$(PORT":                 "$(PORT",
+		"a$(PORT)b$(PORT)$$done": "a5001b5001$done",
+	} {
+		if got := expand(in, vars); got != want {
+			t.Errorf("expand(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestEnv(t *testing.T) {
+	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "fe-1", Namespace: "berth-system", UID: "u-1"},
+		Status: corev1.PodStatus{PodIP: "127.10.0.9"}}
+	c := &corev1.Container{Env: []corev1.EnvVar{
+		{Name: "PORT", Value: "8080"},
+		{Name: "ADDR", Value: "$(BERTH_LISTEN_HOST):$(PORT)"},
+		{Name: "POD_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}},
+		{Name: "POD_IP", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "status.podIP"}}},
+	}}
+	k := &Containers{APIServer: "127.0.0.1:6443"}
+	_, vars, err := k.env(p, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]string{"KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBERNETES_SERVICE_PORT": "6443",
+		"ADDR": "127.10.0.9:8080", "POD_NAME": "fe-1", "POD_IP": "127.10.0.9", ListenHostEnv: "127.10.0.9"} {
+		if vars[name] != want {
+			t.Errorf("%s = %q, want %q", name, vars[name], want)
+		}
+	}
+	if _, err := fieldValue(p, "status.podIPs"); err == nil {
+		t.Error("an unsupported field path passed")
+	}
+}
