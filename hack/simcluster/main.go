@@ -1,7 +1,12 @@
 // Command simcluster runs a simulated Kubernetes cluster (see
 // internal/simcluster) until interrupted:
 //
-//	go run ./hack/simcluster up --nodes 3 --cpu 4 [--memory 16Gi] [--pods 110]
+//	go run ./hack/simcluster up --nodes 3 --cpu 4 [--memory 16Gi] [--pods 110] [--containers]
+//
+// With --containers, pods run from their images under podman and runc (load
+// Berth's image first: podman --storage-driver vfs load -i
+// .cache/image/berth.tar), become Ready from their probes, and Services of
+// type LoadBalancer forward from their loopback address to Ready pods.
 //
 // It prints the absolute path of the cluster's admin kubeconfig on stdout
 // (export KUBECONFIG=…), logs to stderr, and on SIGINT or SIGTERM stops the
@@ -31,7 +36,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: simcluster up [--nodes N] [--cpu C] [--memory M] [--pods P] [--bin-dir DIR]")
+	fmt.Fprintln(os.Stderr, "usage: simcluster up [--nodes N] [--cpu C] [--memory M] [--pods P] [--bin-dir DIR] [--containers]")
 }
 
 func run(args []string) int {
@@ -47,6 +52,7 @@ func run(args []string) int {
 	memory := fs.String("memory", "16Gi", "memory of each node")
 	pods := fs.String("pods", "110", "most pods on each node")
 	binDir := fs.String("bin-dir", "", "folder of the binaries (default $"+simcluster.BinEnv+" or .cache/simcluster/bin)")
+	containers := fs.Bool("containers", false, "run pods from their images through podman and runc (images must be loaded), with forwarding load balancers")
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2
 	}
@@ -64,7 +70,7 @@ func run(args []string) int {
 	defer stop()
 	startCtx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	c, err := simcluster.Start(startCtx, simcluster.Options{Nodes: specs, BinDir: *binDir, Log: os.Stderr})
+	c, err := simcluster.Start(startCtx, simcluster.Options{Nodes: specs, BinDir: *binDir, Log: os.Stderr, Containers: *containers})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		if c != nil {
