@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Berth's test suite, runnable on a fresh machine: installs and starts what
-# the tests need (PostgreSQL from Debian's packages, MinIO built from the Go
-# module proxy), then vets, checks formatting and runs every test. Extra
-# arguments go to `go test`.
+# the tests need (PostgreSQL, podman and runc from Debian's packages, MinIO
+# built from the Go module proxy, Berth's image), then vets, checks
+# formatting and runs every test. Extra arguments go to `go test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -38,5 +38,12 @@ GOOS=windows GOARCH=amd64 go build -o /dev/null ./cmd/berth
 ./hack/pebble.sh
 export BERTH_PEBBLE_DIR="$PWD/.cache/pebble"
 export BERTH_REQUIRE_PEBBLE=1
+# Berth's container image, run under podman and runc by the image tests and
+# the simulated cluster's container kubelet (docs/images.md).
+./hack/podman.sh
+echo "== image" >&2
+go run ./hack/image build --out .cache/image/berth.tar
+export BERTH_IMAGE_ARCHIVE="$PWD/.cache/image/berth.tar"
+export BERTH_REQUIRE_PODMAN=1
 echo "== go test" >&2
 go test -count=1 "$@" ./...
