@@ -19,7 +19,6 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
 
 	"github.com/berth-ml/berth/internal/image"
 )
@@ -161,7 +160,7 @@ func push(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	start := time.Now()
 	var idx v1.ImageIndex
 	if *from != "" {
-		if idx, err = readLayout(*from); err != nil {
+		if idx, err = image.ReadLayout(*from); err != nil {
 			return err
 		}
 	} else {
@@ -181,22 +180,6 @@ func push(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "pushed    %s@%s\n", tag.Context(), d)
 	fmt.Fprintf(stdout, "time      %.1fs\n", time.Since(start).Seconds())
 	return nil
-}
-
-// readLayout takes the one image index a layout written by build holds.
-func readLayout(dir string) (v1.ImageIndex, error) {
-	top, err := layout.ImageIndexFromPath(dir)
-	if err != nil {
-		return nil, fmt.Errorf("read OCI layout %s: %w", dir, err)
-	}
-	m, err := top.IndexManifest()
-	if err != nil {
-		return nil, err
-	}
-	if len(m.Manifests) != 1 || !m.Manifests[0].MediaType.IsIndex() {
-		return nil, fmt.Errorf("OCI layout %s: want one image index (as build --oci-layout writes), found %d entries", dir, len(m.Manifests))
-	}
-	return top.ImageIndex(m.Manifests[0].Digest)
 }
 
 func summary(w io.Writer, tag name.Tag, idx v1.ImageIndex) error {

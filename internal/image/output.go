@@ -122,3 +122,19 @@ func WriteLayout(dir string, tag name.Tag, idx v1.ImageIndex) error {
 	}
 	return nil
 }
+
+// ReadLayout reads back the image index of a layout WriteLayout wrote.
+func ReadLayout(dir string) (v1.ImageIndex, error) {
+	top, err := layout.ImageIndexFromPath(dir)
+	if err != nil {
+		return nil, fmt.Errorf("read OCI layout %s: %w", dir, err)
+	}
+	m, err := top.IndexManifest()
+	if err != nil {
+		return nil, fmt.Errorf("read OCI layout %s: %w", dir, err)
+	}
+	if len(m.Manifests) != 1 || !m.Manifests[0].MediaType.IsIndex() {
+		return nil, fmt.Errorf("OCI layout %s: want one image index (as build --oci-layout writes), found %d entries", dir, len(m.Manifests))
+	}
+	return top.ImageIndex(m.Manifests[0].Digest)
+}
