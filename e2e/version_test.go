@@ -73,6 +73,13 @@ func TestVersionCommand(t *testing.T) {
 	if r.code != 1 || json.Unmarshal([]byte(r.stdout), &v) != nil || v.Client.Version != c.Version || v.Server != nil {
 		t.Errorf("unreachable server, -o json: %+v", r)
 	}
+	// No server named and none at the default address (a private HOME, no
+	// BERTH_SERVER; no test serves on 127.0.0.1:8470): the client's
+	// version is the answer, as in a container of Berth's image.
+	r = berth(t, nil, "version")
+	if r.code != 0 || !strings.Contains(r.stdout, "Client Version: "+c.Version) || !strings.Contains(r.stderr, "No server: none is named and none runs at http://127.0.0.1:8470") {
+		t.Errorf("no server named: %+v", r)
+	}
 	r = berth(t, down, "version", "--client", "-o", "json")
 	v = versionsOut{}
 	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &v) != nil || v.Client.Version != c.Version || v.Server != nil || r.stderr != "" {

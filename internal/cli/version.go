@@ -9,6 +9,7 @@ import (
 
 	"github.com/berth-ml/berth/api"
 	"github.com/berth-ml/berth/client"
+	"github.com/berth-ml/berth/internal/cli/config"
 	"github.com/berth-ml/berth/internal/version"
 	"github.com/spf13/cobra"
 )
@@ -58,8 +59,10 @@ upgrade, 'berth compute reconcile' rolls each cluster's front end to it).
 
 The server's part needs no token. When the server cannot be reached (or
 does not tell its version) the client's part is still printed, the error
-follows on stderr and the exit code is 1, as with kubectl version. --client
-prints the client's part only and never reaches a server.`,
+follows on stderr and the exit code is 1, as with kubectl version; when no
+server is named at all (no --server, BERTH_SERVER or context) and none runs
+at the default address, that is said on stderr and the exit code is 0.
+--client prints the client's part only and never reaches a server.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			out := versionOutput{Client: clientBuild()}
@@ -67,6 +70,12 @@ prints the client's part only and never reaches a server.`,
 			addr := ""
 			if !clientOnly {
 				out.Server, addr, serverErr = a.serverVersion(cmd.Context())
+				if errors.Is(serverErr, errUnreachable) && !a.serverNamed() {
+					// Nobody asked about a server (say, in a container of
+					// Berth's image): the client's version is the answer.
+					fmt.Fprintf(a.stderr, "No server: none is named and none runs at %s (start one with 'berth server', or name one with --server, BERTH_SERVER or a context)\n", addr)
+					serverErr = nil
+				}
 			}
 			if a.format == "table" && a.query == "" {
 				fmt.Fprintf(a.stdout, "Client Version: %s\n", buildLine(out.Client))
@@ -86,6 +95,23 @@ prints the client's part only and never reaches a server.`,
 	return cmd
 }
 
+// errUnreachable marks a server that did not answer.
+var errUnreachable = errors.New("the server is unreachable")
+
+// serverNamed tells whether the user named a server (flag, environment or
+// a context) rather than leaving the default.
+func (a *app) serverNamed() bool {
+	if a.server != "" || a.getenv(config.EnvServer) != "" {
+		return true
+	}
+	f, err := config.Load(a.configFile())
+	if err != nil {
+		return true
+	}
+	r := config.Resolve(config.Overrides{Context: a.contextName}, a.getenv, f)
+	return r.Server != config.DefaultServer
+}
+
 // serverVersion asks the configured server for its version; the error
 // says whether the server was unreachable or answered without it.
 func (a *app) serverVersion(ctx context.Context) (*api.BuildInfo, string, error) {
@@ -101,7 +127,7 @@ func (a *app) serverVersion(ctx context.Context) (*api.BuildInfo, string, error)
 	case errors.As(err, &ce):
 		return nil, c.Server(), fmt.Errorf("the server at %s did not tell its version: %s (%s; servers before GET /api/v1/version answer 404)", c.Server(), ce.Body.Message, ce.Body.Code)
 	case err != nil:
-		return nil, c.Server(), fmt.Errorf("the server is unreachable: %w", err)
+		return nil, c.Server(), fmt.Errorf("%w: %w", errUnreachable, err)
 	}
 	return b, c.Server(), nil
 }
