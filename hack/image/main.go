@@ -24,8 +24,8 @@ import (
 )
 
 const usage = `usage:
-  go run ./hack/image build [--platform LIST] [--tag NAME:TAG] --out FILE.tar [--oci-layout DIR]
-  go run ./hack/image push --tag REGISTRY/REPO:TAG [--platform LIST] [--from DIR]
+  go run ./hack/image build [--platform LIST] [--tag NAME:TAG] [--version V] --out FILE.tar [--oci-layout DIR]
+  go run ./hack/image push --tag REGISTRY/REPO:TAG [--platform LIST] [--version V] [--from DIR]
 
 Platforms: %s (comma-separated). build defaults to this host's (%s),
 push to all of them.
@@ -89,6 +89,7 @@ func build(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	tagFlag := fs.String("tag", "", "the archive's tag (default berth:VERSION)")
 	out := fs.String("out", "", "write a docker-archive for `podman load -i` here")
 	ociLayout := fs.String("oci-layout", "", "also write the multi-arch index as an OCI image layout directory here")
+	versionFlag := fs.String("version", "", "the version stamped into berth and the labels (default: from git, as berth reports it)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -102,6 +103,9 @@ func build(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	src, err := image.ReadSource(ctx, ".")
 	if err != nil {
 		return err
+	}
+	if *versionFlag != "" {
+		src.Version = *versionFlag
 	}
 	tag, err := image.ParseTag(orDefault(*tagFlag, "berth:"+src.Version))
 	if err != nil {
@@ -128,12 +132,12 @@ func build(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if *out != "" {
-		fmt.Fprintf(stdout, "archive   %s (load: podman load -i %s)\n", *out, *out)
+		fmt.Fprintf(stdout, "archive      %s (load: podman load -i %s)\n", *out, *out)
 	}
 	if *ociLayout != "" {
-		fmt.Fprintf(stdout, "layout    %s\n", *ociLayout)
+		fmt.Fprintf(stdout, "layout       %s\n", *ociLayout)
 	}
-	fmt.Fprintf(stdout, "time      %.1fs\n", time.Since(start).Seconds())
+	fmt.Fprintf(stdout, "time         %.1fs\n", time.Since(start).Seconds())
 	return nil
 }
 
@@ -142,6 +146,7 @@ func push(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	platforms := fs.String("platform", image.AllPlatforms, "comma-separated platforms: "+strings.Join(image.Supported, ", "))
 	tagFlag := fs.String("tag", "", "destination REGISTRY/REPO:TAG (required)")
 	from := fs.String("from", "", "push the index of this OCI layout (written by build --oci-layout) instead of building")
+	versionFlag := fs.String("version", "", "the version stamped into berth and the labels (default: from git, as berth reports it)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -164,8 +169,15 @@ func push(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	} else {
-		fmt.Fprintf(stderr, "building %s for %s\n", tag, *platforms)
-		if idx, err = image.Build(ctx, image.Options{Platforms: ps, Log: stderr}); err != nil {
+		src, err := image.ReadSource(ctx, ".")
+		if err != nil {
+			return err
+		}
+		if *versionFlag != "" {
+			src.Version = *versionFlag
+		}
+		fmt.Fprintf(stderr, "building version %s for %s\n", src.Version, *platforms)
+		if idx, err = image.Build(ctx, image.Options{Platforms: ps, Source: src, Log: stderr}); err != nil {
 			return err
 		}
 	}
@@ -177,8 +189,8 @@ func push(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	d, _ := idx.Digest()
-	fmt.Fprintf(stdout, "pushed    %s@%s\n", tag.Context(), d)
-	fmt.Fprintf(stdout, "time      %.1fs\n", time.Since(start).Seconds())
+	fmt.Fprintf(stdout, "pushed       %s@%s\n", tag.Context(), d)
+	fmt.Fprintf(stdout, "time         %.1fs\n", time.Since(start).Seconds())
 	return nil
 }
 
@@ -187,15 +199,15 @@ func summary(w io.Writer, tag name.Tag, idx v1.ImageIndex) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "tag       %s\n", tag)
+	fmt.Fprintf(w, "tag          %s\n", tag)
 	for _, pi := range imgs {
-		fmt.Fprintf(w, "%-9s %s  %.1f MB compressed\n", pi.Platform.OS+"/"+pi.Platform.Architecture, pi.Digest, float64(pi.CompressedSize)/1e6)
+		fmt.Fprintf(w, "%-12s %s  %.1f MB compressed\n", pi.Platform.OS+"/"+pi.Platform.Architecture, pi.Digest, float64(pi.CompressedSize)/1e6)
 	}
 	d, err := idx.Digest()
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "index     %s\n", d)
+	fmt.Fprintf(w, "index        %s\n", d)
 	return nil
 }
 
