@@ -41,11 +41,11 @@ func buildLine(b api.BuildInfo) string {
 }
 
 // setVersionFlag gives the root command --version (and -v): the client's
-// version line, without reaching any server.
+// version line, without reaching any server. Cobra prints "berth version "
+// and Version; no custom template, which would bring in text/template and
+// stop the linker from dropping unused methods (the binary grew by 60 %).
 func setVersionFlag(root *cobra.Command) {
-	b := clientBuild()
-	root.Version = b.Version
-	root.SetVersionTemplate("berth version " + strings.ReplaceAll(buildLine(b), "{{", "{{`{{`}}") + "\n")
+	root.Version = buildLine(clientBuild())
 }
 
 func (a *app) versionCommand() *cobra.Command {
