@@ -163,6 +163,10 @@ func push(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 
 	start := time.Now()
+	// A registry that refuses the push is told before anything is built.
+	if err := image.CheckPush(ctx, tag); err != nil {
+		return err
+	}
 	var idx v1.ImageIndex
 	if *from != "" {
 		if idx, err = image.ReadLayout(*from); err != nil {

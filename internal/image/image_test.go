@@ -326,6 +326,9 @@ func TestPushAndPull(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := CheckPush(context.Background(), tag); err != nil {
+		t.Fatalf("CheckPush to a registry that takes pushes: %v", err)
+	}
 	if err := Push(context.Background(), tag, idx); err != nil {
 		t.Fatal(err)
 	}
@@ -405,15 +408,16 @@ func TestPushRefused(t *testing.T) {
 			defer srv.Close()
 			host := strings.TrimPrefix(srv.URL, "http://")
 			tag, _ := ParsePushTag(host + "/berth-ml/berth:x")
-			err := Push(context.Background(), tag, idx)
-			var pe *PushError
-			if !errors.As(err, &pe) {
-				t.Fatalf("Push: %v (%T), want a *PushError", err, err)
-			}
-			msg := err.Error()
-			for _, w := range append(tc.want, "registry "+host) {
-				if !strings.Contains(msg, w) {
-					t.Errorf("error %q does not say %q", msg, w)
+			for what, err := range map[string]error{"Push": Push(context.Background(), tag, idx), "CheckPush": CheckPush(context.Background(), tag)} {
+				var pe *PushError
+				if !errors.As(err, &pe) {
+					t.Fatalf("%s: %v (%T), want a *PushError", what, err, err)
+				}
+				msg := err.Error()
+				for _, w := range append(tc.want, "registry "+host) {
+					if !strings.Contains(msg, w) {
+						t.Errorf("%s: error %q does not say %q", what, msg, w)
+					}
 				}
 			}
 		})
@@ -429,6 +433,9 @@ func TestPushRefused(t *testing.T) {
 		err := Push(ctx, tag, idx)
 		if err == nil || !strings.Contains(err.Error(), "registry "+host) || !strings.Contains(err.Error(), "unreachable") {
 			t.Fatalf("Push to a closed port: %v", err)
+		}
+		if err := CheckPush(ctx, tag); err == nil || !strings.Contains(err.Error(), "registry "+host) || !strings.Contains(err.Error(), "unreachable") {
+			t.Fatalf("CheckPush of a closed port: %v", err)
 		}
 	})
 }

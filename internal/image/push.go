@@ -55,6 +55,26 @@ func Push(ctx context.Context, tag name.Tag, idx v1.ImageIndex, opts ...remote.O
 	return nil
 }
 
+// CheckPush asks the registry whether the Docker config's credentials may
+// push to tag's repository (it starts an upload and cancels it), so that a
+// refusing or unreachable registry is reported before minutes of building.
+func CheckPush(ctx context.Context, tag name.Tag) error {
+	rt := http.DefaultTransport.(*http.Transport).Clone()
+	base := rt.DialContext
+	rt.DialContext = func(dctx context.Context, network, addr string) (net.Conn, error) {
+		// CheckPushPermission takes no context: bound its dials with ours.
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return base(dctx, network, addr)
+	}
+	defer rt.CloseIdleConnections()
+	if err := remote.CheckPushPermission(tag, authn.DefaultKeychain, rt); err != nil {
+		return pushError(tag.Context().RegistryStr(), err)
+	}
+	return nil
+}
+
 func pushError(registry string, err error) error {
 	var te *transport.Error
 	if errors.As(err, &te) {
