@@ -55,13 +55,7 @@ func (p *Provider) Steps(kind string, c *store.Compute) []operation.Step {
 		if c != nil && c.Origin != api.OriginCreated {
 			return nil
 		}
-		steps := []operation.Step{{Name: "scale agent pool", Run: p.stepScale}}
-		for _, s := range install {
-			if s.Name == "observe" {
-				steps = append(steps, s)
-			}
-		}
-		return steps
+		return []operation.Step{{Name: "scale agent pool", Run: p.stepScale}, p.Kube.ObserveStep()}
 	}
 	return nil
 }

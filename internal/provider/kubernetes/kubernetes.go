@@ -239,6 +239,12 @@ func fail(code string, err error) error {
 	return operation.Fail(code, err.Error())
 }
 
+// ObserveStep records the cluster's facts (version, nodes, CPUs, address,
+// front-end image); other providers run it after their own steps.
+func (p *Provider) ObserveStep() operation.Step {
+	return operation.Step{Name: "observe", Run: p.stepObserve}
+}
+
 // Steps returns the steps of each operation kind.
 func (p *Provider) Steps(kind string, _ *store.Compute) []operation.Step {
 	switch kind {
@@ -250,7 +256,7 @@ func (p *Provider) Steps(kind string, _ *store.Compute) []operation.Step {
 			{Name: "install", Run: p.stepInstall},
 			{Name: "wait for front end", Run: p.stepWait},
 			{Name: "certificate", Run: p.stepCertificate},
-			{Name: "observe", Run: p.stepObserve},
+			p.ObserveStep(),
 		}
 	case api.OpUpdate:
 		return []operation.Step{
@@ -258,7 +264,7 @@ func (p *Provider) Steps(kind string, _ *store.Compute) []operation.Step {
 			{Name: "install", Run: p.stepInstall},
 			{Name: "wait for front end", Run: p.stepWait},
 			{Name: "certificate", Run: p.stepCertificate},
-			{Name: "observe", Run: p.stepObserve},
+			p.ObserveStep(),
 		}
 	case api.OpRenew:
 		return []operation.Step{
@@ -270,7 +276,7 @@ func (p *Provider) Steps(kind string, _ *store.Compute) []operation.Step {
 			{Name: "check cluster", Run: p.stepReconcileCheck},
 			{Name: "repair drift", Run: p.stepRepair},
 			{Name: "wait for front end", Run: p.stepWait},
-			{Name: "observe", Run: p.stepObserve},
+			p.ObserveStep(),
 		}
 	case api.OpDetach:
 		return []operation.Step{
