@@ -410,6 +410,24 @@ type ComputeUpdateRequest struct {
 	SSL                *SSLRequest `json:"ssl,omitempty"`
 }
 
+// Apply merges the update's cluster purpose and load balancer into c (empty
+// fields keep their value; a public load balancer has no subnet). TLS is
+// not merged here: what it becomes (FQDN, expiry) depends on the provider.
+func (u *ComputeUpdateRequest) Apply(c *Compute) {
+	if u.ClusterPurpose != "" {
+		c.ClusterPurpose = u.ClusterPurpose
+	}
+	if u.LoadBalancerType != "" {
+		c.LoadBalancerType = u.LoadBalancerType
+		if u.LoadBalancerType == LoadBalancerPublicIP {
+			c.LoadBalancerSubnet = ""
+		}
+	}
+	if u.LoadBalancerSubnet != "" {
+		c.LoadBalancerSubnet = u.LoadBalancerSubnet
+	}
+}
+
 // ReconcileRequest is the body of POST .../computes/{name}/reconcile.
 type ReconcileRequest struct{}
 

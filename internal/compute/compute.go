@@ -488,18 +488,7 @@ func (s *Service) finish(ctx context.Context, tx *store.Store, r *operation.Run,
 		case api.OpUpdate:
 			var req api.ComputeUpdateRequest
 			if err := json.Unmarshal(op.Params, &req); err == nil {
-				if req.ClusterPurpose != "" {
-					c.ClusterPurpose = req.ClusterPurpose
-				}
-				if req.LoadBalancerType != "" {
-					c.LoadBalancerType = req.LoadBalancerType
-					if req.LoadBalancerType == api.LoadBalancerPublicIP {
-						c.LoadBalancerSubnet = ""
-					}
-				}
-				if req.LoadBalancerSubnet != "" {
-					c.LoadBalancerSubnet = req.LoadBalancerSubnet
-				}
+				req.Apply(&c.Compute)
 				// A provider that handles TLS has already recorded the full
 				// configuration (FQDN, expiry); others get the request's.
 				if want := sslFromRequest(req.SSL, c.SSLConfiguration); !sameSSL(want, c.SSLConfiguration) {

@@ -333,18 +333,7 @@ func desired(r *operation.Run, c *store.Compute) (*store.Compute, error) {
 		return nil, err
 	}
 	d := *c
-	if req.ClusterPurpose != "" {
-		d.ClusterPurpose = req.ClusterPurpose
-	}
-	if req.LoadBalancerType != "" {
-		d.LoadBalancerType = req.LoadBalancerType
-		if req.LoadBalancerType == api.LoadBalancerPublicIP {
-			d.LoadBalancerSubnet = ""
-		}
-	}
-	if req.LoadBalancerSubnet != "" {
-		d.LoadBalancerSubnet = req.LoadBalancerSubnet
-	}
+	req.Apply(&d.Compute)
 	return &d, nil
 }
 
