@@ -303,44 +303,52 @@ type Credentials struct {
 	Value string `json:"value"`
 }
 
+// OperationKind is what an operation does.
+type OperationKind string
+
 // Operation kinds.
 const (
-	OpCreate    = "create"
-	OpAttach    = "attach"
-	OpUpdate    = "update"
-	OpDetach    = "detach"
-	OpDelete    = "delete"
-	OpScale     = "scale"
-	OpReconcile = "reconcile"
+	OpCreate    OperationKind = "create"
+	OpAttach    OperationKind = "attach"
+	OpUpdate    OperationKind = "update"
+	OpDetach    OperationKind = "detach"
+	OpDelete    OperationKind = "delete"
+	OpScale     OperationKind = "scale"
+	OpReconcile OperationKind = "reconcile"
 	// OpRenew renews an automatic certificate (started by the control
 	// plane when a third of its lifetime is left, or after a failure).
-	OpRenew = "renew"
+	OpRenew OperationKind = "renew"
+	// OpDeploy deploys a service (its delete is OpDelete, its update OpUpdate).
+	OpDeploy OperationKind = "deploy"
 )
+
+// OperationState is where an operation is in its life.
+type OperationState string
 
 // Operation states.
 const (
-	OpPending   = "Pending"
-	OpRunning   = "Running"
-	OpSucceeded = "Succeeded"
-	OpFailed    = "Failed"
-	OpCanceled  = "Canceled"
+	OpPending   OperationState = "Pending"
+	OpRunning   OperationState = "Running"
+	OpSucceeded OperationState = "Succeeded"
+	OpFailed    OperationState = "Failed"
+	OpCanceled  OperationState = "Canceled"
 )
 
 // Operation is one asynchronous change to a target.
 type Operation struct {
-	ID         string     `json:"id"`
-	Workspace  string     `json:"workspace"`
-	TargetType string     `json:"targetType"`
-	TargetName string     `json:"targetName"`
-	TargetID   string     `json:"targetId"`
-	Kind       string     `json:"kind"`
-	State      string     `json:"state"`
-	Step       string     `json:"step,omitempty"`
-	Attempt    int        `json:"attempt"`
-	Error      *Error     `json:"error,omitempty"`
-	CreatedAt  time.Time  `json:"createdAt"`
-	StartedAt  *time.Time `json:"startedAt,omitempty"`
-	FinishedAt *time.Time `json:"finishedAt,omitempty"`
+	ID         string         `json:"id"`
+	Workspace  string         `json:"workspace"`
+	TargetType string         `json:"targetType"`
+	TargetName string         `json:"targetName"`
+	TargetID   string         `json:"targetId"`
+	Kind       OperationKind  `json:"kind"`
+	State      OperationState `json:"state"`
+	Step       string         `json:"step,omitempty"`
+	Attempt    int            `json:"attempt"`
+	Error      *Error         `json:"error,omitempty"`
+	CreatedAt  time.Time      `json:"createdAt"`
+	StartedAt  *time.Time     `json:"startedAt,omitempty"`
+	FinishedAt *time.Time     `json:"finishedAt,omitempty"`
 }
 
 // Terminal reports whether the operation has finished.

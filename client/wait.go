@@ -22,9 +22,9 @@ type OperationError struct {
 func (e *OperationError) Error() string {
 	op := e.Operation
 	if op.Error != nil {
-		return fmt.Sprintf("%s of %s %s: %s", op.Kind, op.TargetName, strings.ToLower(op.State), op.Error.Error())
+		return fmt.Sprintf("%s of %s %s: %s", op.Kind, op.TargetName, strings.ToLower(string(op.State)), op.Error.Error())
 	}
-	return fmt.Sprintf("%s of %s %s", op.Kind, op.TargetName, strings.ToLower(op.State))
+	return fmt.Sprintf("%s of %s %s", op.Kind, op.TargetName, strings.ToLower(string(op.State)))
 }
 
 // WaitOptions says what to do with events while waiting.

@@ -136,7 +136,7 @@ func (a *app) finishOperation(ctx context.Context, c *client.Client, ws string, 
 
 func describeFailure(op *api.Operation) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s of %s %s", op.Kind, op.TargetName, strings.ToLower(op.State))
+	fmt.Fprintf(&b, "%s of %s %s", op.Kind, op.TargetName, strings.ToLower(string(op.State)))
 	if op.Error != nil {
 		fmt.Fprintf(&b, ": %s (%s)", op.Error.Message, op.Error.Code)
 		for _, d := range op.Error.Details {

@@ -257,7 +257,7 @@ func (s *Service) wake() {
 	}
 }
 
-func newOperation(ws *api.Workspace, c *store.Compute, kind string, params any) (*store.Operation, error) {
+func newOperation(ws *api.Workspace, c *store.Compute, kind api.OperationKind, params any) (*store.Operation, error) {
 	b, err := json.Marshal(params)
 	if err != nil {
 		return nil, err
@@ -280,7 +280,7 @@ func (s *Service) Get(ctx context.Context, ws *api.Workspace, name string) (*sto
 }
 
 // start records a new operation on an existing compute and moves it to state.
-func (s *Service) start(ctx context.Context, ws *api.Workspace, name, kind, state string, params any,
+func (s *Service) start(ctx context.Context, ws *api.Workspace, name string, kind api.OperationKind, state string, params any,
 	check func(c *store.Compute, p provider.Provider) []api.ErrorDetail) (*store.Operation, error) {
 	c, err := s.Get(ctx, ws, name)
 	if err != nil {
@@ -521,7 +521,9 @@ func sameSSL(a, b api.SSLConfiguration) bool {
 
 // noStateChange are the kinds that leave the provisioning state alone:
 // background upkeep, not user changes.
-func noStateChange(kind string) bool { return kind == api.OpReconcile || kind == api.OpRenew }
+func noStateChange(kind api.OperationKind) bool {
+	return kind == api.OpReconcile || kind == api.OpRenew
+}
 
 // failureDetails lists every problem of a failed operation.
 func failureDetails(e *api.Error) []api.ErrorDetail {

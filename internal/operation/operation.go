@@ -322,7 +322,7 @@ func (e *Engine) finish(op *store.Operation, run *Run, plan *Plan, err error, lo
 		op.Error = nil
 	case errors.Is(err, errCanceled):
 		op.State = api.OpCanceled
-		op.Error = &api.Error{Code: api.OpCanceled, Message: "The operation was canceled at step " + op.Step}
+		op.Error = &api.Error{Code: string(api.OpCanceled), Message: "The operation was canceled at step " + op.Step}
 	default:
 		op.State = api.OpFailed
 		var apiErr *api.Error

@@ -30,7 +30,7 @@ type Provider interface {
 	// Steps returns the steps of an operation kind, or nil if the type does
 	// not support it. The compute is as it was when the operation was
 	// planned; steps re-read and write it through the run.
-	Steps(kind string, c *store.Compute) []operation.Step
+	Steps(kind api.OperationKind, c *store.Compute) []operation.Step
 }
 
 // DryRunner is a provider that can check a create or attach request
@@ -97,7 +97,7 @@ func (r *Registry) Types() []string {
 // undone (a failed attach leaves nothing installed); Undo returns nil for
 // kinds that need none.
 type Undoer interface {
-	Undo(kind string, c *store.Compute) func(ctx context.Context, r *operation.Run) error
+	Undo(kind api.OperationKind, c *store.Compute) func(ctx context.Context, r *operation.Run) error
 }
 
 // DNSZoner is a provider that knows the DNS zone of its computes'

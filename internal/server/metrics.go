@@ -47,13 +47,13 @@ func (m *metrics) request(route, method string, code int, d time.Duration) {
 }
 
 func (m *metrics) operationStarted(op *store.Operation) {
-	m.operations.WithLabelValues(op.Kind, "Started").Inc()
+	m.operations.WithLabelValues(string(op.Kind), "Started").Inc()
 	m.running.Inc()
 }
 
 func (m *metrics) operationDone(op *store.Operation) {
 	if op.Terminal() {
-		m.operations.WithLabelValues(op.Kind, op.State).Inc()
+		m.operations.WithLabelValues(string(op.Kind), string(op.State)).Inc()
 	}
 	m.running.Dec()
 }

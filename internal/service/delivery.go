@@ -165,7 +165,7 @@ func (m *Manager) deliverable(ctx context.Context, sv *store.Service) []string {
 		return refs
 	}
 	op, err := m.Store.GetOperation(ctx, sv.CurrentOperation)
-	if err != nil || op.Kind != OpUpdate {
+	if err != nil || op.Kind != api.OpUpdate {
 		return refs
 	}
 	var spec api.ServiceSpec

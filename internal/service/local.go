@@ -29,12 +29,12 @@ import (
 
 func (m *Manager) localPlan(op *store.Operation) (*operation.Plan, error) {
 	switch op.Kind {
-	case OpDeploy, OpUpdate:
+	case api.OpDeploy, api.OpUpdate:
 		return &operation.Plan{Steps: []operation.Step{
 			{Name: "record", Run: m.localRecord},
 			{Name: "wait for replicas", Run: m.localWait},
 		}, Finish: m.finish}, nil
-	case OpDelete:
+	case api.OpDelete:
 		// The runtime stops the replicas once the record is gone.
 		return &operation.Plan{Steps: []operation.Step{{Name: "stop", Run: func(context.Context, *operation.Run) error { return nil }}}, Finish: m.finish}, nil
 	}

@@ -32,13 +32,6 @@ import (
 // TargetType is the operation target type of services.
 const TargetType = "service"
 
-// Operation kinds of services.
-const (
-	OpDeploy = "deploy"
-	OpUpdate = "update"
-	OpDelete = "delete"
-)
-
 // Manager runs the service life cycle.
 type Manager struct {
 	Store *store.Store
@@ -106,7 +99,7 @@ func (m *Manager) Deploy(ctx context.Context, ws *api.Workspace, req *api.Servic
 	if sv.Auth == api.AuthKey {
 		sv.Secrets["primaryKey"], sv.Secrets["secondaryKey"] = NewKey(), NewKey()
 	}
-	op := newOp(ws, sv, OpDeploy)
+	op := newOp(ws, sv, api.OpDeploy)
 	sv.CurrentOperation = op.ID
 	err = m.Store.InTx(ctx, func(tx *store.Store) error {
 		if err := tx.CreateService(ctx, sv); err != nil {
@@ -150,7 +143,7 @@ func (m *Manager) wake() {
 	}
 }
 
-func newOp(ws *api.Workspace, sv *store.Service, kind string) *store.Operation {
+func newOp(ws *api.Workspace, sv *store.Service, kind api.OperationKind) *store.Operation {
 	return &store.Operation{WorkspaceID: ws.ID, Operation: api.Operation{ID: uuid.NewString(), Workspace: ws.Name,
 		TargetType: TargetType, TargetID: sv.ID, TargetName: sv.Name, Kind: kind}}
 }
@@ -161,7 +154,7 @@ func (m *Manager) Delete(ctx context.Context, ws *api.Workspace, name string) (*
 	if err != nil {
 		return nil, err
 	}
-	return m.start(ctx, sv, newOp(ws, sv, OpDelete))
+	return m.start(ctx, sv, newOp(ws, sv, api.OpDelete))
 }
 
 // start records an operation on an existing service, which turns
@@ -217,7 +210,7 @@ func (m *Manager) Update(ctx context.Context, ws *api.Workspace, name string, ch
 		return nil, problem.Validation("", details)
 	}
 	spec.Models = resolved
-	op := newOp(ws, sv, OpUpdate)
+	op := newOp(ws, sv, api.OpUpdate)
 	op.Params, _ = json.Marshal(spec)
 	return m.start(ctx, sv, op)
 }
@@ -482,12 +475,12 @@ func (m *Manager) Plan(op *store.Operation) (*operation.Plan, error) {
 		}
 	}
 	switch op.Kind {
-	case OpDeploy, OpUpdate:
+	case api.OpDeploy, api.OpUpdate:
 		return &operation.Plan{Steps: []operation.Step{
 			{Name: "apply", Run: m.stepApply},
 			{Name: "wait for replicas", Run: m.stepWait},
 		}, Finish: m.finish}, nil
-	case OpDelete:
+	case api.OpDelete:
 		return &operation.Plan{Steps: []operation.Step{{Name: "remove", Run: m.stepRemove}}, Finish: m.finish}, nil
 	}
 	return nil, fmt.Errorf("services have no %s operation", op.Kind)
@@ -511,7 +504,7 @@ func (m *Manager) load(ctx context.Context, r *operation.Run) (*store.Service, *
 
 // desired is the service as the operation wants it (an update's spec).
 func desired(r *operation.Run, sv *store.Service) error {
-	if r.Op.Kind != OpUpdate {
+	if r.Op.Kind != api.OpUpdate {
 		return nil
 	}
 	return json.Unmarshal(r.Op.Params, &sv.ServiceSpec)
@@ -642,7 +635,7 @@ func (m *Manager) finish(ctx context.Context, tx *store.Store, r *operation.Run,
 		sv.CurrentOperation = ""
 	}
 	switch {
-	case opErr == nil && r.Op.Kind == OpDelete:
+	case opErr == nil && r.Op.Kind == api.OpDelete:
 		return tx.DeleteService(ctx, sv.ID)
 	case opErr == nil:
 		sv.State, sv.Errors = api.ServiceHealthy, []api.ErrorDetail{}

@@ -154,7 +154,7 @@ func TestOneActiveOperationPerTarget(t *testing.T) {
 		ctx := context.Background()
 		ws := newWorkspace(t, s, "ws")
 		c := newCompute(t, s, ws, "c1")
-		op := func(kind string) *store.Operation {
+		op := func(kind api.OperationKind) *store.Operation {
 			return &store.Operation{WorkspaceID: ws.ID, Operation: api.Operation{ID: uuid.NewString(), Workspace: ws.Name,
 				TargetType: "compute", TargetID: c.ID, TargetName: c.Name, Kind: kind}}
 		}

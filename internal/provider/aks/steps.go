@@ -32,7 +32,7 @@ const tagAttachment = "berth.dev-attachment"
 
 // Steps returns the steps of each operation kind: Azure's part, then the
 // kubernetes provider's install path.
-func (p *Provider) Steps(kind string, c *store.Compute) []operation.Step {
+func (p *Provider) Steps(kind api.OperationKind, c *store.Compute) []operation.Step {
 	install := p.Kube.Steps(api.OpAttach, c)
 	dns := operation.Step{Name: "endpoint name", Run: p.stepEndpointName}
 	switch kind {
@@ -62,7 +62,7 @@ func (p *Provider) Steps(kind string, c *store.Compute) []operation.Step {
 
 // Undo removes what a failed create or attach installed in the cluster.
 // A created AKS cluster stays: deleting it is the user's call.
-func (p *Provider) Undo(kind string, c *store.Compute) func(ctx context.Context, r *operation.Run) error {
+func (p *Provider) Undo(kind api.OperationKind, c *store.Compute) func(ctx context.Context, r *operation.Run) error {
 	if kind != api.OpCreate && kind != api.OpAttach {
 		return nil
 	}

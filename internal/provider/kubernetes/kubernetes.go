@@ -246,7 +246,7 @@ func (p *Provider) ObserveStep() operation.Step {
 }
 
 // Steps returns the steps of each operation kind.
-func (p *Provider) Steps(kind string, _ *store.Compute) []operation.Step {
+func (p *Provider) Steps(kind api.OperationKind, _ *store.Compute) []operation.Step {
 	switch kind {
 	case api.OpAttach:
 		return []operation.Step{
@@ -289,7 +289,7 @@ func (p *Provider) Steps(kind string, _ *store.Compute) []operation.Step {
 
 // Undo removes what a failed or canceled attach installed, if the cluster
 // is still ours.
-func (p *Provider) Undo(kind string, _ *store.Compute) func(ctx context.Context, r *operation.Run) error {
+func (p *Provider) Undo(kind api.OperationKind, _ *store.Compute) func(ctx context.Context, r *operation.Run) error {
 	if kind != api.OpAttach {
 		return nil
 	}

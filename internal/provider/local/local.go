@@ -74,7 +74,7 @@ func (Provider) ValidateScale(context.Context, *store.Compute, int) []api.ErrorD
 
 // Steps: create prepares the port and certificates and waits until the
 // server's local runtime serves them; delete lets the runtime stop it.
-func (p Provider) Steps(kind string, _ *store.Compute) []operation.Step {
+func (p Provider) Steps(kind api.OperationKind, _ *store.Compute) []operation.Step {
 	switch kind {
 	case api.OpCreate:
 		return []operation.Step{{Name: "prepare", Run: prepare}, {Name: "wait for front end", Run: waitServing}}

@@ -163,7 +163,7 @@ func sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
-func (Provider) Steps(kind string, c *store.Compute) []operation.Step {
+func (Provider) Steps(kind api.OperationKind, c *store.Compute) []operation.Step {
 	switch kind {
 	case api.OpCreate, api.OpAttach:
 		planned, _ := parse(c.Properties)
