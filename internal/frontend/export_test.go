@@ -8,6 +8,8 @@ import (
 	"net/http/httptest"
 	"testing"
 	"time"
+
+	"github.com/berth-ml/berth/internal/frontend/rawconn"
 )
 
 // testServer is the server the tests' front ends run on; TestOnNetHTTP
@@ -34,7 +36,7 @@ func ServeForTest(t testing.TB, h http.Handler, tlsConf *tls.Config) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln = quietListener{ln} // as Serve's scoring listeners
+	ln = rawconn.Listener{Listener: ln} // as Serve's scoring listeners
 	scheme := "http://"
 	if tlsConf != nil {
 		ln = tls.NewListener(ln, tlsConf)

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/berth-ml/berth/internal/frontend/rawconn"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -94,7 +95,7 @@ func (f *Frontend) Serve(ctx context.Context, l Listeners) error {
 		}
 		var srv server
 		if scoring && f.HTTPServer != ServerGo {
-			ln = quietListener{ln}
+			ln = rawconn.Listener{Listener: ln}
 			srv = newH1Server(h, f.log)
 		} else {
 			srv = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second,
@@ -132,15 +133,4 @@ func (f *Frontend) Serve(ctx context.Context, l Listeners) error {
 		return nil
 	})
 	return g.Wait()
-}
-
-// quietListener hands out its connections as quietConns (rawconn_linux.go).
-type quietListener struct{ net.Listener }
-
-func (l quietListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	return quiet(c), nil
 }

@@ -11,11 +11,13 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/berth-ml/berth/internal/frontend/rawconn"
 )
 
 // sendBeforeReader is a connection that can write a request at the start
-// of the next Read (quietConn).
-type sendBeforeReader interface{ sendBeforeRead([]byte) }
+// of the next Read (rawconn.Quiet's on Linux).
+type sendBeforeReader interface{ SendBeforeRead([]byte) }
 
 // upstream is a lean HTTP/1.1 client for replicas: one pooled keep-alive
 // connection per request, the request written and the response read in the
@@ -69,7 +71,7 @@ func (u *upstream) get(ctx context.Context, addr string, deadline time.Time) (*u
 	if err != nil {
 		return nil, false, err
 	}
-	c = quiet(c)
+	c = rawconn.Quiet(c)
 	uc := &upConn{c: c, br: bufio.NewReaderSize(c, 16<<10), bw: bufio.NewWriterSize(c, 16<<10)}
 	uc.abort = func() { c.SetDeadline(time.Unix(1, 0)) }
 	return uc, false, nil
@@ -226,10 +228,10 @@ func roundTrip(c *upConn, method, target string, header http.Header, skip func(s
 	if body == nil || buffered != nil {
 		// The whole request is in hand: on Linux it is written by the first
 		// read of the answer, so that read waits for the answer instead of
-		// first finding nothing (rawconn_linux.go, sendBeforeRead).
+		// first finding nothing (rawconn_linux.go, SendBeforeRead).
 		b = append(b, buffered...)
 		if q, ok := c.c.(sendBeforeReader); ok {
-			q.sendBeforeRead(b)
+			q.SendBeforeRead(b)
 		} else {
 			_, werr = c.c.Write(b)
 		}

@@ -1,4 +1,4 @@
-package frontend
+package rawconn
 
 import (
 	"bytes"
@@ -27,9 +27,9 @@ func quietPair(t *testing.T) (q net.Conn, peer net.Conn) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	q = quiet(c)
+	q = Quiet(c)
 	if _, ok := q.(*quietConn); !ok {
-		t.Fatalf("quiet(%T) = %T, want *quietConn", c, q)
+		t.Fatalf("Quiet(%T) = %T, want *quietConn", c, q)
 	}
 	t.Cleanup(func() { q.Close(); peer.Close() })
 	return q, peer
@@ -109,8 +109,8 @@ func TestQuietOnlyWrapsTCP(t *testing.T) {
 	a, b := net.Pipe()
 	defer a.Close()
 	defer b.Close()
-	if c := quiet(a); c != a {
-		t.Fatalf("quiet(pipe) = %T, want the pipe itself", c)
+	if c := Quiet(a); c != a {
+		t.Fatalf("Quiet(pipe) = %T, want the pipe itself", c)
 	}
 }
 
@@ -126,7 +126,7 @@ func TestQuietConnSendBeforeRead(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 		peer.Write(append([]byte("re:"), b...))
 	}()
-	sq.sendBeforeRead([]byte("ping"))
+	sq.SendBeforeRead([]byte("ping"))
 	q.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if n, err := q.Read(buf); err != nil || string(buf[:n]) != "re:ping" {
 		t.Fatalf("Read = %q, %v", buf[:n], err)
@@ -139,14 +139,14 @@ func TestQuietConnSendBeforeRead(t *testing.T) {
 		io.ReadFull(peer, make([]byte, len(big)))
 		peer.Write([]byte("got it"))
 	}()
-	sq.sendBeforeRead(big)
+	sq.SendBeforeRead(big)
 	if n, err := q.Read(buf); err != nil || string(buf[:n]) != "got it" {
 		t.Fatalf("Read after a large request = %q, %v", buf[:n], err)
 	}
 
 	// Past the deadline nothing is sent, and nothing is left to send later.
 	q.SetReadDeadline(time.Now().Add(-time.Second))
-	sq.sendBeforeRead([]byte("late"))
+	sq.SendBeforeRead([]byte("late"))
 	if _, err := q.Read(buf); !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("Read past the deadline = %v", err)
 	}
@@ -170,7 +170,7 @@ func TestQuietConnSendBeforeReadToClosedPeer(t *testing.T) {
 	time.Sleep(20 * time.Millisecond) // the FIN arrives while nobody reads
 	q.SetReadDeadline(time.Now().Add(5 * time.Second))
 	start := time.Now()
-	q.(*quietConn).sendBeforeRead([]byte("GET / HTTP/1.1\r\n\r\n"))
+	q.(*quietConn).SendBeforeRead([]byte("GET / HTTP/1.1\r\n\r\n"))
 	_, err := q.Read(make([]byte, 16))
 	if err == nil || errors.Is(err, os.ErrDeadlineExceeded) || time.Since(start) > time.Second {
 		t.Fatalf("Read from a closed peer = %v after %v; want EOF or a reset at once", err, time.Since(start))

@@ -1,4 +1,4 @@
-package frontend
+package rawconn
 
 import (
 	"io"
@@ -35,14 +35,14 @@ type quietConn struct {
 	rn, wn        int
 	rerr, werr    syscall.Errno
 	readF, writeF func(uintptr) bool
-	// pending: a request the next Read writes first (sendBeforeRead);
+	// pending: a request the next Read writes first (SendBeforeRead);
 	// pendingErr: writing it failed.
 	pending    []byte
 	pendingErr syscall.Errno
 }
 
-// quiet returns c as a quietConn when it is a TCP connection.
-func quiet(c net.Conn) net.Conn {
+// Quiet returns c as a quietConn when it is a TCP connection.
+func Quiet(c net.Conn) net.Conn {
 	tc, ok := c.(*net.TCPConn)
 	if !ok {
 		return c
@@ -56,7 +56,7 @@ func quiet(c net.Conn) net.Conn {
 	return q
 }
 
-// sendBeforeRead has the next Read write b first, once the read is armed
+// SendBeforeRead has the next Read write b first, once the read is armed
 // with the poller, and then wait for the peer's answer without trying a
 // read that can only find nothing (Go's poller otherwise reads before it
 // waits: one EAGAIN read per request). Arming first is what makes this
@@ -65,7 +65,7 @@ func quiet(c net.Conn) net.Conn {
 // unasked, used by one goroutine at a time: the front end's connections to
 // replicas. (A replica that closed the idle connection meanwhile answers
 // the write with a reset, which is new readiness.)
-func (q *quietConn) sendBeforeRead(b []byte) { q.pending = b }
+func (q *quietConn) SendBeforeRead(b []byte) { q.pending = b }
 
 func (q *quietConn) Read(p []byte) (int, error) {
 	if len(p) == 0 {
