@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/berth-ml/berth/internal/frontend/upstream"
 	"github.com/golang-jwt/jwt/v5"
 )
 
@@ -29,7 +30,7 @@ type Frontend struct {
 	mu       sync.RWMutex
 	services map[string]*service
 
-	up        *upstream
+	up        *upstream.Client
 	metrics   *metrics
 	log       *slog.Logger
 	ready     atomic.Bool
@@ -63,7 +64,7 @@ func New(log *slog.Logger) *Frontend {
 		reachable: map[string]bool{},
 		log:       log,
 		metrics:   newMetrics(),
-		up:        newUpstream(),
+		up:        upstream.New(),
 	}
 }
 
@@ -191,7 +192,7 @@ const (
 
 // route parses the path: the service, the path to send the replica, and
 // the kind of request.
-func route(r *http.Request) (name, upstream, kind string) {
+func route(r *http.Request) (name, upPath, kind string) {
 	p := r.URL.Path
 	if rest, ok := strings.CutPrefix(p, "/api/v1/service/"); ok {
 		name, tail, _ := strings.Cut(rest, "/")
@@ -228,7 +229,7 @@ func route(r *http.Request) (name, upstream, kind string) {
 	return "", "", kindUnknown
 }
 
-func (f *Frontend) serve(w http.ResponseWriter, r *http.Request, name, upstream, kind string) {
+func (f *Frontend) serve(w http.ResponseWriter, r *http.Request, name, upPath, kind string) {
 	switch kind {
 	case kindUnknown:
 		writeError(w, http.StatusNotFound, "NotFound", "no such path: "+r.URL.Path)
@@ -271,7 +272,7 @@ func (f *Frontend) serve(w http.ResponseWriter, r *http.Request, name, upstream,
 		writeError(w, http.StatusRequestEntityTooLarge, "PayloadTooLarge", fmt.Sprintf("the request body is larger than %d bytes", MaxBodyBytes))
 		return
 	}
-	f.proxy(w, r, s, rt, upstream)
+	f.proxy(w, r, s, rt, upPath)
 }
 
 func readyStatus(ok bool) int {
@@ -326,7 +327,7 @@ func (f *Frontend) authorize(s *service, rt *Route, r *http.Request) (bool, stri
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
 // proxy admits the request to a replica and relays the answer.
-func (f *Frontend) proxy(w http.ResponseWriter, r *http.Request, s *service, rt *Route, upstream string) {
+func (f *Frontend) proxy(w http.ResponseWriter, r *http.Request, s *service, rt *Route, upPath string) {
 	if r.ContentLength > MaxBodyBytes {
 		tooLarge(w)
 		return
@@ -410,7 +411,7 @@ func (f *Frontend) proxy(w http.ResponseWriter, r *http.Request, s *service, rt 
 		obs.inflight.Dec()
 	}()
 
-	f.relay(deadline, w, r, rt, buffered, rep.Addr, upstream, rep.Name, false)
+	f.relay(deadline, w, r, rt, buffered, rep.Addr, upPath, rep.Name, false)
 }
 
 // refuses tells whether a replica refuses connections, by taking an idle
@@ -474,7 +475,7 @@ func (f *Frontend) relay(deadline time.Time, w http.ResponseWriter, r *http.Requ
 	if body == nil {
 		length = 0
 	}
-	ex, err := f.up.do(r.Context(), deadline, addr, r.Method, path, r.Header, skip, extra, buffered, body, length)
+	ex, err := f.up.Do(r.Context(), deadline, addr, r.Method, path, r.Header, skip, extra, buffered, body, length)
 	if err != nil {
 		var tooBig *bodyTooLarge
 		switch {
@@ -494,7 +495,7 @@ func (f *Frontend) relay(deadline time.Time, w http.ResponseWriter, r *http.Requ
 	defer ex.Close()
 	h := w.Header()
 	for k, v := range ex.Header {
-		if !dropHeader(k) || k == "Content-Length" {
+		if !upstream.DropHeader(k) || k == "Content-Length" {
 			h[k] = v
 		}
 	}
@@ -511,31 +512,6 @@ func (f *Frontend) relay(deadline time.Time, w http.ResponseWriter, r *http.Requ
 
 func tooLarge(w http.ResponseWriter) {
 	writeError(w, http.StatusRequestEntityTooLarge, "PayloadTooLarge", fmt.Sprintf("the request body is larger than %d bytes", MaxBodyBytes))
-}
-
-// limitedBody fails once more than left bytes are read.
-type limitedBody struct {
-	r    io.Reader
-	left int64
-}
-
-type bodyTooLarge struct{}
-
-func (*bodyTooLarge) Error() string { return "request body too large" }
-
-func (l *limitedBody) Read(p []byte) (int, error) {
-	if l.left < 0 {
-		return 0, &bodyTooLarge{}
-	}
-	if int64(len(p)) > l.left+1 {
-		p = p[:l.left+1]
-	}
-	n, err := l.r.Read(p)
-	l.left -= int64(n)
-	if l.left < 0 {
-		return n, &bodyTooLarge{}
-	}
-	return n, err
 }
 
 // statusWriter records the status written.

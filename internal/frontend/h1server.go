@@ -19,6 +19,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/berth-ml/berth/internal/frontend/httpsyntax"
 )
 
 // h1Server is a lean HTTP/1.1 server for the scoring listeners. It calls
@@ -533,7 +535,7 @@ func (c *h1Conn) readRequest() error {
 	line, rest := nextLine(head)
 	method, line, ok1 := strings.Cut(line, " ")
 	target, proto, ok2 := strings.Cut(line, " ")
-	if !ok1 || !ok2 || !validToken(method) || target == "" {
+	if !ok1 || !ok2 || !httpsyntax.ValidToken(method) || target == "" {
 		return badRequest("")
 	}
 	switch proto {
@@ -563,11 +565,11 @@ func (c *h1Conn) readRequest() error {
 	for rest != "" {
 		line, rest = nextLine(rest)
 		k, v, ok := strings.Cut(line, ":")
-		if !ok || !validToken(k) {
+		if !ok || !httpsyntax.ValidToken(k) {
 			return badRequest("malformed MIME header line")
 		}
 		v = strings.Trim(v, " \t")
-		if !validHeaderValue(v) {
+		if !httpsyntax.ValidHeaderValue(v) {
 			return badRequest("invalid MIME header value")
 		}
 		if !canonicalKey(k) {
@@ -727,31 +729,6 @@ func hasToken(vs []string, token string) bool {
 		}
 	}
 	return false
-}
-
-func isTokenByte(b byte) bool {
-	return 'a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", b) >= 0
-}
-
-func validToken[T string | []byte](s T) bool {
-	if len(s) == 0 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if !isTokenByte(s[i]) {
-			return false
-		}
-	}
-	return true
-}
-
-func validHeaderValue[T string | []byte](v T) bool {
-	for i := 0; i < len(v); i++ {
-		if b := v[i]; b < ' ' && b != '\t' || b == 0x7f {
-			return false
-		}
-	}
-	return true
 }
 
 func validHost(h string) bool {
@@ -1013,7 +990,7 @@ func (w *h1Response) appendHead(b []byte, code int, info bool) []byte {
 				continue
 			}
 		}
-		if !validToken(k) {
+		if !httpsyntax.ValidToken(k) {
 			continue
 		}
 		for _, v := range vs {

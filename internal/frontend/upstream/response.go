@@ -1,4 +1,4 @@
-package frontend
+package upstream
 
 import (
 	"bufio"
@@ -12,10 +12,12 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/berth-ml/berth/internal/frontend/httpsyntax"
 )
 
-// upResponse is a replica's answer as the front end relays it.
-type upResponse struct {
+// Response is a replica's answer as the front end relays it.
+type Response struct {
 	StatusCode int
 	// Header is reused for every answer on the connection: a value equal
 	// to the previous answer's keeps its slice, so answers that repeat
@@ -34,9 +36,9 @@ const maxResponseHead = 1 << 20
 var errMalformedResponse = errors.New("malformed HTTP response from the replica")
 
 // readResponse reads an answer's head from the connection, as
-// http.ReadResponse would but into the connection's reused upResponse; the
+// http.ReadResponse would but into the connection's reused Response; the
 // body is left to be read from Body. method is the request's.
-func (c *upConn) readResponse(method string) (*upResponse, error) {
+func (c *upConn) readResponse(method string) (*Response, error) {
 	line, err := c.readLine()
 	if err != nil {
 		return nil, err
@@ -80,11 +82,11 @@ func (c *upConn) readResponse(method string) (*upResponse, error) {
 			return nil, fmt.Errorf("%w: its head is over %d bytes", errMalformedResponse, maxResponseHead)
 		}
 		i := bytes.IndexByte(line, ':')
-		if i <= 0 || !validToken(line[:i]) {
+		if i <= 0 || !httpsyntax.ValidToken(line[:i]) {
 			return nil, fmt.Errorf("%w: header line %q", errMalformedResponse, truncate(line))
 		}
 		v := bytes.Trim(line[i+1:], " \t")
-		if !validHeaderValue(v) {
+		if !httpsyntax.ValidHeaderValue(v) {
 			return nil, fmt.Errorf("%w: header line %q", errMalformedResponse, truncate(line))
 		}
 		c.addHeader(c.headerKey(line[:i]), v)

@@ -1,4 +1,4 @@
-package frontend
+package upstream
 
 import (
 	"bufio"
@@ -19,12 +19,12 @@ import (
 // of the next Read (rawconn.Quiet's on Linux).
 type sendBeforeReader interface{ SendBeforeRead([]byte) }
 
-// upstream is a lean HTTP/1.1 client for replicas: one pooled keep-alive
+// Client is a lean HTTP/1.1 client for replicas: one pooled keep-alive
 // connection per request, the request written and the response read in the
 // handler's own goroutine (no per-connection goroutines), the request in
 // one write when its body is small. It is what lets berth-fe keep pace with
 // nginx on the same core.
-type upstream struct {
+type Client struct {
 	mu      sync.Mutex
 	idle    map[string][]*upConn
 	maxIdle int
@@ -38,22 +38,23 @@ type upConn struct {
 	used time.Time
 	// The answer being read, reused for every answer on the connection
 	// (readResponse).
-	resp    upResponse
+	resp    Response
 	cl      clBody
 	chunked chunkedBody
 	seen    []string          // header names of the answer being read
 	keys    map[string]string // header names as sent → canonical
 	lineBuf []byte
-	ex      exchange
+	ex      Exchange
 	req     []byte // the request being sent
 	abort   func() // ends the exchange in progress (made once: no closure per request)
 }
 
-func newUpstream() *upstream {
-	return &upstream{idle: map[string][]*upConn{}, maxIdle: 1024, dialer: net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}}
+// New makes a client with no connections yet.
+func New() *Client {
+	return &Client{idle: map[string][]*upConn{}, maxIdle: 1024, dialer: net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}}
 }
 
-func (u *upstream) get(ctx context.Context, addr string, deadline time.Time) (*upConn, bool, error) {
+func (u *Client) get(ctx context.Context, addr string, deadline time.Time) (*upConn, bool, error) {
 	u.mu.Lock()
 	for l := u.idle[addr]; len(l) > 0; l = u.idle[addr] {
 		c := l[len(l)-1]
@@ -79,7 +80,7 @@ func (u *upstream) get(ctx context.Context, addr string, deadline time.Time) (*u
 
 // put returns c to the pool; its deadline stays until the next request
 // sets its own (nothing reads an idle connection).
-func (u *upstream) put(addr string, c *upConn) {
+func (u *Client) put(addr string, c *upConn) {
 	c.used = time.Now()
 	u.mu.Lock()
 	if len(u.idle[addr]) < u.maxIdle {
@@ -91,29 +92,25 @@ func (u *upstream) put(addr string, c *upConn) {
 	c.c.Close()
 }
 
-// smallBody is the largest body kept in memory so a request on a stale
-// pooled connection can be sent again on a new one.
-const smallBody = 64 << 10
-
 // errStale means a reused connection was closed by the replica before it
 // read the request; the request can safely be sent again.
 var errStale = errors.New("stale connection")
 
-// exchange is an answer being read from a replica; Close returns the
+// Exchange is an answer being read from a replica; Close returns the
 // connection to the pool once its body was read to the end.
-type exchange struct {
-	*upResponse
-	u    *upstream
+type Exchange struct {
+	*Response
+	u    *Client
 	addr string
 	c    *upConn
 	stop func() bool
 }
 
-func (e *exchange) Close() {
+func (e *Exchange) Close() {
 	e.stop()
 	// Reused only when the answer was read to its end and the replica sent
 	// nothing after it: the next request's answer must be the next bytes.
-	if !e.upResponse.Close && (bodyDone(e.Body) || drain(e.Body)) && e.c.br.Buffered() == 0 {
+	if !e.Response.Close && (bodyDone(e.Body) || drain(e.Body)) && e.c.br.Buffered() == 0 {
 		e.u.put(e.addr, e.c)
 		return
 	}
@@ -137,29 +134,7 @@ func drain(b io.Reader) bool {
 	return err == io.EOF
 }
 
-// bodyBufs holds the buffers small request bodies are read into.
-var bodyBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
-
-// readSmallBody reads a request body of known length up to smallBody into
-// a buffer from bodyBufs, bp, to be put back when the request is done.
-// Other bodies are left to stream (buffered and bp nil).
-func readSmallBody(r *http.Request) (buffered []byte, bp *[]byte, err error) {
-	if r.Body == nil || r.Body == http.NoBody || r.ContentLength < 0 || r.ContentLength > smallBody {
-		return nil, nil, nil
-	}
-	bp = bodyBufs.Get().(*[]byte)
-	if int64(cap(*bp)) < r.ContentLength {
-		*bp = make([]byte, r.ContentLength)
-	}
-	b := (*bp)[:r.ContentLength]
-	if _, err := io.ReadFull(r.Body, b); err != nil {
-		bodyBufs.Put(bp)
-		return nil, nil, err
-	}
-	return b, bp, nil
-}
-
-// do sends a request to addr and returns the response with its body
+// Do sends a request to addr and returns the response with its body
 // unread. header is sent without hop-by-hop headers, Host, framing headers
 // and those skip names; extra headers are added. The exchange ends with
 // os.ErrDeadlineExceeded at deadline, and with ctx's cause when ctx ends.
@@ -167,7 +142,7 @@ func readSmallBody(r *http.Request) (buffered []byte, bp *[]byte, err error) {
 // The body is buffered (not nil: all of it, which a request on a stale
 // pooled connection can send again) or streamed from body (length bytes,
 // or chunked when length < 0).
-func (u *upstream) do(ctx context.Context, deadline time.Time, addr, method, target string, header http.Header, skip func(string) bool, extra [][2]string, buffered []byte, body io.Reader, length int64) (*exchange, error) {
+func (u *Client) Do(ctx context.Context, deadline time.Time, addr, method, target string, header http.Header, skip func(string) bool, extra [][2]string, buffered []byte, body io.Reader, length int64) (*Exchange, error) {
 	if buffered != nil {
 		body, length = nil, int64(len(buffered))
 	}
@@ -180,7 +155,7 @@ func (u *upstream) do(ctx context.Context, deadline time.Time, addr, method, tar
 		stop := context.AfterFunc(ctx, c.abort)
 		resp, err := roundTrip(c, method, target, header, skip, extra, buffered, body, length)
 		if err == nil {
-			c.ex = exchange{upResponse: resp, u: u, addr: addr, c: c, stop: stop}
+			c.ex = Exchange{Response: resp, u: u, addr: addr, c: c, stop: stop}
 			return &c.ex, nil
 		}
 		stop()
@@ -197,7 +172,7 @@ func (u *upstream) do(ctx context.Context, deadline time.Time, addr, method, tar
 
 // roundTrip sends the request, its body from buffered (when not nil) or
 // body, and reads the answer's head.
-func roundTrip(c *upConn, method, target string, header http.Header, skip func(string) bool, extra [][2]string, buffered []byte, body io.Reader, length int64) (*upResponse, error) {
+func roundTrip(c *upConn, method, target string, header http.Header, skip func(string) bool, extra [][2]string, buffered []byte, body io.Reader, length int64) (*Response, error) {
 	chunked := buffered == nil && body != nil && length < 0
 	b := append(c.req[:0], method...)
 	b = append(b, ' ')
@@ -207,7 +182,7 @@ func roundTrip(c *upConn, method, target string, header http.Header, skip func(s
 		b = append(append(append(append(b, kv[0]...), ": "...), kv[1]...), "\r\n"...)
 	}
 	for k, vs := range header {
-		if dropHeader(k) || (skip != nil && skip(k)) {
+		if DropHeader(k) || (skip != nil && skip(k)) {
 			continue
 		}
 		for _, v := range vs {
@@ -256,10 +231,6 @@ func roundTrip(c *upConn, method, target string, header http.Header, skip func(s
 		c.req = b[:0]
 	}
 	if werr != nil {
-		var tooBig *bodyTooLarge
-		if errors.As(werr, &tooBig) {
-			return nil, werr
-		}
 		if isReset(werr) {
 			return nil, errStale
 		}
@@ -284,8 +255,8 @@ func isReset(err error) bool {
 	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || (errors.As(err, &op) && !op.Timeout())
 }
 
-// dropHeader: hop-by-hop and framing headers are the front end's own.
-func dropHeader(k string) bool {
+// DropHeader: hop-by-hop and framing headers are the front end's own.
+func DropHeader(k string) bool {
 	switch k {
 	case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization",
 		"Te", "Trailer", "Transfer-Encoding", "Upgrade", "Host", "Content-Length",

@@ -1,4 +1,4 @@
-package frontend
+package upstream
 
 import (
 	"bufio"
@@ -75,9 +75,9 @@ type upAnswer struct {
 	err    error
 }
 
-func upDo(t *testing.T, up *upstream, addr, method string) upAnswer {
+func upDo(t *testing.T, up *Client, addr, method string) upAnswer {
 	t.Helper()
-	ex, err := up.do(context.Background(), time.Now().Add(5*time.Second), addr, method, "/score", http.Header{}, nil, nil, nil, nil, 0)
+	ex, err := up.Do(context.Background(), time.Now().Add(5*time.Second), addr, method, "/score", http.Header{}, nil, nil, nil, nil, 0)
 	if err != nil {
 		return upAnswer{err: err}
 	}
@@ -96,7 +96,7 @@ func TestUpstreamResponseFraming(t *testing.T) {
 		"HTTP/1.1 204\r\nx-multi: a\r\nX-Multi: b\r\n\r\n",
 		"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nend",
 	)
-	up := newUpstream()
+	up := New()
 	a := upDo(t, up, addr, "POST")
 	if a.err != nil || a.code != 200 || a.body != "hello" || a.header.Get("Content-Type") != "text/plain" {
 		t.Fatalf("first answer: %+v", a)
@@ -125,8 +125,8 @@ func TestUpstreamResponseHeadersStayPut(t *testing.T) {
 		"HTTP/1.1 200 OK\r\nX-A: one\r\nX-B: same\r\nContent-Length: 0\r\n\r\n",
 		"HTTP/1.1 200 OK\r\nX-A: two\r\nX-B: same\r\nX-B: more\r\nContent-Length: 0\r\n\r\n",
 	)
-	up := newUpstream()
-	ex, err := up.do(context.Background(), time.Now().Add(5*time.Second), addr, "GET", "/", http.Header{}, nil, nil, nil, nil, 0)
+	up := New()
+	ex, err := up.Do(context.Background(), time.Now().Add(5*time.Second), addr, "GET", "/", http.Header{}, nil, nil, nil, nil, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +145,7 @@ func TestUpstreamResponseEndings(t *testing.T) {
 	// HTTP/1.0 and Connection: close end the connection; a body without a
 	// length runs to the close; HEAD has no body whatever its length.
 	addr, conns := cannedReplica(t, "HTTP/1.0 200 OK\r\n\r\nuntil close#close")
-	up := newUpstream()
+	up := New()
 	if a := upDo(t, up, addr, "GET"); a.err != nil || a.body != "until close" {
 		t.Fatalf("HTTP/1.0: %+v", a)
 	}
@@ -190,14 +190,14 @@ func TestUpstreamResponseMalformed(t *testing.T) {
 		"HTTP/1.1 200 OK\r\nX-Big: " + strings.Repeat("x", maxResponseHead) + "\r\n\r\n",
 	} {
 		addr, _ := cannedReplica(t, bad)
-		if a := upDo(t, newUpstream(), addr, "GET"); a.err == nil {
+		if a := upDo(t, New(), addr, "GET"); a.err == nil {
 			t.Errorf("%.40q: accepted as %+v", bad, a)
 		}
 	}
 	// A long header line within the limit is fine.
 	long := strings.Repeat("v", 100<<10)
 	addr, _ := cannedReplica(t, "HTTP/1.1 200 OK\r\nX-Long: "+long+"\r\nContent-Length: 0\r\n\r\n")
-	if a := upDo(t, newUpstream(), addr, "GET"); a.err != nil || a.header.Get("X-Long") != long {
+	if a := upDo(t, New(), addr, "GET"); a.err != nil || a.header.Get("X-Long") != long {
 		t.Fatalf("long header: err %v, %d bytes", a.err, len(a.header.Get("X-Long")))
 	}
 }
@@ -208,7 +208,7 @@ func TestUpstreamExtraBytesEndTheConnection(t *testing.T) {
 	addr, conns := cannedReplica(t,
 		"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nstale",
 		"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfresh")
-	up := newUpstream()
+	up := New()
 	if a := upDo(t, up, addr, "GET"); a.err != nil || a.body != "ok" {
 		t.Fatalf("first answer: %+v", a)
 	}
@@ -217,5 +217,27 @@ func TestUpstreamExtraBytesEndTheConnection(t *testing.T) {
 	}
 	if n := conns(); n != 2 {
 		t.Fatalf("%d connections, want 2", n)
+	}
+}
+
+// A replica's 100 Continue (sent unasked here) is never taken for its
+// answer, and the pooled connection stays in step.
+func TestUpstreamSkipsContinue(t *testing.T) {
+	answer := "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+	addr, conns := cannedReplica(t, answer, answer, answer)
+	up := New()
+	for i := 0; i < 3; i++ {
+		ex, err := up.Do(context.Background(), time.Now().Add(time.Minute), addr, "POST", "/x", http.Header{}, nil, nil, []byte("abc"), nil, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(ex.Body)
+		ex.Close()
+		if ex.StatusCode != 200 || string(b) != "ok" {
+			t.Fatalf("request %d: %d %q", i, ex.StatusCode, b)
+		}
+	}
+	if n := conns(); n != 1 {
+		t.Fatalf("%d connections, want 1", n)
 	}
 }
