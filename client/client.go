@@ -4,12 +4,9 @@
 package client
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -83,57 +80,6 @@ func (e *Error) Is(target error) bool {
 // Details lists the problems a validation error found.
 func (e *Error) Details() []api.ErrorDetail { return e.Body.Details }
 
-// do sends a request and decodes a JSON answer into out (if not nil).
-func (c *Client) do(ctx context.Context, method, path string, query url.Values, body, out any) (*http.Response, error) {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return nil, err
-		}
-		rd = bytes.NewReader(b)
-	}
-	u := *c.base
-	u.Path = c.base.Path + path
-	if query != nil {
-		u.RawQuery = query.Encode()
-	}
-	req, err := http.NewRequestWithContext(ctx, method, u.String(), rd)
-	if err != nil {
-		return nil, err
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	req.Header.Set("Accept", "application/json")
-	req.Header.Set("User-Agent", c.UserAgent)
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("cannot reach the Berth server at %s: %w", c.base, err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return resp, fmt.Errorf("read answer of %s %s: %w", method, path, err)
-	}
-	if resp.StatusCode >= 400 {
-		var er api.ErrorResponse
-		if json.Unmarshal(data, &er) != nil || er.Error.Code == "" {
-			er.Error = api.Error{Code: http.StatusText(resp.StatusCode), Message: fmt.Sprintf("%s %s: HTTP %d: %s", method, path, resp.StatusCode, strings.TrimSpace(string(data)))}
-		}
-		return resp, &Error{StatusCode: resp.StatusCode, Body: er.Error}
-	}
-	if out != nil && len(data) > 0 {
-		if err := json.Unmarshal(data, out); err != nil {
-			return resp, fmt.Errorf("decode answer of %s %s: %w", method, path, err)
-		}
-	}
-	return resp, nil
-}
-
 func esc(s string) string { return url.PathEscape(s) }
 
 func wsPath(ws string) string { return "/api/v1/workspaces/" + esc(ws) }
@@ -143,57 +89,40 @@ func computePath(ws, name string) string { return wsPath(ws) + "/computes/" + es
 // ListWorkspaces lists the workspaces the token can see.
 func (c *Client) ListWorkspaces(ctx context.Context) ([]api.Workspace, error) {
 	var out api.WorkspaceList
-	_, err := c.do(ctx, "GET", "/api/v1/workspaces", nil, nil, &out)
+	err := c.do(ctx, "GET", "/api/v1/workspaces", nil, nil, &out)
 	return out.Value, err
 }
 
 // CreateWorkspace creates a workspace.
 func (c *Client) CreateWorkspace(ctx context.Context, req api.WorkspaceCreateRequest) (*api.Workspace, error) {
-	var out api.Workspace
-	if _, err := c.do(ctx, "POST", "/api/v1/workspaces", nil, req, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return fetch[api.Workspace](ctx, c, "POST", "/api/v1/workspaces", nil, req)
 }
 
 // UpdateWorkspace changes a workspace's settings (empty fields keep theirs).
 func (c *Client) UpdateWorkspace(ctx context.Context, name string, req api.WorkspaceUpdateRequest) (*api.Workspace, error) {
-	var out api.Workspace
-	if _, err := c.do(ctx, "PATCH", "/api/v1/workspaces/"+url.PathEscape(name), nil, req, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return fetch[api.Workspace](ctx, c, "PATCH", "/api/v1/workspaces/"+url.PathEscape(name), nil, req)
 }
 
 // GetWorkspace shows a workspace with its computes.
 func (c *Client) GetWorkspace(ctx context.Context, name string) (*api.Workspace, error) {
-	var out api.Workspace
-	if _, err := c.do(ctx, "GET", wsPath(name), nil, nil, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return fetch[api.Workspace](ctx, c, "GET", wsPath(name), nil, nil)
 }
 
 // DeleteWorkspace deletes an empty workspace.
 func (c *Client) DeleteWorkspace(ctx context.Context, name string) error {
-	_, err := c.do(ctx, "DELETE", wsPath(name), nil, nil, nil)
-	return err
+	return c.do(ctx, "DELETE", wsPath(name), nil, nil, nil)
 }
 
 // ListComputes lists a workspace's compute targets.
 func (c *Client) ListComputes(ctx context.Context, ws string) ([]api.Compute, error) {
 	var out api.ComputeList
-	_, err := c.do(ctx, "GET", wsPath(ws)+"/computes", nil, nil, &out)
+	err := c.do(ctx, "GET", wsPath(ws)+"/computes", nil, nil, &out)
 	return out.Value, err
 }
 
 // GetCompute shows a compute target.
 func (c *Client) GetCompute(ctx context.Context, ws, name string) (*api.Compute, error) {
-	var out api.Compute
-	if _, err := c.do(ctx, "GET", computePath(ws, name), nil, nil, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return fetch[api.Compute](ctx, c, "GET", computePath(ws, name), nil, nil)
 }
 
 // CreateCompute creates or attaches a compute (by req.Origin); it returns
@@ -206,11 +135,7 @@ func (c *Client) CreateCompute(ctx context.Context, ws string, req api.ComputeRe
 // against the real cluster and returns their report; nothing changes.
 func (c *Client) DryRunCompute(ctx context.Context, ws string, req api.ComputeRequest) (*api.PreflightReport, error) {
 	req.DryRun = true
-	var out api.PreflightReport
-	if _, err := c.do(ctx, "POST", wsPath(ws)+"/computes", nil, req, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return fetch[api.PreflightReport](ctx, c, "POST", wsPath(ws)+"/computes", nil, req)
 }
 
 // ListVersions lists the Kubernetes versions Berth supports (for an Azure
@@ -222,7 +147,6 @@ func (c *Client) ListVersions(ctx context.Context, location string) (*api.Versio
 // ListVersionsIn lists the versions of an Azure location with the Azure
 // subscription and credentials of workspace ws (empty: the server's).
 func (c *Client) ListVersionsIn(ctx context.Context, ws, location string) (*api.VersionList, error) {
-	var out api.VersionList
 	q := url.Values{}
 	if location != "" {
 		q.Set("location", location)
@@ -230,10 +154,7 @@ func (c *Client) ListVersionsIn(ctx context.Context, ws, location string) (*api.
 	if ws != "" && location != "" {
 		q.Set("workspace", ws)
 	}
-	if _, err := c.do(ctx, "GET", "/api/v1/versions", q, nil, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return fetch[api.VersionList](ctx, c, "GET", "/api/v1/versions", q, nil)
 }
 
 // UpdateCompute changes load balancer or SSL settings in place.
@@ -264,37 +185,29 @@ func (c *Client) ReconcileCompute(ctx context.Context, ws, name string) (*api.Op
 // GetCredentials returns the compute's stored credentials (owners only).
 func (c *Client) GetCredentials(ctx context.Context, ws, name string) (string, error) {
 	var out api.Credentials
-	_, err := c.do(ctx, "GET", computePath(ws, name)+"/credentials", nil, nil, &out)
+	err := c.do(ctx, "GET", computePath(ws, name)+"/credentials", nil, nil, &out)
 	return out.Value, err
 }
 
 // GetCertificate returns the TLS certificate a compute's front end serves
 // (and its key when includeKey, for owners).
 func (c *Client) GetCertificate(ctx context.Context, ws, name string, includeKey bool) (*api.Certificate, error) {
-	var out api.Certificate
 	q := url.Values{}
 	if includeKey {
 		q.Set("includeKey", "true")
 	}
-	if _, err := c.do(ctx, "GET", computePath(ws, name)+"/certificate", q, nil, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return fetch[api.Certificate](ctx, c, "GET", computePath(ws, name)+"/certificate", q, nil)
 }
 
 // ListComputeOperations lists a compute's operations, newest first.
 func (c *Client) ListComputeOperations(ctx context.Context, ws, name string) ([]api.Operation, error) {
 	var out api.OperationList
-	_, err := c.do(ctx, "GET", computePath(ws, name)+"/operations", nil, nil, &out)
+	err := c.do(ctx, "GET", computePath(ws, name)+"/operations", nil, nil, &out)
 	return out.Value, err
 }
 
 func (c *Client) operation(ctx context.Context, method, path string, body any) (*api.Operation, error) {
-	var out api.Operation
-	if _, err := c.do(ctx, method, path, nil, body, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return fetch[api.Operation](ctx, c, method, path, nil, body)
 }
 
 // GetOperation shows an operation.
@@ -314,53 +227,43 @@ func (c *Client) ListEvents(ctx context.Context, id string, after int64) ([]api.
 	if after > 0 {
 		q.Set("after", fmt.Sprint(after))
 	}
-	_, err := c.do(ctx, "GET", "/api/v1/operations/"+esc(id)+"/events", q, nil, &out)
+	err := c.do(ctx, "GET", "/api/v1/operations/"+esc(id)+"/events", q, nil, &out)
 	return out.Value, err
 }
 
 // ListTokens lists API tokens (owners only).
 func (c *Client) ListTokens(ctx context.Context) ([]api.Token, error) {
 	var out api.TokenList
-	_, err := c.do(ctx, "GET", "/api/v1/tokens", nil, nil, &out)
+	err := c.do(ctx, "GET", "/api/v1/tokens", nil, nil, &out)
 	return out.Value, err
 }
 
 // CreateToken creates a token; the secret is in the answer's Secret only.
 func (c *Client) CreateToken(ctx context.Context, req api.TokenCreateRequest) (*api.TokenCreated, error) {
-	var out api.TokenCreated
-	if _, err := c.do(ctx, "POST", "/api/v1/tokens", nil, req, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return fetch[api.TokenCreated](ctx, c, "POST", "/api/v1/tokens", nil, req)
 }
 
 // RevokeToken revokes a token by id.
 func (c *Client) RevokeToken(ctx context.Context, id string) error {
-	_, err := c.do(ctx, "DELETE", "/api/v1/tokens/"+esc(id), nil, nil, nil)
-	return err
+	return c.do(ctx, "DELETE", "/api/v1/tokens/"+esc(id), nil, nil, nil)
 }
 
 // OpenAPI fetches the server's OpenAPI document.
 func (c *Client) OpenAPI(ctx context.Context) (map[string]any, error) {
 	var out map[string]any
-	_, err := c.do(ctx, "GET", "/api/v1/openapi.json", nil, nil, &out)
+	err := c.do(ctx, "GET", "/api/v1/openapi.json", nil, nil, &out)
 	return out, err
 }
 
 // ServerVersion is the server's build (GET /api/v1/version, which needs
 // no token) and the front-end image it installs into clusters.
 func (c *Client) ServerVersion(ctx context.Context) (*api.BuildInfo, error) {
-	var out api.BuildInfo
-	if _, err := c.do(ctx, "GET", "/api/v1/version", nil, nil, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return fetch[api.BuildInfo](ctx, c, "GET", "/api/v1/version", nil, nil)
 }
 
 // Healthy reports whether the server answers /readyz.
 func (c *Client) Healthy(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	_, err := c.do(ctx, "GET", "/readyz", nil, nil, nil)
-	return err
+	return c.do(ctx, "GET", "/readyz", nil, nil, nil)
 }

@@ -2,13 +2,9 @@ package client
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"io"
-	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 
 	"github.com/berth-ml/berth/api"
 )
@@ -34,49 +30,12 @@ func (c *Client) RegisterModel(ctx context.Context, ws string, m ModelUpload) (*
 	for k, v := range m.Tags {
 		q.Add("tag", k+"="+v)
 	}
-	u := *c.base
-	u.Path = c.base.Path + wsPath(ws) + "/models"
-	u.RawQuery = q.Encode()
-	req, err := http.NewRequestWithContext(ctx, "POST", u.String(), m.Body)
-	if err != nil {
-		return nil, err
-	}
-	req.ContentLength = m.Size
-	req.Header.Set("Content-Type", "application/octet-stream")
 	var out api.Model
-	if err := c.send(req, &out); err != nil {
+	r := request{method: "POST", path: wsPath(ws) + "/models", query: q, body: m.Body, size: m.Size}
+	if err := c.call(ctx, r, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
-}
-
-// send performs a prepared request and decodes a JSON answer.
-func (c *Client) send(req *http.Request, out any) error {
-	req.Header.Set("User-Agent", c.UserAgent)
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return fmt.Errorf("cannot reach the Berth server at %s: %w", c.base, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode >= 400 {
-		return errorFrom(resp)
-	}
-	if out == nil {
-		return nil
-	}
-	return json.NewDecoder(resp.Body).Decode(out)
-}
-
-func errorFrom(resp *http.Response) error {
-	data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	var er api.ErrorResponse
-	if json.Unmarshal(data, &er) != nil || er.Error.Code == "" {
-		er.Error = api.Error{Code: http.StatusText(resp.StatusCode), Message: fmt.Sprintf("HTTP %d: %s", resp.StatusCode, strings.TrimSpace(string(data)))}
-	}
-	return &Error{StatusCode: resp.StatusCode, Body: er.Error}
 }
 
 func modelPath(ws, name string) string { return wsPath(ws) + "/models/" + esc(name) }
@@ -95,47 +54,29 @@ func (c *Client) ListModels(ctx context.Context, ws, name string) ([]api.Model, 
 	if name != "" {
 		q.Set("name", name)
 	}
-	_, err := c.do(ctx, "GET", wsPath(ws)+"/models", q, nil, &out)
+	err := c.do(ctx, "GET", wsPath(ws)+"/models", q, nil, &out)
 	return out.Value, err
 }
 
 // GetModel shows a model version (0: the latest).
 func (c *Client) GetModel(ctx context.Context, ws, name string, version int) (*api.Model, error) {
-	var out api.Model
-	if _, err := c.do(ctx, "GET", modelPath(ws, name), url.Values{"version": {versionString(version)}}, nil, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return fetch[api.Model](ctx, c, "GET", modelPath(ws, name), url.Values{"version": {versionString(version)}}, nil)
 }
 
 // DownloadModel writes a model version's artifact to w.
 func (c *Client) DownloadModel(ctx context.Context, ws, name string, version int, w io.Writer) error {
-	u := *c.base
-	u.Path = c.base.Path + modelPath(ws, name) + "/versions/" + versionString(version) + "/download"
-	req, err := http.NewRequestWithContext(ctx, "GET", u.String(), nil)
+	resp, err := c.send(ctx, request{method: "GET", path: modelPath(ws, name) + "/versions/" + versionString(version) + "/download"})
 	if err != nil {
 		return err
 	}
-	req.Header.Set("User-Agent", c.UserAgent)
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return fmt.Errorf("cannot reach the Berth server at %s: %w", c.base, err)
-	}
 	defer resp.Body.Close()
-	if resp.StatusCode >= 400 {
-		return errorFrom(resp)
-	}
 	_, err = io.Copy(w, resp.Body)
 	return err
 }
 
 // DeleteModel deletes a model version.
 func (c *Client) DeleteModel(ctx context.Context, ws, name string, version int) error {
-	_, err := c.do(ctx, "DELETE", modelPath(ws, name)+"/versions/"+strconv.Itoa(version), nil, nil, nil)
-	return err
+	return c.do(ctx, "DELETE", modelPath(ws, name)+"/versions/"+strconv.Itoa(version), nil, nil, nil)
 }
 
 func servicePath(ws, name string) string { return wsPath(ws) + "/services/" + esc(name) }
@@ -147,17 +88,13 @@ func (c *Client) DeployService(ctx context.Context, ws string, req api.ServiceRe
 
 // GetService shows a service.
 func (c *Client) GetService(ctx context.Context, ws, name string) (*api.Service, error) {
-	var out api.Service
-	if _, err := c.do(ctx, "GET", servicePath(ws, name), nil, nil, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return fetch[api.Service](ctx, c, "GET", servicePath(ws, name), nil, nil)
 }
 
 // ListServices lists a workspace's services.
 func (c *Client) ListServices(ctx context.Context, ws string) ([]api.Service, error) {
 	var out api.ServiceList
-	_, err := c.do(ctx, "GET", wsPath(ws)+"/services", nil, nil, &out)
+	err := c.do(ctx, "GET", wsPath(ws)+"/services", nil, nil, &out)
 	return out.Value, err
 }
 
@@ -168,29 +105,17 @@ func (c *Client) DeleteService(ctx context.Context, ws, name string) (*api.Opera
 
 // ServiceKeys returns a key-auth service's keys (owners only).
 func (c *Client) ServiceKeys(ctx context.Context, ws, name string) (*api.ServiceKeys, error) {
-	var out api.ServiceKeys
-	if _, err := c.do(ctx, "GET", servicePath(ws, name)+"/keys", nil, nil, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return fetch[api.ServiceKeys](ctx, c, "GET", servicePath(ws, name)+"/keys", nil, nil)
 }
 
 // RegenServiceKey replaces the primary or secondary key.
 func (c *Client) RegenServiceKey(ctx context.Context, ws, name string, req api.RegenKeyRequest) (*api.ServiceKeys, error) {
-	var out api.ServiceKeys
-	if _, err := c.do(ctx, "POST", servicePath(ws, name)+"/regen-key", nil, req, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return fetch[api.ServiceKeys](ctx, c, "POST", servicePath(ws, name)+"/regen-key", nil, req)
 }
 
 // ServiceToken returns a short-lived token for a token-auth service.
 func (c *Client) ServiceToken(ctx context.Context, ws, name string) (*api.ServiceToken, error) {
-	var out api.ServiceToken
-	if _, err := c.do(ctx, "POST", servicePath(ws, name)+"/token", nil, nil, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return fetch[api.ServiceToken](ctx, c, "POST", servicePath(ws, name)+"/token", nil, nil)
 }
 
 // UpdateService changes a service in place; empty fields keep their values.
@@ -200,8 +125,6 @@ func (c *Client) UpdateService(ctx context.Context, ws, name string, ch api.Serv
 
 // ServiceLogs returns the last lines of a service's replica logs.
 func (c *Client) ServiceLogs(ctx context.Context, ws, name, replica string, tail int) (string, error) {
-	u := *c.base
-	u.Path = c.base.Path + servicePath(ws, name) + "/logs"
 	q := url.Values{}
 	if replica != "" {
 		q.Set("replica", replica)
@@ -209,23 +132,11 @@ func (c *Client) ServiceLogs(ctx context.Context, ws, name, replica string, tail
 	if tail > 0 {
 		q.Set("tail", strconv.Itoa(tail))
 	}
-	u.RawQuery = q.Encode()
-	req, err := http.NewRequestWithContext(ctx, "GET", u.String(), nil)
+	resp, err := c.send(ctx, request{method: "GET", path: servicePath(ws, name) + "/logs", query: q})
 	if err != nil {
 		return "", err
 	}
-	req.Header.Set("User-Agent", c.UserAgent)
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return "", fmt.Errorf("cannot reach the Berth server at %s: %w", c.base, err)
-	}
 	defer resp.Body.Close()
-	if resp.StatusCode >= 400 {
-		return "", errorFrom(resp)
-	}
 	b, err := io.ReadAll(resp.Body)
 	return string(b), err
 }
