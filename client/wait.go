@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -92,30 +94,15 @@ func (c *Client) Wait(ctx context.Context, id string, opts WaitOptions) (*api.Op
 // follow reads one event stream; it returns the operation when the stream
 // ends with it, or an error when the stream breaks first.
 func (c *Client) follow(ctx context.Context, id string, after int64, emit func(api.Event)) (*api.Operation, error) {
-	u := *c.base
-	u.Path = c.base.Path + "/api/v1/operations/" + esc(id) + "/events"
-	u.RawQuery = fmt.Sprintf("follow=true&after=%d", after)
-	req, err := http.NewRequestWithContext(ctx, "GET", u.String(), nil)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Accept", "text/event-stream")
-	req.Header.Set("User-Agent", c.UserAgent)
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	resp, err := c.http.Do(req)
+	q := url.Values{"follow": {"true"}, "after": {strconv.FormatInt(after, 10)}}
+	r := request{method: "GET", path: "/api/v1/operations/" + esc(id) + "/events", query: q, accept: "text/event-stream"}
+	resp, err := c.send(ctx, r)
 	if err != nil {
 		return nil, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		data, _ := io.ReadAll(resp.Body)
-		var er api.ErrorResponse
-		if json.Unmarshal(data, &er) != nil || er.Error.Code == "" {
-			er.Error = api.Error{Code: http.StatusText(resp.StatusCode), Message: strings.TrimSpace(string(data))}
-		}
-		return nil, &Error{StatusCode: resp.StatusCode, Body: er.Error}
+		return nil, apiError(r, resp)
 	}
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64*1024), 4<<20)
