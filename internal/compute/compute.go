@@ -36,10 +36,6 @@ type Service struct {
 	Providers *provider.Registry
 }
 
-func detail(code, target, format string, args ...any) api.ErrorDetail {
-	return api.ErrorDetail{Code: code, Target: target, Message: fmt.Sprintf(format, args...)}
-}
-
 // oneOf checks an enumerated field; empty takes the default.
 func oneOf(field, value, def string, allowed ...string) (string, []api.ErrorDetail) {
 	if value == "" {
@@ -50,7 +46,7 @@ func oneOf(field, value, def string, allowed ...string) (string, []api.ErrorDeta
 			return a, nil
 		}
 	}
-	return value, []api.ErrorDetail{detail("InvalidValue", field, "%s %q is not valid: use one of %s", field, value, strings.Join(allowed, ", "))}
+	return value, []api.ErrorDetail{problem.Detail(api.CodeInvalidValue, field, "%s %q is not valid: use one of %s", field, value, strings.Join(allowed, ", "))}
 }
 
 // validateSSL checks the combination rules of the SSL flags shared by create,
@@ -72,22 +68,22 @@ func validateSSL(ssl *api.SSLRequest, update bool) []api.ErrorDetail {
 		if ssl.Cname == "" {
 			missing = append(missing, "cname (--ssl-cname)")
 		}
-		out = append(out, detail("InvalidSSLConfiguration", "ssl", "a custom certificate needs the certificate, the key and the cname together; missing: %s", strings.Join(missing, ", ")))
+		out = append(out, problem.Detail(api.CodeInvalidSSLConfiguration, "ssl", "a custom certificate needs the certificate, the key and the cname together; missing: %s", strings.Join(missing, ", ")))
 	}
 	if custom && ssl.LeafDomainLabel != "" {
-		out = append(out, detail("InvalidSSLConfiguration", "ssl", "use either a custom certificate (--ssl-cert-file, --ssl-key-file, --ssl-cname) or an automatic one (--ssl-leaf-domain-label), not both"))
+		out = append(out, problem.Detail(api.CodeInvalidSSLConfiguration, "ssl", "use either a custom certificate (--ssl-cert-file, --ssl-key-file, --ssl-cname) or an automatic one (--ssl-leaf-domain-label), not both"))
 	}
 	if ssl.OverwriteDomain && ssl.LeafDomainLabel == "" {
-		out = append(out, detail("InvalidSSLConfiguration", "ssl", "--ssl-overwrite-domain only applies with --ssl-leaf-domain-label"))
+		out = append(out, problem.Detail(api.CodeInvalidSSLConfiguration, "ssl", "--ssl-overwrite-domain only applies with --ssl-leaf-domain-label"))
 	}
 	if !update && (ssl.Renew || ssl.Disable) {
-		out = append(out, detail("InvalidSSLConfiguration", "ssl", "--ssl-renew and --ssl-disable only apply to update"))
+		out = append(out, problem.Detail(api.CodeInvalidSSLConfiguration, "ssl", "--ssl-renew and --ssl-disable only apply to update"))
 	}
 	if ssl.Disable && (custom || ssl.LeafDomainLabel != "" || ssl.Renew) {
-		out = append(out, detail("InvalidSSLConfiguration", "ssl", "--ssl-disable cannot be combined with other SSL flags"))
+		out = append(out, problem.Detail(api.CodeInvalidSSLConfiguration, "ssl", "--ssl-disable cannot be combined with other SSL flags"))
 	}
 	if ssl.Renew && (custom || ssl.LeafDomainLabel != "") {
-		out = append(out, detail("InvalidSSLConfiguration", "ssl", "--ssl-renew cannot be combined with a new certificate or label"))
+		out = append(out, problem.Detail(api.CodeInvalidSSLConfiguration, "ssl", "--ssl-renew cannot be combined with a new certificate or label"))
 	}
 	if ssl.CertPEM != "" && ssl.KeyPEM != "" && ssl.Cname != "" {
 		// Every rule of a custom certificate, before anything changes.
@@ -114,11 +110,11 @@ func zoneOf(p provider.Provider, ws *api.Workspace, c *store.Compute) string {
 func validateAutoSSL(ws *api.Workspace, lbType, zone string) []api.ErrorDetail {
 	var out []api.ErrorDetail
 	if zone == "" {
-		out = append(out, detail("DNSZoneRequired", "ssl.leafDomainLabel",
+		out = append(out, problem.Detail(api.CodeDNSZoneRequired, "ssl.leafDomainLabel",
 			"an automatic certificate needs the workspace's DNS zone, where the endpoint's name is made: set it with `berth workspace update -n %s --dns-zone ZONE`", ws.Name))
 	}
 	if lbType == api.LoadBalancerInternal && ws.Settings.DNS01 == nil {
-		out = append(out, detail("DNS01ProviderRequired", "ssl.leafDomainLabel",
+		out = append(out, problem.Detail(api.CodeDNS01ProviderRequired, "ssl.leafDomainLabel",
 			"an internal load balancer is not reachable by the certificate authority, so an automatic certificate needs a DNS-01 challenge: configure the workspace's DNS provider with `berth workspace update -n %s --dns01-provider rfc2136 --dns01-nameserver HOST:PORT --dns01-tsig-key NAME --dns01-tsig-secret SECRET`, or use a custom certificate (--ssl-cert-file, --ssl-key-file, --ssl-cname)", ws.Name))
 	}
 	return out
@@ -142,7 +138,7 @@ func sslFromRequest(ssl *api.SSLRequest, current api.SSLConfiguration) api.SSLCo
 func validateLoadBalancer(lbType, subnet string) (string, []api.ErrorDetail) {
 	lb, out := oneOf("loadBalancerType", lbType, api.LoadBalancerPublicIP, api.LoadBalancerPublicIP, api.LoadBalancerInternal)
 	if subnet != "" && lb == api.LoadBalancerPublicIP && len(out) == 0 {
-		out = append(out, detail("InvalidValue", "loadBalancerSubnet", "--load-balancer-subnet %q only applies with --load-balancer-type %s", subnet, api.LoadBalancerInternal))
+		out = append(out, problem.Detail(api.CodeInvalidValue, "loadBalancerSubnet", "--load-balancer-subnet %q only applies with --load-balancer-type %s", subnet, api.LoadBalancerInternal))
 	}
 	return lb, out
 }
@@ -158,16 +154,16 @@ func (s *Service) Create(ctx context.Context, ws *api.Workspace, req *api.Comput
 		available = "none in this build"
 	}
 	if req.Type == "" {
-		details = append(details, detail("InvalidValue", "type", "type is required (available: %s)", available))
+		details = append(details, problem.Detail(api.CodeInvalidValue, "type", "type is required (available: %s)", available))
 	} else if !known {
-		details = append(details, detail(api.CodeUnsupportedType, "type", "compute type %q is not available in this server (available: %s)", req.Type, available))
+		details = append(details, problem.Detail(api.CodeUnsupportedType, "type", "compute type %q is not available in this server (available: %s)", req.Type, available))
 	}
 	origin, d := oneOf("origin", req.Origin, "", api.OriginCreated, api.OriginAttached)
 	details = append(details, d...)
 	if origin == "" {
-		details = append(details, detail("InvalidValue", "origin", "origin is required: %s or %s", api.OriginCreated, api.OriginAttached))
+		details = append(details, problem.Detail(api.CodeInvalidValue, "origin", "origin is required: %s or %s", api.OriginCreated, api.OriginAttached))
 	} else if known && len(d) == 0 && !slices.Contains(p.Origins(), origin) {
-		details = append(details, detail("InvalidValue", "origin", "compute type %q cannot be %s (it supports: %s)", req.Type, origin, strings.Join(p.Origins(), ", ")))
+		details = append(details, problem.Detail(api.CodeInvalidValue, "origin", "compute type %q cannot be %s (it supports: %s)", req.Type, origin, strings.Join(p.Origins(), ", ")))
 	}
 	purpose, d := oneOf("clusterPurpose", req.ClusterPurpose, api.PurposeFastProd, api.PurposeFastProd, api.PurposeDevTest)
 	details = append(details, d...)
@@ -190,13 +186,13 @@ func (s *Service) Create(ctx context.Context, ws *api.Workspace, req *api.Comput
 	if req.DryRun {
 		dr, ok := p.(provider.DryRunner)
 		if !ok {
-			return nil, nil, problem.Validation("", []api.ErrorDetail{detail("DryRunNotSupported", "dryRun", "compute type %q has no dry run", req.Type)})
+			return nil, nil, problem.Validation("", []api.ErrorDetail{problem.Detail(api.CodeDryRunNotSupported, "dryRun", "compute type %q has no dry run", req.Type)})
 		}
 		norm := *req
 		norm.Origin, norm.ClusterPurpose, norm.LoadBalancerType = origin, purpose, lb
 		rep, err := dr.DryRun(ctx, ws, &norm)
 		if err != nil {
-			return nil, nil, problem.Validation("", []api.ErrorDetail{detail("DryRunFailed", "", "%v", err)})
+			return nil, nil, problem.Validation("", []api.ErrorDetail{problem.Detail(api.CodeDryRunFailed, "", "%v", err)})
 		}
 		return nil, nil, &DryRunResult{Report: rep}
 	}
@@ -291,7 +287,7 @@ func (s *Service) start(ctx context.Context, ws *api.Workspace, name string, kin
 		return nil, problem.New(http.StatusUnprocessableEntity, api.CodeUnsupportedType, "compute %q has type %q, which this server does not support", c.Name, c.Type)
 	}
 	if p.Steps(kind, c) == nil {
-		return nil, problem.New(http.StatusUnprocessableEntity, "OperationNotSupported", "compute type %q does not support %s", c.Type, kind)
+		return nil, problem.New(http.StatusUnprocessableEntity, api.CodeOperationNotSupported, "compute type %q does not support %s", c.Type, kind)
 	}
 	if check != nil {
 		if d := check(c, p); len(d) > 0 {
@@ -355,7 +351,7 @@ func (s *Service) Update(ctx context.Context, ws *api.Workspace, name string, re
 	return s.start(ctx, ws, name, api.OpUpdate, api.StateUpdating, req, func(c *store.Compute, p provider.Provider) []api.ErrorDetail {
 		var d []api.ErrorDetail
 		if req.LoadBalancerType == "" && req.LoadBalancerSubnet == "" && req.SSL == nil && req.ClusterPurpose == "" {
-			d = append(d, detail("NothingToUpdate", "", "nothing to update: give --cluster-purpose, --load-balancer-type, --load-balancer-subnet or SSL flags"))
+			d = append(d, problem.Detail(api.CodeNothingToUpdate, "", "nothing to update: give --cluster-purpose, --load-balancer-type, --load-balancer-subnet or SSL flags"))
 		}
 		if req.ClusterPurpose != "" {
 			purpose, pd := oneOf("clusterPurpose", req.ClusterPurpose, "", api.PurposeFastProd, api.PurposeDevTest)
@@ -377,7 +373,7 @@ func (s *Service) Update(ctx context.Context, ws *api.Workspace, name string, re
 		d = append(d, lbd...)
 		d = append(d, validateSSL(req.SSL, true)...)
 		if req.SSL != nil && req.SSL.Renew && c.SSLConfiguration.Status != api.SSLAuto {
-			d = append(d, detail("InvalidSSLConfiguration", "ssl", "--ssl-renew only applies to an automatic certificate (status Auto); %s has SSL status %s", c.Name, c.SSLConfiguration.Status))
+			d = append(d, problem.Detail(api.CodeInvalidSSLConfiguration, "ssl", "--ssl-renew only applies to an automatic certificate (status Auto); %s has SSL status %s", c.Name, c.SSLConfiguration.Status))
 		}
 		auto := c.SSLConfiguration.Status == api.SSLAuto
 		if req.SSL != nil && (req.SSL.Disable || req.SSL.CertPEM != "") {
@@ -416,10 +412,10 @@ func (s *Service) Scale(ctx context.Context, ws *api.Workspace, name string, req
 	return s.start(ctx, ws, name, api.OpScale, api.StateScaling, req, func(c *store.Compute, p provider.Provider) []api.ErrorDetail {
 		var d []api.ErrorDetail
 		if c.Origin != api.OriginCreated {
-			d = append(d, detail("ComputeIsAttached", "nodeCount", "compute %q was attached; scale its nodes where the cluster is managed", c.Name))
+			d = append(d, problem.Detail(api.CodeComputeIsAttached, "nodeCount", "compute %q was attached; scale its nodes where the cluster is managed", c.Name))
 		}
 		if req.NodeCount < 1 {
-			d = append(d, detail("InvalidValue", "nodeCount", "node count must be a positive integer (got %d)", req.NodeCount))
+			d = append(d, problem.Detail(api.CodeInvalidValue, "nodeCount", "node count must be a positive integer (got %d)", req.NodeCount))
 		}
 		if len(d) > 0 {
 			return d
@@ -433,7 +429,7 @@ func (s *Service) Scale(ctx context.Context, ws *api.Workspace, name string, req
 func (s *Service) Renew(ctx context.Context, ws *api.Workspace, name string) (*store.Operation, error) {
 	return s.start(ctx, ws, name, api.OpRenew, "", struct{}{}, func(c *store.Compute, _ provider.Provider) []api.ErrorDetail {
 		if c.SSLConfiguration.Status != api.SSLAuto {
-			return []api.ErrorDetail{detail("InvalidSSLConfiguration", "ssl", "--ssl-renew only applies to an automatic certificate (status Auto); %s has SSL status %s", c.Name, c.SSLConfiguration.Status)}
+			return []api.ErrorDetail{problem.Detail(api.CodeInvalidSSLConfiguration, "ssl", "--ssl-renew only applies to an automatic certificate (status Auto); %s has SSL status %s", c.Name, c.SSLConfiguration.Status)}
 		}
 		return nil
 	})
@@ -500,7 +496,7 @@ func (s *Service) finish(ctx context.Context, tx *store.Store, r *operation.Run,
 		c.ProvisioningErrors = []api.ErrorDetail{}
 		if reason := c.Properties[api.PropCertificateError]; reason != "" && c.SSLConfiguration.Status == api.SSLAuto {
 			// Settled, but the automatic certificate is failing (retried with backoff).
-			c.ProvisioningErrors = []api.ErrorDetail{{Code: "CertificateFailed", Target: "sslConfiguration", Message: "certificate authority: " + reason}}
+			c.ProvisioningErrors = []api.ErrorDetail{{Code: api.CodeCertificateFailed, Target: "sslConfiguration", Message: "certificate authority: " + reason}}
 		}
 	case op.State == api.OpCanceled:
 		if !noStateChange(op.Kind) {

@@ -27,6 +27,12 @@ func New(status int, code, format string, args ...any) *Error {
 	return &Error{Status: status, Body: api.Error{Code: code, Message: fmt.Sprintf(format, args...)}}
 }
 
+// Detail is one problem of a request: its code, the field it concerns and
+// a sentence a person can act on.
+func Detail(code, target, format string, args ...any) api.ErrorDetail {
+	return api.ErrorDetail{Code: code, Target: target, Message: fmt.Sprintf(format, args...)}
+}
+
 // Validation reports every problem of a request at once (400).
 func Validation(message string, details []api.ErrorDetail) *Error {
 	code := api.CodeValidation

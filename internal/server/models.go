@@ -35,26 +35,26 @@ func (s *Server) registerModel(w http.ResponseWriter, r *http.Request, _ *princi
 		format = "file"
 	}
 	if format != "file" && format != "tar.gz" {
-		details = append(details, api.ErrorDetail{Code: "InvalidValue", Target: "format", Message: fmt.Sprintf("format %q is not valid: use file or tar.gz", format)})
+		details = append(details, api.ErrorDetail{Code: api.CodeInvalidValue, Target: "format", Message: fmt.Sprintf("format %q is not valid: use file or tar.gz", format)})
 	}
 	if fileName == "" || fileName != path.Base(fileName) || strings.ContainsAny(fileName, `/\`) || len(fileName) > 255 || fileName == "." || fileName == ".." {
-		details = append(details, api.ErrorDetail{Code: "InvalidValue", Target: "fileName", Message: fmt.Sprintf("fileName %q must be a plain file name (no folders), at most 255 characters", fileName)})
+		details = append(details, api.ErrorDetail{Code: api.CodeInvalidValue, Target: "fileName", Message: fmt.Sprintf("fileName %q must be a plain file name (no folders), at most 255 characters", fileName)})
 	}
 	desc := q.Get("description")
 	if len(desc) > 1000 {
-		details = append(details, api.ErrorDetail{Code: "InvalidValue", Target: "description", Message: "description must be at most 1000 characters"})
+		details = append(details, api.ErrorDetail{Code: api.CodeInvalidValue, Target: "description", Message: "description must be at most 1000 characters"})
 	}
 	tags := map[string]string{}
 	for _, t := range q["tag"] {
 		k, v, ok := strings.Cut(t, "=")
 		if !ok || k == "" {
-			details = append(details, api.ErrorDetail{Code: "InvalidValue", Target: "tag", Message: fmt.Sprintf("tag %q must look like key=value", t)})
+			details = append(details, api.ErrorDetail{Code: api.CodeInvalidValue, Target: "tag", Message: fmt.Sprintf("tag %q must look like key=value", t)})
 			continue
 		}
 		tags[k] = v
 	}
 	if r.ContentLength == 0 {
-		details = append(details, api.ErrorDetail{Code: "InvalidValue", Target: "body", Message: "the model artifact (the request body) is empty"})
+		details = append(details, api.ErrorDetail{Code: api.CodeInvalidValue, Target: "body", Message: "the model artifact (the request body) is empty"})
 	}
 	if r.ContentLength > MaxModelBytes {
 		return problem.New(http.StatusRequestEntityTooLarge, api.CodePayloadTooLarge, "the model is larger than %d bytes", MaxModelBytes)
@@ -76,7 +76,7 @@ func (s *Server) registerModel(w http.ResponseWriter, r *http.Request, _ *princi
 	}
 	if n == 0 {
 		s.artifacts.Delete(r.Context(), m.ArtifactKey)
-		return problem.Validation("", []api.ErrorDetail{{Code: "InvalidValue", Target: "body", Message: "the model artifact (the request body) is empty"}})
+		return problem.Validation("", []api.ErrorDetail{{Code: api.CodeInvalidValue, Target: "body", Message: "the model artifact (the request body) is empty"}})
 	}
 	m.Size, m.SHA256 = n, sum
 	if err := s.store.CreateModelVersion(r.Context(), m); err != nil {

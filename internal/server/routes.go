@@ -217,7 +217,7 @@ func (s *Server) createWorkspace(w http.ResponseWriter, r *http.Request, p *prin
 	}
 	req.Region = strings.ToLower(req.Region)
 	if len(req.Region) > 40 || strings.IndexFunc(req.Region, regionChars) >= 0 {
-		details = append(details, api.ErrorDetail{Code: "InvalidValue", Target: "region",
+		details = append(details, api.ErrorDetail{Code: api.CodeInvalidValue, Target: "region",
 			Message: "region " + quote(req.Region) + " must be lowercase letters and digits, like westus2"})
 	}
 	details = append(details, validateSettings(req.Settings)...)
@@ -372,7 +372,7 @@ func (s *Server) versions(w http.ResponseWriter, r *http.Request, p *principal) 
 		prov, _ := s.computes.Providers.Get(api.ComputeAKS)
 		vl, ok := prov.(versionLister)
 		if !ok {
-			return problem.New(http.StatusBadRequest, "LocationNotAvailable",
+			return problem.New(http.StatusBadRequest, api.CodeLocationNotAvailable,
 				"versions for an Azure location come from the AKS provider, which this server does not have configured; omit --location to list the versions Berth supports")
 		}
 		var ws *api.Workspace
@@ -538,11 +538,11 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, p *principa
 	}
 	var details []api.ErrorDetail
 	if _, ok := roleRank[req.Role]; !ok {
-		details = append(details, api.ErrorDetail{Code: "InvalidValue", Target: "role",
+		details = append(details, api.ErrorDetail{Code: api.CodeInvalidValue, Target: "role",
 			Message: "role " + quote(req.Role) + " is not valid: use owner, contributor or reader"})
 	}
 	if len(req.Description) > 200 {
-		details = append(details, api.ErrorDetail{Code: "InvalidValue", Target: "description", Message: "description must be at most 200 characters"})
+		details = append(details, api.ErrorDetail{Code: api.CodeInvalidValue, Target: "description", Message: "description must be at most 200 characters"})
 	}
 	if p.token.Workspace != "" && !strings.EqualFold(req.Workspace, p.token.Workspace) {
 		details = append(details, api.ErrorDetail{Code: api.CodeForbidden, Target: "workspace",

@@ -58,9 +58,9 @@ func DeliveryPath(serviceID string) string { return "/api/v1/delivery/services/"
 func (m *Manager) checkDelivery(c *store.Compute, s *api.ServiceSpec) []api.ErrorDetail {
 	switch {
 	case c.Type == api.ComputeLocal && s.ModelDelivery == api.ModelDeliveryImage:
-		return []api.ErrorDetail{detail("InvalidValue", "modelDelivery", "the local compute hands models to its replicas itself; --model-delivery image needs a cluster")}
+		return []api.ErrorDetail{problem.Detail(api.CodeInvalidValue, "modelDelivery", "the local compute hands models to its replicas itself; --model-delivery image needs a cluster")}
 	case c.Type != api.ComputeLocal && s.ModelDelivery == api.ModelDeliveryFetch && m.PublicURL == "":
-		return []api.ErrorDetail{detail("ModelDeliveryUnavailable", "modelDelivery",
+		return []api.ErrorDetail{problem.Detail(api.CodeModelDeliveryUnavailable, "modelDelivery",
 			"replicas fetch their models from the control plane, but this server has no address pods can reach: start it with --public-url URL (or BERTH_PUBLIC_URL), or bake the models into the image and deploy with --model-delivery image")}
 	}
 	return nil
@@ -124,7 +124,7 @@ func (m *Manager) AuthorizeDelivery(ctx context.Context, serviceID, token, model
 		return nil, err
 	}
 	if c.Type == api.ComputeLocal {
-		return nil, problem.New(http.StatusBadRequest, "NotAClusterService", "service %s runs on the local compute, which delivers its models itself", sv.Name)
+		return nil, problem.New(http.StatusBadRequest, api.CodeNotAClusterService, "service %s runs on the local compute, which delivers its models itself", sv.Name)
 	}
 	cl, err := connect(c)
 	if err != nil {
@@ -133,7 +133,7 @@ func (m *Manager) AuthorizeDelivery(ctx context.Context, serviceID, token, model
 	tr, err := cl.Client.AuthenticationV1().TokenReviews().Create(ctx, &authv1.TokenReview{
 		Spec: authv1.TokenReviewSpec{Token: token, Audiences: []string{Audience(c)}}}, metav1.CreateOptions{})
 	if err != nil {
-		return nil, problem.New(http.StatusBadGateway, "ClusterUnreachable", "the token could not be checked with cluster %s: %v", c.Name, cl.Explain(err))
+		return nil, problem.New(http.StatusBadGateway, api.CodeClusterUnreachable, "the token could not be checked with cluster %s: %v", c.Name, cl.Explain(err))
 	}
 	if !tr.Status.Authenticated {
 		reason := tr.Status.Error

@@ -99,7 +99,7 @@ func (m *Manager) localWait(ctx context.Context, r *operation.Run) error {
 		if m.LocalStatus != nil {
 			if gen, ready, ok := m.LocalStatus(sv.ID); !ok || gen != sv.Generation || ready == 0 {
 				if time.Now().After(deadline) {
-					return operation.Fail("ReplicasNotReady", fmt.Sprintf("no replica of %s became ready within %s; see its logs in the data directory (services/%s)", sv.Name, timeout, sv.ID))
+					return operation.Fail(api.CodeReplicasNotReady, fmt.Sprintf("no replica of %s became ready within %s; see its logs in the data directory (services/%s)", sv.Name, timeout, sv.ID))
 				}
 				select {
 				case <-ctx.Done():
@@ -130,7 +130,7 @@ func (m *Manager) localWait(ctx context.Context, r *operation.Run) error {
 			}
 		}
 		if time.Now().After(deadline) {
-			return operation.Fail("ReplicasNotReady", fmt.Sprintf("no replica of %s became ready within %s; see its logs in the data directory (services/%s)", sv.Name, timeout, sv.ID))
+			return operation.Fail(api.CodeReplicasNotReady, fmt.Sprintf("no replica of %s became ready within %s; see its logs in the data directory (services/%s)", sv.Name, timeout, sv.ID))
 		}
 		select {
 		case <-ctx.Done():
@@ -182,7 +182,7 @@ func (m *Manager) Logs(ctx context.Context, ws *api.Workspace, name, replica str
 	}
 	pods, err := cl.Client.CoreV1().Pods(sv.Namespace).List(ctx, metav1.ListOptions{LabelSelector: frontend.ServiceLabel + "=" + sv.Name})
 	if err != nil {
-		return "", problem.New(http.StatusBadGateway, "ClusterUnreachable", "%v", cl.Explain(err))
+		return "", problem.New(http.StatusBadGateway, api.CodeClusterUnreachable, "%v", cl.Explain(err))
 	}
 	n := int64(tail)
 	for _, p := range pods.Items {

@@ -69,15 +69,15 @@ func (m *Manager) Deploy(ctx context.Context, ws *api.Workspace, req *api.Servic
 		c, err = m.Store.GetCompute(ctx, ws.ID, req.Compute)
 		switch {
 		case errors.Is(err, store.ErrNotFound):
-			details = append(details, detail("ComputeNotFound", "compute", "compute %q not found in workspace %q", req.Compute, ws.Name))
+			details = append(details, problem.Detail(api.CodeComputeNotFound, "compute", "compute %q not found in workspace %q", req.Compute, ws.Name))
 		case err != nil:
 			return nil, err
 		case c.Type != api.ComputeKubernetes && c.Type != api.ComputeAKS && c.Type != api.ComputeLocal:
-			details = append(details, detail("UnsupportedCompute", "compute", "services on %s computes are not available yet; use a kubernetes, aks or local compute", c.Type))
+			details = append(details, problem.Detail(api.CodeUnsupportedCompute, "compute", "services on %s computes are not available yet; use a kubernetes, aks or local compute", c.Type))
 		case c.Type == api.ComputeLocal && len(req.Command) == 0:
-			details = append(details, detail("CommandRequired", "command", "the local compute runs each replica as a process of this machine: give --command (images need a cluster)"))
+			details = append(details, problem.Detail(api.CodeCommandRequired, "command", "the local compute runs each replica as a process of this machine: give --command (images need a cluster)"))
 		case c.ProvisioningState != api.StateSucceeded || c.Health == api.HealthDisplaced:
-			details = append(details, detail("ComputeNotReady", "compute", "compute %q is %s (health %s); deploy to a compute that attached successfully", c.Name, c.ProvisioningState, c.Health))
+			details = append(details, problem.Detail(api.CodeComputeNotReady, "compute", "compute %q is %s (health %s); deploy to a compute that attached successfully", c.Name, c.ProvisioningState, c.Health))
 		}
 		if c != nil {
 			details = append(details, m.checkDelivery(c, &req.ServiceSpec)...)
@@ -127,7 +127,7 @@ func (m *Manager) resolveModels(ctx context.Context, ws *api.Workspace, refs []s
 		}
 		md, gerr := m.Store.GetModel(ctx, ws.ID, r.Name, r.Version)
 		if errors.Is(gerr, store.ErrNotFound) {
-			missing = append(missing, detail("ModelNotFound", "models", "model %q is not registered in workspace %q", ref, ws.Name))
+			missing = append(missing, problem.Detail(api.CodeModelNotFound, "models", "model %q is not registered in workspace %q", ref, ws.Name))
 			continue
 		} else if gerr != nil {
 			return nil, nil, gerr
@@ -185,19 +185,19 @@ func (m *Manager) Update(ctx context.Context, ws *api.Workspace, name string, ch
 	spec := sv.ServiceSpec
 	var details []api.ErrorDetail
 	if ch.Compute != "" && !strings.EqualFold(ch.Compute, sv.Compute) {
-		details = append(details, detail("InvalidValue", "compute", "a service cannot move to another compute (%s → %s); deploy a new one", sv.Compute, ch.Compute))
+		details = append(details, problem.Detail(api.CodeInvalidValue, "compute", "a service cannot move to another compute (%s → %s); deploy a new one", sv.Compute, ch.Compute))
 	}
 	if ch.Namespace != "" && ch.Namespace != sv.Namespace {
-		details = append(details, detail("InvalidValue", "namespace", "a service cannot move to another namespace; deploy a new one"))
+		details = append(details, problem.Detail(api.CodeInvalidValue, "namespace", "a service cannot move to another namespace; deploy a new one"))
 	}
 	if ch.Auth != "" && ch.Auth != sv.Auth {
-		details = append(details, detail("InvalidValue", "auth", "changing the auth mode (%s → %s) is not supported in place; deploy a new service", sv.Auth, ch.Auth))
+		details = append(details, problem.Detail(api.CodeInvalidValue, "auth", "changing the auth mode (%s → %s) is not supported in place; deploy a new service", sv.Auth, ch.Auth))
 	}
 	mergeSpec(&spec, ch)
 	details = append(details, Normalize(&spec)...)
 	if c, err := m.Store.GetComputeByID(ctx, sv.ComputeID); err == nil {
 		if c.Type == api.ComputeLocal && len(spec.Command) == 0 {
-			details = append(details, detail("CommandRequired", "command", "the local compute runs each replica as a process of this machine: give --command (images need a cluster)"))
+			details = append(details, problem.Detail(api.CodeCommandRequired, "command", "the local compute runs each replica as a process of this machine: give --command (images need a cluster)"))
 		}
 		details = append(details, m.checkDelivery(c, &spec)...)
 	}
@@ -278,7 +278,7 @@ func (m *Manager) Keys(ctx context.Context, ws *api.Workspace, name string) (*ap
 		return nil, err
 	}
 	if sv.Auth != api.AuthKey {
-		return nil, problem.New(http.StatusBadRequest, "KeyAuthDisabled", "service %s uses %s auth, not keys", sv.Name, sv.Auth)
+		return nil, problem.New(http.StatusBadRequest, api.CodeKeyAuthDisabled, "service %s uses %s auth, not keys", sv.Name, sv.Auth)
 	}
 	return &api.ServiceKeys{PrimaryKey: sv.Secrets["primaryKey"], SecondaryKey: sv.Secrets["secondaryKey"]}, nil
 }
@@ -292,13 +292,13 @@ func (m *Manager) RegenKey(ctx context.Context, ws *api.Workspace, name string, 
 	}
 	var details []api.ErrorDetail
 	if req.Key != "primary" && req.Key != "secondary" {
-		details = append(details, detail("InvalidValue", "key", "--key %q is not valid: use primary or secondary", req.Key))
+		details = append(details, problem.Detail(api.CodeInvalidValue, "key", "--key %q is not valid: use primary or secondary", req.Key))
 	}
 	if req.Value != "" && len(req.Value) < 16 {
-		details = append(details, detail("InvalidValue", "value", "a chosen key must be at least 16 characters"))
+		details = append(details, problem.Detail(api.CodeInvalidValue, "value", "a chosen key must be at least 16 characters"))
 	}
 	if sv.Auth != api.AuthKey {
-		details = append(details, detail("KeyAuthDisabled", "key", "service %s uses %s auth, not keys", sv.Name, sv.Auth))
+		details = append(details, problem.Detail(api.CodeKeyAuthDisabled, "key", "service %s uses %s auth, not keys", sv.Name, sv.Auth))
 	}
 	if len(details) > 0 {
 		return nil, problem.Validation("", details)
@@ -315,7 +315,7 @@ func (m *Manager) RegenKey(ctx context.Context, ws *api.Workspace, name string, 
 	// The local runtime picks the new key up from the record within a second.
 	if c.Type != api.ComputeLocal {
 		if err := m.applyRoute(ctx, c, sv); err != nil {
-			return nil, problem.New(http.StatusBadGateway, "ClusterUnreachable", "the new key could not be written to the cluster (%v); the old key still works", err)
+			return nil, problem.New(http.StatusBadGateway, api.CodeClusterUnreachable, "the new key could not be written to the cluster (%v); the old key still works", err)
 		}
 	}
 	if err := m.Store.UpdateService(ctx, sv); err != nil {
@@ -331,7 +331,7 @@ func (m *Manager) Token(ctx context.Context, ws *api.Workspace, name string) (*a
 		return nil, err
 	}
 	if sv.Auth != api.AuthToken {
-		return nil, problem.New(http.StatusBadRequest, "TokenAuthDisabled", "service %s uses %s auth, not tokens", sv.Name, sv.Auth)
+		return nil, problem.New(http.StatusBadRequest, api.CodeTokenAuthDisabled, "service %s uses %s auth, not tokens", sv.Name, sv.Auth)
 	}
 	k, err := signingKey(ctx, m.Store)
 	if err != nil {
@@ -493,11 +493,11 @@ func (m *Manager) load(ctx context.Context, r *operation.Run) (*store.Service, *
 	}
 	c, err := r.Store.GetComputeByID(ctx, sv.ComputeID)
 	if err != nil {
-		return nil, nil, nil, operation.Fail("ComputeGone", fmt.Sprintf("compute %s of service %s no longer exists", sv.Compute, sv.Name))
+		return nil, nil, nil, operation.Fail(api.CodeComputeGone, fmt.Sprintf("compute %s of service %s no longer exists", sv.Compute, sv.Name))
 	}
 	cl, err := connect(c)
 	if err != nil {
-		return nil, nil, nil, operation.Fail("InvalidKubeconfig", err.Error())
+		return nil, nil, nil, operation.Fail(api.CodeInvalidKubeconfig, err.Error())
 	}
 	return sv, c, cl, nil
 }
@@ -524,7 +524,7 @@ func (m *Manager) stepApply(ctx context.Context, r *operation.Run) error {
 		delete(l, frontend.ServiceLabel)
 		if _, err := in.Apply(ctx, []installer.Object{{Kind: installer.KindNamespace, Name: sv.Namespace,
 			Apply: coreac.Namespace(sv.Namespace).WithLabels(l)}}, false); err != nil {
-			return operation.Fail("DeployFailed", err.Error())
+			return operation.Fail(api.CodeDeployFailed, err.Error())
 		}
 		r.Event("Created namespace %s", sv.Namespace)
 	}
@@ -539,10 +539,10 @@ func (m *Manager) stepApply(ctx context.Context, r *operation.Run) error {
 	sa := installer.Object{Kind: installer.KindServiceAccount, Name: ServiceAccountName(sv), Namespace: sv.Namespace,
 		Apply: coreac.ServiceAccount(ServiceAccountName(sv), sv.Namespace).WithLabels(labels(c, sv)).WithAutomountServiceAccountToken(false)}
 	if _, err := in.Apply(ctx, []installer.Object{sa, m.deployment(c, sv, replicas)}, false); err != nil {
-		return operation.Fail("DeployFailed", err.Error())
+		return operation.Fail(api.CodeDeployFailed, err.Error())
 	}
 	if err := m.applyRoute(ctx, c, sv); err != nil {
-		return operation.Fail("DeployFailed", err.Error())
+		return operation.Fail(api.CodeDeployFailed, err.Error())
 	}
 	r.Event("Applied Deployment %s/%s (%d replica(s), models %s) and its route", sv.Namespace, sv.Name, replicas, strings.Join(sv.Models, ", "))
 	return nil
@@ -578,7 +578,7 @@ func (m *Manager) stepWait(ctx context.Context, r *operation.Run) error {
 			return r.Store.UpdateService(ctx, sv)
 		}
 		if time.Now().After(deadline) {
-			return operation.Fail("ReplicasNotReady", fmt.Sprintf("no replica of %s became ready within %s (check `berth service logs -n %s`)", sv.Name, timeout, sv.Name))
+			return operation.Fail(api.CodeReplicasNotReady, fmt.Sprintf("no replica of %s became ready within %s (check `berth service logs -n %s`)", sv.Name, timeout, sv.Name))
 		}
 		select {
 		case <-ctx.Done():

@@ -5,6 +5,7 @@ package service
 
 import (
 	"fmt"
+	"github.com/berth-ml/berth/internal/problem"
 	"regexp"
 	"strconv"
 	"strings"
@@ -39,22 +40,18 @@ var (
 	envName     = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 )
 
-func detail(code, target, format string, args ...any) api.ErrorDetail {
-	return api.ErrorDetail{Code: code, Target: target, Message: fmt.Sprintf(format, args...)}
-}
-
 // CheckName checks a service name: 3–32 characters, lowercase letters,
 // digits and '-', starting with a letter.
 func CheckName(name string) []api.ErrorDetail {
 	var out []api.ErrorDetail
 	if name == "" {
-		return []api.ErrorDetail{detail("InvalidServiceName", "name", "service name is required")}
+		return []api.ErrorDetail{problem.Detail(api.CodeInvalidServiceName, "name", "service name is required")}
 	}
 	if n := len(name); n < 3 || n > 32 {
-		out = append(out, detail("InvalidServiceName", "name", "service name %q must be 3 to 32 characters long (it has %d)", name, n))
+		out = append(out, problem.Detail(api.CodeInvalidServiceName, "name", "service name %q must be 3 to 32 characters long (it has %d)", name, n))
 	}
 	if !serviceName.MatchString(name) {
-		out = append(out, detail("InvalidServiceName", "name", "service name %q may only contain lowercase letters, digits and '-', and must start with a letter", name))
+		out = append(out, problem.Detail(api.CodeInvalidServiceName, "name", "service name %q may only contain lowercase letters, digits and '-', and must start with a letter", name))
 	}
 	return out
 }
@@ -86,7 +83,7 @@ func ParseModelRef(s string) (ModelRef, error) {
 func Normalize(s *api.ServiceSpec) []api.ErrorDetail {
 	var out []api.ErrorDetail
 	add := func(code, target, format string, args ...any) {
-		out = append(out, detail(code, target, format, args...))
+		out = append(out, problem.Detail(code, target, format, args...))
 	}
 	if s.Compute == "" {
 		add("InvalidValue", "compute", "a compute is required (--compute NAME)")

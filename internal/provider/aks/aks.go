@@ -8,6 +8,7 @@ package aks
 import (
 	"context"
 	"fmt"
+	"github.com/berth-ml/berth/internal/problem"
 	"net/netip"
 	"slices"
 	"sort"
@@ -146,10 +147,6 @@ func (p *Provider) poll() time.Duration {
 	return p.Poll
 }
 
-func detail(code, target, format string, args ...any) api.ErrorDetail {
-	return api.ErrorDetail{Code: code, Target: target, Message: fmt.Sprintf(format, args...)}
-}
-
 // serviceAnnotations gives a public front end's IP the compute's DNS
 // label, so its name is <label>.<region>.cloudapp.azure.com.
 func serviceAnnotations(c *store.Compute) map[string]string {
@@ -231,7 +228,7 @@ func (p *Provider) parseCreate(ws *api.Workspace, req *api.ComputeRequest) (*cre
 	known := append([]string{PropAgentCount, PropVMSize, PropLocation, PropKubernetesVersion, PropCredentialMode}, vnetProps...)
 	for _, k := range sortedKeys(props) {
 		if !slices.Contains(known, k) {
-			out = append(out, detail("InvalidProperty", "properties."+k, "unknown property %q for creating an aks compute (known: %s)", k, strings.Join(known, ", ")))
+			out = append(out, problem.Detail(api.CodeInvalidProperty, "properties."+k, "unknown property %q for creating an aks compute (known: %s)", k, strings.Join(known, ", ")))
 		}
 	}
 	s := &createSpec{agents: DefaultAgentCount, vmSize: DefaultVMSize, location: strings.ToLower(props[PropLocation]),
@@ -239,32 +236,32 @@ func (p *Provider) parseCreate(ws *api.Workspace, req *api.ComputeRequest) (*cre
 	if v, ok := props[PropAgentCount]; ok {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 {
-			out = append(out, detail("InvalidAgentCount", "agentCount", "--agent-count must be a positive integer (got %q)", v))
+			out = append(out, problem.Detail(api.CodeInvalidAgentCount, "agentCount", "--agent-count must be a positive integer (got %q)", v))
 			n = 0
 		}
 		s.agents = n
 	}
 	if v, ok := props[PropVMSize]; ok {
 		if v == "" {
-			out = append(out, detail("InvalidValue", "vmSize", "--vm-size must not be empty (default %s)", DefaultVMSize))
+			out = append(out, problem.Detail(api.CodeInvalidValue, "vmSize", "--vm-size must not be empty (default %s)", DefaultVMSize))
 		}
 		s.vmSize = v
 	}
 	if s.agents > 0 && s.agents < minNodes(req.ClusterPurpose) {
-		out = append(out, detail("InsufficientAgents", "agentCount", "cluster purpose %s needs at least %d agents (got %d): use --agent-count %d or more, or --cluster-purpose DevTest", req.ClusterPurpose, minNodes(req.ClusterPurpose), s.agents, minNodes(req.ClusterPurpose)))
+		out = append(out, problem.Detail(api.CodeInsufficientAgents, "agentCount", "cluster purpose %s needs at least %d agents (got %d): use --agent-count %d or more, or --cluster-purpose DevTest", req.ClusterPurpose, minNodes(req.ClusterPurpose), s.agents, minNodes(req.ClusterPurpose)))
 	}
 	if s.location == "" {
 		s.location = ws.Region
 		if s.location == "" || s.location == "local" {
-			out = append(out, detail("LocationRequired", "location", "give --location: workspace %q has no Azure region to default to (its region is %q)", ws.Name, ws.Region))
+			out = append(out, problem.Detail(api.CodeLocationRequired, "location", "give --location: workspace %q has no Azure region to default to (its region is %q)", ws.Name, ws.Region))
 		}
 	}
 	if s.version != "" && !p.Kube.Versions.Contains(s.version) {
-		out = append(out, detail("UnsupportedKubernetesVersion", "kubernetesVersion", "Kubernetes version %s is not supported by Berth: supported versions are between %s", s.version, p.Kube.Versions))
+		out = append(out, problem.Detail(api.CodeUnsupportedKubernetesVersion, "kubernetesVersion", "Kubernetes version %s is not supported by Berth: supported versions are between %s", s.version, p.Kube.Versions))
 	}
 	out = append(out, p.settingsDetails(ws, true)...)
 	if m := props[PropCredentialMode]; m != "" && m != kubernetes.CredentialScoped && m != kubernetes.CredentialAsGiven {
-		out = append(out, detail("InvalidValue", "credentialMode", "--credential-mode %q is not valid: use scoped or as-given", m))
+		out = append(out, problem.Detail(api.CodeInvalidValue, "credentialMode", "--credential-mode %q is not valid: use scoped or as-given", m))
 	}
 	// The custom VNet: all six or none.
 	var given, missing []string
@@ -276,14 +273,14 @@ func (p *Provider) parseCreate(ws *api.Workspace, req *api.ComputeRequest) (*cre
 		}
 	}
 	if len(given) > 0 && len(missing) > 0 {
-		out = append(out, detail("IncompleteVNet", "vnet", "a custom virtual network needs all six of --vnet-resourcegroup-name, --vnet-name, --subnet-name, --service-cidr, --dns-service-ip and --docker-bridge-cidr, or none; missing: %s", strings.Join(missing, ", ")))
+		out = append(out, problem.Detail(api.CodeIncompleteVNet, "vnet", "a custom virtual network needs all six of --vnet-resourcegroup-name, --vnet-name, --subnet-name, --service-cidr, --dns-service-ip and --docker-bridge-cidr, or none; missing: %s", strings.Join(missing, ", ")))
 	}
 	if len(given) > 0 {
 		out = append(out, s.parseVNet(props)...)
 	}
 	if req.LoadBalancerType == api.LoadBalancerInternal && len(given) == 0 && req.LoadBalancerSubnet != "" && req.LoadBalancerSubnet != DefaultLBSubnet {
 		// Without a custom VNet, AKS makes its own network with one subnet.
-		out = append(out, detail("InvalidValue", "loadBalancerSubnet", "--load-balancer-subnet %q needs a custom virtual network (the six --vnet… flags); without one, the internal load balancer uses the cluster's own subnet %q", req.LoadBalancerSubnet, DefaultLBSubnet))
+		out = append(out, problem.Detail(api.CodeInvalidValue, "loadBalancerSubnet", "--load-balancer-subnet %q needs a custom virtual network (the six --vnet… flags); without one, the internal load balancer uses the cluster's own subnet %q", req.LoadBalancerSubnet, DefaultLBSubnet))
 	}
 	return s, out
 }
@@ -296,7 +293,7 @@ func (s *createSpec) parseVNet(props map[string]string) []api.ErrorDetail {
 	if v := props[PropServiceCIDR]; v != "" {
 		pf, err := netip.ParsePrefix(v)
 		if err != nil || pf != pf.Masked() || !pf.Addr().Is4() {
-			out = append(out, detail("InvalidCIDR", "serviceCidr", "--service-cidr %q is not a well-formed IPv4 CIDR block with no host bits set, like 10.0.0.0/16", v))
+			out = append(out, problem.Detail(api.CodeInvalidCIDR, "serviceCidr", "--service-cidr %q is not a well-formed IPv4 CIDR block with no host bits set, like 10.0.0.0/16", v))
 		} else {
 			s.serviceCIDR, okSvc = pf, true
 		}
@@ -304,7 +301,7 @@ func (s *createSpec) parseVNet(props map[string]string) []api.ErrorDetail {
 	if v := props[PropDNSServiceIP]; v != "" {
 		a, err := netip.ParseAddr(v)
 		if err != nil || !a.Is4() {
-			out = append(out, detail("InvalidIP", "dnsServiceIp", "--dns-service-ip %q is not an IPv4 address, like 10.0.0.10", v))
+			out = append(out, problem.Detail(api.CodeInvalidIP, "dnsServiceIp", "--dns-service-ip %q is not an IPv4 address, like 10.0.0.10", v))
 		} else {
 			s.dnsIP, okIP = a, true
 		}
@@ -314,7 +311,7 @@ func (s *createSpec) parseVNet(props map[string]string) []api.ErrorDetail {
 		// address, so host bits are allowed here.
 		pf, err := netip.ParsePrefix(v)
 		if err != nil || !pf.Addr().Is4() {
-			out = append(out, detail("InvalidCIDR", "dockerBridgeCidr", "--docker-bridge-cidr %q is not a well-formed IPv4 CIDR, like 172.17.0.1/16", v))
+			out = append(out, problem.Detail(api.CodeInvalidCIDR, "dockerBridgeCidr", "--docker-bridge-cidr %q is not a well-formed IPv4 CIDR, like 172.17.0.1/16", v))
 		} else {
 			s.bridgeCIDR, okBridge = pf, true
 		}
@@ -322,13 +319,13 @@ func (s *createSpec) parseVNet(props map[string]string) []api.ErrorDetail {
 	if okSvc && okIP {
 		switch {
 		case !s.serviceCIDR.Contains(s.dnsIP):
-			out = append(out, detail("DNSServiceIPOutsideServiceCIDR", "dnsServiceIp", "--dns-service-ip %s is not inside --service-cidr %s", s.dnsIP, s.serviceCIDR))
+			out = append(out, problem.Detail(api.CodeDNSServiceIPOutsideServiceCIDR, "dnsServiceIp", "--dns-service-ip %s is not inside --service-cidr %s", s.dnsIP, s.serviceCIDR))
 		case s.dnsIP == s.serviceCIDR.Addr():
-			out = append(out, detail("InvalidIP", "dnsServiceIp", "--dns-service-ip %s is the network address of --service-cidr %s; use another, like the .10 address", s.dnsIP, s.serviceCIDR))
+			out = append(out, problem.Detail(api.CodeInvalidIP, "dnsServiceIp", "--dns-service-ip %s is the network address of --service-cidr %s; use another, like the .10 address", s.dnsIP, s.serviceCIDR))
 		}
 	}
 	if okSvc && okBridge && s.serviceCIDR.Overlaps(s.bridgeCIDR.Masked()) {
-		out = append(out, detail("CIDROverlap", "serviceCidr", "--service-cidr %s overlaps --docker-bridge-cidr %s; they must be separate ranges", s.serviceCIDR, s.bridgeCIDR))
+		out = append(out, problem.Detail(api.CodeCIDROverlap, "serviceCidr", "--service-cidr %s overlaps --docker-bridge-cidr %s; they must be separate ranges", s.serviceCIDR, s.bridgeCIDR))
 	}
 	return out
 }
@@ -337,13 +334,13 @@ func (s *createSpec) parseVNet(props map[string]string) []api.ErrorDetail {
 func (p *Provider) settingsDetails(ws *api.Workspace, create bool) []api.ErrorDetail {
 	var out []api.ErrorDetail
 	if p.subscription(ws) == "" {
-		out = append(out, detail("AzureSubscriptionRequired", "settings.azureSubscriptionId", "workspace %q has no Azure subscription: create it with --azure-subscription-id, or start the server with AZURE_SUBSCRIPTION_ID", ws.Name))
+		out = append(out, problem.Detail(api.CodeAzureSubscriptionRequired, "settings.azureSubscriptionId", "workspace %q has no Azure subscription: create it with --azure-subscription-id, or start the server with AZURE_SUBSCRIPTION_ID", ws.Name))
 	}
 	if create && ws.Settings.AzureResourceGroup == "" {
-		out = append(out, detail("AzureResourceGroupRequired", "settings.azureResourceGroup", "workspace %q has no Azure resource group for the clusters it creates: create it with --azure-resource-group", ws.Name))
+		out = append(out, problem.Detail(api.CodeAzureResourceGroupRequired, "settings.azureResourceGroup", "workspace %q has no Azure resource group for the clusters it creates: create it with --azure-resource-group", ws.Name))
 	}
 	if ch := ws.Settings.AzureCredential; ch != "" && !slices.Contains(CredentialChoices, ch) {
-		out = append(out, detail("InvalidValue", "settings.azureCredential", "workspace %q has Azure credential %q, which is not known: use one of %s", ws.Name, ch, strings.Join(CredentialChoices, ", ")))
+		out = append(out, problem.Detail(api.CodeInvalidValue, "settings.azureCredential", "workspace %q has Azure credential %q, which is not known: use one of %s", ws.Name, ch, strings.Join(CredentialChoices, ", ")))
 	}
 	return out
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/berth-ml/berth/internal/problem"
 	"net/http"
 	"strings"
 
@@ -125,27 +126,27 @@ func azureError(err error, n need) api.ErrorDetail {
 		code := re.ErrorCode
 		switch {
 		case re.StatusCode == http.StatusTooManyRequests:
-			return detail("AzureThrottled", "", "Azure kept throttling requests (429 Too Many Requests) while Berth tried to %s, even after waiting as it asked; try again in a few minutes", n.action)
+			return problem.Detail(api.CodeAzureThrottled, "", "Azure kept throttling requests (429 Too Many Requests) while Berth tried to %s, even after waiting as it asked; try again in a few minutes", n.action)
 		case code == "RequestDisallowedByPolicy":
-			return detail("AzurePolicyDenied", "", "an Azure Policy assigned to this subscription or resource group forbids what Berth tried (%s): %s. If the policy forbids public IP addresses, use --load-balancer-type InternalLoadBalancer (with --load-balancer-subnet) instead", n.action, msg)
+			return problem.Detail(api.CodeAzurePolicyDenied, "", "an Azure Policy assigned to this subscription or resource group forbids what Berth tried (%s): %s. If the policy forbids public IP addresses, use --load-balancer-type InternalLoadBalancer (with --load-balancer-subnet) instead", n.action, msg)
 		case isQuota(code, msg):
-			return detail("AzureQuotaExceeded", "", "the subscription's quota is too small to %s: %s. Request a quota increase for the VM family in this location (Azure portal: Subscriptions > Usage + quotas), or use fewer agents or a smaller --vm-size", n.action, msg)
+			return problem.Detail(api.CodeAzureQuotaExceeded, "", "the subscription's quota is too small to %s: %s. Request a quota increase for the VM family in this location (Azure portal: Subscriptions > Usage + quotas), or use fewer agents or a smaller --vm-size", n.action, msg)
 		case code == "AuthorizationFailed" || code == "LinkedAuthorizationFailed" || code == "AuthorizationPermissionMismatch" || re.StatusCode == http.StatusForbidden:
-			return detail("AzureRoleMissing", "", "the Azure identity Berth uses is not allowed to %s: assign it the %q role on scope %s (Azure said: %s)", n.action, n.role, n.scope, msg)
+			return problem.Detail(api.CodeAzureRoleMissing, "", "the Azure identity Berth uses is not allowed to %s: assign it the %q role on scope %s (Azure said: %s)", n.action, n.role, n.scope, msg)
 		case re.StatusCode == http.StatusUnauthorized:
-			return detail("AzureCredentialsRejected", "", "Azure rejected Berth's credentials while trying to %s: %s", n.action, msg)
+			return problem.Detail(api.CodeAzureCredentialsRejected, "", "Azure rejected Berth's credentials while trying to %s: %s", n.action, msg)
 		case code == "ResourceGroupNotFound":
-			return detail("AzureResourceGroupNotFound", "", "cannot %s: %s; create the resource group or set the workspace's azureResourceGroup to an existing one", n.action, msg)
+			return problem.Detail(api.CodeAzureResourceGroupNotFound, "", "cannot %s: %s; create the resource group or set the workspace's azureResourceGroup to an existing one", n.action, msg)
 		case re.StatusCode == http.StatusConflict || code == "Conflict" || code == "ResourceExists":
-			return detail("AzureNameConflict", "", "cannot %s: %s", n.action, msg)
+			return problem.Detail(api.CodeAzureNameConflict, "", "cannot %s: %s", n.action, msg)
 		case re.StatusCode == http.StatusNotFound:
-			return detail("AzureResourceNotFound", "", "cannot %s: %s", n.action, msg)
+			return problem.Detail(api.CodeAzureResourceNotFound, "", "cannot %s: %s", n.action, msg)
 		}
-		return detail("AzureRequestFailed", "", "Azure refused to %s (%d %s): %s", n.action, re.StatusCode, code, msg)
+		return problem.Detail(api.CodeAzureRequestFailed, "", "Azure refused to %s (%d %s): %s", n.action, re.StatusCode, code, msg)
 	case errors.As(err, &credErr):
-		return detail("AzureCredentialsUnavailable", "", "Berth has no usable Azure credentials to %s: %v. Set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET (or a workload or managed identity) for the server, or run `az login` where it runs", n.action, firstLine(err.Error()))
+		return problem.Detail(api.CodeAzureCredentialsUnavailable, "", "Berth has no usable Azure credentials to %s: %v. Set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET (or a workload or managed identity) for the server, or run `az login` where it runs", n.action, firstLine(err.Error()))
 	}
-	return detail("AzureRequestFailed", "", "cannot %s: %v", n.action, err)
+	return problem.Detail(api.CodeAzureRequestFailed, "", "cannot %s: %v", n.action, err)
 }
 
 func isQuota(code, msg string) bool {

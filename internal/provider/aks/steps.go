@@ -215,7 +215,7 @@ func (p *Provider) stepCreate(ctx context.Context, r *operation.Run) error {
 			}
 			v, ok := p.defaultVersion(vl)
 			if !ok {
-				return operation.Fail("KubernetesVersionNotAvailable", fmt.Sprintf("no Kubernetes version that Berth supports (%s) is available in %s", p.Kube.Versions, s.location))
+				return operation.Fail(api.CodeKubernetesVersionNotAvailable, fmt.Sprintf("no Kubernetes version that Berth supports (%s) is available in %s", p.Kube.Versions, s.location))
 			}
 			s.version = v
 		}
@@ -224,7 +224,7 @@ func (p *Provider) stepCreate(ctx context.Context, r *operation.Run) error {
 		switch {
 		case err == nil:
 			if existing.Tags[tagAttachment] == nil || *existing.Tags[tagAttachment] != c.AttachmentID {
-				return operation.Fail("AzureNameConflict", fmt.Sprintf("a managed cluster named %q already exists in resource group %s and Berth did not create it for this compute: pick another name, or attach it with `berth compute attach aks`", c.Name, s.group))
+				return operation.Fail(api.CodeAzureNameConflict, fmt.Sprintf("a managed cluster named %q already exists in resource group %s and Berth did not create it for this compute: pick another name, or attach it with `berth compute attach aks`", c.Name, s.group))
 			}
 			r.Event("Managed cluster %s exists already (made by this operation): making sure it is as requested", c.Name)
 		case errors.As(err, &re) && re.StatusCode == http.StatusNotFound && re.ErrorCode != "ResourceGroupNotFound":
@@ -296,7 +296,7 @@ func (p *Provider) follow(ctx context.Context, r *operation.Run, poller *runtime
 		return err
 	}
 	if res.Properties != nil && res.Properties.ProvisioningState != nil && *res.Properties.ProvisioningState != "Succeeded" {
-		return operation.Fail("AzureProvisioningFailed", fmt.Sprintf("Azure reports managed cluster provisioning state %s", *res.Properties.ProvisioningState))
+		return operation.Fail(api.CodeAzureProvisioningFailed, fmt.Sprintf("Azure reports managed cluster provisioning state %s", *res.Properties.ProvisioningState))
 	}
 	return nil
 }
@@ -352,10 +352,10 @@ func (p *Provider) stepCredentials(ctx context.Context, r *operation.Run) error 
 		}
 	}
 	if kc == nil {
-		return operation.Fail("NoKubeconfig", fmt.Sprintf("Azure returned no kubeconfig for managed cluster %s", name))
+		return operation.Fail(api.CodeNoKubeconfig, fmt.Sprintf("Azure returned no kubeconfig for managed cluster %s", name))
 	}
 	if _, _, err := kubeconn.Parse(kc, ""); err != nil {
-		return operation.Fail("InvalidKubeconfig", fmt.Sprintf("the kubeconfig Azure returned for %s does not work: %v", name, err))
+		return operation.Fail(api.CodeInvalidKubeconfig, fmt.Sprintf("the kubeconfig Azure returned for %s does not work: %v", name, err))
 	}
 	c.Secrets = map[string]string{"credentials": string(kc)}
 	delete(c.Properties, "context")
@@ -382,7 +382,7 @@ func (p *Provider) stepFind(ctx context.Context, r *operation.Run) error {
 	}
 	ref, d := p.parseAttach(ws, &req)
 	if len(d) > 0 {
-		return operation.Fail("InvalidRequest", d[0].Message, d...)
+		return operation.Fail(api.CodeInvalidRequest, d[0].Message, d...)
 	}
 	if c.Properties == nil {
 		c.Properties = map[string]string{}

@@ -24,7 +24,7 @@ func (p *Provider) Versions(ctx context.Context, ws *api.Workspace, location str
 	location = strings.ToLower(location)
 	sub := p.subscription(ws)
 	if sub == "" {
-		return nil, problem.New(http.StatusBadRequest, "AzureSubscriptionRequired",
+		return nil, problem.New(http.StatusBadRequest, api.CodeAzureSubscriptionRequired,
 			"listing versions in an Azure location needs a subscription: pass -w WORKSPACE of a workspace with an Azure subscription, or start the server with AZURE_SUBSCRIPTION_ID")
 	}
 	az, err := p.connect(ws, sub)
@@ -36,7 +36,7 @@ func (p *Provider) Versions(ctx context.Context, ws *api.Workspace, location str
 	if err != nil {
 		var re *azcore.ResponseError
 		if errors.As(err, &re) && (re.StatusCode == http.StatusNotFound || re.StatusCode == http.StatusBadRequest) {
-			return nil, problem.New(http.StatusBadRequest, "UnknownLocation", "Azure has no Kubernetes versions for location %q: check the name (`az account list-locations -o table`)", location)
+			return nil, problem.New(http.StatusBadRequest, api.CodeUnknownLocation, "Azure has no Kubernetes versions for location %q: check the name (`az account list-locations -o table`)", location)
 		}
 		d := azureError(err, need{action: "list Kubernetes versions in " + location, role: "Reader", scope: "/subscriptions/" + sub})
 		status := http.StatusBadGateway

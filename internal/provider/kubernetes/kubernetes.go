@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/berth-ml/berth/internal/problem"
 	"strings"
 	"time"
 
@@ -97,10 +98,6 @@ func (p *Provider) removeTimeout() time.Duration {
 	return p.RemoveTimeout
 }
 
-func detail(code, target, format string, args ...any) api.ErrorDetail {
-	return api.ErrorDetail{Code: code, Target: target, Message: fmt.Sprintf(format, args...)}
-}
-
 // Validate checks an attach request without reaching the cluster.
 func (p *Provider) Validate(_ context.Context, _ *api.Workspace, req *api.ComputeRequest) []api.ErrorDetail {
 	var out []api.ErrorDetail
@@ -109,16 +106,16 @@ func (p *Provider) Validate(_ context.Context, _ *api.Workspace, req *api.Comput
 		case PropContext:
 		case PropCredentialMode:
 			if v != CredentialScoped && v != CredentialAsGiven {
-				out = append(out, detail("InvalidValue", "credentialMode", "--credential-mode %q is not valid: use scoped or as-given", v))
+				out = append(out, problem.Detail(api.CodeInvalidValue, "credentialMode", "--credential-mode %q is not valid: use scoped or as-given", v))
 			}
 		default:
-			out = append(out, detail("InvalidProperty", "properties."+k, "unknown property %q for compute type kubernetes (known: context, credentialMode)", k))
+			out = append(out, problem.Detail(api.CodeInvalidProperty, "properties."+k, "unknown property %q for compute type kubernetes (known: context, credentialMode)", k))
 		}
 	}
 	if req.Credentials == "" {
-		out = append(out, detail("KubeconfigRequired", "credentials", "a kubeconfig is required to attach a cluster (--kubeconfig FILE)"))
+		out = append(out, problem.Detail(api.CodeKubeconfigRequired, "credentials", "a kubeconfig is required to attach a cluster (--kubeconfig FILE)"))
 	} else if _, _, err := kubeconn.Parse([]byte(req.Credentials), req.Properties[PropContext]); err != nil {
-		out = append(out, detail("InvalidKubeconfig", "credentials", "%v", err))
+		out = append(out, problem.Detail(api.CodeInvalidKubeconfig, "credentials", "%v", err))
 	}
 	return out
 }
@@ -127,7 +124,7 @@ func (p *Provider) Validate(_ context.Context, _ *api.Workspace, req *api.Comput
 func (p *Provider) ValidateUpdate(_ context.Context, c *store.Compute, req *api.ComputeUpdateRequest) []api.ErrorDetail {
 	var out []api.ErrorDetail
 	if c.Health == api.HealthDisplaced {
-		out = append(out, detail("ComputeDisplaced", "", "compute %q was displaced: another attachment took its cluster over; detach it", c.Name))
+		out = append(out, problem.Detail(api.CodeComputeDisplaced, "", "compute %q was displaced: another attachment took its cluster over; detach it", c.Name))
 	}
 	return out
 }
@@ -230,7 +227,7 @@ func target(ctx context.Context, r *operation.Run) (*store.Compute, *kubeconn.Cl
 // clusters fail with ClusterUnreachable, others with code.
 func fail(code string, err error) error {
 	if preflight.IsUnreachable(err) {
-		return operation.Fail("ClusterUnreachable", err.Error())
+		return operation.Fail(api.CodeClusterUnreachable, err.Error())
 	}
 	var ae *api.Error
 	if errors.As(err, &ae) {
@@ -344,7 +341,7 @@ func (p *Provider) stepPreflight(ctx context.Context, r *operation.Run) error {
 	}
 	cl, err := connect(c)
 	if err != nil {
-		return operation.Fail("InvalidKubeconfig", err.Error())
+		return operation.Fail(api.CodeInvalidKubeconfig, err.Error())
 	}
 	req, _ := operation.Params[api.ComputeRequest](r)
 	rep, _ := preflight.Run(ctx, preflight.Input{Cluster: cl, Purpose: c.ClusterPurpose, Versions: p.Versions,
@@ -360,7 +357,7 @@ func (p *Provider) stepPreflight(ctx context.Context, r *operation.Run) error {
 	}
 	if !rep.Passed {
 		d := preflight.Failures(rep)
-		return operation.Fail("PreflightFailed", fmt.Sprintf("%d preflight problem(s); nothing was installed", len(d)), d...)
+		return operation.Fail(api.CodePreflightFailed, fmt.Sprintf("%d preflight problem(s); nothing was installed", len(d)), d...)
 	}
 	return nil
 }
@@ -375,11 +372,11 @@ func (p *Provider) stepClaim(ctx context.Context, r *operation.Run) error {
 	var attached *installer.AttachedError
 	switch {
 	case errors.As(err, &attached):
-		return operation.Fail("ClusterAlreadyAttached", err.Error())
+		return operation.Fail(api.CodeClusterAlreadyAttached, err.Error())
 	case errors.Is(err, installer.ErrMarkerBusy):
 		return operation.Retryable(err)
 	case err != nil:
-		return fail("ClaimFailed", err)
+		return fail(api.CodeClaimFailed, err)
 	}
 	if err := r.Remember(ctx, "claimed", "yes"); err != nil {
 		return err
@@ -410,7 +407,7 @@ func (p *Provider) stepCredentials(ctx context.Context, r *operation.Run) error 
 	}
 	kc, err := p.installer(cl, r).EnsureManager(ctx, p.settings(c))
 	if err != nil {
-		return fail("CredentialsFailed", err)
+		return fail(api.CodeCredentialsFailed, err)
 	}
 	// Prove the new credentials work before forgetting the given ones.
 	scoped, err := kubeconn.Connect(kc, "")
@@ -454,17 +451,17 @@ func (p *Provider) stepInstall(ctx context.Context, r *operation.Run) error {
 	in := p.installer(cl, r)
 	s := p.settings(d)
 	if s.Resources, err = in.LiveResources(ctx); err != nil {
-		return fail("InstallFailed", err)
+		return fail(api.CodeInstallFailed, err)
 	}
 	objs := installer.FrontendObjects(s)
 	if _, err := in.Apply(ctx, objs, false); err != nil {
-		return fail("InstallFailed", err)
+		return fail(api.CodeInstallFailed, err)
 	}
 	r.Event("Applied %d objects (server-side apply, field manager %s)", len(objs), installer.FieldManager)
 	// Prune what the desired state no longer has (a PodDisruptionBudget
 	// after a change to DevTest) and what earlier attachments left.
 	if err := prune(ctx, in, objs, c.AttachmentID, r); err != nil {
-		return fail("InstallFailed", err)
+		return fail(api.CodeInstallFailed, err)
 	}
 	return nil
 }
@@ -548,7 +545,7 @@ func (p *Provider) stepWait(ctx context.Context, r *operation.Run) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		return fail("FrontendNotReady", err)
+		return fail(api.CodeFrontendNotReady, err)
 	}
 	r.Event("Front end ready: %d/%d replicas, address %s", rd.Available, rd.Wanted, rd.Address)
 	return nil
@@ -567,19 +564,19 @@ func (p *Provider) stepObserve(ctx context.Context, r *operation.Run) error {
 	}
 	v, err := cl.Client.Discovery().ServerVersion()
 	if err != nil {
-		return fail("ObserveFailed", cl.Explain(err))
+		return fail(api.CodeObserveFailed, cl.Explain(err))
 	}
 	nodes, cpus, _, _, err := preflight.Capacity(ctx, cl)
 	if err != nil {
-		return fail("ObserveFailed", err)
+		return fail(api.CodeObserveFailed, err)
 	}
 	svc, err := cl.Client.CoreV1().Services(installer.Namespace).Get(ctx, installer.FrontendName, metav1.GetOptions{})
 	if err != nil {
-		return fail("ObserveFailed", cl.Explain(err))
+		return fail(api.CodeObserveFailed, cl.Explain(err))
 	}
 	image, err := liveImage(ctx, cl)
 	if err != nil {
-		return fail("ObserveFailed", err)
+		return fail(api.CodeObserveFailed, err)
 	}
 	forgetGiven(c)
 	c.KubernetesVersion, c.NodeCount, c.AllocatableCpus = v.GitVersion, nodes, cpus
@@ -616,7 +613,7 @@ func liveImage(ctx context.Context, cl *kubeconn.Cluster) (string, error) {
 func (p *Provider) ownership(ctx context.Context, r *operation.Run, c *store.Compute) (*kubeconn.Cluster, *installer.Marker, error) {
 	cl, err := connect(c)
 	if err != nil {
-		return nil, nil, operation.Fail("InvalidKubeconfig", err.Error())
+		return nil, nil, operation.Fail(api.CodeInvalidKubeconfig, err.Error())
 	}
 	if _, err := cl.Client.Discovery().ServerVersion(); err != nil {
 		return cl, nil, cl.Explain(err)
@@ -636,19 +633,19 @@ func (p *Provider) stepCheckOwned(ctx context.Context, r *operation.Run) error {
 	}
 	cl, m, err := p.ownership(ctx, r, c)
 	if err != nil {
-		return fail("ClusterUnreachable", err)
+		return fail(api.CodeClusterUnreachable, err)
 	}
 	if m != nil && m.AttachmentID != c.AttachmentID && !m.Terminating {
-		return operation.Fail("ComputeDisplaced", fmt.Sprintf("the cluster now belongs to %s; detach this compute", m.Owner()))
+		return operation.Fail(api.CodeComputeDisplaced, fmt.Sprintf("the cluster now belongs to %s; detach this compute", m.Owner()))
 	}
 	if m == nil && c.LastReconcile == nil {
-		return operation.Fail("NotAttached", "this compute never finished attaching, so there is nothing to update; detach it and attach again")
+		return operation.Fail(api.CodeNotAttached, "this compute never finished attaching, so there is nothing to update; detach it and attach again")
 	}
 	if d.ClusterPurpose != c.ClusterPurpose {
 		rep, _ := preflight.Run(ctx, preflight.Input{Cluster: cl, Purpose: d.ClusterPurpose, Versions: p.Versions, AttachmentID: c.AttachmentID})
 		for _, ch := range rep.Checks {
 			if ch.Name == preflight.CheckCapacity && ch.Status == api.CheckFailed {
-				return operation.Fail("InsufficientCapacity", ch.Message, ch.Details...)
+				return operation.Fail(api.CodeInsufficientCapacity, ch.Message, ch.Details...)
 			}
 		}
 		r.Event("Changing the cluster purpose from %s to %s", c.ClusterPurpose, d.ClusterPurpose)
@@ -670,9 +667,9 @@ func (p *Provider) stepReconcileCheck(ctx context.Context, r *operation.Run) err
 			if uerr := r.Store.UpdateCompute(ctx, c); uerr != nil {
 				return uerr
 			}
-			return operation.Fail("ClusterUnreachable", err.Error())
+			return operation.Fail(api.CodeClusterUnreachable, err.Error())
 		}
-		return fail("ReconcileFailed", err)
+		return fail(api.CodeReconcileFailed, err)
 	}
 	switch {
 	case m != nil && m.AttachmentID != c.AttachmentID:
@@ -684,7 +681,7 @@ func (p *Provider) stepReconcileCheck(ctx context.Context, r *operation.Run) err
 		r.Warn("This compute was displaced and the cluster has no owner now; attach it again to use it")
 		return r.Remember(ctx, "displaced", "yes")
 	case m == nil && c.LastReconcile == nil:
-		return operation.Fail("NotAttached", "this compute never finished attaching, so there is nothing to reconcile; detach it and attach again")
+		return operation.Fail(api.CodeNotAttached, "this compute never finished attaching, so there is nothing to reconcile; detach it and attach again")
 	case m == nil:
 		r.Warn("The attachment marker (namespace %s) was missing: restoring it", installer.Namespace)
 	}
@@ -702,7 +699,7 @@ func (p *Provider) stepRepair(ctx context.Context, r *operation.Run) error {
 	in := p.installer(cl, r)
 	s := p.settings(c)
 	if s.Resources, err = in.LiveResources(ctx); err != nil {
-		return fail("ReconcileFailed", err)
+		return fail(api.CodeReconcileFailed, err)
 	}
 	if live := s.Resources; live != nil {
 		def := installer.DefaultResources()
@@ -712,7 +709,7 @@ func (p *Provider) stepRepair(ctx context.Context, r *operation.Run) error {
 	}
 	live, err := liveImage(ctx, cl)
 	if err != nil {
-		return fail("ReconcileFailed", err)
+		return fail(api.CodeReconcileFailed, err)
 	}
 	if live != "" && live != s.Image {
 		// A server upgrade (or another --image-repository) changes the
@@ -722,7 +719,7 @@ func (p *Provider) stepRepair(ctx context.Context, r *operation.Run) error {
 	objs := installer.FrontendObjects(s)
 	drift, err := in.Drift(ctx, objs)
 	if err != nil {
-		return fail("ReconcileFailed", err)
+		return fail(api.CodeReconcileFailed, err)
 	}
 	for _, d := range drift {
 		r.Warn("Drift: %s", d)
@@ -731,7 +728,7 @@ func (p *Provider) stepRepair(ctx context.Context, r *operation.Run) error {
 		r.Event("No drift: the cluster matches the desired state")
 	}
 	if _, err := in.Apply(ctx, objs, false); err != nil {
-		return fail("ReconcileFailed", err)
+		return fail(api.CodeReconcileFailed, err)
 	}
 	if len(drift) > 0 {
 		r.Event("Repaired %d difference(s)", len(drift))
@@ -752,7 +749,7 @@ func (p *Provider) stepDetachCheck(ctx context.Context, r *operation.Run) error 
 	_, m, err := p.ownership(ctx, r, c)
 	if err != nil {
 		if !req.Force {
-			return operation.Fail("ClusterUnreachable", err.Error()+"; to forget this compute anyway, detach with --force")
+			return operation.Fail(api.CodeClusterUnreachable, err.Error()+"; to forget this compute anyway, detach with --force")
 		}
 		r.Warn("Cannot reach the cluster (%v): forgetting the compute anyway (--force)", err)
 		r.Warn("These may be left in the cluster: namespace %s and everything in it, ClusterRole and ClusterRoleBinding %s and %s, ServiceAccount %s/%s; all carry the label %s=%s",
@@ -775,7 +772,7 @@ func (p *Provider) stepRemove(ctx context.Context, r *operation.Run) error {
 		return err
 	}
 	if err := p.remove(ctx, r, c, cl); err != nil {
-		return fail("DetachFailed", err)
+		return fail(api.CodeDetachFailed, err)
 	}
 	return nil
 }

@@ -90,7 +90,7 @@ func (p *Provider) stepCertificate(ctx context.Context, r *operation.Run) error 
 	case ssl != nil && ssl.CertPEM != "":
 		checked, probs := certificate.Check(ssl.CertPEM, ssl.KeyPEM, ssl.Cname, time.Now(), nil)
 		if len(probs) > 0 {
-			return operation.Fail("InvalidCertificate", fmt.Sprintf("%d problem(s) with the custom certificate; nothing was changed", len(probs)), probs...)
+			return operation.Fail(api.CodeInvalidCertificate, fmt.Sprintf("%d problem(s) with the custom certificate; nothing was changed", len(probs)), probs...)
 		}
 		c.Secrets[secretTLSCert], c.Secrets[secretTLSKey] = checked.ChainPEM, checked.KeyPEM
 		clearCertFailure(c)
@@ -106,7 +106,7 @@ func (p *Provider) stepCertificate(ctx context.Context, r *operation.Run) error 
 	}
 	in := p.installer(cl, r)
 	if _, err := in.Apply(ctx, []installer.Object{installer.TLSSecretObject(p.settings(c))}, false); err != nil {
-		return fail("InstallFailed", err)
+		return fail(api.CodeInstallFailed, err)
 	}
 	if c.SSLConfiguration.Status != api.SSLDisabled {
 		r.Event("Wrote Secret %s/%s: the front end serves the new certificate on its next handshake", installer.Namespace, installer.TLSSecret)
@@ -190,11 +190,11 @@ func (p *Provider) obtain(ctx context.Context, r *operation.Run, cl *kubeconn.Cl
 		label, overwrite = ssl.LeafDomainLabel, ssl.OverwriteDomain
 	}
 	if label == "" {
-		return operation.Fail("InvalidSSLConfiguration", "this compute has no automatic certificate to renew")
+		return operation.Fail(api.CodeInvalidSSLConfiguration, "this compute has no automatic certificate to renew")
 	}
 	zone := p.DNSZone(ws, c)
 	if zone == "" {
-		return operation.Fail("DNSZoneRequired", "an automatic certificate needs a DNS zone: set the workspace's with `berth workspace update --dns-zone ZONE`")
+		return operation.Fail(api.CodeDNSZoneRequired, "an automatic certificate needs a DNS zone: set the workspace's with `berth workspace update --dns-zone ZONE`")
 	}
 	fqdn := r.Recall("fqdn")
 	if fqdn == "" {
@@ -232,7 +232,7 @@ func (p *Provider) obtain(ctx context.Context, r *operation.Run, cl *kubeconn.Cl
 		for _, o := range installer.FrontendObjects(s) {
 			if o.Kind.Kind == "Service" {
 				if _, err := p.installer(cl, r).Apply(ctx, []installer.Object{o}, false); err != nil {
-					return fail("InstallFailed", err)
+					return fail(api.CodeInstallFailed, err)
 				}
 			}
 		}
@@ -284,8 +284,8 @@ func (p *Provider) obtain(ctx context.Context, r *operation.Run, cl *kubeconn.Cl
 		if uerr := r.Store.UpdateCompute(ctx, c); uerr != nil {
 			return uerr
 		}
-		return operation.Fail("CertificateFailed", fmt.Sprintf("the certificate authority did not issue a certificate for %s: %s", fqdn, reason),
-			api.ErrorDetail{Code: "CertificateFailed", Target: "sslConfiguration", Message: "certificate authority: " + reason})
+		return operation.Fail(api.CodeCertificateFailed, fmt.Sprintf("the certificate authority did not issue a certificate for %s: %s", fqdn, reason),
+			api.ErrorDetail{Code: api.CodeCertificateFailed, Target: "sslConfiguration", Message: "certificate authority: " + reason})
 	}
 	c.Secrets[secretTLSCert], c.Secrets[secretTLSKey] = issued.ChainPEM, issued.KeyPEM
 	c.Secrets[secretACMEKey], c.Properties[propACMEAccount] = issued.Account.KeyPEM, issued.Account.URI

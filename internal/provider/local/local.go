@@ -47,27 +47,27 @@ func (Provider) Validate(_ context.Context, _ *api.Workspace, req *api.ComputeRe
 	var out []api.ErrorDetail
 	for k, v := range req.Properties {
 		if k != PropPort {
-			out = append(out, api.ErrorDetail{Code: "InvalidProperty", Target: "properties." + k, Message: fmt.Sprintf("unknown property %q for the local compute (known: port)", k)})
+			out = append(out, api.ErrorDetail{Code: api.CodeInvalidProperty, Target: "properties." + k, Message: fmt.Sprintf("unknown property %q for the local compute (known: port)", k)})
 			continue
 		}
 		if p, err := strconv.Atoi(v); err != nil || p < 1024 || p > 65535 {
-			out = append(out, api.ErrorDetail{Code: "InvalidValue", Target: "properties.port", Message: fmt.Sprintf("port %q must be a number from 1024 to 65535", v)})
+			out = append(out, api.ErrorDetail{Code: api.CodeInvalidValue, Target: "properties.port", Message: fmt.Sprintf("port %q must be a number from 1024 to 65535", v)})
 		}
 	}
 	if req.Credentials != "" {
-		out = append(out, api.ErrorDetail{Code: "InvalidValue", Target: "credentials", Message: "the local compute takes no credentials"})
+		out = append(out, api.ErrorDetail{Code: api.CodeInvalidValue, Target: "credentials", Message: "the local compute takes no credentials"})
 	}
 	if req.SSL != nil {
-		out = append(out, api.ErrorDetail{Code: "InvalidValue", Target: "ssl", Message: "the local compute always serves TLS with its own local CA (see `berth compute get-certificate`); SSL flags do not apply"})
+		out = append(out, api.ErrorDetail{Code: api.CodeInvalidValue, Target: "ssl", Message: "the local compute always serves TLS with its own local CA (see `berth compute get-certificate`); SSL flags do not apply"})
 	}
 	if req.LoadBalancerType == api.LoadBalancerInternal {
-		out = append(out, api.ErrorDetail{Code: "InvalidValue", Target: "loadBalancerType", Message: "the local compute has no load balancer; it listens on 127.0.0.1"})
+		out = append(out, api.ErrorDetail{Code: api.CodeInvalidValue, Target: "loadBalancerType", Message: "the local compute has no load balancer; it listens on 127.0.0.1"})
 	}
 	return out
 }
 
 func (Provider) ValidateUpdate(context.Context, *store.Compute, *api.ComputeUpdateRequest) []api.ErrorDetail {
-	return []api.ErrorDetail{{Code: "OperationNotSupported", Message: "the local compute has nothing to update"}}
+	return []api.ErrorDetail{{Code: api.CodeOperationNotSupported, Message: "the local compute has nothing to update"}}
 }
 
 func (Provider) ValidateScale(context.Context, *store.Compute, int) []api.ErrorDetail { return nil }
@@ -129,7 +129,7 @@ func waitServing(ctx context.Context, r *operation.Run) error {
 			break
 		}
 		if time.Now().After(deadline) {
-			return operation.Fail("FrontendNotServing", fmt.Sprintf("the local front end does not answer on %s: %v", c.Endpoint, err))
+			return operation.Fail(api.CodeFrontendNotServing, fmt.Sprintf("the local front end does not answer on %s: %v", c.Endpoint, err))
 		}
 		select {
 		case <-ctx.Done():
