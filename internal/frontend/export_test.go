@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berth-ml/berth/internal/frontend/h1"
 	"github.com/berth-ml/berth/internal/frontend/rawconn"
 )
 
@@ -49,7 +50,7 @@ func ServeForTest(t testing.TB, h http.Handler, tlsConf *tls.Config) string {
 // ServeListenerForTest serves h on ln with the lean HTTP/1.1 server until
 // the test ends, then checks that it shuts down cleanly.
 func ServeListenerForTest(t testing.TB, h http.Handler, ln net.Listener) {
-	srv := newH1Server(h, nil)
+	srv := h1.NewServer(h, nil)
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
 	t.Cleanup(func() {

@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/berth-ml/berth/internal/frontend/h1"
 	"github.com/berth-ml/berth/internal/frontend/upstream"
 	"github.com/golang-jwt/jwt/v5"
 )
@@ -160,9 +161,9 @@ func (f *Frontend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	name, upstreamPath, kind := route(r)
 	var code int
-	if hw, ok := w.(*h1Response); ok { // it knows its status: no wrapper to allocate
+	if hw, ok := w.(*h1.Response); ok { // it knows its status: no wrapper to allocate
 		f.serve(w, r, name, upstreamPath, kind)
-		code = hw.writtenStatus()
+		code = hw.WrittenStatus()
 	} else {
 		sw := &statusWriter{ResponseWriter: w}
 		f.serve(sw, r, name, upstreamPath, kind)
@@ -334,7 +335,7 @@ func (f *Frontend) proxy(w http.ResponseWriter, r *http.Request, s *service, rt 
 	}
 	// A small body is read before admission: a slow upload holds no
 	// replica slot, and while the request is queued the client's
-	// connection can be watched for a close (watchClient).
+	// connection can be watched for a close (h1.Response.WatchClient).
 	buffered, bp, err := readSmallBody(r)
 	if err != nil {
 		if r.Context().Err() == nil {
@@ -363,7 +364,7 @@ func (f *Frontend) proxy(w http.ResponseWriter, r *http.Request, s *service, rt 
 	var stopWatch func()
 	queued := func() {
 		if cw, ok := w.(clientWatcher); ok && stopWatch == nil {
-			stopWatch = cw.watchClient()
+			stopWatch = cw.WatchClient()
 		}
 	}
 	acquire := func() (*replica, time.Duration, error) {
@@ -439,9 +440,9 @@ func (f *Frontend) refuses(ctx context.Context, deadline time.Time, rep *replica
 }
 
 // clientWatcher is a ResponseWriter that can notice its client leaving
-// while the request waits (h1Response).
+// while the request waits (h1.Response).
 type clientWatcher interface {
-	watchClient() (stop func())
+	WatchClient() (stop func())
 }
 
 // forwardedHeader marks a request one front end sent another.

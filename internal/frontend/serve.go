@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/berth-ml/berth/internal/frontend/h1"
 	"github.com/berth-ml/berth/internal/frontend/rawconn"
 	"golang.org/x/sync/errgroup"
 )
@@ -64,18 +65,18 @@ func (f *Frontend) AdminHandler() http.Handler {
 
 // Server kinds for Frontend.HTTPServer.
 const (
-	ServerBerth = "berth" // h1Server: the lean HTTP/1.1 server (the default)
+	ServerBerth = "berth" // h1.Server: the lean HTTP/1.1 server (the default)
 	ServerGo    = "go"    // net/http's server
 )
 
-// server is what Serve needs of net/http's server and of h1Server.
+// server is what Serve needs of net/http's server and of h1.Server.
 type server interface {
 	Serve(net.Listener) error
 	Shutdown(context.Context) error
 }
 
 // Serve answers on the listeners until ctx ends, then drains open requests.
-// The scoring listeners use h1Server unless f.HTTPServer is ServerGo; the
+// The scoring listeners use h1.Server unless f.HTTPServer is ServerGo; the
 // admin listener always uses net/http.
 func (f *Frontend) Serve(ctx context.Context, l Listeners) error {
 	switch f.HTTPServer {
@@ -96,7 +97,7 @@ func (f *Frontend) Serve(ctx context.Context, l Listeners) error {
 		var srv server
 		if scoring && f.HTTPServer != ServerGo {
 			ln = rawconn.Listener{Listener: ln}
-			srv = newH1Server(h, f.log)
+			srv = h1.NewServer(h, f.log)
 		} else {
 			srv = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second,
 				MaxHeaderBytes: 64 << 10}

@@ -1,4 +1,6 @@
-package frontend
+// Package h1 is berth's own HTTP/1.1 server for the front end's scoring
+// listeners (docs/frontend.md, "berth's HTTP/1.1 server").
+package h1
 
 import (
 	"bufio"
@@ -23,11 +25,11 @@ import (
 	"github.com/berth-ml/berth/internal/frontend/httpsyntax"
 )
 
-// h1Server is a lean HTTP/1.1 server for the scoring listeners. It calls
+// Server is a lean HTTP/1.1 server for the scoring listeners. It calls
 // the same http.Handler as net/http would, but skips what costs net/http's
 // server most per request on this path (docs/frontend.md, "Performance"):
 // no background read per request (a client that leaves is noticed when its
-// answer is written, or by watchClient while the request is queued), the
+// answer is written, or by WatchClient while the request is queued), the
 // request parsed into a Request, Header and URL
 // reused per connection, and a small answer sent in one write with its
 // Content-Length.
@@ -38,7 +40,7 @@ import (
 // bodies are read and dropped, and there is no HTTP/2, Hijacker or
 // CloseNotifier. `Expect: 100-continue` is answered with 100 Continue when
 // the handler first reads the body, as net/http does.
-type h1Server struct {
+type Server struct {
 	Handler           http.Handler
 	ReadHeaderTimeout time.Duration // also bounds the TLS handshake
 	IdleTimeout       time.Duration
@@ -68,12 +70,14 @@ const (
 	stateClosed
 )
 
-func newH1Server(h http.Handler, log *slog.Logger) *h1Server {
+// NewServer makes a server for h: 10 s to read a head (and to shake hands),
+// 120 s idle, heads up to 64 KiB; a nil log is slog.Default().
+func NewServer(h http.Handler, log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.Default()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &h1Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10,
+	return &Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10,
 		Log: log, baseCtx: ctx, cancelBase: cancel, listeners: map[net.Listener]struct{}{}, conns: map[*h1Conn]struct{}{}}
 }
 
@@ -85,7 +89,7 @@ var (
 // Serve accepts connections on ln until Shutdown or Close, and then
 // returns http.ErrServerClosed. A listener made by tls.NewListener serves
 // HTTPS.
-func (s *h1Server) Serve(ln net.Listener) error {
+func (s *Server) Serve(ln net.Listener) error {
 	s.mu.Lock()
 	if s.inShutdown.Load() {
 		s.mu.Unlock()
@@ -137,7 +141,7 @@ func (tooManyFiles) Is(err error) bool {
 	return err != nil && strings.Contains(err.Error(), "too many open files")
 }
 
-func (s *h1Server) newConn(rwc net.Conn) *h1Conn {
+func (s *Server) newConn(rwc net.Conn) *h1Conn {
 	c := &h1Conn{s: s, rwc: rwc, remote: rwc.RemoteAddr().String()}
 	c.ctx, c.cancel = context.WithCancel(s.baseCtx)
 	s.mu.Lock()
@@ -153,7 +157,7 @@ func (s *h1Server) newConn(rwc net.Conn) *h1Conn {
 // Shutdown stops accepting, closes idle connections and waits for the
 // requests in progress to end (their connections are then closed). When
 // ctx ends first, it closes everything and returns ctx's error.
-func (s *h1Server) Shutdown(ctx context.Context) error {
+func (s *Server) Shutdown(ctx context.Context) error {
 	s.inShutdown.Store(true)
 	s.closeListeners()
 	tick := time.NewTicker(5 * time.Millisecond)
@@ -173,7 +177,7 @@ func (s *h1Server) Shutdown(ctx context.Context) error {
 
 // Close closes the listeners and every connection at once; the requests in
 // progress see their context canceled.
-func (s *h1Server) Close() error {
+func (s *Server) Close() error {
 	s.inShutdown.Store(true)
 	s.closeListeners()
 	s.cancelBase()
@@ -186,7 +190,7 @@ func (s *h1Server) Close() error {
 	return nil
 }
 
-func (s *h1Server) closeListeners() {
+func (s *Server) closeListeners() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for ln := range s.listeners {
@@ -195,7 +199,7 @@ func (s *h1Server) closeListeners() {
 }
 
 // closeIdle closes the idle connections and tells whether none is active.
-func (s *h1Server) closeIdle() bool {
+func (s *Server) closeIdle() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	quiet := true
@@ -211,7 +215,7 @@ func (s *h1Server) closeIdle() bool {
 
 // h1Conn is one client connection; everything per request is reused.
 type h1Conn struct {
-	s        *h1Server
+	s        *Server
 	rwc      net.Conn
 	remote   string
 	tlsState *tls.ConnectionState
@@ -228,9 +232,9 @@ type h1Conn struct {
 	vals    []string
 	headBuf []byte
 	body    h1Body
-	resp    h1Response
+	resp    Response
 	rdl     time.Time // the read deadline set (setReadDeadline)
-	// peek: a byte watchClient's background read took, when peeked; the
+	// peek: a byte WatchClient's background read took, when peeked; the
 	// next read of the connection (h1Source) returns it first.
 	peek   [1]byte
 	peeked bool
@@ -362,7 +366,7 @@ func (c *h1Conn) serve() {
 		} else {
 			s.Handler.ServeHTTP(w, &c.req)
 			if !w.wroteHeader && c.ctx.Err() != nil {
-				return // the client left while the request waited (watchClient): no one to answer
+				return // the client left while the request waited (WatchClient): no one to answer
 			}
 		}
 		w.finish()
@@ -844,8 +848,8 @@ func (b *h1Body) Close() error {
 	return nil
 }
 
-// h1Response is the ResponseWriter; reused per connection.
-type h1Response struct {
+// Response is the ResponseWriter; reused per connection.
+type Response struct {
 	c      *h1Conn
 	req    *http.Request
 	header http.Header
@@ -870,29 +874,29 @@ type h1Response struct {
 	buf              []byte // body held back to send with a Content-Length
 }
 
-func (w *h1Response) reset(r *http.Request) {
+func (w *Response) reset(r *http.Request) {
 	clear(w.header)
-	*w = h1Response{c: w.c, header: w.header, hbuf: w.hbuf[:0], buf: w.buf[:0], req: r,
+	*w = Response{c: w.c, header: w.header, hbuf: w.hbuf[:0], buf: w.buf[:0], req: r,
 		cl: -1, head: r.Method == http.MethodHead, closeAfter: r.Close, expectFailed: w.expectFailedNext}
 	if w.buf == nil {
 		w.buf = make([]byte, 0, h1BufferSize)
 	}
 }
 
-func (w *h1Response) Header() http.Header { return w.header }
+func (w *Response) Header() http.Header { return w.header }
 
 func bodyAllowed(status int) bool {
 	return !(status >= 100 && status <= 199 || status == 204 || status == 304)
 }
 
-// watchClient notices, while the handler waits before answering (its
+// WatchClient notices, while the handler waits before answering (its
 // request queued for a replica), that the client has gone: a background
 // read of the connection ends the request's context when the client
 // closes it, as net/http's server does all through every request. It
 // watches only once the request's body has been read and nothing of a next
 // request is buffered. stop ends the read and waits for it; a byte it read
 // (a pipelined request) is kept for the next request.
-func (w *h1Response) watchClient() (stop func()) {
+func (w *Response) WatchClient() (stop func()) {
 	c := w.c
 	if !c.body.done() || c.br.Buffered() > 0 || c.peeked || w.wroteHeader || c.ctx.Err() != nil {
 		return func() {}
@@ -917,15 +921,15 @@ func (w *h1Response) watchClient() (stop func()) {
 	}
 }
 
-// writtenStatus is the final status sent, 0 before it is.
-func (w *h1Response) writtenStatus() int {
+// WrittenStatus is the final status sent, 0 before it is.
+func (w *Response) WrittenStatus() int {
 	if !w.wroteHeader {
 		return 0
 	}
 	return w.status
 }
 
-func (w *h1Response) WriteHeader(code int) {
+func (w *Response) WriteHeader(code int) {
 	if w.wroteHeader {
 		return
 	}
@@ -965,7 +969,7 @@ func (w *h1Response) WriteHeader(code int) {
 
 // appendHead appends the status line and the handler's headers but for
 // those the server decides (framing, Connection).
-func (w *h1Response) appendHead(b []byte, code int, info bool) []byte {
+func (w *Response) appendHead(b []byte, code int, info bool) []byte {
 	b = append(b, "HTTP/1.1 "...)
 	b = strconv.AppendInt(b, int64(code), 10)
 	b = append(b, ' ')
@@ -1019,14 +1023,14 @@ func appendHeaderValue(b []byte, v string) []byte {
 	return append(b, v...)
 }
 
-func (w *h1Response) fail(err error) {
+func (w *Response) fail(err error) {
 	if w.werr == nil {
 		w.werr = err
 		w.c.cancel() // the client is gone: the request's context ends
 	}
 }
 
-func (w *h1Response) sendContinue() {
+func (w *Response) sendContinue() {
 	if w.wroteHeader || w.sentCont || w.werr != nil {
 		return
 	}
@@ -1037,7 +1041,7 @@ func (w *h1Response) sendContinue() {
 	}
 }
 
-func (w *h1Response) Write(p []byte) (int, error) {
+func (w *Response) Write(p []byte) (int, error) {
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
 	}
@@ -1068,7 +1072,7 @@ func (w *h1Response) Write(p []byte) (int, error) {
 	return w.writeBody(p)
 }
 
-func (w *h1Response) writeBody(p []byte) (int, error) {
+func (w *Response) writeBody(p []byte) (int, error) {
 	if w.head {
 		return len(p), nil
 	}
@@ -1092,7 +1096,7 @@ func (w *h1Response) writeBody(p []byte) (int, error) {
 }
 
 // Flush sends what is written so far.
-func (w *h1Response) Flush() {
+func (w *Response) Flush() {
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
 	}
@@ -1109,7 +1113,7 @@ func (w *h1Response) Flush() {
 // commit writes the head with its framing, then the held-back body. final:
 // the handler has returned, so all of the body is in w.buf. sniff is the
 // start of the body, to find a Content-Type the handler did not set.
-func (w *h1Response) commit(final bool, sniff []byte) {
+func (w *Response) commit(final bool, sniff []byte) {
 	w.committed = true
 	c, r := w.c, w.req
 	// The request body must be read to its end before the next request;
@@ -1175,7 +1179,7 @@ func (w *h1Response) commit(final bool, sniff []byte) {
 }
 
 // finish ends the answer after the handler returned.
-func (w *h1Response) finish() {
+func (w *Response) finish() {
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
 	}
