@@ -112,7 +112,7 @@ func (s *Server) Serve(ln net.Listener) error {
 				return http.ErrServerClosed
 			}
 			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, errTooManyFiles) {
+			if errors.As(err, &ne) && ne.Timeout() || tooManyFiles(err) {
 				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
 				s.Log.Warn("accepting a connection failed; retrying", "err", err, "in", backoff)
 				time.Sleep(backoff)
@@ -130,15 +130,16 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 }
 
-// errTooManyFiles matches EMFILE/ENFILE, which are not net.Error timeouts,
-// so the accept loop waits instead of ending the listener.
-var errTooManyFiles error = tooManyFiles{}
-
-type tooManyFiles struct{}
-
-func (tooManyFiles) Error() string { return "too many open files" }
-func (tooManyFiles) Is(err error) bool {
-	return err != nil && strings.Contains(err.Error(), "too many open files")
+// tooManyFiles: Accept failed for want of file descriptors (EMFILE or
+// ENFILE; errsTooManyFiles per OS), which is not a net.Error timeout, so
+// the accept loop waits and retries instead of ending the listener.
+func tooManyFiles(err error) bool {
+	for _, e := range errsTooManyFiles {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *Server) newConn(rwc net.Conn) *h1Conn {
