@@ -603,7 +603,7 @@ func (c *h1Conn) readRequest() error {
 			r.Host = hosts[0]
 		}
 		delete(h, "Host")
-	} else if r.ProtoMinor >= 1 && r.Host == "" {
+	} else if r.ProtoMinor >= 1 { // even with an absolute-form target (RFC 9112 section 3.2)
 		return badRequest("missing required Host header")
 	}
 	r.Close = shouldClose(r)
