@@ -614,7 +614,7 @@ func (c *h1Conn) readRequest() error {
 	r.Body = http.NoBody
 	te, hasTE := h["Transfer-Encoding"]
 	if hasTE && r.ProtoMinor >= 1 {
-		if len(te) != 1 || !strings.EqualFold(te[0], "chunked") {
+		if len(te) != 1 || !equalFoldASCII(te[0], "chunked") {
 			return &h1Error{http.StatusNotImplemented, "unsupported transfer encoding"}
 		}
 		delete(h, "Transfer-Encoding")
@@ -728,12 +728,35 @@ func hasToken(vs []string, token string) bool {
 		for v != "" {
 			var t string
 			t, v, _ = strings.Cut(v, ",")
-			if strings.EqualFold(strings.Trim(t, " \t"), token) {
+			if equalFoldASCII(strings.Trim(t, " \t"), token) {
 				return true
 			}
 		}
 	}
 	return false
+}
+
+// equalFoldASCII is strings.EqualFold for ASCII letters only, as net/http
+// compares tokens: with Unicode folding "chun\u212aed" (a Kelvin sign) or
+// "clo\u017fe" (a long s) would pass for chunked or close here and not
+// for a proxy in front, which then frames the request differently.
+func equalFoldASCII(s, t string) bool {
+	if len(s) != len(t) {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		a, b := s[i], t[i]
+		if 'A' <= a && a <= 'Z' {
+			a += 'a' - 'A'
+		}
+		if 'A' <= b && b <= 'Z' {
+			b += 'a' - 'A'
+		}
+		if a != b {
+			return false
+		}
+	}
+	return true
 }
 
 func validHost(h string) bool {
