@@ -612,19 +612,14 @@ func (c *h1Conn) readRequest() error {
 	c.body.reset()
 	r.ContentLength = 0
 	r.Body = http.NoBody
-	te, hasTE := h["Transfer-Encoding"]
-	if hasTE && r.ProtoMinor >= 1 {
-		if len(te) != 1 || !equalFoldASCII(te[0], "chunked") {
-			return &h1Error{http.StatusNotImplemented, "unsupported transfer encoding"}
-		}
-		delete(h, "Transfer-Encoding")
-		delete(h, "Content-Length")
-		r.TransferEncoding = []string{"chunked"}
-		r.ContentLength = -1
-		c.body.chunked = httputil.NewChunkedReader(c.br)
-		c.body.has = true
-		r.Body = &c.body
-	} else if cl, ok := h["Content-Length"]; ok {
+	te, chunked := h["Transfer-Encoding"]
+	chunked = chunked && r.ProtoMinor >= 1
+	if chunked && (len(te) != 1 || !equalFoldASCII(te[0], "chunked")) {
+		return &h1Error{http.StatusNotImplemented, "unsupported transfer encoding"}
+	}
+	// A Content-Length is checked even when chunked framing wins, as
+	// net/http does: a request that carries a malformed one is refused.
+	if cl, ok := h["Content-Length"]; ok {
 		for _, v := range cl[1:] {
 			if v != cl[0] {
 				return badRequest("message cannot contain multiple Content-Length headers")
@@ -634,15 +629,27 @@ func (c *h1Conn) readRequest() error {
 		if !ok {
 			return badRequest("bad Content-Length")
 		}
-		if len(cl) > 1 {
-			h["Content-Length"] = cl[:1]
+		if chunked {
+			delete(h, "Content-Length")
+		} else {
+			if len(cl) > 1 {
+				h["Content-Length"] = cl[:1]
+			}
+			r.ContentLength = n
+			if n > 0 {
+				c.body.remaining = n
+				c.body.has = true
+				r.Body = &c.body
+			}
 		}
-		r.ContentLength = n
-		if n > 0 {
-			c.body.remaining = n
-			c.body.has = true
-			r.Body = &c.body
-		}
+	}
+	if chunked {
+		delete(h, "Transfer-Encoding")
+		r.TransferEncoding = []string{"chunked"}
+		r.ContentLength = -1
+		c.body.chunked = httputil.NewChunkedReader(c.br)
+		c.body.has = true
+		r.Body = &c.body
 	}
 	if c.body.has && (c.body.chunked != nil || int64(c.br.Buffered()) < r.ContentLength) {
 		// The body is read while the handler runs: no deadline, as net/http
