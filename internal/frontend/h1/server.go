@@ -723,8 +723,8 @@ func parseLength(v string) (int64, bool) {
 
 func shouldClose(r *http.Request) bool {
 	conn := r.Header["Connection"]
-	if r.ProtoMinor == 0 {
-		return !hasToken(conn, "keep-alive")
+	if r.ProtoMinor == 0 { // close wins over keep-alive, as in net/http
+		return !hasToken(conn, "keep-alive") || hasToken(conn, "close")
 	}
 	return hasToken(conn, "close")
 }
