@@ -687,11 +687,12 @@ func (c *h1Conn) parseTarget(target string) error {
 }
 
 // safePath: the path is its own unescaped form (url.ParseRequestURI would
-// give the same Path and no RawPath).
+// give the same Path and no RawPath). Not the sub-delimiters that
+// url.URL escapes in a path (!'()*): with them it keeps a RawPath.
 func safePath(p string) bool {
 	for i := 0; i < len(p); i++ {
 		b := p[i]
-		if !('a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9' || strings.IndexByte("/-._~!$&'()*+,;=:@", b) >= 0) {
+		if !('a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9' || strings.IndexByte("/-._~$&+,;=:@", b) >= 0) {
 			return false
 		}
 	}
