@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os/exec"
@@ -119,17 +118,7 @@ func TestImageEndToEnd(t *testing.T) {
 			return (&net.Dialer{}).DialContext(ctx, network, net.JoinHostPort(c.Endpoint, "443"))
 		}}}
 	score := func(key string) (int, string) {
-		req, _ := http.NewRequest("POST", sv.ScoringURI, strings.NewReader(`{"data":[[5.1,3.5,1.4,0.2],[6.7,3.0,5.2,2.3]]}`))
-		if key != "" {
-			req.Header.Set("Authorization", "Bearer "+key)
-		}
-		resp, err := hc.Do(req)
-		if err != nil {
-			return 0, err.Error()
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
+		return scoreVia(hc, sv.ScoringURI, key, `{"data":[[5.1,3.5,1.4,0.2],[6.7,3.0,5.2,2.3]]}`)
 	}
 	deadline := time.Now().Add(60 * time.Second)
 	for {

@@ -51,17 +51,7 @@ func TestLocalService(t *testing.T) {
 	pool.AppendCertsFromPEM([]byte(cert.CAPEM))
 	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}, Timeout: 10 * time.Second}
 	score := func(key string) (int, string) {
-		req, _ := http.NewRequest("POST", sv.ScoringURI, strings.NewReader(`{"data":[[5.1,3.5,1.4,0.2]]}`))
-		if key != "" {
-			req.Header.Set("Authorization", "Bearer "+key)
-		}
-		resp, err := hc.Do(req)
-		if err != nil {
-			return 0, err.Error()
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
+		return scoreVia(hc, sv.ScoringURI, key, `{"data":[[5.1,3.5,1.4,0.2]]}`)
 	}
 	if code, body := score(keys.PrimaryKey); code != 200 || !strings.Contains(body, `"predictions":["setosa"]`) {
 		t.Fatalf("score: %d %s", code, body)

@@ -41,11 +41,17 @@ func process(t *testing.T, args ...string) *lockedBuffer {
 }
 
 func scoreWith(url, key, body string) (int, string) {
+	return scoreVia(http.DefaultClient, url, key, body)
+}
+
+// scoreVia POSTs body to a scoring URI with a key (none when empty) and
+// returns the status and the answer.
+func scoreVia(hc *http.Client, url, key, body string) (int, string) {
 	req, _ := http.NewRequest("POST", url, strings.NewReader(body))
 	if key != "" {
 		req.Header.Set("Authorization", "Bearer "+key)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		return 0, err.Error()
 	}

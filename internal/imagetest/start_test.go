@@ -16,6 +16,7 @@ import (
 
 	"github.com/berth-ml/berth/internal/freeport"
 	"github.com/berth-ml/berth/internal/simcluster/kubelet"
+	"github.com/berth-ml/berth/internal/testcert"
 )
 
 // BenchmarkContainerStart measures, for Berth's image under podman, the
@@ -31,27 +32,27 @@ func BenchmarkContainerStart(b *testing.B) {
 	os.WriteFile(static, []byte(`{"services":[],"certFile":"/etc/berth/tls/cert.pem","keyFile":"/etc/berth/tls/key.pem"}`), 0o644)
 	tlsDir := filepath.Join(dir, "tls")
 	os.MkdirAll(tlsDir, 0o755)
-	cert, key := selfSigned(b)
+	cert, key := testcert.SelfSigned(b, "bench.berth.test")
 	os.WriteFile(filepath.Join(tlsDir, "cert.pem"), cert, 0o644)
 	os.WriteFile(filepath.Join(tlsDir, "key.pem"), key, 0o644)
 	for _, bc := range []struct {
 		name  string
-		args  func(port int) []string
+		args  func(ports []int) []string
 		mount []string
 		ready string
 	}{
-		{"frontend", func(port int) []string {
-			return []string{"frontend", "--static", "/etc/berth/static.json", "--http", "127.0.0.1:" + strconv.Itoa(port),
-				"--https", "127.0.0.1:" + strconv.Itoa(port+1), "--admin", "127.0.0.1:" + strconv.Itoa(port+2), "--log-format", "text"}
+		{"frontend", func(ports []int) []string {
+			return []string{"frontend", "--static", "/etc/berth/static.json", "--http", "127.0.0.1:" + strconv.Itoa(ports[0]),
+				"--https", "127.0.0.1:" + strconv.Itoa(ports[1]), "--admin", "127.0.0.1:" + strconv.Itoa(ports[2]), "--log-format", "text"}
 		}, []string{"--volume", static + ":/etc/berth/static.json:ro", "--volume", tlsDir + ":/etc/berth/tls:ro"}, "/readyz"},
-		{"model-server", func(port int) []string {
-			return []string{"model-server", "--listen", "127.0.0.1:" + strconv.Itoa(port)}
+		{"model-server", func(ports []int) []string {
+			return []string{"model-server", "--listen", "127.0.0.1:" + strconv.Itoa(ports[0])}
 		}, nil, "/readyz"},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			var times []time.Duration
 			for i := 0; b.Loop(); i++ {
-				ports, err := freeport.Ports(1)
+				ports, err := freeport.Ports(3)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -60,7 +61,7 @@ func BenchmarkContainerStart(b *testing.B) {
 				args := append(append([]string{}, kubelet.PodmanFlags...), "run", "-d", "--name", name, "--network", "host",
 					"--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024", "--label", kubelet.OwnerLabel+"="+strconv.Itoa(os.Getpid()))
 				args = append(append(args, bc.mount...), image)
-				args = append(args, bc.args(port)...)
+				args = append(args, bc.args(ports)...)
 				start := time.Now()
 				if out, err := exec.Command("podman", args...).CombinedOutput(); err != nil {
 					b.Fatalf("podman run: %v\n%s", err, out)
