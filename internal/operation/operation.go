@@ -120,6 +120,9 @@ type Engine struct {
 	// OnStart and OnDone are called when this engine starts running an
 	// operation and when it stops (finished, released or lost), for metrics.
 	OnStart, OnDone func(op *store.Operation)
+	// Clock is the time the engine leases, renews, backs off and polls by
+	// (default the real one; tests move a fake one by hand).
+	Clock Clock
 
 	wake    chan struct{}
 	running sync.WaitGroup
@@ -147,6 +150,9 @@ func (e *Engine) defaults() {
 	if e.wake == nil {
 		e.wake = make(chan struct{}, 1)
 	}
+	if e.Clock == nil {
+		e.Clock = realClock{}
+	}
 }
 
 // Wake tells the engine new work is waiting.
@@ -170,7 +176,7 @@ func (e *Engine) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		}
-		op, err := e.Store.Claim(ctx, e.Owner, time.Now(), e.Lease)
+		op, err := e.Store.Claim(ctx, e.Owner, e.Clock.Now(), e.Lease)
 		if err != nil {
 			<-sem
 			if !errors.Is(err, store.ErrNotFound) && ctx.Err() == nil {
@@ -180,7 +186,7 @@ func (e *Engine) Run(ctx context.Context) {
 			case <-ctx.Done():
 				return
 			case <-e.wake:
-			case <-time.After(e.Poll):
+			case <-e.Clock.After(e.Poll):
 			}
 			continue
 		}
@@ -281,7 +287,7 @@ func (e *Engine) runStep(ctx context.Context, run *Run, step Step, log *slog.Log
 		select {
 		case <-ctx.Done():
 			return context.Cause(ctx)
-		case <-time.After(backoff):
+		case <-e.Clock.After(backoff):
 		}
 		backoff = min(backoff*2, 10*time.Second)
 	}
@@ -372,16 +378,16 @@ func (e *Engine) finish(op *store.Operation, run *Run, plan *Plan, err error, lo
 // heartbeat renews the lease until ctx ends; a lost lease or a cancel
 // request cancels the operation's context.
 func (e *Engine) heartbeat(ctx context.Context, cancel context.CancelCauseFunc, op *store.Operation) {
-	t := time.NewTicker(e.Lease / 3)
-	defer t.Stop()
+	tick, stop := e.Clock.NewTicker(e.Lease / 3)
+	defer stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-tick:
 		}
 		rctx, c := context.WithTimeout(ctx, e.Lease/3)
-		canceled, err := e.Store.Renew(rctx, op.ID, op.LeaseOwner, time.Now().Add(e.Lease))
+		canceled, err := e.Store.Renew(rctx, op.ID, op.LeaseOwner, e.Clock.Now().Add(e.Lease))
 		c()
 		switch {
 		case errors.Is(err, store.ErrLeaseLost):
