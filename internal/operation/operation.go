@@ -126,9 +126,14 @@ type Engine struct {
 
 	wake    chan struct{}
 	running sync.WaitGroup
+	init    sync.Once
 }
 
-func (e *Engine) defaults() {
+// defaults fills in the settings left zero, once: Wake may be called (by
+// a request handler) while Run starts.
+func (e *Engine) defaults() { e.init.Do(e.setDefaults) }
+
+func (e *Engine) setDefaults() {
 	if e.Lease == 0 {
 		e.Lease = 15 * time.Second
 	}
