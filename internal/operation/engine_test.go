@@ -682,3 +682,62 @@ func TestOneEnginePerOperationUnderContention(t *testing.T) {
 		}
 	})
 }
+
+// The lease is renewed while Undo runs — after a failure and after a
+// cancel — so a slow Undo does not let another engine take the operation
+// over and run its steps again.
+func TestLeaseKeptWhileUndoing(t *testing.T) {
+	for _, why := range []string{"failed", "canceled"} {
+		t.Run(why, func(t *testing.T) {
+			forEachStore(t, func(t *testing.T, e *env) {
+				e.owners = true
+				b := e.gate("b")
+				undoing := e.gate("undo")
+				op := e.newOp("attach")
+				plan := func(*store.Operation) *operation.Plan {
+					p := e.plan(e.step("a", nil), b.step(), e.step("c", nil))
+					if why == "failed" {
+						p.Steps[1] = e.step("b", operation.Fail("Broken", "b broke"))
+					}
+					undoStep := undoing.step()
+					p.Undo = func(ctx context.Context, r *operation.Run) error { return undoStep.Run(ctx, r) }
+					return p
+				}
+				e.start("A", plan)
+				if why == "canceled" {
+					b.wait()
+					if err := e.store.RequestCancel(context.Background(), op.ID); err != nil {
+						t.Fatal(err)
+					}
+					e.clock.waitPending(t, heartbeat)
+					e.clock.Advance(heartbeat)
+				}
+				undoing.wait()
+				other := e.start("B", plan)
+				// One heartbeat, and after a cancel the one that keeps the
+				// lease while the operation ends (the first has stopped).
+				beats := map[string]int{"failed": 1, "canceled": 2}[why]
+				eventually(t, "the heartbeat", func() bool {
+					return e.clock.madeCount(heartbeat) == beats && e.clock.pending(heartbeat) == 1
+				})
+				for i := 0; i < 6; i++ { // twice the lease
+					e.clock.Advance(heartbeat)
+					want := e.clock.Now().Add(lease)
+					eventually(t, "the lease renewed to "+want.String(), func() bool { return e.get(op.ID).LeaseExpires.Equal(want) })
+					other.idle(t, e.clock)
+					if got := e.get(op.ID); got.LeaseOwner != "A" {
+						t.Fatalf("taken over by %q during Undo", got.LeaseOwner)
+					}
+				}
+				undoing.open()
+				done := e.get(op.ID)
+				eventually(t, "the operation to end", func() bool { done = e.get(op.ID); return done.Terminal() })
+				state := map[string]string{"failed": "Failed b broke", "canceled": "Canceled operation canceled"}[why]
+				e.wantCalls("a@A", "b@A", "undo@A", "finish "+state+"@A")
+				if other.planned.Load() != 0 {
+					t.Fatalf("B planned the operation %d times", other.planned.Load())
+				}
+			})
+		})
+	}
+}

@@ -316,6 +316,16 @@ func (e *Engine) stop(ctx context.Context, op *store.Operation, run *Run, plan *
 		}
 		log.Info("released operation on shutdown", "step", op.Step)
 	case errors.Is(cause, errCanceled):
+		// The cancel ended the heartbeat with the steps' context. Keep the
+		// lease while Undo and Finish run, or after a lease's time another
+		// server would take the operation over and run its steps again.
+		keep, stopKeeping := context.WithCancelCause(context.Background())
+		defer stopKeeping(nil)
+		go e.heartbeat(keep, func(cause error) {
+			if !errors.Is(cause, errCanceled) {
+				stopKeeping(cause)
+			}
+		}, op)
 		op.State = api.OpCanceled
 		e.finish(op, run, plan, errCanceled, log)
 	default:
@@ -403,8 +413,7 @@ func (e *Engine) heartbeat(ctx context.Context, cancel context.CancelCauseFunc, 
 				e.Log.Warn("renew lease", "operation", op.ID, "err", err)
 			}
 		case canceled:
-			cancel(errCanceled)
-			return
+			cancel(errCanceled) // ends ctx, and this loop, unless ignored
 		}
 	}
 }
