@@ -741,3 +741,34 @@ func TestLeaseKeptWhileUndoing(t *testing.T) {
 		})
 	}
 }
+
+// If an engine's own renewals fail until its lease runs out (the database
+// was away for longer than a lease, say), its next poll claims the
+// operation it is still running. The claim only extends the lease: the
+// running attempt goes on, and no second one runs its steps beside it.
+func TestEngineDoesNotRunItsOwnOperationTwice(t *testing.T) {
+	forEachStore(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		b := e.gate("b")
+		op := e.newOp("attach")
+		eng := e.start("A", func(*store.Operation) *operation.Plan {
+			return e.plan(e.step("a", nil), b.step(), e.step("c", nil))
+		})
+		b.wait()
+		// The renewals that failed: the lease has run out.
+		if _, err := e.store.Renew(ctx, op.ID, "A", e.clock.Now().Add(-time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		eng.idle(t, e.clock)
+		got := e.get(op.ID)
+		if got.Attempt != 2 || got.LeaseOwner != "A" || !got.LeaseExpires.Equal(e.clock.Now().Add(lease)) {
+			t.Fatalf("after the engine looked for work: attempt %d owner %q lease %s", got.Attempt, got.LeaseOwner, got.LeaseExpires)
+		}
+		b.open()
+		waitState(e, op.ID, api.OpSucceeded)
+		e.wantCalls("a", "b", "c", "finish Succeeded <nil>")
+		if n := eng.planned.Load(); n != 1 {
+			t.Fatalf("planned %d times", n)
+		}
+	})
+}

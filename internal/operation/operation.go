@@ -127,6 +127,7 @@ type Engine struct {
 	wake    chan struct{}
 	running sync.WaitGroup
 	init    sync.Once
+	active  sync.Map // ids of the operations this engine is running
 }
 
 // defaults fills in the settings left zero, once: Wake may be called (by
@@ -195,10 +196,19 @@ func (e *Engine) Run(ctx context.Context) {
 			}
 			continue
 		}
+		if _, running := e.active.LoadOrStore(op.ID, true); running {
+			// Our own lease ran out (renewals failed, say the database was
+			// away) and we claimed an operation we are still running: the
+			// claim renewed its lease, and that run goes on alone.
+			<-sem
+			e.Log.Warn("claimed an operation this server is still running; leaving it to that run", "operation", op.ID)
+			continue
+		}
 		e.running.Add(1)
 		go func() {
 			defer e.running.Done()
 			defer func() { <-sem }()
+			defer e.active.Delete(op.ID)
 			e.execute(ctx, op)
 		}()
 	}
