@@ -256,10 +256,6 @@ func explain(data []byte, g, w parsed) string {
 		// obs-fold: h1 refuses a header line continued on the next
 		// (RFC 9112 section 5.2 allows either); net/http joins the lines.
 		return "obs-fold"
-	case g.status == http.StatusBadRequest && bareCR(head):
-		// A CR not followed by LF is refused (RFC 9112 section 2.2);
-		// net/http drops one at the end of a header line.
-		return "bare CR"
 	case g.status == http.StatusBadRequest && slices.ContainsFunc(headerValues(lines, "Content-Length"), longLength):
 		// h1 refuses a Content-Length of more than 18 digits (no body is
 		// that large); net/http reads up to 2^63-1.
@@ -386,7 +382,7 @@ func headAt(data []byte, start int) (head string, complete bool) {
 		}
 		i += j + 1
 		if strings.HasPrefix(s[i:], "\n") || strings.HasPrefix(s[i:], "\r\n") {
-			return s[:i-1], true
+			return strings.TrimSuffix(s[:i-1], "\r"), true
 		}
 	}
 }
@@ -406,15 +402,6 @@ func majorVersion(proto string) int {
 		return 1
 	}
 	return major
-}
-
-func bareCR(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\r' && (i+1 == len(s) || s[i+1] != '\n') {
-			return true
-		}
-	}
-	return false
 }
 
 // headerValues are the values of the header lines named name (any case).

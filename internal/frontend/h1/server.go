@@ -439,7 +439,7 @@ func (c *h1Conn) readHead() (string, error) {
 	for {
 		buf, _ := br.Peek(br.Buffered())
 		if end, next := headEnd(buf); end >= 0 {
-			if end > c.s.MaxHeaderBytes {
+			if trimCR(buf, end) > c.s.MaxHeaderBytes {
 				return "", errHeadTooLarge
 			}
 			head := string(buf[:end])
@@ -474,11 +474,8 @@ func (c *h1Conn) readHead() (string, error) {
 			return "", err
 		}
 		if len(line) <= 2 && (len(line) == 1 || line[0] == '\r') && (len(c.headBuf) == 0 || c.headBuf[len(c.headBuf)-1] == '\n') {
-			end := len(c.headBuf) - 1
-			if end > 0 && c.headBuf[end-1] == '\r' {
-				end--
-			}
-			if end > c.s.MaxHeaderBytes {
+			end := len(c.headBuf) - 1 // as headEnd's
+			if trimCR(c.headBuf, end) > c.s.MaxHeaderBytes {
 				return "", errHeadTooLarge
 			}
 			return string(c.headBuf[:max(end, 0)]), nil
@@ -488,7 +485,9 @@ func (c *h1Conn) readHead() (string, error) {
 }
 
 // headEnd finds the blank line ending a request head: the head's length
-// (without the last line's end) and where the body starts, or -1.
+// without the LF that ends its last line (a CR before it is nextLine's to
+// drop, so that a bare CR there is refused as anywhere else) and where
+// the body starts; or -1.
 func headEnd(b []byte) (end, next int) {
 	for i := 0; ; {
 		j := bytes.IndexByte(b[i:], '\n')
@@ -497,10 +496,10 @@ func headEnd(b []byte) (end, next int) {
 		}
 		i += j + 1
 		if i < len(b) && b[i] == '\n' {
-			return trimCR(b, i-1), i + 1
+			return i - 1, i + 1
 		}
 		if i+1 < len(b) && b[i] == '\r' && b[i+1] == '\n' {
-			return trimCR(b, i-1), i + 2
+			return i - 1, i + 2
 		}
 		if i+1 >= len(b) {
 			return -1, -1
