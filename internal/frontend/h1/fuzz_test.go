@@ -260,9 +260,10 @@ func explain(data []byte, g, w parsed) string {
 		// h1 refuses a Content-Length of more than 18 digits (no body is
 		// that large); net/http reads up to 2^63-1.
 		return "Content-Length over 18 digits"
-	case g.status == http.StatusBadRequest && w.status == http.StatusNotImplemented && hostFault(lines, reqLine):
-		// h1 checks Host before framing, net/http's server after.
-		return "Host checked first"
+	case g.status == http.StatusBadRequest && w.status == http.StatusNotImplemented && serverFault(lines, reqLine):
+		// h1 checks Host and header names before framing; net/http's
+		// server checks them after ReadRequest has refused the framing.
+		return "fault net/http's server finds after framing"
 	case g.status == 0 && g.chunked && w.status == http.StatusBadRequest &&
 		slices.ContainsFunc(headerValues(lines, "Trailer"), forbiddenTrailer):
 		// h1 does not read the Trailer header (trailers are dropped);
@@ -420,12 +421,17 @@ func longLength(v string) bool {
 	return err == nil && len(v) > 18
 }
 
-// hostFault: the request's Host header is missing (HTTP/1.1), repeated or
-// malformed.
-func hostFault(lines, reqLine []string) bool {
+// serverFault: the request's Host header is missing (HTTP/1.1), repeated
+// or malformed, or a header's name is no token (net/http's parser lets a
+// space into one).
+func serverFault(lines, reqLine []string) bool {
 	hosts := headerValues(lines, "Host")
+	badName := slices.ContainsFunc(lines[1:], func(l string) bool {
+		k, _, _ := strings.Cut(l, ":")
+		return k == "" || strings.ContainsFunc(k, func(c rune) bool { return !isTokenRune(c) })
+	})
 	return len(hosts) == 0 && len(reqLine) == 3 && reqLine[2] != "HTTP/1.0" || len(hosts) > 1 ||
-		len(hosts) == 1 && !validHostHeader(hosts[0])
+		len(hosts) == 1 && !validHostHeader(hosts[0]) || badName
 }
 
 func forbiddenTrailer(v string) bool {
