@@ -151,9 +151,8 @@ func TestContainers(t *testing.T) {
 	if p := get("never-ready"); podReady(p) || len(p.Status.ContainerStatuses) != 1 || p.Status.ContainerStatuses[0].State.Running == nil {
 		t.Errorf("never-ready: %+v", p.Status)
 	}
-	if p := get("crash"); podReady(p) {
-		t.Errorf("crash is Ready: %+v", p.Status)
-	}
+	// (The crashing container has no probe: it is Ready while it runs, as
+	// with a kubelet, so its readiness flips and is not checked here.)
 
 	// A deleted pod's containers are removed.
 	if err := cs.CoreV1().Pods(ns).Delete(ctx, "model", metav1.DeleteOptions{}); err != nil {
