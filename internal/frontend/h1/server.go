@@ -743,28 +743,12 @@ func hasToken(vs []string, token string) bool {
 	return false
 }
 
-// equalFoldASCII is strings.EqualFold for ASCII letters only, as net/http
-// compares tokens: with Unicode folding "chun\u212aed" (a Kelvin sign) or
-// "clo\u017fe" (a long s) would pass for chunked or close here and not
-// for a proxy in front, which then frames the request differently.
-func equalFoldASCII(s, t string) bool {
-	if len(s) != len(t) {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		a, b := s[i], t[i]
-		if 'A' <= a && a <= 'Z' {
-			a += 'a' - 'A'
-		}
-		if 'A' <= b && b <= 'Z' {
-			b += 'a' - 'A'
-		}
-		if a != b {
-			return false
-		}
-	}
-	return true
-}
+// equalFoldASCII: s is t, an ASCII token, in any case by ASCII's rules,
+// as net/http compares tokens. With Unicode's, "chun\u212aed" (a Kelvin
+// sign) or "clo\u017fe" (a long s) would pass for chunked or close here
+// and not for a proxy in front, which would frame the request otherwise.
+// (A rune that folds to an ASCII letter but is not one is longer.)
+func equalFoldASCII(s, t string) bool { return len(s) == len(t) && strings.EqualFold(s, t) }
 
 func validHost(h string) bool {
 	for i := 0; i < len(h); i++ {
