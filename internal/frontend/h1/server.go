@@ -473,7 +473,9 @@ func (c *h1Conn) readHead() (string, error) {
 		if err != nil {
 			return "", err
 		}
-		if len(line) <= 2 && (len(line) == 1 || line[0] == '\r') && (len(c.headBuf) == 0 || c.headBuf[len(c.headBuf)-1] == '\n') {
+		// The blank line ending the head follows a whole line; at the
+		// head's start it is an empty request line, as headEnd reads it.
+		if len(line) <= 2 && (len(line) == 1 || line[0] == '\r') && len(c.headBuf) > 0 && c.headBuf[len(c.headBuf)-1] == '\n' {
 			end := len(c.headBuf) - 1 // as headEnd's
 			if trimCR(c.headBuf, end) > c.s.MaxHeaderBytes {
 				return "", errHeadTooLarge
