@@ -230,7 +230,8 @@ func snapshot(r *http.Request) parsed {
 func explain(data []byte, g, w parsed) string {
 	head, complete := headAt(data, w.start)
 	lines := headLines(head)
-	reqLine := strings.Fields(lines[0])
+	method, rest, _ := strings.Cut(lines[0], " ") // as both parsers cut it
+	target, proto, _ := strings.Cut(rest, " ")
 	switch {
 	case g.status == w.status && g.status != 0:
 		return "" // both refuse alike
@@ -242,13 +243,13 @@ func explain(data []byte, g, w parsed) string {
 		// h1 bounds the head at MaxHeaderBytes; net/http's server does
 		// so outside ReadRequest, with 4 KiB of slack.
 		return "head over MaxHeaderBytes"
-	case g.status == http.StatusHTTPVersionNotSupported && len(reqLine) == 3 && majorVersion(reqLine[2]) != 1:
+	case g.status == http.StatusHTTPVersionNotSupported && majorVersion(proto) != 1:
 		// h1 answers 505 to every version but 1.x, including HTTP/2's
 		// "PRI * HTTP/2.0" preface that net/http hands to handlers, and
 		// checks the version first, before any other fault net/http
 		// finds first.
 		return "not HTTP/1.x"
-	case len(reqLine) > 1 && reqLine[0] == "CONNECT" && !strings.HasPrefix(reqLine[1], "/"):
+	case method == "CONNECT" && !strings.HasPrefix(target, "/"):
 		// h1 is no proxy: it does not read CONNECT's authority-form
 		// target specially, as net/http does (into URL.Host).
 		return "CONNECT authority-form"
@@ -260,7 +261,7 @@ func explain(data []byte, g, w parsed) string {
 		// h1 refuses a Content-Length of more than 18 digits (no body is
 		// that large); net/http reads up to 2^63-1.
 		return "Content-Length over 18 digits"
-	case g.status == http.StatusBadRequest && w.status == http.StatusNotImplemented && serverFault(lines, reqLine):
+	case g.status == http.StatusBadRequest && w.status == http.StatusNotImplemented && serverFault(lines, proto):
 		// h1 checks Host and header names before framing; net/http's
 		// server checks them after ReadRequest has refused the framing.
 		return "fault net/http's server finds after framing"
@@ -424,13 +425,13 @@ func longLength(v string) bool {
 // serverFault: the request's Host header is missing (HTTP/1.1), repeated
 // or malformed, or a header's name is no token (net/http's parser lets a
 // space into one).
-func serverFault(lines, reqLine []string) bool {
+func serverFault(lines []string, proto string) bool {
 	hosts := headerValues(lines, "Host")
 	badName := slices.ContainsFunc(lines[1:], func(l string) bool {
 		k, _, _ := strings.Cut(l, ":")
 		return k == "" || strings.ContainsFunc(k, func(c rune) bool { return !isTokenRune(c) })
 	})
-	return len(hosts) == 0 && len(reqLine) == 3 && reqLine[2] != "HTTP/1.0" || len(hosts) > 1 ||
+	return len(hosts) == 0 && proto != "HTTP/1.0" || len(hosts) > 1 ||
 		len(hosts) == 1 && !validHostHeader(hosts[0]) || badName
 }
 
