@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
+	"github.com/berth-ml/berth/internal/testcert"
 	"io"
 	"log/slog"
 	"net"
@@ -240,7 +241,7 @@ func TestCertificateRotationUnderLoad(t *testing.T) {
 	kube := cluster.Client()
 	ctx := context.Background()
 	kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "fe-tls"}}, metav1.CreateOptions{})
-	certA, keyA := frontend.SelfSignedForTest(t, "a.example.test")
+	certA, keyA := testcert.SelfSigned(t, "a.example.test")
 	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "berth-fe-tls", Namespace: "fe-tls"},
 		Data: map[string][]byte{"cert.pem": certA, "key.pem": keyA}}
 	if _, err := kube.CoreV1().Secrets("fe-tls").Create(ctx, secret, metav1.CreateOptions{}); err != nil {
@@ -293,7 +294,7 @@ func TestCertificateRotationUnderLoad(t *testing.T) {
 		}(i)
 	}
 	time.Sleep(200 * time.Millisecond)
-	certB, keyB := frontend.SelfSignedForTest(t, "b.example.test")
+	certB, keyB := testcert.SelfSigned(t, "b.example.test")
 	secret.Data = map[string][]byte{"cert.pem": certB, "key.pem": keyB}
 	if _, err := kube.CoreV1().Secrets("fe-tls").Update(ctx, secret, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)

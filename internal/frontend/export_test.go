@@ -64,6 +64,3 @@ func ServeListenerForTest(t testing.TB, h http.Handler, ln net.Listener) {
 		}
 	})
 }
-
-// SelfSignedForTest is a P-256 certificate and key for cn.
-var SelfSignedForTest = selfSigned

@@ -7,12 +7,11 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"github.com/berth-ml/berth/internal/testcert"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -480,7 +479,7 @@ func TestQueuedClientLeaves(t *testing.T) {
 			var conf *tls.Config
 			client := &http.Client{Transport: &http.Transport{}}
 			if scheme == "https" {
-				certPEM, keyPEM := selfSigned(t, "h1.test")
+				certPEM, keyPEM := testcert.SelfSigned(t, "h1.test")
 				cert, err := tls.X509KeyPair(certPEM, keyPEM)
 				if err != nil {
 					t.Fatal(err)
@@ -521,17 +520,4 @@ func TestQueuedClientLeaves(t *testing.T) {
 			}
 		})
 	}
-}
-
-// selfSigned is a P-256 certificate for cn, valid for an hour either side of now.
-func selfSigned(t testing.TB, cn string) (certPEM, keyPEM []byte) {
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
-		DNSNames: []string{cn}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kb, _ := x509.MarshalECPrivateKey(key)
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb})
 }

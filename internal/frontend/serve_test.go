@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"github.com/berth-ml/berth/internal/testcert"
 	"io"
 	"net/http"
 	"strings"
@@ -44,7 +45,7 @@ func TestServeWithEitherServer(t *testing.T) {
 			rt := keyRoute("svc", "k")
 			f.SetRoute(rt)
 			f.SetReplicas("svc", []Replica{{Name: "p", Addr: b.addr(), Slots: 4}}, "")
-			certPEM, keyPEM := selfSigned(t, "h1.test")
+			certPEM, keyPEM := testcert.SelfSigned(t, "h1.test")
 			f.SetCertificate(certPEM, keyPEM)
 			l := Listeners{HTTP: freePort(t), HTTPS: freePort(t), Admin: freePort(t)}
 			ctx, cancel := context.WithCancel(context.Background())
