@@ -13,7 +13,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -85,16 +84,6 @@ func LoadedName(out string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("podman load named no image:\n%s", out)
-}
-
-// Run runs the image once with args (podman run --rm, host network, the
-// flags that work here) and returns what it printed.
-func Run(ctx context.Context, image string, podmanArgs []string, args ...string) (string, error) {
-	full := append(append([]string{}, kubelet.PodmanFlags...), "run", "--rm", "--network", "host",
-		"--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024")
-	full = append(append(full, podmanArgs...), image)
-	out, err := exec.CommandContext(ctx, "podman", append(full, args...)...).CombinedOutput()
-	return string(out), err
 }
 
 func moduleRoot() (string, error) {

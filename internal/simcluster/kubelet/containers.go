@@ -14,6 +14,7 @@ package kubelet
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -855,11 +856,8 @@ func (k *Containers) runArgs(p *corev1.Pod, c *corev1.Container, vols map[string
 }
 
 func jsonArray(words []string) string {
-	q := make([]string, len(words))
-	for i, w := range words {
-		q[i] = strconv.Quote(w)
-	}
-	return "[" + strings.Join(q, ",") + "]"
+	b, _ := json.Marshal(words) // strings always marshal
+	return string(b)
 }
 
 // Pod status: the kubelet stand-in writes what a kubelet reports.

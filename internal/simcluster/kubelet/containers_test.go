@@ -50,3 +50,10 @@ func TestEnv(t *testing.T) {
 		t.Error("an unsupported field path passed")
 	}
 }
+
+// Commands reach podman's --entrypoint as a JSON array, word for word.
+func TestJSONArray(t *testing.T) {
+	if got, want := jsonArray([]string{"berth", "model-server", `a "b"`, "é\x01"}), `["berth","model-server","a \"b\"","é\u0001"]`; got != want {
+		t.Errorf("jsonArray = %s, want %s", got, want)
+	}
+}
