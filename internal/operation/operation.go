@@ -182,7 +182,9 @@ func (e *Engine) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		}
-		op, err := e.Store.Claim(ctx, e.Owner, e.Clock.Now(), e.Lease)
+		var mine []string
+		e.active.Range(func(id, _ any) bool { mine = append(mine, id.(string)); return true })
+		op, err := e.Store.Claim(ctx, e.Owner, e.Clock.Now(), e.Lease, mine...)
 		if err != nil {
 			<-sem
 			if !errors.Is(err, store.ErrNotFound) && ctx.Err() == nil {
@@ -196,14 +198,10 @@ func (e *Engine) Run(ctx context.Context) {
 			}
 			continue
 		}
-		if _, running := e.active.LoadOrStore(op.ID, true); running {
-			// Our own lease ran out (renewals failed, say the database was
-			// away) and we claimed an operation we are still running: the
-			// claim renewed its lease, and that run goes on alone.
-			<-sem
-			e.Log.Warn("claimed an operation this server is still running; leaving it to that run", "operation", op.ID)
-			continue
-		}
+		// Claim leaves out what this engine runs, even when its own lease
+		// lapsed (renewals late, say the database was away): that run goes
+		// on alone and its heartbeat renews the lease.
+		e.active.Store(op.ID, true)
 		e.running.Add(1)
 		go func() {
 			defer e.running.Done()

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/berth-ml/berth/api"
@@ -177,17 +178,27 @@ func (s *Store) ListOperations(ctx context.Context, workspaceID, targetName stri
 }
 
 // Claim gives owner the oldest operation that is Pending, or Running with
-// an expired lease (its server died), leased until now+lease. It returns
-// ErrNotFound when there is none. The re-check in the outer WHERE makes two
-// servers claiming at once safe on both databases: only one update matches.
-func (s *Store) Claim(ctx context.Context, owner string, now time.Time, lease time.Duration) (*Operation, error) {
+// an expired lease (its server died), leased until now+lease, leaving out
+// the operations owner is running itself (its own lease may lapse when
+// renewals are late: its heartbeat renews it, and no new attempt starts).
+// It returns ErrNotFound when there is none. The re-check in the outer
+// WHERE makes two servers claiming at once safe on both databases: only
+// one update matches.
+func (s *Store) Claim(ctx context.Context, owner string, now time.Time, lease time.Duration, running ...string) (*Operation, error) {
+	notMine, args := "", []any{owner, ms(now.Add(lease)), ms(now), ms(now), ms(now)}
+	if len(running) > 0 {
+		notMine = " AND id NOT IN (?" + strings.Repeat(", ?", len(running)-1) + ")"
+		for _, id := range running {
+			args = append(args, id)
+		}
+	}
+	args = append(args, ms(now))
 	var id string
 	err := s.queryRow(ctx, `UPDATE operations SET state = 'Running', lease_owner = ?, lease_expires = ?, attempt = attempt + 1,
 			started_at = CASE WHEN started_at = 0 THEN ? ELSE started_at END, updated_at = ?
-		WHERE id = (SELECT id FROM operations WHERE state IN ('Pending', 'Running') AND lease_expires < ? ORDER BY created_at, id LIMIT 1)
+		WHERE id = (SELECT id FROM operations WHERE state IN ('Pending', 'Running') AND lease_expires < ?`+notMine+` ORDER BY created_at, id LIMIT 1)
 		  AND state IN ('Pending', 'Running') AND lease_expires < ?
-		RETURNING id`,
-		owner, ms(now.Add(lease)), ms(now), ms(now), ms(now), ms(now)).Scan(&id)
+		RETURNING id`, args...).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}
