@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/berth-ml/berth/api"
-	"github.com/berth-ml/berth/internal/pebble"
-	"github.com/berth-ml/berth/internal/simcluster"
+	"github.com/berth-ml/berth/internal/testenv/pebble"
+	"github.com/berth-ml/berth/internal/testenv/simcluster"
 )
 
 // One Pebble (and its challtestsrv) for the package, started by the first

@@ -25,7 +25,7 @@ import (
 	"github.com/berth-ml/berth/api"
 	"github.com/berth-ml/berth/client"
 	"github.com/berth-ml/berth/internal/installer"
-	"github.com/berth-ml/berth/internal/simcluster"
+	"github.com/berth-ml/berth/internal/testenv/simcluster"
 	authv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"

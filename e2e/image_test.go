@@ -14,10 +14,10 @@ import (
 	"time"
 
 	"github.com/berth-ml/berth/api"
-	"github.com/berth-ml/berth/internal/imagetest"
+	"github.com/berth-ml/berth/internal/testenv/imagetest"
 	"github.com/berth-ml/berth/internal/installer"
-	"github.com/berth-ml/berth/internal/simcluster"
-	"github.com/berth-ml/berth/internal/simcluster/kubelet"
+	"github.com/berth-ml/berth/internal/testenv/simcluster"
+	"github.com/berth-ml/berth/internal/testenv/simcluster/kubelet"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 

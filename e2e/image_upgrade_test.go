@@ -9,7 +9,7 @@ import (
 	"github.com/berth-ml/berth/api"
 	"github.com/berth-ml/berth/client"
 	"github.com/berth-ml/berth/internal/installer"
-	"github.com/berth-ml/berth/internal/simcluster"
+	"github.com/berth-ml/berth/internal/testenv/simcluster"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 

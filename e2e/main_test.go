@@ -5,6 +5,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"flag"
 	"fmt"
 	"github.com/berth-ml/berth/internal/freeport"
 	"io"
@@ -18,7 +19,7 @@ import (
 	"time"
 
 	"github.com/berth-ml/berth/client"
-	"github.com/berth-ml/berth/internal/tests3"
+	"github.com/berth-ml/berth/internal/testenv/tests3"
 )
 
 // berthBin is the binary under test, built with the test compute type.
@@ -31,6 +32,11 @@ var releaseBin string
 var goEnv []string
 
 func TestMain(m *testing.M) {
+	flag.Parse()
+	if testing.Short() {
+		fmt.Println("e2e: every test drives built binaries against real components; none runs with -short")
+		os.Exit(0)
+	}
 	dir, err := os.MkdirTemp("", "berth-e2e-bin")
 	if err != nil {
 		panic(err)

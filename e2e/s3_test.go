@@ -15,8 +15,8 @@ import (
 
 	"github.com/berth-ml/berth/api"
 	"github.com/berth-ml/berth/client"
-	"github.com/berth-ml/berth/internal/testdb"
-	"github.com/berth-ml/berth/internal/tests3"
+	"github.com/berth-ml/berth/internal/testenv/testdb"
+	"github.com/berth-ml/berth/internal/testenv/tests3"
 )
 
 // TestTwoServersShareS3Artifacts runs two servers on one PostgreSQL

@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/berth-ml/berth/api"
-	"github.com/berth-ml/berth/internal/simcluster"
-	"github.com/berth-ml/berth/internal/simcluster/kubelet"
+	"github.com/berth-ml/berth/internal/testenv/simcluster"
+	"github.com/berth-ml/berth/internal/testenv/simcluster/kubelet"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )

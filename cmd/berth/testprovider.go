@@ -6,8 +6,7 @@ package main
 // which the engine tests drive; release builds cannot reach it.
 
 import (
-	"github.com/berth-ml/berth/internal/provider"
-	"github.com/berth-ml/berth/internal/provider/testprovider"
+	"github.com/berth-ml/berth/internal/testenv/testprovider"
 )
 
-func init() { provider.Register(testprovider.Provider{}) }
+func init() { providers = append(providers, testprovider.Provider{}) }

@@ -1,5 +1,5 @@
 // Command simcluster runs a simulated Kubernetes cluster (see
-// internal/simcluster) until interrupted:
+// internal/testenv/simcluster) until interrupted:
 //
 //	go run ./hack/simcluster up --nodes 3 --cpu 4 [--memory 16Gi] [--pods 110] [--containers]
 //
@@ -28,7 +28,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/berth-ml/berth/internal/simcluster"
+	"github.com/berth-ml/berth/internal/testenv/simcluster"
 )
 
 func main() {

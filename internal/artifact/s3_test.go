@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/berth-ml/berth/internal/tests3"
+	"github.com/berth-ml/berth/internal/testenv/tests3"
 	"github.com/minio/minio-go/v7"
 )
 

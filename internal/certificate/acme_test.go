@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/berth-ml/berth/api"
-	"github.com/berth-ml/berth/internal/pebble"
+	"github.com/berth-ml/berth/internal/testenv/pebble"
 	legolog "github.com/go-acme/lego/v5/log"
 )
 

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/berth-ml/berth/internal/provider"
 	"io"
 	"strings"
 
@@ -48,11 +49,14 @@ type app struct {
 	configPath                            string
 
 	format output.Format
+	// providers are compute types `berth server` offers beside the built-in ones.
+	providers []provider.Provider
 }
 
 // Execute runs the berth command line with args and returns the exit code.
-func Execute(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
-	a := &app{stdout: stdout, stderr: stderr, getenv: getenv}
+// Providers are compute types its server offers beside the built-in ones.
+func Execute(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string, providers ...provider.Provider) int {
+	a := &app{stdout: stdout, stderr: stderr, getenv: getenv, providers: providers}
 	root := a.rootCommand()
 	root.SetArgs(args)
 	root.SetOut(stdout)

@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"flag"
 	"fmt"
-	"github.com/berth-ml/berth/internal/testcert"
+	"github.com/berth-ml/berth/internal/testenv"
+	"github.com/berth-ml/berth/internal/testenv/testcert"
 	"io"
 	"log/slog"
 	"net"
@@ -19,7 +21,7 @@ import (
 	"time"
 
 	"github.com/berth-ml/berth/internal/frontend"
-	"github.com/berth-ml/berth/internal/simcluster"
+	"github.com/berth-ml/berth/internal/testenv/simcluster"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -29,6 +31,10 @@ import (
 var cluster *simcluster.Cluster
 
 func TestMain(m *testing.M) {
+	flag.Parse()
+	if testing.Short() { // the tests that need the cluster skip (clusterClient)
+		os.Exit(m.Run())
+	}
 	c, err := simcluster.Start(context.Background(), simcluster.Options{Nodes: simcluster.Nodes(3, "8")})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "simulated cluster:", err)
@@ -146,6 +152,14 @@ func putRoute(t *testing.T, kube kubernetes.Interface, rt frontend.Route) {
 }
 
 // startFrontend runs a front end against the cluster in this process.
+// clusterClient is the shared cluster's client; under -short, where no
+// cluster runs, the test is skipped.
+func clusterClient(t *testing.T) kubernetes.Interface {
+	t.Helper()
+	testenv.SkipShort(t, "simulated cluster")
+	return cluster.Client()
+}
+
 func startFrontend(t *testing.T, ns string) (*frontend.Frontend, *frontend.Watcher) {
 	t.Helper()
 	fe := frontend.New(slog.New(slog.NewTextHandler(io.Discard, nil)))
@@ -193,7 +207,7 @@ func eventually(t *testing.T, what string, timeout time.Duration, cond func() bo
 }
 
 func TestDiscoveryFromPods(t *testing.T) {
-	kube := cluster.Client()
+	kube := clusterClient(t)
 	deploy(t, kube, "models-a", "iris", 2)
 	ps := runPodServers(t, kube, "models-a", "iris", 5001)
 	putRoute(t, kube, frontend.Route{Service: "iris", Namespace: "models-a", Selector: map[string]string{"app": "iris"}, Port: 5001,
@@ -238,7 +252,7 @@ func TestDiscoveryFromPods(t *testing.T) {
 // TestCertificateRotationUnderLoad: a new Secret is served without a
 // restart, and no handshake or request fails while it changes.
 func TestCertificateRotationUnderLoad(t *testing.T) {
-	kube := cluster.Client()
+	kube := clusterClient(t)
 	ctx := context.Background()
 	kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "fe-tls"}}, metav1.CreateOptions{})
 	certA, keyA := testcert.SelfSigned(t, "a.example.test")
@@ -312,7 +326,7 @@ func TestCertificateRotationUnderLoad(t *testing.T) {
 // TestAutoscale: a load step scales up within two refresh periods; after
 // the quiet period the service scales back down.
 func TestAutoscale(t *testing.T) {
-	kube := cluster.Client()
+	kube := clusterClient(t)
 	ctx := context.Background()
 	deploy(t, kube, "models-b", "auto", 1)
 	ps := runPodServers(t, kube, "models-b", "auto", 5001)
@@ -380,7 +394,7 @@ func TestAutoscale(t *testing.T) {
 // both; the replica never sees two at once, and every request is served
 // (the front end without slots forwards to the one that has them).
 func TestSeveralFrontendsShareReplicas(t *testing.T) {
-	kube := cluster.Client()
+	kube := clusterClient(t)
 	ctx := context.Background()
 	ns := "fe-multi"
 	kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})

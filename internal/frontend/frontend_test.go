@@ -10,7 +10,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
-	"github.com/berth-ml/berth/internal/testcert"
+	"github.com/berth-ml/berth/internal/testenv/testcert"
 	"io"
 	"net"
 	"net/http"

@@ -4,7 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
-	"github.com/berth-ml/berth/internal/testcert"
+	"github.com/berth-ml/berth/internal/testenv/testcert"
 	"io"
 	"net/http"
 	"strings"

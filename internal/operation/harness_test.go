@@ -18,7 +18,7 @@ import (
 	"github.com/berth-ml/berth/internal/operation"
 	"github.com/berth-ml/berth/internal/secretbox"
 	"github.com/berth-ml/berth/internal/store"
-	"github.com/berth-ml/berth/internal/testdb"
+	"github.com/berth-ml/berth/internal/testenv/testdb"
 	"github.com/google/uuid"
 )
 

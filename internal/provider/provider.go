@@ -1,7 +1,8 @@
 // Package provider is the seam between Berth's generic compute life cycle
 // (validation, operations, states) and what each compute type does to a
-// real cluster or cloud. Types register themselves; the compute service
-// asks the registry for the provider of a compute's type.
+// real cluster or cloud. The server builds one Registry of its types (the
+// built-in ones, then any its caller adds); the compute service asks it for
+// the provider of a compute's type.
 package provider
 
 import (
@@ -45,9 +46,15 @@ type Registry struct {
 	providers map[string]Provider
 }
 
-// Default collects providers linked in by build-tagged files; servers start
-// from a copy of it.
-var Default = &Registry{}
+// NewRegistry returns a registry of ps; a later provider of a type replaces
+// an earlier one.
+func NewRegistry(ps ...Provider) *Registry {
+	r := &Registry{}
+	for _, p := range ps {
+		r.Register(p)
+	}
+	return r
+}
 
 // Register adds a provider; a second one of the same type replaces the first.
 func (r *Registry) Register(p Provider) {
@@ -57,20 +64,6 @@ func (r *Registry) Register(p Provider) {
 		r.providers = map[string]Provider{}
 	}
 	r.providers[p.Type()] = p
-}
-
-// Register adds a provider to the Default registry.
-func Register(p Provider) { Default.Register(p) }
-
-// Clone copies a registry.
-func (r *Registry) Clone() *Registry {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	c := &Registry{providers: map[string]Provider{}}
-	for k, v := range r.providers {
-		c.providers[k] = v
-	}
-	return c
 }
 
 // Get returns the provider of a type.

@@ -48,9 +48,9 @@ type Config struct {
 	Poll   time.Duration
 	Logger *slog.Logger
 	Getenv func(string) string
-	// Providers are the compute types to offer; nil means the built-in
-	// ones plus any linked into provider.Default.
-	Providers *provider.Registry
+	// Providers are compute types offered beside the built-in ones (a
+	// provider of a built-in type replaces it).
+	Providers []provider.Provider
 	// KubernetesVersions is the supported Kubernetes range.
 	KubernetesVersions preflight.VersionRange
 	// FrontendImage is the full image reference of the berth-fe front end
@@ -189,19 +189,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		s.cfg.KubernetesVersions = cfg.KubernetesVersions
 	}
 	s.cfg.FrontendImage = image
-	reg := cfg.Providers
-	if reg == nil {
-		reg = provider.Default.Clone()
-		kube := kubernetes.Provider{Versions: s.cfg.KubernetesVersions, Image: s.cfg.FrontendImage, ReadyTimeout: cfg.ReadyTimeout,
-			ACMEHTTPPort: cfg.ACMEHTTPPort, CertificateRetryBase: cfg.CertificateRetryBase}
-		reg.Register(&kube)
-		reg.Register(local.Provider{})
-		azure := cfg.Azure
-		if azure.DefaultSubscription == "" {
-			azure.DefaultSubscription = cfg.Getenv("AZURE_SUBSCRIPTION_ID")
-		}
-		reg.Register(aks.New(kube, azure))
-	}
+	reg := provider.NewRegistry(append(builtinProviders(s.cfg), cfg.Providers...)...)
 	s.computes = &compute.Service{Store: st, Providers: reg}
 	s.artifacts = arts
 	s.engine = &operation.Engine{
@@ -221,6 +209,22 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.routes = s.routeTable()
 	s.handler = s.buildHandler()
 	return s, nil
+}
+
+// builtinProviders are the compute types every server offers. A new type
+// is one line here.
+func builtinProviders(cfg Config) []provider.Provider {
+	kube := kubernetes.Provider{Versions: cfg.KubernetesVersions, Image: cfg.FrontendImage, ReadyTimeout: cfg.ReadyTimeout,
+		ACMEHTTPPort: cfg.ACMEHTTPPort, CertificateRetryBase: cfg.CertificateRetryBase}
+	azure := cfg.Azure
+	if azure.DefaultSubscription == "" {
+		azure.DefaultSubscription = cfg.Getenv("AZURE_SUBSCRIPTION_ID")
+	}
+	return []provider.Provider{
+		&kube,
+		local.Provider{},
+		aks.New(kube, azure),
+	}
 }
 
 // openArtifacts opens the configured artifact store; an S3 bucket is

@@ -6,7 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/berth-ml/berth/internal/server/servertest"
+	"github.com/berth-ml/berth/internal/testenv/servertest"
 	"io"
 	"net/http"
 	"os"
@@ -18,12 +18,10 @@ import (
 	"github.com/berth-ml/berth/api"
 	"github.com/berth-ml/berth/client"
 	"github.com/berth-ml/berth/internal/provider"
-	"github.com/berth-ml/berth/internal/provider/testprovider"
 	"github.com/berth-ml/berth/internal/server"
-	"github.com/berth-ml/berth/internal/testdb"
+	"github.com/berth-ml/berth/internal/testenv/testdb"
+	"github.com/berth-ml/berth/internal/testenv/testprovider"
 )
-
-func init() { provider.Register(testprovider.Provider{}) }
 
 type env struct {
 	t       testing.TB
@@ -40,7 +38,7 @@ func start(t testing.TB, kind testdb.Kind) *env {
 	t.Helper()
 	dir := t.TempDir()
 	srv := servertest.Start(t, server.Config{DataDir: dir, DatabaseURL: kind.URL(t, dir), Lease: 3 * time.Second,
-		Poll: 100 * time.Millisecond})
+		Poll: 100 * time.Millisecond, Providers: []provider.Provider{testprovider.Provider{}}})
 	owner, _ := client.New(srv.URL, srv.Token)
 	effects := filepath.Join(dir, "cloud")
 	os.Mkdir(effects, 0o755)

@@ -11,7 +11,7 @@ import (
 
 	"github.com/berth-ml/berth/api"
 	"github.com/berth-ml/berth/internal/server"
-	"github.com/berth-ml/berth/internal/server/servertest"
+	"github.com/berth-ml/berth/internal/testenv/servertest"
 	"github.com/berth-ml/berth/internal/version"
 )
 

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/berth-ml/berth/internal/testdb"
+	"github.com/berth-ml/berth/internal/testenv/testdb"
 )
 
 // BenchmarkShowCompute and BenchmarkList1000Computes back the targets of

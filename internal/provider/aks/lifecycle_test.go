@@ -6,7 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/berth-ml/berth/internal/server/servertest"
+	"github.com/berth-ml/berth/internal/testenv"
+	"github.com/berth-ml/berth/internal/testenv/servertest"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -22,7 +23,7 @@ import (
 	"github.com/berth-ml/berth/internal/installer"
 	"github.com/berth-ml/berth/internal/provider/aks"
 	"github.com/berth-ml/berth/internal/server"
-	"github.com/berth-ml/berth/internal/simcluster"
+	"github.com/berth-ml/berth/internal/testenv/simcluster"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -45,6 +46,7 @@ func TestMain(m *testing.M) {
 
 func simulated(t *testing.T) *simcluster.Cluster {
 	t.Helper()
+	testenv.SkipShort(t, "simulated cluster")
 	clusterOnce.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 		defer cancel()

@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	"github.com/berth-ml/berth/internal/testenv"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -42,6 +43,7 @@ var Kinds = []Kind{
 // the test ends. Without a server the test is skipped, or fails when
 // BERTH_REQUIRE_POSTGRES=1.
 func Postgres(t testing.TB, _ string) string {
+	testenv.SkipShort(t, "PostgreSQL")
 	t.Helper()
 	admin := os.Getenv(EnvURL)
 	if admin == "" {

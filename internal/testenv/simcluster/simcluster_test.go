@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/berth-ml/berth/internal/testenv"
 	"net/netip"
 	"os"
 	"strings"
@@ -258,6 +259,7 @@ func TestCluster(t *testing.T) {
 }
 
 func TestStopLeavesNothing(t *testing.T) {
+	testenv.SkipShort(t, "simulated cluster")
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()

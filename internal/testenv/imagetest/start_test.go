@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/berth-ml/berth/internal/freeport"
-	"github.com/berth-ml/berth/internal/simcluster/kubelet"
-	"github.com/berth-ml/berth/internal/testcert"
+	"github.com/berth-ml/berth/internal/testenv/simcluster/kubelet"
+	"github.com/berth-ml/berth/internal/testenv/testcert"
 )
 
 // BenchmarkContainerStart measures, for Berth's image under podman, the

@@ -25,7 +25,8 @@ import (
 	"errors"
 	"fmt"
 	"github.com/berth-ml/berth/internal/freeport"
-	"github.com/berth-ml/berth/internal/simcluster/kubelet"
+	"github.com/berth-ml/berth/internal/testenv"
+	"github.com/berth-ml/berth/internal/testenv/simcluster/kubelet"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -146,6 +147,7 @@ type Cluster struct {
 // Without opts.Log, progress goes to t.Log.
 func StartT(t testing.TB, opts Options) *Cluster {
 	t.Helper()
+	testenv.SkipShort(t, "simulated cluster")
 	if opts.Log == nil {
 		opts.logf = func(format string, args ...any) {
 			t.Helper()

@@ -12,6 +12,7 @@ package imagetest
 import (
 	"context"
 	"fmt"
+	"github.com/berth-ml/berth/internal/testenv"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,7 +20,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/berth-ml/berth/internal/simcluster/kubelet"
+	"github.com/berth-ml/berth/internal/testenv/simcluster/kubelet"
 )
 
 var (
@@ -30,6 +31,7 @@ var (
 
 // Image returns the reference of Berth's image in podman's storage.
 func Image(t testing.TB) string {
+	testenv.SkipShort(t, "Berth's image under podman")
 	t.Helper()
 	once.Do(func() { loaded, errLd = load() })
 	if errLd != nil {

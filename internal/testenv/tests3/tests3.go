@@ -13,6 +13,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"github.com/berth-ml/berth/internal/freeport"
+	"github.com/berth-ml/berth/internal/testenv"
 	"net/http"
 	"os"
 	"os/exec"
@@ -82,6 +83,7 @@ func Binary() string {
 // Start returns the package's MinIO server, starting it on first use.
 // Without a binary the test is skipped, or fails when BERTH_REQUIRE_MINIO=1.
 func Start(t testing.TB) *Server {
+	testenv.SkipShort(t, "MinIO")
 	t.Helper()
 	bin := Binary()
 	if bin == "" {

@@ -12,9 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/berth-ml/berth/internal/imagetest"
-	"github.com/berth-ml/berth/internal/simcluster/kubelet"
-	"github.com/berth-ml/berth/internal/testcert"
+	"github.com/berth-ml/berth/internal/testenv/imagetest"
+	"github.com/berth-ml/berth/internal/testenv/simcluster/kubelet"
+	"github.com/berth-ml/berth/internal/testenv/testcert"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/berth-ml/berth/internal/freeport"
+	"github.com/berth-ml/berth/internal/testenv"
 	"io"
 	"net/http"
 	"os"
@@ -84,6 +85,7 @@ func Dir() (string, error) {
 // Available tells whether the binaries are built; when not, a test is
 // skipped, or fails under BERTH_REQUIRE_PEBBLE=1.
 func Available(t testing.TB) string {
+	testenv.SkipShort(t, "Pebble")
 	t.Helper()
 	d, err := Dir()
 	if err == nil {

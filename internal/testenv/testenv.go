@@ -1,0 +1,22 @@
+// Package testenv and the packages under it are what Berth's tests run
+// against, never what it ships: a simulated Kubernetes cluster
+// (simcluster), an ACME CA (pebble), an S3 server (tests3), PostgreSQL
+// (testdb), Berth's image under podman (imagetest), in-process servers
+// (servertest), certificates (testcert) and a compute type whose cloud is
+// a directory (testprovider, linked into test builds of berth only).
+//
+// `go test -short ./...` is the fast lane: every helper that would start
+// an external binary skips its test instead.
+package testenv
+
+import "testing"
+
+// SkipShort skips t under -short: what needs an external binary (a
+// simulated cluster, Pebble, PostgreSQL, MinIO, podman) runs in the full
+// suite (./hack/test.sh) only.
+func SkipShort(t testing.TB, what string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skipf("%s: not run with -short", what)
+	}
+}
