@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/berth-ml/berth/api"
-	"github.com/berth-ml/berth/internal/testenv/imagetest"
 	"github.com/berth-ml/berth/internal/installer"
+	"github.com/berth-ml/berth/internal/testenv/imagetest"
 	"github.com/berth-ml/berth/internal/testenv/simcluster"
 	"github.com/berth-ml/berth/internal/testenv/simcluster/kubelet"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"

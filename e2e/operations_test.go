@@ -15,8 +15,8 @@ import (
 
 	"github.com/berth-ml/berth/api"
 	"github.com/berth-ml/berth/client"
-	"github.com/berth-ml/berth/internal/testenv/testprovider"
 	"github.com/berth-ml/berth/internal/testenv/testdb"
+	"github.com/berth-ml/berth/internal/testenv/testprovider"
 )
 
 func testCompute(name, effects string, steps int, delay time.Duration) api.ComputeRequest {

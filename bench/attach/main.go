@@ -20,7 +20,7 @@ import (
 	"time"
 
 	"github.com/berth-ml/berth/internal/installer"
-	"github.com/berth-ml/berth/internal/simcluster"
+	"github.com/berth-ml/berth/internal/testenv/simcluster"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/dynamic"
 )

@@ -31,8 +31,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/berth-ml/berth/internal/simcluster"
-	"github.com/berth-ml/berth/internal/simcluster/kubelet"
+	"github.com/berth-ml/berth/internal/testenv/simcluster"
+	"github.com/berth-ml/berth/internal/testenv/simcluster/kubelet"
 )
 
 const body = `{"data":[[5.1,3.5,1.4,0.2]]}`

@@ -29,8 +29,8 @@ import (
 	"time"
 
 	"github.com/berth-ml/berth/api"
-	"github.com/berth-ml/berth/internal/pebble"
-	"github.com/berth-ml/berth/internal/simcluster"
+	"github.com/berth-ml/berth/internal/testenv/pebble"
+	"github.com/berth-ml/berth/internal/testenv/simcluster"
 )
 
 const reference = 5 * time.Hour // REFERENCE.md: a forced renewal took about 5 hours

@@ -114,7 +114,7 @@ DATA_DIR/admin.token (mode 0600); the CLI uses it for a local server.`,
 				PublicURL:                publicURL,
 				ArtifactStore:            artifactStore,
 				CertificateCheckInterval: certCheck, ACMEHTTPPort: acmeHTTPPort, CertificateRetryBase: certRetry,
-				Providers:                a.providers,
+				Providers: a.providers,
 			})
 			if err != nil {
 				return err
