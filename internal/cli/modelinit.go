@@ -19,7 +19,6 @@ import (
 
 	"github.com/berth-ml/berth/api"
 	"github.com/berth-ml/berth/internal/artifact"
-	"github.com/berth-ml/berth/internal/service"
 	"github.com/spf13/cobra"
 )
 
@@ -59,9 +58,9 @@ DEST/NAME/VERSION. Unreachable servers and 5xx answers are retried until
 			if len(missing) > 0 {
 				return usageErrorf("model-init needs %s (or their BERTH_* variables)", strings.Join(missing, ", "))
 			}
-			var refs []service.ModelRef
+			var refs []api.ModelRef
 			for _, s := range strings.Split(models, ",") {
-				r, err := service.ParseModelRef(strings.TrimSpace(s))
+				r, err := api.ParseModelRef(strings.TrimSpace(s))
 				if err != nil || r.Version == 0 {
 					return usageErrorf("--models: %q is not NAME:VERSION", s)
 				}
@@ -110,7 +109,7 @@ type permanent struct{ error }
 
 // fetch downloads one version into dir (atomically: a finished dir is
 // never half written), retrying what may pass.
-func (f *modelFetcher) fetch(ctx context.Context, r service.ModelRef, dir string) (int64, error) {
+func (f *modelFetcher) fetch(ctx context.Context, r api.ModelRef, dir string) (int64, error) {
 	backoff := 500 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		n, err := f.try(ctx, r, dir)
@@ -134,7 +133,7 @@ func (f *modelFetcher) fetch(ctx context.Context, r service.ModelRef, dir string
 	}
 }
 
-func (f *modelFetcher) try(ctx context.Context, r service.ModelRef, dir string) (int64, error) {
+func (f *modelFetcher) try(ctx context.Context, r api.ModelRef, dir string) (int64, error) {
 	token, err := os.ReadFile(f.tokenFile)
 	if err != nil {
 		return 0, fmt.Errorf("read the token: %w", err)

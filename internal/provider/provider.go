@@ -11,6 +11,7 @@ import (
 	"sync"
 
 	"github.com/berth-ml/berth/api"
+	"github.com/berth-ml/berth/internal/frontend"
 	"github.com/berth-ml/berth/internal/operation"
 	"github.com/berth-ml/berth/internal/store"
 )
@@ -98,4 +99,57 @@ type Undoer interface {
 // the public IP's DNS label), so the workspace needs no zone for them.
 type DNSZoner interface {
 	DNSZone(ws *api.Workspace, c *store.Compute) string
+}
+
+// ServiceHost is a provider whose computes host services. The service
+// life cycle (package service) is generic: it validates a request, keeps
+// the keys and records, builds the route the front end serves, and asks
+// the compute's provider for the rest.
+type ServiceHost interface {
+	// CheckService reports what a compute cannot host of a service spec,
+	// every problem at once, before anything is recorded.
+	CheckService(c *store.Compute, spec *api.ServiceSpec) []api.ErrorDetail
+	// ServiceSteps returns the steps of a service operation (api.OpDeploy,
+	// api.OpUpdate or api.OpDelete).
+	ServiceSteps(kind api.OperationKind) []ServiceStep
+	// PublishRoute makes the compute's front end serve a service's route
+	// as it is now, outside an operation (a key was regenerated).
+	PublishRoute(ctx context.Context, c *store.Compute, sv *store.Service, rt *frontend.Route) error
+	// ServiceLogs returns the last tail lines of a service's replicas'
+	// logs (one replica's, when replica is not empty).
+	ServiceLogs(ctx context.Context, c *store.Compute, sv *store.Service, replica string, tail int) (string, error)
+}
+
+// ServiceStep is one step of a service operation. It receives its target
+// loaded once for the step's attempt.
+type ServiceStep struct {
+	Name string
+	Run  func(ctx context.Context, r *operation.Run, t *ServiceTarget) error
+}
+
+// ServiceTarget is what a service operation works on.
+type ServiceTarget struct {
+	// Service is the service as the operation wants it (an update's spec
+	// applied); steps that record what they found (ready replicas, scoring
+	// URI) write it back through the run's store.
+	Service *store.Service
+	Compute *store.Compute
+	// Route is what the front end must serve for the service.
+	Route *frontend.Route
+	// Credential returns an Authorization header value the service's route
+	// accepts (a key or a fresh token), or "" when it needs none.
+	Credential func(ctx context.Context) (string, error)
+}
+
+// DeliveryReviewer is a service host whose replicas fetch their models from
+// the control plane with a token their compute issued; ReviewDeliveryToken
+// checks that token belongs to the service's replicas.
+type DeliveryReviewer interface {
+	ReviewDeliveryToken(ctx context.Context, c *store.Compute, sv *store.Service, token string) error
+}
+
+// Runner is a provider that runs something in the server's process for as
+// long as it serves (the local compute's front ends and replicas).
+type Runner interface {
+	Run(ctx context.Context)
 }

@@ -10,12 +10,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/berth-ml/berth/internal/frontend"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -23,7 +25,6 @@ import (
 	"github.com/berth-ml/berth/internal/artifact"
 	"github.com/berth-ml/berth/internal/compute"
 	"github.com/berth-ml/berth/internal/imageref"
-	"github.com/berth-ml/berth/internal/localrt"
 	"github.com/berth-ml/berth/internal/operation"
 	"github.com/berth-ml/berth/internal/preflight"
 	"github.com/berth-ml/berth/internal/problem"
@@ -189,7 +190,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		s.cfg.KubernetesVersions = cfg.KubernetesVersions
 	}
 	s.cfg.FrontendImage = image
-	reg := provider.NewRegistry(append(builtinProviders(s.cfg), cfg.Providers...)...)
+	reg := provider.NewRegistry(append(s.builtinProviders(arts), cfg.Providers...)...)
 	s.computes = &compute.Service{Store: st, Providers: reg}
 	s.artifacts = arts
 	s.engine = &operation.Engine{
@@ -200,8 +201,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		OnDone:  s.metrics.operationDone,
 	}
 	s.computes.Wake = s.engine.Wake
-	s.services = &service.Manager{Store: st, Wake: s.engine.Wake, Image: s.cfg.FrontendImage, ReadyTimeout: cfg.ReadyTimeout,
-		PublicURL: cfg.PublicURL}
+	s.services = &service.Manager{Store: st, Wake: s.engine.Wake, Providers: reg}
 	if err := s.bootstrapOwner(ctx); err != nil {
 		st.Close()
 		return nil, err
@@ -213,16 +213,22 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 
 // builtinProviders are the compute types every server offers. A new type
 // is one line here.
-func builtinProviders(cfg Config) []provider.Provider {
+func (s *Server) builtinProviders(arts artifact.Store) []provider.Provider {
+	cfg := s.cfg
 	kube := kubernetes.Provider{Versions: cfg.KubernetesVersions, Image: cfg.FrontendImage, ReadyTimeout: cfg.ReadyTimeout,
-		ACMEHTTPPort: cfg.ACMEHTTPPort, CertificateRetryBase: cfg.CertificateRetryBase}
+		ACMEHTTPPort: cfg.ACMEHTTPPort, CertificateRetryBase: cfg.CertificateRetryBase, PublicURL: cfg.PublicURL}
 	azure := cfg.Azure
 	if azure.DefaultSubscription == "" {
 		azure.DefaultSubscription = cfg.Getenv("AZURE_SUBSCRIPTION_ID")
 	}
+	loc := local.New(&local.Runtime{Store: s.store, Log: s.log.With("component", "local"), DataDir: cfg.DataDir, Artifacts: arts,
+		Routes: func(ctx context.Context, sv *store.Service) (*frontend.Route, error) {
+			return s.services.Route(ctx, sv)
+		}})
+	loc.ReadyTimeout = cfg.ReadyTimeout
 	return []provider.Provider{
 		&kube,
-		local.Provider{},
+		loc,
 		aks.New(kube, azure),
 	}
 }
@@ -269,9 +275,6 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // gracefully: in-flight requests finish and running operations are
 // released so another server (or the next start) resumes them.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	lrt := &localrt.Runtime{Store: s.store, Log: s.log.With("component", "local"), DataDir: s.cfg.DataDir,
-		Artifacts: s.artifacts, Services: s.services}
-	s.services.LocalStatus = lrt.Status // before the engine runs operations
 	engineCtx, stopEngine := context.WithCancel(context.Background())
 	engineDone := make(chan struct{})
 	go func() {
@@ -281,11 +284,16 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	go s.events.pollLoop(engineCtx, s.store)
 	go s.reconcileLoop(engineCtx)
 	go s.renewLoop(engineCtx)
-	localDone := make(chan struct{})
-	go func() {
-		defer close(localDone)
-		lrt.Run(engineCtx)
-	}()
+	// What providers run in this process (the local compute's front ends
+	// and replicas).
+	var runners sync.WaitGroup
+	for _, t := range s.computes.Providers.Types() {
+		if p, ok := s.computes.Providers.Get(t); ok {
+			if rn, ok := p.(provider.Runner); ok {
+				runners.Go(func() { rn.Run(engineCtx) })
+			}
+		}
+	}
 	hs := &http.Server{
 		Handler:           s.handler,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -310,7 +318,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	hs.Shutdown(shCtx)
 	stopEngine()
 	<-engineDone
-	<-localDone
+	runners.Wait()
 	s.store.Close()
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil

@@ -136,7 +136,7 @@ func (s *Server) serviceLogs(w http.ResponseWriter, r *http.Request, _ *principa
 		return err
 	}
 	tail, _ := strconv.Atoi(r.URL.Query().Get("tail"))
-	out, err := s.services.Logs(r.Context(), ws, r.PathValue("service"), r.URL.Query().Get("replica"), tail, s.cfg.DataDir)
+	out, err := s.services.Logs(r.Context(), ws, r.PathValue("service"), r.URL.Query().Get("replica"), tail)
 	if err != nil {
 		return err
 	}

@@ -6,47 +6,59 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/berth-ml/berth/api"
 	"github.com/berth-ml/berth/internal/frontend"
-	"github.com/berth-ml/berth/internal/installer"
-	"github.com/berth-ml/berth/internal/kubeconn"
 	"github.com/berth-ml/berth/internal/operation"
 	"github.com/berth-ml/berth/internal/problem"
-	"github.com/berth-ml/berth/internal/provider/kubernetes"
+	"github.com/berth-ml/berth/internal/provider"
 	"github.com/berth-ml/berth/internal/store"
 	"github.com/google/uuid"
-	appsv1 "k8s.io/api/apps/v1"
-	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/intstr"
-	appsac "k8s.io/client-go/applyconfigurations/apps/v1"
-	coreac "k8s.io/client-go/applyconfigurations/core/v1"
-	metaac "k8s.io/client-go/applyconfigurations/meta/v1"
 )
 
 // TargetType is the operation target type of services.
 const TargetType = "service"
 
-// Manager runs the service life cycle.
+// Manager runs the service life cycle: what is the same on every compute
+// type (validation, keys, routes, records). Where and how replicas run is
+// the compute's provider's (provider.ServiceHost).
 type Manager struct {
 	Store *store.Store
 	Wake  func()
-	// Image runs --command services (it has `berth model-server`).
-	Image string
-	// PublicURL is the control plane's address as pods see it; replicas
-	// fetch their models from it. Empty: only --model-delivery image works
-	// on clusters.
-	PublicURL string
-	// ReadyTimeout bounds waiting for replicas (default 10m).
-	ReadyTimeout time.Duration
-	// LocalStatus reports what the local runtime serves of a service: its
-	// generation and ready replicas.
-	LocalStatus func(serviceID string) (gen, ready int, ok bool)
+	// Providers are the server's compute types.
+	Providers *provider.Registry
+}
+
+// host is the provider that hosts services on computes of a type.
+func (m *Manager) host(typ string) (provider.ServiceHost, bool) {
+	p, ok := m.Providers.Get(typ)
+	if !ok {
+		return nil, false
+	}
+	h, ok := p.(provider.ServiceHost)
+	return h, ok
+}
+
+// hostTypes lists the compute types that host services.
+func (m *Manager) hostTypes() []string {
+	var out []string
+	for _, t := range m.Providers.Types() {
+		if _, ok := m.host(t); ok {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// checkCompute reports what stops a compute from hosting a spec.
+func (m *Manager) checkCompute(c *store.Compute, spec *api.ServiceSpec) []api.ErrorDetail {
+	h, ok := m.host(c.Type)
+	if !ok {
+		return []api.ErrorDetail{problem.Detail(api.CodeUnsupportedCompute, "compute", "services on %s computes are not available; use a compute of type %s", c.Type, strings.Join(m.hostTypes(), ", "))}
+	}
+	return h.CheckService(c, spec)
 }
 
 // Get returns a service by name, or a 404 naming it.
@@ -72,15 +84,12 @@ func (m *Manager) Deploy(ctx context.Context, ws *api.Workspace, req *api.Servic
 			details = append(details, problem.Detail(api.CodeComputeNotFound, "compute", "compute %q not found in workspace %q", req.Compute, ws.Name))
 		case err != nil:
 			return nil, err
-		case c.Type != api.ComputeKubernetes && c.Type != api.ComputeAKS && c.Type != api.ComputeLocal:
-			details = append(details, problem.Detail(api.CodeUnsupportedCompute, "compute", "services on %s computes are not available yet; use a kubernetes, aks or local compute", c.Type))
-		case c.Type == api.ComputeLocal && len(req.Command) == 0:
-			details = append(details, problem.Detail(api.CodeCommandRequired, "command", "the local compute runs each replica as a process of this machine: give --command (images need a cluster)"))
-		case c.ProvisioningState != api.StateSucceeded || c.Health == api.HealthDisplaced:
-			details = append(details, problem.Detail(api.CodeComputeNotReady, "compute", "compute %q is %s (health %s); deploy to a compute that attached successfully", c.Name, c.ProvisioningState, c.Health))
-		}
-		if c != nil {
-			details = append(details, m.checkDelivery(c, &req.ServiceSpec)...)
+		default:
+			hosting := m.checkCompute(c, &req.ServiceSpec)
+			if _, ok := m.host(c.Type); ok && (c.ProvisioningState != api.StateSucceeded || c.Health == api.HealthDisplaced) {
+				details = append(details, problem.Detail(api.CodeComputeNotReady, "compute", "compute %q is %s (health %s); deploy to a compute that attached successfully", c.Name, c.ProvisioningState, c.Health))
+			}
+			details = append(details, hosting...)
 		}
 	}
 	resolved, missing, err := m.resolveModels(ctx, ws, req.Models)
@@ -121,7 +130,7 @@ func (m *Manager) Deploy(ctx context.Context, ws *api.Workspace, req *api.Servic
 // unknown ones are returned as problems (malformed ones Normalize reports).
 func (m *Manager) resolveModels(ctx context.Context, ws *api.Workspace, refs []string) (resolved []string, missing []api.ErrorDetail, err error) {
 	for _, ref := range refs {
-		r, perr := ParseModelRef(ref)
+		r, perr := api.ParseModelRef(ref)
 		if perr != nil {
 			continue
 		}
@@ -196,10 +205,7 @@ func (m *Manager) Update(ctx context.Context, ws *api.Workspace, name string, ch
 	mergeSpec(&spec, ch)
 	details = append(details, Normalize(&spec)...)
 	if c, err := m.Store.GetComputeByID(ctx, sv.ComputeID); err == nil {
-		if c.Type == api.ComputeLocal && len(spec.Command) == 0 {
-			details = append(details, problem.Detail(api.CodeCommandRequired, "command", "the local compute runs each replica as a process of this machine: give --command (images need a cluster)"))
-		}
-		details = append(details, m.checkDelivery(c, &spec)...)
+		details = append(details, m.checkCompute(c, &spec)...)
 	}
 	resolved, missing, err := m.resolveModels(ctx, ws, spec.Models)
 	if err != nil {
@@ -312,11 +318,16 @@ func (m *Manager) RegenKey(ctx context.Context, ws *api.Workspace, name string, 
 	if err != nil {
 		return nil, err
 	}
-	// The local runtime picks the new key up from the record within a second.
-	if c.Type != api.ComputeLocal {
-		if err := m.applyRoute(ctx, c, sv); err != nil {
-			return nil, problem.New(http.StatusBadGateway, api.CodeClusterUnreachable, "the new key could not be written to the cluster (%v); the old key still works", err)
-		}
+	h, ok := m.host(c.Type)
+	if !ok {
+		return nil, problem.New(http.StatusBadRequest, api.CodeUnsupportedCompute, "compute %s (type %s) hosts no services", c.Name, c.Type)
+	}
+	rt, err := m.Route(ctx, sv)
+	if err != nil {
+		return nil, err
+	}
+	if err := h.PublishRoute(ctx, c, sv, rt); err != nil {
+		return nil, problem.New(http.StatusBadGateway, api.CodeClusterUnreachable, "the new key could not be written to the cluster (%v); the old key still works", err)
 	}
 	if err := m.Store.UpdateService(ctx, sv); err != nil {
 		return nil, err
@@ -344,20 +355,8 @@ func (m *Manager) Token(ctx context.Context, ws *api.Workspace, name string) (*a
 	return &api.ServiceToken{AccessToken: tok, TokenType: "Bearer", ExpiryOn: exp.UTC()}, nil
 }
 
-// labels of a service's objects: Berth's, its compute's attachment and its name.
-func labels(c *store.Compute, sv *store.Service) map[string]string {
-	return map[string]string{
-		installer.LabelManagedBy:  "berth",
-		installer.LabelAttachment: c.AttachmentID,
-		installer.LabelComponent:  "service",
-		frontend.ServiceLabel:     sv.Name,
-	}
-}
-
-func routeName(sv *store.Service) string { return "berth-route-" + sv.Name }
-
-// route is what berth-fe needs to serve the service.
-func (m *Manager) route(ctx context.Context, sv *store.Service) (*frontend.Route, error) {
+// Route is what a front end needs to serve the service.
+func (m *Manager) Route(ctx context.Context, sv *store.Service) (*frontend.Route, error) {
 	rt := &frontend.Route{Service: sv.Name, Namespace: sv.Namespace, Selector: map[string]string{frontend.ServiceLabel: sv.Name},
 		Port: sv.Port, Auth: sv.Auth, ScoringTimeoutMs: sv.ScoringTimeoutMs, MaxConcurrentRequestsPerContainer: sv.MaxConcurrentRequests,
 		MaxQueueWaitMs: sv.MaxQueueWaitMs}
@@ -380,247 +379,116 @@ func (m *Manager) route(ctx context.Context, sv *store.Service) (*frontend.Route
 	return rt, nil
 }
 
-func connect(c *store.Compute) (*kubeconn.Cluster, error) {
-	return kubeconn.Connect([]byte(c.Secrets["credentials"]), c.Properties["context"])
-}
-
-func (m *Manager) applyRoute(ctx context.Context, c *store.Compute, sv *store.Service) error {
-	cl, err := connect(c)
-	if err != nil {
-		return err
-	}
-	rt, err := m.route(ctx, sv)
-	if err != nil {
-		return err
-	}
-	data, _ := json.Marshal(rt)
-	l := labels(c, sv)
-	l[frontend.RouteLabel] = "true"
-	in := &installer.Installer{Cluster: cl}
-	_, err = in.Apply(ctx, []installer.Object{{Kind: installer.KindConfigMap, Name: routeName(sv), Namespace: sv.Namespace,
-		Apply: coreac.ConfigMap(routeName(sv), sv.Namespace).WithLabels(l).WithData(map[string]string{frontend.RouteKey: string(data)})}}, false)
-	return err
-}
-
-func quantity(v float64, unit string) resource.Quantity {
-	if unit == "cpu" {
-		return *resource.NewMilliQuantity(int64(v*1000+0.5), resource.DecimalSI)
-	}
-	return *resource.NewQuantity(int64(v*(1<<30)+0.5), resource.BinarySI)
-}
-
-func probe(p *api.Probe, path string) *coreac.ProbeApplyConfiguration {
-	return coreac.Probe().WithHTTPGet(coreac.HTTPGetAction().WithPath(path).WithPort(intstr.FromString("http"))).
-		WithInitialDelaySeconds(int32(p.InitialDelaySeconds)).WithPeriodSeconds(int32(p.PeriodSeconds)).
-		WithTimeoutSeconds(int32(p.TimeoutSeconds)).WithSuccessThreshold(int32(p.SuccessThreshold)).WithFailureThreshold(int32(p.FailureThreshold))
-}
-
-// objects are a service's Deployment (and namespace when Berth makes it).
-func (m *Manager) deployment(c *store.Compute, sv *store.Service, replicas int32) installer.Object {
-	l := labels(c, sv)
-	req := corev1.ResourceList{corev1.ResourceCPU: quantity(sv.CPU, "cpu"), corev1.ResourceMemory: quantity(sv.MemoryGB, "mem")}
-	lim := corev1.ResourceList{}
-	if sv.CPULimit > 0 {
-		lim[corev1.ResourceCPU] = quantity(sv.CPULimit, "cpu")
-	}
-	if sv.MemoryLimitGB > 0 {
-		lim[corev1.ResourceMemory] = quantity(sv.MemoryLimitGB, "mem")
-	}
-	if sv.GPU > 0 {
-		g := *resource.NewQuantity(int64(sv.GPU), resource.DecimalSI)
-		req["nvidia.com/gpu"], lim["nvidia.com/gpu"] = g, g
-	}
-	res := coreac.ResourceRequirements().WithRequests(req)
-	if len(lim) > 0 {
-		res.WithLimits(lim)
-	}
-	image, args := sv.Image, []string(nil)
-	if image == "" {
-		image, args = m.Image, sv.Command
-	}
-	env := []*coreac.EnvVarApplyConfiguration{
-		coreac.EnvVar().WithName("BERTH_SERVICE").WithValue(sv.Name),
-		coreac.EnvVar().WithName("BERTH_MODELS").WithValue(strings.Join(sv.Models, ",")),
-		coreac.EnvVar().WithName("PORT").WithValue(strconv.Itoa(sv.Port)),
-	}
-	for k, v := range sv.Env {
-		env = append(env, coreac.EnvVar().WithName(k).WithValue(v))
-	}
-	ctr := coreac.Container().WithName("model").WithImage(image).WithEnv(env...).
-		WithPorts(coreac.ContainerPort().WithName("http").WithContainerPort(int32(sv.Port))).
-		WithResources(res).
-		WithLivenessProbe(probe(sv.Liveness, "/healthz")).WithReadinessProbe(probe(sv.Readiness, "/readyz"))
-	if len(args) > 0 {
-		ctr.WithCommand(args...)
-	}
-	pod := coreac.PodSpec().WithServiceAccountName(ServiceAccountName(sv)).WithAutomountServiceAccountToken(false)
-	if sv.ModelDelivery != api.ModelDeliveryImage {
-		m.withDelivery(c, sv, pod, ctr)
-	}
-	return installer.Object{Kind: installer.KindDeployment, Name: sv.Name, Namespace: sv.Namespace,
-		Apply: appsac.Deployment(sv.Name, sv.Namespace).WithLabels(l).WithSpec(appsac.DeploymentSpec().
-			WithReplicas(replicas).
-			// Rolling updates never take a serving replica away first.
-			WithStrategy(appsac.DeploymentStrategy().WithType(appsv1.RollingUpdateDeploymentStrategyType).
-				WithRollingUpdate(appsac.RollingUpdateDeployment().WithMaxUnavailable(intstr.FromInt32(0)).WithMaxSurge(intstr.FromInt32(1)))).
-			WithSelector(metaac.LabelSelector().WithMatchLabels(map[string]string{frontend.ServiceLabel: sv.Name})).
-			WithTemplate(coreac.PodTemplateSpec().WithLabels(l).WithSpec(pod.WithContainers(ctr))))}
-}
-
-// Plan is the operation engine's planner for service operations.
+// Plan is the operation engine's planner for service operations: the
+// steps of the compute's provider, each given its target loaded afresh.
 func (m *Manager) Plan(op *store.Operation) (*operation.Plan, error) {
-	if sv, err := m.Store.GetServiceByID(context.Background(), op.TargetID); err == nil {
-		if c, err := m.Store.GetComputeByID(context.Background(), sv.ComputeID); err == nil && c.Type == api.ComputeLocal {
-			return m.localPlan(op)
+	ctx := context.Background()
+	sv, err := m.Store.GetServiceByID(ctx, op.TargetID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, operation.Fail(api.CodeNotFound, fmt.Sprintf("service %s no longer exists", op.TargetName))
+	} else if err != nil {
+		return nil, err
+	}
+	c, err := m.Store.GetComputeByID(ctx, sv.ComputeID)
+	if errors.Is(err, store.ErrNotFound) {
+		if op.Kind == api.OpDelete {
+			return &operation.Plan{Finish: m.finish}, nil // nothing left to remove
 		}
+		return nil, operation.Fail(api.CodeComputeGone, fmt.Sprintf("compute %s of service %s no longer exists", sv.Compute, sv.Name))
+	} else if err != nil {
+		return nil, err
 	}
-	switch op.Kind {
-	case api.OpDeploy, api.OpUpdate:
-		return &operation.Plan{Steps: []operation.Step{
-			{Name: "apply", Run: m.stepApply},
-			{Name: "wait for replicas", Run: m.stepWait},
-		}, Finish: m.finish}, nil
-	case api.OpDelete:
-		return &operation.Plan{Steps: []operation.Step{{Name: "remove", Run: m.stepRemove}}, Finish: m.finish}, nil
+	h, ok := m.host(c.Type)
+	if !ok {
+		return nil, operation.Fail(api.CodeUnsupportedCompute, fmt.Sprintf("compute %s (type %s) hosts no services", c.Name, c.Type))
 	}
-	return nil, fmt.Errorf("services have no %s operation", op.Kind)
+	steps := h.ServiceSteps(op.Kind)
+	if steps == nil {
+		return nil, operation.Fail(api.CodeOperationNotSupported, fmt.Sprintf("services have no %s operation", op.Kind))
+	}
+	plan := &operation.Plan{Finish: m.finish}
+	for _, st := range steps {
+		plan.Steps = append(plan.Steps, operation.Step{Name: st.Name, Run: func(ctx context.Context, r *operation.Run) error {
+			t, err := m.target(ctx, r)
+			if err != nil || t == nil {
+				return err
+			}
+			return st.Run(ctx, r, t)
+		}})
+	}
+	return plan, nil
 }
 
-func (m *Manager) load(ctx context.Context, r *operation.Run) (*store.Service, *store.Compute, *kubeconn.Cluster, error) {
+// target loads what a step of a service operation works on. A failed
+// store read is retried; a compute gone under a delete leaves nothing to
+// do (nil target).
+func (m *Manager) target(ctx context.Context, r *operation.Run) (*provider.ServiceTarget, error) {
 	sv, err := r.Store.GetServiceByID(ctx, r.Op.TargetID)
-	if err != nil {
-		return nil, nil, nil, err
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, operation.Fail(api.CodeNotFound, fmt.Sprintf("service %s no longer exists", r.Op.TargetName))
+	} else if err != nil {
+		return nil, operation.Retryable(err)
+	}
+	if r.Op.Kind == api.OpUpdate {
+		if err := json.Unmarshal(r.Op.Params, &sv.ServiceSpec); err != nil {
+			return nil, operation.Fail(api.CodeInternal, "the update's spec cannot be read: "+err.Error())
+		}
 	}
 	c, err := r.Store.GetComputeByID(ctx, sv.ComputeID)
-	if err != nil {
-		return nil, nil, nil, operation.Fail(api.CodeComputeGone, fmt.Sprintf("compute %s of service %s no longer exists", sv.Compute, sv.Name))
-	}
-	cl, err := connect(c)
-	if err != nil {
-		return nil, nil, nil, operation.Fail(api.CodeInvalidKubeconfig, err.Error())
-	}
-	return sv, c, cl, nil
-}
-
-// desired is the service as the operation wants it (an update's spec).
-func desired(r *operation.Run, sv *store.Service) error {
-	if r.Op.Kind != api.OpUpdate {
-		return nil
-	}
-	return json.Unmarshal(r.Op.Params, &sv.ServiceSpec)
-}
-
-func (m *Manager) stepApply(ctx context.Context, r *operation.Run) error {
-	sv, c, cl, err := m.load(ctx, r)
-	if err != nil {
-		return err
-	}
-	if err := desired(r, sv); err != nil {
-		return err
-	}
-	in := &installer.Installer{Cluster: cl, Progress: r.Event}
-	if _, err := cl.Client.CoreV1().Namespaces().Get(ctx, sv.Namespace, metav1.GetOptions{}); err != nil {
-		l := labels(c, sv)
-		delete(l, frontend.ServiceLabel)
-		if _, err := in.Apply(ctx, []installer.Object{{Kind: installer.KindNamespace, Name: sv.Namespace,
-			Apply: coreac.Namespace(sv.Namespace).WithLabels(l)}}, false); err != nil {
-			return operation.Fail(api.CodeDeployFailed, err.Error())
-		}
-		r.Event("Created namespace %s", sv.Namespace)
-	}
-	replicas := int32(sv.Replicas)
-	if sv.Autoscale != nil && sv.Autoscale.Enabled {
-		replicas = int32(sv.Autoscale.MinReplicas)
-		// Keep what the autoscaler decided.
-		if d, err := cl.Client.AppsV1().Deployments(sv.Namespace).Get(ctx, sv.Name, metav1.GetOptions{}); err == nil && d.Spec.Replicas != nil {
-			replicas = max(replicas, min(*d.Spec.Replicas, int32(sv.Autoscale.MaxReplicas)))
-		}
-	}
-	sa := installer.Object{Kind: installer.KindServiceAccount, Name: ServiceAccountName(sv), Namespace: sv.Namespace,
-		Apply: coreac.ServiceAccount(ServiceAccountName(sv), sv.Namespace).WithLabels(labels(c, sv)).WithAutomountServiceAccountToken(false)}
-	if _, err := in.Apply(ctx, []installer.Object{sa, m.deployment(c, sv, replicas)}, false); err != nil {
-		return operation.Fail(api.CodeDeployFailed, err.Error())
-	}
-	if err := m.applyRoute(ctx, c, sv); err != nil {
-		return operation.Fail(api.CodeDeployFailed, err.Error())
-	}
-	r.Event("Applied Deployment %s/%s (%d replica(s), models %s) and its route", sv.Namespace, sv.Name, replicas, strings.Join(sv.Models, ", "))
-	return nil
-}
-
-func (m *Manager) stepWait(ctx context.Context, r *operation.Run) error {
-	sv, c, cl, err := m.load(ctx, r)
-	if err != nil {
-		return err
-	}
-	if err := desired(r, sv); err != nil {
-		return err
-	}
-	timeout := m.ReadyTimeout
-	if timeout == 0 {
-		timeout = 10 * time.Minute
-	}
-	deadline := time.Now().Add(timeout)
-	last := int32(-1)
-	for {
-		d, err := cl.Client.AppsV1().Deployments(sv.Namespace).Get(ctx, sv.Name, metav1.GetOptions{})
-		if err != nil {
-			return operation.Retryable(cl.Explain(err))
-		}
-		if d.Status.ReadyReplicas != last {
-			r.Event("Replicas ready: %d of %d", d.Status.ReadyReplicas, *d.Spec.Replicas)
-			last = d.Status.ReadyReplicas
-		}
-		if d.Status.ReadyReplicas >= 1 && d.Status.ObservedGeneration >= d.Generation && d.Status.UpdatedReplicas >= *d.Spec.Replicas &&
-			d.Status.Replicas == d.Status.UpdatedReplicas {
-			sv.ReadyReplicas = int(d.Status.ReadyReplicas)
-			sv.ScoringURI, sv.SwaggerURI = uris(c, sv)
-			return r.Store.UpdateService(ctx, sv)
-		}
-		if time.Now().After(deadline) {
-			return operation.Fail(api.CodeReplicasNotReady, fmt.Sprintf("no replica of %s became ready within %s (check `berth service logs -n %s`)", sv.Name, timeout, sv.Name))
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(250 * time.Millisecond):
-		}
-	}
-}
-
-// uris are the scoring and swagger URIs through the compute's front end.
-func uris(c *store.Compute, sv *store.Service) (string, string) {
-	scheme, host := "http", c.Endpoint
-	if fqdn := c.Properties[kubernetes.PropFQDN]; fqdn != "" {
-		host = fqdn // a cloud's DNS name for the public IP (AKS)
-	}
 	switch {
-	case c.Type == api.ComputeLocal:
-		scheme = "https"
-	case c.SSLConfiguration.Status == api.SSLEnabled:
-		scheme, host = "https", c.SSLConfiguration.Cname
-	case c.SSLConfiguration.Status == api.SSLAuto:
-		scheme, host = "https", c.SSLConfiguration.FQDN
+	case errors.Is(err, store.ErrNotFound) && r.Op.Kind == api.OpDelete:
+		return nil, nil
+	case errors.Is(err, store.ErrNotFound):
+		return nil, operation.Fail(api.CodeComputeGone, fmt.Sprintf("compute %s of service %s no longer exists", sv.Compute, sv.Name))
+	case err != nil:
+		return nil, operation.Retryable(err)
 	}
-	base := fmt.Sprintf("%s://%s/api/v1/service/%s", scheme, host, sv.Name)
-	return base + "/score", base + "/swagger.json"
+	rt, err := m.Route(ctx, sv)
+	if err != nil {
+		return nil, operation.Retryable(err)
+	}
+	return &provider.ServiceTarget{Service: sv, Compute: c, Route: rt,
+		Credential: func(ctx context.Context) (string, error) { return m.credential(ctx, sv) }}, nil
 }
 
-func (m *Manager) stepRemove(ctx context.Context, r *operation.Run) error {
-	sv, c, cl, err := m.load(ctx, r)
-	if err != nil {
-		if f := new(api.Error); errors.As(err, &f) && f.Code == "ComputeGone" {
-			return nil
+// credential is an Authorization header value the service accepts.
+func (m *Manager) credential(ctx context.Context, sv *store.Service) (string, error) {
+	switch sv.Auth {
+	case api.AuthKey:
+		return "Bearer " + sv.Secrets["primaryKey"], nil
+	case api.AuthToken:
+		k, err := signingKey(ctx, m.Store)
+		if err != nil {
+			return "", err
 		}
-		return err
+		tok, _, err := SignToken(k, sv.Name, time.Now())
+		if err != nil {
+			return "", err
+		}
+		return "Bearer " + tok, nil
 	}
-	in := &installer.Installer{Cluster: cl, Progress: r.Event}
-	sel := installer.ManagedSelector + "," + installer.LabelAttachment + "=" + c.AttachmentID + "," + frontend.ServiceLabel + "=" + sv.Name
-	if err := in.Remove(ctx, sel, nil); err != nil {
-		return operation.Retryable(err)
+	return "", nil
+}
+
+// Logs returns the last lines of a service's replica logs, as its
+// compute keeps them.
+func (m *Manager) Logs(ctx context.Context, ws *api.Workspace, name, replica string, tail int) (string, error) {
+	sv, err := m.Get(ctx, ws, name)
+	if err != nil {
+		return "", err
 	}
-	r.Event("Removed the service's objects from the cluster")
-	return nil
+	if tail <= 0 {
+		tail = 100
+	}
+	c, err := m.Store.GetComputeByID(ctx, sv.ComputeID)
+	if err != nil {
+		return "", err
+	}
+	h, ok := m.host(c.Type)
+	if !ok {
+		return "", problem.New(http.StatusBadRequest, api.CodeUnsupportedCompute, "compute %s (type %s) hosts no services", c.Name, c.Type)
+	}
+	return h.ServiceLogs(ctx, c, sv, replica, tail)
 }
 
 func (m *Manager) finish(ctx context.Context, tx *store.Store, r *operation.Run, opErr error) error {

@@ -4,11 +4,8 @@
 package service
 
 import (
-	"fmt"
 	"github.com/berth-ml/berth/internal/problem"
 	"regexp"
-	"strconv"
-	"strings"
 
 	"github.com/berth-ml/berth/api"
 )
@@ -56,28 +53,6 @@ func CheckName(name string) []api.ErrorDetail {
 	return out
 }
 
-// ModelRef is a NAME or NAME:VERSION reference.
-type ModelRef struct {
-	Name    string
-	Version int // 0: the latest
-}
-
-// ParseModelRef reads NAME[:VERSION].
-func ParseModelRef(s string) (ModelRef, error) {
-	name, v, ok := strings.Cut(s, ":")
-	if name == "" {
-		return ModelRef{}, fmt.Errorf("model %q: the name is missing (use NAME or NAME:VERSION)", s)
-	}
-	if !ok || v == "latest" {
-		return ModelRef{Name: name}, nil
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 1 {
-		return ModelRef{}, fmt.Errorf("model %q: the version must be a positive number (use NAME or NAME:VERSION)", s)
-	}
-	return ModelRef{Name: name, Version: n}, nil
-}
-
 // Normalize fills the reference's defaults into a spec and returns every
 // problem found.
 func Normalize(s *api.ServiceSpec) []api.ErrorDetail {
@@ -92,7 +67,7 @@ func Normalize(s *api.ServiceSpec) []api.ErrorDetail {
 		add("InvalidValue", "models", "at least one model is required (--model NAME[:VERSION])")
 	}
 	for _, m := range s.Models {
-		if _, err := ParseModelRef(m); err != nil {
+		if _, err := api.ParseModelRef(m); err != nil {
 			add("InvalidValue", "models", "%v", err)
 		}
 	}

@@ -5,7 +5,6 @@ import (
 	"testing"
 
 	"github.com/berth-ml/berth/api"
-	"github.com/berth-ml/berth/internal/store"
 )
 
 func TestDefaultsAreTheReferences(t *testing.T) {
@@ -58,29 +57,5 @@ func TestServiceNames(t *testing.T) {
 		if want == "" && len(d) != 0 || want != "" && (len(d) == 0 || !strings.Contains(d[0].Message, want)) {
 			t.Errorf("CheckName(%q) = %v, want %q", name, d, want)
 		}
-	}
-}
-
-func TestModelDeliveryNeedsAReachableServer(t *testing.T) {
-	cluster := &store.Compute{Compute: api.Compute{Type: api.ComputeKubernetes}}
-	local := &store.Compute{Compute: api.Compute{Type: api.ComputeLocal}}
-	fetch := &api.ServiceSpec{ModelDelivery: api.ModelDeliveryFetch}
-	image := &api.ServiceSpec{ModelDelivery: api.ModelDeliveryImage}
-	noURL, withURL := &Manager{}, &Manager{PublicURL: "http://berth.example:8470"}
-	if d := noURL.checkDelivery(cluster, fetch); len(d) != 1 || d[0].Code != "ModelDeliveryUnavailable" ||
-		!strings.Contains(d[0].Message, "start it with --public-url URL (or BERTH_PUBLIC_URL), or bake the models into the image and deploy with --model-delivery image") {
-		t.Errorf("fetch without a public URL: %v", d)
-	}
-	for _, ok := range []struct {
-		m *Manager
-		c *store.Compute
-		s *api.ServiceSpec
-	}{{withURL, cluster, fetch}, {noURL, cluster, image}, {noURL, local, fetch}} {
-		if d := ok.m.checkDelivery(ok.c, ok.s); len(d) != 0 {
-			t.Errorf("%+v on %s: %v", ok.s, ok.c.Type, d)
-		}
-	}
-	if d := withURL.checkDelivery(local, image); len(d) != 1 || !strings.Contains(d[0].Message, "--model-delivery image needs a cluster") {
-		t.Errorf("image on the local compute: %v", d)
 	}
 }

@@ -46,8 +46,12 @@ const (
 type Provider struct {
 	// Versions is the supported Kubernetes range.
 	Versions preflight.VersionRange
-	// Image is the front end's container image.
+	// Image is the front end's container image; services deployed with
+	// --command run it too, and their pods' model-init container.
 	Image string
+	// PublicURL is the control plane's address as pods see it; replicas
+	// fetch their models from it. Empty: only --model-delivery image works.
+	PublicURL string
 	// ReadyTimeout bounds waiting for the front end (default 10m).
 	ReadyTimeout time.Duration
 	// RemoveTimeout bounds waiting for objects to be gone (default 5m).

@@ -1,7 +1,7 @@
 // Package local is the compute type "local": this machine, the embedded
 // default. The control plane itself runs the front end (the same berth-fe
-// code) on a loopback port with TLS from a local CA; services run as child
-// processes (a later slice).
+// code) on a loopback port with TLS from a local CA (runtime.go), and
+// services' replicas as child processes (replicas.go, services.go).
 package local
 
 import (
@@ -37,13 +37,25 @@ const (
 	SecretKey  = "tlsKey"
 )
 
-// Provider implements provider.Provider for the local compute.
-type Provider struct{}
+// Provider implements provider.Provider and provider.ServiceHost for the
+// local compute; Run runs its computes' front ends and replicas.
+type Provider struct {
+	// ReadyTimeout bounds waiting for a service's replicas (default 2m).
+	ReadyTimeout time.Duration
+	runtime      *Runtime
+}
 
-func (Provider) Type() string      { return Type }
-func (Provider) Origins() []string { return []string{api.OriginCreated} }
+// New returns the local compute type, whose runtime keeps front ends and
+// replicas as the store describes them.
+func New(rt *Runtime) *Provider { return &Provider{runtime: rt} }
 
-func (Provider) Validate(_ context.Context, _ *api.Workspace, req *api.ComputeRequest) []api.ErrorDetail {
+// Run runs the computes' front ends and replicas until ctx ends.
+func (p *Provider) Run(ctx context.Context) { p.runtime.Run(ctx) }
+
+func (*Provider) Type() string      { return Type }
+func (*Provider) Origins() []string { return []string{api.OriginCreated} }
+
+func (*Provider) Validate(_ context.Context, _ *api.Workspace, req *api.ComputeRequest) []api.ErrorDetail {
 	var out []api.ErrorDetail
 	for k, v := range req.Properties {
 		if k != PropPort {
@@ -66,15 +78,15 @@ func (Provider) Validate(_ context.Context, _ *api.Workspace, req *api.ComputeRe
 	return out
 }
 
-func (Provider) ValidateUpdate(context.Context, *store.Compute, *api.ComputeUpdateRequest) []api.ErrorDetail {
+func (*Provider) ValidateUpdate(context.Context, *store.Compute, *api.ComputeUpdateRequest) []api.ErrorDetail {
 	return []api.ErrorDetail{{Code: api.CodeOperationNotSupported, Message: "the local compute has nothing to update"}}
 }
 
-func (Provider) ValidateScale(context.Context, *store.Compute, int) []api.ErrorDetail { return nil }
+func (*Provider) ValidateScale(context.Context, *store.Compute, int) []api.ErrorDetail { return nil }
 
 // Steps: create prepares the port and certificates and waits until the
 // server's local runtime serves them; delete lets the runtime stop it.
-func (p Provider) Steps(kind api.OperationKind, _ *store.Compute) []operation.Step {
+func (p *Provider) Steps(kind api.OperationKind, _ *store.Compute) []operation.Step {
 	switch kind {
 	case api.OpCreate:
 		return []operation.Step{{Name: "prepare", Run: prepare}, {Name: "wait for front end", Run: waitServing}}

@@ -26,7 +26,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 )
 
-// ModelsPath is where Berth's pods mount their models (service.ModelsPath).
+// ModelsPath is where Berth's pods mount their models (kubernetes.ModelsPath in internal/provider/kubernetes).
 const ModelsPath = "/var/berth/models"
 
 // Kubelet runs the pods of Berth services as processes of this machine.

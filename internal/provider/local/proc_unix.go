@@ -1,6 +1,6 @@
 //go:build unix && !linux
 
-package localrt
+package local
 
 import (
 	"os/exec"

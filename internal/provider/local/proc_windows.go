@@ -1,4 +1,4 @@
-package localrt
+package local
 
 import "os/exec"
 

@@ -1,4 +1,4 @@
-package localrt
+package local
 
 import (
 	"context"
@@ -15,9 +15,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/berth-ml/berth/api"
 	"github.com/berth-ml/berth/internal/artifact"
 	"github.com/berth-ml/berth/internal/frontend"
-	"github.com/berth-ml/berth/internal/service"
 	"github.com/berth-ml/berth/internal/store"
 )
 
@@ -39,7 +39,7 @@ type replica struct {
 // modelDir materializes a model version under the data dir (once) and
 // returns its folder.
 func (rt *Runtime) modelDir(ctx context.Context, wsID, ref string) (string, error) {
-	r, err := service.ParseModelRef(ref)
+	r, err := api.ParseModelRef(ref)
 	if err != nil {
 		return "", err
 	}
@@ -214,7 +214,7 @@ func (rt *Runtime) syncServices(ctx context.Context, wsID string, c *store.Compu
 }
 
 func (rt *Runtime) syncService(ctx context.Context, wsID string, sv *store.Service, in *instance) {
-	route, err := rt.Services.LocalRoute(ctx, sv)
+	route, err := rt.Routes(ctx, sv)
 	if err != nil {
 		return
 	}

@@ -1,8 +1,10 @@
-// Package localrt runs what local computes need inside the control plane
+package local
+
+// The runtime runs what local computes need inside the control plane
 // process: for each one, the berth-fe front end on its loopback port with
-// its local CA's certificate. It is level-based: every tick it makes the
-// running front ends match the local computes in the store.
-package localrt
+// its local CA's certificate, and its services' replicas as processes. It
+// is level-based: every tick it makes the running front ends and replicas
+// match the local computes and services in the store.
 
 import (
 	"context"
@@ -13,18 +15,17 @@ import (
 	"github.com/berth-ml/berth/api"
 	"github.com/berth-ml/berth/internal/artifact"
 	"github.com/berth-ml/berth/internal/frontend"
-	"github.com/berth-ml/berth/internal/provider/local"
-	"github.com/berth-ml/berth/internal/service"
 	"github.com/berth-ml/berth/internal/store"
 )
 
-// Runtime keeps local computes' front ends running.
+// Runtime keeps local computes' front ends and replicas running.
 type Runtime struct {
 	Store     *store.Store
 	Log       *slog.Logger
 	DataDir   string
 	Artifacts artifact.Store
-	Services  *service.Manager
+	// Routes gives a service's route (keys, token key, limits).
+	Routes func(ctx context.Context, sv *store.Service) (*frontend.Route, error)
 
 	mu      sync.Mutex
 	running map[string]*instance // by compute id
@@ -91,7 +92,7 @@ func (rt *Runtime) sync(ctx context.Context) {
 		}
 		for i := range cs {
 			c := &cs[i]
-			if c.Type != local.Type || c.Endpoint == "" || c.ProvisioningState == api.StateDeleting {
+			if c.Type != Type || c.Endpoint == "" || c.ProvisioningState == api.StateDeleting {
 				continue
 			}
 			want[c.ID] = c
@@ -111,7 +112,7 @@ func (rt *Runtime) sync(ctx context.Context) {
 	}
 	for id, c := range want {
 		if in, ok := rt.running[id]; ok {
-			if rt.Services != nil {
+			if rt.Routes != nil {
 				rt.syncServices(ctx, wsOf[id], c, in)
 			}
 			continue
@@ -122,7 +123,7 @@ func (rt *Runtime) sync(ctx context.Context) {
 		}
 		fe := frontend.New(rt.Log.With("compute", c.Name))
 		fe.AccessLog = true
-		if err := fe.SetCertificate([]byte(full.Secrets[local.SecretCert]), []byte(full.Secrets[local.SecretKey])); err != nil {
+		if err := fe.SetCertificate([]byte(full.Secrets[SecretCert]), []byte(full.Secrets[SecretKey])); err != nil {
 			rt.Log.Error("local compute certificate", "compute", c.Name, "err", err)
 			continue
 		}

@@ -1,0 +1,33 @@
+package api
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// ModelRef names a registered model version: NAME[:VERSION].
+type ModelRef struct {
+	Name    string
+	Version int // 0: the latest
+}
+
+// ParseModelRef reads NAME[:VERSION].
+func ParseModelRef(s string) (ModelRef, error) {
+	name, v, ok := strings.Cut(s, ":")
+	if name == "" {
+		return ModelRef{}, fmt.Errorf("model %q: the name is missing (use NAME or NAME:VERSION)", s)
+	}
+	if !ok || v == "latest" {
+		return ModelRef{Name: name}, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		return ModelRef{}, fmt.Errorf("model %q: the version must be a positive number (use NAME or NAME:VERSION)", s)
+	}
+	return ModelRef{Name: name, Version: n}, nil
+}
+
+// DeliveryPath is the API path a cluster replica's init container
+// downloads its service's models from.
+func DeliveryPath(serviceID string) string { return "/api/v1/delivery/services/" + serviceID }

@@ -1,0 +1,33 @@
+package aks
+
+import (
+	"context"
+
+	"github.com/berth-ml/berth/api"
+	"github.com/berth-ml/berth/internal/frontend"
+	"github.com/berth-ml/berth/internal/provider"
+	"github.com/berth-ml/berth/internal/store"
+)
+
+// Services on AKS clusters are services on Kubernetes: the kubernetes
+// provider hosts them.
+
+func (p *Provider) CheckService(c *store.Compute, s *api.ServiceSpec) []api.ErrorDetail {
+	return p.Kube.CheckService(c, s)
+}
+
+func (p *Provider) ServiceSteps(kind api.OperationKind) []provider.ServiceStep {
+	return p.Kube.ServiceSteps(kind)
+}
+
+func (p *Provider) PublishRoute(ctx context.Context, c *store.Compute, sv *store.Service, rt *frontend.Route) error {
+	return p.Kube.PublishRoute(ctx, c, sv, rt)
+}
+
+func (p *Provider) ServiceLogs(ctx context.Context, c *store.Compute, sv *store.Service, replica string, tail int) (string, error) {
+	return p.Kube.ServiceLogs(ctx, c, sv, replica, tail)
+}
+
+func (p *Provider) ReviewDeliveryToken(ctx context.Context, c *store.Compute, sv *store.Service, token string) error {
+	return p.Kube.ReviewDeliveryToken(ctx, c, sv, token)
+}

@@ -1,0 +1,293 @@
+package kubernetes
+
+// Services on a cluster: a Deployment per service (with its
+// ServiceAccount, and its namespace when Berth makes it) and a route
+// ConfigMap the cluster's front end watches. Model delivery is in
+// delivery.go.
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/berth-ml/berth/api"
+	"github.com/berth-ml/berth/internal/frontend"
+	"github.com/berth-ml/berth/internal/installer"
+	"github.com/berth-ml/berth/internal/kubeconn"
+	"github.com/berth-ml/berth/internal/operation"
+	"github.com/berth-ml/berth/internal/problem"
+	"github.com/berth-ml/berth/internal/provider"
+	"github.com/berth-ml/berth/internal/store"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	appsac "k8s.io/client-go/applyconfigurations/apps/v1"
+	coreac "k8s.io/client-go/applyconfigurations/core/v1"
+	metaac "k8s.io/client-go/applyconfigurations/meta/v1"
+)
+
+// CheckService: a cluster's replicas fetch their models from the control
+// plane unless they are baked into the image, so fetching needs an address
+// pods can reach.
+func (p *Provider) CheckService(_ *store.Compute, s *api.ServiceSpec) []api.ErrorDetail {
+	if s.ModelDelivery == api.ModelDeliveryFetch && p.PublicURL == "" {
+		return []api.ErrorDetail{problem.Detail(api.CodeModelDeliveryUnavailable, "modelDelivery",
+			"replicas fetch their models from the control plane, but this server has no address pods can reach: start it with --public-url URL (or BERTH_PUBLIC_URL), or bake the models into the image and deploy with --model-delivery image")}
+	}
+	return nil
+}
+
+// ServiceSteps: deploy and update apply the objects and wait for the
+// replicas; delete removes what Berth made for the service.
+func (p *Provider) ServiceSteps(kind api.OperationKind) []provider.ServiceStep {
+	switch kind {
+	case api.OpDeploy, api.OpUpdate:
+		return []provider.ServiceStep{{Name: "apply", Run: p.applyService}, {Name: "wait for replicas", Run: p.waitService}}
+	case api.OpDelete:
+		return []provider.ServiceStep{{Name: "remove", Run: removeService}}
+	}
+	return nil
+}
+
+// serviceLabels are a service's objects' labels: Berth's, its compute's
+// attachment and its name.
+func serviceLabels(c *store.Compute, sv *store.Service) map[string]string {
+	return map[string]string{
+		installer.LabelManagedBy:  "berth",
+		installer.LabelAttachment: c.AttachmentID,
+		installer.LabelComponent:  "service",
+		frontend.ServiceLabel:     sv.Name,
+	}
+}
+
+func routeName(sv *store.Service) string { return "berth-route-" + sv.Name }
+
+// PublishRoute writes the service's route ConfigMap, which the cluster's
+// front ends watch.
+func (p *Provider) PublishRoute(ctx context.Context, c *store.Compute, sv *store.Service, rt *frontend.Route) error {
+	cl, err := connect(c)
+	if err != nil {
+		return err
+	}
+	return applyRoute(ctx, cl, c, sv, rt)
+}
+
+func applyRoute(ctx context.Context, cl *kubeconn.Cluster, c *store.Compute, sv *store.Service, rt *frontend.Route) error {
+	data, _ := json.Marshal(rt)
+	l := serviceLabels(c, sv)
+	l[frontend.RouteLabel] = "true"
+	in := &installer.Installer{Cluster: cl}
+	_, err := in.Apply(ctx, []installer.Object{{Kind: installer.KindConfigMap, Name: routeName(sv), Namespace: sv.Namespace,
+		Apply: coreac.ConfigMap(routeName(sv), sv.Namespace).WithLabels(l).WithData(map[string]string{frontend.RouteKey: string(data)})}}, false)
+	return err
+}
+
+func quantity(v float64, unit string) resource.Quantity {
+	if unit == "cpu" {
+		return *resource.NewMilliQuantity(int64(v*1000+0.5), resource.DecimalSI)
+	}
+	return *resource.NewQuantity(int64(v*(1<<30)+0.5), resource.BinarySI)
+}
+
+func probe(pr *api.Probe, path string) *coreac.ProbeApplyConfiguration {
+	return coreac.Probe().WithHTTPGet(coreac.HTTPGetAction().WithPath(path).WithPort(intstr.FromString("http"))).
+		WithInitialDelaySeconds(int32(pr.InitialDelaySeconds)).WithPeriodSeconds(int32(pr.PeriodSeconds)).
+		WithTimeoutSeconds(int32(pr.TimeoutSeconds)).WithSuccessThreshold(int32(pr.SuccessThreshold)).WithFailureThreshold(int32(pr.FailureThreshold))
+}
+
+// deployment is a service's Deployment.
+func (p *Provider) deployment(c *store.Compute, sv *store.Service, replicas int32) installer.Object {
+	l := serviceLabels(c, sv)
+	req := corev1.ResourceList{corev1.ResourceCPU: quantity(sv.CPU, "cpu"), corev1.ResourceMemory: quantity(sv.MemoryGB, "mem")}
+	lim := corev1.ResourceList{}
+	if sv.CPULimit > 0 {
+		lim[corev1.ResourceCPU] = quantity(sv.CPULimit, "cpu")
+	}
+	if sv.MemoryLimitGB > 0 {
+		lim[corev1.ResourceMemory] = quantity(sv.MemoryLimitGB, "mem")
+	}
+	if sv.GPU > 0 {
+		g := *resource.NewQuantity(int64(sv.GPU), resource.DecimalSI)
+		req["nvidia.com/gpu"], lim["nvidia.com/gpu"] = g, g
+	}
+	res := coreac.ResourceRequirements().WithRequests(req)
+	if len(lim) > 0 {
+		res.WithLimits(lim)
+	}
+	// --command services run Berth's image (it has `berth model-server`).
+	image, args := sv.Image, []string(nil)
+	if image == "" {
+		image, args = p.Image, sv.Command
+	}
+	env := []*coreac.EnvVarApplyConfiguration{
+		coreac.EnvVar().WithName("BERTH_SERVICE").WithValue(sv.Name),
+		coreac.EnvVar().WithName("BERTH_MODELS").WithValue(strings.Join(sv.Models, ",")),
+		coreac.EnvVar().WithName("PORT").WithValue(strconv.Itoa(sv.Port)),
+	}
+	for k, v := range sv.Env {
+		env = append(env, coreac.EnvVar().WithName(k).WithValue(v))
+	}
+	ctr := coreac.Container().WithName("model").WithImage(image).WithEnv(env...).
+		WithPorts(coreac.ContainerPort().WithName("http").WithContainerPort(int32(sv.Port))).
+		WithResources(res).
+		WithLivenessProbe(probe(sv.Liveness, "/healthz")).WithReadinessProbe(probe(sv.Readiness, "/readyz"))
+	if len(args) > 0 {
+		ctr.WithCommand(args...)
+	}
+	pod := coreac.PodSpec().WithServiceAccountName(ServiceAccountName(sv)).WithAutomountServiceAccountToken(false)
+	if sv.ModelDelivery != api.ModelDeliveryImage {
+		p.withDelivery(c, sv, pod, ctr)
+	}
+	return installer.Object{Kind: installer.KindDeployment, Name: sv.Name, Namespace: sv.Namespace,
+		Apply: appsac.Deployment(sv.Name, sv.Namespace).WithLabels(l).WithSpec(appsac.DeploymentSpec().
+			WithReplicas(replicas).
+			// Rolling updates never take a serving replica away first.
+			WithStrategy(appsac.DeploymentStrategy().WithType(appsv1.RollingUpdateDeploymentStrategyType).
+				WithRollingUpdate(appsac.RollingUpdateDeployment().WithMaxUnavailable(intstr.FromInt32(0)).WithMaxSurge(intstr.FromInt32(1)))).
+			WithSelector(metaac.LabelSelector().WithMatchLabels(map[string]string{frontend.ServiceLabel: sv.Name})).
+			WithTemplate(coreac.PodTemplateSpec().WithLabels(l).WithSpec(pod.WithContainers(ctr))))}
+}
+
+// serviceCluster connects to a service's cluster; a compute whose
+// credentials do not work fails the operation.
+func serviceCluster(c *store.Compute) (*kubeconn.Cluster, error) {
+	cl, err := connect(c)
+	if err != nil {
+		return nil, operation.Fail(api.CodeInvalidKubeconfig, err.Error())
+	}
+	return cl, nil
+}
+
+func (p *Provider) applyService(ctx context.Context, r *operation.Run, t *provider.ServiceTarget) error {
+	sv, c := t.Service, t.Compute
+	cl, err := serviceCluster(c)
+	if err != nil {
+		return err
+	}
+	in := &installer.Installer{Cluster: cl, Progress: r.Event}
+	if _, err := cl.Client.CoreV1().Namespaces().Get(ctx, sv.Namespace, metav1.GetOptions{}); err != nil {
+		l := serviceLabels(c, sv)
+		delete(l, frontend.ServiceLabel)
+		if _, err := in.Apply(ctx, []installer.Object{{Kind: installer.KindNamespace, Name: sv.Namespace,
+			Apply: coreac.Namespace(sv.Namespace).WithLabels(l)}}, false); err != nil {
+			return operation.Fail(api.CodeDeployFailed, err.Error())
+		}
+		r.Event("Created namespace %s", sv.Namespace)
+	}
+	replicas := int32(sv.Replicas)
+	if sv.Autoscale != nil && sv.Autoscale.Enabled {
+		replicas = int32(sv.Autoscale.MinReplicas)
+		// Keep what the autoscaler decided.
+		if d, err := cl.Client.AppsV1().Deployments(sv.Namespace).Get(ctx, sv.Name, metav1.GetOptions{}); err == nil && d.Spec.Replicas != nil {
+			replicas = max(replicas, min(*d.Spec.Replicas, int32(sv.Autoscale.MaxReplicas)))
+		}
+	}
+	sa := installer.Object{Kind: installer.KindServiceAccount, Name: ServiceAccountName(sv), Namespace: sv.Namespace,
+		Apply: coreac.ServiceAccount(ServiceAccountName(sv), sv.Namespace).WithLabels(serviceLabels(c, sv)).WithAutomountServiceAccountToken(false)}
+	if _, err := in.Apply(ctx, []installer.Object{sa, p.deployment(c, sv, replicas)}, false); err != nil {
+		return operation.Fail(api.CodeDeployFailed, err.Error())
+	}
+	if err := applyRoute(ctx, cl, c, sv, t.Route); err != nil {
+		return operation.Fail(api.CodeDeployFailed, err.Error())
+	}
+	r.Event("Applied Deployment %s/%s (%d replica(s), models %s) and its route", sv.Namespace, sv.Name, replicas, strings.Join(sv.Models, ", "))
+	return nil
+}
+
+func (p *Provider) waitService(ctx context.Context, r *operation.Run, t *provider.ServiceTarget) error {
+	sv, c := t.Service, t.Compute
+	cl, err := serviceCluster(c)
+	if err != nil {
+		return err
+	}
+	timeout := p.readyTimeout()
+	deadline := time.Now().Add(timeout)
+	last := int32(-1)
+	for {
+		d, err := cl.Client.AppsV1().Deployments(sv.Namespace).Get(ctx, sv.Name, metav1.GetOptions{})
+		if err != nil {
+			return operation.Retryable(cl.Explain(err))
+		}
+		if d.Status.ReadyReplicas != last {
+			r.Event("Replicas ready: %d of %d", d.Status.ReadyReplicas, *d.Spec.Replicas)
+			last = d.Status.ReadyReplicas
+		}
+		if d.Status.ReadyReplicas >= 1 && d.Status.ObservedGeneration >= d.Generation && d.Status.UpdatedReplicas >= *d.Spec.Replicas &&
+			d.Status.Replicas == d.Status.UpdatedReplicas {
+			sv.ReadyReplicas = int(d.Status.ReadyReplicas)
+			sv.ScoringURI, sv.SwaggerURI = scoringURIs(c, sv)
+			return r.Store.UpdateService(ctx, sv)
+		}
+		if time.Now().After(deadline) {
+			return operation.Fail(api.CodeReplicasNotReady, fmt.Sprintf("no replica of %s became ready within %s (check `berth service logs -n %s`)", sv.Name, timeout, sv.Name))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// scoringURIs are the scoring and swagger URIs through the compute's front end.
+func scoringURIs(c *store.Compute, sv *store.Service) (string, string) {
+	scheme, host := "http", c.Endpoint
+	if fqdn := c.Properties[PropFQDN]; fqdn != "" {
+		host = fqdn // a cloud's DNS name for the public IP (AKS)
+	}
+	switch c.SSLConfiguration.Status {
+	case api.SSLEnabled:
+		scheme, host = "https", c.SSLConfiguration.Cname
+	case api.SSLAuto:
+		scheme, host = "https", c.SSLConfiguration.FQDN
+	}
+	base := fmt.Sprintf("%s://%s/api/v1/service/%s", scheme, host, sv.Name)
+	return base + "/score", base + "/swagger.json"
+}
+
+func removeService(ctx context.Context, r *operation.Run, t *provider.ServiceTarget) error {
+	sv, c := t.Service, t.Compute
+	cl, err := serviceCluster(c)
+	if err != nil {
+		return err
+	}
+	in := &installer.Installer{Cluster: cl, Progress: r.Event}
+	sel := installer.ManagedSelector + "," + installer.LabelAttachment + "=" + c.AttachmentID + "," + frontend.ServiceLabel + "=" + sv.Name
+	if err := in.Remove(ctx, sel, nil); err != nil {
+		return operation.Retryable(err)
+	}
+	r.Event("Removed the service's objects from the cluster")
+	return nil
+}
+
+// ServiceLogs returns the last lines of the service's pods' logs.
+func (p *Provider) ServiceLogs(ctx context.Context, c *store.Compute, sv *store.Service, replica string, tail int) (string, error) {
+	cl, err := connect(c)
+	if err != nil {
+		return "", err
+	}
+	pods, err := cl.Client.CoreV1().Pods(sv.Namespace).List(ctx, metav1.ListOptions{LabelSelector: frontend.ServiceLabel + "=" + sv.Name})
+	if err != nil {
+		return "", problem.New(http.StatusBadGateway, api.CodeClusterUnreachable, "%v", cl.Explain(err))
+	}
+	var b strings.Builder
+	n := int64(tail)
+	for _, pod := range pods.Items {
+		if replica != "" && pod.Name != replica {
+			continue
+		}
+		raw, err := cl.Client.CoreV1().Pods(sv.Namespace).GetLogs(pod.Name, &corev1.PodLogOptions{TailLines: &n}).DoRaw(ctx)
+		if err != nil {
+			fmt.Fprintf(&b, "==> %s <==\n(no logs: %v)\n", pod.Name, cl.Explain(err))
+			continue
+		}
+		fmt.Fprintf(&b, "==> %s <==\n%s\n", pod.Name, raw)
+	}
+	return b.String(), nil
+}

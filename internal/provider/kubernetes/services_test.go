@@ -1,0 +1,26 @@
+package kubernetes
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/berth-ml/berth/api"
+	"github.com/berth-ml/berth/internal/store"
+)
+
+func TestModelDeliveryNeedsAReachableServer(t *testing.T) {
+	c := &store.Compute{Compute: api.Compute{Type: Type}}
+	fetch := &api.ServiceSpec{ModelDelivery: api.ModelDeliveryFetch}
+	image := &api.ServiceSpec{ModelDelivery: api.ModelDeliveryImage}
+	noURL, withURL := &Provider{}, &Provider{PublicURL: "http://berth.example:8470"}
+	if d := noURL.CheckService(c, fetch); len(d) != 1 || d[0].Code != "ModelDeliveryUnavailable" ||
+		!strings.Contains(d[0].Message, "start it with --public-url URL (or BERTH_PUBLIC_URL), or bake the models into the image and deploy with --model-delivery image") {
+		t.Errorf("fetch without a public URL: %v", d)
+	}
+	if d := withURL.CheckService(c, fetch); len(d) != 0 {
+		t.Errorf("fetch with a public URL: %v", d)
+	}
+	if d := noURL.CheckService(c, image); len(d) != 0 {
+		t.Errorf("models in the image: %v", d)
+	}
+}
