@@ -443,15 +443,17 @@ func (s *Service) Reconcile(ctx context.Context, ws *api.Workspace, name string)
 // Plan is the operation engine's planner for compute operations.
 func (s *Service) Plan(op *store.Operation) (*operation.Plan, error) {
 	if op.TargetType != TargetType {
-		return nil, fmt.Errorf("unknown target type %q", op.TargetType)
+		return nil, operation.Terminal(fmt.Errorf("unknown target type %q", op.TargetType))
 	}
 	c, err := s.Store.GetComputeByID(context.Background(), op.TargetID)
-	if err != nil {
-		return nil, fmt.Errorf("load compute %s: %w", op.TargetName, err)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, operation.Terminal(fmt.Errorf("compute %s no longer exists", op.TargetName))
+	} else if err != nil {
+		return nil, fmt.Errorf("load compute %s: %w", op.TargetName, err) // retried
 	}
 	p, ok := s.Providers.Get(c.Type)
 	if !ok {
-		return nil, fmt.Errorf("compute type %q is not available in this server", c.Type)
+		return nil, operation.Terminal(fmt.Errorf("compute type %q is not available in this server", c.Type))
 	}
 	plan := &operation.Plan{Steps: p.Steps(op.Kind, c), Finish: s.finish}
 	if u, ok := p.(provider.Undoer); ok {

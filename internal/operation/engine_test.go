@@ -275,7 +275,7 @@ func TestStopDuringBackoffReleases(t *testing.T) {
 	forEachStore(t, func(t *testing.T, e *env) {
 		op := e.newOp("attach")
 		eng := e.start("A", func(*store.Operation) *operation.Plan {
-			return e.plan(e.step("flaky", operation.Retryable(errors.New("cluster did not answer"))))
+			return e.plan(e.step("flaky", errors.New("cluster did not answer")))
 		})
 		e.clock.waitPending(t, 500*time.Millisecond)
 		eng.stop(t)
@@ -287,10 +287,11 @@ func TestStopDuringBackoffReleases(t *testing.T) {
 	})
 }
 
-// A step that returns Retryable errors runs again after 0.5s, 1s, 2s…
-// (doubling, at most 10s) on the engine's clock, StepRetries times at most,
-// then fails the operation.
-func TestRetryableErrorsRetryWithBackoff(t *testing.T) {
+// A step's error that is not marked terminal (a cluster or the store not
+// answering) runs the step again after 0.5s, 1s, 2s… (doubling, at most
+// 10s) on the engine's clock, StepRetries times at most, then fails the
+// operation.
+func TestErrorsRetryWithBackoff(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
 		retries  int // StepRetries; 0 for the default
@@ -310,7 +311,7 @@ func TestRetryableErrorsRetryWithBackoff(t *testing.T) {
 					return e.plan(e.step("a", nil), operation.Step{Name: "flaky", Run: func(ctx context.Context, r *operation.Run) error {
 						e.record(r, "flaky")
 						if int(runs.Add(1)) <= tc.failures {
-							return operation.Retryable(errors.New("cluster did not answer"))
+							return errors.New("cluster did not answer")
 						}
 						return nil
 					}}, e.step("c", nil))
@@ -383,15 +384,13 @@ func TestFailIsTerminal(t *testing.T) {
 	})
 }
 
-// Today an error a step returns unmarked fails the operation without a
-// retry, like Fail but with the code OperationFailed and the step's name.
-// (Issue 13 turns this around — errors retry unless terminal — and this
-// test with it.)
-func TestUnmarkedErrorFailsWithoutRetry(t *testing.T) {
+// An error marked Terminal fails the operation without a retry, like Fail
+// but with the code OperationFailed and the step's name.
+func TestTerminalErrorFailsWithoutRetry(t *testing.T) {
 	forEachStore(t, func(t *testing.T, e *env) {
 		op := e.newOp("attach")
 		e.start("A", func(*store.Operation) *operation.Plan {
-			return e.plan(e.step("a", nil), e.step("b", errors.New("boom")), e.step("c", nil))
+			return e.plan(e.step("a", nil), e.step("b", operation.Terminal(errors.New("boom"))), e.step("c", nil))
 		})
 		done := waitState(e, op.ID, api.OpFailed)
 		e.wantCalls("a", "b", "undo", "finish Failed boom")
@@ -513,17 +512,44 @@ func TestUndo(t *testing.T) {
 	}
 }
 
-// An operation whose plan cannot be made fails without steps, Undo or
-// Finish (there is no plan to call them on).
+// An operation whose plan cannot be made (a terminal planner error) fails
+// without steps, Undo or Finish (there is no plan to call them on).
 func TestPlannerErrorFailsTheOperation(t *testing.T) {
 	forEachStore(t, func(t *testing.T, e *env) {
 		op := e.newOp("frobnicate")
 		e.start("A", nil, func(en *operation.Engine) {
-			en.Planner = func(*store.Operation) (*operation.Plan, error) { return nil, errors.New("unknown kind") }
+			en.Planner = func(*store.Operation) (*operation.Plan, error) {
+				return nil, operation.Terminal(errors.New("unknown kind"))
+			}
 		})
 		done := waitState(e, op.ID, api.OpFailed)
 		if done.Error == nil || done.Error.Code != api.CodeOperationFailed || !strings.Contains(done.Error.Message, "plan frobnicate: unknown kind") {
 			t.Fatalf("error %+v", done.Error)
+		}
+	})
+}
+
+// A planner's error that is not terminal (the store did not answer while
+// it loaded the target) is retried with the steps' backoff; the operation
+// then runs.
+func TestPlannerErrorIsRetried(t *testing.T) {
+	forEachStore(t, func(t *testing.T, e *env) {
+		var calls atomic.Int32
+		op := e.newOp("attach")
+		e.start("A", nil, func(en *operation.Engine) {
+			en.Planner = func(*store.Operation) (*operation.Plan, error) {
+				if calls.Add(1) == 1 {
+					return nil, errors.New("database is locked")
+				}
+				return e.plan(e.step("a", nil)), nil
+			}
+		})
+		e.clock.waitPending(t, 500*time.Millisecond)
+		e.clock.Advance(500 * time.Millisecond)
+		waitState(e, op.ID, api.OpSucceeded)
+		e.wantCalls("a", "finish Succeeded <nil>")
+		if evs := e.events(op.ID); !slices.Contains(evs, "warning: plan attach: database is locked; retrying in 500ms") {
+			t.Fatalf("events %q", evs)
 		}
 	})
 }

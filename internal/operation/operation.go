@@ -41,11 +41,31 @@ type Plan struct {
 // Planner returns the plan of an operation.
 type Planner func(op *store.Operation) (*Plan, error)
 
-// Run is an operation in progress as its steps see it.
+// Run is an operation in progress as its steps see it, for one attempt
+// (a server running it from its recorded step).
 type Run struct {
 	Op     *store.Operation
 	Store  *store.Store
 	engine *Engine
+	memo   map[string]any
+}
+
+// Memo returns what make made under key earlier in this attempt (a
+// connected cluster, say), or calls it; a failed make is not kept. The
+// steps of one attempt run one at a time, so no lock is needed.
+func Memo[T any](r *Run, key string, make func() (T, error)) (T, error) {
+	if v, ok := r.memo[key].(T); ok {
+		return v, nil
+	}
+	v, err := make()
+	if err != nil {
+		return v, err
+	}
+	if r.memo == nil {
+		r.memo = map[string]any{}
+	}
+	r.memo[key] = v
+	return v, nil
 }
 
 // Params decodes the operation's request (checked when it was made).
@@ -83,19 +103,28 @@ func Fail(code, message string, details ...api.ErrorDetail) error {
 	return &api.Error{Code: code, Message: message, Details: details}
 }
 
-// retryable marks errors worth trying again (the cluster or cloud did not
-// answer); anything else fails the operation.
-type retryable struct{ err error }
+// terminal marks an error that must not be retried.
+type terminal struct{ err error }
 
-func (e retryable) Error() string { return e.err.Error() }
-func (e retryable) Unwrap() error { return e.err }
+func (e terminal) Error() string { return e.err.Error() }
+func (e terminal) Unwrap() error { return e.err }
 
-// Retryable marks err as transient: the engine retries the step with backoff.
-func Retryable(err error) error {
+// Terminal marks err as final: the operation fails at once with it (as
+// OperationFailed, naming the step). Errors a step returns unmarked are
+// retried with backoff, as a controller requeues, since most are a cluster,
+// a cloud or the store not answering; a Failure (Fail) is terminal too.
+func Terminal(err error) error {
 	if err == nil {
 		return nil
 	}
-	return retryable{err}
+	return terminal{err}
+}
+
+// IsTerminal tells whether err ends an operation without a retry.
+func IsTerminal(err error) bool {
+	var t terminal
+	var f *Failure
+	return errors.As(err, &t) || errors.As(err, &f)
 }
 
 // Engine claims and runs operations.
@@ -109,7 +138,8 @@ type Engine struct {
 	Poll time.Duration
 	// Workers bounds the operations run at once (default 8).
 	Workers int
-	// StepRetries bounds retries of a retryable step error (default 5).
+	// StepRetries bounds retries of a step's (or the planner's) error that
+	// is not terminal (default 5).
 	StepRetries int
 	// UndoTimeout bounds a failed operation's undo (default 5m).
 	UndoTimeout time.Duration
@@ -249,8 +279,17 @@ func (e *Engine) execute(serverCtx context.Context, op *store.Operation) {
 	go e.heartbeat(ctx, cancel, op)
 
 	run := &Run{Op: op, Store: e.Store, engine: e}
-	plan, err := e.Planner(op)
+	var plan *Plan
+	err := e.retry(ctx, run, "plan "+string(op.Kind), log, func() error {
+		var err error
+		plan, err = e.Planner(op)
+		return err
+	})
 	if err != nil {
+		if ctx.Err() != nil {
+			e.stop(ctx, op, run, nil, err, log)
+			return
+		}
 		e.finish(op, run, nil, fmt.Errorf("plan %s: %w", op.Kind, err), log)
 		return
 	}
@@ -280,23 +319,29 @@ func (e *Engine) execute(serverCtx context.Context, op *store.Operation) {
 	e.finish(op, run, plan, nil, log)
 }
 
-// runStep runs a step, retrying retryable errors with backoff.
+// runStep runs a step, retrying errors that are not terminal with backoff.
 func (e *Engine) runStep(ctx context.Context, run *Run, step Step, log *slog.Logger) error {
+	return e.retry(ctx, run, step.Name, log, func() error { return step.Run(ctx, run) })
+}
+
+// retry calls f until it succeeds, returns a terminal error, or has been
+// retried StepRetries times, waiting 0.5s, 1s, 2s… (at most 10s) between
+// tries.
+func (e *Engine) retry(ctx context.Context, run *Run, what string, log *slog.Logger, f func() error) error {
 	backoff := 500 * time.Millisecond
 	for try := 0; ; try++ {
-		err := step.Run(ctx, run)
+		err := f()
 		if ctx.Err() != nil {
 			return context.Cause(ctx)
 		}
 		if err == nil {
 			return nil
 		}
-		var r retryable
-		if !errors.As(err, &r) || try >= e.StepRetries {
+		if IsTerminal(err) || try >= e.StepRetries {
 			return err
 		}
-		run.Warn("%s: %v; retrying in %s", step.Name, err, backoff)
-		log.Warn("step failed, retrying", "step", step.Name, "err", err)
+		run.Warn("%s: %v; retrying in %s", what, err, backoff)
+		log.Warn("failed, retrying", "step", what, "err", err)
 		select {
 		case <-ctx.Done():
 			return context.Cause(ctx)

@@ -427,7 +427,7 @@ func (m *Manager) target(ctx context.Context, r *operation.Run) (*provider.Servi
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, operation.Fail(api.CodeNotFound, fmt.Sprintf("service %s no longer exists", r.Op.TargetName))
 	} else if err != nil {
-		return nil, operation.Retryable(err)
+		return nil, err
 	}
 	if r.Op.Kind == api.OpUpdate {
 		if err := json.Unmarshal(r.Op.Params, &sv.ServiceSpec); err != nil {
@@ -441,11 +441,11 @@ func (m *Manager) target(ctx context.Context, r *operation.Run) (*provider.Servi
 	case errors.Is(err, store.ErrNotFound):
 		return nil, operation.Fail(api.CodeComputeGone, fmt.Sprintf("compute %s of service %s no longer exists", sv.Compute, sv.Name))
 	case err != nil:
-		return nil, operation.Retryable(err)
+		return nil, err
 	}
 	rt, err := m.Route(ctx, sv)
 	if err != nil {
-		return nil, operation.Retryable(err)
+		return nil, err
 	}
 	return &provider.ServiceTarget{Service: sv, Compute: c, Route: rt,
 		Credential: func(ctx context.Context) (string, error) { return m.credential(ctx, sv) }}, nil

@@ -196,13 +196,13 @@ func failAzure(ctx context.Context, err error, n need) error {
 	}
 	var re *azcore.ResponseError
 	if errors.As(err, &re) && re.StatusCode >= 500 {
-		return operation.Retryable(err)
+		return err
 	}
 	d := azureError(err, n)
 	if !errors.As(err, &re) && d.Code == "AzureRequestFailed" {
 		// No answer from Azure (the network, a broken poll): the step is
 		// retried, resuming a long-running operation where it was.
-		return operation.Retryable(err)
+		return err
 	}
 	return operation.Fail(d.Code, d.Message, d)
 }

@@ -78,8 +78,14 @@ func (p *Provider) Undo(kind api.OperationKind, c *store.Compute) func(ctx conte
 	}
 }
 
+// load re-reads the compute (steps save it); a compute gone is terminal,
+// another store failure is retried.
 func load(ctx context.Context, r *operation.Run) (*store.Compute, error) {
-	return r.Store.GetComputeByID(ctx, r.Op.TargetID)
+	c, err := r.Store.GetComputeByID(ctx, r.Op.TargetID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, operation.Terminal(fmt.Errorf("compute %s no longer exists", r.Op.TargetName))
+	}
+	return c, err
 }
 
 // azure opens Azure's clients for a compute as its properties record them.

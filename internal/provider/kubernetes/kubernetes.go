@@ -8,6 +8,8 @@ package kubernetes
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"github.com/berth-ml/berth/internal/problem"
@@ -146,7 +148,8 @@ const (
 // the compute still holds it (an attach not yet finished), else as connect.
 func connectGiven(c *store.Compute) (*kubeconn.Cluster, error) {
 	if kc := c.Secrets[secretGiven]; kc != "" {
-		return kubeconn.Connect([]byte(kc), c.Properties[propGivenContext])
+		cl, err := kubeconn.Connect([]byte(kc), c.Properties[propGivenContext])
+		return cl, operation.Terminal(err)
 	}
 	return connect(c)
 }
@@ -157,13 +160,23 @@ func forgetGiven(c *store.Compute) {
 	delete(c.Properties, propGivenContext)
 }
 
-// connect opens the compute's cluster with its stored credentials.
+// connect opens the compute's cluster with its stored credentials. It
+// reaches nothing yet, so its errors (a kubeconfig that cannot work) are
+// terminal.
 func connect(c *store.Compute) (*kubeconn.Cluster, error) {
 	kc := c.Secrets["credentials"]
 	if kc == "" {
-		return nil, errors.New("the compute has no stored kubeconfig")
+		return nil, operation.Terminal(errors.New("the compute has no stored kubeconfig"))
 	}
-	return kubeconn.Connect([]byte(kc), c.Properties[PropContext])
+	cl, err := kubeconn.Connect([]byte(kc), c.Properties[PropContext])
+	return cl, operation.Terminal(err)
+}
+
+// cluster is connect made once per operation attempt for the same
+// credentials (a step that replaces them gets a new connection).
+func cluster(r *operation.Run, c *store.Compute) (*kubeconn.Cluster, error) {
+	sum := sha256.Sum256([]byte(c.Secrets["credentials"] + "\x00" + c.Properties[PropContext]))
+	return operation.Memo(r, "kubernetes:"+hex.EncodeToString(sum[:]), func() (*kubeconn.Cluster, error) { return connect(c) })
 }
 
 func (p *Provider) installer(cl *kubeconn.Cluster, r *operation.Run) *installer.Installer {
@@ -212,18 +225,25 @@ func (p *Provider) DryRun(ctx context.Context, _ *api.Workspace, req *api.Comput
 	return &rep, nil
 }
 
-// load re-reads the compute an operation works on.
+// load re-reads the compute an operation works on: steps save it, so each
+// starts from what the last one wrote. A compute gone is terminal; any
+// other failure of the store is retried.
 func load(ctx context.Context, r *operation.Run) (*store.Compute, error) {
-	return r.Store.GetComputeByID(ctx, r.Op.TargetID)
+	c, err := r.Store.GetComputeByID(ctx, r.Op.TargetID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, operation.Terminal(fmt.Errorf("compute %s no longer exists", r.Op.TargetName))
+	}
+	return c, err
 }
 
-// target loads the compute and connects to its cluster.
+// target loads the compute and its cluster's connection (made once per
+// attempt).
 func target(ctx context.Context, r *operation.Run) (*store.Compute, *kubeconn.Cluster, error) {
 	c, err := load(ctx, r)
 	if err != nil {
 		return nil, nil, err
 	}
-	cl, err := connect(c)
+	cl, err := cluster(r, c)
 	return c, cl, err
 }
 
@@ -343,7 +363,7 @@ func (p *Provider) stepPreflight(ctx context.Context, r *operation.Run) error {
 	if err != nil {
 		return err
 	}
-	cl, err := connect(c)
+	cl, err := cluster(r, c)
 	if err != nil {
 		return operation.Fail(api.CodeInvalidKubeconfig, err.Error())
 	}
@@ -378,7 +398,7 @@ func (p *Provider) stepClaim(ctx context.Context, r *operation.Run) error {
 	case errors.As(err, &attached):
 		return operation.Fail(api.CodeClusterAlreadyAttached, err.Error())
 	case errors.Is(err, installer.ErrMarkerBusy):
-		return operation.Retryable(err)
+		return err
 	case err != nil:
 		return fail(api.CodeClaimFailed, err)
 	}
@@ -405,7 +425,7 @@ func (p *Provider) stepCredentials(ctx context.Context, r *operation.Run) error 
 	if r.Recall("scoped") != "" {
 		return nil // done before a restart
 	}
-	cl, err := connect(c)
+	cl, err := cluster(r, c)
 	if err != nil {
 		return err
 	}
@@ -419,7 +439,7 @@ func (p *Provider) stepCredentials(ctx context.Context, r *operation.Run) error 
 		_, err = scoped.Client.CoreV1().Namespaces().Get(ctx, installer.Namespace, metav1.GetOptions{})
 	}
 	if err != nil {
-		return operation.Retryable(fmt.Errorf("the new ServiceAccount token does not work yet: %w", err))
+		return fmt.Errorf("the new ServiceAccount token does not work yet: %w", err)
 	}
 	// The given kubeconfig stays (sealed) until the attach succeeds, so a
 	// failed attach can still remove everything, Berth's own access included.
@@ -448,7 +468,7 @@ func (p *Provider) stepInstall(ctx context.Context, r *operation.Run) error {
 	if err != nil {
 		return err
 	}
-	cl, err := connect(c)
+	cl, err := cluster(r, c)
 	if err != nil {
 		return err
 	}
@@ -532,7 +552,7 @@ func (p *Provider) stepWait(ctx context.Context, r *operation.Run) error {
 	if err != nil {
 		return err
 	}
-	cl, err := connect(c)
+	cl, err := cluster(r, c)
 	if err != nil {
 		return err
 	}
@@ -615,7 +635,7 @@ func liveImage(ctx context.Context, cl *kubeconn.Cluster) (string, error) {
 
 // ownership checks the cluster is reachable and still this compute's.
 func (p *Provider) ownership(ctx context.Context, r *operation.Run, c *store.Compute) (*kubeconn.Cluster, *installer.Marker, error) {
-	cl, err := connect(c)
+	cl, err := cluster(r, c)
 	if err != nil {
 		return nil, nil, operation.Fail(api.CodeInvalidKubeconfig, err.Error())
 	}

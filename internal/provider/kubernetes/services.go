@@ -154,10 +154,10 @@ func (p *Provider) deployment(c *store.Compute, sv *store.Service, replicas int3
 			WithTemplate(coreac.PodTemplateSpec().WithLabels(l).WithSpec(pod.WithContainers(ctr))))}
 }
 
-// serviceCluster connects to a service's cluster; a compute whose
-// credentials do not work fails the operation.
-func serviceCluster(c *store.Compute) (*kubeconn.Cluster, error) {
-	cl, err := connect(c)
+// serviceCluster connects to a service's cluster (once per attempt); a
+// compute whose credentials do not work fails the operation.
+func serviceCluster(r *operation.Run, c *store.Compute) (*kubeconn.Cluster, error) {
+	cl, err := cluster(r, c)
 	if err != nil {
 		return nil, operation.Fail(api.CodeInvalidKubeconfig, err.Error())
 	}
@@ -166,7 +166,7 @@ func serviceCluster(c *store.Compute) (*kubeconn.Cluster, error) {
 
 func (p *Provider) applyService(ctx context.Context, r *operation.Run, t *provider.ServiceTarget) error {
 	sv, c := t.Service, t.Compute
-	cl, err := serviceCluster(c)
+	cl, err := serviceCluster(r, c)
 	if err != nil {
 		return err
 	}
@@ -202,7 +202,7 @@ func (p *Provider) applyService(ctx context.Context, r *operation.Run, t *provid
 
 func (p *Provider) waitService(ctx context.Context, r *operation.Run, t *provider.ServiceTarget) error {
 	sv, c := t.Service, t.Compute
-	cl, err := serviceCluster(c)
+	cl, err := serviceCluster(r, c)
 	if err != nil {
 		return err
 	}
@@ -212,7 +212,7 @@ func (p *Provider) waitService(ctx context.Context, r *operation.Run, t *provide
 	for {
 		d, err := cl.Client.AppsV1().Deployments(sv.Namespace).Get(ctx, sv.Name, metav1.GetOptions{})
 		if err != nil {
-			return operation.Retryable(cl.Explain(err))
+			return cl.Explain(err)
 		}
 		if d.Status.ReadyReplicas != last {
 			r.Event("Replicas ready: %d of %d", d.Status.ReadyReplicas, *d.Spec.Replicas)
@@ -253,14 +253,14 @@ func scoringURIs(c *store.Compute, sv *store.Service) (string, string) {
 
 func removeService(ctx context.Context, r *operation.Run, t *provider.ServiceTarget) error {
 	sv, c := t.Service, t.Compute
-	cl, err := serviceCluster(c)
+	cl, err := serviceCluster(r, c)
 	if err != nil {
 		return err
 	}
 	in := &installer.Installer{Cluster: cl, Progress: r.Event}
 	sel := installer.ManagedSelector + "," + installer.LabelAttachment + "=" + c.AttachmentID + "," + frontend.ServiceLabel + "=" + sv.Name
 	if err := in.Remove(ctx, sel, nil); err != nil {
-		return operation.Retryable(err)
+		return err
 	}
 	r.Event("Removed the service's objects from the cluster")
 	return nil

@@ -75,7 +75,7 @@ func (p *Provider) waitService(ctx context.Context, r *operation.Run, t *provide
 	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 	auth, err := t.Credential(ctx)
 	if err != nil {
-		return operation.Retryable(err)
+		return err
 	}
 	timeout := p.ReadyTimeout
 	if timeout == 0 {
@@ -94,7 +94,7 @@ func (p *Provider) waitService(ctx context.Context, r *operation.Run, t *provide
 				if resp.StatusCode == http.StatusOK {
 					fresh, err := r.Store.GetServiceByID(ctx, sv.ID)
 					if err != nil {
-						return operation.Retryable(err)
+						return err
 					}
 					base := fmt.Sprintf("https://%s/api/v1/service/%s", c.Endpoint, fresh.Name)
 					fresh.ScoringURI, fresh.SwaggerURI = base+"/score", base+"/swagger.json"

@@ -183,7 +183,7 @@ func (Provider) Steps(kind api.OperationKind, c *store.Compute) []operation.Step
 					if err := r.Remember(ctx, "flaked", "yes"); err != nil {
 						return err
 					}
-					return operation.Retryable(fmt.Errorf("resource %d: the cloud did not answer", i))
+					return fmt.Errorf("resource %d: the cloud did not answer", i)
 				}
 				if err := sleep(ctx, s.delay/2); err != nil {
 					return err
