@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/berth-ml/berth/internal/httpx"
 	"io"
 	"log/slog"
 	"net"
@@ -165,9 +166,9 @@ func (f *Frontend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.serve(w, r, name, upstreamPath, kind)
 		code = hw.WrittenStatus()
 	} else {
-		sw := &statusWriter{ResponseWriter: w}
+		sw := &httpx.StatusWriter{ResponseWriter: w}
 		f.serve(sw, r, name, upstreamPath, kind)
-		code = sw.status
+		code = sw.Status
 	}
 	if code == 0 {
 		code = 499 // the client went away before an answer
@@ -513,30 +514,4 @@ func (f *Frontend) relay(deadline time.Time, w http.ResponseWriter, r *http.Requ
 
 func tooLarge(w http.ResponseWriter) {
 	writeError(w, http.StatusRequestEntityTooLarge, "PayloadTooLarge", fmt.Sprintf("the request body is larger than %d bytes", MaxBodyBytes))
-}
-
-// statusWriter records the status written.
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-func (w *statusWriter) Flush() {
-	if fl, ok := w.ResponseWriter.(http.Flusher); ok {
-		fl.Flush()
-	}
 }

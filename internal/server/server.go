@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/berth-ml/berth/internal/frontend"
+	"github.com/berth-ml/berth/internal/httpx"
 	"log/slog"
 	"net"
 	"net/http"
@@ -391,50 +392,22 @@ func (s *Server) serveUnknown(w http.ResponseWriter, r *http.Request, mux *http.
 	s.writeError(w, r, problem.NotFound("no such API path: %s %s (see /api/v1/openapi.json)", r.Method, r.URL.Path))
 }
 
-// statusWriter records the status for logs and metrics.
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-func (w *statusWriter) Flush() {
-	if f, ok := w.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
-	}
-}
-
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
 // serveRoute authenticates, authorises, runs the handler and records the
 // request in logs and metrics.
 func (s *Server) serveRoute(w http.ResponseWriter, r *http.Request, rt route) {
 	start := time.Now()
-	sw := &statusWriter{ResponseWriter: w}
+	sw := &httpx.StatusWriter{ResponseWriter: w}
 	defer func() {
 		if v := recover(); v != nil {
 			s.log.Error("panic in handler", "route", rt.ID, "panic", v)
-			if sw.status == 0 {
+			if sw.Status == 0 {
 				s.writeError(sw, r, fmt.Errorf("panic: %v", v))
 			}
 		}
 		d := time.Since(start)
-		s.metrics.request(rt.ID, r.Method, sw.status, d)
+		s.metrics.request(rt.ID, r.Method, sw.Status, d)
 		if !rt.Quiet {
-			s.log.Info("request", "method", r.Method, "path", r.URL.Path, "status", sw.status, "duration_ms", float64(d.Microseconds())/1000, "route", rt.ID)
+			s.log.Info("request", "method", r.Method, "path", r.URL.Path, "status", sw.Status, "duration_ms", float64(d.Microseconds())/1000, "route", rt.ID)
 		}
 	}()
 	if rt.Role == "" {
