@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"crypto/x509"
+	"github.com/berth-ml/berth/internal/testenv"
 	"net"
 	"os"
 	"path/filepath"
@@ -67,7 +68,7 @@ type acmeEnv struct {
 	https    string // the front end's HTTPS address
 	roots    *x509.CertPool
 	caFile   string
-	feLog    *lockedBuffer
+	feLog    *testenv.Buffer
 	settings []string
 }
 

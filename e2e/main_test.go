@@ -8,12 +8,12 @@ import (
 	"flag"
 	"fmt"
 	"github.com/berth-ml/berth/internal/freeport"
+	"github.com/berth-ml/berth/internal/testenv"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -80,31 +80,13 @@ func freeAddr(t *testing.T) string {
 	return a
 }
 
-// lockedBuffer is a log sink safe for concurrent writes.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // serverProc is a `berth server` process.
 type serverProc struct {
 	t       *testing.T
 	cmd     *exec.Cmd
 	addr    string
 	dataDir string
-	log     *lockedBuffer
+	log     *testenv.Buffer
 	done    chan struct{}
 }
 
@@ -113,7 +95,7 @@ func startServer(t *testing.T, dataDir, addr string, extraEnv []string, args ...
 	t.Helper()
 	all := append([]string{"server", "--data-dir", dataDir, "--listen", addr, "--operation-lease", "2s"}, args...)
 	cmd := exec.Command(berthBin, all...)
-	log := &lockedBuffer{}
+	log := &testenv.Buffer{}
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.Env = append(os.Environ(), extraEnv...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -209,7 +191,7 @@ func cleanEnv(t *testing.T) []string {
 // watch copies r into a buffer in the background; the returned function
 // waits until the buffer contains want (or fails) and returns it all.
 func watch(t *testing.T, r io.Reader) (waitFor func(want string, timeout time.Duration) string, done <-chan struct{}) {
-	buf := &lockedBuffer{}
+	buf := &testenv.Buffer{}
 	ch := make(chan struct{})
 	go func() { io.Copy(buf, r); close(ch) }()
 	return func(want string, timeout time.Duration) string {

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"github.com/berth-ml/berth/internal/testenv"
 	"io"
 	"net/http"
 	"os"
@@ -21,10 +22,10 @@ import (
 )
 
 // process starts a berth command and stops it when the test ends.
-func process(t *testing.T, args ...string) *lockedBuffer {
+func process(t *testing.T, args ...string) *testenv.Buffer {
 	t.Helper()
 	cmd := exec.Command(berthBin, args...)
-	log := &lockedBuffer{}
+	log := &testenv.Buffer{}
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {

@@ -9,7 +9,11 @@
 // an external binary skips its test instead.
 package testenv
 
-import "testing"
+import (
+	"bytes"
+	"sync"
+	"testing"
+)
 
 // SkipShort skips t under -short: what needs an external binary (a
 // simulated cluster, Pebble, PostgreSQL, MinIO, podman) runs in the full
@@ -19,4 +23,23 @@ func SkipShort(t testing.TB, what string) {
 	if testing.Short() {
 		t.Skipf("%s: not run with -short", what)
 	}
+}
+
+// Buffer collects what a process or server writes, safe to read while it
+// is written (logs a test searches as they come).
+type Buffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *Buffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *Buffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

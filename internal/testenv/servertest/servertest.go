@@ -2,14 +2,13 @@
 package servertest
 
 import (
-	"bytes"
 	"context"
+	"github.com/berth-ml/berth/internal/testenv"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/berth-ml/berth/internal/server"
@@ -52,19 +51,4 @@ func Start(t testing.TB, cfg server.Config) *Server {
 }
 
 // Log collects a server's log so tests can search it while it runs.
-type Log struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *Log) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *Log) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+type Log = testenv.Buffer

@@ -10,6 +10,7 @@ package kubelet
 import (
 	"context"
 	"fmt"
+	"github.com/berth-ml/berth/internal/testenv"
 	"net"
 	"os"
 	"os/exec"
@@ -46,7 +47,7 @@ type Kubelet struct {
 
 type pod struct {
 	service string
-	log     *buffer
+	log     *testenv.Buffer
 	stop    func()
 }
 
@@ -149,7 +150,7 @@ func (k *Kubelet) Run(p corev1.Pod) {
 		k.mu.Unlock()
 		return
 	}
-	st := &pod{service: p.Labels["berth.dev/service"], log: &buffer{}}
+	st := &pod{service: p.Labels["berth.dev/service"], log: &testenv.Buffer{}}
 	k.pods[p.Name] = st
 	k.mu.Unlock()
 	root := filepath.Join(k.Dir, p.Name)
@@ -250,21 +251,4 @@ func (k *Kubelet) stopGone(service string, present map[string]bool) {
 			p.stop = nil
 		}
 	}
-}
-
-type buffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *buffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *buffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
