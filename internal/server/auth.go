@@ -71,6 +71,8 @@ func (s *Server) bootstrapOwner(ctx context.Context) error {
 // principal is the caller of a request.
 type principal struct {
 	token *store.Token
+	// ws is the path's {workspace}, loaded once the token may act in it.
+	ws *api.Workspace
 }
 
 func (p *principal) can(role string) bool { return roleRank[p.token.Role] >= roleRank[role] }

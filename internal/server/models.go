@@ -23,11 +23,8 @@ const MaxModelBytes = 4 << 30
 // registerModel streams the body into the artifact store and records the
 // next version of the model. Metadata comes in the query string, so the
 // artifact itself is never buffered.
-func (s *Server) registerModel(w http.ResponseWriter, r *http.Request, _ *principal) error {
-	ws, err := s.workspace(r)
-	if err != nil {
-		return err
-	}
+func (s *Server) registerModel(w http.ResponseWriter, r *http.Request, p *principal) error {
+	ws := p.ws
 	q := r.URL.Query()
 	name, fileName, format := q.Get("name"), q.Get("fileName"), q.Get("format")
 	details := naming.Model(name)
@@ -88,11 +85,8 @@ func (s *Server) registerModel(w http.ResponseWriter, r *http.Request, _ *princi
 	return nil
 }
 
-func (s *Server) listModels(w http.ResponseWriter, r *http.Request, _ *principal) error {
-	ws, err := s.workspace(r)
-	if err != nil {
-		return err
-	}
+func (s *Server) listModels(w http.ResponseWriter, r *http.Request, p *principal) error {
+	ws := p.ws
 	ms, err := s.store.ListModels(r.Context(), ws.ID, r.URL.Query().Get("name"))
 	if err != nil {
 		return err
@@ -102,11 +96,7 @@ func (s *Server) listModels(w http.ResponseWriter, r *http.Request, _ *principal
 }
 
 // model loads {model} at ?version= or {version} (latest when absent).
-func (s *Server) model(r *http.Request) (*store.Model, error) {
-	ws, err := s.workspace(r)
-	if err != nil {
-		return nil, err
-	}
+func (s *Server) model(r *http.Request, ws *api.Workspace) (*store.Model, error) {
 	name := r.PathValue("model")
 	vs := r.PathValue("version")
 	if vs == "" {
@@ -114,6 +104,7 @@ func (s *Server) model(r *http.Request) (*store.Model, error) {
 	}
 	version := 0
 	if vs != "" && vs != "latest" {
+		var err error
 		if version, err = strconv.Atoi(vs); err != nil || version < 1 {
 			return nil, problem.New(http.StatusBadRequest, api.CodeBadRequest, "version %q must be a positive number or latest", vs)
 		}
@@ -128,8 +119,8 @@ func (s *Server) model(r *http.Request) (*store.Model, error) {
 	return m, err
 }
 
-func (s *Server) getModel(w http.ResponseWriter, r *http.Request, _ *principal) error {
-	m, err := s.model(r)
+func (s *Server) getModel(w http.ResponseWriter, r *http.Request, p *principal) error {
+	m, err := s.model(r, p.ws)
 	if err != nil {
 		return err
 	}
@@ -137,8 +128,8 @@ func (s *Server) getModel(w http.ResponseWriter, r *http.Request, _ *principal) 
 	return nil
 }
 
-func (s *Server) downloadModel(w http.ResponseWriter, r *http.Request, _ *principal) error {
-	m, err := s.model(r)
+func (s *Server) downloadModel(w http.ResponseWriter, r *http.Request, p *principal) error {
+	m, err := s.model(r, p.ws)
 	if err != nil {
 		return err
 	}
@@ -188,8 +179,8 @@ func downloadName(m *store.Model) string {
 	return m.FileName
 }
 
-func (s *Server) deleteModel(w http.ResponseWriter, r *http.Request, _ *principal) error {
-	m, err := s.model(r)
+func (s *Server) deleteModel(w http.ResponseWriter, r *http.Request, p *principal) error {
+	m, err := s.model(r, p.ws)
 	if err != nil {
 		return err
 	}

@@ -68,17 +68,17 @@ func (s *Server) routeTable() []route {
 		{Method: "GET", Path: computePath, ID: "getCompute", Summary: "Show a compute target", Role: api.RoleReader,
 			Response: api.Compute{}, Status: 200, Handle: s.getCompute},
 		{Method: "PATCH", Path: computePath, ID: "updateCompute", Summary: "Update load balancer or SSL settings in place", Role: api.RoleContributor,
-			Request: api.ComputeUpdateRequest{}, Response: api.Operation{}, Status: 202, Handle: startsOperation(s, false, s.computes.Update)},
+			Request: api.ComputeUpdateRequest{}, Response: api.Operation{}, Status: 202, Handle: onWorkspace("compute", false, s.computes.Update)},
 		{Method: "DELETE", Path: computePath, ID: "deleteCompute", Summary: "Delete a created cluster", Role: api.RoleContributor,
-			Response: api.Operation{}, Status: 202, Handle: startsOperation(s, true, func(ctx context.Context, ws *api.Workspace, name string, _ *struct{}) (*store.Operation, error) {
+			Response: api.Operation{}, Status: 202, Handle: onWorkspace("compute", true, func(ctx context.Context, ws *api.Workspace, name string, _ *struct{}) (*store.Operation, error) {
 				return s.computes.Delete(ctx, ws, name)
 			})},
 		{Method: "POST", Path: computePath + "/detach", ID: "detachCompute", Summary: "Remove Berth from the cluster and forget it; never deletes the cluster", Role: api.RoleContributor,
-			Request: api.DetachRequest{}, Response: api.Operation{}, Status: 202, Handle: startsOperation(s, true, s.computes.Detach)},
+			Request: api.DetachRequest{}, Response: api.Operation{}, Status: 202, Handle: onWorkspace("compute", true, s.computes.Detach)},
 		{Method: "POST", Path: computePath + "/scale", ID: "scaleCompute", Summary: "Change the node count of a created cluster", Role: api.RoleContributor,
-			Request: api.ScaleRequest{}, Response: api.Operation{}, Status: 202, Handle: startsOperation(s, false, s.computes.Scale)},
+			Request: api.ScaleRequest{}, Response: api.Operation{}, Status: 202, Handle: onWorkspace("compute", false, s.computes.Scale)},
 		{Method: "POST", Path: computePath + "/reconcile", ID: "reconcileCompute", Summary: "Re-apply Berth's state and refresh the cluster's facts", Role: api.RoleContributor,
-			Response: api.Operation{}, Status: 202, Handle: startsOperation(s, true, func(ctx context.Context, ws *api.Workspace, name string, _ *api.ReconcileRequest) (*store.Operation, error) {
+			Response: api.Operation{}, Status: 202, Handle: onWorkspace("compute", true, func(ctx context.Context, ws *api.Workspace, name string, _ *api.ReconcileRequest) (*store.Operation, error) {
 				return s.computes.Reconcile(ctx, ws, name)
 			})},
 		{Method: "GET", Path: computePath + "/credentials", ID: "getComputeCredentials", Summary: "The compute's stored credentials (owners only)", Role: api.RoleOwner,
@@ -104,13 +104,23 @@ func (s *Server) routeTable() []route {
 		{Method: "GET", Path: wsPath + "/services", ID: "listServices", Summary: "List scoring services", Role: api.RoleReader,
 			Response: api.ServiceList{}, Status: 200, Handle: s.listServices},
 		{Method: "POST", Path: wsPath + "/services", ID: "deployService", Summary: "Deploy models as a scoring service", Role: api.RoleContributor,
-			Request: api.ServiceRequest{}, Response: api.Operation{}, Status: 202, Handle: s.deployService},
+			Request: api.ServiceRequest{}, Response: api.Operation{}, Status: 202, Handle: onWorkspace("", false, func(ctx context.Context, ws *api.Workspace, _ string, req *api.ServiceRequest) (*store.Operation, error) {
+				return s.services.Deploy(ctx, ws, req)
+			})},
 		{Method: "GET", Path: wsPath + "/services/{service}", ID: "getService", Summary: "Show a scoring service", Role: api.RoleReader,
-			Response: api.Service{}, Status: 200, Handle: s.getService},
+			Response: api.Service{}, Status: 200, Handle: onWorkspace("service", false, func(ctx context.Context, ws *api.Workspace, name string, _ *noBody) (*api.Service, error) {
+				sv, err := s.services.Get(ctx, ws, name)
+				if err != nil {
+					return nil, err
+				}
+				return &sv.Service, nil
+			})},
 		{Method: "PATCH", Path: wsPath + "/services/{service}", ID: "updateService", Summary: "Update a scoring service in place (rolling, no downtime); empty fields keep their values", Role: api.RoleContributor,
-			Request: api.ServiceSpec{}, Response: api.Operation{}, Status: 202, Handle: s.updateService},
+			Request: api.ServiceSpec{}, Response: api.Operation{}, Status: 202, Handle: onWorkspace("service", false, s.services.Update)},
 		{Method: "DELETE", Path: wsPath + "/services/{service}", ID: "deleteService", Summary: "Delete a scoring service", Role: api.RoleContributor,
-			Response: api.Operation{}, Status: 202, Handle: s.deleteService},
+			Response: api.Operation{}, Status: 202, Handle: onWorkspace("service", false, func(ctx context.Context, ws *api.Workspace, name string, _ *noBody) (*store.Operation, error) {
+				return s.services.Delete(ctx, ws, name)
+			})},
 		{Method: "GET", Path: wsPath + "/services/{service}/logs", ID: "getServiceLogs", Summary: "The last lines of a service's replica logs (text)", Role: api.RoleReader,
 			Status: 200, Handle: s.serviceLogs, Query: []queryParam{{Name: "replica", Type: "string", Doc: "one replica"}, {Name: "tail", Type: "integer", Doc: "lines per replica (default 100)"}}},
 		{Method: "GET", Path: wsPath + "/services/{service}/keys", ID: "getServiceKeys", Summary: "A key-auth service's keys (owners only)", Role: api.RoleOwner,
@@ -121,7 +131,9 @@ func (s *Server) routeTable() []route {
 			Summary: "A model artifact for a replica's init container; the bearer token is the pod's projected service-account token (audience berth:<attachment>), checked with the cluster's TokenReview",
 			Status:  200, Handle: s.deliverModel},
 		{Method: "POST", Path: wsPath + "/services/{service}/token", ID: "getServiceToken", Summary: "A short-lived token for a token-auth service", Role: api.RoleContributor,
-			Response: api.ServiceToken{}, Status: 200, Handle: s.serviceToken},
+			Response: api.ServiceToken{}, Status: 200, Handle: onWorkspace("service", false, func(ctx context.Context, ws *api.Workspace, name string, _ *noBody) (*api.ServiceToken, error) {
+				return s.services.Token(ctx, ws, name)
+			})},
 		{Method: "GET", Path: "/api/v1/versions", ID: "listVersions", Summary: "Kubernetes versions Berth supports (default marked)", Role: api.RoleReader,
 			Response: api.VersionList{}, Status: 200, Handle: s.versions, Query: []queryParam{{Name: "location", Type: "string", Doc: "an Azure location (AKS provider)"}, {Name: "workspace", Type: "string", Doc: "the workspace whose Azure subscription and credentials to use"}}},
 		{Method: "GET", Path: "/api/v1/operations/{operation}", ID: "getOperation", Summary: "Show an operation", Role: api.RoleReader,
@@ -240,11 +252,8 @@ func (s *Server) createWorkspace(w http.ResponseWriter, r *http.Request, p *prin
 
 func quote(s string) string { b, _ := json.Marshal(s); return string(b) }
 
-func (s *Server) getWorkspace(w http.ResponseWriter, r *http.Request, _ *principal) error {
-	ws, err := s.workspace(r)
-	if err != nil {
-		return err
-	}
+func (s *Server) getWorkspace(w http.ResponseWriter, r *http.Request, p *principal) error {
+	ws := p.ws
 	cs, err := s.store.ListComputes(r.Context(), ws.ID)
 	if err != nil {
 		return err
@@ -258,12 +267,9 @@ func (s *Server) getWorkspace(w http.ResponseWriter, r *http.Request, _ *princip
 	return nil
 }
 
-func (s *Server) deleteWorkspace(w http.ResponseWriter, r *http.Request, _ *principal) error {
-	ws, err := s.workspace(r)
-	if err != nil {
-		return err
-	}
-	err = s.store.DeleteWorkspace(r.Context(), ws.ID)
+func (s *Server) deleteWorkspace(w http.ResponseWriter, r *http.Request, p *principal) error {
+	ws := p.ws
+	err := s.store.DeleteWorkspace(r.Context(), ws.ID)
 	if err == nil {
 		s.artifacts.DeletePrefix(r.Context(), ws.ID)
 	}
@@ -280,11 +286,8 @@ func (s *Server) deleteWorkspace(w http.ResponseWriter, r *http.Request, _ *prin
 
 // listComputes writes the stored documents as they are: no decoding, so a
 // thousand computes list in a few milliseconds.
-func (s *Server) listComputes(w http.ResponseWriter, r *http.Request, _ *principal) error {
-	ws, err := s.workspace(r)
-	if err != nil {
-		return err
-	}
+func (s *Server) listComputes(w http.ResponseWriter, r *http.Request, p *principal) error {
+	ws := p.ws
 	docs, err := s.store.ListComputeDocs(r.Context(), ws.ID)
 	if err != nil {
 		return err
@@ -308,26 +311,30 @@ func (s *Server) listComputes(w http.ResponseWriter, r *http.Request, _ *princip
 	return err
 }
 
-// startsOperation serves a route that starts an operation on a compute: it
-// loads the workspace, decodes the body (which may be empty when optional)
-// and answers 202 with the operation and its Location.
-func startsOperation[Req any](s *Server, optional bool, start func(ctx context.Context, ws *api.Workspace, name string, req *Req) (*store.Operation, error)) func(http.ResponseWriter, *http.Request, *principal) error {
-	return func(w http.ResponseWriter, r *http.Request, _ *principal) error {
-		ws, err := s.workspace(r)
-		if err != nil {
-			return err
-		}
+// noBody is the request of a call that takes no body.
+type noBody struct{}
+
+// onWorkspace serves a route that calls fn with the path's workspace, the
+// resource its param names ("" for none) and the decoded body (none for
+// noBody; an optional one may be empty). An operation answers 202 with its
+// Location, anything else 200 as JSON.
+func onWorkspace[Req, Resp any](param string, optional bool, fn func(ctx context.Context, ws *api.Workspace, name string, req *Req) (Resp, error)) func(http.ResponseWriter, *http.Request, *principal) error {
+	return func(w http.ResponseWriter, r *http.Request, p *principal) error {
 		var req Req
-		if !optional || r.ContentLength != 0 {
+		if _, none := any(&req).(*noBody); !none && (!optional || r.ContentLength != 0) {
 			if err := decode(r, &req); err != nil {
 				return err
 			}
 		}
-		op, err := start(r.Context(), ws, r.PathValue("compute"), &req)
+		out, err := fn(r.Context(), p.ws, r.PathValue(param), &req)
 		if err != nil {
 			return err
 		}
-		accepted(w, op)
+		if op, ok := any(out).(*store.Operation); ok {
+			accepted(w, op)
+			return nil
+		}
+		writeJSON(w, http.StatusOK, out)
 		return nil
 	}
 }
@@ -340,11 +347,8 @@ func accepted(w http.ResponseWriter, op *store.Operation) {
 
 // createCompute starts a create or attach, or answers a dry run's
 // preflight report (200) without changing anything.
-func (s *Server) createCompute(w http.ResponseWriter, r *http.Request, _ *principal) error {
-	ws, err := s.workspace(r)
-	if err != nil {
-		return err
-	}
+func (s *Server) createCompute(w http.ResponseWriter, r *http.Request, p *principal) error {
+	ws := p.ws
 	var req api.ComputeRequest
 	if err := decode(r, &req); err != nil {
 		return err
@@ -400,11 +404,8 @@ func (s *Server) versions(w http.ResponseWriter, r *http.Request, p *principal) 
 	return nil
 }
 
-func (s *Server) getCompute(w http.ResponseWriter, r *http.Request, _ *principal) error {
-	ws, err := s.workspace(r)
-	if err != nil {
-		return err
-	}
+func (s *Server) getCompute(w http.ResponseWriter, r *http.Request, p *principal) error {
+	ws := p.ws
 	c, err := s.computes.Get(r.Context(), ws, r.PathValue("compute"))
 	if err != nil {
 		return err
@@ -414,10 +415,7 @@ func (s *Server) getCompute(w http.ResponseWriter, r *http.Request, _ *principal
 }
 
 func (s *Server) getCredentials(w http.ResponseWriter, r *http.Request, p *principal) error {
-	ws, err := s.workspace(r)
-	if err != nil {
-		return err
-	}
+	ws := p.ws
 	c, err := s.computes.Get(r.Context(), ws, r.PathValue("compute"))
 	if err != nil {
 		return err
@@ -431,11 +429,8 @@ func (s *Server) getCredentials(w http.ResponseWriter, r *http.Request, p *princ
 	return nil
 }
 
-func (s *Server) listComputeOperations(w http.ResponseWriter, r *http.Request, _ *principal) error {
-	ws, err := s.workspace(r)
-	if err != nil {
-		return err
-	}
+func (s *Server) listComputeOperations(w http.ResponseWriter, r *http.Request, p *principal) error {
+	ws := p.ws
 	name := r.PathValue("compute")
 	ops, err := s.store.ListOperations(r.Context(), ws.ID, name, 100)
 	if err != nil {
@@ -588,10 +583,7 @@ func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request, p *principa
 }
 
 func (s *Server) getCertificate(w http.ResponseWriter, r *http.Request, p *principal) error {
-	ws, err := s.workspace(r)
-	if err != nil {
-		return err
-	}
+	ws := p.ws
 	c, err := s.computes.Get(r.Context(), ws, r.PathValue("compute"))
 	if err != nil {
 		return err

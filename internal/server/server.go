@@ -425,9 +425,15 @@ func (s *Server) serveRoute(w http.ResponseWriter, r *http.Request, rt route) {
 		s.writeError(sw, r, problem.Forbidden("this call needs the %s role; your token (%s) has role %s", rt.Role, p.token.ID, p.token.Role))
 		return
 	}
-	if ws := r.PathValue("workspace"); ws != "" && !p.inWorkspace(ws) {
-		s.writeError(sw, r, problem.Forbidden("your token (%s) is limited to workspace %q", p.token.ID, p.token.Workspace))
-		return
+	if ws := r.PathValue("workspace"); ws != "" {
+		if !p.inWorkspace(ws) {
+			s.writeError(sw, r, problem.Forbidden("your token (%s) is limited to workspace %q", p.token.ID, p.token.Workspace))
+			return
+		}
+		if p.ws, err = s.workspace(r); err != nil {
+			s.writeError(sw, r, err)
+			return
+		}
 	}
 	ctx := context.WithValue(r.Context(), principalKey{}, p)
 	if err := rt.Handle(sw, r.WithContext(ctx), p); err != nil {

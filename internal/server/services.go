@@ -8,11 +8,8 @@ import (
 	"github.com/berth-ml/berth/api"
 )
 
-func (s *Server) listServices(w http.ResponseWriter, r *http.Request, _ *principal) error {
-	ws, err := s.workspace(r)
-	if err != nil {
-		return err
-	}
+func (s *Server) listServices(w http.ResponseWriter, r *http.Request, p *principal) error {
+	ws := p.ws
 	svs, err := s.store.ListServices(r.Context(), ws.ID, "")
 	if err != nil {
 		return err
@@ -25,54 +22,8 @@ func (s *Server) listServices(w http.ResponseWriter, r *http.Request, _ *princip
 	return nil
 }
 
-func (s *Server) deployService(w http.ResponseWriter, r *http.Request, _ *principal) error {
-	ws, err := s.workspace(r)
-	if err != nil {
-		return err
-	}
-	var req api.ServiceRequest
-	if err := decode(r, &req); err != nil {
-		return err
-	}
-	op, err := s.services.Deploy(r.Context(), ws, &req)
-	if err != nil {
-		return err
-	}
-	accepted(w, op)
-	return nil
-}
-
-func (s *Server) getService(w http.ResponseWriter, r *http.Request, _ *principal) error {
-	ws, err := s.workspace(r)
-	if err != nil {
-		return err
-	}
-	sv, err := s.services.Get(r.Context(), ws, r.PathValue("service"))
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, sv.Service)
-	return nil
-}
-
-func (s *Server) deleteService(w http.ResponseWriter, r *http.Request, _ *principal) error {
-	ws, err := s.workspace(r)
-	if err != nil {
-		return err
-	}
-	op, err := s.services.Delete(r.Context(), ws, r.PathValue("service"))
-	if err != nil {
-		return err
-	}
-	accepted(w, op)
-	return nil
-}
-
 func (s *Server) serviceKeys(w http.ResponseWriter, r *http.Request, p *principal) error {
-	ws, err := s.workspace(r)
-	if err != nil {
-		return err
-	}
+	ws := p.ws
 	k, err := s.services.Keys(r.Context(), ws, r.PathValue("service"))
 	if err != nil {
 		return err
@@ -83,10 +34,7 @@ func (s *Server) serviceKeys(w http.ResponseWriter, r *http.Request, p *principa
 }
 
 func (s *Server) regenServiceKey(w http.ResponseWriter, r *http.Request, p *principal) error {
-	ws, err := s.workspace(r)
-	if err != nil {
-		return err
-	}
+	ws := p.ws
 	var req api.RegenKeyRequest
 	if err := decode(r, &req); err != nil {
 		return err
@@ -100,41 +48,8 @@ func (s *Server) regenServiceKey(w http.ResponseWriter, r *http.Request, p *prin
 	return nil
 }
 
-func (s *Server) serviceToken(w http.ResponseWriter, r *http.Request, _ *principal) error {
-	ws, err := s.workspace(r)
-	if err != nil {
-		return err
-	}
-	t, err := s.services.Token(r.Context(), ws, r.PathValue("service"))
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, t)
-	return nil
-}
-
-func (s *Server) updateService(w http.ResponseWriter, r *http.Request, _ *principal) error {
-	ws, err := s.workspace(r)
-	if err != nil {
-		return err
-	}
-	var ch api.ServiceSpec
-	if err := decode(r, &ch); err != nil {
-		return err
-	}
-	op, err := s.services.Update(r.Context(), ws, r.PathValue("service"), &ch)
-	if err != nil {
-		return err
-	}
-	accepted(w, op)
-	return nil
-}
-
-func (s *Server) serviceLogs(w http.ResponseWriter, r *http.Request, _ *principal) error {
-	ws, err := s.workspace(r)
-	if err != nil {
-		return err
-	}
+func (s *Server) serviceLogs(w http.ResponseWriter, r *http.Request, p *principal) error {
+	ws := p.ws
 	tail, _ := strconv.Atoi(r.URL.Query().Get("tail"))
 	out, err := s.services.Logs(r.Context(), ws, r.PathValue("service"), r.URL.Query().Get("replica"), tail)
 	if err != nil {

@@ -97,11 +97,8 @@ func mergeSettings(cur, upd api.WorkspaceSettings) api.WorkspaceSettings {
 	return cur
 }
 
-func (s *Server) updateWorkspace(w http.ResponseWriter, r *http.Request, _ *principal) error {
-	ws, err := s.workspace(r)
-	if err != nil {
-		return err
-	}
+func (s *Server) updateWorkspace(w http.ResponseWriter, r *http.Request, p *principal) error {
+	ws := p.ws
 	var req api.WorkspaceUpdateRequest
 	if err := decode(r, &req); err != nil {
 		return err
