@@ -113,14 +113,6 @@ func (ps *podServers) start(t *testing.T, pod, addr string) {
 	go srv.Serve(ln)
 }
 
-func (ps *podServers) hitsOf(pod string) int32 {
-	v, ok := ps.hits.Load(pod)
-	if !ok {
-		return 0
-	}
-	return v.(*atomic.Int32).Load()
-}
-
 func deploy(t *testing.T, kube kubernetes.Interface, ns, name string, replicas int32) {
 	t.Helper()
 	ctx := context.Background()

@@ -211,14 +211,3 @@ func (p *pool) load() Load {
 	}
 	return l
 }
-
-func (p *pool) names() []string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	out := make([]string, 0, len(p.replicas))
-	for n := range p.replicas {
-		out = append(out, n)
-	}
-	sort.Strings(out)
-	return out
-}

@@ -552,17 +552,3 @@ func first(s []string, n int) []string {
 	}
 	return s
 }
-
-// KubeconfigServer is the API server address of a kubeconfig, for messages.
-func KubeconfigServer(kubeconfig []byte) string {
-	cfg, err := clientcmd.Load(kubeconfig)
-	if err != nil {
-		return ""
-	}
-	if c, ok := cfg.Contexts[cfg.CurrentContext]; ok {
-		if cl, ok := cfg.Clusters[c.Cluster]; ok {
-			return cl.Server
-		}
-	}
-	return ""
-}

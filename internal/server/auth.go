@@ -84,11 +84,6 @@ func (p *principal) inWorkspace(ws string) bool {
 
 type principalKey struct{}
 
-func callerOf(r *http.Request) *principal {
-	p, _ := r.Context().Value(principalKey{}).(*principal)
-	return p
-}
-
 // tokenCache keeps recent lookups for a few seconds so a busy client does
 // not cost a database query per call; revocation takes effect within ttl.
 type tokenCache struct {

@@ -263,14 +263,8 @@ func (s *Server) BuildInfo() api.BuildInfo {
 		APIVersion: api.Version, FrontendImage: s.cfg.FrontendImage}
 }
 
-// ID identifies this server in operation leases.
-func (s *Server) ID() string { return s.id }
-
 // Store gives tests and tools access to the store.
 func (s *Server) Store() *store.Store { return s.store }
-
-// Handler is the server's HTTP handler.
-func (s *Server) Handler() http.Handler { return s.handler }
 
 // Serve answers on ln and runs operations until ctx ends, then shuts down
 // gracefully: in-flight requests finish and running operations are

@@ -272,8 +272,3 @@ func (s *Server) post(path string, body any) error {
 func (s *Server) SetDefaultIPv4(ip string) error {
 	return s.post("/set-default-ipv4", map[string]string{"ip": ip})
 }
-
-// AddA makes host resolve to addresses.
-func (s *Server) AddA(host string, addresses ...string) error {
-	return s.post("/add-a", map[string]any{"host": host, "addresses": addresses})
-}
