@@ -15,8 +15,9 @@ func (a *app) tokenCommand() *cobra.Command {
 		Short: "Create a token; it is printed once, as field token",
 		Long: `Create an API token. Readers can show and list; contributors can also create,
 attach, update, detach and deploy; owners can also read credentials, certificate
-keys and service keys, and manage tokens. With -w the token only works in that
-workspace. The token is printed once (field "token"): store it now.`,
+keys, service keys and scoring tokens, and manage tokens. With -w the token only
+works in that workspace (and, for an owner, manages only that workspace's tokens).
+The token is printed once (field "token"): store it now.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if role == "" {

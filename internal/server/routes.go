@@ -130,7 +130,7 @@ func (s *Server) routeTable() []route {
 		{Method: "GET", Path: "/api/v1/delivery/services/{service}/models/{model}/versions/{version}", ID: "deliverModel",
 			Summary: "A model artifact for a replica's init container; the bearer token is the pod's projected service-account token (audience berth:<attachment>), checked with the cluster's TokenReview",
 			Status:  200, Handle: s.deliverModel},
-		{Method: "POST", Path: wsPath + "/services/{service}/token", ID: "getServiceToken", Summary: "A short-lived token for a token-auth service", Role: api.RoleContributor,
+		{Method: "POST", Path: wsPath + "/services/{service}/token", ID: "getServiceToken", Summary: "A short-lived token for a token-auth service (owners only, as keys are)", Role: api.RoleOwner,
 			Response: api.ServiceToken{}, Status: 200, Handle: onWorkspace("service", false, func(ctx context.Context, ws *api.Workspace, name string, _ *noBody) (*api.ServiceToken, error) {
 				return s.services.Token(ctx, ws, name)
 			})},
@@ -517,8 +517,12 @@ func (s *Server) cancelOperation(w http.ResponseWriter, r *http.Request, p *prin
 	return nil
 }
 
-func (s *Server) listTokens(w http.ResponseWriter, r *http.Request, _ *principal) error {
-	ts, err := s.store.ListTokens(r.Context())
+// Tokens are managed within the caller's scope: an owner limited to a
+// workspace sees, makes and revokes only that workspace's tokens; only an
+// unscoped owner manages unscoped ones.
+
+func (s *Server) listTokens(w http.ResponseWriter, r *http.Request, p *principal) error {
+	ts, err := s.store.ListTokens(r.Context(), p.token.Workspace)
 	if err != nil {
 		return err
 	}
@@ -540,8 +544,7 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, p *principa
 		details = append(details, api.ErrorDetail{Code: api.CodeInvalidValue, Target: "description", Message: "description must be at most 200 characters"})
 	}
 	if p.token.Workspace != "" && !strings.EqualFold(req.Workspace, p.token.Workspace) {
-		details = append(details, api.ErrorDetail{Code: api.CodeForbidden, Target: "workspace",
-			Message: "your token is limited to workspace " + quote(p.token.Workspace) + " and can only create tokens for it"})
+		return problem.Forbidden("your token (%s) is limited to workspace %q and can only create tokens for it", p.token.ID, p.token.Workspace)
 	}
 	if req.Workspace != "" {
 		ws, err := s.store.GetWorkspace(r.Context(), req.Workspace)
@@ -569,6 +572,12 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, p *principa
 
 func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request, p *principal) error {
 	id := r.PathValue("token")
+	if p.token.Workspace != "" {
+		ws, err := s.store.TokenWorkspace(r.Context(), id)
+		if err == nil && !strings.EqualFold(ws, p.token.Workspace) {
+			return problem.Forbidden("your token (%s) is limited to workspace %q and can only revoke its tokens", p.token.ID, p.token.Workspace)
+		}
+	}
 	err := s.store.RevokeToken(r.Context(), id)
 	if errors.Is(err, store.ErrNotFound) {
 		return problem.NotFound("token %q not found (or already revoked)", id)

@@ -43,9 +43,25 @@ func (s *Store) TokenByHash(ctx context.Context, hash string) (*Token, error) {
 	return &t, nil
 }
 
-// ListTokens lists tokens that have not been revoked, oldest first.
-func (s *Store) ListTokens(ctx context.Context) ([]api.Token, error) {
-	rows, err := s.query(ctx, `SELECT id, role, workspace, description, created_at, last_used_at FROM tokens WHERE revoked_at = 0 ORDER BY created_at, id`)
+// TokenWorkspace is the workspace a token (revoked or not) is limited to
+// ("" for none); ErrNotFound if no token ever had the id.
+func (s *Store) TokenWorkspace(ctx context.Context, id string) (string, error) {
+	var ws string
+	err := s.queryRow(ctx, `SELECT workspace FROM tokens WHERE id = ?`, id).Scan(&ws)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", ErrNotFound
+	}
+	return ws, err
+}
+
+// ListTokens lists tokens that have not been revoked, oldest first: all of
+// them, or those limited to one workspace (any case) when ws is not "".
+func (s *Store) ListTokens(ctx context.Context, ws string) ([]api.Token, error) {
+	q, args := `SELECT id, role, workspace, description, created_at, last_used_at FROM tokens WHERE revoked_at = 0`, []any{}
+	if ws != "" {
+		q, args = q+` AND LOWER(workspace) = LOWER(?)`, append(args, ws)
+	}
+	rows, err := s.query(ctx, q+` ORDER BY created_at, id`, args...)
 	if err != nil {
 		return nil, err
 	}
