@@ -146,6 +146,7 @@ DATA_DIR/admin.token (mode 0600); the CLI uses it for a local server.`,
 	f.DurationVar(&certRetry, "certificate-retry-backoff", 30*time.Second, "wait after a failed certificate issuance before the next attempt (doubles after each failure, at most 1h)")
 	f.IntVar(&acmeHTTPPort, "acme-http-port", 80, "port the ACME CA checks HTTP-01 answers on (Berth checks the front end answers there first)")
 	f.MarkHidden("acme-http-port")
+	cmd.AddCommand(a.resetOwnerTokenCommand())
 	return cmd
 }
 
@@ -190,4 +191,34 @@ func serveLocal(ctx context.Context, dataDir string, log *slog.Logger) (string, 
 	}()
 	addr := "http://" + ln.Addr().String()
 	return addr, func() { cancel(); <-done }, nil
+}
+
+func (a *app) resetOwnerTokenCommand() *cobra.Command {
+	var dataDir, database string
+	cmd := &cobra.Command{
+		Use:   "reset-owner-token",
+		Short: "Make a new owner token and write it to DATA_DIR/admin.token (needs local access)",
+		Long: `Make a new owner token and write it to DATA_DIR/admin.token (mode 0600), for an
+owner locked out: the file lost, or every owner token revoked. It opens the
+server's store as the server does, so it needs the data directory with its
+secret key (or BERTH_SECRET_KEY) and the database (--database or
+BERTH_DATABASE_URL when the server uses PostgreSQL): only someone with local
+access to the server can use it. Other tokens stay as they are; revoke them
+with the new token if they leaked.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if database == "" {
+				database = a.getenv("BERTH_DATABASE_URL")
+			}
+			id, path, err := server.ResetOwnerToken(cmd.Context(), server.Config{DataDir: a.dataDir(dataDir), DatabaseURL: database, Getenv: a.getenv})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "New owner token %s written to %s\n", id, path)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&dataDir, "data-dir", "", "the server's data directory (default ~/.berth/data)")
+	cmd.Flags().StringVar(&database, "database", "", "the server's PostgreSQL URL, when it uses one (default: BERTH_DATABASE_URL, else SQLite in the data directory)")
+	return cmd
 }

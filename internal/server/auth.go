@@ -17,6 +17,7 @@ import (
 
 	"github.com/berth-ml/berth/api"
 	"github.com/berth-ml/berth/internal/problem"
+	"github.com/berth-ml/berth/internal/secretbox"
 	"github.com/berth-ml/berth/internal/store"
 )
 
@@ -46,26 +47,109 @@ func newToken() (id, secret string) {
 
 // bootstrapOwner creates the first owner token once per database and writes
 // it to DATA_DIR/admin.token (0600) so the CLI works against a local server
-// without set-up.
+// without set-up. The file is written durably before the transaction that
+// marks the bootstrap commits: a crash in between leaves no mark, and the
+// next start makes the token again.
 func (s *Server) bootstrapOwner(ctx context.Context) error {
-	won, err := s.store.ClaimMeta(ctx, "owner-token-bootstrapped", time.Now().UTC().Format(time.RFC3339))
-	if err != nil || !won {
-		return err
-	}
-	id, secret := newToken()
-	t := &store.Token{Token: api.Token{ID: id, Role: api.RoleOwner, Description: "created on first start"}, Hash: hashToken(secret)}
-	if err := s.store.CreateToken(ctx, t); err != nil {
-		return err
-	}
+	errLost := errors.New("another server made the first owner token")
 	path := filepath.Join(s.cfg.DataDir, AdminTokenFile)
-	if err := os.WriteFile(path, []byte(secret+"\n"), 0o600); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
+	var id string
+	err := s.store.InTx(ctx, func(tx *store.Store) error {
+		won, err := tx.ClaimMeta(ctx, "owner-token-bootstrapped", time.Now().UTC().Format(time.RFC3339))
+		if err != nil {
+			return err
+		}
+		if !won {
+			return errLost
+		}
+		id, err = createOwnerToken(ctx, tx, path, "created on first start")
+		return err
+	})
+	if errors.Is(err, errLost) {
+		return nil
 	}
-	if err := os.Chmod(path, 0o600); err != nil {
+	if err == nil {
+		s.log.Info("created the first owner token", "id", id, "file", path)
+	}
+	return err
+}
+
+// createOwnerToken records a new owner token and writes its secret to path
+// (write, fsync, rename, fsync the directory).
+func createOwnerToken(ctx context.Context, st *store.Store, path, description string) (string, error) {
+	id, secret := newToken()
+	t := &store.Token{Token: api.Token{ID: id, Role: api.RoleOwner, Description: description}, Hash: hashToken(secret)}
+	if err := st.CreateToken(ctx, t); err != nil {
+		return "", err
+	}
+	if err := writeFileDurably(path, []byte(secret+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("write %s: %w", path, err)
+	}
+	return id, nil
+}
+
+// writeFileDurably replaces path with data so that after a crash it holds
+// either the old content or all of the new.
+func writeFileDurably(path string, data []byte, mode os.FileMode) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
+	if err != nil {
 		return err
 	}
-	s.log.Info("created the first owner token", "id", id, "file", path)
+	defer os.Remove(f.Name())
+	if err := f.Chmod(mode); err != nil {
+		f.Close()
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		return err
+	}
+	if d, err := os.Open(dir); err == nil {
+		d.Sync() // not supported everywhere (Windows); the rename is what matters
+		d.Close()
+	}
 	return nil
+}
+
+// ResetOwnerToken makes a new owner token and writes it to
+// DATA_DIR/admin.token, for an owner locked out (the file lost, every owner
+// token revoked). It needs what the server needs to open its store — the
+// data directory with its secret key (or BERTH_SECRET_KEY) and the
+// database — so only someone with local access to the server can use it.
+// Other tokens are left as they are.
+func ResetOwnerToken(ctx context.Context, cfg Config) (id, path string, err error) {
+	if cfg.Getenv == nil {
+		cfg.Getenv = os.Getenv
+	}
+	if st, err := os.Stat(cfg.DataDir); err != nil || !st.IsDir() {
+		return "", "", fmt.Errorf("data directory %s: not found (give the server's --data-dir)", cfg.DataDir)
+	}
+	if _, err := os.Stat(filepath.Join(cfg.DataDir, secretbox.KeyFile)); err != nil && cfg.Getenv(secretbox.EnvKey) == "" {
+		return "", "", fmt.Errorf("%s holds no secret key (%s) and %s is not set: is it the server's data directory?", cfg.DataDir, secretbox.KeyFile, secretbox.EnvKey)
+	}
+	box, err := secretbox.Load(cfg.DataDir, cfg.Getenv)
+	if err != nil {
+		return "", "", err
+	}
+	st, err := store.Open(ctx, cfg.DatabaseURL, cfg.DataDir, box)
+	if err != nil {
+		return "", "", err
+	}
+	defer st.Close()
+	path = filepath.Join(cfg.DataDir, AdminTokenFile)
+	id, err = createOwnerToken(ctx, st, path, "reset with berth server reset-owner-token")
+	return id, path, err
 }
 
 // principal is the caller of a request.

@@ -576,3 +576,55 @@ func TestVersions(t *testing.T) {
 		t.Fatalf("location without AKS: %v", err)
 	}
 }
+
+// The first owner token reaches its file before the database records that
+// it was made: a start that cannot write the file makes nothing, and the
+// next one makes the token (a crash between the two used to lock the
+// owner out for good).
+func TestOwnerTokenFileBeforeTheMark(t *testing.T) {
+	dir := t.TempDir()
+	tokenPath := filepath.Join(dir, server.AdminTokenFile)
+	if err := os.Mkdir(tokenPath, 0o700); err != nil { // the file cannot be written
+		t.Fatal(err)
+	}
+	if _, err := server.New(context.Background(), server.Config{DataDir: dir}); err == nil {
+		t.Fatal("a server that cannot write its owner token started")
+	}
+	os.Remove(tokenPath)
+	srv := servertest.Start(t, server.Config{DataDir: dir})
+	c, _ := client.New(srv.URL, srv.Token)
+	if _, err := c.ListTokens(context.Background()); err != nil {
+		t.Fatalf("the token written on the second start: %v", err)
+	}
+}
+
+// reset-owner-token makes a working owner token from the data directory
+// alone, and refuses a directory that is not a server's.
+func TestResetOwnerToken(t *testing.T) {
+	e := start(t, sqlite())
+	id, path, err := server.ResetOwnerToken(context.Background(), server.Config{DataDir: e.dataDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret, _ := os.ReadFile(path)
+	st, _ := os.Stat(path)
+	c := e.client(strings.TrimSpace(string(secret)))
+	ts, err := c.ListTokens(context.Background())
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("the new token: %v (file mode %v)", err, st.Mode().Perm())
+	}
+	found := false
+	for _, tk := range ts {
+		found = found || tk.ID == id && tk.Role == api.RoleOwner
+	}
+	if !found {
+		t.Fatalf("token %s is not an owner token in %+v", id, ts)
+	}
+	empty := t.TempDir()
+	if _, _, err := server.ResetOwnerToken(context.Background(), server.Config{DataDir: empty}); err == nil || !strings.Contains(err.Error(), "is it the server's data directory?") {
+		t.Fatalf("an empty directory: %v", err)
+	}
+	if entries, _ := os.ReadDir(empty); len(entries) != 0 {
+		t.Fatalf("a refused reset left %d files", len(entries))
+	}
+}
