@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net/url"
+	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -89,6 +90,12 @@ func Open(ctx context.Context, databaseURL, dataDir string, box *secretbox.Box) 
 			path = strings.TrimPrefix(strings.TrimPrefix(databaseURL, "sqlite:"), "//")
 		}
 		driver, dialect = "sqlite", SQLite
+		// The database holds sealed secrets and token hashes: owner-only,
+		// whatever the umask. SQLite gives its -wal and -shm files the
+		// database file's mode.
+		if err := privateFile(path); err != nil {
+			return nil, err
+		}
 		v := url.Values{}
 		v.Add("_pragma", "busy_timeout(10000)")
 		v.Add("_pragma", "journal_mode(WAL)")
@@ -122,7 +129,25 @@ func Open(ctx context.Context, databaseURL, dataDir string, box *secretbox.Box) 
 		db.Close()
 		return nil, fmt.Errorf("migrate %s database: %w", dialect, err)
 	}
+	if path != "" {
+		for _, f := range []string{path + "-wal", path + "-shm"} {
+			if err := os.Chmod(f, 0o600); err != nil && !errors.Is(err, os.ErrNotExist) {
+				db.Close()
+				return nil, err
+			}
+		}
+	}
 	return s, nil
+}
+
+// privateFile makes path (created if missing) readable by its owner only.
+func privateFile(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("database file: %w", err)
+	}
+	f.Close()
+	return os.Chmod(path, 0o600)
 }
 
 func redactURL(s string) string {
