@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/berth-ml/berth/api"
+	"github.com/berth-ml/berth/internal/problem"
 )
 
 // Reserved compute names: the compute types themselves, as the reference
@@ -35,7 +36,7 @@ func check(name, what, code string, minLen, maxLen int, workspace bool) []api.Er
 	add := func(format string, args ...any) {
 		out = append(out, api.ErrorDetail{Code: code, Target: "name", Message: fmt.Sprintf(format, args...)})
 	}
-	shown := fmt.Sprintf("%q", name)
+	shown := fmt.Sprintf("%q", problem.Shorten(name))
 	if name == "" {
 		add("%s is required", what)
 		return out
@@ -58,7 +59,7 @@ func check(name, what, code string, minLen, maxLen int, workspace bool) []api.Er
 		allowed = "letters, digits, '-' and '_'"
 	}
 	if len(bad) > 0 {
-		add("%s %s may only contain %s (found %s)", what, shown, allowed, strings.Join(bad, ", "))
+		add("%s %s may only contain %s (found %s)", what, shown, allowed, problem.Shorten(strings.Join(bad, ", ")))
 	}
 	first := []rune(name)[0]
 	last := []rune(name)[n-1]

@@ -24,13 +24,39 @@ func (e *Error) Unwrap() error { return &e.Body }
 
 // New makes an error with a status, code and message.
 func New(status int, code, format string, args ...any) *Error {
-	return &Error{Status: status, Body: api.Error{Code: code, Message: fmt.Sprintf(format, args...)}}
+	return &Error{Status: status, Body: api.Error{Code: code, Message: sprintf(format, args...)}}
 }
 
 // Detail is one problem of a request: its code, the field it concerns and
 // a sentence a person can act on.
 func Detail(code, target, format string, args ...any) api.ErrorDetail {
-	return api.ErrorDetail{Code: code, Target: target, Message: fmt.Sprintf(format, args...)}
+	return api.ErrorDetail{Code: code, Target: target, Message: sprintf(format, args...)}
+}
+
+// MaxEcho is how much of a value a message repeats back.
+const MaxEcho = 200
+
+// Shorten cuts a value a message repeats back to MaxEcho characters,
+// saying how long it was, so a huge input does not make a huge error.
+func Shorten(s string) string {
+	if len(s) <= MaxEcho {
+		return s
+	}
+	r := []rune(s)
+	if len(r) <= MaxEcho {
+		return s
+	}
+	return fmt.Sprintf("%s… (%d characters)", string(r[:MaxEcho/2]), len(r))
+}
+
+// sprintf formats a message with every string argument shortened.
+func sprintf(format string, args ...any) string {
+	for i, a := range args {
+		if v, ok := a.(string); ok {
+			args[i] = Shorten(v)
+		}
+	}
+	return fmt.Sprintf(format, args...)
 }
 
 // Validation reports every problem of a request at once (400).

@@ -250,7 +250,7 @@ func (s *Server) createWorkspace(w http.ResponseWriter, r *http.Request, p *prin
 	return nil
 }
 
-func quote(s string) string { b, _ := json.Marshal(s); return string(b) }
+func quote(s string) string { b, _ := json.Marshal(problem.Shorten(s)); return string(b) }
 
 func (s *Server) getWorkspace(w http.ResponseWriter, r *http.Request, p *principal) error {
 	ws := p.ws

@@ -628,3 +628,23 @@ func TestResetOwnerToken(t *testing.T) {
 		t.Fatalf("a refused reset left %d files", len(entries))
 	}
 }
+
+// An error repeats at most a short piece of a huge value: a 100,000
+// character name (or region, or model) makes an error of a few hundred
+// bytes, not hundreds of kilobytes.
+func TestErrorsShortenEchoedValues(t *testing.T) {
+	e := start(t, sqlite())
+	e.workspace("wsa")
+	huge := strings.Repeat("é-x_", 25000)
+	for _, c := range []struct{ method, path, body string }{
+		{"POST", "/api/v1/workspaces", fmt.Sprintf(`{"name":%q,"region":%q}`, huge, huge)},
+		{"POST", "/api/v1/workspaces/wsa/computes", fmt.Sprintf(`{"name":%q,"type":%q,"origin":"attached"}`, huge, huge)},
+		{"POST", "/api/v1/workspaces/wsa/services", fmt.Sprintf(`{"name":%q,"compute":%q,"models":[%q]}`, huge, huge, huge)},
+		{"GET", "/api/v1/workspaces/wsa/computes/" + strings.Repeat("x", 100000), ""},
+	} {
+		code, _, body := raw(t, c.method, e.url+c.path, e.tokenFor(api.RoleOwner, ""), c.body)
+		if code < 400 || len(body) > 4096 || !strings.Contains(body, "characters)") && code != 404 {
+			t.Errorf("%s %s: %d, %d bytes: %.300s", c.method, c.path[:min(len(c.path), 40)], code, len(body), body)
+		}
+	}
+}
