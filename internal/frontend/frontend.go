@@ -312,8 +312,11 @@ func (f *Frontend) authorize(s *service, rt *Route, r *http.Request) (bool, stri
 		if key == nil {
 			return false, "the service's token verification key is not valid"
 		}
+		if rt.TokenAudience == "" {
+			return false, fmt.Sprintf("service %s's route names no token audience; redeploy it with this release", rt.Service)
+		}
 		_, err := jwt.Parse(strings.TrimSpace(cred), func(*jwt.Token) (any, error) { return key, nil },
-			jwt.WithValidMethods([]string{"RS256", "ES256"}), jwt.WithExpirationRequired(), jwt.WithAudience(rt.Service),
+			jwt.WithValidMethods([]string{"RS256", "ES256"}), jwt.WithExpirationRequired(), jwt.WithAudience(rt.TokenAudience),
 			jwt.WithLeeway(5*time.Second))
 		if err != nil {
 			if errors.Is(err, jwt.ErrTokenExpired) {

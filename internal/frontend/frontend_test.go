@@ -170,7 +170,8 @@ func TestTokenAuth(t *testing.T) {
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	der, _ := x509.MarshalPKIXPublicKey(&key.PublicKey)
 	pub := string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
-	rt, err := ParseRoute(mustJSON(Route{Service: "tok", Selector: map[string]string{"a": "b"}, Port: 1, Auth: AuthToken, TokenPublicKey: pub}))
+	const aud = "berth:ws-1/svc-1"
+	rt, err := ParseRoute(mustJSON(Route{Service: "tok", Selector: map[string]string{"a": "b"}, Port: 1, Auth: AuthToken, TokenPublicKey: pub, TokenAudience: aud}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,21 +182,29 @@ func TestTokenAuth(t *testing.T) {
 	}
 	other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	score := url + "/api/v1/service/tok/score"
-	if a := post(t, score, sign("tok", time.Now().Add(time.Minute), key), "{}"); a.code != 200 {
+	if a := post(t, score, sign(aud, time.Now().Add(time.Minute), key), "{}"); a.code != 200 {
 		t.Fatalf("valid token: %+v", a)
 	}
 	for name, tok := range map[string]string{
-		"expired":       sign("tok", time.Now().Add(-time.Minute), key),
-		"other service": sign("other", time.Now().Add(time.Minute), key),
-		"other signer":  sign("tok", time.Now().Add(time.Minute), other),
-		"garbage":       "abc.def.ghi",
+		"expired":                       sign(aud, time.Now().Add(-time.Minute), key),
+		"other service":                 sign("berth:ws-1/svc-2", time.Now().Add(time.Minute), key),
+		"namesake in another workspace": sign("berth:ws-2/svc-1", time.Now().Add(time.Minute), key),
+		"the name only (before audiences named the workspace)": sign("tok", time.Now().Add(time.Minute), key),
+		"other signer": sign(aud, time.Now().Add(time.Minute), other),
+		"garbage":      "abc.def.ghi",
 	} {
 		if a := post(t, score, tok, "{}"); a.code != 401 {
 			t.Errorf("%s token: %+v", name, a)
 		}
 	}
-	if a := post(t, score, sign("tok", time.Now().Add(-time.Minute), key), "{}"); !strings.Contains(a.body, "expired") {
+	if a := post(t, score, sign(aud, time.Now().Add(-time.Minute), key), "{}"); !strings.Contains(a.body, "expired") {
 		t.Errorf("expired token message: %s", a.body)
+	}
+	// A route from before audiences accepts no token at all.
+	old, _ := ParseRoute(mustJSON(Route{Service: "old", Selector: map[string]string{"a": "b"}, Port: 1, Auth: AuthToken, TokenPublicKey: pub}))
+	_, oldURL := frontWith(t, old, b)
+	if a := post(t, oldURL+"/api/v1/service/old/score", sign("old", time.Now().Add(time.Minute), key), "{}"); a.code != 401 || !strings.Contains(a.body, "redeploy") {
+		t.Errorf("a token on a route without an audience: %+v", a)
 	}
 }
 

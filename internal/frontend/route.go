@@ -43,7 +43,12 @@ type Route struct {
 	// KeyHashes are "sha256:<hex>" of the primary and secondary keys.
 	KeyHashes []string `json:"keyHashes,omitempty"`
 	// TokenPublicKey verifies JWTs (PEM, RSA or ECDSA) when Auth is token.
-	TokenPublicKey                    string    `json:"tokenPublicKey,omitempty"`
+	TokenPublicKey string `json:"tokenPublicKey,omitempty"`
+	// TokenAudience is the audience a token must name: the service's
+	// workspace and unique id (berth:<workspace-id>/<service-id>), so a
+	// token for a namesake in another workspace, or for a deleted service
+	// deployed again, is refused. A route without one accepts no token.
+	TokenAudience                     string    `json:"tokenAudience,omitempty"`
 	ScoringTimeoutMs                  int       `json:"scoringTimeoutMs"`
 	MaxConcurrentRequestsPerContainer int       `json:"maxConcurrentRequestsPerContainer"`
 	MaxQueueWaitMs                    int       `json:"maxQueueWaitMs"`

@@ -277,6 +277,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		s.engine.Run(engineCtx)
 	}()
 	go s.events.pollLoop(engineCtx, s.store)
+	go func() {
+		n, err := s.services.PublishRoutes(engineCtx)
+		if err != nil {
+			s.log.Warn("some service routes could not be written again at start", "published", n, "err", err)
+		}
+	}()
 	go s.reconcileLoop(engineCtx)
 	go s.renewLoop(engineCtx)
 	// What providers run in this process (the local compute's front ends

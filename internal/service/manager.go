@@ -348,7 +348,7 @@ func (m *Manager) Token(ctx context.Context, ws *api.Workspace, name string) (*a
 	if err != nil {
 		return nil, err
 	}
-	tok, exp, err := SignToken(k, sv.Name, time.Now())
+	tok, exp, err := SignToken(k, sv, time.Now())
 	if err != nil {
 		return nil, err
 	}
@@ -371,6 +371,7 @@ func (m *Manager) Route(ctx context.Context, sv *store.Service) (*frontend.Route
 		if rt.TokenPublicKey, err = PublicKeyPEM(k); err != nil {
 			return nil, err
 		}
+		rt.TokenAudience = TokenAudience(sv)
 	}
 	if a := sv.Autoscale; a != nil && a.Enabled {
 		rt.Autoscale = frontend.Autoscale{Enabled: true, Min: a.MinReplicas, Max: a.MaxReplicas, RefreshSeconds: a.RefreshSeconds,
@@ -461,7 +462,7 @@ func (m *Manager) credential(ctx context.Context, sv *store.Service) (string, er
 		if err != nil {
 			return "", err
 		}
-		tok, _, err := SignToken(k, sv.Name, time.Now())
+		tok, _, err := SignToken(k, sv, time.Now())
 		if err != nil {
 			return "", err
 		}
@@ -517,4 +518,46 @@ func (m *Manager) finish(ctx context.Context, tx *store.Store, r *operation.Run,
 		}
 	}
 	return tx.UpdateService(ctx, sv)
+}
+
+// PublishRoutes writes every service's route to its compute again, so
+// front ends serve what this release's routes say (token audiences, for
+// one); a server does it once as it starts. Computes that cannot be
+// reached are reported and skipped: their routes are written again at the
+// next deploy, update or key change.
+func (m *Manager) PublishRoutes(ctx context.Context) (published int, err error) {
+	wss, err := m.Store.ListWorkspaces(ctx)
+	if err != nil {
+		return 0, err
+	}
+	var errs []error
+	for _, ws := range wss {
+		svs, err := m.Store.ListServices(ctx, ws.ID, "")
+		if err != nil {
+			return published, err
+		}
+		for _, sv := range svs {
+			if sv.CurrentOperation != "" {
+				continue // the operation writes (or removes) the route itself
+			}
+			c, err := m.Store.GetComputeByID(ctx, sv.ComputeID)
+			if err != nil {
+				continue // deleted under it: nothing to publish to
+			}
+			h, ok := m.host(c.Type)
+			if !ok || c.ProvisioningState != api.StateSucceeded {
+				continue
+			}
+			rt, err := m.Route(ctx, &sv)
+			if err == nil {
+				err = h.PublishRoute(ctx, c, &sv, rt)
+			}
+			if err != nil {
+				errs = append(errs, fmt.Errorf("service %s in %s: %w", sv.Name, ws.Name, err))
+				continue
+			}
+			published++
+		}
+	}
+	return published, errors.Join(errs...)
 }

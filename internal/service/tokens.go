@@ -59,11 +59,16 @@ func PublicKeyPEM(k *ecdsa.PrivateKey) (string, error) {
 // TokenLifetime is how long a service token is valid.
 const TokenLifetime = time.Hour
 
-// SignToken makes a short-lived JWT for a service (audience: its name).
-func SignToken(k *ecdsa.PrivateKey, service string, now time.Time) (string, time.Time, error) {
+// TokenAudience is the audience of a service's tokens: its workspace and
+// unique id, so one signing key serves every workspace without a token
+// for service S in workspace A opening S in workspace B.
+func TokenAudience(sv *store.Service) string { return "berth:" + sv.WorkspaceID + "/" + sv.ID }
+
+// SignToken makes a short-lived JWT for a service.
+func SignToken(k *ecdsa.PrivateKey, sv *store.Service, now time.Time) (string, time.Time, error) {
 	exp := now.Add(TokenLifetime)
 	tok, err := jwt.NewWithClaims(jwt.SigningMethodES256, jwt.MapClaims{
-		"aud": service, "iat": now.Unix(), "exp": exp.Unix(), "iss": "berth"}).SignedString(k)
+		"aud": TokenAudience(sv), "sub": sv.Name, "iat": now.Unix(), "exp": exp.Unix(), "iss": "berth"}).SignedString(k)
 	return tok, exp, err
 }
 

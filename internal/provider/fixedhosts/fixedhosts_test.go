@@ -220,3 +220,77 @@ func TestAComputeTypeInOneFile(t *testing.T) {
 	}
 	wait(owner.DetachCompute(ctx, "ml-team", "racks", api.DetachRequest{}))
 }
+
+// A scoring token names its service's workspace and unique id: a token
+// for service iris in one workspace does not open the service iris of
+// another (both behind the same front end, signed by the same key), nor
+// the service deployed again under the same name after a delete.
+func TestTokensAreBoundToWorkspaceAndService(t *testing.T) {
+	ctx := context.Background()
+	h := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, `{}`) }))
+	t.Cleanup(h.Close)
+	fe := frontend.New(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	fe.SetReady(true)
+	feSrv := httptest.NewServer(fe)
+	t.Cleanup(feSrv.Close)
+	p := &Provider{Hosts: []string{strings.TrimPrefix(h.URL, "http://")}, Frontend: fe, Address: strings.TrimPrefix(feSrv.URL, "http://")}
+	srv := servertest.Start(t, server.Config{DataDir: t.TempDir(), Poll: 50 * time.Millisecond, Providers: []provider.Provider{p}})
+	owner, _ := client.New(srv.URL, srv.Token)
+	wait := func(op *api.Operation, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if op, err = owner.Wait(ctx, op.ID, client.WaitOptions{}); err != nil || op.State != api.OpSucceeded {
+			t.Fatalf("operation %s: %v %+v", op.Kind, err, op.Error)
+		}
+	}
+	deploy := func(ws string) {
+		wait(owner.DeployService(ctx, ws, api.ServiceRequest{Name: "iris", ServiceSpec: api.ServiceSpec{
+			Compute: "racks", Models: []string{"iris"}, Command: []string{"serve"}, Auth: api.AuthToken}}))
+	}
+	token := func(ws string) string {
+		tok, err := owner.ServiceToken(ctx, ws, "iris")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok.AccessToken
+	}
+	score := func(ws, tok string) int { // the front end serves one route per name: the last deployed
+		req, _ := http.NewRequest("POST", feSrv.URL+"/api/v1/service/iris/score", strings.NewReader(`{}`))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for _, ws := range []string{"team-a", "team-b"} {
+		if _, err := owner.CreateWorkspace(ctx, api.WorkspaceCreateRequest{Name: ws, Region: "westus2"}); err != nil {
+			t.Fatal(err)
+		}
+		wait(owner.CreateCompute(ctx, ws, api.ComputeRequest{Name: "racks", Type: Type, Origin: api.OriginAttached}))
+		if _, err := owner.RegisterModel(ctx, ws, client.ModelUpload{Name: "iris", FileName: "m.json", Format: "file", Body: strings.NewReader(`{}`), Size: 2}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deploy("team-a")
+	tokA := token("team-a")
+	if code := score("team-a", tokA); code != 200 {
+		t.Fatalf("team-a's token on team-a's iris: %d", code)
+	}
+	deploy("team-b") // now the front end serves team-b's iris
+	if code := score("team-b", tokA); code != 401 {
+		t.Fatalf("team-a's token on team-b's iris: %d, want 401", code)
+	}
+	if code := score("team-b", token("team-b")); code != 200 {
+		t.Fatalf("team-b's token: %d", code)
+	}
+	tokB := token("team-b")
+	wait(owner.DeleteService(ctx, "team-b", "iris"))
+	deploy("team-b")
+	if code := score("team-b", tokB); code != 401 {
+		t.Fatalf("a token of the deleted iris on the new one: %d, want 401", code)
+	}
+}
