@@ -14,7 +14,7 @@ func (a *app) tokenCommand() *cobra.Command {
 		Use:   "create --role owner|contributor|reader [-w WORKSPACE]",
 		Short: "Create a token; it is printed once, as field token",
 		Long: `Create an API token. Readers can show and list; contributors can also create,
-attach, update, detach and deploy; owners can also read credentials, certificate
+attach, update, detach and deploy, and read replica logs; owners can also read credentials, certificate
 keys, service keys and scoring tokens, and manage tokens. With -w the token only
 works in that workspace (and, for an owner, manages only that workspace's tokens).
 The token is printed once (field "token"): store it now.`,

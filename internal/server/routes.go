@@ -121,7 +121,7 @@ func (s *Server) routeTable() []route {
 			Response: api.Operation{}, Status: 202, Handle: onWorkspace("service", false, func(ctx context.Context, ws *api.Workspace, name string, _ *noBody) (*store.Operation, error) {
 				return s.services.Delete(ctx, ws, name)
 			})},
-		{Method: "GET", Path: wsPath + "/services/{service}/logs", ID: "getServiceLogs", Summary: "The last lines of a service's replica logs (text)", Role: api.RoleReader,
+		{Method: "GET", Path: wsPath + "/services/{service}/logs", ID: "getServiceLogs", Summary: "The last lines of a service's replica logs (text; contributors and owners: what a replica prints is its code's, not the service's metadata)", Role: api.RoleContributor,
 			Status: 200, Handle: s.serviceLogs, Query: []queryParam{{Name: "replica", Type: "string", Doc: "one replica"}, {Name: "tail", Type: "integer", Doc: "lines per replica (default 100)"}}},
 		{Method: "GET", Path: wsPath + "/services/{service}/keys", ID: "getServiceKeys", Summary: "A key-auth service's keys (owners only)", Role: api.RoleOwner,
 			Response: api.ServiceKeys{}, Status: 200, Handle: s.serviceKeys},

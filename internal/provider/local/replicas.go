@@ -82,9 +82,15 @@ func (rt *Runtime) startReplica(sv *store.Service, wsID string, idx int) (*repli
 		}
 		dirs = append(dirs, d)
 	}
-	env := map[string]string{
+	// A replica's environment is the contract's and the service's --env,
+	// nothing of the server's (its secret key, its database URL); command
+	// words expand from that environment only.
+	env := replicaBaseEnv()
+	for k, v := range map[string]string{
 		"PORT": strconv.Itoa(port), "BERTH_SERVICE": sv.Name, "BERTH_MODELS": strings.Join(sv.Models, ","),
 		"BERTH_MODEL_DIRS": strings.Join(dirs, ","),
+	} {
+		env[k] = v
 	}
 	if len(dirs) > 0 {
 		env["BERTH_MODEL_DIR"] = dirs[0]
@@ -94,12 +100,7 @@ func (rt *Runtime) startReplica(sv *store.Service, wsID string, idx int) (*repli
 	}
 	args := make([]string, len(sv.Command))
 	for i, a := range sv.Command {
-		args[i] = os.Expand(a, func(k string) string {
-			if v, ok := env[k]; ok {
-				return v
-			}
-			return os.Getenv(k)
-		})
+		args[i] = os.Expand(a, func(k string) string { return env[k] })
 	}
 	logDir := filepath.Join(rt.DataDir, "services", sv.ID)
 	if err := os.MkdirAll(logDir, 0o700); err != nil {
@@ -118,7 +119,7 @@ func (rt *Runtime) supervise(rep *replica, args []string, env map[string]string,
 	for {
 		logf, _ := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 		cmd := exec.Command(args[0], args[1:]...)
-		cmd.Env = os.Environ()
+		cmd.Env = []string{}
 		for k, v := range env {
 			cmd.Env = append(cmd.Env, k+"="+v)
 		}
