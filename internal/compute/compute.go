@@ -312,6 +312,9 @@ func (s *Service) start(ctx context.Context, ws *api.Workspace, name string, kin
 		}
 		return tx.UpdateCompute(ctx, c)
 	})
+	if errors.Is(err, store.ErrNotFound) { // detached or deleted meanwhile
+		return nil, problem.NotFound("compute %q not found in workspace %q", name, ws.Name)
+	}
 	var active *store.ActiveOperationError
 	if errors.As(err, &active) {
 		running := active.Operation

@@ -125,6 +125,9 @@ func TestAuthorizationMatrix(t *testing.T) {
 				}
 				if !ok {
 					t.Errorf("%s %s as %s: %d %s (want %v)", rt.method, url, c.name, code, er.Error.Message, map[bool]any{true: "past authorization", false: want}[want == nil])
+					if code >= 500 {
+						t.Log(e.log.String())
+					}
 				}
 			}
 		}

@@ -177,6 +177,9 @@ func (m *Manager) start(ctx context.Context, sv *store.Service, op *store.Operat
 		sv.State = api.ServiceTransitioning
 		return tx.UpdateService(ctx, sv)
 	})
+	if errors.Is(err, store.ErrNotFound) { // deleted meanwhile
+		return nil, problem.NotFound("service %q not found in workspace %q", sv.Name, sv.Workspace)
+	}
 	if err := conflict(ctx, m.Store, sv, err); err != nil {
 		return nil, err
 	}
