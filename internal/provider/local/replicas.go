@@ -89,6 +89,7 @@ func (rt *Runtime) startReplica(sv *store.Service, wsID string, idx int) (*repli
 	for k, v := range map[string]string{
 		"PORT": strconv.Itoa(port), "BERTH_SERVICE": sv.Name, "BERTH_MODELS": strings.Join(sv.Models, ","),
 		"BERTH_MODEL_DIRS": strings.Join(dirs, ","),
+		RuntimeEnv:         rt.marker(),
 	} {
 		env[k] = v
 	}
@@ -128,6 +129,7 @@ func (rt *Runtime) supervise(rep *replica, args []string, env map[string]string,
 		if err := cmd.Start(); err != nil {
 			fmt.Fprintf(logf, "berth: cannot start %v: %v\n", args, err)
 		} else {
+			rt.recordGroup(cmd.Process.Pid)
 			exited := make(chan struct{})
 			go func() { cmd.Wait(); close(exited) }()
 			go rt.probe(rep, exited)
@@ -140,10 +142,14 @@ func (rt *Runtime) supervise(rep *replica, args []string, env map[string]string,
 					stopGroup(cmd, true)
 					<-exited
 				}
+				stopGroup(cmd, true) // what it started and left behind
+				rt.forgetGroup(cmd.Process.Pid)
 				rep.ready.Store(false)
 				logf.Close()
 				return
 			case <-exited:
+				stopGroup(cmd, true)
+				rt.forgetGroup(cmd.Process.Pid)
 				rep.ready.Store(false)
 				fmt.Fprintf(logf, "berth: replica exited (%v); restarting in %s\n", cmd.ProcessState, backoff)
 			}

@@ -57,6 +57,9 @@ func (in *instance) stopAll() {
 
 // Run syncs until ctx ends, then stops every front end.
 func (rt *Runtime) Run(ctx context.Context) {
+	if n := rt.reapOrphans(); n > 0 {
+		rt.Log.Warn("ended replica processes a previous run of this data directory left", "processes", n)
+	}
 	rt.running = map[string]*instance{}
 	t := time.NewTicker(300 * time.Millisecond)
 	defer t.Stop()
