@@ -4,12 +4,15 @@
 // crash must not leave behind:
 //
 //   - every operation started ends (Succeeded, Failed or Canceled);
+//
 //   - no replica process, nor anything a replica started, outlives the
 //     server once it stops (orphans);
+//
 //   - no half-written upload stays in the artifact store;
+//
 //   - the owner token in DATA_DIR/admin.token still works.
 //
-//	go run ./bench/chaos [-n 20]      (or ./bench/chaos.sh)
+//     go run ./bench/chaos [-n 20]      (or ./bench/chaos.sh)
 //
 // It prints one line per cycle and a report, and exits 1 unless everything
 // is clean.
