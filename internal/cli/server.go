@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"github.com/berth-ml/berth/internal/provider/local"
 	"log/slog"
 	"net"
 	"net/url"
@@ -114,7 +115,7 @@ DATA_DIR/admin.token (mode 0600); the CLI uses it for a local server.`,
 				PublicURL:                publicURL,
 				ArtifactStore:            artifactStore,
 				CertificateCheckInterval: certCheck, ACMEHTTPPort: acmeHTTPPort, CertificateRetryBase: certRetry,
-				Providers: a.providers,
+				Providers: a.providers, ReplicaLauncher: replicaLauncher(),
 			})
 			if err != nil {
 				return err
@@ -175,7 +176,7 @@ func checkImageFlags(cmd *cobra.Command, image, repo string) error {
 // commands that need one (quickstart); it returns its address and a stop
 // function that waits for it to end.
 func serveLocal(ctx context.Context, dataDir string, log *slog.Logger) (string, func(), error) {
-	srv, err := server.New(ctx, server.Config{DataDir: dataDir, Logger: log})
+	srv, err := server.New(ctx, server.Config{DataDir: dataDir, Logger: log, ReplicaLauncher: replicaLauncher()})
 	if err != nil {
 		return "", nil, err
 	}
@@ -221,4 +222,14 @@ with the new token if they leaked.`,
 	cmd.Flags().StringVar(&dataDir, "data-dir", "", "the server's data directory (default ~/.berth/data)")
 	cmd.Flags().StringVar(&database, "database", "", "the server's PostgreSQL URL, when it uses one (default: BERTH_DATABASE_URL, else SQLite in the data directory)")
 	return cmd
+}
+
+// replicaLauncher is this binary's replica-exec, where replicas can be
+// sandboxed.
+func replicaLauncher() []string {
+	exe, err := os.Executable()
+	if err != nil || !local.SandboxAvailable {
+		return nil
+	}
+	return []string{exe, "replica-exec"}
 }

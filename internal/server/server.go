@@ -53,6 +53,10 @@ type Config struct {
 	// Providers are compute types offered beside the built-in ones (a
 	// provider of a built-in type replaces it).
 	Providers []provider.Provider
+	// ReplicaLauncher starts the local compute's replicas in a sandbox that
+	// hides the data directory (`berth replica-exec`; `berth server` sets
+	// it on Linux). Without it replicas run as plain child processes.
+	ReplicaLauncher []string
 	// KubernetesVersions is the supported Kubernetes range.
 	KubernetesVersions preflight.VersionRange
 	// FrontendImage is the full image reference of the berth-fe front end
@@ -222,10 +226,14 @@ func (s *Server) builtinProviders(arts artifact.Store) []provider.Provider {
 	if azure.DefaultSubscription == "" {
 		azure.DefaultSubscription = cfg.Getenv("AZURE_SUBSCRIPTION_ID")
 	}
-	loc := local.New(&local.Runtime{Store: s.store, Log: s.log.With("component", "local"), DataDir: cfg.DataDir, Artifacts: arts,
+	lrt := &local.Runtime{Store: s.store, Log: s.log.With("component", "local"), DataDir: cfg.DataDir, Artifacts: arts,
 		Routes: func(ctx context.Context, sv *store.Service) (*frontend.Route, error) {
 			return s.services.Route(ctx, sv)
-		}})
+		}}
+	if len(cfg.ReplicaLauncher) > 0 {
+		lrt.Launcher = cfg.ReplicaLauncher
+	}
+	loc := local.New(lrt)
 	loc.ReadyTimeout = cfg.ReadyTimeout
 	return []provider.Provider{
 		&kube,

@@ -26,7 +26,7 @@ func TestReplicasGetACleanEnvironment(t *testing.T) {
 	rt := &Runtime{DataDir: dir, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	sv := &store.Service{Service: api.Service{ID: "svc-1", Name: "envy", ServiceSpec: api.ServiceSpec{
 		Env:     map[string]string{"OUT": out, "GREETING": "hello"},
-		Command: []string{"/bin/sh", "-c", "env > $OUT; echo \"words: [$BERTH_SECRET_KEY] [$SERVER_ONLY] [$GREETING]\" >> $OUT; sleep 30"},
+		Command: []string{"/bin/sh", "-c", "env > $OUT; echo \"words: [$BERTH_SECRET_KEY] [$SERVER_ONLY] [$GREETING]\" >> $OUT; true; echo \"shell-own: $?\" >> $OUT; sleep 30"},
 	}}}
 	rep, err := rt.startReplica(sv, "ws-1", 0)
 	if err != nil {
@@ -35,12 +35,12 @@ func TestReplicasGetACleanEnvironment(t *testing.T) {
 	defer func() { rep.halt(); <-rep.done }()
 	var got string
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if b, _ := os.ReadFile(out); strings.Contains(string(b), "words:") {
+		if b, _ := os.ReadFile(out); strings.Contains(string(b), "shell-own:") {
 			got = string(b)
 			break
 		}
 	}
-	for _, want := range []string{"PORT=", "BERTH_SERVICE=envy", "GREETING=hello", "PATH=" + ReplicaPath, "words: [] [] [hello]"} {
+	for _, want := range []string{"PORT=", "BERTH_SERVICE=envy", "GREETING=hello", "PATH=" + ReplicaPath, "words: [] [] [hello]", "shell-own: 0"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("the replica's environment lacks %q:\n%s", want, got)
 		}

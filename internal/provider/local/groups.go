@@ -11,9 +11,13 @@ package local
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 )
 
 // RuntimeEnv marks the processes of one data directory's local runtime.
@@ -21,12 +25,16 @@ const RuntimeEnv = "BERTH_LOCAL_RUNTIME"
 
 // marker is this runtime's RuntimeEnv value: its data directory's digest.
 func (rt *Runtime) marker() string {
+	sum := sha256.Sum256([]byte(rt.dataDirAbs()))
+	return hex.EncodeToString(sum[:8])
+}
+
+func (rt *Runtime) dataDirAbs() string {
 	dir, err := filepath.Abs(rt.DataDir)
 	if err != nil {
-		dir = rt.DataDir
+		return rt.DataDir
 	}
-	sum := sha256.Sum256([]byte(dir))
-	return hex.EncodeToString(sum[:8])
+	return dir
 }
 
 func (rt *Runtime) groupsDir() string { return filepath.Join(rt.DataDir, "local", "groups") }
@@ -61,4 +69,28 @@ func (rt *Runtime) reapOrphans() int {
 	n := reap(rt.marker(), rt.recordedGroups())
 	os.RemoveAll(rt.groupsDir())
 	return n
+}
+
+// checkSandbox runs the launcher once on an empty folder, so a machine
+// where it cannot work (no namespaces for this user) is known before a
+// replica depends on it.
+func (rt *Runtime) checkSandbox() error {
+	if rt.Launcher == nil {
+		if SandboxAvailable {
+			return errors.New("no launcher")
+		}
+		return errors.New("this OS has no mount namespaces (Linux only)")
+	}
+	dir, err := os.MkdirTemp("", "berth-sandbox-check")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	cmd := exec.Command(rt.Launcher[0], "--version")
+	cmd.Env = []string{}
+	sandbox(cmd, rt.Launcher, dir, nil)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("%v: %s", err, strings.TrimSpace(string(out)))
+	}
+	return nil
 }

@@ -101,20 +101,25 @@ func (rt *Runtime) startReplica(sv *store.Service, wsID string, idx int) (*repli
 	}
 	args := make([]string, len(sv.Command))
 	for i, a := range sv.Command {
-		args[i] = os.Expand(a, func(k string) string { return env[k] })
+		args[i] = os.Expand(a, func(k string) string {
+			if v, ok := env[k]; ok || isName(k) {
+				return v
+			}
+			return "$" + k // a shell's own ($?, $$, $1): left for it
+		})
 	}
 	logDir := filepath.Join(rt.DataDir, "services", sv.ID)
 	if err := os.MkdirAll(logDir, 0o700); err != nil {
 		return nil, err
 	}
 	rep := &replica{name: fmt.Sprintf("%s-g%d-%d", sv.Name, sv.Generation, idx), port: port, stop: make(chan struct{}), done: make(chan struct{})}
-	go rt.supervise(rep, args, env, filepath.Join(logDir, rep.name+".log"))
+	go rt.supervise(rep, args, env, dirs, filepath.Join(logDir, rep.name+".log"))
 	return rep, nil
 }
 
 // supervise runs the process, restarts it when it exits, and tracks
 // readiness through its /readyz.
-func (rt *Runtime) supervise(rep *replica, args []string, env map[string]string, logPath string) {
+func (rt *Runtime) supervise(rep *replica, args []string, env map[string]string, models []string, logPath string) {
 	defer close(rep.done)
 	backoff := 500 * time.Millisecond
 	for {
@@ -126,6 +131,9 @@ func (rt *Runtime) supervise(rep *replica, args []string, env map[string]string,
 		}
 		cmd.Stdout, cmd.Stderr = logf, logf
 		ownGroup(cmd)
+		if rt.Launcher != nil {
+			sandbox(cmd, rt.Launcher, rt.dataDirAbs(), models)
+		}
 		if err := cmd.Start(); err != nil {
 			fmt.Fprintf(logf, "berth: cannot start %v: %v\n", args, err)
 		} else {
@@ -358,4 +366,14 @@ func (s localScaler) SetReplicas(_ context.Context, route *frontend.Route, n int
 	defer s.rt.mu.Unlock()
 	s.in.desired[route.Service] = n
 	return nil
+}
+
+// isName tells a variable name ([A-Za-z_][A-Za-z0-9_]*).
+func isName(k string) bool {
+	for i, c := range k {
+		if !(c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || i > 0 && c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return k != ""
 }

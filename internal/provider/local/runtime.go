@@ -26,6 +26,9 @@ type Runtime struct {
 	Artifacts artifact.Store
 	// Routes gives a service's route (keys, token key, limits).
 	Routes func(ctx context.Context, sv *store.Service) (*frontend.Route, error)
+	// Launcher, when set, starts each replica in a sandbox that hides the
+	// data directory (`berth replica-exec`, Linux; sandbox_linux.go).
+	Launcher []string
 
 	mu      sync.Mutex
 	running map[string]*instance // by compute id
@@ -59,6 +62,10 @@ func (in *instance) stopAll() {
 func (rt *Runtime) Run(ctx context.Context) {
 	if n := rt.reapOrphans(); n > 0 {
 		rt.Log.Warn("ended replica processes a previous run of this data directory left", "processes", n)
+	}
+	if err := rt.checkSandbox(); err != nil {
+		rt.Log.Warn("local replicas will run without a sandbox and could read the data directory", "reason", err)
+		rt.Launcher = nil
 	}
 	rt.running = map[string]*instance{}
 	t := time.NewTicker(300 * time.Millisecond)
