@@ -4,8 +4,9 @@
 // plain processes on 127.0.0.1, plus a fake load-balancer controller.
 //
 // Pods scheduled onto the cluster's nodes become Running and Ready with
-// loopback IPs from 127.10.0.0/16 (PodCIDR), so a test can listen on a pod's
-// IP itself. Services of type LoadBalancer get a loopback ingress address
+// loopback IPs from a /20 of 127.16.0.0/12 (PodCIDR) picked at random for
+// each cluster, so a test can listen on a pod's IP itself, and clusters of
+// test packages running at once rarely hand out the same address. Services of type LoadBalancer get a loopback ingress address
 // from 127.100.0.0/16, or 127.101.0.0/16 when annotated as internal. Nothing
 // is ever sent to a non-loopback address.
 //
@@ -29,7 +30,9 @@ import (
 	"github.com/berth-ml/berth/internal/testenv/simcluster/kubelet"
 	"io"
 	"math/rand/v2"
+	mathrand "math/rand/v2"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -50,8 +53,9 @@ const (
 	// address in it is ever dialled.
 	ServiceCIDR = "10.96.0.0/16"
 	serviceIP   = "10.96.0.1"
-	// PodCIDR is the range kwok gives pod IPs from: loopback addresses.
-	PodCIDR = "127.10.0.0/16"
+	// PodCIDR is the range clusters' pod IPs come from (loopback); each
+	// cluster gives its pods addresses from a /20 of it (Cluster.PodPrefix).
+	PodCIDR = "127.16.0.0/12"
 	// KwokNodeAnnotation marks the nodes kwok manages (value "fake").
 	KwokNodeAnnotation = "kwok.x-k8s.io/node"
 
@@ -124,6 +128,8 @@ type Cluster struct {
 	AdminToken string
 	// Dir is the cluster's temporary folder, removed by Stop.
 	Dir string
+	// PodPrefix is the range this cluster's pods get IPs from.
+	PodPrefix netip.Prefix
 	// Kubelet runs the pods' containers when Options.Containers is set.
 	Kubelet *kubelet.Containers
 
@@ -215,7 +221,7 @@ func start(ctx context.Context, logf func(string, ...any), bin, stages string, n
 	if err != nil {
 		return nil, fmt.Errorf("simcluster: %w", err)
 	}
-	c = &Cluster{Dir: dir, logFn: logf, nodeSeq: len(nodes)}
+	c = &Cluster{Dir: dir, logFn: logf, nodeSeq: len(nodes), PodPrefix: randomPodPrefix()}
 	if err := os.WriteFile(filepath.Join(dir, ownerFile), []byte(strconv.Itoa(os.Getpid())), 0o600); err != nil {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("simcluster: %w", err)
@@ -376,7 +382,7 @@ func start(ctx context.Context, logf func(string, ...any), bin, stages string, n
 		"--config="+stages,
 		"--manage-all-nodes=false",
 		"--manage-nodes-with-annotation-selector="+KwokNodeAnnotation+"=fake",
-		"--cidr=127.10.0.1/16",
+		"--cidr="+c.PodPrefix.Addr().Next().String()+"/20",
 		"--node-ip=127.0.0.1",
 	); err != nil {
 		return c, err
@@ -744,4 +750,13 @@ func moduleRoot() (string, error) {
 		}
 		dir = parent
 	}
+}
+
+// randomPodPrefix picks one of the 256 /20s of PodCIDR.
+func randomPodPrefix() netip.Prefix {
+	b := netip.MustParsePrefix(PodCIDR).Addr().As4()
+	n := mathrand.IntN(256)
+	b[1] += byte(n / 16)
+	b[2] = byte(n%16) * 16
+	return netip.PrefixFrom(netip.AddrFrom4(b), 20)
 }
