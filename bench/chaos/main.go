@@ -20,8 +20,6 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -39,6 +37,7 @@ import (
 
 	"github.com/berth-ml/berth/api"
 	"github.com/berth-ml/berth/client"
+	"github.com/berth-ml/berth/internal/provider/local"
 )
 
 func main() {
@@ -226,7 +225,7 @@ func run(cycles int) error {
 	_, tokenErr := c.ListWorkspaces(ctx)
 	srv.stop()
 	time.Sleep(500 * time.Millisecond)
-	orphans := marked(srv.dataDir)
+	orphans := local.MarkedProcesses(srv.dataDir)
 	temps, _ := filepath.Glob(filepath.Join(srv.dataDir, "artifacts", "*", ".upload-*"))
 
 	fmt.Println()
@@ -242,33 +241,6 @@ func run(cycles int) error {
 	}
 	fmt.Printf("clean after %d kills\n", cycles)
 	return nil
-}
-
-// marked lists live processes carrying the local runtime's marker of a
-// data directory (internal/provider/local: BERTH_LOCAL_RUNTIME).
-func marked(dataDir string) []int {
-	abs, _ := filepath.Abs(dataDir)
-	sum := sha256.Sum256([]byte(abs))
-	want := "BERTH_LOCAL_RUNTIME=" + hex.EncodeToString(sum[:8])
-	var out []int
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		env, _ := os.ReadFile("/proc/" + e.Name() + "/environ")
-		stat, _ := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if i := strings.LastIndexByte(string(stat), ')'); i < 0 || i+2 >= len(stat) || stat[i+2] == 'Z' {
-			continue
-		}
-		for _, kv := range strings.Split(string(env), "\x00") {
-			if kv == want {
-				out = append(out, pid)
-			}
-		}
-	}
-	return out
 }
 
 // keep copies the server log out of the directory about to be removed.

@@ -126,46 +126,66 @@ func (p *Provider) ServiceLogs(_ context.Context, _ *store.Compute, sv *store.Se
 	return "", problem.NotFound("service %s runs on fixed hosts, which keep their own logs (%s)", sv.Name, strings.Join(p.Hosts, ", "))
 }
 
+// env is a server with the fixed-hosts type, its front end and hosts.
+type env struct {
+	t     *testing.T
+	owner *client.Client
+	feURL string
+}
+
+// start runs model-server stand-ins on hosts, the type's front end, and a
+// server that has the type: the one registration line.
+func start(t *testing.T, hosts int, workspaces ...string) *env {
+	var addrs []string
+	for i := range hosts {
+		h := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			fmt.Fprintf(w, `{"host":%d,"path":%q}`, i, r.URL.Path)
+		}))
+		t.Cleanup(h.Close)
+		addrs = append(addrs, strings.TrimPrefix(h.URL, "http://"))
+	}
+	fe := frontend.New(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	fe.SetReady(true)
+	feSrv := httptest.NewServer(fe)
+	t.Cleanup(feSrv.Close)
+	p := &Provider{Hosts: addrs, Frontend: fe, Address: strings.TrimPrefix(feSrv.URL, "http://")}
+	srv := servertest.Start(t, server.Config{DataDir: t.TempDir(), Poll: 50 * time.Millisecond,
+		Providers: []provider.Provider{p}}) // the one registration line
+	owner, _ := client.New(srv.URL, srv.Token)
+	e := &env{t: t, owner: owner, feURL: feSrv.URL}
+	ctx := context.Background()
+	for _, ws := range workspaces {
+		if _, err := owner.CreateWorkspace(ctx, api.WorkspaceCreateRequest{Name: ws, Region: "westus2"}); err != nil {
+			t.Fatal(err)
+		}
+		e.wait(owner.CreateCompute(ctx, ws, api.ComputeRequest{Name: "racks", Type: Type, Origin: api.OriginAttached}))
+		if _, err := owner.RegisterModel(ctx, ws, client.ModelUpload{Name: "iris", FileName: "model.json", Format: "file",
+			Body: strings.NewReader(`{}`), Size: 2}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return e
+}
+
+// wait waits for an operation to succeed.
+func (e *env) wait(op *api.Operation, err error) {
+	e.t.Helper()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if op, err = e.owner.Wait(context.Background(), op.ID, client.WaitOptions{}); err != nil || op.State != api.OpSucceeded {
+		e.t.Fatalf("operation %s: %v %+v", op.Kind, err, op.Error)
+	}
+}
+
 // TestAComputeTypeInOneFile attaches a fixed-hosts compute, deploys a
 // service to it and scores it through the type's front end with the
 // service's key, regenerates the key, and deletes the service: the whole
 // service life cycle over a type the generic layers never heard of.
 func TestAComputeTypeInOneFile(t *testing.T) {
 	ctx := context.Background()
-	var hosts []string
-	for i := range 2 {
-		h := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			fmt.Fprintf(w, `{"host":%d,"path":%q}`, i, r.URL.Path)
-		}))
-		t.Cleanup(h.Close)
-		hosts = append(hosts, strings.TrimPrefix(h.URL, "http://"))
-	}
-	fe := frontend.New(slog.New(slog.NewTextHandler(io.Discard, nil)))
-	fe.SetReady(true)
-	feSrv := httptest.NewServer(fe)
-	t.Cleanup(feSrv.Close)
-	p := &Provider{Hosts: hosts, Frontend: fe, Address: strings.TrimPrefix(feSrv.URL, "http://")}
-
-	srv := servertest.Start(t, server.Config{DataDir: t.TempDir(), Poll: 50 * time.Millisecond,
-		Providers: []provider.Provider{p}}) // the one registration line
-	owner, _ := client.New(srv.URL, srv.Token)
-	if _, err := owner.CreateWorkspace(ctx, api.WorkspaceCreateRequest{Name: "ml-team", Region: "westus2"}); err != nil {
-		t.Fatal(err)
-	}
-	wait := func(op *api.Operation, err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if op, err = owner.Wait(ctx, op.ID, client.WaitOptions{}); err != nil || op.State != api.OpSucceeded {
-			t.Fatalf("operation %s: %v %+v", op.Kind, err, op.Error)
-		}
-	}
-	wait(owner.CreateCompute(ctx, "ml-team", api.ComputeRequest{Name: "racks", Type: Type, Origin: api.OriginAttached}))
-	if _, err := owner.RegisterModel(ctx, "ml-team", client.ModelUpload{Name: "iris", FileName: "model.json", Format: "file",
-		Body: strings.NewReader(`{}`), Size: 2}); err != nil {
-		t.Fatal(err)
-	}
+	e := start(t, 2, "ml-team")
+	owner, wait := e.owner, e.wait
 	// Validation is the type's too, reported with the generic checks.
 	_, err := owner.DeployService(ctx, "ml-team", api.ServiceRequest{Name: "iris-svc", ServiceSpec: api.ServiceSpec{
 		Compute: "racks", Models: []string{"iris"}, Command: []string{"serve"}, Replicas: 3}})
@@ -176,7 +196,7 @@ func TestAComputeTypeInOneFile(t *testing.T) {
 	wait(owner.DeployService(ctx, "ml-team", api.ServiceRequest{Name: "iris-svc", ServiceSpec: api.ServiceSpec{
 		Compute: "racks", Models: []string{"iris"}, Command: []string{"serve"}, Replicas: 2}}))
 	sv, err := owner.GetService(ctx, "ml-team", "iris-svc")
-	if err != nil || sv.State != api.ServiceHealthy || sv.ReadyReplicas != 2 || sv.ScoringURI != feSrv.URL+"/api/v1/service/iris-svc/score" {
+	if err != nil || sv.State != api.ServiceHealthy || sv.ReadyReplicas != 2 || sv.ScoringURI != e.feURL+"/api/v1/service/iris-svc/score" {
 		t.Fatalf("service: %+v %v", sv, err)
 	}
 	keys, err := owner.ServiceKeys(ctx, "ml-team", "iris-svc")
@@ -227,24 +247,8 @@ func TestAComputeTypeInOneFile(t *testing.T) {
 // the service deployed again under the same name after a delete.
 func TestTokensAreBoundToWorkspaceAndService(t *testing.T) {
 	ctx := context.Background()
-	h := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, `{}`) }))
-	t.Cleanup(h.Close)
-	fe := frontend.New(slog.New(slog.NewTextHandler(io.Discard, nil)))
-	fe.SetReady(true)
-	feSrv := httptest.NewServer(fe)
-	t.Cleanup(feSrv.Close)
-	p := &Provider{Hosts: []string{strings.TrimPrefix(h.URL, "http://")}, Frontend: fe, Address: strings.TrimPrefix(feSrv.URL, "http://")}
-	srv := servertest.Start(t, server.Config{DataDir: t.TempDir(), Poll: 50 * time.Millisecond, Providers: []provider.Provider{p}})
-	owner, _ := client.New(srv.URL, srv.Token)
-	wait := func(op *api.Operation, err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if op, err = owner.Wait(ctx, op.ID, client.WaitOptions{}); err != nil || op.State != api.OpSucceeded {
-			t.Fatalf("operation %s: %v %+v", op.Kind, err, op.Error)
-		}
-	}
+	e := start(t, 1, "team-a", "team-b")
+	owner, wait := e.owner, e.wait
 	deploy := func(ws string) {
 		wait(owner.DeployService(ctx, ws, api.ServiceRequest{Name: "iris", ServiceSpec: api.ServiceSpec{
 			Compute: "racks", Models: []string{"iris"}, Command: []string{"serve"}, Auth: api.AuthToken}}))
@@ -257,7 +261,7 @@ func TestTokensAreBoundToWorkspaceAndService(t *testing.T) {
 		return tok.AccessToken
 	}
 	score := func(ws, tok string) int { // the front end serves one route per name: the last deployed
-		req, _ := http.NewRequest("POST", feSrv.URL+"/api/v1/service/iris/score", strings.NewReader(`{}`))
+		req, _ := http.NewRequest("POST", e.feURL+"/api/v1/service/iris/score", strings.NewReader(`{}`))
 		req.Header.Set("Authorization", "Bearer "+tok)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -265,15 +269,6 @@ func TestTokensAreBoundToWorkspaceAndService(t *testing.T) {
 		}
 		resp.Body.Close()
 		return resp.StatusCode
-	}
-	for _, ws := range []string{"team-a", "team-b"} {
-		if _, err := owner.CreateWorkspace(ctx, api.WorkspaceCreateRequest{Name: ws, Region: "westus2"}); err != nil {
-			t.Fatal(err)
-		}
-		wait(owner.CreateCompute(ctx, ws, api.ComputeRequest{Name: "racks", Type: Type, Origin: api.OriginAttached}))
-		if _, err := owner.RegisterModel(ctx, ws, client.ModelUpload{Name: "iris", FileName: "m.json", Format: "file", Body: strings.NewReader(`{}`), Size: 2}); err != nil {
-			t.Fatal(err)
-		}
 	}
 	deploy("team-a")
 	tokA := token("team-a")

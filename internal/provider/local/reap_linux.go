@@ -40,8 +40,14 @@ func reap(marker string, groups []int) int {
 	return n
 }
 
-// processesMarked lists the live processes carrying a runtime's marker
-// (for tests and the chaos script's orphan count).
+// MarkedProcesses lists the live processes of the local runtime of a data
+// directory, replicas and whatever they started (bench/chaos counts the
+// orphans a killed server left with it).
+func MarkedProcesses(dataDir string) []int {
+	return processesMarked((&Runtime{DataDir: dataDir}).marker())
+}
+
+// processesMarked lists the live processes carrying a runtime's marker.
 func processesMarked(marker string) []int {
 	want := RuntimeEnv + "=" + marker
 	var out []int
