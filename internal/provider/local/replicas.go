@@ -113,7 +113,14 @@ func (rt *Runtime) startReplica(sv *store.Service, wsID string, idx int) (*repli
 		return nil, err
 	}
 	rep := &replica{name: fmt.Sprintf("%s-g%d-%d", sv.Name, sv.Generation, idx), port: port, stop: make(chan struct{}), done: make(chan struct{})}
-	go rt.supervise(rep, args, env, dirs, filepath.Join(logDir, rep.name+".log"))
+	// The sandbox shows the replica its models and, when its program lives
+	// in the data directory (quickstart's copy of berth), that program's
+	// folder, read-only.
+	expose := dirs
+	if len(args) > 0 && filepath.IsAbs(args[0]) && strings.HasPrefix(args[0], rt.dataDirAbs()+string(filepath.Separator)) {
+		expose = append(append([]string{}, dirs...), filepath.Dir(args[0]))
+	}
+	go rt.supervise(rep, args, env, expose, filepath.Join(logDir, rep.name+".log"))
 	return rep, nil
 }
 
