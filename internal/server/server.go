@@ -78,6 +78,10 @@ type Config struct {
 	// DATA_DIR/artifacts, or s3://BUCKET[/PREFIX]?endpoint=HOST:PORT&...
 	// (credentials from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY).
 	ArtifactStore string
+	// ModelLimits bound what one model artifact may unpack to (zero
+	// fields: artifact.DefaultLimits); registration refuses archives
+	// beyond them, and replicas unpack under them.
+	ModelLimits artifact.Limits
 	// Azure configures how the AKS provider reaches Azure (zero: Azure's
 	// public cloud with the workspace's credential choice; the default
 	// subscription from AZURE_SUBSCRIPTION_ID).
@@ -226,7 +230,7 @@ func (s *Server) builtinProviders(arts artifact.Store) []provider.Provider {
 	if azure.DefaultSubscription == "" {
 		azure.DefaultSubscription = cfg.Getenv("AZURE_SUBSCRIPTION_ID")
 	}
-	lrt := &local.Runtime{Store: s.store, Log: s.log.With("component", "local"), DataDir: cfg.DataDir, Artifacts: arts,
+	lrt := &local.Runtime{Store: s.store, Log: s.log.With("component", "local"), DataDir: cfg.DataDir, Artifacts: arts, Limits: cfg.ModelLimits,
 		Routes: func(ctx context.Context, sv *store.Service) (*frontend.Route, error) {
 			return s.services.Route(ctx, sv)
 		}}

@@ -60,7 +60,7 @@ func (rt *Runtime) modelDir(ctx context.Context, wsID, ref string) (string, erro
 		return "", err
 	}
 	defer f.Close()
-	err = artifact.Unpack(f, m.Format, m.FileName, dir)
+	err = artifact.Unpack(f, m.Format, m.FileName, dir, rt.Limits)
 	if err != nil {
 		return "", fmt.Errorf("model %s: %w", ref, err)
 	}

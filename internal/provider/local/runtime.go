@@ -24,6 +24,8 @@ type Runtime struct {
 	Log       *slog.Logger
 	DataDir   string
 	Artifacts artifact.Store
+	// Limits bound what a model unpacks to (zero: artifact.DefaultLimits).
+	Limits artifact.Limits
 	// Routes gives a service's route (keys, token key, limits).
 	Routes func(ctx context.Context, sv *store.Service) (*frontend.Route, error)
 	// Launcher, when set, starts each replica in a sandbox that hides the
