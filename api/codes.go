@@ -66,6 +66,7 @@ const (
 	CodeLocationRequired               = "LocationRequired"
 	CodeModelDeliveryUnavailable       = "ModelDeliveryUnavailable"
 	CodeModelNotFound                  = "ModelNotFound"
+	CodeModelUnpackFailed              = "ModelUnpackFailed"
 	CodeNoKubeconfig                   = "NoKubeconfig"
 	CodeNotAClusterService             = "NotAClusterService"
 	CodeNotAttached                    = "NotAttached"

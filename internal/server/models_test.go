@@ -10,9 +10,11 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/berth-ml/berth/api"
 	"github.com/berth-ml/berth/client"
@@ -200,5 +202,59 @@ func TestModelLimitsAreServerSettings(t *testing.T) {
 	resp.Body.Close()
 	if got := artifact.LimitsFromHeader(resp.Header); got != (artifact.Limits{MaxUnpackedBytes: 1 << 20, MaxFiles: 3}) {
 		t.Fatalf("limits in the download's headers: %+v (%v)", got, resp.Header)
+	}
+}
+
+// TestLocalDeployFailsAtOnceOnUnpackError: a stored artifact that cannot
+// be unpacked (one registered before registration checked archives, here
+// overwritten in the store) fails a deploy on the local compute at once,
+// with the cause in the operation's error and the service's, instead of
+// waiting for replicas that never start.
+func TestLocalDeployFailsAtOnceOnUnpackError(t *testing.T) {
+	dir := t.TempDir()
+	srv := servertest.Start(t, server.Config{DataDir: dir, ReadyTimeout: 60 * time.Second})
+	owner, _ := client.New(srv.URL, srv.Token)
+	e := &env{t: t, url: srv.URL, dataDir: dir, owner: owner, log: srv.Log, srv: srv.Server}
+	e.workspace("wsx")
+	ctx := context.Background()
+	op, err := owner.CreateCompute(ctx, "wsx", api.ComputeRequest{Name: "laptop", Type: "local", Origin: api.OriginCreated})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if op = wait(t, owner, op); op.State != api.OpSucceeded {
+		t.Fatalf("create local: %+v", op.Error)
+	}
+	if status, _, body := register(t, e, "wsx", "m", "m", "tar.gz", targz(t, []tarFile{{name: "w.bin", body: []byte("weights")}})); status != 201 {
+		t.Fatalf("register: %d %s", status, body)
+	}
+	files := storedFiles(t, e)
+	if len(files) != 1 {
+		t.Fatalf("stored: %v", files)
+	}
+	if err := os.WriteFile(files[0], []byte("these bytes are not gzip"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	op, err = owner.DeployService(ctx, "wsx", api.ServiceRequest{Name: "svc", ServiceSpec: api.ServiceSpec{Compute: "laptop", Models: []string{"m:1"},
+		Command: []string{"/nonexistent/model-server"}, Replicas: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	op = wait(t, owner, op)
+	took := time.Since(start)
+	if op.State != api.OpFailed || op.Error == nil || op.Error.Code != api.CodeModelUnpackFailed ||
+		!strings.Contains(op.Error.Message, "no replica of svc can start: model m:1 cannot be unpacked: the artifact is not a valid tar.gz archive: it is not gzip-compressed") {
+		t.Fatalf("deploy: %s %+v", op.State, op.Error)
+	}
+	if took > 20*time.Second {
+		t.Fatalf("the deploy took %s to fail", took)
+	}
+	sv, err := owner.GetService(ctx, "wsx", "svc")
+	if err != nil || sv.State != api.ServiceFailed {
+		t.Fatalf("service: %+v %v", sv, err)
+	}
+	// Nothing half unpacked is left for the next try.
+	if left, _ := filepath.Glob(filepath.Join(dir, "local-models", "*")); len(left) != 0 {
+		t.Fatalf("left in local-models: %v", left)
 	}
 }

@@ -32,8 +32,9 @@ type Runtime struct {
 	// data directory (`berth replica-exec`, Linux; sandbox_linux.go).
 	Launcher []string
 
-	mu      sync.Mutex
-	running map[string]*instance // by compute id
+	mu       sync.Mutex
+	running  map[string]*instance    // by compute id
+	failures map[string]startFailure // by service id
 }
 
 type instance struct {
@@ -69,7 +70,9 @@ func (rt *Runtime) Run(ctx context.Context) {
 		rt.Log.Warn("local replicas will run without a sandbox and could read the data directory", "reason", err)
 		rt.Launcher = nil
 	}
-	rt.running = map[string]*instance{}
+	rt.mu.Lock()
+	rt.running, rt.failures = map[string]*instance{}, map[string]startFailure{}
+	rt.mu.Unlock()
 	t := time.NewTicker(300 * time.Millisecond)
 	defer t.Stop()
 	for {
