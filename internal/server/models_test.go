@@ -258,3 +258,29 @@ func TestLocalDeployFailsAtOnceOnUnpackError(t *testing.T) {
 		t.Fatalf("left in local-models: %v", left)
 	}
 }
+
+// TestServerRemovesStaleUploadsOnStart: a temporary file that a killed
+// upload left in the artifact folder is gone once the server has started;
+// artifacts stay.
+func TestServerRemovesStaleUploadsOnStart(t *testing.T) {
+	dir := t.TempDir()
+	wsDir := filepath.Join(dir, "artifacts", "0b6c3f57-ws")
+	os.MkdirAll(wsDir, 0o700)
+	stale := filepath.Join(wsDir, ".upload-4242")
+	kept := filepath.Join(wsDir, "a-model-id")
+	for _, f := range []string{stale, kept} {
+		if err := os.WriteFile(f, []byte("bytes"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	srv := servertest.Start(t, server.Config{DataDir: dir})
+	if _, err := os.Stat(stale); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("the stale upload survived the start: %v", err)
+	}
+	if _, err := os.Stat(kept); err != nil {
+		t.Fatalf("an artifact was removed: %v", err)
+	}
+	if !strings.Contains(srv.Log.String(), "removed unfinished uploads from the artifact store") {
+		t.Fatalf("log: %s", srv.Log.String())
+	}
+}

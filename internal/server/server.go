@@ -250,7 +250,16 @@ func (s *Server) builtinProviders(arts artifact.Store) []provider.Provider {
 // checked (endpoint, credentials, bucket) before the server goes on.
 func openArtifacts(ctx context.Context, cfg Config) (artifact.Store, error) {
 	if cfg.ArtifactStore == "" {
-		return artifact.Dir{Root: filepath.Join(cfg.DataDir, "artifacts")}, nil
+		// Uploads that a killed server left half written are removed.
+		d := artifact.Dir{Root: filepath.Join(cfg.DataDir, "artifacts")}
+		n, err := d.RemoveStaleUploads()
+		if err != nil {
+			return nil, fmt.Errorf("artifact store %s: %w", d, err)
+		}
+		if n > 0 {
+			cfg.Logger.Info("removed unfinished uploads from the artifact store", "files", n, "artifacts", d.String())
+		}
+		return d, nil
 	}
 	c, err := artifact.ParseS3URL(cfg.ArtifactStore, cfg.Getenv)
 	if err != nil {
