@@ -1,6 +1,7 @@
 package artifact
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -350,4 +351,30 @@ func freeAddr(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return a
+}
+
+// TestS3PutRefusedArtifact: an upload that its check refuses after some
+// parts went up (a bomb's header after 6 MiB of real content) fails Put
+// with the check's error, and leaves neither an object nor an unfinished
+// multipart upload in the bucket.
+func TestS3PutRefusedArtifact(t *testing.T) {
+	s, srv, bucket := openS3(t, "")
+	s.cfg.PartSize = 5 << 20
+	content := make([]byte, 6<<20)
+	(&pattern{r: rand.New(rand.NewPCG(5, 6))}).Read(content)
+	archive := tgz(t, entry{name: "real.bin", body: content}, entry{name: "bomb.bin", size: 10 << 30})
+	ctx := context.Background()
+	c := Checked(bytes.NewReader(archive), "tar.gz", "m", Limits{})
+	defer c.Close()
+	_, _, err := s.Put(ctx, "ws/bomb", c)
+	var le *LimitError
+	if !errors.As(err, &le) {
+		t.Fatalf("put: %v, want the limit error", err)
+	}
+	if objs := srv.Objects(t, bucket); len(objs) != 0 {
+		t.Fatalf("objects after a refused put: %v", objs)
+	}
+	for u := range srv.Client(t).ListIncompleteUploads(ctx, bucket, "", true) {
+		t.Errorf("unfinished upload left: %+v", u)
+	}
 }
