@@ -265,8 +265,27 @@ func openArtifacts(ctx context.Context, cfg Config) (artifact.Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	return artifact.OpenS3(ctx, c)
+	s3, err := artifact.OpenS3(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	// Multipart uploads that killed servers left unfinished: other servers
+	// share the bucket, so only those older than any upload are aborted.
+	// Best effort: a store that lets us write but not list still works.
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if n, err := s3.RemoveStaleUploads(cctx, staleS3UploadAge); err != nil {
+		cfg.Logger.Warn("could not remove unfinished uploads from the artifact store", "artifacts", s3.String(), "err", err)
+	} else if n > 0 {
+		cfg.Logger.Info("removed unfinished uploads from the artifact store", "uploads", n, "artifacts", s3.String())
+	}
+	return s3, nil
 }
+
+// staleS3UploadAge is the age from which an unfinished multipart upload
+// is taken for one a killed server left (an upload of the largest model,
+// 4 GiB, takes minutes).
+const staleS3UploadAge = 24 * time.Hour
 
 // plan dispatches an operation to the life cycle of its target type.
 func (s *Server) plan(op *store.Operation) (*operation.Plan, error) {
