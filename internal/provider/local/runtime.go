@@ -9,6 +9,8 @@ package local
 import (
 	"context"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -73,6 +75,9 @@ func (rt *Runtime) Run(ctx context.Context) {
 	rt.mu.Lock()
 	rt.running, rt.failures = map[string]*instance{}, map[string]startFailure{}
 	rt.mu.Unlock()
+	if n := rt.removePartialModels(); n > 0 {
+		rt.Log.Info("removed models a previous run left half unpacked", "folders", n)
+	}
 	t := time.NewTicker(300 * time.Millisecond)
 	defer t.Stop()
 	for {
@@ -158,4 +163,18 @@ func (rt *Runtime) sync(ctx context.Context) {
 		go (&frontend.Autoscaler{Frontend: fe, NoElection: true, Scaler: localScaler{rt: rt, in: in}}).Run(ictx)
 		rt.Log.Info("local front end serving", "compute", c.Name, "endpoint", "https://"+c.Endpoint)
 	}
+}
+
+// removePartialModels deletes the folders that model unpacking left when
+// the server was killed during it (modelDir unpacks into NAME.partial and
+// renames it once whole), and returns how many.
+func (rt *Runtime) removePartialModels() int {
+	partial, _ := filepath.Glob(filepath.Join(rt.DataDir, "local-models", "*.partial"))
+	n := 0
+	for _, p := range partial {
+		if os.RemoveAll(p) == nil {
+			n++
+		}
+	}
+	return n
 }
