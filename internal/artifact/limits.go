@@ -1,7 +1,6 @@
 package artifact
 
 import (
-	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -106,14 +105,6 @@ func (e *InvalidError) Error() string {
 }
 
 func (e *InvalidError) Unwrap() error { return e.Err }
-
-// IsRefusal reports whether err is an artifact's own fault (it is invalid
-// or exceeds a limit), which trying again cannot fix.
-func IsRefusal(err error) bool {
-	var ie *InvalidError
-	var le *LimitError
-	return errors.As(err, &ie) || errors.As(err, &le)
-}
 
 var sizeUnits = []struct {
 	suffix string

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 )
 
@@ -68,7 +69,7 @@ func walk(r io.Reader, format, fileName string, lim Limits, s sink) error {
 	if format != "tar.gz" {
 		name := filepath.Base(filepath.Clean("/" + fileName))
 		if name == "/" || name == "." {
-			return &InvalidError{Format: format, Err: fmt.Errorf("file name %q is not valid", fileName)}
+			return &InvalidError{Format: format, Err: fmt.Errorf("file name %s is not valid", quote(fileName))}
 		}
 		body := &countingReader{r: src, max: lim.MaxUnpackedBytes}
 		if err := s.file(name, body); err != nil {
@@ -102,7 +103,7 @@ func walk(r io.Reader, format, fileName string, lim Limits, s sink) error {
 		rel := strings.TrimPrefix(filepath.ToSlash(filepath.Clean("/"+h.Name)), "/")
 		for _, part := range strings.Split(rel, "/") {
 			if len(part) > maxNameBytes {
-				return &InvalidError{Format: format, Err: fmt.Errorf("entry %q has a name longer than %d bytes", h.Name, maxNameBytes)}
+				return &InvalidError{Format: format, Err: fmt.Errorf("entry %s has a name longer than %d bytes", quote(h.Name), maxNameBytes)}
 			}
 		}
 		switch h.Typeflag {
@@ -112,7 +113,7 @@ func walk(r io.Reader, format, fileName string, lim Limits, s sink) error {
 			}
 		case tar.TypeReg:
 			if rel == "" {
-				return &InvalidError{Format: format, Err: fmt.Errorf("file entry %q has no name", h.Name)}
+				return &InvalidError{Format: format, Err: fmt.Errorf("file entry %s has no name", quote(h.Name))}
 			}
 			// The header says the size: an archive bomb is refused before
 			// a byte of it is unpacked.
@@ -135,6 +136,16 @@ func walk(r io.Reader, format, fileName string, lim Limits, s sink) error {
 		return &InvalidError{Format: format, Err: fmt.Errorf("more than %s of data follow the end of the tar archive", FormatSize(maxTrailing))}
 	}
 	return nil
+}
+
+// quote quotes a name from an archive for a message, cut short: a tar
+// name can be a megabyte long.
+func quote(name string) string {
+	const most = 100
+	if len(name) > most {
+		return strconv.Quote(strings.ToValidUTF8(name[:most], "")) + "…"
+	}
+	return strconv.Quote(name)
 }
 
 // errReader keeps the first error of the reader it wraps.
@@ -231,15 +242,15 @@ func (c *checkSink) add(rel string, isDir bool) error {
 	for i := 1; i < len(parts); i++ {
 		parent := strings.Join(parts[:i], "/")
 		if dir, seen := c.kinds[parent]; seen && !dir {
-			return fmt.Errorf("%q is a file, and %q needs it to be a folder", parent, rel)
+			return fmt.Errorf("%s is a file, and %s needs it to be a folder", quote(parent), quote(rel))
 		}
 		c.kinds[parent] = true
 	}
 	if dir, seen := c.kinds[rel]; seen && dir != isDir {
 		if isDir {
-			return fmt.Errorf("%q is both a file and a folder", rel)
+			return fmt.Errorf("%s is both a file and a folder", quote(rel))
 		}
-		return fmt.Errorf("%q is both a folder and a file", rel)
+		return fmt.Errorf("%s is both a folder and a file", quote(rel))
 	}
 	c.kinds[rel] = isDir
 	return nil

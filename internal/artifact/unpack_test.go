@@ -99,7 +99,7 @@ func TestUnpackRefusesArchiveBombs(t *testing.T) {
 			dir := t.TempDir()
 			err := Unpack(bytes.NewReader(tc.data), tc.format, "model.bin", dir, tc.lim)
 			var le *LimitError
-			if !errors.As(err, &le) || !strings.Contains(err.Error(), tc.want) || !IsRefusal(err) {
+			if !errors.As(err, &le) || !strings.Contains(err.Error(), tc.want) || !isRefusal(err) {
 				t.Fatalf("unpack: %v; want a limit error with %q", err, tc.want)
 			}
 			if n, max := dirSize(t, dir), tc.lim.OrDefault().MaxUnpackedBytes; n > max {
@@ -155,14 +155,14 @@ func TestCheckRefusesBrokenArchives(t *testing.T) {
 		{"file, then a folder inside it", tgz(t, entry{name: "a", body: []byte("x")}, entry{name: "a/b", body: []byte("y")}), `"a" is a file, and "a/b" needs it to be a folder`},
 		{"folder, then a file of its name", tgz(t, entry{name: "a/b", body: []byte("x")}, entry{name: "a", body: []byte("y")}), `"a" is both a folder and a file`},
 		{"a file without a name", tgz(t, entry{name: ".", body: []byte("x")}), "has no name"},
-		{"a name too long", tgz(t, entry{name: strings.Repeat("n", 300), body: []byte("x")}), "longer than 255 bytes"},
+		{"a name too long", tgz(t, entry{name: strings.Repeat("n", 300), body: []byte("x")}), `entry "` + strings.Repeat("n", 100) + `"… has a name longer than 255 bytes`},
 		{"a GNU long name over 1 MiB", gzipped(longNameTar()), "archive/tar: header field too long"},
 		{"much data after the archive", gzipped(append(tarOf(t), make([]byte, 2<<20)...)), "of data follow the end of the tar archive"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := Check(bytes.NewReader(tc.data), "tar.gz", "model", Limits{})
 			var ie *InvalidError
-			if !errors.As(err, &ie) || !strings.Contains(err.Error(), tc.want) || !IsRefusal(err) {
+			if !errors.As(err, &ie) || !strings.Contains(err.Error(), tc.want) || !isRefusal(err) {
 				t.Fatalf("got %v; want an invalid-artifact error with %q", err, tc.want)
 			}
 		})
@@ -218,7 +218,7 @@ func TestUnpackKeepsSourceErrors(t *testing.T) {
 	good := tgz(t, entry{name: "weights.bin", body: bytes.Repeat([]byte("w"), 100000)})
 	r := io.MultiReader(bytes.NewReader(good[:len(good)/2]), &failing{boom})
 	err := Unpack(r, "tar.gz", "", t.TempDir(), Limits{})
-	if !errors.Is(err, boom) || IsRefusal(err) {
+	if !errors.Is(err, boom) || isRefusal(err) {
 		t.Fatalf("got %v", err)
 	}
 }
@@ -246,7 +246,7 @@ func TestChecked(t *testing.T) {
 		t.Fatalf("bomb: %v after %d bytes", err, src.n)
 	}
 	c = Checked(strings.NewReader("not gzip"), "tar.gz", "m", Limits{})
-	if _, err := io.ReadAll(c); !IsRefusal(err) {
+	if _, err := io.ReadAll(c); !isRefusal(err) {
 		t.Fatalf("not gzip: %v", err)
 	}
 	c.Close()
@@ -290,4 +290,11 @@ func TestParseAndFormatSize(t *testing.T) {
 			t.Errorf("FormatSize(%d) = %q; want %q", n, got, want)
 		}
 	}
+}
+
+// isRefusal: err is the artifact's own fault (invalid, or over a limit).
+func isRefusal(err error) bool {
+	var ie *InvalidError
+	var le *LimitError
+	return errors.As(err, &ie) || errors.As(err, &le)
 }
