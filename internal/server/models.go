@@ -108,21 +108,13 @@ func fileNameProblem(name string) string {
 	case !utf8.ValidString(name):
 		return "fileName is not valid UTF-8; it " + rule
 	case strings.IndexFunc(name, unicode.IsControl) >= 0:
-		return fmt.Sprintf("fileName %s contains a control character; it %s", quoteClipped(name), rule)
+		return fmt.Sprintf("fileName %s contains a control character; it %s", strconv.Quote(problem.Shorten(name)), rule)
 	case strings.ContainsAny(name, `/\`) || name != path.Base(name) || name == "." || name == "..":
-		return fmt.Sprintf("fileName %s %s", quoteClipped(name), rule)
+		return fmt.Sprintf("fileName %s %s", strconv.Quote(problem.Shorten(name)), rule)
 	case len(name) > 255:
-		return fmt.Sprintf("fileName %s is %d bytes long; it %s", quoteClipped(name), len(name), rule)
+		return fmt.Sprintf("fileName %s is %d bytes long; it %s", strconv.Quote(problem.Shorten(name)), len(name), rule)
 	}
 	return ""
-}
-
-// quoteClipped quotes a value for a message, cut to a readable length.
-func quoteClipped(s string) string {
-	if len(s) > 64 {
-		return strconv.Quote(strings.ToValidUTF8(s[:64], "")) + "…"
-	}
-	return strconv.Quote(s)
 }
 
 func (s *Server) listModels(w http.ResponseWriter, r *http.Request, p *principal) error {
