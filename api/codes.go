@@ -5,6 +5,7 @@ package api
 // rely on them: they name the rule that was broken, not the message.
 const (
 	CodeAmbiguousCluster               = "AmbiguousCluster"
+	CodeArtifactTooLarge               = "ArtifactTooLarge"
 	CodeAzureCredentialsRejected       = "AzureCredentialsRejected"
 	CodeAzureCredentialsUnavailable    = "AzureCredentialsUnavailable"
 	CodeAzureNameConflict              = "AzureNameConflict"
@@ -47,6 +48,7 @@ const (
 	CodeInsufficientAgents             = "InsufficientAgents"
 	CodeInsufficientCapacity           = "InsufficientCapacity"
 	CodeInvalidAgentCount              = "InvalidAgentCount"
+	CodeInvalidArtifact                = "InvalidArtifact"
 	CodeInvalidCIDR                    = "InvalidCIDR"
 	CodeInvalidCertificate             = "InvalidCertificate"
 	CodeInvalidIP                      = "InvalidIP"
@@ -64,6 +66,7 @@ const (
 	CodeLocationRequired               = "LocationRequired"
 	CodeModelDeliveryUnavailable       = "ModelDeliveryUnavailable"
 	CodeModelNotFound                  = "ModelNotFound"
+	CodeModelUnpackFailed              = "ModelUnpackFailed"
 	CodeNoKubeconfig                   = "NoKubeconfig"
 	CodeNotAClusterService             = "NotAClusterService"
 	CodeNotAttached                    = "NotAttached"

@@ -4,7 +4,9 @@ import (
 	"archive/tar"
 	"compress/gzip"
 	"encoding/json"
+	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -97,5 +99,49 @@ func TestCLIModels(t *testing.T) {
 	left, _ := os.ReadDir(filepath.Join(p.dataDir, "artifacts"))
 	if len(left) != 0 {
 		t.Fatalf("artifacts left after the workspace was deleted: %v", left)
+	}
+}
+
+// TestCLIModelLimits: the limits on what a model unpacks to are flags of
+// `berth server`; `model register` of a folder beyond them fails with the
+// limit and its value, and stores nothing; a bad value is a usage error.
+func TestCLIModelLimits(t *testing.T) {
+	dir := t.TempDir()
+	p := startServer(t, dir, freeAddr(t), nil, "--max-model-unpacked-bytes", "1MiB", "--max-model-files", "5")
+	env := []string{"BERTH_SERVER=" + p.url(), "BERTH_DATA_DIR=" + dir, "BERTH_WORKSPACE=team"}
+	if r := berth(t, env, "workspace", "create", "-n", "team"); r.code != 0 {
+		t.Fatalf("%+v", r)
+	}
+	folder := func(sizes ...int) string {
+		d := t.TempDir()
+		for i, n := range sizes {
+			os.WriteFile(filepath.Join(d, fmt.Sprintf("part-%d.bin", i)), make([]byte, n), 0o644)
+		}
+		return d
+	}
+	r := berth(t, env, "model", "register", "-n", "big", "--path", folder(2<<20))
+	if r.code != 1 || !strings.Contains(r.stderr, "the artifact unpacks to more than 1MiB, the limit for a model (--max-model-unpacked-bytes=1MiB on the server") {
+		t.Fatalf("over the size limit: %+v", r)
+	}
+	r = berth(t, env, "model", "register", "-n", "many", "--path", folder(1, 1, 1, 1, 1, 1))
+	if r.code != 1 || !strings.Contains(r.stderr, "holds more than 5 files and folders, the limit for a model (--max-model-files=5 on the server") {
+		t.Fatalf("over the file limit: %+v", r)
+	}
+	var stored []string
+	filepath.WalkDir(filepath.Join(dir, "artifacts"), func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			stored = append(stored, p)
+		}
+		return nil
+	})
+	if len(stored) != 0 {
+		t.Fatalf("stored: %v", stored)
+	}
+	if r := berth(t, env, "model", "register", "-n", "fits", "--path", folder(1<<19, 1<<19)); r.code != 0 {
+		t.Fatalf("within the limits: %+v", r)
+	}
+	r = berth(t, nil, "server", "--data-dir", t.TempDir(), "--max-model-unpacked-bytes", "lots")
+	if r.code != 2 || !strings.Contains(r.stderr, `--max-model-unpacked-bytes: "lots" is not a size`) {
+		t.Fatalf("a bad limit: %+v", r)
 	}
 }

@@ -11,9 +11,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 )
 
 // Store keeps artifacts by key ("<workspace-id>/<model-id>").
@@ -53,10 +55,12 @@ func (d Dir) Put(ctx context.Context, key string, r io.Reader) (int64, string, e
 	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 		return 0, "", err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(p), ".upload-*")
+	tmp, err := os.CreateTemp(filepath.Dir(p), uploadPrefix+"*")
 	if err != nil {
 		return 0, "", err
 	}
+	uploading.Store(tmp.Name(), true)
+	defer uploading.Delete(tmp.Name())
 	defer os.Remove(tmp.Name())
 	h := sha256.New()
 	n, err := io.Copy(io.MultiWriter(tmp, h), &ctxReader{ctx: ctx, r: r})
@@ -73,6 +77,41 @@ func (d Dir) Put(ctx context.Context, key string, r io.Reader) (int64, string, e
 		return 0, "", err
 	}
 	return n, hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// uploadPrefix starts the names of Put's temporary files.
+const uploadPrefix = ".upload-"
+
+// uploading holds the temporary files of the uploads in progress in this
+// process, which RemoveStaleUploads leaves alone.
+var uploading sync.Map
+
+// RemoveStaleUploads deletes the temporary files that uploads left behind
+// when their server was killed: every ".upload-*" file under the store's
+// folder but those of uploads in progress in this process. A server runs
+// it when it opens its store; it returns how many files it removed.
+func (d Dir) RemoveStaleUploads() (int, error) {
+	removed := 0
+	err := filepath.WalkDir(d.Root, func(p string, e fs.DirEntry, err error) error {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if e.IsDir() || !strings.HasPrefix(e.Name(), uploadPrefix) {
+			return nil
+		}
+		if _, busy := uploading.Load(p); busy {
+			return nil
+		}
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		removed++
+		return nil
+	})
+	return removed, err
 }
 
 // Get opens an artifact.

@@ -312,6 +312,35 @@ func (s *S3) DeletePrefix(ctx context.Context, prefix string) error {
 	return first
 }
 
+// RemoveStaleUploads aborts the multipart uploads under the store's
+// prefix that began more than olderThan ago: those a killed server left
+// unfinished, whose parts the bucket would otherwise keep (and bill) for
+// good. Servers sharing the bucket may be uploading right now, so only
+// the age tells a stale upload from one in progress: give olderThan far
+// more than an upload takes. It returns how many it aborted.
+func (s *S3) RemoveStaleUploads(ctx context.Context, olderThan time.Duration) (int, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel() // ends the listing if we stop early
+	cutoff := time.Now().Add(-olderThan)
+	core := minio.Core{Client: s.client}
+	n := 0
+	// The whole bucket is listed: MinIO lists the uploads of one object
+	// name or of all, not of a prefix.
+	for u := range s.client.ListIncompleteUploads(ctx, s.cfg.Bucket, "", true) {
+		if u.Err != nil {
+			return n, fmt.Errorf("artifact store: list unfinished uploads: %w", u.Err)
+		}
+		if !strings.HasPrefix(u.Key, s.cfg.Prefix) || u.Initiated.After(cutoff) {
+			continue
+		}
+		if err := core.AbortMultipartUpload(ctx, s.cfg.Bucket, u.Key, u.UploadID); err != nil && minio.ToErrorResponse(err).Code != "NoSuchUpload" {
+			return n, fmt.Errorf("artifact store: abort the unfinished upload of %s: %w", strings.TrimPrefix(u.Key, s.cfg.Prefix), err)
+		}
+		n++
+	}
+	return n, nil
+}
+
 // hashingReader counts and hashes what it reads, and keeps the source's
 // error so that Put can report it as it is.
 type hashingReader struct {

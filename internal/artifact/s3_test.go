@@ -1,6 +1,7 @@
 package artifact
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -350,4 +351,69 @@ func freeAddr(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return a
+}
+
+// TestS3PutRefusedArtifact: an upload that its check refuses after some
+// parts went up (a bomb's header after 6 MiB of real content) fails Put
+// with the check's error, and leaves neither an object nor an unfinished
+// multipart upload in the bucket.
+func TestS3PutRefusedArtifact(t *testing.T) {
+	s, srv, bucket := openS3(t, "")
+	s.cfg.PartSize = 5 << 20
+	content := make([]byte, 6<<20)
+	(&pattern{r: rand.New(rand.NewPCG(5, 6))}).Read(content)
+	archive := tgz(t, entry{name: "real.bin", body: content}, entry{name: "bomb.bin", size: 10 << 30})
+	ctx := context.Background()
+	c := Checked(bytes.NewReader(archive), "tar.gz", "m", Limits{})
+	defer c.Close()
+	_, _, err := s.Put(ctx, "ws/bomb", c)
+	var le *LimitError
+	if !errors.As(err, &le) {
+		t.Fatalf("put: %v, want the limit error", err)
+	}
+	if objs := srv.Objects(t, bucket); len(objs) != 0 {
+		t.Fatalf("objects after a refused put: %v", objs)
+	}
+	for u := range srv.Client(t).ListIncompleteUploads(ctx, bucket, "", true) {
+		t.Errorf("unfinished upload left: %+v", u)
+	}
+}
+
+// TestS3RemoveStaleUploads: multipart uploads that a killed server left
+// unfinished are aborted once they are older than the given age; younger
+// ones (perhaps another server's, in progress) and uploads outside the
+// store's prefix stay.
+func TestS3RemoveStaleUploads(t *testing.T) {
+	s, srv, bucket := openS3(t, "berth")
+	ctx := context.Background()
+	core := minio.Core{Client: srv.Client(t)}
+	for _, key := range []string{"berth/ws/killed-1", "berth/ws/killed-2", "other/not-ours"} {
+		if _, err := core.NewMultipartUpload(ctx, bucket, key, minio.PutObjectOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	unfinished := func() (keys []string) {
+		for u := range srv.Client(t).ListIncompleteUploads(ctx, bucket, "", true) {
+			if u.Err != nil {
+				t.Fatal(u.Err)
+			}
+			keys = append(keys, u.Key)
+		}
+		slices.Sort(keys)
+		return keys
+	}
+	if got := unfinished(); len(got) != 3 {
+		t.Fatalf("unfinished uploads: %v", got)
+	}
+	// Younger than a day: kept.
+	if n, err := s.RemoveStaleUploads(ctx, 24*time.Hour); err != nil || n != 0 {
+		t.Fatalf("young uploads: removed %d, %v", n, err)
+	}
+	time.Sleep(1100 * time.Millisecond) // S3 dates have a second's precision
+	if n, err := s.RemoveStaleUploads(ctx, time.Second); err != nil || n != 2 {
+		t.Fatalf("stale uploads: removed %d, %v", n, err)
+	}
+	if got := unfinished(); !slices.Equal(got, []string{"other/not-ours"}) {
+		t.Fatalf("unfinished uploads left: %v", got)
+	}
 }

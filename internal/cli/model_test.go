@@ -23,7 +23,7 @@ func TestTarFS(t *testing.T) {
 		t.Fatal(err)
 	}
 	dst := t.TempDir()
-	if err := artifact.Unpack(&buf, "tar.gz", "", dst); err != nil {
+	if err := artifact.Unpack(&buf, "tar.gz", "", dst, artifact.Limits{}); err != nil {
 		t.Fatal(err)
 	}
 	if b, err := os.ReadFile(filepath.Join(dst, "weights", "model.bin")); err != nil || string(b) != "weights" {

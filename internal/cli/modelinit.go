@@ -36,7 +36,8 @@ func (a *app) modelInitCommand() *cobra.Command {
 		Long: `Downloads each model version of BERTH_MODELS from the control plane
 (BERTH_MODEL_SOURCE), authenticated by the pod's projected service-account
 token (BERTH_TOKEN_FILE), checks its SHA-256 and unpacks it into
-DEST/NAME/VERSION. Unreachable servers and 5xx answers are retried until
+DEST/NAME/VERSION, within the limits the server sends (its
+--max-model-unpacked-bytes and --max-model-files). Unreachable servers and 5xx answers are retried until
 --timeout; refusals (401, 403, 404) fail at once with the server's reason.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -186,7 +187,10 @@ func (f *modelFetcher) try(ctx context.Context, r api.ModelRef, dir string) (int
 	if _, params, err := mime.ParseMediaType(resp.Header.Get("Content-Disposition")); err == nil && params["filename"] != "" {
 		name = params["filename"]
 	}
-	if err := artifact.Unpack(tmp, resp.Header.Get("X-Berth-Format"), name, unpacked); err != nil {
+	// The control plane sends the limits it registered the model under;
+	// an older one sends none, and the defaults apply.
+	lim := artifact.LimitsFromHeader(resp.Header)
+	if err := artifact.Unpack(tmp, resp.Header.Get("X-Berth-Format"), name, unpacked, lim); err != nil {
 		os.RemoveAll(unpacked)
 		return 0, permanent{fmt.Errorf("unpack: %w", err)}
 	}

@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/berth-ml/berth/internal/artifact"
 	"github.com/berth-ml/berth/internal/cli/config"
 	"github.com/berth-ml/berth/internal/imageref"
 	"github.com/berth-ml/berth/internal/preflight"
@@ -54,6 +55,8 @@ func (a *app) serverCommand() *cobra.Command {
 		versions, image, imageRepo, publicURL, artifactStore       string
 		lease, poll, reconcile, readyTimeout, certCheck, certRetry time.Duration
 		acmeHTTPPort                                               int
+		maxModelUnpacked                                           string
+		maxModelFiles                                              int
 	)
 	cmd := &cobra.Command{
 		Use:   "server",
@@ -102,6 +105,13 @@ DATA_DIR/admin.token (mode 0600); the CLI uses it for a local server.`,
 			if !cmd.Flags().Changed("image-repository") {
 				imageRepo = "" // the server's default, unless --frontend-image pins the image
 			}
+			var limits artifact.Limits
+			if limits.MaxUnpackedBytes, err = artifact.ParseSize(maxModelUnpacked); err != nil {
+				return usageErrorf("%s: %v", artifact.FlagMaxUnpackedBytes, err)
+			}
+			if limits.MaxFiles = maxModelFiles; maxModelFiles < 1 {
+				return usageErrorf("%s must be at least 1", artifact.FlagMaxFiles)
+			}
 			vr, err := preflight.ParseVersionRange(versions)
 			if err != nil {
 				return usageErrorf("--kubernetes-versions: %v", err)
@@ -114,6 +124,7 @@ DATA_DIR/admin.token (mode 0600); the CLI uses it for a local server.`,
 				KubernetesVersions: vr, FrontendImage: image, ImageRepository: imageRepo, ReconcileInterval: reconcile, ReadyTimeout: readyTimeout,
 				PublicURL:                publicURL,
 				ArtifactStore:            artifactStore,
+				ModelLimits:              limits,
 				CertificateCheckInterval: certCheck, ACMEHTTPPort: acmeHTTPPort, CertificateRetryBase: certRetry,
 				Providers: a.providers, ReplicaLauncher: replicaLauncher(),
 			})
@@ -132,6 +143,8 @@ DATA_DIR/admin.token (mode 0600); the CLI uses it for a local server.`,
 	f.StringVar(&listen, "listen", DefaultListen, "address to listen on")
 	f.StringVar(&database, "database", "", "database URL: postgres://... (env BERTH_DATABASE_URL; default the SQLite file DATA_DIR/berth.db)")
 	f.StringVar(&artifactStore, "artifact-store", "", "where model artifacts are kept: s3://BUCKET[/PREFIX]?endpoint=HOST:PORT&region=REGION&insecure=true (env BERTH_ARTIFACT_STORE; credentials from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY; default DATA_DIR/artifacts)")
+	f.StringVar(&maxModelUnpacked, "max-model-unpacked-bytes", artifact.FormatSize(artifact.DefaultMaxUnpackedBytes), "the most a model artifact may unpack to (the total size of its files), such as 20GiB: registration refuses larger archives, and replicas unpack under it")
+	f.IntVar(&maxModelFiles, "max-model-files", artifact.DefaultMaxFiles, "the most files and folders a model archive may hold: registration refuses more, and replicas unpack under it")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.DurationVar(&lease, "operation-lease", 15*time.Second, "how long an operation's claim lasts without renewal (another server takes over after it)")

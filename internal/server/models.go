@@ -8,6 +8,8 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/berth-ml/berth/api"
 	"github.com/berth-ml/berth/internal/artifact"
@@ -34,8 +36,8 @@ func (s *Server) registerModel(w http.ResponseWriter, r *http.Request, p *princi
 	if format != "file" && format != "tar.gz" {
 		details = append(details, api.ErrorDetail{Code: api.CodeInvalidValue, Target: "format", Message: fmt.Sprintf("format %q is not valid: use file or tar.gz", format)})
 	}
-	if fileName == "" || fileName != path.Base(fileName) || strings.ContainsAny(fileName, `/\`) || len(fileName) > 255 || fileName == "." || fileName == ".." {
-		details = append(details, api.ErrorDetail{Code: api.CodeInvalidValue, Target: "fileName", Message: fmt.Sprintf("fileName %q must be a plain file name (no folders), at most 255 characters", fileName)})
+	if msg := fileNameProblem(fileName); msg != "" {
+		details = append(details, api.ErrorDetail{Code: api.CodeInvalidValue, Target: "fileName", Message: msg})
 	}
 	desc := q.Get("description")
 	if len(desc) > 1000 {
@@ -62,12 +64,23 @@ func (s *Server) registerModel(w http.ResponseWriter, r *http.Request, p *princi
 	m := &store.Model{WorkspaceID: ws.ID, Model: api.Model{ID: uuid.NewString(), Name: name, Workspace: ws.Name,
 		Description: desc, Tags: tags, Format: format, FileName: fileName}}
 	m.ArtifactKey = ws.ID + "/" + m.ID
-	body := http.MaxBytesReader(w, r.Body, MaxModelBytes)
+	// The artifact is checked as it streams into the store: an archive
+	// that is broken, or would unpack beyond the limits, is refused and
+	// not stored.
+	body := artifact.Checked(http.MaxBytesReader(w, r.Body, MaxModelBytes), format, fileName, s.cfg.ModelLimits)
+	defer body.Close()
 	n, sum, err := s.artifacts.Put(r.Context(), m.ArtifactKey, body)
 	if err != nil {
 		var mb *http.MaxBytesError
-		if errors.As(err, &mb) {
+		var le *artifact.LimitError
+		var ie *artifact.InvalidError
+		switch {
+		case errors.As(err, &mb):
 			return problem.New(http.StatusRequestEntityTooLarge, api.CodePayloadTooLarge, "the model is larger than %d bytes", MaxModelBytes)
+		case errors.As(err, &le):
+			return problem.New(http.StatusRequestEntityTooLarge, api.CodeArtifactTooLarge, "%s; nothing was stored", le)
+		case errors.As(err, &ie):
+			return problem.Validation("", []api.ErrorDetail{{Code: api.CodeInvalidArtifact, Target: "body", Message: ie.Error() + "; nothing was stored"}})
 		}
 		return err
 	}
@@ -83,6 +96,25 @@ func (s *Server) registerModel(w http.ResponseWriter, r *http.Request, p *princi
 	w.Header().Set("Location", fmt.Sprintf("/api/v1/workspaces/%s/models/%s?version=%d", ws.Name, m.Name, m.Version))
 	writeJSON(w, http.StatusCreated, m.Model)
 	return nil
+}
+
+// fileNameProblem says what is wrong with an artifact's file name ("" if
+// nothing): replicas create a file of that name.
+func fileNameProblem(name string) string {
+	const rule = "must be a plain file name (no folders, no control characters), at most 255 bytes"
+	switch {
+	case name == "":
+		return "fileName is required: the name of the model's file (or folder)"
+	case !utf8.ValidString(name):
+		return "fileName is not valid UTF-8; it " + rule
+	case strings.IndexFunc(name, unicode.IsControl) >= 0:
+		return fmt.Sprintf("fileName %s contains a control character; it %s", strconv.Quote(problem.Shorten(name)), rule)
+	case strings.ContainsAny(name, `/\`) || name != path.Base(name) || name == "." || name == "..":
+		return fmt.Sprintf("fileName %s %s", strconv.Quote(problem.Shorten(name)), rule)
+	case len(name) > 255:
+		return fmt.Sprintf("fileName %s is %d bytes long; it %s", strconv.Quote(problem.Shorten(name)), len(name), rule)
+	}
+	return ""
 }
 
 func (s *Server) listModels(w http.ResponseWriter, r *http.Request, p *principal) error {
@@ -152,6 +184,8 @@ func (s *Server) sendArtifact(w http.ResponseWriter, r *http.Request, m *store.M
 	w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", downloadName(m)))
 	w.Header().Set("X-Berth-Sha256", m.SHA256)
 	w.Header().Set("X-Berth-Format", m.Format)
+	// The limits replicas unpack under (berth model-init).
+	s.cfg.ModelLimits.SetHeader(w.Header())
 	w.WriteHeader(http.StatusOK)
 	_, err = io.Copy(w, f)
 	return err

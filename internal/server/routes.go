@@ -88,9 +88,9 @@ func (s *Server) routeTable() []route {
 		{Method: "GET", Path: computePath + "/operations", ID: "listComputeOperations", Summary: "A compute's operations, newest first", Role: api.RoleReader,
 			Response: api.OperationList{}, Status: 200, Handle: s.listComputeOperations},
 
-		{Method: "POST", Path: wsPath + "/models", ID: "registerModel", Summary: "Register a new version of a model; the body is the artifact (a file, or a directory as tar.gz)", Role: api.RoleContributor,
+		{Method: "POST", Path: wsPath + "/models", ID: "registerModel", Summary: "Register a new version of a model; the body is the artifact (a file, or a directory as tar.gz), checked as it arrives: 400 InvalidArtifact if it cannot be unpacked, 413 ArtifactTooLarge beyond the server's limits (--max-model-unpacked-bytes, --max-model-files)", Role: api.RoleContributor,
 			RawBody: true, Response: api.Model{}, Status: 201, Handle: s.registerModel, Query: []queryParam{
-				{Name: "name", Type: "string", Doc: "model name"}, {Name: "fileName", Type: "string", Doc: "the file's name, or the directory's"},
+				{Name: "name", Type: "string", Doc: "model name"}, {Name: "fileName", Type: "string", Doc: "the file's name, or the directory's: no folders, no control characters, at most 255 bytes"},
 				{Name: "format", Type: "string", Doc: "file or tar.gz"}, {Name: "description", Type: "string", Doc: "what the model is"},
 				{Name: "tag", Type: "string", Doc: "key=value, repeatable"}}},
 		{Method: "GET", Path: wsPath + "/models", ID: "listModels", Summary: "List model versions", Role: api.RoleReader,

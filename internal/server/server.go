@@ -78,6 +78,10 @@ type Config struct {
 	// DATA_DIR/artifacts, or s3://BUCKET[/PREFIX]?endpoint=HOST:PORT&...
 	// (credentials from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY).
 	ArtifactStore string
+	// ModelLimits bound what one model artifact may unpack to (zero
+	// fields: artifact.DefaultLimits); registration refuses archives
+	// beyond them, and replicas unpack under them.
+	ModelLimits artifact.Limits
 	// Azure configures how the AKS provider reaches Azure (zero: Azure's
 	// public cloud with the workspace's credential choice; the default
 	// subscription from AZURE_SUBSCRIPTION_ID).
@@ -226,7 +230,7 @@ func (s *Server) builtinProviders(arts artifact.Store) []provider.Provider {
 	if azure.DefaultSubscription == "" {
 		azure.DefaultSubscription = cfg.Getenv("AZURE_SUBSCRIPTION_ID")
 	}
-	lrt := &local.Runtime{Store: s.store, Log: s.log.With("component", "local"), DataDir: cfg.DataDir, Artifacts: arts,
+	lrt := &local.Runtime{Store: s.store, Log: s.log.With("component", "local"), DataDir: cfg.DataDir, Artifacts: arts, Limits: cfg.ModelLimits,
 		Routes: func(ctx context.Context, sv *store.Service) (*frontend.Route, error) {
 			return s.services.Route(ctx, sv)
 		}}
@@ -246,14 +250,42 @@ func (s *Server) builtinProviders(arts artifact.Store) []provider.Provider {
 // checked (endpoint, credentials, bucket) before the server goes on.
 func openArtifacts(ctx context.Context, cfg Config) (artifact.Store, error) {
 	if cfg.ArtifactStore == "" {
-		return artifact.Dir{Root: filepath.Join(cfg.DataDir, "artifacts")}, nil
+		// Uploads that a killed server left half written are removed.
+		d := artifact.Dir{Root: filepath.Join(cfg.DataDir, "artifacts")}
+		n, err := d.RemoveStaleUploads()
+		if err != nil {
+			return nil, fmt.Errorf("artifact store %s: %w", d, err)
+		}
+		if n > 0 {
+			cfg.Logger.Info("removed unfinished uploads from the artifact store", "files", n, "artifacts", d.String())
+		}
+		return d, nil
 	}
 	c, err := artifact.ParseS3URL(cfg.ArtifactStore, cfg.Getenv)
 	if err != nil {
 		return nil, err
 	}
-	return artifact.OpenS3(ctx, c)
+	s3, err := artifact.OpenS3(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	// Multipart uploads that killed servers left unfinished: other servers
+	// share the bucket, so only those older than any upload are aborted.
+	// Best effort: a store that lets us write but not list still works.
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if n, err := s3.RemoveStaleUploads(cctx, staleS3UploadAge); err != nil {
+		cfg.Logger.Warn("could not remove unfinished uploads from the artifact store", "artifacts", s3.String(), "err", err)
+	} else if n > 0 {
+		cfg.Logger.Info("removed unfinished uploads from the artifact store", "uploads", n, "artifacts", s3.String())
+	}
+	return s3, nil
 }
+
+// staleS3UploadAge is the age from which an unfinished multipart upload
+// is taken for one a killed server left (an upload of the largest model,
+// 4 GiB, takes minutes).
+const staleS3UploadAge = 24 * time.Hour
 
 // plan dispatches an operation to the life cycle of its target type.
 func (s *Server) plan(op *store.Operation) (*operation.Plan, error) {

@@ -2,6 +2,7 @@ package local
 
 import (
 	"context"
+	"errors"
 	"github.com/berth-ml/berth/internal/freeport"
 
 	"fmt"
@@ -37,7 +38,8 @@ type replica struct {
 }
 
 // modelDir materializes a model version under the data dir (once) and
-// returns its folder.
+// returns its folder. It unpacks into a sibling folder and renames it into
+// place, so that a folder is there only once it is whole.
 func (rt *Runtime) modelDir(ctx context.Context, wsID, ref string) (string, error) {
 	r, err := api.ParseModelRef(ref)
 	if err != nil {
@@ -52,19 +54,42 @@ func (rt *Runtime) modelDir(ctx context.Context, wsID, ref string) (string, erro
 		return dir, nil
 	}
 	os.RemoveAll(dir)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	partial := dir + ".partial"
+	os.RemoveAll(partial)
+	if err := os.MkdirAll(partial, 0o700); err != nil {
 		return "", err
 	}
+	defer os.RemoveAll(partial)
 	f, err := rt.Artifacts.Get(ctx, m.ArtifactKey)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	err = artifact.Unpack(f, m.Format, m.FileName, dir)
 	if err != nil {
 		return "", fmt.Errorf("model %s: %w", ref, err)
 	}
-	return dir, os.WriteFile(filepath.Join(dir, ".complete"), nil, 0o600)
+	defer f.Close()
+	if err := artifact.Unpack(f, m.Format, m.FileName, partial, rt.Limits); err != nil {
+		return "", unpackError{fmt.Errorf("model %s cannot be unpacked: %w", ref, err)}
+	}
+	if err := os.WriteFile(filepath.Join(partial, ".complete"), nil, 0o600); err != nil {
+		return "", err
+	}
+	return dir, os.Rename(partial, dir)
+}
+
+// unpackError marks a model that could not be unpacked.
+type unpackError struct{ error }
+
+func (e unpackError) Unwrap() error { return e.error }
+
+// modelDirs materializes a service's models and returns their folders.
+func (rt *Runtime) modelDirs(ctx context.Context, wsID string, sv *store.Service) ([]string, error) {
+	var dirs []string
+	for _, m := range sv.Models {
+		d, err := rt.modelDir(ctx, wsID, m)
+		if err != nil {
+			return nil, err
+		}
+		dirs = append(dirs, d)
+	}
+	return dirs, nil
 }
 
 // startReplica runs one process of a service and keeps it running.
@@ -73,14 +98,9 @@ func (rt *Runtime) startReplica(sv *store.Service, wsID string, idx int) (*repli
 	if err != nil {
 		return nil, err
 	}
-	ctx := context.Background()
-	var dirs []string
-	for _, m := range sv.Models {
-		d, err := rt.modelDir(ctx, wsID, m)
-		if err != nil {
-			return nil, err
-		}
-		dirs = append(dirs, d)
+	dirs, err := rt.modelDirs(context.Background(), wsID, sv)
+	if err != nil {
+		return nil, err
 	}
 	// A replica's environment is the contract's and the service's --env,
 	// nothing of the server's (its secret key, its database URL); command
@@ -233,6 +253,19 @@ func (rt *Runtime) syncServices(ctx context.Context, wsID string, c *store.Compu
 			delete(in.names, id)
 		}
 	}
+	// A generation still starting (or that failed to) of a service that
+	// is gone.
+	for id, run := range in.next {
+		if !seen[id] {
+			for _, r := range run.replicas {
+				r.halt()
+			}
+			delete(in.next, id)
+			delete(rt.failures, id)
+			in.fe.DeleteRoute(in.names[id])
+			delete(in.names, id)
+		}
+	}
 }
 
 func (rt *Runtime) syncService(ctx context.Context, wsID string, sv *store.Service, in *instance) {
@@ -258,15 +291,26 @@ func (rt *Runtime) syncService(ctx context.Context, wsID string, sv *store.Servi
 			}
 		}
 		next = &serviceRun{gen: sv.Generation}
+		var failed error
 		for i := 0; i < want; i++ {
 			rep, err := rt.startReplica(sv, wsID, i)
 			if err != nil {
 				rt.Log.Error("local replica", "service", sv.Name, "err", err)
+				failed = err
+				if errors.As(err, new(unpackError)) {
+					break // every replica needs the model
+				}
 				continue
 			}
 			next.replicas = append(next.replicas, rep)
 		}
 		in.next[sv.ID] = next
+		delete(rt.failures, sv.ID)
+		if len(next.replicas) == 0 && failed != nil {
+			// Nothing will start this generation: say why, so that the
+			// operation waiting for it fails now with the cause.
+			rt.failures[sv.ID] = startFailure{gen: sv.Generation, err: failed}
+		}
 	}
 	// Switch to the new generation once one of its replicas is ready: a
 	// rolling change with no gap; the old replicas then stop.
@@ -344,6 +388,24 @@ func (rt *Runtime) Status(serviceID string) (gen, ready int, ok bool) {
 		}
 	}
 	return 0, 0, false
+}
+
+// startFailure is why no replica of a generation of a service started.
+type startFailure struct {
+	gen int
+	err error
+}
+
+// StartFailure returns why no replica of generation gen of a local
+// service could start (a model that cannot be unpacked, say), or nil if
+// none failed (or not yet).
+func (rt *Runtime) StartFailure(serviceID string, gen int) error {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	if f, ok := rt.failures[serviceID]; ok && f.gen == gen {
+		return f.err
+	}
+	return nil
 }
 
 // localScaler lets the autoscaler scale a local compute's processes.

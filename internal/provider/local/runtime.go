@@ -9,6 +9,8 @@ package local
 import (
 	"context"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -24,14 +26,17 @@ type Runtime struct {
 	Log       *slog.Logger
 	DataDir   string
 	Artifacts artifact.Store
+	// Limits bound what a model unpacks to (zero: artifact.DefaultLimits).
+	Limits artifact.Limits
 	// Routes gives a service's route (keys, token key, limits).
 	Routes func(ctx context.Context, sv *store.Service) (*frontend.Route, error)
 	// Launcher, when set, starts each replica in a sandbox that hides the
 	// data directory (`berth replica-exec`, Linux; sandbox_linux.go).
 	Launcher []string
 
-	mu      sync.Mutex
-	running map[string]*instance // by compute id
+	mu       sync.Mutex
+	running  map[string]*instance    // by compute id
+	failures map[string]startFailure // by service id
 }
 
 type instance struct {
@@ -67,7 +72,12 @@ func (rt *Runtime) Run(ctx context.Context) {
 		rt.Log.Warn("local replicas will run without a sandbox and could read the data directory", "reason", err)
 		rt.Launcher = nil
 	}
-	rt.running = map[string]*instance{}
+	rt.mu.Lock()
+	rt.running, rt.failures = map[string]*instance{}, map[string]startFailure{}
+	rt.mu.Unlock()
+	if n := rt.removePartialModels(); n > 0 {
+		rt.Log.Info("removed models a previous run left half unpacked", "folders", n)
+	}
 	t := time.NewTicker(300 * time.Millisecond)
 	defer t.Stop()
 	for {
@@ -153,4 +163,18 @@ func (rt *Runtime) sync(ctx context.Context) {
 		go (&frontend.Autoscaler{Frontend: fe, NoElection: true, Scaler: localScaler{rt: rt, in: in}}).Run(ictx)
 		rt.Log.Info("local front end serving", "compute", c.Name, "endpoint", "https://"+c.Endpoint)
 	}
+}
+
+// removePartialModels deletes the folders that model unpacking left when
+// the server was killed during it (modelDir unpacks into NAME.partial and
+// renames it once whole), and returns how many.
+func (rt *Runtime) removePartialModels() int {
+	partial, _ := filepath.Glob(filepath.Join(rt.DataDir, "local-models", "*.partial"))
+	n := 0
+	for _, p := range partial {
+		if os.RemoveAll(p) == nil {
+			n++
+		}
+	}
+	return n
 }

@@ -9,6 +9,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -84,6 +85,13 @@ func (p *Provider) waitService(ctx context.Context, r *operation.Run, t *provide
 	deadline := time.Now().Add(timeout)
 	url := fmt.Sprintf("https://%s/v2/models/%s/ready", c.Endpoint, sv.Name)
 	for {
+		if err := p.runtime.StartFailure(sv.ID, sv.Generation); err != nil {
+			code := api.CodeReplicasNotReady
+			if errors.As(err, new(unpackError)) {
+				code = api.CodeModelUnpackFailed
+			}
+			return operation.Fail(code, fmt.Sprintf("no replica of %s can start: %v", sv.Name, err))
+		}
 		if gen, ready, ok := p.runtime.Status(sv.ID); ok && gen == sv.Generation && ready > 0 {
 			req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
 			if auth != "" {

@@ -1,6 +1,8 @@
 package local
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -15,5 +17,27 @@ func TestLocalServicesNeedACommandAndDeliverModelsThemselves(t *testing.T) {
 	d := p.CheckService(nil, &api.ServiceSpec{ModelDelivery: api.ModelDeliveryImage})
 	if len(d) != 2 || d[0].Code != api.CodeCommandRequired || !strings.Contains(d[1].Message, "--model-delivery image needs a cluster") {
 		t.Errorf("an image on the local compute: %v", d)
+	}
+}
+
+// TestRemovePartialModels: a model folder that a killed server left half
+// unpacked is removed at the next start; whole models stay.
+func TestRemovePartialModels(t *testing.T) {
+	dir := t.TempDir()
+	whole := filepath.Join(dir, "local-models", "m1")
+	partial := filepath.Join(dir, "local-models", "m2.partial")
+	for _, d := range []string{whole, partial} {
+		os.MkdirAll(d, 0o700)
+		os.WriteFile(filepath.Join(d, "weights.bin"), []byte("w"), 0o600)
+	}
+	rt := &Runtime{DataDir: dir}
+	if n := rt.removePartialModels(); n != 1 {
+		t.Fatalf("removed %d", n)
+	}
+	if _, err := os.Stat(partial); !os.IsNotExist(err) {
+		t.Fatalf("partial: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(whole, "weights.bin")); err != nil {
+		t.Fatalf("whole: %v", err)
 	}
 }
