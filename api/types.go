@@ -3,7 +3,10 @@
 // exactly what the API returns.
 package api
 
-import "time"
+import (
+	"encoding/json"
+	"time"
+)
 
 // Version is the API version prefix every route lives under.
 const Version = "v1"
@@ -155,13 +158,15 @@ const (
 	HealthDisplaced   = "Displaced"
 )
 
-// Compute properties that record a failing automatic certificate: the
-// CA's reason, how many attempts failed in a row, and when the next one is.
-const (
-	PropCertificateError    = "certificateError"
-	PropCertificateFailures = "certificateFailures"
-	PropCertificateRetryAt  = "certificateRetryAt"
-)
+// CertificateStatus is the part of a compute's status that every type with
+// automatic certificates records while issuance fails: the CA's reason, how
+// many attempts failed in a row, and when the next one is. Decode a
+// compute's Status into it to read them whatever the compute's type.
+type CertificateStatus struct {
+	CertificateError    string     `json:"certificateError,omitempty"`
+	CertificateFailures int        `json:"certificateFailures,omitempty"`
+	CertificateRetryAt  *time.Time `json:"certificateRetryAt,omitempty"`
+}
 
 // SSLConfiguration is the TLS termination of a compute's front end.
 type SSLConfiguration struct {
@@ -187,8 +192,14 @@ type Compute struct {
 	ProvisioningState  string           `json:"provisioningState"`
 	ProvisioningErrors []ErrorDetail    `json:"provisioningErrors"`
 	Health             string           `json:"health"`
-	// Properties are type-specific settings (e.g. agent count, VM size, context).
-	Properties map[string]string `json:"properties,omitempty"`
+	// Settings are the type-specific settings the user asked for (a JSON
+	// object: agent count, VM size, kubeconfig context…), as the type's
+	// provider decoded and completed them with its defaults.
+	Settings json.RawMessage `json:"settings,omitempty"`
+	// Status is what Berth found and recorded about the compute that is
+	// specific to its type (a JSON object: FQDN, DNS label, agent pool,
+	// certificate retries…).
+	Status json.RawMessage `json:"status,omitempty"`
 	// Observed facts, filled by the provider.
 	KubernetesVersion string     `json:"kubernetesVersion,omitempty"`
 	NodeCount         int        `json:"nodeCount,omitempty"`
@@ -215,14 +226,16 @@ type Compute struct {
 // attach, by origin) and of PATCH /workspaces/{ws}/computes/{name} (update;
 // empty fields keep their value).
 type ComputeRequest struct {
-	Name               string            `json:"name"`
-	Type               string            `json:"type"`
-	Origin             string            `json:"origin"`
-	ClusterPurpose     string            `json:"clusterPurpose,omitempty"`
-	LoadBalancerType   string            `json:"loadBalancerType,omitempty"`
-	LoadBalancerSubnet string            `json:"loadBalancerSubnet,omitempty"`
-	SSL                *SSLRequest       `json:"ssl,omitempty"`
-	Properties         map[string]string `json:"properties,omitempty"`
+	Name               string      `json:"name"`
+	Type               string      `json:"type"`
+	Origin             string      `json:"origin"`
+	ClusterPurpose     string      `json:"clusterPurpose,omitempty"`
+	LoadBalancerType   string      `json:"loadBalancerType,omitempty"`
+	LoadBalancerSubnet string      `json:"loadBalancerSubnet,omitempty"`
+	SSL                *SSLRequest `json:"ssl,omitempty"`
+	// Settings are the type-specific settings (a JSON object, decoded
+	// strictly by the type's provider: an unknown field is an error).
+	Settings json.RawMessage `json:"settings,omitempty"`
 	// Credentials (a kubeconfig, for example) are stored encrypted and never
 	// returned by show or list.
 	Credentials string `json:"credentials,omitempty"`

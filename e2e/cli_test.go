@@ -3,6 +3,8 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"github.com/berth-ml/berth/internal/provider"
+	"github.com/berth-ml/berth/internal/testenv/testprovider"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -124,7 +126,7 @@ func TestCLIComputeWaitDetachAndOutput(t *testing.T) {
 
 	// A failed operation: events, the errors, exit 1.
 	req := testCompute("broken-1", effects, 3, 0)
-	req.Properties["failAt"] = "2"
+	provider.Edit(&req.Settings, func(s *testprovider.Settings) { s.FailAt = 2 })
 	c.CreateCompute(ctx, "team", req)
 	r = berth(t, env, "compute", "wait", "-n", "broken-1")
 	if r.code != 1 || !strings.Contains(r.stderr, "check A failed") || !strings.Contains(r.stderr, "check B failed") || !strings.Contains(r.stdout, "Failed") {

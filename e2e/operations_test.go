@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"github.com/berth-ml/berth/internal/provider"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -20,8 +21,8 @@ import (
 )
 
 func testCompute(name, effects string, steps int, delay time.Duration) api.ComputeRequest {
-	return api.ComputeRequest{Name: name, Type: testprovider.Type, Origin: api.OriginAttached, Properties: map[string]string{
-		testprovider.PropEffectsDir: effects, testprovider.PropSteps: fmt.Sprint(steps), testprovider.PropStepDelay: delay.String()}}
+	return api.ComputeRequest{Name: name, Type: testprovider.Type, Origin: api.OriginAttached, Settings: provider.Encode(
+		testprovider.Settings{EffectsDir: effects, Steps: &steps, StepDelay: provider.Duration(delay)})}
 }
 
 // waitEvent polls an operation's events until one contains want.

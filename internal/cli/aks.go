@@ -3,7 +3,6 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
-	"strconv"
 
 	"github.com/berth-ml/berth/api"
 	"github.com/spf13/cobra"
@@ -33,7 +32,7 @@ func (f *aksCommonFlags) register(cmd *cobra.Command) {
 }
 
 // run sends an aks create or attach request.
-func (a *app) runAKS(cmd *cobra.Command, f *aksCommonFlags, origin string, props map[string]string) error {
+func (a *app) runAKS(cmd *cobra.Command, f *aksCommonFlags, origin string, settings map[string]any) error {
 	if err := requireName(f.name, "compute"); err != nil {
 		return err
 	}
@@ -46,10 +45,10 @@ func (a *app) runAKS(cmd *cobra.Command, f *aksCommonFlags, origin string, props
 		return err
 	}
 	if f.credMode != "" {
-		props["credentialMode"] = f.credMode
+		settings["credentialMode"] = f.credMode
 	}
 	req := api.ComputeRequest{Name: f.name, Type: api.ComputeAKS, Origin: origin, ClusterPurpose: f.purpose,
-		LoadBalancerType: f.lbType, LoadBalancerSubnet: f.lbSubnet, SSL: sslReq, Properties: props, Force: f.force, DryRun: f.dryRun}
+		LoadBalancerType: f.lbType, LoadBalancerSubnet: f.lbSubnet, SSL: sslReq, Settings: settingsJSON(settings), Force: f.force, DryRun: f.dryRun}
 	if f.dryRun {
 		rep, err := c.DryRunCompute(cmd.Context(), ws, req)
 		if err != nil {
@@ -94,10 +93,10 @@ IP inside the service CIDR, no overlaps), the location and the Kubernetes versio
 A public front end's IP gets a DNS label: <name or leaf label>xxxxxx.<region>.cloudapp.azure.com.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			props := map[string]string{}
+			settings := map[string]any{}
 			fl := cmd.Flags()
 			if fl.Changed("agent-count") {
-				props["agentCount"] = strconv.Itoa(agents)
+				settings["agentCount"] = agents
 			}
 			for flag, kv := range map[string][2]string{
 				"vm-size": {"vmSize", vmSize}, "location": {"location", location}, "kubernetes-version": {"kubernetesVersion", version},
@@ -106,10 +105,10 @@ A public front end's IP gets a DNS label: <name or leaf label>xxxxxx.<region>.cl
 				"dns-service-ip": {"dnsServiceIp", dnsIP}, "docker-bridge-cidr": {"dockerBridgeCidr", bridgeCIDR},
 			} {
 				if fl.Changed(flag) {
-					props[kv[0]] = kv[1]
+					settings[kv[0]] = kv[1]
 				}
 			}
-			return a.runAKS(cmd, &f, api.OriginCreated, props)
+			return a.runAKS(cmd, &f, api.OriginCreated, settings)
 		},
 	}
 	f.register(cmd)
@@ -141,13 +140,13 @@ any Kubernetes cluster (checks, claim, front end). The cluster must be in the
 workspace's Azure subscription; it may be in another region.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			props := map[string]string{}
+			settings := map[string]any{}
 			for k, v := range map[string]string{"resourceId": id, "resourceGroup": group, "clusterName": clusterName} {
 				if v != "" {
-					props[k] = v
+					settings[k] = v
 				}
 			}
-			return a.runAKS(cmd, &f, api.OriginAttached, props)
+			return a.runAKS(cmd, &f, api.OriginAttached, settings)
 		},
 	}
 	f.register(cmd)
@@ -188,4 +187,14 @@ func (a *app) computeScale() *cobra.Command {
 	cmd.Flags().IntVar(&nodes, "node-count", 0, "the new number of nodes")
 	cmd.Flags().BoolVar(&noWait, "no-wait", false, "return at once with the operation id")
 	return cmd
+}
+
+// settingsJSON is a request's type-specific settings (nothing when none
+// were given, so the server applies its defaults).
+func settingsJSON(m map[string]any) json.RawMessage {
+	if len(m) == 0 {
+		return nil
+	}
+	b, _ := json.Marshal(m) // strings and ints always encode
+	return b
 }

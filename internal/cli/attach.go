@@ -100,16 +100,16 @@ only the permissions it needs and stores its token instead of your kubeconfig;
 			if err != nil {
 				return err
 			}
-			props := map[string]string{}
+			settings := map[string]any{}
 			if ctxName != "" {
-				props["context"] = ctxName
+				settings["context"] = ctxName
 			}
 			if credMode != "" {
-				props["credentialMode"] = credMode
+				settings["credentialMode"] = credMode
 			}
 			req := api.ComputeRequest{Name: name, Type: api.ComputeKubernetes, Origin: api.OriginAttached,
 				ClusterPurpose: purpose, LoadBalancerType: lbType, LoadBalancerSubnet: lbSubnet, SSL: sslReq,
-				Properties: props, Credentials: string(kc), Force: force, DryRun: dryRun}
+				Settings: settingsJSON(settings), Credentials: string(kc), Force: force, DryRun: dryRun}
 			if dryRun {
 				rep, err := c.DryRunCompute(cmd.Context(), ws, req)
 				if err != nil {

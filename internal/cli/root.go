@@ -49,6 +49,8 @@ type app struct {
 	configPath                            string
 
 	format output.Format
+	// flags writes the API's problems in terms of the running command's flags.
+	flags *flagNames
 	// providers are compute types `berth server` offers beside the built-in ones.
 	providers []provider.Provider
 }
@@ -86,12 +88,17 @@ func (a *app) printError(err error) {
 	}
 	var ce *client.Error
 	if errors.As(err, &ce) {
-		fmt.Fprintf(a.stderr, "Error: %s (%s)\n", ce.Body.Message, ce.Body.Code)
+		f := a.flagNames()
+		msg := f.message(ce.Body.Message)
+		if len(ce.Body.Details) == 1 && ce.Body.Details[0].Message == ce.Body.Message {
+			msg = f.detail(ce.Body.Details[0])
+		}
+		fmt.Fprintf(a.stderr, "Error: %s (%s)\n", msg, ce.Body.Code)
 		for _, d := range ce.Body.Details {
 			if len(ce.Body.Details) == 1 && d.Message == ce.Body.Message {
 				break
 			}
-			fmt.Fprintf(a.stderr, "  - %s\n", d.Message)
+			fmt.Fprintf(a.stderr, "  - %s\n", f.detail(d))
 		}
 		return
 	}
@@ -114,6 +121,7 @@ Start a local control plane with 'berth server'; the other commands talk to it.`
 				return usageErrorf("%v", err)
 			}
 			a.format = f
+			a.flags = flagNamesFor(cmd.CommandPath())
 			return nil
 		},
 	}
@@ -230,4 +238,12 @@ func requireName(name, what string) error {
 		return usageErrorf("the %s name is required: -n NAME", what)
 	}
 	return nil
+}
+
+// flagNames is the running command's table (none before one runs).
+func (a *app) flagNames() *flagNames {
+	if a.flags == nil {
+		return flagNamesFor("")
+	}
+	return a.flags
 }

@@ -66,7 +66,7 @@ func (a *app) finishService(ctx context.Context, c *client.Client, ws string, op
 		return serr
 	}
 	if opErr != nil {
-		fmt.Fprintf(a.stderr, "Error: %s\n", describeFailure(final))
+		fmt.Fprintf(a.stderr, "Error: %s\n", a.describeFailure(final))
 		return &exitError{code: ExitFailed, err: errSilent}
 	}
 	return nil

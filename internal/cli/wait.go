@@ -128,19 +128,20 @@ func (a *app) finishOperation(ctx context.Context, c *client.Client, ws string, 
 		return cerr
 	}
 	if opErr != nil {
-		fmt.Fprintf(a.stderr, "Error: %s\n", describeFailure(final))
+		fmt.Fprintf(a.stderr, "Error: %s\n", a.describeFailure(final))
 		return &exitError{code: ExitFailed, err: errSilent}
 	}
 	return nil
 }
 
-func describeFailure(op *api.Operation) string {
+func (a *app) describeFailure(op *api.Operation) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s of %s %s", op.Kind, op.TargetName, strings.ToLower(string(op.State)))
 	if op.Error != nil {
-		fmt.Fprintf(&b, ": %s (%s)", op.Error.Message, op.Error.Code)
+		f := a.flagNames()
+		fmt.Fprintf(&b, ": %s (%s)", f.message(op.Error.Message), op.Error.Code)
 		for _, d := range op.Error.Details {
-			fmt.Fprintf(&b, "\n  - %s", d.Message)
+			fmt.Fprintf(&b, "\n  - %s", f.detail(d))
 		}
 	}
 	return b.String()

@@ -60,30 +60,34 @@ func validateSSL(ssl *api.SSLRequest, update bool) []api.ErrorDetail {
 	if custom && (ssl.CertPEM == "" || ssl.KeyPEM == "" || ssl.Cname == "") {
 		var missing []string
 		if ssl.CertPEM == "" {
-			missing = append(missing, "certificate (--ssl-cert-file)")
+			missing = append(missing, "ssl.certPem")
 		}
 		if ssl.KeyPEM == "" {
-			missing = append(missing, "key (--ssl-key-file)")
+			missing = append(missing, "ssl.keyPem")
 		}
 		if ssl.Cname == "" {
-			missing = append(missing, "cname (--ssl-cname)")
+			missing = append(missing, "ssl.cname")
 		}
-		out = append(out, problem.Detail(api.CodeInvalidSSLConfiguration, "ssl", "a custom certificate needs the certificate, the key and the cname together; missing: %s", strings.Join(missing, ", ")))
+		out = append(out, problem.Detail(api.CodeInvalidSSLConfiguration, missing[0], "a custom certificate needs the certificate, the key and the cname together; missing: %s", strings.Join(missing, ", ")))
 	}
 	if custom && ssl.LeafDomainLabel != "" {
-		out = append(out, problem.Detail(api.CodeInvalidSSLConfiguration, "ssl", "use either a custom certificate (--ssl-cert-file, --ssl-key-file, --ssl-cname) or an automatic one (--ssl-leaf-domain-label), not both"))
+		out = append(out, problem.Detail(api.CodeInvalidSSLConfiguration, "ssl.leafDomainLabel", "use either a custom certificate (ssl.certPem, ssl.keyPem, ssl.cname) or an automatic one (ssl.leafDomainLabel), not both"))
 	}
 	if ssl.OverwriteDomain && ssl.LeafDomainLabel == "" {
-		out = append(out, problem.Detail(api.CodeInvalidSSLConfiguration, "ssl", "--ssl-overwrite-domain only applies with --ssl-leaf-domain-label"))
+		out = append(out, problem.Detail(api.CodeInvalidSSLConfiguration, "ssl.overwriteDomain", "ssl.overwriteDomain only applies with ssl.leafDomainLabel"))
 	}
 	if !update && (ssl.Renew || ssl.Disable) {
-		out = append(out, problem.Detail(api.CodeInvalidSSLConfiguration, "ssl", "--ssl-renew and --ssl-disable only apply to update"))
+		target := "ssl.renew"
+		if !ssl.Renew {
+			target = "ssl.disable"
+		}
+		out = append(out, problem.Detail(api.CodeInvalidSSLConfiguration, target, "ssl.renew and ssl.disable only apply to update"))
 	}
 	if ssl.Disable && (custom || ssl.LeafDomainLabel != "" || ssl.Renew) {
-		out = append(out, problem.Detail(api.CodeInvalidSSLConfiguration, "ssl", "--ssl-disable cannot be combined with other SSL flags"))
+		out = append(out, problem.Detail(api.CodeInvalidSSLConfiguration, "ssl.disable", "ssl.disable cannot be combined with other SSL settings"))
 	}
 	if ssl.Renew && (custom || ssl.LeafDomainLabel != "") {
-		out = append(out, problem.Detail(api.CodeInvalidSSLConfiguration, "ssl", "--ssl-renew cannot be combined with a new certificate or label"))
+		out = append(out, problem.Detail(api.CodeInvalidSSLConfiguration, "ssl.renew", "ssl.renew cannot be combined with a new certificate or label"))
 	}
 	if ssl.CertPEM != "" && ssl.KeyPEM != "" && ssl.Cname != "" {
 		// Every rule of a custom certificate, before anything changes.
@@ -111,11 +115,11 @@ func validateAutoSSL(ws *api.Workspace, lbType, zone string) []api.ErrorDetail {
 	var out []api.ErrorDetail
 	if zone == "" {
 		out = append(out, problem.Detail(api.CodeDNSZoneRequired, "ssl.leafDomainLabel",
-			"an automatic certificate needs the workspace's DNS zone, where the endpoint's name is made: set it with `berth workspace update -n %s --dns-zone ZONE`", ws.Name))
+			"an automatic certificate needs the workspace's DNS zone, where the endpoint's name is made: set workspace %s's DNS zone (workspace.settings.dnsZone)", ws.Name))
 	}
 	if lbType == api.LoadBalancerInternal && ws.Settings.DNS01 == nil {
 		out = append(out, problem.Detail(api.CodeDNS01ProviderRequired, "ssl.leafDomainLabel",
-			"an internal load balancer is not reachable by the certificate authority, so an automatic certificate needs a DNS-01 challenge: configure the workspace's DNS provider with `berth workspace update -n %s --dns01-provider rfc2136 --dns01-nameserver HOST:PORT --dns01-tsig-key NAME --dns01-tsig-secret SECRET`, or use a custom certificate (--ssl-cert-file, --ssl-key-file, --ssl-cname)", ws.Name))
+			"an internal load balancer is not reachable by the certificate authority, so an automatic certificate needs a DNS-01 challenge: configure workspace %s's DNS-01 provider (workspace.settings.dns01), or use a custom certificate (ssl.certPem, ssl.keyPem, ssl.cname)", ws.Name))
 	}
 	return out
 }
@@ -138,7 +142,7 @@ func sslFromRequest(ssl *api.SSLRequest, current api.SSLConfiguration) api.SSLCo
 func validateLoadBalancer(lbType, subnet string) (string, []api.ErrorDetail) {
 	lb, out := oneOf("loadBalancerType", lbType, api.LoadBalancerPublicIP, api.LoadBalancerPublicIP, api.LoadBalancerInternal)
 	if subnet != "" && lb == api.LoadBalancerPublicIP && len(out) == 0 {
-		out = append(out, problem.Detail(api.CodeInvalidValue, "loadBalancerSubnet", "--load-balancer-subnet %q only applies with --load-balancer-type %s", subnet, api.LoadBalancerInternal))
+		out = append(out, problem.Detail(api.CodeInvalidValue, "loadBalancerSubnet", "loadBalancerSubnet %q only applies with loadBalancerType %s", subnet, api.LoadBalancerInternal))
 	}
 	return lb, out
 }
@@ -171,7 +175,7 @@ func (s *Service) Create(ctx context.Context, ws *api.Workspace, req *api.Comput
 	details = append(details, d...)
 	details = append(details, validateSSL(req.SSL, false)...)
 	if req.SSL != nil && req.SSL.LeafDomainLabel != "" && req.Type != api.ComputeLocal {
-		planned := &store.Compute{Compute: api.Compute{Name: req.Name, Type: req.Type, Origin: origin, LoadBalancerType: lb, Properties: req.Properties}}
+		planned := &store.Compute{Compute: api.Compute{Name: req.Name, Type: req.Type, Origin: origin, LoadBalancerType: lb, Settings: req.Settings}}
 		details = append(details, validateAutoSSL(ws, lb, zoneOf(p, ws, planned))...)
 	}
 	if known {
@@ -208,7 +212,7 @@ func (s *Service) Create(ctx context.Context, ws *api.Workspace, req *api.Comput
 			ClusterPurpose: purpose, LoadBalancerType: lb, LoadBalancerSubnet: req.LoadBalancerSubnet,
 			SSLConfiguration:  sslFromRequest(req.SSL, api.SSLConfiguration{Status: api.SSLDisabled}),
 			ProvisioningState: state, ProvisioningErrors: []api.ErrorDetail{}, Health: api.HealthUnknown,
-			Properties: req.Properties, AttachmentID: newAttachmentID(),
+			Settings: provider.Encode(req.Settings), AttachmentID: newAttachmentID(),
 		},
 	}
 	if req.Credentials != "" {
@@ -354,7 +358,7 @@ func (s *Service) Update(ctx context.Context, ws *api.Workspace, name string, re
 	return s.start(ctx, ws, name, api.OpUpdate, api.StateUpdating, req, func(c *store.Compute, p provider.Provider) []api.ErrorDetail {
 		var d []api.ErrorDetail
 		if req.LoadBalancerType == "" && req.LoadBalancerSubnet == "" && req.SSL == nil && req.ClusterPurpose == "" {
-			d = append(d, problem.Detail(api.CodeNothingToUpdate, "", "nothing to update: give --cluster-purpose, --load-balancer-type, --load-balancer-subnet or SSL flags"))
+			d = append(d, problem.Detail(api.CodeNothingToUpdate, "", "nothing to update: give clusterPurpose, loadBalancerType, loadBalancerSubnet or ssl"))
 		}
 		if req.ClusterPurpose != "" {
 			purpose, pd := oneOf("clusterPurpose", req.ClusterPurpose, "", api.PurposeFastProd, api.PurposeDevTest)
@@ -376,7 +380,7 @@ func (s *Service) Update(ctx context.Context, ws *api.Workspace, name string, re
 		d = append(d, lbd...)
 		d = append(d, validateSSL(req.SSL, true)...)
 		if req.SSL != nil && req.SSL.Renew && c.SSLConfiguration.Status != api.SSLAuto {
-			d = append(d, problem.Detail(api.CodeInvalidSSLConfiguration, "ssl", "--ssl-renew only applies to an automatic certificate (status Auto); %s has SSL status %s", c.Name, c.SSLConfiguration.Status))
+			d = append(d, problem.Detail(api.CodeInvalidSSLConfiguration, "ssl.renew", "ssl.renew only applies to an automatic certificate (status Auto); %s has SSL status %s", c.Name, c.SSLConfiguration.Status))
 		}
 		auto := c.SSLConfiguration.Status == api.SSLAuto
 		if req.SSL != nil && (req.SSL.Disable || req.SSL.CertPEM != "") {
@@ -432,7 +436,7 @@ func (s *Service) Scale(ctx context.Context, ws *api.Workspace, name string, req
 func (s *Service) Renew(ctx context.Context, ws *api.Workspace, name string) (*store.Operation, error) {
 	return s.start(ctx, ws, name, api.OpRenew, "", struct{}{}, func(c *store.Compute, _ provider.Provider) []api.ErrorDetail {
 		if c.SSLConfiguration.Status != api.SSLAuto {
-			return []api.ErrorDetail{problem.Detail(api.CodeInvalidSSLConfiguration, "ssl", "--ssl-renew only applies to an automatic certificate (status Auto); %s has SSL status %s", c.Name, c.SSLConfiguration.Status)}
+			return []api.ErrorDetail{problem.Detail(api.CodeInvalidSSLConfiguration, "ssl.renew", "ssl.renew only applies to an automatic certificate (status Auto); %s has SSL status %s", c.Name, c.SSLConfiguration.Status)}
 		}
 		return nil
 	})
@@ -499,7 +503,7 @@ func (s *Service) finish(ctx context.Context, tx *store.Store, r *operation.Run,
 		}
 		c.ProvisioningState = api.StateSucceeded
 		c.ProvisioningErrors = []api.ErrorDetail{}
-		if reason := c.Properties[api.PropCertificateError]; reason != "" && c.SSLConfiguration.Status == api.SSLAuto {
+		if reason := provider.Read[api.CertificateStatus](c.Status).CertificateError; reason != "" && c.SSLConfiguration.Status == api.SSLAuto {
 			// Settled, but the automatic certificate is failing (retried with backoff).
 			c.ProvisioningErrors = []api.ErrorDetail{{Code: api.CodeCertificateFailed, Target: "sslConfiguration", Message: "certificate authority: " + reason}}
 		}

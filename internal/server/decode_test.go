@@ -11,17 +11,17 @@ import (
 
 func TestDecodeErrors(t *testing.T) {
 	cases := map[string]string{
-		``:                          "needs a JSON body",
-		`{"name":`:                  "ends too early",
-		`{"name": 5}`:               `field "name" must be a string, not number`,
-		`{"name":"a","bogus":1}`:    `unknown field "bogus"`,
-		`[1,2]`:                     "must be a JSON object",
-		`{"name":"a"} {"name":"b"}`: "single JSON object",
-		`{"name":"a"} x`:            "single JSON object",
-		`{"properties": {"a": 1}}`:  `field "properties" must be a string, not number`,
-		`{"ssl": {"renew": "yes"}}`: `field "ssl.renew" must be a boolean`,
-		`{"name":"a",}`:             "not valid JSON",
-		"\xff":                      "not valid JSON",
+		``:                           "needs a JSON body",
+		`{"name":`:                   "ends too early",
+		`{"name": 5}`:                `field "name" must be a string, not number`,
+		`{"name":"a","bogus":1}`:     `unknown field "bogus"`,
+		`[1,2]`:                      "must be a JSON object",
+		`{"name":"a"} {"name":"b"}`:  "single JSON object",
+		`{"name":"a"} x`:             "single JSON object",
+		`{"properties": {"a": "b"}}`: `unknown field "properties"`,
+		`{"ssl": {"renew": "yes"}}`:  `field "ssl.renew" must be a boolean`,
+		`{"name":"a",}`:              "not valid JSON",
+		"\xff":                       "not valid JSON",
 	}
 	for body, want := range cases {
 		var req api.ComputeRequest
@@ -36,7 +36,7 @@ func TestDecodeErrors(t *testing.T) {
 // FuzzDecodeComputeRequest: no input makes the decoder panic or answer
 // anything but success or a 4xx problem.
 func FuzzDecodeComputeRequest(f *testing.F) {
-	for _, s := range []string{`{"name":"a","type":"test","origin":"attached"}`, `{"properties":{"x":"y"}}`, `{`, `null`, `{"ssl":{}}`, `"x"`, `{"name":1e999}`} {
+	for _, s := range []string{`{"name":"a","type":"test","origin":"attached"}`, `{"settings":{"x":"y"}}`, `{`, `null`, `{"ssl":{}}`, `"x"`, `{"name":1e999}`} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {

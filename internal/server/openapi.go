@@ -1,6 +1,7 @@
 package server
 
 import (
+	"encoding/json"
 	"reflect"
 	"regexp"
 	"strconv"
@@ -25,6 +26,10 @@ func (g *schemaGen) schema(t reflect.Type) map[string]any {
 	}
 	if t == reflect.TypeOf(time.Time{}) {
 		return map[string]any{"type": "string", "format": "date-time"}
+	}
+	if t == reflect.TypeOf(json.RawMessage{}) {
+		// A compute's settings and status: an object whose fields depend on its type.
+		return map[string]any{"type": "object"}
 	}
 	switch t.Kind() {
 	case reflect.String:

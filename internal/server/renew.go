@@ -2,11 +2,11 @@ package server
 
 import (
 	"context"
+	"github.com/berth-ml/berth/internal/provider"
 	"time"
 
 	"github.com/berth-ml/berth/api"
 	"github.com/berth-ml/berth/internal/certificate"
-	"github.com/berth-ml/berth/internal/provider/kubernetes"
 	"github.com/berth-ml/berth/internal/store"
 )
 
@@ -32,9 +32,8 @@ func renewDue(c *store.Compute, now time.Time) bool {
 		c.ProvisioningState == api.StateAttaching || c.ProvisioningState == api.StateCreating || c.ProvisioningState == api.StateDetaching {
 		return false
 	}
-	if at := c.Properties[kubernetes.PropCertRetryAt]; at != "" {
-		t, err := time.Parse(time.RFC3339, at)
-		return err != nil || !now.Before(t)
+	if at := provider.Read[api.CertificateStatus](c.Status).CertificateRetryAt; at != nil {
+		return !now.Before(*at)
 	}
 	info, err := certificate.Parse(c.Secrets["tlsCert"])
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
 	"math/big"
 	"testing"
@@ -23,9 +24,16 @@ func TestRenewDue(t *testing.T) {
 		der, _ := x509.CreateCertificate(rand.Reader, tmpl, tmpl, k.Public(), k)
 		return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
 	}
-	auto := func(cert string, props map[string]string) *store.Compute {
-		return &store.Compute{Secrets: map[string]string{"tlsCert": cert}, Compute: api.Compute{ProvisioningState: api.StateSucceeded,
-			Health: api.HealthHealthy, Properties: props, SSLConfiguration: api.SSLConfiguration{Status: api.SSLAuto}}}
+	auto := func(cert string, status *api.CertificateStatus) *store.Compute {
+		c := &store.Compute{Secrets: map[string]string{"tlsCert": cert}, Compute: api.Compute{ProvisioningState: api.StateSucceeded,
+			Health: api.HealthHealthy, SSLConfiguration: api.SSLConfiguration{Status: api.SSLAuto}}}
+		if status != nil {
+			c.Status, _ = json.Marshal(status)
+		}
+		return c
+	}
+	retryAt := func(t time.Time) *api.CertificateStatus {
+		return &api.CertificateStatus{CertificateError: "rate limited", CertificateFailures: 2, CertificateRetryAt: &t}
 	}
 	day := 24 * time.Hour
 	cases := []struct {
@@ -37,8 +45,8 @@ func TestRenewDue(t *testing.T) {
 		{"61 days into 90: a third left", auto(certFor(now.Add(-61*day), 90*day), nil), true},
 		{"59 days into 90", auto(certFor(now.Add(-59*day), 90*day), nil), false},
 		{"no certificate yet", auto("", nil), true},
-		{"failed, backoff not over", auto(certFor(now.Add(-61*day), 90*day), map[string]string{api.PropCertificateRetryAt: now.Add(time.Minute).Format(time.RFC3339)}), false},
-		{"failed, backoff over", auto(certFor(now.Add(-day), 90*day), map[string]string{api.PropCertificateRetryAt: now.Add(-time.Second).Format(time.RFC3339)}), true},
+		{"failed, backoff not over", auto(certFor(now.Add(-61*day), 90*day), retryAt(now.Add(time.Minute))), false},
+		{"failed, backoff over", auto(certFor(now.Add(-day), 90*day), retryAt(now.Add(-time.Second))), true},
 	}
 	for _, tc := range cases {
 		if got := renewDue(tc.c, now); got != tc.want {

@@ -54,12 +54,13 @@ func (e *env) workspace(name string) {
 	}
 }
 
-func (e *env) testCompute(name string, props map[string]string) api.ComputeRequest {
-	p := map[string]string{testprovider.PropEffectsDir: e.effects}
-	for k, v := range props {
-		p[k] = v
+func (e *env) testCompute(name string, settings map[string]any) api.ComputeRequest {
+	s := map[string]any{"effectsDir": e.effects}
+	for k, v := range settings {
+		s[k] = v
 	}
-	return api.ComputeRequest{Name: name, Type: testprovider.Type, Origin: api.OriginAttached, Properties: p}
+	b, _ := json.Marshal(s)
+	return api.ComputeRequest{Name: name, Type: testprovider.Type, Origin: api.OriginAttached, Settings: b}
 }
 
 func (e *env) client(token string) *client.Client {
@@ -137,7 +138,7 @@ func TestAuthentication(t *testing.T) {
 
 	contrib := e.client(e.tokenFor(api.RoleContributor, ""))
 	op, err := contrib.CreateCompute(ctx, "wsa1", api.ComputeRequest{Name: "cmp1", Type: "test", Origin: "attached", Credentials: "kubeconfig",
-		Properties: map[string]string{testprovider.PropEffectsDir: e.effects}})
+		Settings: provider.Encode(testprovider.Settings{EffectsDir: e.effects})})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,7 +191,7 @@ func TestValidationReportsEverythingAndChangesNothing(t *testing.T) {
 	e.workspace("wsa")
 	ctx := context.Background()
 	_, err := e.owner.CreateCompute(ctx, "wsa", api.ComputeRequest{Name: "9-bad_name", Type: "test", Origin: "attached",
-		ClusterPurpose: "Prod", LoadBalancerType: "Public", Properties: map[string]string{"steps": "many"},
+		ClusterPurpose: "Prod", LoadBalancerType: "Public", Settings: json.RawMessage(`{"steps": "many"}`),
 		SSL: &api.SSLRequest{Cname: "x.example.com", LeafDomainLabel: "x"}})
 	var ce *client.Error
 	if !errors.As(err, &ce) || ce.StatusCode != 400 {
@@ -204,8 +205,8 @@ func TestValidationReportsEverythingAndChangesNothing(t *testing.T) {
 		"a custom certificate needs the certificate, the key and the cname together",
 		"not both",
 		"an automatic certificate needs the workspace's DNS zone",
-		"property steps must be an integer",
-		"property effectsDir is required",
+		"settings.steps must be an integer",
+		"settings.effectsDir is required",
 	}
 	var got []string
 	for _, d := range ce.Details() {
@@ -286,7 +287,7 @@ func TestOperationLifecycle(t *testing.T) {
 			e.workspace("wsa")
 			ctx := context.Background()
 
-			op, err := e.owner.CreateCompute(ctx, "wsa", e.testCompute("slow-1", map[string]string{"stepDelay": "300ms", "steps": "3"}))
+			op, err := e.owner.CreateCompute(ctx, "wsa", e.testCompute("slow-1", map[string]any{"stepDelay": "300ms", "steps": 3}))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -326,7 +327,7 @@ func TestOperationLifecycle(t *testing.T) {
 			}
 
 			// A failing step fails the operation with every detail, recorded on the compute.
-			op, _ = e.owner.CreateCompute(ctx, "wsa", e.testCompute("broken", map[string]string{"failAt": "2"}))
+			op, _ = e.owner.CreateCompute(ctx, "wsa", e.testCompute("broken", map[string]any{"failAt": 2}))
 			final = wait(t, e.owner, op)
 			if final.State != api.OpFailed || final.Error.Code != "TestFailure" || len(final.Error.Details) != 2 {
 				t.Fatalf("failed operation: %+v", final)
@@ -336,7 +337,7 @@ func TestOperationLifecycle(t *testing.T) {
 				t.Fatalf("failed compute: %+v", c)
 			}
 			// A transient error is retried.
-			op, _ = e.owner.CreateCompute(ctx, "wsa", e.testCompute("flaky", map[string]string{"flakyAt": "1"}))
+			op, _ = e.owner.CreateCompute(ctx, "wsa", e.testCompute("flaky", map[string]any{"flakyAt": 1}))
 			if final = wait(t, e.owner, op); final.State != api.OpSucceeded {
 				t.Fatalf("flaky: %+v", final)
 			}
@@ -383,7 +384,7 @@ func TestCancelAndUpdate(t *testing.T) {
 	e := start(t, sqlite())
 	e.workspace("wsa")
 	ctx := context.Background()
-	op, _ := e.owner.CreateCompute(ctx, "wsa", e.testCompute("long", map[string]string{"stepDelay": "400ms", "steps": "10"}))
+	op, _ := e.owner.CreateCompute(ctx, "wsa", e.testCompute("long", map[string]any{"stepDelay": "400ms", "steps": 10}))
 	time.Sleep(500 * time.Millisecond)
 	if _, err := e.owner.CancelOperation(ctx, op.ID); err != nil {
 		t.Fatal(err)
@@ -399,7 +400,7 @@ func TestCancelAndUpdate(t *testing.T) {
 	// Update validates the SSL rules and applies load balancer settings in place.
 	_, err := e.owner.UpdateCompute(ctx, "wsa", "long", api.ComputeUpdateRequest{SSL: &api.SSLRequest{Renew: true}})
 	var ce *client.Error
-	if !errors.As(err, &ce) || !strings.Contains(ce.Body.Message, "--ssl-renew only applies to an automatic certificate") {
+	if !errors.As(err, &ce) || !strings.Contains(ce.Body.Message, "ssl.renew only applies to an automatic certificate") {
 		t.Fatalf("renew without Auto: %v", err)
 	}
 	op, err = e.owner.UpdateCompute(ctx, "wsa", "long", api.ComputeUpdateRequest{LoadBalancerType: api.LoadBalancerInternal, LoadBalancerSubnet: "inner"})
@@ -528,14 +529,14 @@ func TestKubernetesAttachValidation(t *testing.T) {
 	e.workspace("wsa")
 	ctx := context.Background()
 	_, err := e.owner.CreateCompute(ctx, "wsa", api.ComputeRequest{Name: "k8s-1", Type: "kubernetes", Origin: "created",
-		Properties: map[string]string{"credentialMode": "admin", "color": "blue"}, SSL: &api.SSLRequest{LeafDomainLabel: "x"}})
+		Settings: json.RawMessage(`{"credentialMode": "admin", "color": "blue"}`), SSL: &api.SSLRequest{LeafDomainLabel: "x"}})
 	var ce *client.Error
 	if !errors.As(err, &ce) || ce.StatusCode != 400 {
 		t.Fatalf("want 400, got %v", err)
 	}
 	all := fmt.Sprint(ce.Details())
-	for _, want := range []string{`compute type "kubernetes" cannot be created (it supports: attached)`, `--credential-mode "admin" is not valid`,
-		`unknown property "color"`, "a kubeconfig is required", "an automatic certificate needs the workspace's DNS zone"} {
+	for _, want := range []string{`compute type "kubernetes" cannot be created (it supports: attached)`, `settings.credentialMode "admin" is not valid`,
+		`settings.color is not a setting of this compute type`, "credentials (a kubeconfig) are required", "an automatic certificate needs the workspace's DNS zone"} {
 		if !strings.Contains(all, want) {
 			t.Errorf("details lack %q: %s", want, all)
 		}

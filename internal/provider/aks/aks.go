@@ -11,8 +11,6 @@ import (
 	"github.com/berth-ml/berth/internal/problem"
 	"net/netip"
 	"slices"
-	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -27,34 +25,6 @@ import (
 // Type is the compute type name.
 const Type = api.ComputeAKS
 
-// Properties a request may give (created: the first group; attached: the
-// second) and the ones Berth records.
-const (
-	PropAgentCount        = "agentCount"
-	PropVMSize            = "vmSize"
-	PropLocation          = "location"
-	PropKubernetesVersion = "kubernetesVersion"
-	PropVNetResourceGroup = "vnetResourceGroupName"
-	PropVNetName          = "vnetName"
-	PropSubnetName        = "subnetName"
-	PropServiceCIDR       = "serviceCidr"
-	PropDNSServiceIP      = "dnsServiceIp"
-	PropDockerBridgeCIDR  = "dockerBridgeCidr"
-
-	PropResourceID    = "resourceId"
-	PropResourceGroup = "resourceGroup"
-	PropClusterName   = "clusterName"
-
-	PropCredentialMode = kubernetes.PropCredentialMode
-
-	// Recorded by Berth.
-	PropSubscription = "subscriptionId"
-	PropAgentPool    = "agentPoolName"
-	PropDNSLabel     = kubernetes.PropDNSLabel
-	PropDNSZone      = kubernetes.PropDNSZone
-	PropFQDN         = kubernetes.PropFQDN
-)
-
 // Defaults of a created cluster (the reference's).
 const (
 	DefaultAgentCount    = 3
@@ -66,13 +36,6 @@ const (
 // DNSLabelAnnotation gives the public IP of a LoadBalancer Service a DNS
 // label on AKS (the cloud provider sets it on the IP it creates).
 const DNSLabelAnnotation = "service.beta.kubernetes.io/azure-dns-label-name"
-
-var vnetProps = []string{PropVNetResourceGroup, PropVNetName, PropSubnetName, PropServiceCIDR, PropDNSServiceIP, PropDockerBridgeCIDR}
-
-var vnetFlags = map[string]string{
-	PropVNetResourceGroup: "--vnet-resourcegroup-name", PropVNetName: "--vnet-name", PropSubnetName: "--subnet-name",
-	PropServiceCIDR: "--service-cidr", PropDNSServiceIP: "--dns-service-ip", PropDockerBridgeCIDR: "--docker-bridge-cidr",
-}
 
 // Provider implements provider.Provider for AKS. Make it with New.
 type Provider struct {
@@ -110,7 +73,7 @@ func New(kube kubernetes.Provider, opts Options) *Provider {
 		if c.LoadBalancerType == api.LoadBalancerInternal {
 			return ""
 		}
-		return c.Properties[PropDNSZone]
+		return statusOf(c).DNSZone
 	}
 	return &Provider{Kube: &kube, Options: opts}
 }
@@ -124,10 +87,10 @@ func (p *Provider) DNSZone(ws *api.Workspace, c *store.Compute) string {
 	if c == nil || c.LoadBalancerType == api.LoadBalancerInternal {
 		return ws.Settings.DNSZone
 	}
-	if z := c.Properties[PropDNSZone]; z != "" {
+	if z := statusOf(c).DNSZone; z != "" {
 		return z
 	}
-	loc := c.Properties[PropLocation]
+	loc := location(c)
 	if loc == "" {
 		loc = ws.Region
 	}
@@ -150,7 +113,7 @@ func (p *Provider) poll() time.Duration {
 // serviceAnnotations gives a public front end's IP the compute's DNS
 // label, so its name is <label>.<region>.cloudapp.azure.com.
 func serviceAnnotations(c *store.Compute) map[string]string {
-	if l := c.Properties[PropDNSLabel]; l != "" && c.LoadBalancerType != api.LoadBalancerInternal {
+	if l := statusOf(c).DNSLabel; l != "" && c.LoadBalancerType != api.LoadBalancerInternal {
 		return map[string]string{DNSLabelAnnotation: l}
 	}
 	return nil
@@ -179,9 +142,10 @@ func (p *Provider) connect(ws *api.Workspace, subscription string) (*clients, er
 }
 
 // workspaceOf is the part of a workspace the provider needs at run time,
-// kept in the compute's properties when it was created.
-func workspaceOf(c *store.Compute, credential string) *api.Workspace {
-	return &api.Workspace{Name: c.Workspace, Settings: api.WorkspaceSettings{AzureSubscriptionID: c.Properties[PropSubscription], AzureCredential: credential}}
+// kept in the compute's status when it was created.
+func workspaceOf(c *store.Compute) *api.Workspace {
+	st := statusOf(c)
+	return &api.Workspace{Name: c.Workspace, Settings: api.WorkspaceSettings{AzureSubscriptionID: st.SubscriptionID, AzureCredential: st.AzureCredential}}
 }
 
 // createSpec is a create request, read and checked offline.
@@ -220,98 +184,98 @@ func minNodes(purpose string) int {
 	return 3
 }
 
-// parseCreate reads a create request's properties and checks everything
-// that needs no Azure call.
+// parseCreate reads a create request's settings (strictly), fills their
+// defaults and checks everything that needs no Azure call.
 func (p *Provider) parseCreate(ws *api.Workspace, req *api.ComputeRequest) (*createSpec, []api.ErrorDetail) {
-	var out []api.ErrorDetail
-	props := req.Properties
-	known := append([]string{PropAgentCount, PropVMSize, PropLocation, PropKubernetesVersion, PropCredentialMode}, vnetProps...)
-	for _, k := range sortedKeys(props) {
-		if !slices.Contains(known, k) {
-			out = append(out, problem.Detail(api.CodeInvalidProperty, "properties."+k, "unknown property %q for creating an aks compute (known: %s)", k, strings.Join(known, ", ")))
+	set, out := decodeSettings(req.Settings)
+	for _, f := range [][2]string{{"settings.resourceId", set.ResourceID}, {"settings.resourceGroup", set.ResourceGroup}, {"settings.clusterName", set.ClusterName}} {
+		if f[1] != "" {
+			out = append(out, problem.Detail(api.CodeInvalidProperty, f[0], "%s names a cluster to attach: it does not apply to creating one", f[0]))
 		}
 	}
-	s := &createSpec{agents: DefaultAgentCount, vmSize: DefaultVMSize, location: strings.ToLower(props[PropLocation]),
-		version: props[PropKubernetesVersion], subscription: p.subscription(ws), group: ws.Settings.AzureResourceGroup}
-	if v, ok := props[PropAgentCount]; ok {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			out = append(out, problem.Detail(api.CodeInvalidAgentCount, "agentCount", "--agent-count must be a positive integer (got %q)", v))
-			n = 0
+	s := &createSpec{agents: DefaultAgentCount, vmSize: DefaultVMSize, location: strings.ToLower(set.Location),
+		version: set.KubernetesVersion, subscription: p.subscription(ws), group: ws.Settings.AzureResourceGroup}
+	if set.AgentCount != nil {
+		s.agents = *set.AgentCount
+		if s.agents < 1 {
+			out = append(out, problem.Detail(api.CodeInvalidAgentCount, "settings.agentCount", "settings.agentCount must be a positive integer (got %d)", s.agents))
+			s.agents = 0
 		}
-		s.agents = n
 	}
-	if v, ok := props[PropVMSize]; ok {
-		if v == "" {
-			out = append(out, problem.Detail(api.CodeInvalidValue, "vmSize", "--vm-size must not be empty (default %s)", DefaultVMSize))
-		}
-		s.vmSize = v
+	if set.VMSize != "" {
+		s.vmSize = set.VMSize
 	}
 	if s.agents > 0 && s.agents < minNodes(req.ClusterPurpose) {
-		out = append(out, problem.Detail(api.CodeInsufficientAgents, "agentCount", "cluster purpose %s needs at least %d agents (got %d): use --agent-count %d or more, or --cluster-purpose DevTest", req.ClusterPurpose, minNodes(req.ClusterPurpose), s.agents, minNodes(req.ClusterPurpose)))
+		out = append(out, problem.Detail(api.CodeInsufficientAgents, "settings.agentCount", "cluster purpose %s needs at least %d agents (got %d): use settings.agentCount %d or more, or clusterPurpose DevTest", req.ClusterPurpose, minNodes(req.ClusterPurpose), s.agents, minNodes(req.ClusterPurpose)))
 	}
 	if s.location == "" {
 		s.location = ws.Region
 		if s.location == "" || s.location == "local" {
-			out = append(out, problem.Detail(api.CodeLocationRequired, "location", "give --location: workspace %q has no Azure region to default to (its region is %q)", ws.Name, ws.Region))
+			out = append(out, problem.Detail(api.CodeLocationRequired, "settings.location", "give settings.location: workspace %q has no Azure region to default to (its region is %q)", ws.Name, ws.Region))
 		}
 	}
 	if s.version != "" && !p.Kube.Versions.Contains(s.version) {
-		out = append(out, problem.Detail(api.CodeUnsupportedKubernetesVersion, "kubernetesVersion", "Kubernetes version %s is not supported by Berth: supported versions are between %s", s.version, p.Kube.Versions))
+		out = append(out, problem.Detail(api.CodeUnsupportedKubernetesVersion, "settings.kubernetesVersion", "Kubernetes version %s is not supported by Berth: supported versions are between %s", s.version, p.Kube.Versions))
 	}
 	out = append(out, p.settingsDetails(ws, true)...)
-	if m := props[PropCredentialMode]; m != "" && m != kubernetes.CredentialScoped && m != kubernetes.CredentialAsGiven {
-		out = append(out, problem.Detail(api.CodeInvalidValue, "credentialMode", "--credential-mode %q is not valid: use scoped or as-given", m))
-	}
+	out = append(out, (&kubernetes.Settings{CredentialMode: orScoped(set.CredentialMode)}).Validate()...)
 	// The custom VNet: all six or none.
 	var given, missing []string
-	for _, k := range vnetProps {
-		if props[k] != "" {
-			given = append(given, vnetFlags[k])
+	for _, f := range set.vnetFields() {
+		if f[1] != "" {
+			given = append(given, f[0])
 		} else {
-			missing = append(missing, vnetFlags[k])
+			missing = append(missing, f[0])
 		}
 	}
 	if len(given) > 0 && len(missing) > 0 {
-		out = append(out, problem.Detail(api.CodeIncompleteVNet, "vnet", "a custom virtual network needs all six of --vnet-resourcegroup-name, --vnet-name, --subnet-name, --service-cidr, --dns-service-ip and --docker-bridge-cidr, or none; missing: %s", strings.Join(missing, ", ")))
+		out = append(out, problem.Detail(api.CodeIncompleteVNet, missing[0], "a custom virtual network needs all six of settings.vnetResourceGroupName, settings.vnetName, settings.subnetName, settings.serviceCidr, settings.dnsServiceIp and settings.dockerBridgeCidr, or none; missing: %s", strings.Join(missing, ", ")))
 	}
 	if len(given) > 0 {
-		out = append(out, s.parseVNet(props)...)
+		out = append(out, s.parseVNet(&set)...)
 	}
 	if req.LoadBalancerType == api.LoadBalancerInternal && len(given) == 0 && req.LoadBalancerSubnet != "" && req.LoadBalancerSubnet != DefaultLBSubnet {
 		// Without a custom VNet, AKS makes its own network with one subnet.
-		out = append(out, problem.Detail(api.CodeInvalidValue, "loadBalancerSubnet", "--load-balancer-subnet %q needs a custom virtual network (the six --vnet… flags); without one, the internal load balancer uses the cluster's own subnet %q", req.LoadBalancerSubnet, DefaultLBSubnet))
+		out = append(out, problem.Detail(api.CodeInvalidValue, "loadBalancerSubnet", "loadBalancerSubnet %q needs a custom virtual network (the six settings.vnet… settings); without one, the internal load balancer uses the cluster's own subnet %q", req.LoadBalancerSubnet, DefaultLBSubnet))
 	}
 	return s, out
 }
 
-func (s *createSpec) parseVNet(props map[string]string) []api.ErrorDetail {
+// orScoped is a credential mode with its default.
+func orScoped(mode string) string {
+	if mode == "" {
+		return kubernetes.CredentialScoped
+	}
+	return mode
+}
+
+func (s *createSpec) parseVNet(set *Settings) []api.ErrorDetail {
 	var out []api.ErrorDetail
 	s.vnet = true
-	s.vnetGroup, s.vnetName, s.subnetName = props[PropVNetResourceGroup], props[PropVNetName], props[PropSubnetName]
+	s.vnetGroup, s.vnetName, s.subnetName = set.VNetResourceGroupName, set.VNetName, set.SubnetName
 	var okSvc, okIP, okBridge bool
-	if v := props[PropServiceCIDR]; v != "" {
+	if v := set.ServiceCIDR; v != "" {
 		pf, err := netip.ParsePrefix(v)
 		if err != nil || pf != pf.Masked() || !pf.Addr().Is4() {
-			out = append(out, problem.Detail(api.CodeInvalidCIDR, "serviceCidr", "--service-cidr %q is not a well-formed IPv4 CIDR block with no host bits set, like 10.0.0.0/16", v))
+			out = append(out, problem.Detail(api.CodeInvalidCIDR, "settings.serviceCidr", "settings.serviceCidr %q is not a well-formed IPv4 CIDR block with no host bits set, like 10.0.0.0/16", v))
 		} else {
 			s.serviceCIDR, okSvc = pf, true
 		}
 	}
-	if v := props[PropDNSServiceIP]; v != "" {
+	if v := set.DNSServiceIP; v != "" {
 		a, err := netip.ParseAddr(v)
 		if err != nil || !a.Is4() {
-			out = append(out, problem.Detail(api.CodeInvalidIP, "dnsServiceIp", "--dns-service-ip %q is not an IPv4 address, like 10.0.0.10", v))
+			out = append(out, problem.Detail(api.CodeInvalidIP, "settings.dnsServiceIp", "settings.dnsServiceIp %q is not an IPv4 address, like 10.0.0.10", v))
 		} else {
 			s.dnsIP, okIP = a, true
 		}
 	}
-	if v := props[PropDockerBridgeCIDR]; v != "" {
+	if v := set.DockerBridgeCIDR; v != "" {
 		// The reference's example (172.17.0.1/16) names the bridge's own
 		// address, so host bits are allowed here.
 		pf, err := netip.ParsePrefix(v)
 		if err != nil || !pf.Addr().Is4() {
-			out = append(out, problem.Detail(api.CodeInvalidCIDR, "dockerBridgeCidr", "--docker-bridge-cidr %q is not a well-formed IPv4 CIDR, like 172.17.0.1/16", v))
+			out = append(out, problem.Detail(api.CodeInvalidCIDR, "settings.dockerBridgeCidr", "settings.dockerBridgeCidr %q is not a well-formed IPv4 CIDR, like 172.17.0.1/16", v))
 		} else {
 			s.bridgeCIDR, okBridge = pf, true
 		}
@@ -319,13 +283,13 @@ func (s *createSpec) parseVNet(props map[string]string) []api.ErrorDetail {
 	if okSvc && okIP {
 		switch {
 		case !s.serviceCIDR.Contains(s.dnsIP):
-			out = append(out, problem.Detail(api.CodeDNSServiceIPOutsideServiceCIDR, "dnsServiceIp", "--dns-service-ip %s is not inside --service-cidr %s", s.dnsIP, s.serviceCIDR))
+			out = append(out, problem.Detail(api.CodeDNSServiceIPOutsideServiceCIDR, "settings.dnsServiceIp", "settings.dnsServiceIp %s is not inside settings.serviceCidr %s", s.dnsIP, s.serviceCIDR))
 		case s.dnsIP == s.serviceCIDR.Addr():
-			out = append(out, problem.Detail(api.CodeInvalidIP, "dnsServiceIp", "--dns-service-ip %s is the network address of --service-cidr %s; use another, like the .10 address", s.dnsIP, s.serviceCIDR))
+			out = append(out, problem.Detail(api.CodeInvalidIP, "settings.dnsServiceIp", "settings.dnsServiceIp %s is the network address of settings.serviceCidr %s; use another, like the .10 address", s.dnsIP, s.serviceCIDR))
 		}
 	}
 	if okSvc && okBridge && s.serviceCIDR.Overlaps(s.bridgeCIDR.Masked()) {
-		out = append(out, problem.Detail(api.CodeCIDROverlap, "serviceCidr", "--service-cidr %s overlaps --docker-bridge-cidr %s; they must be separate ranges", s.serviceCIDR, s.bridgeCIDR))
+		out = append(out, problem.Detail(api.CodeCIDROverlap, "settings.serviceCidr", "settings.serviceCidr %s overlaps settings.dockerBridgeCidr %s; they must be separate ranges", s.serviceCIDR, s.bridgeCIDR))
 	}
 	return out
 }
@@ -334,24 +298,15 @@ func (s *createSpec) parseVNet(props map[string]string) []api.ErrorDetail {
 func (p *Provider) settingsDetails(ws *api.Workspace, create bool) []api.ErrorDetail {
 	var out []api.ErrorDetail
 	if p.subscription(ws) == "" {
-		out = append(out, problem.Detail(api.CodeAzureSubscriptionRequired, "settings.azureSubscriptionId", "workspace %q has no Azure subscription: create it with --azure-subscription-id, or start the server with AZURE_SUBSCRIPTION_ID", ws.Name))
+		out = append(out, problem.Detail(api.CodeAzureSubscriptionRequired, "workspace.settings.azureSubscriptionId", "workspace %q has no Azure subscription: set one (workspace.settings.azureSubscriptionId), or start the server with AZURE_SUBSCRIPTION_ID", ws.Name))
 	}
 	if create && ws.Settings.AzureResourceGroup == "" {
-		out = append(out, problem.Detail(api.CodeAzureResourceGroupRequired, "settings.azureResourceGroup", "workspace %q has no Azure resource group for the clusters it creates: create it with --azure-resource-group", ws.Name))
+		out = append(out, problem.Detail(api.CodeAzureResourceGroupRequired, "workspace.settings.azureResourceGroup", "workspace %q has no Azure resource group for the clusters it creates: set one (workspace.settings.azureResourceGroup)", ws.Name))
 	}
 	if ch := ws.Settings.AzureCredential; ch != "" && !slices.Contains(CredentialChoices, ch) {
-		out = append(out, problem.Detail(api.CodeInvalidValue, "settings.azureCredential", "workspace %q has Azure credential %q, which is not known: use one of %s", ws.Name, ch, strings.Join(CredentialChoices, ", ")))
+		out = append(out, problem.Detail(api.CodeInvalidValue, "workspace.settings.azureCredential", "workspace %q has Azure credential %q, which is not known: use one of %s", ws.Name, ch, strings.Join(CredentialChoices, ", ")))
 	}
 	return out
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // cache keeps Azure's slow-changing lists (locations, VM sizes, versions).

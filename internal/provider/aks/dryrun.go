@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/berth-ml/berth/internal/provider"
+	"github.com/berth-ml/berth/internal/provider/kubernetes"
 
 	"github.com/berth-ml/berth/api"
 	"github.com/berth-ml/berth/internal/store"
@@ -72,10 +74,8 @@ func (p *Provider) dryRunAttach(ctx context.Context, ws *api.Workspace, req *api
 		}
 	}
 	kreq := *req
-	kreq.Type, kreq.Credentials, kreq.Properties = api.ComputeKubernetes, string(kc), map[string]string{}
-	if m := req.Properties[PropCredentialMode]; m != "" {
-		kreq.Properties[PropCredentialMode] = m
-	}
+	kreq.Type, kreq.Credentials = api.ComputeKubernetes, string(kc)
+	kreq.Settings = provider.Encode(kubernetes.Settings{CredentialMode: provider.Read[Settings](req.Settings).CredentialMode})
 	rep, err := p.Kube.DryRun(ctx, ws, &kreq)
 	if err != nil {
 		return nil, err

@@ -178,15 +178,15 @@ func TestCreateScaleDeleteAttach(t *testing.T) {
 	if c.ProvisioningState != api.StateSucceeded || c.Origin != api.OriginCreated || c.NodeCount != 3 || c.Endpoint == "" || !c.HasCredentials {
 		t.Fatalf("compute after create: %+v", c)
 	}
-	if !regexp.MustCompile(`^aks1[a-z0-9]{6}\.westus2\.cloudapp\.azure\.com$`).MatchString(c.Properties[aks.PropFQDN]) {
-		t.Errorf("fqdn %q", c.Properties[aks.PropFQDN])
+	if !regexp.MustCompile(`^aks1[a-z0-9]{6}\.westus2\.cloudapp\.azure\.com$`).MatchString(status(c).FQDN) {
+		t.Errorf("fqdn %q", status(c).FQDN)
 	}
 	svc, err := cl.Client().CoreV1().Services(installer.Namespace).Get(context.Background(), installer.FrontendName, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := svc.Annotations[aks.DNSLabelAnnotation]; got == "" || got != c.Properties[aks.PropDNSLabel] {
-		t.Errorf("front end Service DNS label %q, compute's %q", got, c.Properties[aks.PropDNSLabel])
+	if got := svc.Annotations[aks.DNSLabelAnnotation]; got == "" || got != status(c).DNSLabel {
+		t.Errorf("front end Service DNS label %q, compute's %q", got, status(c).DNSLabel)
 	}
 	fake.Mu.Lock()
 	mc := fake.Clusters["berth-rg/aks1"]
@@ -202,7 +202,7 @@ func TestCreateScaleDeleteAttach(t *testing.T) {
 	// Reconcile keeps the DNS label.
 	e.ok("compute", "reconcile", "-n", "aks1")
 	svc, _ = cl.Client().CoreV1().Services(installer.Namespace).Get(context.Background(), installer.FrontendName, metav1.GetOptions{})
-	if svc.Annotations[aks.DNSLabelAnnotation] != c.Properties[aks.PropDNSLabel] {
+	if svc.Annotations[aks.DNSLabelAnnotation] != status(c).DNSLabel {
 		t.Error("reconcile dropped the DNS label")
 	}
 
@@ -214,8 +214,8 @@ func TestCreateScaleDeleteAttach(t *testing.T) {
 	mustContain(t, "scale refusal", r.stderr, "cluster purpose FastProd needs at least 3 nodes (asked for 2)", "needs at least 12 vCPUs; 2 × Standard_D3_v2 is 8 vCPUs")
 	r = e.ok("compute", "scale", "-n", "aks1", "--node-count", "4")
 	mustContain(t, "scale output", r.stdout+r.stderr, "Scaling agent pool agentpool of aks1 from 3 to 4 nodes")
-	if c := e.compute("aks1"); c.NodeCount != 4 || c.Properties[aks.PropAgentCount] != "4" || c.ProvisioningState != api.StateSucceeded {
-		t.Errorf("after scale: nodes %d, agentCount %s, %s", c.NodeCount, c.Properties[aks.PropAgentCount], c.ProvisioningState)
+	if c := e.compute("aks1"); c.NodeCount != 4 || agentCount(c) != 4 || c.ProvisioningState != api.StateSucceeded {
+		t.Errorf("after scale: nodes %d, agentCount %d, %s", c.NodeCount, agentCount(c), c.ProvisioningState)
 	}
 
 	// Services deploy to an AKS compute as to any cluster.
@@ -257,17 +257,17 @@ func TestCreateScaleDeleteAttach(t *testing.T) {
 	mustContain(t, "attach dry run", r.stdout, "found managed cluster prod and got its kubeconfig", "Preflight passed")
 	r = e.ok("compute", "attach", "aks", "-n", "prod1", "-i", id)
 	mustContain(t, "attach output", r.stdout+r.stderr, "Found AKS cluster prod in resource group team-rg (eastus", "is in eastus, the workspace's region is westus2", "Front end ready")
-	if c := e.compute("prod1"); c.Origin != api.OriginAttached || c.ProvisioningState != api.StateSucceeded || !strings.HasSuffix(c.Properties[aks.PropFQDN], ".eastus.cloudapp.azure.com") {
+	if c := e.compute("prod1"); c.Origin != api.OriginAttached || c.ProvisioningState != api.StateSucceeded || !strings.HasSuffix(status(c).FQDN, ".eastus.cloudapp.azure.com") {
 		t.Errorf("attached: %+v", c)
 	}
 	// Internal and back: the DNS name goes and comes with the public IP.
 	e.ok("compute", "update", "-n", "prod1", "--load-balancer-type", "InternalLoadBalancer", "--load-balancer-subnet", "aks-subnet")
-	if c := e.compute("prod1"); c.Properties[aks.PropFQDN] != "" {
-		t.Errorf("internal front end kept fqdn %q", c.Properties[aks.PropFQDN])
+	if c := e.compute("prod1"); status(c).FQDN != "" {
+		t.Errorf("internal front end kept fqdn %q", status(c).FQDN)
 	}
 	e.ok("compute", "update", "-n", "prod1", "--load-balancer-type", "PublicIp")
-	if c := e.compute("prod1"); !strings.HasSuffix(c.Properties[aks.PropFQDN], ".eastus.cloudapp.azure.com") {
-		t.Errorf("public again: fqdn %q", c.Properties[aks.PropFQDN])
+	if c := e.compute("prod1"); !strings.HasSuffix(status(c).FQDN, ".eastus.cloudapp.azure.com") {
+		t.Errorf("public again: fqdn %q", status(c).FQDN)
 	}
 	r = e.berth("compute", "delete", "-n", "prod1")
 	if r.code == 0 {
@@ -394,4 +394,20 @@ func TestVersionsCommand(t *testing.T) {
 	if r.code == 0 || !strings.Contains(r.stderr, `Azure has no Kubernetes versions for location "mars"`) {
 		t.Errorf("unknown location: %+v", r)
 	}
+}
+
+func status(c api.Compute) aks.Status {
+	var st aks.Status
+	if err := json.Unmarshal(c.Status, &st); err != nil && len(c.Status) > 0 {
+		panic(err)
+	}
+	return st
+}
+
+func agentCount(c api.Compute) int {
+	var set aks.Settings
+	if json.Unmarshal(c.Settings, &set) != nil || set.AgentCount == nil {
+		return 0
+	}
+	return *set.AgentCount
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"github.com/berth-ml/berth/internal/naming"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -19,12 +18,6 @@ import (
 	"github.com/berth-ml/berth/internal/kubeconn"
 	"github.com/berth-ml/berth/internal/operation"
 	"github.com/berth-ml/berth/internal/store"
-)
-
-// Properties only Berth writes.
-const (
-	propCredential = "azureCredential"
-	propRegion     = "workspaceRegion"
 )
 
 // Tag on clusters Berth creates: the attachment that created it.
@@ -90,7 +83,7 @@ func load(ctx context.Context, r *operation.Run) (*store.Compute, error) {
 
 // azure opens Azure's clients for a compute as its properties record them.
 func (p *Provider) azure(c *store.Compute) (*clients, error) {
-	az, err := p.connect(workspaceOf(c, c.Properties[propCredential]), c.Properties[PropSubscription])
+	az, err := p.connect(workspaceOf(c), statusOf(c).SubscriptionID)
 	if err != nil {
 		d := azureError(err, need{action: "connect to Azure"})
 		return nil, operation.Fail(d.Code, d.Message, d)
@@ -99,7 +92,8 @@ func (p *Provider) azure(c *store.Compute) (*clients, error) {
 }
 
 func (p *Provider) clusterScope(c *store.Compute) string {
-	return clusterRef{c.Properties[PropSubscription], c.Properties[PropResourceGroup], c.Properties[PropClusterName]}.id()
+	st := statusOf(c)
+	return clusterRef{st.SubscriptionID, st.ResourceGroup, st.ClusterName}.id()
 }
 
 // dnsLabel is the label of a public front end's IP: the leaf domain label
@@ -120,19 +114,15 @@ func dnsLabel(c *store.Compute) string {
 // prepare records what the operation decided once (the resolved request,
 // the DNS label), so a resumed operation decides the same.
 func (p *Provider) prepare(ctx context.Context, r *operation.Run, c *store.Compute, ws *api.Workspace, location string) error {
-	if c.Properties == nil {
-		c.Properties = map[string]string{}
-	}
-	c.Properties[PropSubscription] = p.subscription(ws)
-	c.Properties[propCredential] = ws.Settings.AzureCredential
-	c.Properties[PropLocation] = location
-	c.Properties[PropDNSZone] = location + ".cloudapp.azure.com"
-	if c.LoadBalancerType == api.LoadBalancerInternal {
-		if c.LoadBalancerSubnet == "" {
-			c.LoadBalancerSubnet = DefaultLBSubnet
+	editStatus(c, func(st *Status) {
+		st.SubscriptionID, st.AzureCredential = p.subscription(ws), ws.Settings.AzureCredential
+		st.Location, st.DNSZone = location, location+".cloudapp.azure.com"
+		if c.LoadBalancerType != api.LoadBalancerInternal && st.DNSLabel == "" {
+			st.DNSLabel = dnsLabel(c)
 		}
-	} else if c.Properties[PropDNSLabel] == "" {
-		c.Properties[PropDNSLabel] = dnsLabel(c)
+	})
+	if c.LoadBalancerType == api.LoadBalancerInternal && c.LoadBalancerSubnet == "" {
+		c.LoadBalancerSubnet = DefaultLBSubnet
 	}
 	return r.Store.UpdateCompute(ctx, c)
 }
@@ -204,9 +194,10 @@ func (p *Provider) stepCreate(ctx context.Context, r *operation.Run) error {
 			return err
 		}
 	}
-	c.Properties[PropResourceGroup], c.Properties[PropClusterName] = s.group, c.Name
-	c.Properties[PropAgentPool] = DefaultAgentPoolName
-	c.Properties[PropResourceID] = clusterRef{s.subscription, s.group, c.Name}.id()
+	editStatus(c, func(st *Status) {
+		st.ResourceGroup, st.ClusterName, st.AgentPoolName = s.group, c.Name, DefaultAgentPoolName
+		st.ResourceID = clusterRef{s.subscription, s.group, c.Name}.id()
+	})
 	az, err := p.azure(c)
 	if err != nil {
 		return err
@@ -237,9 +228,12 @@ func (p *Provider) stepCreate(ctx context.Context, r *operation.Run) error {
 		default:
 			return failAzure(ctx, err, need{action: "read managed cluster " + c.Name, role: "Reader", scope: s.groupScope()})
 		}
-		c.Properties[PropKubernetesVersion] = s.version
-		c.Properties[PropAgentCount] = strconv.Itoa(s.agents)
-		c.Properties[PropVMSize] = s.vmSize
+		// The settings as created: the defaults the request left out filled in.
+		editSettings(c, func(set *Settings) {
+			set.KubernetesVersion, set.AgentCount, set.VMSize, set.Location = s.version, &s.agents, s.vmSize, s.location
+			set.CredentialMode = orScoped(set.CredentialMode)
+		})
+		editStatus(c, func(st *Status) { st.VMSize = s.vmSize })
 		if err := r.Store.UpdateCompute(ctx, c); err != nil {
 			return err
 		}
@@ -345,7 +339,7 @@ func (p *Provider) stepCredentials(ctx context.Context, r *operation.Run) error 
 	if err != nil {
 		return err
 	}
-	group, name := c.Properties[PropResourceGroup], c.Properties[PropClusterName]
+	group, name := statusOf(c).ResourceGroup, statusOf(c).ClusterName
 	resp, err := az.clusters.ListClusterAdminCredentials(ctx, group, name, nil)
 	if err != nil {
 		return failAzure(ctx, err, need{action: "get the admin credentials of managed cluster " + name, role: "Azure Kubernetes Service Cluster Admin Role", scope: p.clusterScope(c)})
@@ -364,7 +358,6 @@ func (p *Provider) stepCredentials(ctx context.Context, r *operation.Run) error 
 		return operation.Fail(api.CodeInvalidKubeconfig, fmt.Sprintf("the kubeconfig Azure returned for %s does not work: %v", name, err))
 	}
 	c.Secrets = map[string]string{"credentials": string(kc)}
-	delete(c.Properties, "context")
 	if err := r.Store.UpdateCompute(ctx, c); err != nil {
 		return err
 	}
@@ -390,11 +383,9 @@ func (p *Provider) stepFind(ctx context.Context, r *operation.Run) error {
 	if len(d) > 0 {
 		return operation.Fail(api.CodeInvalidRequest, d[0].Message, d...)
 	}
-	if c.Properties == nil {
-		c.Properties = map[string]string{}
-	}
-	c.Properties[PropSubscription] = ref.subscription
-	c.Properties[propCredential] = ws.Settings.AzureCredential
+	editStatus(c, func(st *Status) {
+		st.SubscriptionID, st.AzureCredential = ref.subscription, ws.Settings.AzureCredential
+	})
 	az, err := p.azure(c)
 	if err != nil {
 		return err
@@ -404,15 +395,16 @@ func (p *Provider) stepFind(ctx context.Context, r *operation.Run) error {
 		return failAzure(ctx, err, need{action: "read managed cluster " + ref.name, role: "Reader", scope: ref.id()})
 	}
 	location := strings.ToLower(str(mc.Location))
-	c.Properties[PropResourceID] = ref.id()
-	c.Properties[PropResourceGroup], c.Properties[PropClusterName], c.Properties[PropLocation] = ref.group, ref.name, location
-	c.Properties[PropDNSZone] = location + ".cloudapp.azure.com"
-	if c.LoadBalancerType != api.LoadBalancerInternal && c.Properties[PropDNSLabel] == "" {
-		c.Properties[PropDNSLabel] = dnsLabel(c)
-	}
-	if mc.Properties != nil && len(mc.Properties.AgentPoolProfiles) > 0 && mc.Properties.AgentPoolProfiles[0] != nil {
-		c.Properties[PropVMSize] = str(mc.Properties.AgentPoolProfiles[0].VMSize)
-	}
+	editStatus(c, func(st *Status) {
+		st.ResourceID, st.ResourceGroup, st.ClusterName, st.Location = ref.id(), ref.group, ref.name, location
+		st.DNSZone = location + ".cloudapp.azure.com"
+		if c.LoadBalancerType != api.LoadBalancerInternal && st.DNSLabel == "" {
+			st.DNSLabel = dnsLabel(c)
+		}
+		if mc.Properties != nil && len(mc.Properties.AgentPoolProfiles) > 0 && mc.Properties.AgentPoolProfiles[0] != nil {
+			st.VMSize = str(mc.Properties.AgentPoolProfiles[0].VMSize)
+		}
+	})
 	if err := r.Store.UpdateCompute(ctx, c); err != nil {
 		return err
 	}
@@ -434,10 +426,10 @@ func (p *Provider) stepLabelForUpdate(ctx context.Context, r *operation.Run) err
 	if err != nil {
 		return err
 	}
-	if req.LoadBalancerType != api.LoadBalancerPublicIP || c.Properties[PropDNSLabel] != "" || c.Properties[PropDNSZone] == "" {
+	if st := statusOf(c); req.LoadBalancerType != api.LoadBalancerPublicIP || st.DNSLabel != "" || st.DNSZone == "" {
 		return nil
 	}
-	c.Properties[PropDNSLabel] = dnsLabel(c)
+	editStatus(c, func(st *Status) { st.DNSLabel = dnsLabel(c) })
 	return r.Store.UpdateCompute(ctx, c)
 }
 
@@ -448,7 +440,8 @@ func (p *Provider) stepEndpointName(ctx context.Context, r *operation.Run) error
 	if err != nil {
 		return err
 	}
-	label, lbType := c.Properties[PropDNSLabel], c.LoadBalancerType
+	st := statusOf(c)
+	label, lbType := st.DNSLabel, c.LoadBalancerType
 	if r.Op.Kind == api.OpUpdate {
 		// The compute takes the update's values when the operation ends.
 		if req, err := operation.Params[api.ComputeUpdateRequest](r); err == nil && req.LoadBalancerType != "" {
@@ -456,14 +449,14 @@ func (p *Provider) stepEndpointName(ctx context.Context, r *operation.Run) error
 		}
 	}
 	if lbType == api.LoadBalancerInternal || label == "" {
-		if c.Properties[PropFQDN] != "" {
-			delete(c.Properties, PropFQDN)
+		if st.FQDN != "" {
+			editStatus(c, func(st *Status) { st.FQDN = "" })
 			return r.Store.UpdateCompute(ctx, c)
 		}
 		return nil
 	}
-	fqdn := label + "." + c.Properties[PropDNSZone]
-	c.Properties[PropFQDN] = fqdn
+	fqdn := label + "." + st.DNSZone
+	editStatus(c, func(st *Status) { st.FQDN = fqdn })
 	if c.SSLConfiguration.Status == api.SSLAuto {
 		c.SSLConfiguration.FQDN = fqdn
 	}
@@ -497,7 +490,7 @@ func (p *Provider) stepDeleteCluster(ctx context.Context, r *operation.Run) erro
 	if err != nil {
 		return err
 	}
-	group, name := c.Properties[PropResourceGroup], c.Properties[PropClusterName]
+	group, name := statusOf(c).ResourceGroup, statusOf(c).ClusterName
 	if group == "" || name == "" {
 		r.Event("The create never reached Azure: there is no AKS cluster to delete")
 		return nil
@@ -541,7 +534,8 @@ func (p *Provider) stepScale(ctx context.Context, r *operation.Run) error {
 	if err != nil {
 		return err
 	}
-	group, name, pool := c.Properties[PropResourceGroup], c.Properties[PropClusterName], c.Properties[PropAgentPool]
+	st := statusOf(c)
+	group, name, pool := st.ResourceGroup, st.ClusterName, st.AgentPoolName
 	if pool == "" {
 		pool = DefaultAgentPoolName
 	}
@@ -580,6 +574,6 @@ func (p *Provider) stepScale(ctx context.Context, r *operation.Run) error {
 	if err != nil {
 		return err
 	}
-	c.Properties[PropAgentCount] = strconv.Itoa(req.NodeCount)
+	editSettings(c, func(set *Settings) { set.AgentCount = &req.NodeCount })
 	return r.Store.UpdateCompute(ctx, c)
 }

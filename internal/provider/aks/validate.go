@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/berth-ml/berth/internal/problem"
+	"github.com/berth-ml/berth/internal/provider/kubernetes"
 	"net/http"
 	"net/netip"
 	"regexp"
@@ -67,7 +68,7 @@ func (p *Provider) checkCreateInAzure(ctx context.Context, ws *api.Workspace, re
 			names = append(names, n)
 		}
 		sort.Strings(names)
-		return append(out, problem.Detail(api.CodeUnknownLocation, "location", "location %q is not an Azure location of subscription %s; known: %s", s.location, s.subscription, strings.Join(names, ", ")))
+		return append(out, problem.Detail(api.CodeUnknownLocation, "settings.location", "settings.location %q is not an Azure location of subscription %s; known: %s", s.location, s.subscription, strings.Join(names, ", ")))
 	}
 	// VM size and capacity.
 	if s.vmSize != "" && s.agents > 0 {
@@ -75,11 +76,11 @@ func (p *Provider) checkCreateInAzure(ctx context.Context, ws *api.Workspace, re
 		n, ok := cores[strings.ToLower(s.vmSize)]
 		switch {
 		case !ok && lookupErr != nil:
-			out = append(out, problem.Detail(api.CodeUnknownVMSize, "vmSize", "cannot tell how many vCPUs VM size %q has: Azure's VM size list could not be read (%s) and the size is not in Berth's built-in table", s.vmSize, azureError(lookupErr, need{action: "list VM sizes", role: "Reader", scope: subScope}).Message))
+			out = append(out, problem.Detail(api.CodeUnknownVMSize, "settings.vmSize", "cannot tell how many vCPUs VM size %q has: Azure's VM size list could not be read (%s) and the size is not in Berth's built-in table", s.vmSize, azureError(lookupErr, need{action: "list VM sizes", role: "Reader", scope: subScope}).Message))
 		case !ok:
-			out = append(out, problem.Detail(api.CodeUnknownVMSize, "vmSize", "VM size %q is not offered in location %s (or not to this subscription); see `az vm list-sizes -l %s -o table`", s.vmSize, s.location, s.location))
+			out = append(out, problem.Detail(api.CodeUnknownVMSize, "settings.vmSize", "VM size %q is not offered in location %s (or not to this subscription); see `az vm list-sizes -l %s -o table`", s.vmSize, s.location, s.location))
 		case s.agents*n < minCPUs(req.ClusterPurpose):
-			out = append(out, problem.Detail(api.CodeInsufficientCapacity, "agentCount", "cluster purpose %s needs at least %d vCPUs; %d × %s is %d vCPUs (%d each): use more agents, a bigger --vm-size, or --cluster-purpose DevTest", req.ClusterPurpose, minCPUs(req.ClusterPurpose), s.agents, s.vmSize, s.agents*n, n))
+			out = append(out, problem.Detail(api.CodeInsufficientCapacity, "settings.agentCount", "cluster purpose %s needs at least %d vCPUs; %d × %s is %d vCPUs (%d each): use a larger settings.agentCount, a bigger settings.vmSize, or clusterPurpose DevTest", req.ClusterPurpose, minCPUs(req.ClusterPurpose), s.agents, s.vmSize, s.agents*n, n))
 		}
 	}
 	// Kubernetes version.
@@ -87,10 +88,10 @@ func (p *Provider) checkCreateInAzure(ctx context.Context, ws *api.Workspace, re
 	if err != nil {
 		out = append(out, azureError(err, need{action: "list Kubernetes versions in " + s.location, role: "Reader", scope: subScope}))
 	} else if s.version != "" && !versionAvailable(vl, s.version) {
-		out = append(out, problem.Detail(api.CodeKubernetesVersionNotAvailable, "kubernetesVersion", "Kubernetes version %s is not available in %s; available: %s (see `berth versions -l %s`)", s.version, s.location, strings.Join(available(vl), ", "), s.location))
+		out = append(out, problem.Detail(api.CodeKubernetesVersionNotAvailable, "settings.kubernetesVersion", "Kubernetes version %s is not available in %s; available: %s (see `berth versions -l %s`)", s.version, s.location, strings.Join(available(vl), ", "), s.location))
 	} else if s.version == "" {
 		if _, ok := p.defaultVersion(vl); !ok {
-			out = append(out, problem.Detail(api.CodeKubernetesVersionNotAvailable, "kubernetesVersion", "no Kubernetes version that Berth supports (%s) is available in %s", p.Kube.Versions, s.location))
+			out = append(out, problem.Detail(api.CodeKubernetesVersionNotAvailable, "settings.location", "no Kubernetes version that Berth supports (%s) is available in %s", p.Kube.Versions, s.location))
 		}
 	}
 	// The custom VNet's subnet.
@@ -116,10 +117,10 @@ func (p *Provider) checkCreateInAzure(ctx context.Context, ws *api.Workspace, re
 					continue
 				}
 				if s.serviceCIDR.IsValid() && s.serviceCIDR.Overlaps(pf) {
-					out = append(out, problem.Detail(api.CodeCIDROverlap, "serviceCidr", "--service-cidr %s overlaps subnet %s (%s); pick a range the virtual network does not use", s.serviceCIDR, s.subnetName, pf))
+					out = append(out, problem.Detail(api.CodeCIDROverlap, "settings.serviceCidr", "settings.serviceCidr %s overlaps subnet %s (%s); pick a range the virtual network does not use", s.serviceCIDR, s.subnetName, pf))
 				}
 				if s.bridgeCIDR.IsValid() && s.bridgeCIDR.Masked().Overlaps(pf) {
-					out = append(out, problem.Detail(api.CodeCIDROverlap, "dockerBridgeCidr", "--docker-bridge-cidr %s overlaps subnet %s (%s)", s.bridgeCIDR, s.subnetName, pf))
+					out = append(out, problem.Detail(api.CodeCIDROverlap, "settings.dockerBridgeCidr", "settings.dockerBridgeCidr %s overlaps subnet %s (%s)", s.bridgeCIDR, s.subnetName, pf))
 				}
 			}
 		}
@@ -130,7 +131,7 @@ func (p *Provider) checkCreateInAzure(ctx context.Context, ws *api.Workspace, re
 		var re *azcore.ResponseError
 		switch {
 		case err == nil:
-			out = append(out, problem.Detail(api.CodeAzureNameConflict, "name", "a managed cluster named %q already exists in resource group %s: pick another name, or attach it with `berth compute attach aks -n NAME --resource-group %s --cluster-name %s`", req.Name, s.group, s.group, req.Name))
+			out = append(out, problem.Detail(api.CodeAzureNameConflict, "name", "a managed cluster named %q already exists in resource group %s: pick another name, or attach it (origin attached with settings.resourceGroup %s and settings.clusterName %s)", req.Name, s.group, s.group, req.Name))
 		case errors.As(err, &re) && re.StatusCode == http.StatusNotFound && re.ErrorCode != "ResourceGroupNotFound":
 		default:
 			out = append(out, azureError(err, need{action: "read managed clusters in resource group " + s.group, role: "Reader", scope: s.groupScope()}))
@@ -308,38 +309,38 @@ func (r clusterRef) id() string {
 
 // parseAttach reads the cluster an attach names, offline.
 func (p *Provider) parseAttach(ws *api.Workspace, req *api.ComputeRequest) (clusterRef, []api.ErrorDetail) {
-	var out []api.ErrorDetail
-	props := req.Properties
-	known := []string{PropResourceID, PropResourceGroup, PropClusterName, PropCredentialMode}
-	for _, k := range sortedKeys(props) {
-		if !containsString(known, k) {
-			out = append(out, problem.Detail(api.CodeInvalidProperty, "properties."+k, "unknown property %q for attaching an aks compute (known: %s); agent count, VM size, location, version and VNet only apply to create", k, strings.Join(known, ", ")))
+	set, out := decodeSettings(req.Settings)
+	createOnly := [][2]string{{"settings.agentCount", ""}, {"settings.vmSize", set.VMSize}, {"settings.location", set.Location}, {"settings.kubernetesVersion", set.KubernetesVersion}}
+	if set.AgentCount != nil {
+		createOnly[0][1] = "given"
+	}
+	for _, f := range append(createOnly, set.vnetFields()...) {
+		if f[1] != "" {
+			out = append(out, problem.Detail(api.CodeInvalidProperty, f[0], "%s only applies to creating a cluster, not to attaching one (attach takes settings.resourceId, or settings.resourceGroup and settings.clusterName)", f[0]))
 		}
 	}
-	if m := props[PropCredentialMode]; m != "" && m != "scoped" && m != "as-given" {
-		out = append(out, problem.Detail(api.CodeInvalidValue, "credentialMode", "--credential-mode %q is not valid: use scoped or as-given", m))
-	}
+	out = append(out, (&kubernetes.Settings{CredentialMode: orScoped(set.CredentialMode)}).Validate()...)
 	ref := clusterRef{subscription: p.subscription(ws)}
-	id, rg, name := props[PropResourceID], props[PropResourceGroup], props[PropClusterName]
+	id, rg, name := set.ResourceID, set.ResourceGroup, set.ClusterName
 	switch {
 	case id != "" && (rg != "" || name != ""):
-		out = append(out, problem.Detail(api.CodeAmbiguousCluster, "resourceId", "name the cluster either by resource id (-i) or by --resource-group and --cluster-name, not both"))
+		out = append(out, problem.Detail(api.CodeAmbiguousCluster, "settings.resourceId", "name the cluster either by settings.resourceId or by settings.resourceGroup and settings.clusterName, not both"))
 	case id != "":
 		m := resourceIDRe.FindStringSubmatch(id)
 		if m == nil {
-			out = append(out, problem.Detail(api.CodeInvalidResourceId, "resourceId", "%q is not an AKS resource id: it must be exactly /subscriptions/{subscription}/resourceGroups/{group}/providers/Microsoft.ContainerService/managedClusters/{name}", id))
+			out = append(out, problem.Detail(api.CodeInvalidResourceId, "settings.resourceId", "%q is not an AKS resource id: it must be exactly /subscriptions/{subscription}/resourceGroups/{group}/providers/Microsoft.ContainerService/managedClusters/{name}", id))
 			break
 		}
 		ref = clusterRef{subscription: m[1], group: m[2], name: m[3]}
 		if want := p.subscription(ws); want != "" && !strings.EqualFold(want, ref.subscription) {
-			out = append(out, problem.Detail(api.CodeSubscriptionMismatch, "resourceId", "the cluster is in subscription %s, but workspace %q uses subscription %s: Berth attaches clusters of the workspace's subscription only", ref.subscription, ws.Name, want))
+			out = append(out, problem.Detail(api.CodeSubscriptionMismatch, "settings.resourceId", "the cluster is in subscription %s, but workspace %q uses subscription %s: Berth attaches clusters of the workspace's subscription only", ref.subscription, ws.Name, want))
 		}
 	case rg != "" && name != "":
 		ref.group, ref.name = rg, name
 	case rg != "" || name != "":
-		out = append(out, problem.Detail(api.CodeIncompleteCluster, "clusterName", "--resource-group and --cluster-name go together"))
+		out = append(out, problem.Detail(api.CodeIncompleteCluster, "settings.clusterName", "settings.resourceGroup and settings.clusterName go together"))
 	default:
-		out = append(out, problem.Detail(api.CodeClusterRequired, "resourceId", "name the cluster to attach: -i RESOURCE_ID, or --resource-group RG --cluster-name NAME"))
+		out = append(out, problem.Detail(api.CodeClusterRequired, "settings.resourceId", "name the cluster to attach: settings.resourceId, or settings.resourceGroup and settings.clusterName"))
 	}
 	if p.subscription(ws) == "" {
 		out = append(out, p.settingsDetails(ws, false)...)
@@ -375,12 +376,12 @@ func (p *Provider) validateAttach(ctx context.Context, ws *api.Workspace, req *a
 	if err != nil {
 		var re *azcore.ResponseError
 		if errors.As(err, &re) && re.StatusCode == http.StatusNotFound {
-			return []api.ErrorDetail{problem.Detail(api.CodeClusterNotFound, "resourceId", "there is no managed cluster %s in resource group %s of subscription %s", ref.name, ref.group, ref.subscription)}
+			return []api.ErrorDetail{problem.Detail(api.CodeClusterNotFound, "settings.resourceId", "there is no managed cluster %s in resource group %s of subscription %s", ref.name, ref.group, ref.subscription)}
 		}
 		return []api.ErrorDetail{azureError(err, need{action: "read managed cluster " + ref.name, role: "Reader", scope: ref.id()})}
 	}
 	if v := clusterVersion(&mc.ManagedCluster); v != "" && !p.Kube.Versions.Contains(v) {
-		out = append(out, problem.Detail(api.CodeUnsupportedKubernetesVersion, "kubernetesVersion", "Specified kubernetes version %s is not supported. Supported versions are between %s: upgrade the cluster (`az aks upgrade`) first", v, p.Kube.Versions))
+		out = append(out, problem.Detail(api.CodeUnsupportedKubernetesVersion, "settings.resourceId", "Specified kubernetes version %s is not supported. Supported versions are between %s: upgrade the cluster (`az aks upgrade`) first", v, p.Kube.Versions))
 	}
 	return out
 }
@@ -407,12 +408,15 @@ func (p *Provider) ValidateScale(ctx context.Context, c *store.Compute, nodeCoun
 	if nodeCount < minNodes(c.ClusterPurpose) {
 		out = append(out, problem.Detail(api.CodeInsufficientAgents, "nodeCount", "cluster purpose %s needs at least %d nodes (asked for %d)", c.ClusterPurpose, minNodes(c.ClusterPurpose), nodeCount))
 	}
-	size, loc := c.Properties[PropVMSize], c.Properties[PropLocation]
+	size, loc := statusOf(c).VMSize, location(c)
+	if size == "" {
+		size = settingsOf(c).VMSize
+	}
 	if size == "" {
 		return out
 	}
 	n, ok := builtinCores[strings.ToLower(size)]
-	if az, err := p.connect(workspaceOf(c, c.Properties[propCredential]), c.Properties[PropSubscription]); err == nil {
+	if az, err := p.connect(workspaceOf(c), statusOf(c).SubscriptionID); err == nil {
 		ctx, cancel := contextWithTimeout(ctx)
 		defer cancel()
 		if cores, err := p.cores(ctx, az, loc); err == nil {

@@ -2,8 +2,10 @@ package aks
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -24,11 +26,47 @@ func testWorkspace() *api.Workspace {
 
 func createReq(props map[string]string) *api.ComputeRequest {
 	return &api.ComputeRequest{Name: "aks1", Type: Type, Origin: api.OriginCreated, ClusterPurpose: api.PurposeFastProd,
-		LoadBalancerType: api.LoadBalancerPublicIP, Properties: props}
+		LoadBalancerType: api.LoadBalancerPublicIP, Settings: settingsJSON(props)}
 }
 
 var fullVNet = map[string]string{PropVNetResourceGroup: "vnet-rg", PropVNetName: "vnet", PropSubnetName: "aks-subnet",
 	PropServiceCIDR: "10.0.0.0/16", PropDNSServiceIP: "10.0.0.10", PropDockerBridgeCIDR: "172.17.0.1/16"}
+
+// Settings' JSON names, and the settings of a request in the form the
+// CLI sends them (agentCount a number unless it is not one).
+const (
+	PropAgentCount        = "agentCount"
+	PropVMSize            = "vmSize"
+	PropLocation          = "location"
+	PropKubernetesVersion = "kubernetesVersion"
+	PropVNetResourceGroup = "vnetResourceGroupName"
+	PropVNetName          = "vnetName"
+	PropSubnetName        = "subnetName"
+	PropServiceCIDR       = "serviceCidr"
+	PropDNSServiceIP      = "dnsServiceIp"
+	PropDockerBridgeCIDR  = "dockerBridgeCidr"
+	PropResourceID        = "resourceId"
+	PropResourceGroup     = "resourceGroup"
+	PropClusterName       = "clusterName"
+	PropCredentialMode    = "credentialMode"
+	PropDNSLabel          = "dnsLabel"
+	PropDNSZone           = "dnsZone"
+)
+
+func settingsJSON(props map[string]string) json.RawMessage {
+	if props == nil {
+		return nil
+	}
+	m := map[string]any{}
+	for k, v := range props {
+		m[k] = v
+		if n, err := strconv.Atoi(v); err == nil && k == PropAgentCount {
+			m[k] = n
+		}
+	}
+	b, _ := json.Marshal(m)
+	return b
+}
 
 func with(base map[string]string, kv ...string) map[string]string {
 	out := map[string]string{}
@@ -83,9 +121,9 @@ func TestValidateCreate(t *testing.T) {
 	}{
 		{name: "defaults: 3 × Standard_D3_v2 in the workspace's region", props: nil},
 		{name: "agent count zero", props: map[string]string{PropAgentCount: "0"},
-			want: []want{{"InvalidAgentCount", `--agent-count must be a positive integer (got "0")`}}},
+			want: []want{{"InvalidAgentCount", `settings.agentCount must be a positive integer (got 0)`}}},
 		{name: "agent count not a number", props: map[string]string{PropAgentCount: "three"},
-			want: []want{{"InvalidAgentCount", `--agent-count must be a positive integer (got "three")`}}},
+			want: []want{{"InvalidValue", `settings.agentCount must be an integer, not a JSON string`}}},
 		{name: "FastProd needs 3 agents and 12 vCPUs, reported together", props: map[string]string{PropAgentCount: "2"},
 			want: []want{{"InsufficientAgents", "cluster purpose FastProd needs at least 3 agents (got 2)"},
 				{"InsufficientCapacity", "needs at least 12 vCPUs; 2 × Standard_D3_v2 is 8 vCPUs (4 each)"}}},
@@ -100,27 +138,27 @@ func TestValidateCreate(t *testing.T) {
 			want: []want{{"UnknownVMSize", `VM size "Standard_NC6s_v3" is not offered in location westus2`}}},
 		{name: "custom VNet, all six", props: fullVNet},
 		{name: "custom VNet, some missing", props: map[string]string{PropVNetName: "vnet", PropServiceCIDR: "10.0.0.0/16"},
-			want: []want{{"IncompleteVNet", "or none; missing: --vnet-resourcegroup-name, --subnet-name, --dns-service-ip, --docker-bridge-cidr"}}},
+			want: []want{{"IncompleteVNet", "or none; missing: settings.vnetResourceGroupName, settings.subnetName, settings.dnsServiceIp, settings.dockerBridgeCidr"}}},
 		{name: "service CIDR malformed", props: with(fullVNet, PropServiceCIDR, "10.0.0.0/33"),
-			want: []want{{"InvalidCIDR", `--service-cidr "10.0.0.0/33" is not a well-formed IPv4 CIDR block`}}},
+			want: []want{{"InvalidCIDR", `settings.serviceCidr "10.0.0.0/33" is not a well-formed IPv4 CIDR block`}}},
 		{name: "service CIDR with host bits", props: with(fullVNet, PropServiceCIDR, "10.0.0.1/16"),
-			want: []want{{"InvalidCIDR", `--service-cidr "10.0.0.1/16" is not a well-formed IPv4 CIDR block with no host bits set`}}},
+			want: []want{{"InvalidCIDR", `settings.serviceCidr "10.0.0.1/16" is not a well-formed IPv4 CIDR block with no host bits set`}}},
 		{name: "DNS service IP malformed", props: with(fullVNet, PropDNSServiceIP, "10.0.0"),
-			want: []want{{"InvalidIP", `--dns-service-ip "10.0.0" is not an IPv4 address`}}},
+			want: []want{{"InvalidIP", `settings.dnsServiceIp "10.0.0" is not an IPv4 address`}}},
 		{name: "docker bridge CIDR malformed", props: with(fullVNet, PropDockerBridgeCIDR, "172.17.0.1"),
-			want: []want{{"InvalidCIDR", `--docker-bridge-cidr "172.17.0.1" is not a well-formed IPv4 CIDR`}}},
+			want: []want{{"InvalidCIDR", `settings.dockerBridgeCidr "172.17.0.1" is not a well-formed IPv4 CIDR`}}},
 		{name: "DNS service IP outside the service CIDR", props: with(fullVNet, PropDNSServiceIP, "10.2.0.10"),
-			want: []want{{"DNSServiceIPOutsideServiceCIDR", "--dns-service-ip 10.2.0.10 is not inside --service-cidr 10.0.0.0/16"}}},
+			want: []want{{"DNSServiceIPOutsideServiceCIDR", "settings.dnsServiceIp 10.2.0.10 is not inside settings.serviceCidr 10.0.0.0/16"}}},
 		{name: "service CIDR overlaps the docker bridge", props: with(fullVNet, PropServiceCIDR, "172.17.0.0/16", PropDNSServiceIP, "172.17.0.10"),
-			want: []want{{"CIDROverlap", "--service-cidr 172.17.0.0/16 overlaps --docker-bridge-cidr 172.17.0.1/16"}}},
+			want: []want{{"CIDROverlap", "settings.serviceCidr 172.17.0.0/16 overlaps settings.dockerBridgeCidr 172.17.0.1/16"}}},
 		{name: "service CIDR overlaps the subnet", props: with(fullVNet, PropServiceCIDR, "10.1.0.0/20", PropDNSServiceIP, "10.1.0.10"),
-			want: []want{{"CIDROverlap", "--service-cidr 10.1.0.0/20 overlaps subnet aks-subnet (10.1.0.0/16)"}}},
+			want: []want{{"CIDROverlap", "settings.serviceCidr 10.1.0.0/20 overlaps subnet aks-subnet (10.1.0.0/16)"}}},
 		{name: "subnet does not exist", props: with(fullVNet, PropSubnetName, "nope"),
 			want: []want{{"AzureResourceNotFound", "cannot read subnet nope of virtual network vnet"}}},
 		{name: "unknown location", props: map[string]string{PropLocation: "mars"},
 			want: []want{{"UnknownLocation", `location "mars" is not an Azure location of subscription ` + FakeSubscription + "; known: eastus, westeurope, westus2"}}},
 		{name: "no location and a workspace without a region", edit: func(_ *api.ComputeRequest, ws *api.Workspace) { ws.Region = "local" },
-			want: []want{{"LocationRequired", `give --location: workspace "ml" has no Azure region to default to`}}},
+			want: []want{{"LocationRequired", `give settings.location: workspace "ml" has no Azure region to default to`}}},
 		{name: "another location than the workspace's", props: map[string]string{PropLocation: "eastus"}},
 		{name: "version Berth does not support", props: map[string]string{PropKubernetesVersion: "1.32.9"},
 			want: []want{{"UnsupportedKubernetesVersion", "Kubernetes version 1.32.9 is not supported by Berth: supported versions are between 1.33 - 1.37"}}},
@@ -134,19 +172,19 @@ func TestValidateCreate(t *testing.T) {
 		{name: "unknown credential choice", edit: func(_ *api.ComputeRequest, ws *api.Workspace) { ws.Settings.AzureCredential = "password" },
 			want: []want{{"InvalidValue", `has Azure credential "password", which is not known: use one of default, environment, workload-identity, managed-identity, azure-cli`}}},
 		{name: "unknown property", props: map[string]string{"nodeSize": "big"},
-			want: []want{{"InvalidProperty", `unknown property "nodeSize" for creating an aks compute`}}},
+			want: []want{{"InvalidProperty", `settings.nodeSize is not a setting of this compute type`}}},
 		{name: "bad credential mode", props: map[string]string{PropCredentialMode: "admin"},
-			want: []want{{"InvalidValue", `--credential-mode "admin" is not valid`}}},
+			want: []want{{"InvalidValue", `settings.credentialMode "admin" is not valid`}}},
 		{name: "a kubeconfig is not taken", edit: func(r *api.ComputeRequest, _ *api.Workspace) { r.Credentials = "apiVersion: v1" },
 			want: []want{{"InvalidValue", "an aks compute takes no kubeconfig"}}},
 		{name: "internal subnet other than the cluster's own needs a custom VNet", edit: func(r *api.ComputeRequest, _ *api.Workspace) {
 			r.LoadBalancerType, r.LoadBalancerSubnet = api.LoadBalancerInternal, "other"
-		}, want: []want{{"InvalidValue", `--load-balancer-subnet "other" needs a custom virtual network`}}},
+		}, want: []want{{"InvalidValue", `loadBalancerSubnet "other" needs a custom virtual network`}}},
 		{name: "internal with a custom VNet", props: fullVNet, edit: func(r *api.ComputeRequest, _ *api.Workspace) {
 			r.LoadBalancerType, r.LoadBalancerSubnet = api.LoadBalancerInternal, "ilb-subnet"
 		}},
 		{name: "every problem at once", props: map[string]string{PropAgentCount: "0", PropVNetName: "vnet", PropLocation: "mars", PropKubernetesVersion: "1.20"},
-			want: []want{{"InvalidAgentCount", "--agent-count"}, {"UnsupportedKubernetesVersion", "1.20"},
+			want: []want{{"InvalidAgentCount", "settings.agentCount"}, {"UnsupportedKubernetesVersion", "1.20"},
 				{"IncompleteVNet", "missing"}, {"UnknownLocation", "mars"}}},
 	}
 	for _, tc := range cases {
@@ -213,7 +251,7 @@ func TestVMSizesCachedWithBuiltinFallback(t *testing.T) {
 
 func attachReq(props map[string]string) *api.ComputeRequest {
 	return &api.ComputeRequest{Name: "att1", Type: Type, Origin: api.OriginAttached, ClusterPurpose: api.PurposeFastProd,
-		LoadBalancerType: api.LoadBalancerPublicIP, Properties: props}
+		LoadBalancerType: api.LoadBalancerPublicIP, Settings: settingsJSON(props)}
 }
 
 // TestValidateAttach pins the attach rules: one form of naming the
@@ -233,10 +271,10 @@ func TestValidateAttach(t *testing.T) {
 		{name: "by resource id", props: map[string]string{PropResourceID: id}},
 		{name: "by resource group and name", props: map[string]string{PropResourceGroup: "team-rg", PropClusterName: "prod"}},
 		{name: "both forms", props: map[string]string{PropResourceID: id, PropClusterName: "prod"},
-			want: []want{{"AmbiguousCluster", "either by resource id (-i) or by --resource-group and --cluster-name, not both"}}},
+			want: []want{{"AmbiguousCluster", "either by settings.resourceId or by settings.resourceGroup and settings.clusterName, not both"}}},
 		{name: "neither", props: nil, want: []want{{"ClusterRequired", "name the cluster to attach"}}},
 		{name: "group without name", props: map[string]string{PropResourceGroup: "team-rg"},
-			want: []want{{"IncompleteCluster", "--resource-group and --cluster-name go together"}}},
+			want: []want{{"IncompleteCluster", "settings.resourceGroup and settings.clusterName go together"}}},
 		{name: "other provider", props: map[string]string{PropResourceID: base + "Microsoft.Compute/managedClusters/prod"},
 			want: []want{{"InvalidResourceId", "is not an AKS resource id: it must be exactly /subscriptions/{subscription}/resourceGroups/{group}/providers/Microsoft.ContainerService/managedClusters/{name}"}}},
 		{name: "trailing segment", props: map[string]string{PropResourceID: id + "/agentPools/agentpool"},
@@ -250,7 +288,7 @@ func TestValidateAttach(t *testing.T) {
 		{name: "unsupported version", props: map[string]string{PropResourceGroup: "team-rg", PropClusterName: "old"},
 			want: []want{{"UnsupportedKubernetesVersion", "Specified kubernetes version 1.32.9 is not supported. Supported versions are between 1.33 - 1.37"}}},
 		{name: "create-only options", props: map[string]string{PropResourceID: id, PropAgentCount: "5"},
-			want: []want{{"InvalidProperty", `unknown property "agentCount" for attaching an aks compute`}}},
+			want: []want{{"InvalidProperty", `settings.agentCount only applies to creating a cluster`}}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -385,7 +423,7 @@ func TestDNSLabel(t *testing.T) {
 	if l := dnsLabel(c); !regexp.MustCompile(`^scoring[a-z0-9]{6}$`).MatchString(l) {
 		t.Errorf("label with overwrite: %q", l)
 	}
-	c.Properties = map[string]string{PropDNSLabel: "scoring"}
+	c.Status = json.RawMessage(`{"dnsLabel":"scoring"}`)
 	if a := serviceAnnotations(c); a[DNSLabelAnnotation] != "scoring" {
 		t.Errorf("public annotations: %v", a)
 	}
@@ -420,17 +458,17 @@ func TestDNSZoneForAutomaticCertificates(t *testing.T) {
 		c    *store.Compute
 		want string
 	}{
-		{"public, location given", &store.Compute{Compute: api.Compute{LoadBalancerType: api.LoadBalancerPublicIP, Properties: map[string]string{PropLocation: "EastUS"}}}, "eastus.cloudapp.azure.com"},
+		{"public, location given", &store.Compute{Compute: api.Compute{LoadBalancerType: api.LoadBalancerPublicIP, Settings: json.RawMessage(`{"location":"EastUS"}`)}}, "eastus.cloudapp.azure.com"},
 		{"public, the workspace's region", &store.Compute{Compute: api.Compute{LoadBalancerType: api.LoadBalancerPublicIP}}, "westus2.cloudapp.azure.com"},
-		{"public, recorded", &store.Compute{Compute: api.Compute{LoadBalancerType: api.LoadBalancerPublicIP, Properties: map[string]string{PropDNSZone: "northeurope.cloudapp.azure.com"}}}, "northeurope.cloudapp.azure.com"},
-		{"internal", &store.Compute{Compute: api.Compute{LoadBalancerType: api.LoadBalancerInternal, Properties: map[string]string{PropLocation: "eastus"}}}, "apps.example.com"},
+		{"public, recorded", &store.Compute{Compute: api.Compute{LoadBalancerType: api.LoadBalancerPublicIP, Status: json.RawMessage(`{"dnsZone":"northeurope.cloudapp.azure.com"}`)}}, "northeurope.cloudapp.azure.com"},
+		{"internal", &store.Compute{Compute: api.Compute{LoadBalancerType: api.LoadBalancerInternal, Settings: json.RawMessage(`{"location":"eastus"}`)}}, "apps.example.com"},
 	} {
 		if got := p.DNSZone(ws, tc.c); got != tc.want {
 			t.Errorf("%s: zone %q, want %q", tc.name, got, tc.want)
 		}
 	}
 	// The install path issues certificates in the zone recorded on the compute.
-	rec := &store.Compute{Compute: api.Compute{LoadBalancerType: api.LoadBalancerPublicIP, Properties: map[string]string{PropDNSZone: "eastus.cloudapp.azure.com"}}}
+	rec := &store.Compute{Compute: api.Compute{LoadBalancerType: api.LoadBalancerPublicIP, Status: json.RawMessage(`{"dnsZone":"eastus.cloudapp.azure.com"}`)}}
 	if got := p.Kube.DNSZone(ws, rec); got != "eastus.cloudapp.azure.com" {
 		t.Errorf("install path zone %q", got)
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/berth-ml/berth/internal/kubeconn"
 	"github.com/berth-ml/berth/internal/operation"
 	"github.com/berth-ml/berth/internal/preflight"
+	"github.com/berth-ml/berth/internal/provider"
 	"github.com/berth-ml/berth/internal/store"
 	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
@@ -31,12 +32,6 @@ import (
 
 // Type is the compute type name.
 const Type = "kubernetes"
-
-// Properties of a kubernetes compute.
-const (
-	PropContext        = "context"
-	PropCredentialMode = "credentialMode"
-)
 
 // Credential modes.
 const (
@@ -106,21 +101,10 @@ func (p *Provider) removeTimeout() time.Duration {
 
 // Validate checks an attach request without reaching the cluster.
 func (p *Provider) Validate(_ context.Context, _ *api.Workspace, req *api.ComputeRequest) []api.ErrorDetail {
-	var out []api.ErrorDetail
-	for k, v := range req.Properties {
-		switch k {
-		case PropContext:
-		case PropCredentialMode:
-			if v != CredentialScoped && v != CredentialAsGiven {
-				out = append(out, problem.Detail(api.CodeInvalidValue, "credentialMode", "--credential-mode %q is not valid: use scoped or as-given", v))
-			}
-		default:
-			out = append(out, problem.Detail(api.CodeInvalidProperty, "properties."+k, "unknown property %q for compute type kubernetes (known: context, credentialMode)", k))
-		}
-	}
+	s, out := ParseSettings(req.Settings)
 	if req.Credentials == "" {
-		out = append(out, problem.Detail(api.CodeKubeconfigRequired, "credentials", "a kubeconfig is required to attach a cluster (--kubeconfig FILE)"))
-	} else if _, _, err := kubeconn.Parse([]byte(req.Credentials), req.Properties[PropContext]); err != nil {
+		out = append(out, problem.Detail(api.CodeKubeconfigRequired, "credentials", "credentials (a kubeconfig) are required to attach a cluster"))
+	} else if _, _, err := kubeconn.Parse([]byte(req.Credentials), s.Context); err != nil {
 		out = append(out, problem.Detail(api.CodeInvalidKubeconfig, "credentials", "%v", err))
 	}
 	return out
@@ -138,17 +122,15 @@ func (p *Provider) ValidateUpdate(_ context.Context, c *store.Compute, req *api.
 // ValidateScale: attached clusters are scaled where they are managed.
 func (p *Provider) ValidateScale(context.Context, *store.Compute, int) []api.ErrorDetail { return nil }
 
-// The user's kubeconfig while a scoped attach is under way.
-const (
-	secretGiven      = "given"
-	propGivenContext = "givenContext"
-)
+// The user's kubeconfig while a scoped attach is under way (its context
+// is the status's givenContext).
+const secretGiven = "given"
 
 // connectGiven opens the cluster with the kubeconfig the user gave, while
 // the compute still holds it (an attach not yet finished), else as connect.
 func connectGiven(c *store.Compute) (*kubeconn.Cluster, error) {
 	if kc := c.Secrets[secretGiven]; kc != "" {
-		cl, err := kubeconn.Connect([]byte(kc), c.Properties[propGivenContext])
+		cl, err := kubeconn.Connect([]byte(kc), StatusOf(c).GivenContext)
 		return cl, operation.Terminal(err)
 	}
 	return connect(c)
@@ -157,7 +139,7 @@ func connectGiven(c *store.Compute) (*kubeconn.Cluster, error) {
 // forgetGiven drops the user's kubeconfig once Berth's own works.
 func forgetGiven(c *store.Compute) {
 	delete(c.Secrets, secretGiven)
-	delete(c.Properties, propGivenContext)
+	EditStatus(c, func(st *Status) { st.GivenContext = "" })
 }
 
 // connect opens the compute's cluster with its stored credentials. It
@@ -168,14 +150,14 @@ func connect(c *store.Compute) (*kubeconn.Cluster, error) {
 	if kc == "" {
 		return nil, operation.Terminal(errors.New("the compute has no stored kubeconfig"))
 	}
-	cl, err := kubeconn.Connect([]byte(kc), c.Properties[PropContext])
+	cl, err := kubeconn.Connect([]byte(kc), SettingsOf(c).Context)
 	return cl, operation.Terminal(err)
 }
 
 // cluster is connect made once per operation attempt for the same
 // credentials (a step that replaces them gets a new connection).
 func cluster(r *operation.Run, c *store.Compute) (*kubeconn.Cluster, error) {
-	sum := sha256.Sum256([]byte(c.Secrets["credentials"] + "\x00" + c.Properties[PropContext]))
+	sum := sha256.Sum256([]byte(c.Secrets["credentials"] + "\x00" + SettingsOf(c).Context))
 	return operation.Memo(r, "kubernetes:"+hex.EncodeToString(sum[:]), func() (*kubeconn.Cluster, error) { return connect(c) })
 }
 
@@ -216,12 +198,13 @@ func dnsLabel(c *store.Compute) string {
 
 // DryRun runs preflight against the cluster of an attach request.
 func (p *Provider) DryRun(ctx context.Context, _ *api.Workspace, req *api.ComputeRequest) (*api.PreflightReport, error) {
-	cl, err := kubeconn.Connect([]byte(req.Credentials), req.Properties[PropContext])
+	s := provider.Read[Settings](req.Settings)
+	cl, err := kubeconn.Connect([]byte(req.Credentials), s.Context)
 	if err != nil {
 		return nil, err
 	}
 	rep, _ := preflight.Run(ctx, preflight.Input{Cluster: cl, Purpose: req.ClusterPurpose, Versions: p.Versions,
-		Force: req.Force, Scoped: req.Properties[PropCredentialMode] != CredentialAsGiven})
+		Force: req.Force, Scoped: s.CredentialMode != CredentialAsGiven})
 	return &rep, nil
 }
 
@@ -334,9 +317,9 @@ func (p *Provider) Undo(kind api.OperationKind, _ *store.Compute) func(ctx conte
 		// kubeconfig, so the failed compute can still be detached.
 		if given := c.Secrets[secretGiven]; given != "" {
 			c.Secrets = map[string]string{"credentials": given}
-			c.Properties[PropContext] = c.Properties[propGivenContext]
-			c.Properties[PropCredentialMode] = CredentialScoped
-			delete(c.Properties, propGivenContext)
+			givenContext := StatusOf(c).GivenContext
+			editSettings(c, func(s *Settings) { s.Context, s.CredentialMode = givenContext, CredentialScoped })
+			EditStatus(c, func(st *Status) { st.GivenContext = "" })
 			return r.Store.UpdateCompute(ctx, c)
 		}
 		return nil
@@ -369,7 +352,7 @@ func (p *Provider) stepPreflight(ctx context.Context, r *operation.Run) error {
 	}
 	req, _ := operation.Params[api.ComputeRequest](r)
 	rep, _ := preflight.Run(ctx, preflight.Input{Cluster: cl, Purpose: c.ClusterPurpose, Versions: p.Versions,
-		AttachmentID: c.AttachmentID, Force: req.Force, Scoped: c.Properties[PropCredentialMode] != CredentialAsGiven})
+		AttachmentID: c.AttachmentID, Force: req.Force, Scoped: SettingsOf(c).CredentialMode != CredentialAsGiven})
 	for _, ch := range rep.Checks {
 		mark := "✓"
 		if ch.Status == api.CheckFailed {
@@ -418,7 +401,7 @@ func (p *Provider) stepCredentials(ctx context.Context, r *operation.Run) error 
 	if err != nil {
 		return err
 	}
-	if c.Properties[PropCredentialMode] == CredentialAsGiven {
+	if SettingsOf(c).CredentialMode == CredentialAsGiven {
 		r.Event("Keeping the given kubeconfig (credential mode as-given)")
 		return nil
 	}
@@ -444,14 +427,9 @@ func (p *Provider) stepCredentials(ctx context.Context, r *operation.Run) error 
 	// The given kubeconfig stays (sealed) until the attach succeeds, so a
 	// failed attach can still remove everything, Berth's own access included.
 	c.Secrets = map[string]string{"credentials": string(kc), secretGiven: c.Secrets["credentials"]}
-	if c.Properties == nil {
-		c.Properties = map[string]string{}
-	}
-	c.Properties[PropCredentialMode] = CredentialScoped
-	if ctxName := c.Properties[PropContext]; ctxName != "" {
-		c.Properties[propGivenContext] = ctxName
-	}
-	delete(c.Properties, PropContext)
+	givenContext := SettingsOf(c).Context
+	editSettings(c, func(s *Settings) { s.CredentialMode, s.Context = CredentialScoped, "" })
+	EditStatus(c, func(st *Status) { st.GivenContext = givenContext })
 	if err := r.Store.UpdateCompute(ctx, c); err != nil {
 		return err
 	}
@@ -607,7 +585,7 @@ func (p *Provider) stepObserve(ctx context.Context, r *operation.Run) error {
 	c.Endpoint = installer.ServiceAddress(svc)
 	c.FrontendImage = image
 	c.Health = api.HealthHealthy
-	if c.Properties[PropCertError] != "" && c.SSLConfiguration.Status == api.SSLAuto {
+	if StatusOf(c).CertificateError != "" && c.SSLConfiguration.Status == api.SSLAuto {
 		c.Health = api.HealthUnhealthy // the automatic certificate is failing (retried with backoff)
 	}
 	c.ProvisioningErrors = []api.ErrorDetail{}
@@ -773,9 +751,9 @@ func (p *Provider) stepDetachCheck(ctx context.Context, r *operation.Run) error 
 	_, m, err := p.ownership(ctx, r, c)
 	if err != nil {
 		if !req.Force {
-			return operation.Fail(api.CodeClusterUnreachable, err.Error()+"; to forget this compute anyway, detach with --force")
+			return operation.Fail(api.CodeClusterUnreachable, err.Error()+"; to forget this compute anyway, detach with force")
 		}
-		r.Warn("Cannot reach the cluster (%v): forgetting the compute anyway (--force)", err)
+		r.Warn("Cannot reach the cluster (%v): forgetting the compute anyway (force)", err)
 		r.Warn("These may be left in the cluster: namespace %s and everything in it, ClusterRole and ClusterRoleBinding %s and %s, ServiceAccount %s/%s; all carry the label %s=%s",
 			installer.Namespace, installer.FrontendName, installer.ManagerName(p.settings(c)), installer.ManagerNamespace, installer.ManagerName(p.settings(c)), installer.LabelAttachment, c.AttachmentID)
 		return r.Remember(ctx, "skip", "unreachable")
@@ -811,7 +789,7 @@ func (p *Provider) remove(ctx context.Context, r *operation.Run, c *store.Comput
 	defer cancel()
 	in := p.installer(cl, r)
 	own := installer.ManagerName(p.settings(c))
-	scoped := c.Properties[PropCredentialMode] == CredentialScoped
+	scoped := SettingsOf(c).CredentialMode == CredentialScoped
 	isOwnManager := func(u *unstructured.Unstructured) bool {
 		return u.GetLabels()[installer.LabelComponent] == installer.ComponentManager &&
 			u.GetLabels()[installer.LabelAttachment] == c.AttachmentID

@@ -238,7 +238,7 @@ func (p *Provider) waitService(ctx context.Context, r *operation.Run, t *provide
 // scoringURIs are the scoring and swagger URIs through the compute's front end.
 func scoringURIs(c *store.Compute, sv *store.Service) (string, string) {
 	scheme, host := "http", c.Endpoint
-	if fqdn := c.Properties[PropFQDN]; fqdn != "" {
+	if fqdn := StatusOf(c).FQDN; fqdn != "" {
 		host = fqdn // a cloud's DNS name for the public IP (AKS)
 	}
 	switch c.SSLConfiguration.Status {

@@ -22,16 +22,12 @@ import (
 	coreac "k8s.io/client-go/applyconfigurations/core/v1"
 )
 
-// Secrets and properties a compute keeps for TLS. The key and the ACME
-// account key are sealed with the rest of the compute's secrets.
+// Secrets a compute keeps for TLS (sealed with the rest of its secrets);
+// its status keeps the ACME account's URI and the failures.
 const (
-	secretTLSCert    = "tlsCert"
-	secretTLSKey     = "tlsKey"
-	secretACMEKey    = "acmeAccountKey"
-	propACMEAccount  = "acmeAccount"
-	PropCertError    = api.PropCertificateError
-	PropCertFailures = api.PropCertificateFailures
-	PropCertRetryAt  = api.PropCertificateRetryAt
+	secretTLSCert = "tlsCert"
+	secretTLSKey  = "tlsKey"
+	secretACMEKey = "acmeAccountKey"
 )
 
 // sslRequest is what the operation asks of TLS: the request's SSL part,
@@ -77,9 +73,6 @@ func (p *Provider) stepCertificate(ctx context.Context, r *operation.Run) error 
 			c.Endpoint = installer.ServiceAddress(svc)
 		}
 	}
-	if c.Properties == nil {
-		c.Properties = map[string]string{}
-	}
 	switch {
 	case ssl != nil && ssl.Disable:
 		delete(c.Secrets, secretTLSCert)
@@ -115,9 +108,7 @@ func (p *Provider) stepCertificate(ctx context.Context, r *operation.Run) error 
 }
 
 func clearCertFailure(c *store.Compute) {
-	delete(c.Properties, PropCertError)
-	delete(c.Properties, PropCertFailures)
-	delete(c.Properties, PropCertRetryAt)
+	EditStatus(c, func(st *Status) { st.CertificateStatus = api.CertificateStatus{} })
 }
 
 // retryBackoff is how long after n failed issuances the next one starts:
@@ -137,12 +128,12 @@ func (p *Provider) retryBackoff(n int) time.Duration {
 // recordFailure notes a failed issuance on the compute (Unhealthy, the
 // reason, the backoff) and returns when the next attempt is due.
 func (p *Provider) recordFailure(c *store.Compute, reason string) time.Time {
-	n, _ := strconv.Atoi(c.Properties[PropCertFailures])
-	n++
-	retry := time.Now().Add(p.retryBackoff(n)).UTC()
-	c.Properties[PropCertError] = reason
-	c.Properties[PropCertFailures] = strconv.Itoa(n)
-	c.Properties[PropCertRetryAt] = retry.Format(time.RFC3339)
+	var retry time.Time
+	EditStatus(c, func(st *Status) {
+		n := st.CertificateFailures + 1
+		retry = time.Now().Add(p.retryBackoff(n)).UTC().Truncate(time.Second)
+		st.CertificateStatus = api.CertificateStatus{CertificateError: reason, CertificateFailures: n, CertificateRetryAt: &retry}
+	})
 	c.Health = api.HealthUnhealthy
 	return retry
 }
@@ -169,17 +160,6 @@ func renewing(r *operation.Run) bool {
 }
 
 // obtain gets an automatic certificate over ACME and stores it in c.
-// Properties of a provider whose cloud names the front end's public IP
-// (AKS: the DNS label, and <region>.cloudapp.azure.com); an automatic
-// certificate's name then is that label's.
-const (
-	PropDNSLabel = "dnsLabel"
-	PropDNSZone  = "dnsZone"
-	// PropFQDN is the public front end's DNS name that label gives it;
-	// scoring URIs use it rather than the IP.
-	PropFQDN = "fqdn"
-)
-
 func (p *Provider) obtain(ctx context.Context, r *operation.Run, cl *kubeconn.Cluster, c, d *store.Compute, ssl *api.SSLRequest) error {
 	ws, err := r.Store.GetWorkspace(ctx, c.Workspace)
 	if err != nil {
@@ -194,12 +174,12 @@ func (p *Provider) obtain(ctx context.Context, r *operation.Run, cl *kubeconn.Cl
 	}
 	zone := p.DNSZone(ws, c)
 	if zone == "" {
-		return operation.Fail(api.CodeDNSZoneRequired, "an automatic certificate needs a DNS zone: set the workspace's with `berth workspace update --dns-zone ZONE`")
+		return operation.Fail(api.CodeDNSZoneRequired, "an automatic certificate needs a DNS zone: set the workspace's (workspace.settings.dnsZone)")
 	}
 	fqdn := r.Recall("fqdn")
 	if fqdn == "" {
 		cur := c.SSLConfiguration.FQDN
-		ipLabel := c.Properties[PropDNSLabel]
+		ipLabel := StatusOf(c).DNSLabel
 		switch {
 		case ipLabel != "" && azureZone(zone) && d.LoadBalancerType != api.LoadBalancerInternal &&
 			strings.HasPrefix(ipLabel, label) && len(ipLabel) == len(label)+6:
@@ -213,9 +193,9 @@ func (p *Provider) obtain(ctx context.Context, r *operation.Run, cl *kubeconn.Cl
 			fqdn = label + naming.RandomSuffix() + "." + zone
 		}
 		if ipLabel != "" && azureZone(zone) {
-			// The provider names the public IP from this property (AKS):
+			// The provider names the public IP from this label (AKS):
 			// keep it the certificate's name.
-			c.Properties[PropDNSLabel], _, _ = strings.Cut(fqdn, ".")
+			EditStatus(c, func(st *Status) { st.DNSLabel, _, _ = strings.Cut(fqdn, ".") })
 			if err := r.Store.UpdateCompute(ctx, c); err != nil {
 				return err
 			}
@@ -239,10 +219,10 @@ func (p *Provider) obtain(ctx context.Context, r *operation.Run, cl *kubeconn.Cl
 		r.Event("Asked Azure for the DNS label %s on the load balancer's public IP", s.DNSLabel)
 	}
 	req := certificate.Request{Settings: ws.Settings, Domain: fqdn,
-		Account: certificate.Account{KeyPEM: c.Secrets[secretACMEKey], URI: c.Properties[propACMEAccount]}}
+		Account: certificate.Account{KeyPEM: c.Secrets[secretACMEKey], URI: StatusOf(c).ACMEAccount}}
 	if d.LoadBalancerType == api.LoadBalancerInternal {
 		if ws.Settings.DNS01 == nil {
-			return p.configFailure(ctx, r, c, "DNS01ProviderRequired", "an internal load balancer needs a DNS-01 provider on the workspace for an automatic certificate (berth workspace update --dns01-provider ...)")
+			return p.configFailure(ctx, r, c, "DNS01ProviderRequired", "an internal load balancer needs a DNS-01 provider on the workspace for an automatic certificate (workspace.settings.dns01)")
 		}
 		prov, err := certificate.DNS01Provider(ws.Settings)
 		if err != nil {
@@ -288,8 +268,10 @@ func (p *Provider) obtain(ctx context.Context, r *operation.Run, cl *kubeconn.Cl
 			api.ErrorDetail{Code: api.CodeCertificateFailed, Target: "sslConfiguration", Message: "certificate authority: " + reason})
 	}
 	c.Secrets[secretTLSCert], c.Secrets[secretTLSKey] = issued.ChainPEM, issued.KeyPEM
-	c.Secrets[secretACMEKey], c.Properties[propACMEAccount] = issued.Account.KeyPEM, issued.Account.URI
-	if c.Properties[PropCertError] != "" && c.Health == api.HealthUnhealthy {
+	c.Secrets[secretACMEKey] = issued.Account.KeyPEM
+	wasFailing := StatusOf(c).CertificateError != ""
+	EditStatus(c, func(st *Status) { st.ACMEAccount = issued.Account.URI })
+	if wasFailing && c.Health == api.HealthUnhealthy {
 		c.Health = api.HealthHealthy
 	}
 	clearCertFailure(c)

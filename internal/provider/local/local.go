@@ -14,6 +14,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
+	"github.com/berth-ml/berth/internal/provider"
 	"math/big"
 	"net"
 	"strconv"
@@ -27,8 +28,19 @@ import (
 // Type is the compute type name.
 const Type = "local"
 
-// PropPort is the property holding the front end's port.
-const PropPort = "port"
+// Settings are what a user asks of the local compute.
+type Settings struct {
+	// Port is the front end's port on 127.0.0.1 (default: a free one).
+	Port int `json:"port,omitempty"`
+}
+
+// Status is what Berth records about it.
+type Status struct {
+	// Port is the port the front end serves on.
+	Port int `json:"port,omitempty"`
+	// Legacy keeps properties of an earlier release that no field took over.
+	Legacy map[string]string `json:"legacy,omitempty"`
+}
 
 // Secrets of a local compute.
 const (
@@ -57,14 +69,10 @@ func (*Provider) Origins() []string { return []string{api.OriginCreated} }
 
 func (*Provider) Validate(_ context.Context, _ *api.Workspace, req *api.ComputeRequest) []api.ErrorDetail {
 	var out []api.ErrorDetail
-	for k, v := range req.Properties {
-		if k != PropPort {
-			out = append(out, api.ErrorDetail{Code: api.CodeInvalidProperty, Target: "properties." + k, Message: fmt.Sprintf("unknown property %q for the local compute (known: port)", k)})
-			continue
-		}
-		if p, err := strconv.Atoi(v); err != nil || p < 1024 || p > 65535 {
-			out = append(out, api.ErrorDetail{Code: api.CodeInvalidValue, Target: "properties.port", Message: fmt.Sprintf("port %q must be a number from 1024 to 65535", v)})
-		}
+	var s Settings
+	out = append(out, provider.DecodeStrict("settings", req.Settings, &s)...)
+	if s.Port != 0 && (s.Port < 1024 || s.Port > 65535) {
+		out = append(out, api.ErrorDetail{Code: api.CodeInvalidValue, Target: "settings.port", Message: fmt.Sprintf("settings.port %d must be a number from 1024 to 65535", s.Port)})
 	}
 	if req.Credentials != "" {
 		out = append(out, api.ErrorDetail{Code: api.CodeInvalidValue, Target: "credentials", Message: "the local compute takes no credentials"})
@@ -101,17 +109,20 @@ func prepare(ctx context.Context, r *operation.Run) error {
 	if err != nil {
 		return err
 	}
-	if c.Properties == nil {
-		c.Properties = map[string]string{}
+	st := provider.Read[Status](c.Status)
+	if st.Port == 0 {
+		st.Port = provider.Read[Settings](c.Settings).Port
 	}
-	if c.Properties[PropPort] == "" {
+	if st.Port == 0 {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			return err
 		}
-		c.Properties[PropPort] = strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+		st.Port = ln.Addr().(*net.TCPAddr).Port
 		ln.Close()
 	}
+	port := st.Port
+	provider.Edit(&c.Status, func(s *Status) { s.Port = port })
 	if c.Secrets[SecretCert] == "" {
 		ca, cert, key, err := Certificates(c.Name)
 		if err != nil {
@@ -119,7 +130,7 @@ func prepare(ctx context.Context, r *operation.Run) error {
 		}
 		c.Secrets = map[string]string{SecretCA: ca, SecretCert: cert, SecretKey: key}
 	}
-	c.Endpoint = "127.0.0.1:" + c.Properties[PropPort]
+	c.Endpoint = "127.0.0.1:" + strconv.Itoa(port)
 	c.ClusterPurpose = api.PurposeDevTest
 	c.SSLConfiguration = api.SSLConfiguration{Status: api.SSLEnabled, Cname: "127.0.0.1"}
 	r.Event("Front end will serve https://%s with a certificate from a local CA", c.Endpoint)

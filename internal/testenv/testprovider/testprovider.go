@@ -10,6 +10,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/berth-ml/berth/internal/provider"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -24,14 +25,19 @@ import (
 // Type is the compute type name.
 const Type = "test"
 
-// Properties the type understands.
-const (
-	PropEffectsDir = "effectsDir" // required: absolute directory standing in for the cloud
-	PropSteps      = "steps"      // resources to create (default 3)
-	PropStepDelay  = "stepDelay"  // time each step takes (default 0)
-	PropFailAt     = "failAt"     // 1-based step that fails for good with two details
-	PropFlakyAt    = "flakyAt"    // 1-based step that fails once with a retryable error
-)
+// Settings are what the type understands.
+type Settings struct {
+	EffectsDir string            `json:"effectsDir,omitempty"` // required: absolute directory standing in for the cloud
+	Steps      *int              `json:"steps,omitempty"`      // resources to create (default 3)
+	StepDelay  provider.Duration `json:"stepDelay,omitempty"`  // time each step takes (default 0)
+	FailAt     int               `json:"failAt,omitempty"`     // 1-based step that fails for good with two details
+	FlakyAt    int               `json:"flakyAt,omitempty"`    // 1-based step that fails once with a retryable error
+}
+
+// Status: the type records nothing but what an earlier release left.
+type Status struct {
+	Legacy map[string]string `json:"legacy,omitempty"`
+}
 
 // Provider implements provider.Provider.
 type Provider struct{}
@@ -48,52 +54,34 @@ type settings struct {
 	computeID string
 }
 
-func parse(props map[string]string) (settings, []api.ErrorDetail) {
-	var (
-		s   = settings{steps: 3}
-		out []api.ErrorDetail
-	)
-	bad := func(key, format string, args ...any) {
-		out = append(out, api.ErrorDetail{Code: "InvalidProperty", Target: "properties." + key, Message: fmt.Sprintf(format, args...)})
+func parse(raw json.RawMessage) (settings, []api.ErrorDetail) {
+	var set Settings
+	out := provider.DecodeStrict("settings", raw, &set)
+	s := settings{dir: set.EffectsDir, steps: 3, delay: time.Duration(set.StepDelay), failAt: set.FailAt, flakyAt: set.FlakyAt}
+	if set.Steps != nil {
+		s.steps = *set.Steps
 	}
-	for k, v := range props {
-		switch k {
-		case PropEffectsDir:
-			if !filepath.IsAbs(v) {
-				bad(k, "property %s must be an absolute directory (got %q)", k, v)
-			}
-			s.dir = v
-		case PropSteps, PropFailAt, PropFlakyAt:
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 0 || n > 50 {
-				bad(k, "property %s must be an integer from 0 to 50 (got %q)", k, v)
-			}
-			switch k {
-			case PropSteps:
-				s.steps = n
-			case PropFailAt:
-				s.failAt = n
-			default:
-				s.flakyAt = n
-			}
-		case PropStepDelay:
-			d, err := time.ParseDuration(v)
-			if err != nil || d < 0 {
-				bad(k, "property %s must be a duration like 500ms (got %q)", k, v)
-			}
-			s.delay = d
-		default:
-			bad(k, "unknown property %q for compute type %s (known: %s, %s, %s, %s, %s)", k, Type, PropEffectsDir, PropSteps, PropStepDelay, PropFailAt, PropFlakyAt)
+	bad := func(key, format string, args ...any) {
+		out = append(out, api.ErrorDetail{Code: "InvalidProperty", Target: "settings." + key, Message: fmt.Sprintf(format, args...)})
+	}
+	for k, n := range map[string]int{"steps": s.steps, "failAt": s.failAt, "flakyAt": s.flakyAt} {
+		if n < 0 || n > 50 {
+			bad(k, "settings.%s must be an integer from 0 to 50 (got %d)", k, n)
 		}
 	}
+	if s.delay < 0 {
+		bad("stepDelay", "settings.stepDelay must not be negative (got %s)", s.delay)
+	}
 	if s.dir == "" {
-		bad(PropEffectsDir, "property %s is required for compute type %s", PropEffectsDir, Type)
+		bad("effectsDir", "settings.effectsDir is required for compute type %s", Type)
+	} else if !filepath.IsAbs(s.dir) {
+		bad("effectsDir", "settings.effectsDir must be an absolute directory (got %q)", s.dir)
 	}
 	return s, out
 }
 
 func (Provider) Validate(_ context.Context, _ *api.Workspace, req *api.ComputeRequest) []api.ErrorDetail {
-	_, d := parse(req.Properties)
+	_, d := parse(req.Settings)
 	return d
 }
 
@@ -113,7 +101,7 @@ func load(ctx context.Context, r *operation.Run) (*store.Compute, settings, erro
 	if err != nil {
 		return nil, settings{}, err
 	}
-	s, _ := parse(c.Properties)
+	s, _ := parse(c.Settings)
 	s.computeID = c.ID
 	return c, s, nil
 }
@@ -166,7 +154,7 @@ func sleep(ctx context.Context, d time.Duration) error {
 func (Provider) Steps(kind api.OperationKind, c *store.Compute) []operation.Step {
 	switch kind {
 	case api.OpCreate, api.OpAttach:
-		planned, _ := parse(c.Properties)
+		planned, _ := parse(c.Settings)
 		var steps []operation.Step
 		for i := 1; i <= planned.steps; i++ {
 			steps = append(steps, operation.Step{Name: fmt.Sprintf("create resource %d", i), Run: func(ctx context.Context, r *operation.Run) error {
