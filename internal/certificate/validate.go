@@ -56,7 +56,7 @@ func Check(certPEM, keyPEM, cname string, now time.Time, roots *x509.CertPool) (
 	var out []api.ErrorDetail
 	certs, cerr := parseChain(certPEM)
 	if cerr != "" {
-		out = append(out, problem(CodeCertNotPEM, "ssl.certPem", "the certificate (--ssl-cert-file) %s", cerr))
+		out = append(out, problem(CodeCertNotPEM, "ssl.certPem", "the certificate (ssl.certPem) %s", cerr))
 	}
 	key, keyDER, kerr := parseKey(keyPEM)
 	if kerr != nil {
@@ -70,7 +70,7 @@ func Check(certPEM, keyPEM, cname string, now time.Time, roots *x509.CertPool) (
 
 	if key != nil && !samePublicKey(leaf.PublicKey, key.Public()) {
 		// Maybe the chain is in the wrong order: say so if the key matches a later certificate.
-		msg := fmt.Sprintf("the key (--ssl-key-file) does not belong to the first certificate in the chain (%s)", desc)
+		msg := fmt.Sprintf("the key (ssl.keyPem) does not belong to the first certificate in the chain (%s)", desc)
 		for i, c := range certs[1:] {
 			if samePublicKey(c.PublicKey, key.Public()) {
 				msg += fmt.Sprintf("; it matches certificate %d (%s): put the leaf certificate first", i+2, describe(c))
@@ -164,15 +164,15 @@ func parseKey(s string) (crypto.Signer, []byte, *api.ErrorDetail) {
 		return nil, nil, &d
 	}
 	if strings.TrimSpace(s) == "" {
-		return fail(CodeKeyNotPEM, "the key (--ssl-key-file) is empty")
+		return fail(CodeKeyNotPEM, "the key (ssl.keyPem) is empty")
 	}
 	b, _ := pem.Decode([]byte(s))
 	if b == nil {
-		return fail(CodeKeyNotPEM, "the key (--ssl-key-file) is not PEM: expected a -----BEGIN PRIVATE KEY----- block")
+		return fail(CodeKeyNotPEM, "the key (ssl.keyPem) is not PEM: expected a -----BEGIN PRIVATE KEY----- block")
 	}
 	//nolint:staticcheck // detecting legacy encryption is the point
 	if b.Type == "ENCRYPTED PRIVATE KEY" || x509.IsEncryptedPEMBlock(b) {
-		return fail(CodeKeyEncrypted, "the key (--ssl-key-file) is encrypted with a passphrase; the front end cannot prompt for one: decrypt it first (openssl pkey -in KEY -out KEY.plain)")
+		return fail(CodeKeyEncrypted, "the key (ssl.keyPem) is encrypted with a passphrase; the front end cannot prompt for one: decrypt it first (openssl pkey -in KEY -out KEY.plain)")
 	}
 	var (
 		k   any
@@ -186,18 +186,18 @@ func parseKey(s string) (crypto.Signer, []byte, *api.ErrorDetail) {
 	case "PRIVATE KEY":
 		k, err = x509.ParsePKCS8PrivateKey(b.Bytes)
 	default:
-		return fail(CodeKeyNotPEM, "the key (--ssl-key-file) holds a %q PEM block, not a private key", b.Type)
+		return fail(CodeKeyNotPEM, "the key (ssl.keyPem) holds a %q PEM block, not a private key", b.Type)
 	}
 	if err != nil {
-		return fail(CodeKeyNotPEM, "the key (--ssl-key-file) is not a valid private key: %v", err)
+		return fail(CodeKeyNotPEM, "the key (ssl.keyPem) is not a valid private key: %v", err)
 	}
 	signer, ok := k.(crypto.Signer)
 	if !ok {
-		return fail(CodeKeyNotPEM, "the key (--ssl-key-file) is of an unsupported type %T", k)
+		return fail(CodeKeyNotPEM, "the key (ssl.keyPem) is of an unsupported type %T", k)
 	}
 	der, err := x509.MarshalPKCS8PrivateKey(k)
 	if err != nil {
-		return fail(CodeKeyNotPEM, "the key (--ssl-key-file): %v", err)
+		return fail(CodeKeyNotPEM, "the key (ssl.keyPem): %v", err)
 	}
 	return signer, der, nil
 }

@@ -113,9 +113,9 @@ func TestCheckRules(t *testing.T) {
 		name, cert, key, cname string
 		code, want             string
 	}{
-		{"cert not PEM", "hello", goodKey, "scoring.example.com", CodeCertNotPEM, "the certificate (--ssl-cert-file) is not PEM"},
+		{"cert not PEM", "hello", goodKey, "scoring.example.com", CodeCertNotPEM, "the certificate (ssl.certPem) is not PEM"},
 		{"cert has a key block", goodKey, goodKey, "scoring.example.com", CodeCertNotPEM, `holds a "PRIVATE KEY" PEM block`},
-		{"key not PEM", goodChain, "not a key", "scoring.example.com", CodeKeyNotPEM, "the key (--ssl-key-file) is not PEM"},
+		{"key not PEM", goodChain, "not a key", "scoring.example.com", CodeKeyNotPEM, "the key (ssl.keyPem) is not PEM"},
 		{"key is a certificate", goodChain, goodChain, "scoring.example.com", CodeKeyNotPEM, `holds a "CERTIFICATE" PEM block, not a private key`},
 		{"encrypted key (PKCS#8)", goodChain, encrypted, "scoring.example.com", CodeKeyEncrypted, "is encrypted with a passphrase"},
 		{"encrypted key (legacy)", goodChain, legacyEncrypted, "scoring.example.com", CodeKeyEncrypted, "decrypt it first"},

@@ -377,7 +377,7 @@ func (s *Server) versions(w http.ResponseWriter, r *http.Request, p *principal) 
 		vl, ok := prov.(versionLister)
 		if !ok {
 			return problem.New(http.StatusBadRequest, api.CodeLocationNotAvailable,
-				"versions for an Azure location come from the AKS provider, which this server does not have configured; omit --location to list the versions Berth supports")
+				"versions for an Azure location come from the AKS provider, which this server does not have configured; omit the location to list the versions Berth supports")
 		}
 		var ws *api.Workspace
 		if name := r.URL.Query().Get("workspace"); name != "" {

@@ -24,43 +24,43 @@ func validateSettings(s api.WorkspaceSettings) []api.ErrorDetail {
 		add("InvalidValue", "azureCredential", "Azure credential "+quote(c)+" is not known: use one of "+strings.Join(aks.CredentialChoices, ", "))
 	}
 	if z := s.DNSZone; z != "" && (strings.HasPrefix(z, ".") || strings.HasSuffix(z, ".") || !strings.Contains(z, ".") || strings.ContainsAny(z, " /:*")) {
-		add("InvalidValue", "dnsZone", "--dns-zone "+quote(z)+" is not a DNS zone like apps.example.com")
+		add("InvalidValue", "dnsZone", "settings.dnsZone "+quote(z)+" is not a DNS zone like apps.example.com")
 	}
 	if u := s.ACMEDirectoryURL; u != "" {
 		if p, err := url.Parse(u); err != nil || p.Scheme != "https" || p.Host == "" {
-			add("InvalidValue", "acmeDirectoryUrl", "--acme-directory-url "+quote(u)+" must be an https:// URL (an ACME directory)")
+			add("InvalidValue", "acmeDirectoryUrl", "settings.acmeDirectoryUrl "+quote(u)+" must be an https:// URL (an ACME directory)")
 		}
 	}
 	if e := s.ACMEEmail; e != "" && (!strings.Contains(e, "@") || strings.ContainsAny(e, " ,")) {
-		add("InvalidValue", "acmeEmail", "--acme-email "+quote(e)+" is not an email address")
+		add("InvalidValue", "acmeEmail", "settings.acmeEmail "+quote(e)+" is not an email address")
 	}
 	if p := s.ACMECACertPEM; p != "" && !x509.NewCertPool().AppendCertsFromPEM([]byte(p)) {
-		add("InvalidValue", "acmeCaCertPem", "the ACME CA certificate (--acme-ca-file) holds no PEM certificate")
+		add("InvalidValue", "acmeCaCertPem", "the ACME CA certificate (settings.acmeCaCertPem) holds no PEM certificate")
 	}
 	if (s.ACMEEABKeyID == "") != (s.ACMEEABHMACKey == "") {
-		add("InvalidValue", "acmeEabKid", "external account binding needs both --acme-eab-kid and --acme-eab-hmac-key")
+		add("InvalidValue", "acmeEabKid", "external account binding needs both settings.acmeEabKid and settings.acmeEabHmacKey")
 	}
 	if k := s.ACMEEABHMACKey; k != "" {
 		if _, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(k, "=")); err != nil {
-			add("InvalidValue", "acmeEabHmacKey", "--acme-eab-hmac-key must be base64url, as the CA gave it")
+			add("InvalidValue", "acmeEabHmacKey", "settings.acmeEabHmacKey must be base64url, as the CA gave it")
 		}
 	}
 	if d := s.DNS01; d != nil {
 		switch d.Provider {
 		case api.DNS01RFC2136:
 			if _, _, err := net.SplitHostPort(d.Nameserver); err != nil {
-				add("InvalidValue", "dns01.nameserver", "--dns01-nameserver "+quote(d.Nameserver)+" must be HOST:PORT of the DNS server that takes RFC 2136 updates")
+				add("InvalidValue", "dns01.nameserver", "settings.dns01.nameserver "+quote(d.Nameserver)+" must be HOST:PORT of the DNS server that takes RFC 2136 updates")
 			}
 			if (d.TSIGKey == "") != (d.TSIGSecret == "") {
-				add("InvalidValue", "dns01.tsigKey", "TSIG needs both --dns01-tsig-key and --dns01-tsig-secret (or neither, for a server that takes unsigned updates)")
+				add("InvalidValue", "dns01.tsigKey", "TSIG needs both settings.dns01.tsigKey and settings.dns01.tsigSecret (or neither, for a server that takes unsigned updates)")
 			}
 			if d.TSIGSecret != "" {
 				if _, err := base64.StdEncoding.DecodeString(d.TSIGSecret); err != nil {
-					add("InvalidValue", "dns01.tsigSecret", "--dns01-tsig-secret must be base64, as tsig-keygen prints it")
+					add("InvalidValue", "dns01.tsigSecret", "settings.dns01.tsigSecret must be base64, as tsig-keygen prints it")
 				}
 			}
 		default:
-			add("InvalidValue", "dns01.provider", "--dns01-provider "+quote(d.Provider)+" is not available: use rfc2136 (RFC 2136 dynamic updates: BIND, Knot, PowerDNS, Windows DNS)")
+			add("InvalidValue", "dns01.provider", "settings.dns01.provider "+quote(d.Provider)+" is not available: use rfc2136 (RFC 2136 dynamic updates: BIND, Knot, PowerDNS, Windows DNS)")
 		}
 	}
 	return out

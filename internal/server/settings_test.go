@@ -13,12 +13,12 @@ func TestWorkspaceSettingsRules(t *testing.T) {
 		s    api.WorkspaceSettings
 		want string
 	}{
-		{"zone", api.WorkspaceSettings{DNSZone: "nodots"}, `--dns-zone "nodots" is not a DNS zone`},
+		{"zone", api.WorkspaceSettings{DNSZone: "nodots"}, `settings.dnsZone "nodots" is not a DNS zone`},
 		{"directory", api.WorkspaceSettings{ACMEDirectoryURL: "http://ca.example/dir"}, "must be an https:// URL"},
-		{"email", api.WorkspaceSettings{ACMEEmail: "ops"}, `--acme-email "ops" is not an email address`},
+		{"email", api.WorkspaceSettings{ACMEEmail: "ops"}, `settings.acmeEmail "ops" is not an email address`},
 		{"ca file", api.WorkspaceSettings{ACMECACertPEM: "nope"}, "holds no PEM certificate"},
-		{"eab pair", api.WorkspaceSettings{ACMEEABKeyID: "kid"}, "needs both --acme-eab-kid and --acme-eab-hmac-key"},
-		{"provider", api.WorkspaceSettings{DNS01: &api.DNS01Settings{Provider: "route53"}}, `--dns01-provider "route53" is not available: use rfc2136`},
+		{"eab pair", api.WorkspaceSettings{ACMEEABKeyID: "kid"}, "needs both settings.acmeEabKid and settings.acmeEabHmacKey"},
+		{"provider", api.WorkspaceSettings{DNS01: &api.DNS01Settings{Provider: "route53"}}, `settings.dns01.provider "route53" is not available: use rfc2136`},
 		{"nameserver", api.WorkspaceSettings{DNS01: &api.DNS01Settings{Provider: "rfc2136", Nameserver: "ns1"}}, "must be HOST:PORT"},
 		{"tsig pair", api.WorkspaceSettings{DNS01: &api.DNS01Settings{Provider: "rfc2136", Nameserver: "ns1:53", TSIGKey: "k"}}, "TSIG needs both"},
 		{"tsig base64", api.WorkspaceSettings{DNS01: &api.DNS01Settings{Provider: "rfc2136", Nameserver: "ns1:53", TSIGKey: "k", TSIGSecret: "!!"}}, "must be base64"},

@@ -301,7 +301,7 @@ func (m *Manager) RegenKey(ctx context.Context, ws *api.Workspace, name string, 
 	}
 	var details []api.ErrorDetail
 	if req.Key != "primary" && req.Key != "secondary" {
-		details = append(details, problem.Detail(api.CodeInvalidValue, "key", "--key %q is not valid: use primary or secondary", req.Key))
+		details = append(details, problem.Detail(api.CodeInvalidValue, "key", "key %q is not valid: use primary or secondary", req.Key))
 	}
 	if req.Value != "" && len(req.Value) < 16 {
 		details = append(details, problem.Detail(api.CodeInvalidValue, "value", "a chosen key must be at least 16 characters"))

@@ -61,10 +61,10 @@ func Normalize(s *api.ServiceSpec) []api.ErrorDetail {
 		out = append(out, problem.Detail(code, target, format, args...))
 	}
 	if s.Compute == "" {
-		add("InvalidValue", "compute", "a compute is required (--compute NAME)")
+		add("InvalidValue", "compute", "a compute is required")
 	}
 	if len(s.Models) == 0 {
-		add("InvalidValue", "models", "at least one model is required (--model NAME[:VERSION])")
+		add("InvalidValue", "models", "at least one model is required (NAME or NAME:VERSION)")
 	}
 	for _, m := range s.Models {
 		if _, err := api.ParseModelRef(m); err != nil {
@@ -73,16 +73,16 @@ func Normalize(s *api.ServiceSpec) []api.ErrorDetail {
 	}
 	switch {
 	case s.Image == "" && len(s.Command) == 0:
-		add("InvalidValue", "image", "give the model server to run: --image IMAGE or --command CMD…")
+		add("InvalidValue", "image", "give the model server to run: an image or a command")
 	case s.Image != "" && len(s.Command) > 0:
-		add("InvalidValue", "image", "give --image or --command, not both")
+		add("InvalidValue", "image", "give an image or a command, not both")
 	}
 	switch s.ModelDelivery {
 	case "":
 		s.ModelDelivery = api.ModelDeliveryFetch
 	case api.ModelDeliveryFetch, api.ModelDeliveryImage:
 	default:
-		add("InvalidValue", "modelDelivery", "--model-delivery %q is not valid: use fetch (an init container downloads the models) or image (they are in the image)", s.ModelDelivery)
+		add("InvalidValue", "modelDelivery", "modelDelivery %q is not valid: use fetch (an init container downloads the models) or image (they are in the image)", s.ModelDelivery)
 	}
 	if s.Port == 0 {
 		s.Port = DefaultPort
@@ -97,25 +97,25 @@ func Normalize(s *api.ServiceSpec) []api.ErrorDetail {
 		s.MemoryGB = DefaultMemoryGB
 	}
 	if s.CPU < 0 {
-		add("InvalidValue", "cpu", "--cpu %g must be positive", s.CPU)
+		add("InvalidValue", "cpu", "cpu %g must be positive", s.CPU)
 	}
 	if s.MemoryGB < 0 {
-		add("InvalidValue", "memoryGb", "--memory %g must be positive", s.MemoryGB)
+		add("InvalidValue", "memoryGb", "memoryGb %g must be positive", s.MemoryGB)
 	}
 	if s.CPULimit != 0 && s.CPULimit < s.CPU {
-		add("InvalidValue", "cpuLimit", "--cpu-limit %g must be at least the CPU request %g", s.CPULimit, s.CPU)
+		add("InvalidValue", "cpuLimit", "cpuLimit %g must be at least the CPU request %g", s.CPULimit, s.CPU)
 	}
 	if s.MemoryLimitGB != 0 && s.MemoryLimitGB < s.MemoryGB {
-		add("InvalidValue", "memoryLimitGb", "--memory-limit %g must be at least the memory request %g", s.MemoryLimitGB, s.MemoryGB)
+		add("InvalidValue", "memoryLimitGb", "memoryLimitGb %g must be at least the memory request %g", s.MemoryLimitGB, s.MemoryGB)
 	}
 	if s.GPU < 0 {
-		add("InvalidValue", "gpu", "--gpu %d must not be negative", s.GPU)
+		add("InvalidValue", "gpu", "gpu %d must not be negative", s.GPU)
 	}
 	switch {
 	case s.Replicas < 0:
-		add("InvalidValue", "replicas", "--replicas %d must be positive", s.Replicas)
+		add("InvalidValue", "replicas", "replicas %d must be positive", s.Replicas)
 	case s.Replicas > 0 && s.Autoscale != nil && s.Autoscale.Enabled:
-		add("InvalidValue", "replicas", "give a fixed --replicas count or autoscale settings, not both")
+		add("InvalidValue", "replicas", "give a fixed replicas count or autoscale settings, not both")
 	case s.Replicas > 0:
 		s.Autoscale = &api.AutoscaleSettings{Enabled: false}
 	default:
@@ -137,48 +137,48 @@ func Normalize(s *api.ServiceSpec) []api.ErrorDetail {
 			a.TargetUtilization = DefaultTargetUtilization
 		}
 		if a.MinReplicas < 1 {
-			add("InvalidValue", "autoscale.minReplicas", "--autoscale-min %d must be at least 1", a.MinReplicas)
+			add("InvalidValue", "autoscale.minReplicas", "autoscale.minReplicas %d must be at least 1", a.MinReplicas)
 		}
 		if a.MaxReplicas < a.MinReplicas {
-			add("InvalidValue", "autoscale.maxReplicas", "--autoscale-max %d must be at least --autoscale-min %d", a.MaxReplicas, a.MinReplicas)
+			add("InvalidValue", "autoscale.maxReplicas", "autoscale.maxReplicas %d must be at least autoscale.minReplicas %d", a.MaxReplicas, a.MinReplicas)
 		}
 		if a.RefreshSeconds < 1 {
-			add("InvalidValue", "autoscale.refreshSeconds", "--autoscale-refresh-seconds %d must be at least 1", a.RefreshSeconds)
+			add("InvalidValue", "autoscale.refreshSeconds", "autoscale.refreshSeconds %d must be at least 1", a.RefreshSeconds)
 		}
 		if a.TargetUtilization < 1 || a.TargetUtilization > 100 {
-			add("InvalidValue", "autoscale.targetUtilization", "--autoscale-target-utilization %d must be between 1 and 100", a.TargetUtilization)
+			add("InvalidValue", "autoscale.targetUtilization", "autoscale.targetUtilization %d must be between 1 and 100", a.TargetUtilization)
 		}
 	}
 	if s.MaxConcurrentRequests == 0 {
 		s.MaxConcurrentRequests = DefaultMaxConcurrent
 	}
 	if s.MaxConcurrentRequests < 1 {
-		add("InvalidValue", "maxConcurrentRequestsPerContainer", "--max-concurrent-requests %d must be at least 1", s.MaxConcurrentRequests)
+		add("InvalidValue", "maxConcurrentRequestsPerContainer", "maxConcurrentRequestsPerContainer %d must be at least 1", s.MaxConcurrentRequests)
 	}
 	if s.MaxQueueWaitMs == 0 {
 		s.MaxQueueWaitMs = DefaultMaxQueueWaitMs
 	}
 	if s.MaxQueueWaitMs < 1 {
-		add("InvalidValue", "maxQueueWaitMs", "--max-queue-wait-ms %d must be at least 1", s.MaxQueueWaitMs)
+		add("InvalidValue", "maxQueueWaitMs", "maxQueueWaitMs %d must be at least 1", s.MaxQueueWaitMs)
 	}
 	if s.ScoringTimeoutMs == 0 {
 		s.ScoringTimeoutMs = DefaultScoringTimeoutMs
 	}
 	if s.ScoringTimeoutMs < 1 {
-		add("InvalidValue", "scoringTimeoutMs", "--scoring-timeout-ms %d must be at least 1", s.ScoringTimeoutMs)
+		add("InvalidValue", "scoringTimeoutMs", "scoringTimeoutMs %d must be at least 1", s.ScoringTimeoutMs)
 	}
 	switch s.Auth {
 	case "":
 		s.Auth = api.AuthKey
 	case api.AuthKey, api.AuthToken, api.AuthNone:
 	default:
-		add("InvalidValue", "auth", "--auth %q is not valid: use key, token or none (key and token never together)", s.Auth)
+		add("InvalidValue", "auth", "auth %q is not valid: use key, token or none (key and token never together)", s.Auth)
 	}
 	if s.Namespace == "" {
 		s.Namespace = DefaultNamespace
 	}
 	if len(s.Namespace) > 63 || !dnsLabel.MatchString(s.Namespace) {
-		add("InvalidValue", "namespace", "--namespace %q must be a DNS label: at most 63 lowercase letters, digits and '-', starting and ending with a letter or digit", s.Namespace)
+		add("InvalidValue", "namespace", "namespace %q must be a DNS label: at most 63 lowercase letters, digits and '-', starting and ending with a letter or digit", s.Namespace)
 	}
 	for name, p := range map[string]**api.Probe{"livenessProbe": &s.Liveness, "readinessProbe": &s.Readiness} {
 		if *p == nil {
@@ -196,7 +196,7 @@ func Normalize(s *api.ServiceSpec) []api.ErrorDetail {
 	}
 	for k := range s.Env {
 		if !envName.MatchString(k) {
-			add("InvalidValue", "env", "--env %q: a variable name is letters, digits and '_', not starting with a digit", k)
+			add("InvalidValue", "env", "env %q: a variable name is letters, digits and '_', not starting with a digit", k)
 		}
 	}
 	return out

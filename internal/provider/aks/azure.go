@@ -128,9 +128,9 @@ func azureError(err error, n need) api.ErrorDetail {
 		case re.StatusCode == http.StatusTooManyRequests:
 			return problem.Detail(api.CodeAzureThrottled, "", "Azure kept throttling requests (429 Too Many Requests) while Berth tried to %s, even after waiting as it asked; try again in a few minutes", n.action)
 		case code == "RequestDisallowedByPolicy":
-			return problem.Detail(api.CodeAzurePolicyDenied, "", "an Azure Policy assigned to this subscription or resource group forbids what Berth tried (%s): %s. If the policy forbids public IP addresses, use --load-balancer-type InternalLoadBalancer (with --load-balancer-subnet) instead", n.action, msg)
+			return problem.Detail(api.CodeAzurePolicyDenied, "", "an Azure Policy assigned to this subscription or resource group forbids what Berth tried (%s): %s. If the policy forbids public IP addresses, use loadBalancerType InternalLoadBalancer (with a loadBalancerSubnet) instead", n.action, msg)
 		case isQuota(code, msg):
-			return problem.Detail(api.CodeAzureQuotaExceeded, "", "the subscription's quota is too small to %s: %s. Request a quota increase for the VM family in this location (Azure portal: Subscriptions > Usage + quotas), or use fewer agents or a smaller --vm-size", n.action, msg)
+			return problem.Detail(api.CodeAzureQuotaExceeded, "", "the subscription's quota is too small to %s: %s. Request a quota increase for the VM family in this location (Azure portal: Subscriptions > Usage + quotas), or use fewer agents (settings.agentCount) or a smaller settings.vmSize", n.action, msg)
 		case code == "AuthorizationFailed" || code == "LinkedAuthorizationFailed" || code == "AuthorizationPermissionMismatch" || re.StatusCode == http.StatusForbidden:
 			return problem.Detail(api.CodeAzureRoleMissing, "", "the Azure identity Berth uses is not allowed to %s: assign it the %q role on scope %s (Azure said: %s)", n.action, n.role, n.scope, msg)
 		case re.StatusCode == http.StatusUnauthorized:

@@ -38,7 +38,7 @@ import (
 func (p *Provider) CheckService(_ *store.Compute, s *api.ServiceSpec) []api.ErrorDetail {
 	if s.ModelDelivery == api.ModelDeliveryFetch && p.PublicURL == "" {
 		return []api.ErrorDetail{problem.Detail(api.CodeModelDeliveryUnavailable, "modelDelivery",
-			"replicas fetch their models from the control plane, but this server has no address pods can reach: start it with --public-url URL (or BERTH_PUBLIC_URL), or bake the models into the image and deploy with --model-delivery image")}
+			"replicas fetch their models from the control plane, but this server has no address pods can reach: start it with --public-url URL (or BERTH_PUBLIC_URL), or bake the models into the image and deploy with `modelDelivery` image")}
 	}
 	return nil
 }

@@ -14,7 +14,7 @@ func TestModelDeliveryNeedsAReachableServer(t *testing.T) {
 	image := &api.ServiceSpec{ModelDelivery: api.ModelDeliveryImage}
 	noURL, withURL := &Provider{}, &Provider{PublicURL: "http://berth.example:8470"}
 	if d := noURL.CheckService(c, fetch); len(d) != 1 || d[0].Code != "ModelDeliveryUnavailable" ||
-		!strings.Contains(d[0].Message, "start it with --public-url URL (or BERTH_PUBLIC_URL), or bake the models into the image and deploy with --model-delivery image") {
+		!strings.Contains(d[0].Message, "start it with --public-url URL (or BERTH_PUBLIC_URL), or bake the models into the image and deploy with `modelDelivery` image") {
 		t.Errorf("fetch without a public URL: %v", d)
 	}
 	if d := withURL.CheckService(c, fetch); len(d) != 0 {

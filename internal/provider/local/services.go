@@ -31,10 +31,10 @@ import (
 func (*Provider) CheckService(_ *store.Compute, s *api.ServiceSpec) []api.ErrorDetail {
 	var out []api.ErrorDetail
 	if len(s.Command) == 0 {
-		out = append(out, problem.Detail(api.CodeCommandRequired, "command", "the local compute runs each replica as a process of this machine: give --command (images need a cluster)"))
+		out = append(out, problem.Detail(api.CodeCommandRequired, "command", "the local compute runs each replica as a process of this machine: give `command` (images need a cluster)"))
 	}
 	if s.ModelDelivery == api.ModelDeliveryImage {
-		out = append(out, problem.Detail(api.CodeInvalidValue, "modelDelivery", "the local compute hands models to its replicas itself; --model-delivery image needs a cluster"))
+		out = append(out, problem.Detail(api.CodeInvalidValue, "modelDelivery", "the local compute hands models to its replicas itself; `modelDelivery` image needs a cluster"))
 	}
 	return out
 }

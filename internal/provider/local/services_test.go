@@ -15,7 +15,7 @@ func TestLocalServicesNeedACommandAndDeliverModelsThemselves(t *testing.T) {
 		t.Errorf("a command with fetched models: %v", d)
 	}
 	d := p.CheckService(nil, &api.ServiceSpec{ModelDelivery: api.ModelDeliveryImage})
-	if len(d) != 2 || d[0].Code != api.CodeCommandRequired || !strings.Contains(d[1].Message, "--model-delivery image needs a cluster") {
+	if len(d) != 2 || d[0].Code != api.CodeCommandRequired || !strings.Contains(d[1].Message, "`modelDelivery` image needs a cluster") {
 		t.Errorf("an image on the local compute: %v", d)
 	}
 }
