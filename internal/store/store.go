@@ -245,38 +245,30 @@ func (s *Store) migrate(ctx context.Context) error {
 	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)`); err != nil {
 		return err
 	}
-	entries, err := fs.ReadDir(migrations, "migrations")
+	steps, err := migrationSteps()
 	if err != nil {
 		return err
 	}
-	names := make([]string, 0, len(entries))
-	for _, e := range entries {
-		names = append(names, e.Name())
-	}
-	sort.Strings(names)
-	for _, name := range names {
-		v, err := strconv.Atoi(strings.SplitN(name, "_", 2)[0])
-		if err != nil {
-			return fmt.Errorf("migration %s: name must start with its version number", name)
-		}
-		body, err := migrations.ReadFile("migrations/" + name)
-		if err != nil {
-			return err
-		}
+	for _, m := range steps {
 		err = s.InTx(ctx, func(tx *Store) error {
 			var n int
-			if err := tx.queryRow(ctx, `SELECT COUNT(*) FROM schema_migrations WHERE version = ?`, v).Scan(&n); err != nil {
+			if err := tx.queryRow(ctx, `SELECT COUNT(*) FROM schema_migrations WHERE version = ?`, m.version).Scan(&n); err != nil {
 				return err
 			}
 			if n > 0 {
 				return nil
 			}
-			for _, stmt := range splitStatements(string(body)) {
+			for _, stmt := range splitStatements(m.sql) {
 				if _, err := tx.q.ExecContext(ctx, stmt); err != nil {
-					return fmt.Errorf("migration %s: %w", name, err)
+					return fmt.Errorf("migration %s: %w", m.name, err)
 				}
 			}
-			_, err := tx.exec(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`, v, name, ms(time.Now()))
+			if m.run != nil {
+				if err := m.run(ctx, tx); err != nil {
+					return fmt.Errorf("migration %s: %w", m.name, err)
+				}
+			}
+			_, err := tx.exec(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`, m.version, m.name, ms(time.Now()))
 			return err
 		})
 		if err != nil {
@@ -284,6 +276,53 @@ func (s *Store) migrate(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// migration is one schema version: SQL (a file in migrations/), or Go
+// code for what SQL cannot do the same way on both databases (rewriting
+// JSON documents). Each runs once, in its own transaction with its record
+// in schema_migrations.
+type migration struct {
+	version int
+	name    string
+	sql     string
+	run     func(ctx context.Context, tx *Store) error
+}
+
+// goMigrations are the migrations written in Go, by version.
+var goMigrations = []migration{
+	{version: 4, name: "0004_typed_compute_settings", run: migrateTypedSettings},
+}
+
+// migrationSteps lists every migration, SQL and Go, by version.
+func migrationSteps() ([]migration, error) {
+	entries, err := fs.ReadDir(migrations, "migrations")
+	if err != nil {
+		return nil, err
+	}
+	var out []migration
+	seen := map[int]string{}
+	for _, e := range entries {
+		name := e.Name()
+		v, err := strconv.Atoi(strings.SplitN(name, "_", 2)[0])
+		if err != nil {
+			return nil, fmt.Errorf("migration %s: name must start with its version number", name)
+		}
+		body, err := migrations.ReadFile("migrations/" + name)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, migration{version: v, name: name, sql: string(body)})
+	}
+	out = append(out, goMigrations...)
+	sort.Slice(out, func(i, j int) bool { return out[i].version < out[j].version })
+	for _, m := range out {
+		if prev, dup := seen[m.version]; dup {
+			return nil, fmt.Errorf("migrations %s and %s have the same version %d", prev, m.name, m.version)
+		}
+		seen[m.version] = m.name
+	}
+	return out, nil
 }
 
 // SchemaVersion returns the highest applied migration.

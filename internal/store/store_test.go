@@ -74,7 +74,7 @@ func TestMigrationsAreIdempotent(t *testing.T) {
 					t.Fatalf("open #%d: %v", i+1, err)
 				}
 				v, err := s.SchemaVersion(context.Background())
-				if err != nil || v != 3 {
+				if err != nil || v != 4 {
 					t.Fatalf("schema version %d, %v", v, err)
 				}
 				s.Close()
