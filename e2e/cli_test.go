@@ -115,6 +115,17 @@ func TestCLIComputeWaitDetachAndOutput(t *testing.T) {
 	if json.Unmarshal([]byte(r.stdout), &comp) != nil || comp["provisioningState"] != "Succeeded" || comp["health"] != "Healthy" {
 		t.Fatalf("show -o json: %+v", r)
 	}
+	// The type's settings are an object with typed fields, under settings.
+	if set, ok := comp["settings"].(map[string]any); !ok || set["steps"] != 3.0 || set["stepDelay"] != "300ms" || set["effectsDir"] != effects {
+		t.Errorf("show -o json settings: %v", comp["settings"])
+	}
+	if _, ok := comp["properties"]; ok {
+		t.Errorf("show -o json still has properties: %v", comp["properties"])
+	}
+	r = berth(t, env, "compute", "show", "-n", "demo-1", "--query", "settings.steps", "-o", "tsv")
+	if strings.TrimSpace(r.stdout) != "3" {
+		t.Errorf("--query settings.steps: %+v", r)
+	}
 	r = berth(t, env, "compute", "list", "--query", "[?provisioningState=='Succeeded'].name", "-o", "tsv")
 	if strings.TrimSpace(r.stdout) != "demo-1" {
 		t.Fatalf("list --query: %+v", r)

@@ -124,26 +124,36 @@ func flagNamesFor(path string) *flagNames {
 	return f
 }
 
-// fieldRef matches what may be a field in a message: a word with dots.
-var fieldRef = regexp.MustCompile(`[A-Za-z][A-Za-z0-9]*(?:\.[A-Za-z][A-Za-z0-9…]*)*`)
+// fieldRef matches what may be a field in a message: a word, with dots,
+// or anything in backquotes.
+var fieldRef = regexp.MustCompile("`[^`]+`|[A-Za-z][A-Za-z0-9]*(?:\\.[A-Za-z][A-Za-z0-9…]*)*")
 
 // message is a problem's message with the fields it names written as
-// flags. A plain lower-case word ("cpu", "compute") is a field only at
-// the start of the message, where the API puts the field a problem is
-// about; words with a dot or a capital letter are fields anywhere.
+// flags. A field with a dot or a capital letter (settings.agentCount,
+// loadBalancerSubnet) is one wherever it appears; a plain word (cpu,
+// command) only in backquotes or at the start of the message, where the
+// API puts the field a problem is about ("cpu -1 must be positive").
 func (f *flagNames) message(msg string) string {
 	first := true
 	return fieldRef.ReplaceAllStringFunc(msg, func(w string) string {
 		atStart := first
 		first = false
+		if strings.HasPrefix(w, "`") {
+			if flag, ok := f.table[strings.Trim(w, "`")]; ok {
+				return flag
+			}
+			return w
+		}
 		flag, ok := f.table[w]
-		if !ok || (!atStart && !strings.ContainsAny(w, ".ABCDEFGHIJKLMNOPQRSTUVWXYZ")) {
+		switch {
+		case !ok:
 			return w
+		case strings.ContainsAny(w, ".ABCDEFGHIJKLMNOPQRSTUVWXYZ"):
+			return flag
+		case atStart && strings.HasPrefix(msg, w+" "):
+			return flag
 		}
-		if atStart && !strings.ContainsAny(w, ".ABCDEFGHIJKLMNOPQRSTUVWXYZ") && !strings.HasPrefix(msg, w+" ") {
-			return w
-		}
-		return flag
+		return w
 	})
 }
 

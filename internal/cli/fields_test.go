@@ -35,6 +35,8 @@ func TestFlagNames(t *testing.T) {
 		"cpu -1 must be positive":                                          "--cpu -1 must be positive",
 		"cpuLimit 0.5 must be at least the CPU request 1":                  "--cpu-limit 0.5 must be at least the CPU request 1",
 		"the local compute runs each replica as a process":                 "the local compute runs each replica as a process",
+		"give `image` or `command`, not both":                              "give --image or --command, not both",
+		"run `berth versions -l X` first":                                  "run `berth versions -l X` first",
 		"autoscale.maxReplicas 1 must be at least autoscale.minReplicas 2": "--autoscale-max 1 must be at least --autoscale-min 2",
 	} {
 		if got := svc.message(msg); got != want {

@@ -61,10 +61,10 @@ func Normalize(s *api.ServiceSpec) []api.ErrorDetail {
 		out = append(out, problem.Detail(code, target, format, args...))
 	}
 	if s.Compute == "" {
-		add("InvalidValue", "compute", "a compute is required")
+		add("InvalidValue", "compute", "a compute is required (`compute`)")
 	}
 	if len(s.Models) == 0 {
-		add("InvalidValue", "models", "at least one model is required (NAME or NAME:VERSION)")
+		add("InvalidValue", "models", "at least one model is required (`models`: NAME or NAME:VERSION)")
 	}
 	for _, m := range s.Models {
 		if _, err := api.ParseModelRef(m); err != nil {
@@ -73,9 +73,9 @@ func Normalize(s *api.ServiceSpec) []api.ErrorDetail {
 	}
 	switch {
 	case s.Image == "" && len(s.Command) == 0:
-		add("InvalidValue", "image", "give the model server to run: an image or a command")
+		add("InvalidValue", "image", "give the model server to run: `image` or `command`")
 	case s.Image != "" && len(s.Command) > 0:
-		add("InvalidValue", "image", "give an image or a command, not both")
+		add("InvalidValue", "image", "give `image` or `command`, not both")
 	}
 	switch s.ModelDelivery {
 	case "":
@@ -115,7 +115,7 @@ func Normalize(s *api.ServiceSpec) []api.ErrorDetail {
 	case s.Replicas < 0:
 		add("InvalidValue", "replicas", "replicas %d must be positive", s.Replicas)
 	case s.Replicas > 0 && s.Autoscale != nil && s.Autoscale.Enabled:
-		add("InvalidValue", "replicas", "give a fixed replicas count or autoscale settings, not both")
+		add("InvalidValue", "replicas", "give a fixed `replicas` count or autoscale settings, not both")
 	case s.Replicas > 0:
 		s.Autoscale = &api.AutoscaleSettings{Enabled: false}
 	default:

@@ -39,9 +39,9 @@ func TestEveryRuleReportedTogether(t *testing.T) {
 		msgs = append(msgs, x.Message)
 	}
 	all := strings.Join(msgs, "\n")
-	for _, want := range []string{"a compute is required", `the version must be a positive number`, "give an image or a command, not both",
+	for _, want := range []string{"a compute is required", `the version must be a positive number`, "give `image` or `command`, not both",
 		"cpuLimit 0.5 must be at least the CPU request 1", "memoryLimitGb 1 must be at least the memory request 2", "gpu -1",
-		"give a fixed replicas count or autoscale settings, not both", "maxConcurrentRequestsPerContainer -1", `auth "both" is not valid`,
+		"give a fixed `replicas` count or autoscale settings, not both", "maxConcurrentRequestsPerContainer -1", `auth "both" is not valid`,
 		`namespace "Bad_NS" must be a DNS label`, `env "1X"`, `modelDelivery "baked" is not valid: use fetch`} {
 		if !strings.Contains(all, want) {
 			t.Errorf("missing %q in:\n%s", want, all)

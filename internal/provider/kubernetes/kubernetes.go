@@ -751,9 +751,9 @@ func (p *Provider) stepDetachCheck(ctx context.Context, r *operation.Run) error 
 	_, m, err := p.ownership(ctx, r, c)
 	if err != nil {
 		if !req.Force {
-			return operation.Fail(api.CodeClusterUnreachable, err.Error()+"; to forget this compute anyway, detach with force")
+			return operation.Fail(api.CodeClusterUnreachable, err.Error()+"; to forget this compute anyway, detach with `force`")
 		}
-		r.Warn("Cannot reach the cluster (%v): forgetting the compute anyway (force)", err)
+		r.Warn("Cannot reach the cluster (%v): forgetting the compute anyway (`force`)", err)
 		r.Warn("These may be left in the cluster: namespace %s and everything in it, ClusterRole and ClusterRoleBinding %s and %s, ServiceAccount %s/%s; all carry the label %s=%s",
 			installer.Namespace, installer.FrontendName, installer.ManagerName(p.settings(c)), installer.ManagerNamespace, installer.ManagerName(p.settings(c)), installer.LabelAttachment, c.AttachmentID)
 		return r.Remember(ctx, "skip", "unreachable")
