@@ -10,6 +10,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/berth-ml/berth/internal/problem"
 	"github.com/berth-ml/berth/internal/provider"
 	"os"
 	"path/filepath"
@@ -62,7 +63,7 @@ func parse(raw json.RawMessage) (settings, []api.ErrorDetail) {
 		s.steps = *set.Steps
 	}
 	bad := func(key, format string, args ...any) {
-		out = append(out, api.ErrorDetail{Code: "InvalidProperty", Target: "settings." + key, Message: fmt.Sprintf(format, args...)})
+		out = append(out, problem.Detail(api.CodeInvalidProperty, "settings."+key, format, args...))
 	}
 	for k, n := range map[string]int{"steps": s.steps, "failAt": s.failAt, "flakyAt": s.flakyAt} {
 		if n < 0 || n > 50 {
