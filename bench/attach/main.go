@@ -11,6 +11,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"github.com/berth-ml/berth/bench/internal/benchenv"
 	"net"
 	"os"
 	"os/exec"
@@ -38,15 +39,11 @@ func main() {
 
 func run(rounds int) error {
 	ctx := context.Background()
-	tmp, err := os.MkdirTemp("", "berth-bench")
+	tmp, bin, cleanup, err := benchenv.BuildBerth("berth-bench")
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(tmp)
-	bin := filepath.Join(tmp, "berth")
-	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/berth").CombinedOutput(); err != nil {
-		return fmt.Errorf("build berth: %v\n%s", err, out)
-	}
+	defer cleanup()
 	fmt.Fprintln(os.Stderr, "starting a simulated cluster (3 nodes × 4 vCPU)")
 	cl, err := simcluster.Start(ctx, simcluster.Options{Nodes: simcluster.Nodes(3, "4")})
 	if err != nil {

@@ -23,6 +23,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/berth-ml/berth/bench/internal/benchenv"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -92,15 +93,11 @@ func (s *server) client() (*client.Client, error) {
 
 func run(cycles int) error {
 	ctx := context.Background()
-	tmp, err := os.MkdirTemp("", "berth-chaos")
+	tmp, bin, cleanup, err := benchenv.BuildBerth("berth-chaos")
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(tmp)
-	bin := filepath.Join(tmp, "berth")
-	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/berth").CombinedOutput(); err != nil {
-		return fmt.Errorf("build berth: %v\n%s", err, out)
-	}
+	defer cleanup()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err

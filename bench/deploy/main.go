@@ -19,6 +19,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"github.com/berth-ml/berth/bench/internal/benchenv"
 	"github.com/berth-ml/berth/internal/freeport"
 	"io"
 	"net/http"
@@ -120,15 +121,11 @@ func newEnv(tmp, bin, addr string, serverArgs ...string) (*env, error) {
 }
 
 func run(n int, only string, duration time.Duration, conns, rounds int) error {
-	tmp, err := os.MkdirTemp("", "berth-deploy-bench")
+	tmp, bin, cleanup, err := benchenv.BuildBerth("berth-deploy-bench")
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(tmp)
-	bin := filepath.Join(tmp, "berth")
-	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/berth").CombinedOutput(); err != nil {
-		return fmt.Errorf("build: %v\n%s", err, out)
-	}
+	defer cleanup()
 	var lines []string
 	if only == "" || only == "local" || only == "throughput" {
 		l, err := local(tmp, bin, n, only, duration, conns, rounds)

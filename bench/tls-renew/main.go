@@ -17,6 +17,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"github.com/berth-ml/berth/bench/internal/benchenv"
 	"github.com/berth-ml/berth/internal/freeport"
 	"net"
 	"os"
@@ -66,15 +67,11 @@ func run(rounds int, check, validity time.Duration) error {
 	if _, err := os.Stat(filepath.Join(dir, "bin", "pebble")); err != nil {
 		return fmt.Errorf("no Pebble in %s: run ./hack/pebble.sh", dir)
 	}
-	tmp, err := os.MkdirTemp("", "berth-bench-tls")
+	tmp, bin, cleanup, err := benchenv.BuildBerth("berth-bench-tls")
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(tmp)
-	bin := filepath.Join(tmp, "berth")
-	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/berth").CombinedOutput(); err != nil {
-		return fmt.Errorf("build berth: %v\n%s", err, out)
-	}
+	defer cleanup()
 	httpAddr, err := freeport.Addr()
 	if err != nil {
 		return err

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -43,24 +44,9 @@ func (a *app) computeShow() *cobra.Command {
 var computeShowColumns = append(computeColumns[:len(computeColumns):len(computeColumns)], output.Column{Header: "FrontendImage", Path: "frontendImage"})
 
 func (a *app) computeList() *cobra.Command {
-	return &cobra.Command{
-		Use: "list", Short: "List compute targets", Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			ws, err := a.requireWorkspace()
-			if err != nil {
-				return err
-			}
-			list, err := c.ListComputes(cmd.Context(), ws)
-			if err != nil {
-				return err
-			}
-			return a.print(list, computeColumns)
-		},
-	}
+	return a.listCommand("List compute targets", func(ctx context.Context, c *client.Client, ws string) (any, error) {
+		return c.ListComputes(ctx, ws)
+	}, computeColumns)
 }
 
 func (a *app) computeWait() *cobra.Command {
@@ -91,47 +77,36 @@ one) and print the compute at the end. Exits non-zero if the operation failed.`,
 }
 
 func (a *app) computeDetach() *cobra.Command {
-	var (
-		name          string
-		force, noWait bool
-	)
-	cmd := &cobra.Command{
-		Use:   "detach -n NAME",
-		Short: "Remove everything Berth installed on the cluster and forget it (never deletes the cluster)",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, ws, err := a.computeTarget(name)
-			if err != nil {
-				return err
-			}
-			op, err := c.DetachCompute(cmd.Context(), ws, name, api.DetachRequest{Force: force})
-			if err != nil {
-				return err
-			}
-			return a.runOperation(cmd.Context(), c, ws, op, noWait)
-		},
-	}
-	cmd.Flags().StringVarP(&name, "name", "n", "", "compute name")
+	var force bool
+	cmd := a.computeOperation("detach -n NAME", "Remove everything Berth installed on the cluster and forget it (never deletes the cluster)",
+		func(ctx context.Context, c *client.Client, ws, name string) (*api.Operation, error) {
+			return c.DetachCompute(ctx, ws, name, api.DetachRequest{Force: force})
+		})
 	cmd.Flags().BoolVar(&force, "force", false, "forget the compute even if the cluster cannot be reached (what could not be removed is listed in the events)")
-	cmd.Flags().BoolVar(&noWait, "no-wait", false, "return at once with the operation id")
 	return cmd
 }
 
 func (a *app) computeReconcile() *cobra.Command {
+	return a.computeOperation("reconcile -n NAME", "Re-apply Berth's components to the cluster and refresh its facts",
+		func(ctx context.Context, c *client.Client, ws, name string) (*api.Operation, error) {
+			return c.ReconcileCompute(ctx, ws, name)
+		})
+}
+
+// computeOperation is a command that starts an operation on compute -n
+// NAME and follows it to its end (--no-wait: prints it at once).
+func (a *app) computeOperation(use, short string, start func(ctx context.Context, c *client.Client, ws, name string) (*api.Operation, error)) *cobra.Command {
 	var (
 		name   string
 		noWait bool
 	)
-	cmd := &cobra.Command{
-		Use:   "reconcile -n NAME",
-		Short: "Re-apply Berth's components to the cluster and refresh its facts",
-		Args:  cobra.NoArgs,
+	cmd := &cobra.Command{Use: use, Short: short, Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, ws, err := a.computeTarget(name)
 			if err != nil {
 				return err
 			}
-			op, err := c.ReconcileCompute(cmd.Context(), ws, name)
+			op, err := start(cmd.Context(), c, ws, name)
 			if err != nil {
 				return err
 			}
@@ -180,16 +155,5 @@ func (a *app) computeCredentials() *cobra.Command {
 // computeTarget checks a command naming a compute has what it needs: the
 // name, a client and a workspace.
 func (a *app) computeTarget(name string) (*client.Client, string, error) {
-	if err := requireName(name, "compute"); err != nil {
-		return nil, "", err
-	}
-	c, err := a.client()
-	if err != nil {
-		return nil, "", err
-	}
-	ws, err := a.requireWorkspace()
-	if err != nil {
-		return nil, "", err
-	}
-	return c, ws, nil
+	return a.inWorkspace("compute", name)
 }

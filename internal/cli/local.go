@@ -1,7 +1,9 @@
 package cli
 
 import (
+	"context"
 	"fmt"
+	"github.com/berth-ml/berth/client"
 
 	"github.com/berth-ml/berth/api"
 	"github.com/spf13/cobra"
@@ -36,27 +38,10 @@ func (a *app) createCommand() *cobra.Command {
 }
 
 func (a *app) computeDelete() *cobra.Command {
-	var (
-		name   string
-		noWait bool
-	)
-	cmd := &cobra.Command{
-		Use: "delete -n NAME", Short: "Delete a compute Berth created (attached ones are detached instead)", Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, ws, err := a.computeTarget(name)
-			if err != nil {
-				return err
-			}
-			op, err := c.DeleteCompute(cmd.Context(), ws, name)
-			if err != nil {
-				return err
-			}
-			return a.runOperation(cmd.Context(), c, ws, op, noWait)
-		},
-	}
-	cmd.Flags().StringVarP(&name, "name", "n", "", "compute name")
-	cmd.Flags().BoolVar(&noWait, "no-wait", false, "return at once with the operation id")
-	return cmd
+	return a.computeOperation("delete -n NAME", "Delete a compute Berth created (attached ones are detached instead)",
+		func(ctx context.Context, c *client.Client, ws, name string) (*api.Operation, error) {
+			return c.DeleteCompute(ctx, ws, name)
+		})
 }
 
 func (a *app) computeCertificate() *cobra.Command {

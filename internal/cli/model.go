@@ -3,7 +3,9 @@ package cli
 import (
 	"archive/tar"
 	"compress/gzip"
+	"context"
 	"fmt"
+	"github.com/berth-ml/berth/api"
 	"io"
 	"io/fs"
 	"os"
@@ -55,11 +57,7 @@ func (a *app) modelCommand() *cobra.Command {
 				}
 				tagMap[k] = v
 			}
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			ws, err := a.requireWorkspace()
+			c, ws, err := a.inWorkspace("", "")
 			if err != nil {
 				return err
 			}
@@ -88,45 +86,26 @@ func (a *app) modelCommand() *cobra.Command {
 	register.Flags().StringArrayVar(&tags, "tag", nil, "key=value (repeatable)")
 	register.Flags().StringVar(&description, "description", "", "what the model is")
 
-	list := &cobra.Command{
-		Use: "list [-n NAME]", Short: "List model versions", Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			ws, err := a.requireWorkspace()
-			if err != nil {
-				return err
-			}
-			ms, err := c.ListModels(cmd.Context(), ws, name)
-			if err != nil {
-				return err
-			}
-			return a.print(ms, modelColumns)
-		},
-	}
+	list := a.listCommand("List model versions", func(ctx context.Context, c *client.Client, ws string) (any, error) {
+		return c.ListModels(ctx, ws, name)
+	}, modelColumns)
+	list.Use = "list [-n NAME]"
 	list.Flags().StringVarP(&name, "name", "n", "", "only this model's versions")
 
-	target := func() (*client.Client, string, error) {
-		if err := requireName(name, "model"); err != nil {
-			return nil, "", err
-		}
-		c, err := a.client()
+	target := func() (*client.Client, string, error) { return a.inWorkspace("model", name) }
+	// model fetches -n NAME at --version (the latest by default).
+	model := func(ctx context.Context) (*client.Client, string, *api.Model, error) {
+		c, ws, err := target()
 		if err != nil {
-			return nil, "", err
+			return nil, "", nil, err
 		}
-		ws, err := a.requireWorkspace()
-		return c, ws, err
+		m, err := c.GetModel(ctx, ws, name, version)
+		return c, ws, m, err
 	}
 	show := &cobra.Command{
 		Use: "show -n NAME [--version V]", Short: "Show a model version (the latest by default)", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, ws, err := target()
-			if err != nil {
-				return err
-			}
-			m, err := c.GetModel(cmd.Context(), ws, name, version)
+			_, _, m, err := model(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -136,11 +115,7 @@ func (a *app) modelCommand() *cobra.Command {
 	download := &cobra.Command{
 		Use: "download -n NAME [--version V] [-f FILE]", Short: "Download a model version's artifact", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, ws, err := target()
-			if err != nil {
-				return err
-			}
-			m, err := c.GetModel(cmd.Context(), ws, name, version)
+			c, ws, m, err := model(cmd.Context())
 			if err != nil {
 				return err
 			}

@@ -182,12 +182,39 @@ func (a *app) client() (*client.Client, error) {
 	return c, nil
 }
 
-// requireWorkspace returns the workspace from -w, BERTH_WORKSPACE or the context.
-func (a *app) requireWorkspace() (string, error) {
-	if a.workspace == "" {
-		return "", usageErrorf("no workspace: pass -w WORKSPACE, set BERTH_WORKSPACE, or set one on your context (berth config set-context)")
+// inWorkspace returns a client and the workspace (from -w,
+// BERTH_WORKSPACE or the context) for a command on a workspace's
+// resources; with a kind, the command's -n NAME is required too.
+func (a *app) inWorkspace(kind, name string) (*client.Client, string, error) {
+	if kind != "" {
+		if err := requireName(name, kind); err != nil {
+			return nil, "", err
+		}
 	}
-	return a.workspace, nil
+	c, err := a.client()
+	if err != nil {
+		return nil, "", err
+	}
+	if a.workspace == "" {
+		return nil, "", usageErrorf("no workspace: pass -w WORKSPACE, set BERTH_WORKSPACE, or set one on your context (berth config set-context)")
+	}
+	return c, a.workspace, nil
+}
+
+// listCommand is a `list` that prints what list fetches from the workspace.
+func (a *app) listCommand(short string, list func(ctx context.Context, c *client.Client, ws string) (any, error), cols []output.Column) *cobra.Command {
+	return &cobra.Command{Use: "list", Short: short, Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, ws, err := a.inWorkspace("", "")
+			if err != nil {
+				return err
+			}
+			v, err := list(cmd.Context(), c, ws)
+			if err != nil {
+				return err
+			}
+			return a.print(v, cols)
+		}}
 }
 
 // print writes v in the chosen format.

@@ -31,15 +31,7 @@ func (a *app) serviceCommand() *cobra.Command {
 }
 
 func (a *app) serviceTarget(name string) (*client.Client, string, error) {
-	if err := requireName(name, "service"); err != nil {
-		return nil, "", err
-	}
-	c, err := a.client()
-	if err != nil {
-		return nil, "", err
-	}
-	ws, err := a.requireWorkspace()
-	return c, ws, err
+	return a.inWorkspace("service", name)
 }
 
 // finishService follows a service operation and prints the service.
@@ -169,22 +161,9 @@ func (a *app) serviceShow() *cobra.Command {
 }
 
 func (a *app) serviceList() *cobra.Command {
-	return &cobra.Command{Use: "list", Short: "List services", Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			ws, err := a.requireWorkspace()
-			if err != nil {
-				return err
-			}
-			svs, err := c.ListServices(cmd.Context(), ws)
-			if err != nil {
-				return err
-			}
-			return a.print(svs, serviceColumns)
-		}}
+	return a.listCommand("List services", func(ctx context.Context, c *client.Client, ws string) (any, error) {
+		return c.ListServices(ctx, ws)
+	}, serviceColumns)
 }
 
 func (a *app) serviceDelete() *cobra.Command {

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"github.com/berth-ml/berth/api"
+	"github.com/berth-ml/berth/client"
 	"github.com/spf13/cobra"
 )
 
@@ -9,16 +10,20 @@ func (a *app) workspaceCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "workspace", Aliases: []string{"ws"}, Short: "Manage workspaces"}
 	var name, region string
 	var settings settingsFlags
+	// named is the client for a command on workspace -n NAME.
+	named := func() (*client.Client, error) {
+		if err := requireName(name, "workspace"); err != nil {
+			return nil, err
+		}
+		return a.client()
+	}
 	nameFlag := func(c *cobra.Command) {
 		c.Flags().StringVarP(&name, "name", "n", "", "workspace name (show defaults to -w)")
 	}
 	create := &cobra.Command{
 		Use: "create -n NAME [--region R]", Short: "Create a workspace", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := requireName(name, "workspace"); err != nil {
-				return err
-			}
-			c, err := a.client()
+			c, err := named()
 			if err != nil {
 				return err
 			}
@@ -93,10 +98,7 @@ func (a *app) workspaceCommand() *cobra.Command {
 	del := &cobra.Command{
 		Use: "delete -n NAME", Short: "Delete an empty workspace", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := requireName(name, "workspace"); err != nil {
-				return err
-			}
-			c, err := a.client()
+			c, err := named()
 			if err != nil {
 				return err
 			}
