@@ -7,6 +7,7 @@ package provider
 
 import (
 	"context"
+	"fmt"
 	"sort"
 	"sync"
 
@@ -152,4 +153,19 @@ type DeliveryReviewer interface {
 // long as it serves (the local compute's front ends and replicas).
 type Runner interface {
 	Run(ctx context.Context)
+}
+
+// CheckReplicas reports a replica count or autoscale maximum above what a
+// compute runs for one service (limit), naming the compute's kind (where).
+func CheckReplicas(s *api.ServiceSpec, limit int, where string) []api.ErrorDetail {
+	var out []api.ErrorDetail
+	if s.Replicas > limit {
+		out = append(out, api.ErrorDetail{Code: api.CodeInvalidValue, Target: "replicas",
+			Message: fmt.Sprintf("replicas %d is more than %s runs for one service (at most %d)", s.Replicas, where, limit)})
+	}
+	if a := s.Autoscale; a != nil && a.Enabled && a.MaxReplicas > limit {
+		out = append(out, api.ErrorDetail{Code: api.CodeInvalidValue, Target: "autoscale.maxReplicas",
+			Message: fmt.Sprintf("autoscale.maxReplicas %d is more than %s runs for one service (at most %d)", a.MaxReplicas, where, limit)})
+	}
+	return out
 }

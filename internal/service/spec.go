@@ -32,13 +32,14 @@ var DefaultLiveness = api.Probe{InitialDelaySeconds: 310, PeriodSeconds: 10, Tim
 var DefaultReadiness = api.Probe{InitialDelaySeconds: 0, PeriodSeconds: 2, TimeoutSeconds: 2, SuccessThreshold: 1, FailureThreshold: 3}
 
 var (
-	serviceName = regexp.MustCompile(`^[a-z][a-z0-9-]*$`)
+	serviceName = regexp.MustCompile(`^[a-z]([a-z0-9-]*[a-z0-9])?$`)
 	dnsLabel    = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
 	envName     = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 )
 
 // CheckName checks a service name: 3–32 characters, lowercase letters,
-// digits and '-', starting with a letter.
+// digits and '-', starting with a letter and ending with a letter or digit
+// (a DNS-1123 label: it names the service's Kubernetes objects).
 func CheckName(name string) []api.ErrorDetail {
 	var out []api.ErrorDetail
 	if name == "" {
@@ -48,7 +49,7 @@ func CheckName(name string) []api.ErrorDetail {
 		out = append(out, problem.Detail(api.CodeInvalidServiceName, "name", "service name %q must be 3 to 32 characters long (it has %d)", name, n))
 	}
 	if !serviceName.MatchString(name) {
-		out = append(out, problem.Detail(api.CodeInvalidServiceName, "name", "service name %q may only contain lowercase letters, digits and '-', and must start with a letter", name))
+		out = append(out, problem.Detail(api.CodeInvalidServiceName, "name", "service name %q may only contain lowercase letters, digits and '-', must start with a letter and end with a letter or digit (it names Kubernetes objects)", name))
 	}
 	return out
 }

@@ -51,7 +51,7 @@ func TestEveryRuleReportedTogether(t *testing.T) {
 
 func TestServiceNames(t *testing.T) {
 	for name, want := range map[string]string{
-		"iris-v1": "", "ab": "3 to 32", "Iris": "lowercase", "1iris": "start with a letter", "a-very-long-service-name-that-goes-on": "3 to 32",
+		"iris-v1": "", "abc-": "end with a letter or digit", "ab": "3 to 32", "Iris": "lowercase", "1iris": "start with a letter", "a-very-long-service-name-that-goes-on": "3 to 32",
 	} {
 		d := CheckName(name)
 		if want == "" && len(d) != 0 || want != "" && (len(d) == 0 || !strings.Contains(d[0].Message, want)) {

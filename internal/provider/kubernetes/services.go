@@ -36,12 +36,18 @@ import (
 // plane unless they are baked into the image, so fetching needs an address
 // pods can reach.
 func (p *Provider) CheckService(_ *store.Compute, s *api.ServiceSpec) []api.ErrorDetail {
+	out := provider.CheckReplicas(s, MaxServiceReplicas, "a cluster")
 	if s.ModelDelivery == api.ModelDeliveryFetch && p.PublicURL == "" {
-		return []api.ErrorDetail{problem.Detail(api.CodeModelDeliveryUnavailable, "modelDelivery",
-			"replicas fetch their models from the control plane, but this server has no address pods can reach: start it with --public-url URL (or BERTH_PUBLIC_URL), or bake the models into the image and deploy with `modelDelivery` image")}
+		out = append(out, problem.Detail(api.CodeModelDeliveryUnavailable, "modelDelivery",
+			"replicas fetch their models from the control plane, but this server has no address pods can reach: start it with --public-url URL (or BERTH_PUBLIC_URL), or bake the models into the image and deploy with `modelDelivery` image"))
 	}
-	return nil
+	return out
 }
+
+// MaxServiceReplicas bounds a service's replicas on a cluster: far above
+// what one scoring service needs, low enough that a typo (100000) is
+// refused instead of scheduled.
+const MaxServiceReplicas = 500
 
 // ServiceSteps: deploy and update apply the objects and wait for the
 // replicas; delete removes what Berth made for the service.

@@ -24,3 +24,14 @@ func TestModelDeliveryNeedsAReachableServer(t *testing.T) {
 		t.Errorf("models in the image: %v", d)
 	}
 }
+
+func TestClusterReplicaBounds(t *testing.T) {
+	p := &Provider{PublicURL: "http://berth.example:8470"}
+	c := &store.Compute{Compute: api.Compute{Type: Type}}
+	if d := p.CheckService(c, &api.ServiceSpec{Replicas: 100000}); len(d) != 1 || !strings.Contains(d[0].Message, "at most 500") {
+		t.Errorf("100000 replicas: %v", d)
+	}
+	if d := p.CheckService(c, &api.ServiceSpec{Replicas: MaxServiceReplicas}); len(d) != 0 {
+		t.Errorf("the limit: %v", d)
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 	"time"
@@ -29,7 +30,7 @@ import (
 // CheckService: replicas are processes of this machine, given their
 // models by the runtime.
 func (*Provider) CheckService(_ *store.Compute, s *api.ServiceSpec) []api.ErrorDetail {
-	var out []api.ErrorDetail
+	out := provider.CheckReplicas(s, MaxServiceReplicas(), "this machine")
 	if len(s.Command) == 0 {
 		out = append(out, problem.Detail(api.CodeCommandRequired, "command", "the local compute runs each replica as a process of this machine: give `command` (images need a cluster)"))
 	}
@@ -38,6 +39,10 @@ func (*Provider) CheckService(_ *store.Compute, s *api.ServiceSpec) []api.ErrorD
 	}
 	return out
 }
+
+// MaxServiceReplicas bounds a service's replicas on the local compute:
+// four processes per CPU of this machine, at least 8.
+func MaxServiceReplicas() int { return max(8, 4*runtime.NumCPU()) }
 
 // ServiceSteps: deploy and update record the spec for the runtime and
 // wait; the runtime stops a deleted service's replicas once its record is

@@ -1,6 +1,7 @@
 package local
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -39,5 +40,23 @@ func TestRemovePartialModels(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(whole, "weights.bin")); err != nil {
 		t.Fatalf("whole: %v", err)
+	}
+}
+
+// A replica count or autoscale maximum above what this machine runs is
+// refused, saying the limit.
+func TestLocalReplicaBounds(t *testing.T) {
+	p := &Provider{}
+	limit := MaxServiceReplicas()
+	d := p.CheckService(nil, &api.ServiceSpec{Command: []string{"serve"}, Replicas: 100000})
+	if len(d) != 1 || d[0].Target != "replicas" || !strings.Contains(d[0].Message, fmt.Sprintf("at most %d", limit)) {
+		t.Errorf("100000 replicas: %v", d)
+	}
+	d = p.CheckService(nil, &api.ServiceSpec{Command: []string{"serve"}, Autoscale: &api.AutoscaleSettings{Enabled: true, MinReplicas: 1, MaxReplicas: limit + 1}})
+	if len(d) != 1 || d[0].Target != "autoscale.maxReplicas" {
+		t.Errorf("autoscale max over the limit: %v", d)
+	}
+	if d := p.CheckService(nil, &api.ServiceSpec{Command: []string{"serve"}, Replicas: limit}); len(d) != 0 {
+		t.Errorf("%d replicas (the limit): %v", limit, d)
 	}
 }
