@@ -12,8 +12,8 @@ import (
 func (a *app) createCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "create", Short: "Create a compute target (local: this machine)"}
 	var (
-		name   string
-		noWait bool
+		name                string
+		noWait, contributor bool
 	)
 	local := &cobra.Command{
 		Use:   "local -n NAME",
@@ -24,7 +24,11 @@ func (a *app) createCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			op, err := c.CreateCompute(cmd.Context(), ws, api.ComputeRequest{Name: name, Type: api.ComputeLocal, Origin: api.OriginCreated})
+			req := api.ComputeRequest{Name: name, Type: api.ComputeLocal, Origin: api.OriginCreated}
+			if contributor {
+				req.Settings = settingsJSON(map[string]any{"allowContributorCommands": true})
+			}
+			op, err := c.CreateCompute(cmd.Context(), ws, req)
 			if err != nil {
 				return err
 			}
@@ -33,6 +37,7 @@ func (a *app) createCommand() *cobra.Command {
 	}
 	local.Flags().StringVarP(&name, "name", "n", "", "compute name")
 	local.Flags().BoolVar(&noWait, "no-wait", false, "return at once with the operation id")
+	local.Flags().BoolVar(&contributor, "allow-contributor-commands", false, "let contributors deploy services here (their commands run on this machine; by default only owners may)")
 	cmd.AddCommand(local, a.createAKS())
 	return cmd
 }

@@ -169,3 +169,10 @@ func CheckReplicas(s *api.ServiceSpec, limit int, where string) []api.ErrorDetai
 	}
 	return out
 }
+
+// CommandGate is a service host whose computes run --command services on a
+// machine the control plane shares (the local compute): whether only
+// owners may deploy commands there.
+type CommandGate interface {
+	CommandsNeedOwner(c *store.Compute) bool
+}

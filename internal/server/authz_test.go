@@ -163,3 +163,42 @@ func isStatus(err error, code int) bool {
 	ce, ok := err.(*client.Error)
 	return ok && ce.StatusCode == code
 }
+
+// A service's command runs on the control plane's machine when its
+// compute is the local one: deploying or updating one is the owners',
+// unless an owner created the compute allowing contributors.
+func TestLocalCommandsAreTheOwners(t *testing.T) {
+	e := start(t, sqlite())
+	ctx := context.Background()
+	e.workspace("team")
+	for name, settings := range map[string]string{"laptop": "", "shared": `{"allowContributorCommands":true}`} {
+		op, err := e.owner.CreateCompute(ctx, "team", api.ComputeRequest{Name: name, Type: api.ComputeLocal, Origin: api.OriginCreated, Settings: []byte(settings)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if done := wait(t, e.owner, op); done.State != api.OpSucceeded {
+			t.Fatalf("create %s: %+v", name, done.Error)
+		}
+	}
+	if _, err := e.owner.RegisterModel(ctx, "team", client.ModelUpload{Name: "m1", FileName: "m.json", Format: "file", Body: strings.NewReader("{}"), Size: 2}); err != nil {
+		t.Fatal(err)
+	}
+	contributor := e.client(e.tokenFor(api.RoleContributor, ""))
+	deploy := func(c *client.Client, name, compute string) error {
+		_, err := c.DeployService(ctx, "team", api.ServiceRequest{Name: name, ServiceSpec: api.ServiceSpec{
+			Compute: compute, Models: []string{"m1"}, Command: []string{"/bin/true"}}})
+		return err
+	}
+	if err := deploy(contributor, "by-contrib", "laptop"); !isStatus(err, http.StatusForbidden) || !strings.Contains(err.Error(), "needs the owner role") {
+		t.Fatalf("a contributor's command on the local compute: %v", err)
+	}
+	if err := deploy(contributor, "by-contrib", "shared"); err != nil {
+		t.Fatalf("a contributor's command where owners allowed it: %v", err)
+	}
+	if err := deploy(e.owner, "by-owner", "laptop"); err != nil {
+		t.Fatalf("an owner's command: %v", err)
+	}
+	if _, err := contributor.UpdateService(ctx, "team", "by-owner", api.ServiceSpec{Command: []string{"/bin/false"}}); !isStatus(err, http.StatusForbidden) {
+		t.Fatalf("a contributor's update of a command on the local compute: %v", err)
+	}
+}

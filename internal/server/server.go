@@ -475,7 +475,7 @@ func (s *Server) serveRoute(w http.ResponseWriter, r *http.Request, rt route) {
 			return
 		}
 	}
-	ctx := context.WithValue(r.Context(), principalKey{}, p)
+	ctx := service.WithRole(context.WithValue(r.Context(), principalKey{}, p), p.token.Role)
 	if err := rt.Handle(sw, r.WithContext(ctx), p); err != nil {
 		s.writeError(sw, r, err)
 	}

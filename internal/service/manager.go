@@ -31,6 +31,28 @@ type Manager struct {
 	Providers *provider.Registry
 }
 
+type roleKey struct{}
+
+// WithRole records the caller's role for the life cycle's checks that
+// depend on it (commands on the local compute).
+func WithRole(ctx context.Context, role string) context.Context {
+	return context.WithValue(ctx, roleKey{}, role)
+}
+
+// mayRunCommand refuses a spec with a command on a compute whose host
+// keeps commands for owners, unless the caller is one.
+func (m *Manager) mayRunCommand(ctx context.Context, c *store.Compute, spec *api.ServiceSpec) error {
+	h, _ := m.host(c.Type)
+	g, ok := h.(provider.CommandGate)
+	if len(spec.Command) == 0 || !ok || !g.CommandsNeedOwner(c) {
+		return nil
+	}
+	if role, _ := ctx.Value(roleKey{}).(string); role == api.RoleOwner {
+		return nil
+	}
+	return problem.Forbidden("running a command on compute %s (type %s) needs the owner role: its replicas run on the control plane's machine. An owner can allow contributors by creating it with settings.allowContributorCommands", c.Name, c.Type)
+}
+
 // host is the provider that hosts services on computes of a type.
 func (m *Manager) host(typ string) (provider.ServiceHost, bool) {
 	p, ok := m.Providers.Get(typ)
@@ -85,6 +107,9 @@ func (m *Manager) Deploy(ctx context.Context, ws *api.Workspace, req *api.Servic
 		case err != nil:
 			return nil, err
 		default:
+			if err := m.mayRunCommand(ctx, c, &req.ServiceSpec); err != nil {
+				return nil, err
+			}
 			hosting := m.checkCompute(c, &req.ServiceSpec)
 			if _, ok := m.host(c.Type); ok && (c.ProvisioningState != api.StateSucceeded || c.Health == api.HealthDisplaced) {
 				details = append(details, problem.Detail(api.CodeComputeNotReady, "compute", "compute %q is %s (health %s); deploy to a compute that attached successfully", c.Name, c.ProvisioningState, c.Health))
@@ -208,6 +233,9 @@ func (m *Manager) Update(ctx context.Context, ws *api.Workspace, name string, ch
 	mergeSpec(&spec, ch)
 	details = append(details, Normalize(&spec)...)
 	if c, err := m.Store.GetComputeByID(ctx, sv.ComputeID); err == nil {
+		if err := m.mayRunCommand(ctx, c, &spec); err != nil {
+			return nil, err
+		}
 		details = append(details, m.checkCompute(c, &spec)...)
 	}
 	resolved, missing, err := m.resolveModels(ctx, ws, spec.Models)

@@ -32,6 +32,9 @@ const Type = "local"
 type Settings struct {
 	// Port is the front end's port on 127.0.0.1 (default: a free one).
 	Port int `json:"port,omitempty"`
+	// AllowContributorCommands lets contributors deploy services, which
+	// run their command on this machine; by default only owners may.
+	AllowContributorCommands bool `json:"allowContributorCommands,omitempty"`
 }
 
 // Status is what Berth records about it.

@@ -40,9 +40,17 @@ func (*Provider) CheckService(_ *store.Compute, s *api.ServiceSpec) []api.ErrorD
 	return out
 }
 
+// CommandsNeedOwner: a replica runs its command on the server's machine,
+// so deploying one is an owner's call unless an owner allowed contributors
+// when creating the compute (settings.allowContributorCommands).
+func (*Provider) CommandsNeedOwner(c *store.Compute) bool {
+	return !provider.Read[Settings](c.Settings).AllowContributorCommands
+}
+
 // MaxServiceReplicas bounds a service's replicas on the local compute:
-// four processes per CPU of this machine, at least 8.
-func MaxServiceReplicas() int { return max(8, 4*runtime.NumCPU()) }
+// four processes per CPU of this machine, at least 16 (above the default
+// autoscale maximum, 10).
+func MaxServiceReplicas() int { return max(16, 4*runtime.NumCPU()) }
 
 // ServiceSteps: deploy and update record the spec for the runtime and
 // wait; the runtime stops a deleted service's replicas once its record is

@@ -2,6 +2,7 @@ package local
 
 import (
 	"fmt"
+	"github.com/berth-ml/berth/internal/service"
 	"os"
 	"path/filepath"
 	"strings"
@@ -58,5 +59,13 @@ func TestLocalReplicaBounds(t *testing.T) {
 	}
 	if d := p.CheckService(nil, &api.ServiceSpec{Command: []string{"serve"}, Replicas: limit}); len(d) != 0 {
 		t.Errorf("%d replicas (the limit): %v", limit, d)
+	}
+	// The defaults (autoscaling up to 10) fit on any machine.
+	spec := &api.ServiceSpec{Compute: "laptop", Models: []string{"m"}, Command: []string{"serve"}}
+	if d := service.Normalize(spec); len(d) != 0 {
+		t.Fatal(d)
+	}
+	if d := p.CheckService(nil, spec); len(d) != 0 {
+		t.Errorf("the default spec: %v", d)
 	}
 }
