@@ -211,3 +211,20 @@ func (p *pool) load() Load {
 	}
 	return l
 }
+
+// anyAddr is the address of a ready replica with the fewest requests in
+// flight, for a request that takes no slot (the swagger document).
+func (p *pool) anyAddr() (string, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var best *replica
+	for _, r := range p.order {
+		if best == nil || r.inflight-r.Slots < best.inflight-best.Slots {
+			best = r
+		}
+	}
+	if best == nil {
+		return "", false
+	}
+	return best.Addr, true
+}

@@ -141,7 +141,8 @@ func drain(b io.Reader) bool {
 //
 // The body is buffered (not nil: all of it, which a request on a stale
 // pooled connection can send again) or streamed from body (length bytes,
-// or chunked when length < 0).
+// or chunked when length < 0; sent again from its start when it is an
+// io.Seeker).
 func (u *Client) Do(ctx context.Context, deadline time.Time, addr, method, target string, header http.Header, skip func(string) bool, extra [][2]string, buffered []byte, body io.Reader, length int64) (*Exchange, error) {
 	if buffered != nil {
 		body, length = nil, int64(len(buffered))
@@ -163,8 +164,15 @@ func (u *Client) Do(ctx context.Context, deadline time.Time, addr, method, targe
 		if ctx.Err() != nil {
 			return nil, context.Cause(ctx)
 		}
-		if errors.Is(err, errStale) && reused && (buffered != nil || body == nil) && attempt < 2 {
-			continue
+		if errors.Is(err, errStale) && reused && attempt < 2 {
+			if buffered != nil || body == nil {
+				continue
+			}
+			if rs, ok := body.(io.Seeker); ok { // a body in hand, from its start again
+				if _, err := rs.Seek(0, io.SeekStart); err == nil {
+					continue
+				}
+			}
 		}
 		return nil, err
 	}
