@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -95,8 +96,9 @@ func (f *Frontend) SetRoute(r *Route) {
 			s.jwtKey.Store(k)
 		}
 	}
-	s.route.Store(r)
-	s.swagger.Store(nil) // a new version may describe itself otherwise
+	if old := s.route.Swap(r); old == nil || !reflect.DeepEqual(old, r) {
+		s.swagger.Store(nil) // a new version may describe itself otherwise
+	}
 }
 
 // DeleteRoute removes a service.
@@ -111,8 +113,9 @@ func (f *Frontend) DeleteRoute(name string) {
 // the peer to forward to when it may use none although the service has some.
 func (f *Frontend) SetReplicas(name string, rs []Replica, forward string) {
 	if s := f.service(name); s != nil {
-		s.pool.set(rs)
-		s.swagger.Store(nil)
+		if s.pool.set(rs) {
+			s.swagger.Store(nil) // the copy may be an old version's
+		}
 		if forward == "" {
 			s.forward.Store(nil)
 		} else {

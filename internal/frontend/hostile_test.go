@@ -135,8 +135,15 @@ func TestSwaggerServedFromCopy(t *testing.T) {
 	if len(seen) != 1 || seen[0] != `GET /swagger.json evil="" body=0` {
 		t.Fatalf("the replica saw %q, want one plain GET", seen)
 	}
-	f.SetRoute(keyRoute("doc", "k"))
+	f.SetRoute(keyRoute("doc", "k")) // the same route again (every sync does this): the copy stays
+	f.SetReplicas("doc", []Replica{{Name: "pod-0", Addr: b.addr(), Slots: 1}}, "")
 	resp, _ := http.Get(url + "/api/v1/service/doc/swagger.json")
+	resp.Body.Close()
+	if len(seen) != 1 {
+		t.Fatalf("after the same route and replicas the replica saw %d fetches, want 1", len(seen))
+	}
+	f.SetRoute(keyRoute("doc", "k", "k2"))
+	resp, _ = http.Get(url + "/api/v1/service/doc/swagger.json")
 	resp.Body.Close()
 	if len(seen) != 2 {
 		t.Fatalf("after a route change the replica saw %d fetches, want 2", len(seen))
