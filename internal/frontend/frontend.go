@@ -47,6 +47,7 @@ type Frontend struct {
 	// HTTPServer serves the scoring listeners: ServerBerth (or empty) for
 	// the lean HTTP/1.1 server, ServerGo for net/http's.
 	HTTPServer string
+	peers      atomic.Pointer[map[string]bool] // peer front ends' hosts (SetPeers)
 	// BodyDir is where request bodies over memBody are spooled while they
 	// arrive (os.TempDir when empty).
 	BodyDir string
@@ -496,22 +497,72 @@ type clientWatcher interface {
 // forwardedHeader marks a request one front end sent another.
 const forwardedHeader = "X-Berth-Forwarded"
 
+// skipForwarded and skipToReplica name the client's headers a request
+// to a peer front end or to a replica goes without: those the front end
+// sets itself, and the credentials, which replicas never see.
+func skipForwarded(k string) bool { return k == "X-Forwarded-For" || k == "X-Forwarded-Proto" }
+
+func skipToReplica(k string) bool {
+	return k == "Authorization" || k == "X-Berth-Service" || k == "X-Forwarded-For" || k == "X-Forwarded-Proto"
+}
+
+// forwardedProto is the scheme the client used: this connection's, or the
+// one a peer front end (by its address) says its client used.
+func (f *Frontend) forwardedProto(r *http.Request, host string) string {
+	if r.TLS == nil && r.Header.Get(forwardedHeader) != "" && f.isPeer(host) {
+		if p := r.Header.Get("X-Forwarded-Proto"); p == "http" || p == "https" {
+			return p
+		}
+	}
+	if r.TLS != nil {
+		return "https"
+	}
+	return "http"
+}
+
+// SetPeers sets the addresses (host:port) of the other front ends, whose
+// X-Forwarded-Proto is trusted on requests they forward.
+func (f *Frontend) SetPeers(addrs []string) {
+	m := make(map[string]bool, len(addrs))
+	for _, a := range addrs {
+		if h, _, err := net.SplitHostPort(a); err == nil {
+			m[h] = true
+		}
+	}
+	f.peers.Store(&m)
+}
+
+func (f *Frontend) isPeer(host string) bool {
+	m := f.peers.Load()
+	return m != nil && (*m)[host]
+}
+
 // relay sends the request to addr (path) and relays the answer, mapping
 // failures to the reference's status codes.
 func (f *Frontend) relay(deadline time.Time, w http.ResponseWriter, r *http.Request, rt *Route, rb *reqBody, addr, path, to string, toPeer bool) {
 	if r.URL.RawQuery != "" {
 		path += "?" + r.URL.RawQuery
 	}
-	extra := make([][2]string, 0, 3)
-	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil && r.Header.Get("X-Forwarded-For") == "" {
-		extra = append(extra, [2]string{"X-Forwarded-For", host})
+	extra := make([][2]string, 0, 4)
+	// X-Forwarded-For: the client's own list (it may come through other
+	// proxies) with the address this front end sees appended; never the
+	// client's list alone, which would let it name any address.
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
 	}
+	xff := host
+	if prior := r.Header["X-Forwarded-For"]; len(prior) > 0 && !upstream.NamedIn(r.Header["Connection"], "X-Forwarded-For") {
+		xff = strings.Join(prior, ", ") + ", " + host
+	}
+	extra = append(extra, [2]string{"X-Forwarded-For", xff}, [2]string{"X-Forwarded-Proto", f.forwardedProto(r, host)})
 	var skip func(string) bool
 	if toPeer {
 		extra = append(extra, [2]string{forwardedHeader, "1"})
+		skip = skipForwarded
 	} else {
 		extra = append(extra, [2]string{"X-Berth-Service", rt.Service})
-		skip = func(k string) bool { return k == "Authorization" || k == "X-Berth-Service" }
+		skip = skipToReplica
 	}
 	buffered, body, length := rb.send()
 	ex, err := f.up.Do(r.Context(), deadline, addr, r.Method, path, r.Header, skip, extra, buffered, body, length)
@@ -530,8 +581,9 @@ func (f *Frontend) relay(deadline time.Time, w http.ResponseWriter, r *http.Requ
 	}
 	defer ex.Close()
 	h := w.Header()
+	conn := ex.Header["Connection"]
 	for k, v := range ex.Header {
-		if !upstream.DropHeader(k) || k == "Content-Length" {
+		if (!upstream.DropHeader(k) || k == "Content-Length") && (conn == nil || !upstream.NamedIn(conn, k)) {
 			h[k] = v
 		}
 	}

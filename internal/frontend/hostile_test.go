@@ -3,6 +3,7 @@ package frontend
 import (
 	"bufio"
 	"crypto/sha256"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -11,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/berth-ml/berth/internal/testenv/testcert"
 )
 
 // rawRequest sends raw bytes on a new connection to the front end at url
@@ -225,5 +228,74 @@ func TestLargeBodiesSpooled(t *testing.T) {
 	}
 	if left, _ := os.ReadDir(dir); len(left) != 0 {
 		t.Fatalf("spool files left: %v", left)
+	}
+}
+
+// Issue 14, item 6: the replica gets X-Forwarded-For with the client's
+// address appended (never the client's value alone) and X-Forwarded-Proto
+// as the client connected; headers named in Connection are hop-by-hop and
+// dropped, both ways.
+func TestForwardedAndHopByHopHeaders(t *testing.T) {
+	b := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Connection", "X-Internal")
+		w.Header().Set("X-Internal", "replica-only")
+		w.Header().Set("X-Public", "yes")
+		fmt.Fprintf(w, "xff=%q proto=%q hop=%q keep=%q auth=%q", strings.Join(r.Header["X-Forwarded-For"], "|"),
+			strings.Join(r.Header["X-Forwarded-Proto"], "|"), r.Header.Get("X-Hop"), r.Header.Get("X-Keep"), r.Header.Get("Authorization"))
+	})
+	rt := keyRoute("fwd", "k")
+	f, url := frontWith(t, rt, b)
+	score := "POST /api/v1/service/fwd/score HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer k\r\nContent-Length: 2\r\n"
+	for _, c := range []struct{ head, want string }{
+		{"", `xff="127.0.0.1" proto="http" hop="" keep="" auth=""`},
+		{"X-Forwarded-For: 203.0.113.7\r\nX-Forwarded-Proto: https\r\n", `xff="203.0.113.7, 127.0.0.1" proto="http"`},
+		{"X-Forwarded-For: 203.0.113.7, 10.0.0.1\r\nX-Forwarded-For: 10.0.0.2\r\n", `xff="203.0.113.7, 10.0.0.1, 10.0.0.2, 127.0.0.1"`},
+		{"Connection: keep-alive, X-Hop\r\nX-Hop: secret\r\nX-Keep: yes\r\n", `hop="" keep="yes"`},
+		// Naming X-Forwarded-For in Connection drops the client's value, not the front end's.
+		{"Connection: x-forwarded-for\r\nX-Forwarded-For: 203.0.113.7\r\n", `xff="127.0.0.1"`},
+	} {
+		conn := rawRequest(t, url, score+c.head+"\r\n{}")
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(body), c.want) {
+			t.Errorf("with %q the replica saw %s, want %s", c.head, body, c.want)
+		}
+		if resp.Header.Get("X-Internal") != "" || resp.Header.Get("X-Public") != "yes" {
+			t.Errorf("the answer's headers: %v", resp.Header)
+		}
+	}
+	// Over TLS the scheme is https.
+	certPEM, keyPEM := testcert.SelfSigned(t, "fwd.test")
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tlsURL := ServeForTest(t, f, &tls.Config{Certificates: []tls.Certificate{cert}})
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	req, _ := http.NewRequest("POST", tlsURL+"/api/v1/service/fwd/score", strings.NewReader("{}"))
+	req.Header.Set("Authorization", "Bearer k")
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), `proto="https"`) {
+		t.Fatalf("over TLS the replica saw %s", body)
+	}
+	// A peer front end's scheme is kept only when the request comes from a peer's address.
+	for _, c := range []struct {
+		peers []string
+		want  string
+	}{{nil, `proto="http"`}, {[]string{"127.0.0.1:8080"}, `proto="https"`}} {
+		f.SetPeers(c.peers)
+		conn := rawRequest(t, url, score+"X-Berth-Forwarded: 1\r\nX-Forwarded-Proto: https\r\n\r\n{}")
+		if code, body := readAnswer(t, conn); code != 200 || !strings.Contains(body, c.want) {
+			t.Errorf("forwarded with peers %v: %s, want %s", c.peers, body, c.want)
+		}
 	}
 }

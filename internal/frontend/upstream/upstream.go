@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -135,8 +136,9 @@ func drain(b io.Reader) bool {
 }
 
 // Do sends a request to addr and returns the response with its body
-// unread. header is sent without hop-by-hop headers, Host, framing headers
-// and those skip names; extra headers are added. The exchange ends with
+// unread. header is sent without hop-by-hop headers (those DropHeader
+// names and those its Connection header names), Host, framing headers and
+// those skip names; extra headers are added. The exchange ends with
 // os.ErrDeadlineExceeded at deadline, and with ctx's cause when ctx ends.
 //
 // The body is buffered (not nil: all of it, which a request on a stale
@@ -189,8 +191,9 @@ func roundTrip(c *upConn, method, target string, header http.Header, skip func(s
 	for _, kv := range extra {
 		b = append(append(append(append(b, kv[0]...), ": "...), kv[1]...), "\r\n"...)
 	}
+	conn := header["Connection"]
 	for k, vs := range header {
-		if DropHeader(k) || (skip != nil && skip(k)) {
+		if DropHeader(k) || (skip != nil && skip(k)) || (conn != nil && NamedIn(conn, k)) {
 			continue
 		}
 		for _, v := range vs {
@@ -261,6 +264,21 @@ func roundTrip(c *upConn, method, target string, header http.Header, skip func(s
 func isReset(err error) bool {
 	var op *net.OpError
 	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || (errors.As(err, &op) && !op.Timeout())
+}
+
+// NamedIn: the header k is named in the Connection header's values conn,
+// which makes it hop-by-hop (RFC 9110 section 7.6.1): a proxy drops it.
+func NamedIn(conn []string, k string) bool {
+	for _, v := range conn {
+		for v != "" {
+			var t string
+			t, v, _ = strings.Cut(v, ",")
+			if t = strings.Trim(t, " \t"); len(t) == len(k) && strings.EqualFold(t, k) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // DropHeader: hop-by-hop and framing headers are the front end's own.
