@@ -8,36 +8,56 @@ import (
 	"os"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/berth-ml/berth/internal/frontend/h1"
 )
 
-// memBody is the largest request body kept in memory; a larger one is
-// spooled to a temporary file (nginx's request buffering, with a larger
-// memory part: client_body_buffer_size is 8–16 KiB there).
-const memBody = 256 << 10
+// memBody is the largest request body kept in memory, and memBudget the
+// most memory all the bodies being held take together; a body over
+// either is spooled to a temporary file (nginx's request buffering, with
+// larger memory parts: client_body_buffer_size is 8–16 KiB there, which
+// costs a file's write and read for most scoring payloads).
+const (
+	memBody   = 1 << 20
+	memBudget = 64 << 20
+)
 
-// bodyBufs holds the buffers request bodies are read into.
-var bodyBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
+// memHeld is the memory the bodies being held take (reserve).
+var memHeld atomic.Int64
+
+// reserve takes n bytes of memBudget, or tells there are not so many left.
+func reserve(n int64) bool {
+	if memHeld.Add(n) > memBudget {
+		memHeld.Add(-n)
+		return false
+	}
+	return true
+}
+
+// bodyBufs holds the buffers request bodies are read into; spoolBufs
+// those spooled bodies are copied through.
+var (
+	bodyBufs  = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
+	spoolBufs = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
+)
 
 // reqBody is a request body read to its end before the request takes a
 // replica's slot: a slow or broken upload then holds none, its framing
 // errors are the client's (400, not the replica's 502), and a request on
 // a stale pooled connection can be sent again.
 type reqBody struct {
-	mem  []byte   // the body, when in memory (nil: none, or spooled)
-	bp   *[]byte  // mem's buffer, back to bodyBufs on close
-	file *os.File // the body, when spooled
-	n    int64    // its length
+	mem      []byte   // the body, when in memory (nil: none, or spooled)
+	bp       *[]byte  // mem's buffer, back to bodyBufs on close
+	reserved int64    // of memBudget
+	file     *os.File // the body, when spooled
+	n        int64    // its length
 }
 
 // send is what the upstream client sends: the bytes in hand (buffered) or
 // a reader of the spooled file, which can be rewound to send again.
 func (b *reqBody) send() (buffered []byte, body io.Reader, length int64) {
-	if b == nil {
-		return nil, nil, 0
-	}
 	if b.file != nil {
 		return nil, io.NewSectionReader(b.file, 0, b.n), b.n
 	}
@@ -45,14 +65,15 @@ func (b *reqBody) send() (buffered []byte, body io.Reader, length int64) {
 }
 
 func (b *reqBody) close() {
-	if b == nil {
-		return
-	}
 	if b.bp != nil {
 		if cap(*b.bp) <= memBody {
 			bodyBufs.Put(b.bp)
 		}
-		b.bp = nil
+		b.bp, b.mem = nil, nil
+	}
+	if b.reserved != 0 {
+		memHeld.Add(-b.reserved)
+		b.reserved = 0
 	}
 	if b.file != nil {
 		b.file.Close()
@@ -62,16 +83,22 @@ func (b *reqBody) close() {
 }
 
 // readBody reads the request's body to its end: into memory up to memBody
-// bytes, to a file in dir (os.TempDir when empty) beyond. A nil body is no
-// body. Errors: *bodyTooLarge over MaxBodyBytes, h1.ErrBodyTooSlow below the
-// minimum rate, and otherwise the client's (a framing error, or gone).
-func readBody(w http.ResponseWriter, r *http.Request, dir string) (*reqBody, error) {
+// bytes (while memBudget lasts), to a file in dir (os.TempDir when empty)
+// beyond. Errors: *bodyTooLarge over MaxBodyBytes, h1.ErrBodyTooSlow below
+// the minimum rate, and otherwise the client's (a framing error, or gone)
+// or the spool file's (*os.PathError). The caller closes the body.
+func readBody(w http.ResponseWriter, r *http.Request, dir string) (b reqBody, err error) {
 	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
-		return nil, nil
+		return b, nil
 	}
 	if r.ContentLength > MaxBodyBytes {
-		return nil, &bodyTooLarge{}
+		return b, &bodyTooLarge{}
 	}
+	defer func() {
+		if err != nil {
+			b.close()
+		}
+	}()
 	var src io.Reader = r.Body
 	if _, ok := w.(*h1.Response); !ok {
 		// berth's server keeps a body to the minimum rate itself; with
@@ -82,29 +109,38 @@ func readBody(w http.ResponseWriter, r *http.Request, dir string) (*reqBody, err
 		src = &pacedBody{r: r.Body, rc: rc, start: time.Now()}
 		defer rc.SetReadDeadline(time.Time{})
 	}
-	b := &reqBody{bp: bodyBufs.Get().(*[]byte)}
-	if r.ContentLength > 0 && r.ContentLength <= memBody {
+	cl := r.ContentLength
+	if cl > 0 && cl <= memBody && reserve(cl) {
 		// Most bodies: the declared length in one pooled buffer.
-		if int64(cap(*b.bp)) < r.ContentLength {
-			*b.bp = make([]byte, r.ContentLength)
+		b.reserved = cl
+		b.bp = bodyBufs.Get().(*[]byte)
+		if int64(cap(*b.bp)) < cl {
+			*b.bp = make([]byte, cl)
 		}
-		b.mem = (*b.bp)[:r.ContentLength]
+		b.mem = (*b.bp)[:cl]
 		if _, err := io.ReadFull(src, b.mem); err != nil {
-			b.close()
-			return nil, err
+			return b, err
 		}
-		b.n = r.ContentLength
+		b.n = cl
 		return b, nil
 	}
 	var head []byte // what is in memory already
-	if r.ContentLength < 0 {
+	if cl < 0 {
 		// Chunked: into memory while it fits.
+		b.bp = bodyBufs.Get().(*[]byte)
 		buf := (*b.bp)[:0]
-		for len(buf) < memBody {
-			if len(buf) == cap(buf) {
-				buf = append(buf, 0)[:len(buf)] // grow
+		for {
+			if len(buf) == cap(buf) || int64(cap(buf)) > b.reserved {
+				want := min(max(2*cap(buf), 4<<10), memBody)
+				if len(buf) >= memBody || !reserve(int64(want)-b.reserved) {
+					break
+				}
+				b.reserved = int64(want)
+				if cap(buf) < want {
+					buf = append(make([]byte, 0, want), buf...)
+				}
 			}
-			n, err := src.Read(buf[len(buf):min(cap(buf), memBody)])
+			n, err := src.Read(buf[len(buf):min(cap(buf), int(b.reserved))])
 			buf = buf[:len(buf)+n]
 			*b.bp = buf
 			if err == io.EOF {
@@ -112,8 +148,7 @@ func readBody(w http.ResponseWriter, r *http.Request, dir string) (*reqBody, err
 				return b, nil
 			}
 			if err != nil {
-				b.close()
-				return nil, err
+				return b, err
 			}
 		}
 		head = buf
@@ -121,38 +156,38 @@ func readBody(w http.ResponseWriter, r *http.Request, dir string) (*reqBody, err
 	// Spooled: what is in memory, then the rest.
 	f, err := os.CreateTemp(dir, "berth-fe-body-")
 	if err != nil {
-		b.close()
-		return nil, err
+		return b, err
 	}
 	if runtime.GOOS != "windows" {
 		os.Remove(f.Name()) // nothing is left behind, even by a crash
 	}
 	b.file = f
 	if _, err := f.Write(head); err != nil {
-		b.close()
-		return nil, err
+		return b, err
 	}
 	n := int64(len(head))
-	if cap(*b.bp) <= memBody {
-		bodyBufs.Put(b.bp)
-	}
-	b.bp = nil
 	limit := int64(MaxBodyBytes)
-	if r.ContentLength > 0 {
-		limit = r.ContentLength
+	if cl > 0 {
+		limit = cl
 	}
-	cp := bufPool.Get().(*[]byte)
+	cp := spoolBufs.Get().(*[]byte)
 	m, err := io.CopyBuffer(f, &limitedBody{r: src, left: limit - n}, *cp)
-	bufPool.Put(cp)
+	spoolBufs.Put(cp)
 	n += m
-	if err == nil && r.ContentLength > 0 && n < r.ContentLength {
+	if err == nil && cl > 0 && n < cl {
 		err = io.ErrUnexpectedEOF
 	}
 	if err != nil {
-		b.close()
-		return nil, err
+		return b, err
 	}
 	b.n = n
+	// The memory part is in the file now.
+	if b.bp != nil && cap(*b.bp) <= memBody {
+		bodyBufs.Put(b.bp)
+	}
+	b.bp = nil
+	memHeld.Add(-b.reserved)
+	b.reserved = 0
 	return b, nil
 }
 

@@ -365,7 +365,7 @@ func (f *Frontend) proxy(w http.ResponseWriter, r *http.Request, s *service, rt 
 	defer body.close()
 	deadline := time.Now().Add(rt.scoringTimeout())
 	if peer := s.forward.Load(); peer != nil && r.Header.Get(forwardedHeader) == "" && s.pool.load().Replicas == 0 {
-		f.relay(deadline, w, r, rt, body, *peer, r.URL.Path, "peer "+*peer, true)
+		f.relay(deadline, w, r, rt, &body, *peer, r.URL.Path, "peer "+*peer, true)
 		return
 	}
 	// The request's own context and the deadline, not a context with a
@@ -429,7 +429,7 @@ func (f *Frontend) proxy(w http.ResponseWriter, r *http.Request, s *service, rt 
 		obs.inflight.Dec()
 	}()
 
-	f.relay(deadline, w, r, rt, body, rep.Addr, upPath, rep.Name, false)
+	f.relay(deadline, w, r, rt, &body, rep.Addr, upPath, rep.Name, false)
 }
 
 // bodyError answers a request whose body could not be read: too large

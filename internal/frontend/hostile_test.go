@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -210,7 +211,7 @@ func TestLargeBodiesSpooled(t *testing.T) {
 	f, url := frontWith(t, rt, b)
 	dir := t.TempDir()
 	f.BodyDir = dir
-	data := strings.Repeat("0123456789abcdef", (3*memBody)/16+5)
+	data := strings.Repeat("0123456789abcdef", (2*memBody)/16+5)
 	want := fmt.Sprintf("%d %x cl=%d te=[]", len(data), sha256.Sum256([]byte(data)), len(data))
 	// With a Content-Length, and chunked (no length: net/http streams a reader of unknown size).
 	if a := post(t, url+"/api/v1/service/big/score", "k", data); a.code != 200 {
@@ -297,5 +298,25 @@ func TestForwardedAndHopByHopHeaders(t *testing.T) {
 		if code, body := readAnswer(t, conn); code != 200 || !strings.Contains(body, c.want) {
 			t.Errorf("forwarded with peers %v: %s, want %s", c.peers, body, c.want)
 		}
+	}
+}
+
+// Bodies held in memory share memBudget: past it, even a small body is
+// spooled (here to a folder that does not exist, so spooling fails: 500).
+func TestBodyMemoryBudget(t *testing.T) {
+	b := newBackend(t, nil)
+	f, url := frontWith(t, keyRoute("budget", "k"), b)
+	f.BodyDir = filepath.Join(t.TempDir(), "missing")
+	if a := post(t, url+"/api/v1/service/budget/score", "k", "{}"); a.code != 200 {
+		t.Fatalf("within the budget: %+v", a)
+	}
+	memHeld.Add(memBudget)
+	a := post(t, url+"/api/v1/service/budget/score", "k", "{}")
+	memHeld.Add(-memBudget)
+	if a.code != 500 || !strings.Contains(a.body, "could not be stored") {
+		t.Fatalf("past the budget: %+v", a)
+	}
+	if n := memHeld.Load(); n != 0 {
+		t.Fatalf("%d bytes of the budget still held after the requests", n)
 	}
 }
