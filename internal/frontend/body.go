@@ -56,10 +56,12 @@ type reqBody struct {
 }
 
 // send is what the upstream client sends: the bytes in hand (buffered) or
-// a reader of the spooled file, which can be rewound to send again.
+// the spooled file from its start, which it can rewind to send again and
+// sends with sendfile.
 func (b *reqBody) send() (buffered []byte, body io.Reader, length int64) {
 	if b.file != nil {
-		return nil, io.NewSectionReader(b.file, 0, b.n), b.n
+		b.file.Seek(0, io.SeekStart)
+		return nil, &io.LimitedReader{R: b.file, N: b.n}, b.n
 	}
 	return b.mem, nil, b.n
 }

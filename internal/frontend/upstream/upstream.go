@@ -144,7 +144,9 @@ func drain(b io.Reader) bool {
 // The body is buffered (not nil: all of it, which a request on a stale
 // pooled connection can send again) or streamed from body (length bytes,
 // or chunked when length < 0; sent again from its start when it is an
-// io.Seeker).
+// io.Seeker or an io.LimitedReader of one). A long body goes out through the
+// connection's ReadFrom: from a file (an io.LimitedReader of an *os.File),
+// sendfile.
 func (u *Client) Do(ctx context.Context, deadline time.Time, addr, method, target string, header http.Header, skip func(string) bool, extra [][2]string, buffered []byte, body io.Reader, length int64) (*Exchange, error) {
 	if buffered != nil {
 		body, length = nil, int64(len(buffered))
@@ -170,14 +172,30 @@ func (u *Client) Do(ctx context.Context, deadline time.Time, addr, method, targe
 			if buffered != nil || body == nil {
 				continue
 			}
-			if rs, ok := body.(io.Seeker); ok { // a body in hand, from its start again
-				if _, err := rs.Seek(0, io.SeekStart); err == nil {
-					continue
-				}
+			if rewind(body, length) { // a body in hand, from its start again
+				continue
 			}
 		}
 		return nil, err
 	}
+}
+
+// rewind puts a body (length bytes) back at its start, if it can.
+func rewind(body io.Reader, length int64) bool {
+	if lr, ok := body.(*io.LimitedReader); ok {
+		if s, ok := lr.R.(io.Seeker); ok && length >= 0 {
+			if _, err := s.Seek(0, io.SeekStart); err == nil {
+				lr.N = length
+				return true
+			}
+		}
+		return false
+	}
+	if s, ok := body.(io.Seeker); ok {
+		_, err := s.Seek(0, io.SeekStart)
+		return err == nil
+	}
+	return false
 }
 
 // roundTrip sends the request, its body from buffered (when not nil) or
@@ -230,6 +248,16 @@ func roundTrip(c *upConn, method, target string, header http.Header, skip func(s
 			if werr == nil {
 				werr = cw.Close()
 				w.WriteString("\r\n")
+			}
+		} else if rf, ok := c.c.(io.ReaderFrom); ok && length >= 64<<10 {
+			// The head, then the body in as few writes as the connection
+			// allows (sendfile from a spooled body's file).
+			if werr = w.Flush(); werr == nil {
+				var n int64
+				n, werr = rf.ReadFrom(body)
+				if werr == nil && n < length {
+					werr = io.ErrUnexpectedEOF
+				}
 			}
 		} else {
 			_, werr = io.Copy(w, body)
