@@ -132,8 +132,10 @@ func readBody(w http.ResponseWriter, r *http.Request, dir string) (b reqBody, er
 		b.bp = bodyBufs.Get().(*[]byte)
 		buf := (*b.bp)[:0]
 		for {
-			if len(buf) == cap(buf) || int64(cap(buf)) > b.reserved {
-				want := min(max(2*cap(buf), 4<<10), memBody)
+			if int64(len(buf)) == b.reserved {
+				// The reserved part is full: reserve twice as much (the
+				// pooled buffer may be larger; what is used is counted).
+				want := min(max(2*len(buf), 16<<10), memBody)
 				if len(buf) >= memBody || !reserve(int64(want)-b.reserved) {
 					break
 				}
@@ -142,7 +144,7 @@ func readBody(w http.ResponseWriter, r *http.Request, dir string) (b reqBody, er
 					buf = append(make([]byte, 0, want), buf...)
 				}
 			}
-			n, err := src.Read(buf[len(buf):min(cap(buf), int(b.reserved))])
+			n, err := src.Read(buf[len(buf):b.reserved])
 			buf = buf[:len(buf)+n]
 			*b.bp = buf
 			if err == io.EOF {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -318,5 +319,25 @@ func TestBodyMemoryBudget(t *testing.T) {
 	}
 	if n := memHeld.Load(); n != 0 {
 		t.Fatalf("%d bytes of the budget still held after the requests", n)
+	}
+}
+
+// A small chunked body takes a small part of the budget, whatever the size
+// of the pooled buffer it is read into.
+func TestChunkedBodyReservesWhatItUses(t *testing.T) {
+	big := make([]byte, 0, memBody)
+	bodyBufs.Put(&big)
+	r, _ := http.NewRequest("POST", "/", io.MultiReader(strings.NewReader(`{"data":[1]}`)))
+	r.ContentLength = -1
+	b, err := readBody(httptest.NewRecorder(), r, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.close()
+	if string(b.mem) != `{"data":[1]}` || b.file != nil {
+		t.Fatalf("body %q, spooled %v", b.mem, b.file != nil)
+	}
+	if b.reserved > 16<<10 || memHeld.Load() != b.reserved {
+		t.Fatalf("a 12-byte chunked body reserved %d bytes (held in all: %d)", b.reserved, memHeld.Load())
 	}
 }
