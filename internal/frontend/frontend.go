@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,6 +23,7 @@ import (
 	"github.com/berth-ml/berth/internal/frontend/h1"
 	"github.com/berth-ml/berth/internal/frontend/upstream"
 	"github.com/golang-jwt/jwt/v5"
+	"golang.org/x/sync/singleflight"
 )
 
 // MaxBodyBytes is the largest scoring payload (REFERENCE.md: 100 MB).
@@ -45,6 +47,10 @@ type Frontend struct {
 	// HTTPServer serves the scoring listeners: ServerBerth (or empty) for
 	// the lean HTTP/1.1 server, ServerGo for net/http's.
 	HTTPServer string
+	peers      atomic.Pointer[map[string]bool] // peer front ends' hosts (SetPeers)
+	// BodyDir is where request bodies over memBody are spooled while they
+	// arrive (os.TempDir when empty).
+	BodyDir string
 }
 
 type service struct {
@@ -54,6 +60,10 @@ type service struct {
 	// forward is a peer front end (host:port) to send requests to when
 	// this one holds no slots of the service (more front ends than replicas).
 	forward atomic.Pointer[string]
+	// swagger is the service's swagger document as last fetched from a
+	// replica (swagger.go), swaggerFetch the fetch in progress.
+	swagger      atomic.Pointer[swaggerDoc]
+	swaggerFetch singleflight.Group
 }
 
 // New makes a front end with no services yet.
@@ -87,7 +97,9 @@ func (f *Frontend) SetRoute(r *Route) {
 			s.jwtKey.Store(k)
 		}
 	}
-	s.route.Store(r)
+	if old := s.route.Swap(r); old == nil || !reflect.DeepEqual(old, r) {
+		s.swagger.Store(nil) // a new version may describe itself otherwise
+	}
 }
 
 // DeleteRoute removes a service.
@@ -102,7 +114,9 @@ func (f *Frontend) DeleteRoute(name string) {
 // the peer to forward to when it may use none although the service has some.
 func (f *Frontend) SetReplicas(name string, rs []Replica, forward string) {
 	if s := f.service(name); s != nil {
-		s.pool.set(rs)
+		if s.pool.set(rs) {
+			s.swagger.Store(nil) // the copy may be an old version's
+		}
 		if forward == "" {
 			s.forward.Store(nil)
 		} else {
@@ -258,12 +272,18 @@ func (f *Frontend) serve(w http.ResponseWriter, r *http.Request, name, upPath, k
 		writeError(w, http.StatusMethodNotAllowed, "MethodNotAllowed", fmt.Sprintf("%s is not allowed on %s (use %s)", r.Method, r.URL.Path, wantMethod))
 		return
 	}
-	if kind != kindSwagger {
-		if ok, msg := f.authorize(s, rt, r); !ok {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="berth"`)
-			writeError(w, http.StatusUnauthorized, "Unauthorized", msg)
-			return
-		}
+	if kind == kindSwagger {
+		// Served without credentials (as the scoring reference does), so
+		// from the front end's copy: the client's request never reaches a
+		// replica, its body is not read, and no slot is taken.
+		f.serveSwagger(w, s, rt)
+		return
+	}
+	// Nothing of an unauthenticated request reaches a replica.
+	if ok, msg := f.authorize(s, rt, r); !ok {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="berth"`)
+		writeError(w, http.StatusUnauthorized, "Unauthorized", msg)
+		return
 	}
 	if kind == kindReady {
 		ready := s.pool.load().Replicas > 0 || s.forward.Load() != nil
@@ -271,7 +291,7 @@ func (f *Frontend) serve(w http.ResponseWriter, r *http.Request, name, upPath, k
 		return
 	}
 	if r.ContentLength > MaxBodyBytes {
-		writeError(w, http.StatusRequestEntityTooLarge, "PayloadTooLarge", fmt.Sprintf("the request body is larger than %d bytes", MaxBodyBytes))
+		tooLarge(w)
 		return
 	}
 	f.proxy(w, r, s, rt, upPath)
@@ -333,26 +353,19 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }
 
 // proxy admits the request to a replica and relays the answer.
 func (f *Frontend) proxy(w http.ResponseWriter, r *http.Request, s *service, rt *Route, upPath string) {
-	if r.ContentLength > MaxBodyBytes {
-		tooLarge(w)
-		return
-	}
-	// A small body is read before admission: a slow upload holds no
-	// replica slot, and while the request is queued the client's
-	// connection can be watched for a close (h1.Response.WatchClient).
-	buffered, bp, err := readSmallBody(r)
+	// The whole body is read before admission (body.go): a slow upload
+	// holds no replica slot, the client's framing errors are answered here,
+	// and while the request is queued the client's connection can be
+	// watched for a close (h1.Response.WatchClient).
+	body, err := readBody(w, r, f.BodyDir)
 	if err != nil {
-		if r.Context().Err() == nil {
-			writeError(w, http.StatusBadRequest, "BadRequestBody", "the request body could not be read: "+err.Error())
-		}
+		f.bodyError(w, r, rt, err)
 		return
 	}
-	if bp != nil {
-		defer bodyBufs.Put(bp)
-	}
+	defer body.close()
 	deadline := time.Now().Add(rt.scoringTimeout())
 	if peer := s.forward.Load(); peer != nil && r.Header.Get(forwardedHeader) == "" && s.pool.load().Replicas == 0 {
-		f.relay(deadline, w, r, rt, buffered, *peer, r.URL.Path, "peer "+*peer, true)
+		f.relay(deadline, w, r, rt, &body, *peer, r.URL.Path, "peer "+*peer, true)
 		return
 	}
 	// The request's own context and the deadline, not a context with a
@@ -416,7 +429,39 @@ func (f *Frontend) proxy(w http.ResponseWriter, r *http.Request, s *service, rt 
 		obs.inflight.Dec()
 	}()
 
-	f.relay(deadline, w, r, rt, buffered, rep.Addr, upPath, rep.Name, false)
+	f.relay(deadline, w, r, rt, &body, rep.Addr, upPath, rep.Name, false)
+}
+
+// bodyError answers a request whose body could not be read: too large
+// (413), too slow (408), or malformed (400); a client that left gets none.
+func (f *Frontend) bodyError(w http.ResponseWriter, r *http.Request, rt *Route, err error) {
+	var tooBig *bodyTooLarge
+	switch {
+	case errors.As(err, &tooBig):
+		tooLarge(w)
+	case errors.Is(err, h1.ErrBodyTooSlow):
+		w.Header().Set("Connection", "close")
+		writeError(w, http.StatusRequestTimeout, "RequestBodyTooSlow", fmt.Sprintf("the request body arrived slower than %d bytes/s", h1.DefaultMinBodyRate))
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+		// The client closed its side early (net/http's server then ends
+		// the request's context too); it may still read the answer.
+		w.Header().Set("Connection", "close")
+		writeError(w, http.StatusBadRequest, "BadRequestBody", "the request body ended before its end")
+	case r.Context().Err() != nil:
+		// the client went away
+	case isLocal(err):
+		f.log.Error("spooling a request body failed", "service", rt.Service, "err", err)
+		writeError(w, http.StatusInternalServerError, "InternalError", "the request body could not be stored")
+	default:
+		w.Header().Set("Connection", "close")
+		writeError(w, http.StatusBadRequest, "BadRequestBody", "the request body could not be read: "+err.Error())
+	}
+}
+
+// isLocal: the error is the front end's own file system's (spooling a body).
+func isLocal(err error) bool {
+	var pe *os.PathError
+	return errors.As(err, &pe)
 }
 
 // refuses tells whether a replica refuses connections, by taking an idle
@@ -452,40 +497,77 @@ type clientWatcher interface {
 // forwardedHeader marks a request one front end sent another.
 const forwardedHeader = "X-Berth-Forwarded"
 
-// relay sends the request to addr (path) and relays the answer, mapping
-// failures to the reference's status codes.
-func (f *Frontend) relay(deadline time.Time, w http.ResponseWriter, r *http.Request, rt *Route, buffered []byte, addr, path, to string, toPeer bool) {
-	var body io.Reader
-	if buffered == nil && r.Body != nil && r.Body != http.NoBody {
-		body = r.Body
-		if r.ContentLength < 0 { // chunked: counted as it comes (a longer Content-Length is refused in proxy)
-			body = &limitedBody{r: r.Body, left: MaxBodyBytes}
+// skipForwarded and skipToReplica name the client's headers a request
+// to a peer front end or to a replica goes without: those the front end
+// sets itself, and the credentials, which replicas never see.
+func skipForwarded(k string) bool { return k == "X-Forwarded-For" || k == "X-Forwarded-Proto" }
+
+func skipToReplica(k string) bool {
+	return k == "Authorization" || k == "X-Berth-Service" || k == "X-Forwarded-For" || k == "X-Forwarded-Proto"
+}
+
+// forwardedProto is the scheme the client used: this connection's, or the
+// one a peer front end (by its address) says its client used.
+func (f *Frontend) forwardedProto(r *http.Request, host string) string {
+	if r.TLS == nil && r.Header.Get(forwardedHeader) != "" && f.isPeer(host) {
+		if p := r.Header.Get("X-Forwarded-Proto"); p == "http" || p == "https" {
+			return p
 		}
 	}
+	if r.TLS != nil {
+		return "https"
+	}
+	return "http"
+}
+
+// SetPeers sets the addresses (host:port) of the other front ends, whose
+// X-Forwarded-Proto is trusted on requests they forward.
+func (f *Frontend) SetPeers(addrs []string) {
+	m := make(map[string]bool, len(addrs))
+	for _, a := range addrs {
+		if h, _, err := net.SplitHostPort(a); err == nil {
+			m[h] = true
+		}
+	}
+	f.peers.Store(&m)
+}
+
+func (f *Frontend) isPeer(host string) bool {
+	m := f.peers.Load()
+	return m != nil && (*m)[host]
+}
+
+// relay sends the request to addr (path) and relays the answer, mapping
+// failures to the reference's status codes.
+func (f *Frontend) relay(deadline time.Time, w http.ResponseWriter, r *http.Request, rt *Route, rb *reqBody, addr, path, to string, toPeer bool) {
 	if r.URL.RawQuery != "" {
 		path += "?" + r.URL.RawQuery
 	}
-	extra := make([][2]string, 0, 3)
-	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil && r.Header.Get("X-Forwarded-For") == "" {
-		extra = append(extra, [2]string{"X-Forwarded-For", host})
+	extra := make([][2]string, 0, 4)
+	// X-Forwarded-For: the client's own list (it may come through other
+	// proxies) with the address this front end sees appended; never the
+	// client's list alone, which would let it name any address.
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
 	}
+	xff := host
+	if prior := r.Header["X-Forwarded-For"]; len(prior) > 0 && !upstream.NamedIn(r.Header["Connection"], "X-Forwarded-For") {
+		xff = strings.Join(prior, ", ") + ", " + host
+	}
+	extra = append(extra, [2]string{"X-Forwarded-For", xff}, [2]string{"X-Forwarded-Proto", f.forwardedProto(r, host)})
 	var skip func(string) bool
 	if toPeer {
 		extra = append(extra, [2]string{forwardedHeader, "1"})
+		skip = skipForwarded
 	} else {
 		extra = append(extra, [2]string{"X-Berth-Service", rt.Service})
-		skip = func(k string) bool { return k == "Authorization" || k == "X-Berth-Service" }
+		skip = skipToReplica
 	}
-	length := r.ContentLength
-	if body == nil {
-		length = 0
-	}
+	buffered, body, length := rb.send()
 	ex, err := f.up.Do(r.Context(), deadline, addr, r.Method, path, r.Header, skip, extra, buffered, body, length)
 	if err != nil {
-		var tooBig *bodyTooLarge
 		switch {
-		case errors.As(err, &tooBig):
-			tooLarge(w)
 		case r.Context().Err() != nil:
 			// the client went away
 		case !time.Now().Before(deadline) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded):
@@ -499,8 +581,9 @@ func (f *Frontend) relay(deadline time.Time, w http.ResponseWriter, r *http.Requ
 	}
 	defer ex.Close()
 	h := w.Header()
+	conn := ex.Header["Connection"]
 	for k, v := range ex.Header {
-		if !upstream.DropHeader(k) || k == "Content-Length" {
+		if (!upstream.DropHeader(k) || k == "Content-Length") && (conn == nil || !upstream.NamedIn(conn, k)) {
 			h[k] = v
 		}
 	}

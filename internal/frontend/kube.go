@@ -166,6 +166,7 @@ func (w *Watcher) sync() {
 		return
 	}
 	peers, self := w.peerList()
+	w.Frontend.SetPeers(peers)
 	seen := map[string]bool{}
 	for _, cm := range cms {
 		rt, err := ParseRoute([]byte(cm.Data[RouteKey]))

@@ -49,8 +49,9 @@ type pool struct {
 func newPool() *pool { return &pool{replicas: map[string]*replica{}} }
 
 // set replaces the replicas (by name); requests in flight on a removed
-// replica finish there. Waiters get any new free slots.
-func (p *pool) set(rs []Replica) {
+// replica finish there. Waiters get any new free slots. changed: a replica
+// came, went or moved.
+func (p *pool) set(rs []Replica) (changed bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	seen := map[string]bool{}
@@ -64,11 +65,13 @@ func (p *pool) set(rs []Replica) {
 			cur.gone = true // a new address: requests in flight keep the old one
 		}
 		p.replicas[r.Name] = &replica{Replica: r}
+		changed = true
 	}
 	for name, r := range p.replicas {
 		if !seen[name] {
 			r.gone = true
 			delete(p.replicas, name)
+			changed = true
 		}
 	}
 	p.order = p.order[:0]
@@ -77,6 +80,7 @@ func (p *pool) set(rs []Replica) {
 	}
 	sort.Slice(p.order, func(i, j int) bool { return p.order[i].Name < p.order[j].Name })
 	p.drainLocked()
+	return changed
 }
 
 // pickLocked returns the free replica with the fewest outstanding
@@ -210,4 +214,21 @@ func (p *pool) load() Load {
 		l.Slots += r.Slots
 	}
 	return l
+}
+
+// anyAddr is the address of a ready replica with the fewest requests in
+// flight, for a request that takes no slot (the swagger document).
+func (p *pool) anyAddr() (string, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var best *replica
+	for _, r := range p.order {
+		if best == nil || r.inflight-r.Slots < best.inflight-best.Slots {
+			best = r
+		}
+	}
+	if best == nil {
+		return "", false
+	}
+	return best.Addr, true
 }

@@ -22,6 +22,9 @@ func TestOnNetHTTP(t *testing.T) {
 	t.Run("StatusCodes", TestStatusCodes)
 	t.Run("OverloadTenTimes", TestOverloadTenTimes)
 	t.Run("QueuedClientLeaves", TestQueuedClientLeaves)
+	t.Run("SlowClientsHoldNoSlot", TestSlowClientsHoldNoSlot)
+	t.Run("ClientFramingErrorsAre400", TestClientFramingErrorsAre400)
+	t.Run("LargeBodiesSpooled", TestLargeBodiesSpooled)
 }
 
 func freePort(t *testing.T) string {

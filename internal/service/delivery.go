@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"slices"
 
@@ -23,27 +24,44 @@ import (
 // AuthorizeDelivery checks a replica's delivery token and returns the
 // model version it may download. Only the models of the token's service
 // (as deployed, or as its running update wants them) are served.
+//
+// The service in the path only says which cluster is to check the token:
+// until that cluster has accepted it, the caller learns nothing of the
+// service. An unknown service, one whose compute checks no tokens, and a
+// token the cluster refuses all get the same answer (refusedDelivery), and
+// the cause goes to the server's log.
 func (m *Manager) AuthorizeDelivery(ctx context.Context, serviceID, token, model string, version int) (*store.Model, error) {
 	if token == "" {
 		return nil, problem.New(http.StatusUnauthorized, api.CodeUnauthorized, "model delivery needs the pod's service-account token (Authorization: Bearer <token>)")
 	}
 	sv, err := m.Store.GetServiceByID(ctx, serviceID)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, problem.NotFound("no service has id %s (was it deleted?)", serviceID)
+		return nil, refusedDelivery(serviceID, "no service has this id")
 	} else if err != nil {
 		return nil, err
 	}
 	c, err := m.Store.GetComputeByID(ctx, sv.ComputeID)
-	if err != nil {
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, refusedDelivery(serviceID, "the service's compute is gone")
+	} else if err != nil {
 		return nil, err
 	}
 	h, _ := m.host(c.Type)
 	rev, ok := h.(provider.DeliveryReviewer)
 	if !ok {
-		return nil, problem.New(http.StatusBadRequest, api.CodeNotAClusterService, "service %s runs on compute %s (type %s), which delivers its models itself", sv.Name, c.Name, c.Type)
+		return nil, refusedDelivery(serviceID, fmt.Sprintf("service %s runs on compute %s (type %s), which delivers its models itself", sv.Name, c.Name, c.Type))
 	}
 	if err := rev.ReviewDeliveryToken(ctx, c, sv, token); err != nil {
-		return nil, err
+		if p, ok := problem.As(err); ok && p.Status == http.StatusUnauthorized {
+			return nil, refusedDelivery(serviceID, p.Body.Message)
+		}
+		if p, ok := problem.As(err); !ok || p.Status >= 500 {
+			// The cluster could not be asked: a 5xx, which the init
+			// container retries, naming neither the service nor its cluster.
+			slog.Warn("a model delivery token could not be checked", "service", sv.Name, "id", serviceID, "err", err)
+			return nil, problem.New(http.StatusBadGateway, api.CodeClusterUnreachable, "the token could not be checked with the service's cluster; try again")
+		}
+		return nil, err // the cluster accepted the token, for another identity (403)
 	}
 	ref := fmt.Sprintf("%s:%d", model, version)
 	if !slices.Contains(m.deliverable(ctx, sv), ref) {
@@ -54,6 +72,14 @@ func (m *Manager) AuthorizeDelivery(ctx context.Context, serviceID, token, model
 		return nil, problem.NotFound("model %s is no longer registered", ref)
 	}
 	return md, err
+}
+
+// refusedDelivery is the one answer to a caller whose token no cluster
+// has accepted for the service in the path, whatever the cause (logged).
+func refusedDelivery(serviceID, cause string) error {
+	slog.Info("model delivery refused", "service_id", serviceID, "cause", cause)
+	return problem.New(http.StatusUnauthorized, api.CodeUnauthorized,
+		"the delivery token was not accepted: the service's cluster did not accept the token for audience berth:<attachment id>, or there is no such service")
 }
 
 // deliverable are the model versions a service's pods may fetch: those

@@ -45,7 +45,12 @@ type Server struct {
 	ReadHeaderTimeout time.Duration // also bounds the TLS handshake
 	IdleTimeout       time.Duration
 	MaxHeaderBytes    int
-	Log               *slog.Logger
+	// MinBodyRate is the slowest a request body may arrive, in bytes per
+	// second on average since its head was read, once BodyGrace has
+	// passed; a slower one fails with ErrBodyTooSlow. 0: no minimum.
+	MinBodyRate int64
+	BodyGrace   time.Duration
+	Log         *slog.Logger
 
 	baseCtx    context.Context
 	cancelBase context.CancelFunc
@@ -63,6 +68,20 @@ const (
 	h1MaxPostHandler = 256 << 10 // unread request body discarded to keep the connection (as net/http)
 )
 
+// Defaults for Server.MinBodyRate and Server.BodyGrace: a body must arrive
+// at 4 KiB/s on average once 10 s have passed since its head (Kestrel's
+// MinRequestBodyDataRate is the same idea, at 240 B/s after 5 s). A 100 MB
+// body may then take up to about 7 hours; one byte a second is cut after
+// 10 s.
+const (
+	DefaultMinBodyRate = 4 << 10
+	DefaultBodyGrace   = 10 * time.Second
+)
+
+// ErrBodyTooSlow is the error of a request body read that ran past the
+// server's minimum body rate; the connection is closed after the answer.
+var ErrBodyTooSlow = errors.New("the request body arrived slower than the minimum data rate")
+
 // connection states, for Shutdown
 const (
 	stateIdle int32 = iota // between requests (or before the first)
@@ -71,14 +90,15 @@ const (
 )
 
 // NewServer makes a server for h: 10 s to read a head (and to shake hands),
-// 120 s idle, heads up to 64 KiB; a nil log is slog.Default().
+// 120 s idle, heads up to 64 KiB, bodies at DefaultMinBodyRate after
+// DefaultBodyGrace; a nil log is slog.Default().
 func NewServer(h http.Handler, log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.Default()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10,
-		Log: log, baseCtx: ctx, cancelBase: cancel, listeners: map[net.Listener]struct{}{}, conns: map[*h1Conn]struct{}{}}
+		MinBodyRate: DefaultMinBodyRate, BodyGrace: DefaultBodyGrace, Log: log, baseCtx: ctx, cancelBase: cancel, listeners: map[net.Listener]struct{}{}, conns: map[*h1Conn]struct{}{}}
 }
 
 var (
@@ -250,7 +270,32 @@ func (s h1Source) Read(p []byte) (int, error) {
 		s.c.peeked = false
 		return 1, nil
 	}
+	if b := &s.c.body; b.paced {
+		return b.pacedRead(p)
+	}
 	return s.c.rwc.Read(p)
+}
+
+// pacedRead reads the connection while a body is being received, with a
+// read deadline that enforces the server's minimum body rate: by time t,
+// at least MinBodyRate × (t − start − BodyGrace) bytes must have come.
+// Where the bytes received so far stop being enough is due; the deadline
+// is set a little after it (slack: up to a second), and moved only when
+// due passes it, so a fast body costs a timer update per second of credit
+// at most, not one per read.
+func (b *h1Body) pacedRead(p []byte) (int, error) {
+	c := b.c
+	due := b.start.Add(c.s.BodyGrace + time.Duration(float64(b.got)/float64(c.s.MinBodyRate)*float64(time.Second)))
+	slack := min(time.Second, c.s.BodyGrace/4)
+	if c.rdl.Before(due) || c.rdl.After(due.Add(slack)) {
+		c.setReadDeadline(due.Add(slack))
+	}
+	n, err := c.rwc.Read(p)
+	b.got += int64(n)
+	if ne := net.Error(nil); err != nil && errors.As(err, &ne) && ne.Timeout() {
+		err = ErrBodyTooSlow
+	}
+	return n, err
 }
 
 // setReadDeadline sets the connection's read deadline and remembers it.
@@ -653,9 +698,13 @@ func (c *h1Conn) readRequest() error {
 		r.Body = &c.body
 	}
 	if c.body.has && (c.body.chunked != nil || int64(c.br.Buffered()) < r.ContentLength) {
-		// The body is read while the handler runs: no deadline, as net/http
-		// without a ReadTimeout.
-		c.setReadDeadline(time.Time{})
+		// The body is read while the handler runs, at the minimum rate
+		// (pacedRead) or with no deadline, as net/http without a ReadTimeout.
+		if c.s.MinBodyRate > 0 {
+			c.body.paced, c.body.start = true, time.Now()
+		} else {
+			c.setReadDeadline(time.Time{})
+		}
 	}
 	if ex, ok := h["Expect"]; ok && ex[0] != "" {
 		if strings.EqualFold(ex[0], "100-continue") {
@@ -785,6 +834,11 @@ type h1Body struct {
 	closed    bool
 	err       error
 	expect    bool // 100 Continue to send on the first read
+	// paced: the body's reads of the connection keep to the minimum rate
+	// (pacedRead): got bytes read from it since start.
+	paced bool
+	start time.Time
+	got   int64
 }
 
 func (b *h1Body) reset() {
@@ -807,10 +861,19 @@ func (b *h1Body) Read(p []byte) (int, error) {
 	if b.expect {
 		b.expect = false
 		b.c.resp.sendContinue()
+		b.start = time.Now() // the client sends the body from now on
 	}
 	if len(p) == 0 {
 		return 0, nil
 	}
+	n, err := b.read(p)
+	if b.eof || b.err != nil {
+		b.paced = false // the next request's head is read with its own deadline
+	}
+	return n, err
+}
+
+func (b *h1Body) read(p []byte) (int, error) {
 	if b.chunked == nil {
 		if int64(len(p)) > b.remaining {
 			p = p[:b.remaining]
@@ -918,6 +981,7 @@ func (w *Response) WatchClient() (stop func()) {
 	if !c.body.done() || c.br.Buffered() > 0 || c.peeked || w.wroteHeader || c.ctx.Err() != nil {
 		return func() {}
 	}
+	c.setReadDeadline(time.Time{}) // not a body's or an idle deadline: the wait may be long
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

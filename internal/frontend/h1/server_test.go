@@ -651,3 +651,75 @@ func TestH1WatchClient(t *testing.T) {
 		t.Fatalf("the pipelined request, whose first byte the watch read, came back as %q", body)
 	}
 }
+
+// A body that arrives slower than MinBodyRate is cut once BodyGrace has
+// passed (ErrBodyTooSlow, then the connection closes); one that keeps to
+// the rate is read whole however long it takes. Both framings.
+func TestH1MinBodyRate(t *testing.T) {
+	gotErr := make(chan error, 4)
+	_, addr := startH1(t, func(w http.ResponseWriter, r *http.Request) {
+		b, err := io.ReadAll(r.Body)
+		gotErr <- err
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusRequestTimeout)
+			return
+		}
+		fmt.Fprintf(w, "body=%s", b)
+	}, nil, func(s *Server) { s.MinBodyRate, s.BodyGrace = 100, 300*time.Millisecond })
+
+	for _, head := range []string{
+		"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n",
+		"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",
+	} {
+		rc := dialRaw(t, addr)
+		start := time.Now()
+		rc.send(head)
+		chunked := strings.Contains(head, "chunked")
+		go func() { // 20 B/s, or 60 B/s with the chunks' framing (the rate counts the bytes received)
+			for i := 0; i < 100; i++ {
+				msg := "a"
+				if chunked {
+					msg = "1\r\na\r\n"
+					time.Sleep(50 * time.Millisecond)
+				}
+				if _, err := io.WriteString(rc.c, msg); err != nil {
+					return
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+		}()
+		if err := <-gotErr; !errors.Is(err, ErrBodyTooSlow) {
+			t.Fatalf("%q: a body at 20-60 B/s, minimum 100 B/s: read error %v", head, err)
+		}
+		if d := time.Since(start); d < 300*time.Millisecond || d > 2*time.Second {
+			t.Fatalf("%q: cut after %s, want soon after the 300ms grace", head, d)
+		}
+		resp, body := rc.read("POST")
+		if resp.StatusCode != http.StatusRequestTimeout || !strings.Contains(body, "minimum data rate") || !resp.Close {
+			t.Fatalf("%q: %d %q close=%v", head, resp.StatusCode, body, resp.Close)
+		}
+	}
+
+	// 10 bytes every 50 ms (200 B/s) for a second: well past the grace, at
+	// twice the minimum.
+	rc := dialRaw(t, addr)
+	rc.send("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 200\r\n\r\n")
+	for i := 0; i < 20; i++ {
+		time.Sleep(50 * time.Millisecond)
+		rc.send(strings.Repeat("b", 10))
+	}
+	if err := <-gotErr; err != nil {
+		t.Fatalf("a body at twice the minimum rate: %v", err)
+	}
+	if resp, body := rc.read("POST"); resp.StatusCode != 200 || body != "body="+strings.Repeat("b", 200) {
+		t.Fatalf("%d %q", resp.StatusCode, body)
+	}
+	// The next request on the connection is not held to the body's pace.
+	rc.send("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nok")
+	if err := <-gotErr; err != nil {
+		t.Fatal(err)
+	}
+	if _, body := rc.read("POST"); body != "body=ok" {
+		t.Fatalf("%q", body)
+	}
+}

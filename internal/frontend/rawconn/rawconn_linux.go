@@ -182,6 +182,10 @@ func (q *quietConn) opError(op string, err error) error {
 	return &net.OpError{Op: op, Net: "tcp", Source: q.c.LocalAddr(), Addr: q.c.RemoteAddr(), Err: err}
 }
 
+// ReadFrom is the TCP connection's own: a file goes out with sendfile
+// (a spooled request body), as through a plain net.Conn.
+func (q *quietConn) ReadFrom(r io.Reader) (int64, error) { return q.c.ReadFrom(r) }
+
 func (q *quietConn) Close() error                       { return q.c.Close() }
 func (q *quietConn) CloseWrite() error                  { return q.c.CloseWrite() }
 func (q *quietConn) LocalAddr() net.Addr                { return q.c.LocalAddr() }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -239,5 +240,38 @@ func TestUpstreamSkipsContinue(t *testing.T) {
 	}
 	if n := conns(); n != 1 {
 		t.Fatalf("%d connections, want 1", n)
+	}
+}
+
+// A body in hand is rewound for a second attempt on a new connection: an
+// io.Seeker, or an io.LimitedReader of one (a spooled file) with its length.
+func TestRewind(t *testing.T) {
+	f, err := os.CreateTemp(t.TempDir(), "body")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	f.WriteString("hello, world")
+	f.Seek(0, io.SeekStart)
+	lr := &io.LimitedReader{R: f, N: 5}
+	if b, _ := io.ReadAll(lr); string(b) != "hello" {
+		t.Fatalf("%q", b)
+	}
+	if !rewind(lr, 5) {
+		t.Fatal("a LimitedReader of a file was not rewound")
+	}
+	if b, _ := io.ReadAll(lr); string(b) != "hello" {
+		t.Fatalf("after rewind: %q", b)
+	}
+	sr := io.NewSectionReader(f, 7, 5)
+	io.ReadAll(sr)
+	if !rewind(sr, 5) {
+		t.Fatal("a SectionReader was not rewound")
+	}
+	if b, _ := io.ReadAll(sr); string(b) != "world" {
+		t.Fatalf("after rewind: %q", b)
+	}
+	if rewind(strings.NewReader("x"), 1) != true || rewind(io.MultiReader(), 0) {
+		t.Fatal("rewind of a Seeker, or of a reader that cannot be")
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -135,13 +136,17 @@ func drain(b io.Reader) bool {
 }
 
 // Do sends a request to addr and returns the response with its body
-// unread. header is sent without hop-by-hop headers, Host, framing headers
-// and those skip names; extra headers are added. The exchange ends with
+// unread. header is sent without hop-by-hop headers (those DropHeader
+// names and those its Connection header names), Host, framing headers and
+// those skip names; extra headers are added. The exchange ends with
 // os.ErrDeadlineExceeded at deadline, and with ctx's cause when ctx ends.
 //
 // The body is buffered (not nil: all of it, which a request on a stale
 // pooled connection can send again) or streamed from body (length bytes,
-// or chunked when length < 0).
+// or chunked when length < 0; sent again from its start when it is an
+// io.Seeker or an io.LimitedReader of one). A long body goes out through the
+// connection's ReadFrom: from a file (an io.LimitedReader of an *os.File),
+// sendfile.
 func (u *Client) Do(ctx context.Context, deadline time.Time, addr, method, target string, header http.Header, skip func(string) bool, extra [][2]string, buffered []byte, body io.Reader, length int64) (*Exchange, error) {
 	if buffered != nil {
 		body, length = nil, int64(len(buffered))
@@ -163,11 +168,34 @@ func (u *Client) Do(ctx context.Context, deadline time.Time, addr, method, targe
 		if ctx.Err() != nil {
 			return nil, context.Cause(ctx)
 		}
-		if errors.Is(err, errStale) && reused && (buffered != nil || body == nil) && attempt < 2 {
-			continue
+		if errors.Is(err, errStale) && reused && attempt < 2 {
+			if buffered != nil || body == nil {
+				continue
+			}
+			if rewind(body, length) { // a body in hand, from its start again
+				continue
+			}
 		}
 		return nil, err
 	}
+}
+
+// rewind puts a body (length bytes) back at its start, if it can.
+func rewind(body io.Reader, length int64) bool {
+	if lr, ok := body.(*io.LimitedReader); ok {
+		if s, ok := lr.R.(io.Seeker); ok && length >= 0 {
+			if _, err := s.Seek(0, io.SeekStart); err == nil {
+				lr.N = length
+				return true
+			}
+		}
+		return false
+	}
+	if s, ok := body.(io.Seeker); ok {
+		_, err := s.Seek(0, io.SeekStart)
+		return err == nil
+	}
+	return false
 }
 
 // roundTrip sends the request, its body from buffered (when not nil) or
@@ -181,8 +209,9 @@ func roundTrip(c *upConn, method, target string, header http.Header, skip func(s
 	for _, kv := range extra {
 		b = append(append(append(append(b, kv[0]...), ": "...), kv[1]...), "\r\n"...)
 	}
+	conn := header["Connection"]
 	for k, vs := range header {
-		if DropHeader(k) || (skip != nil && skip(k)) {
+		if DropHeader(k) || (skip != nil && skip(k)) || (conn != nil && NamedIn(conn, k)) {
 			continue
 		}
 		for _, v := range vs {
@@ -220,6 +249,16 @@ func roundTrip(c *upConn, method, target string, header http.Header, skip func(s
 				werr = cw.Close()
 				w.WriteString("\r\n")
 			}
+		} else if rf, ok := c.c.(io.ReaderFrom); ok && length >= 64<<10 {
+			// The head, then the body in as few writes as the connection
+			// allows (sendfile from a spooled body's file).
+			if werr = w.Flush(); werr == nil {
+				var n int64
+				n, werr = rf.ReadFrom(body)
+				if werr == nil && n < length {
+					werr = io.ErrUnexpectedEOF
+				}
+			}
 		} else {
 			_, werr = io.Copy(w, body)
 		}
@@ -253,6 +292,21 @@ func roundTrip(c *upConn, method, target string, header http.Header, skip func(s
 func isReset(err error) bool {
 	var op *net.OpError
 	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || (errors.As(err, &op) && !op.Timeout())
+}
+
+// NamedIn: the header k is named in the Connection header's values conn,
+// which makes it hop-by-hop (RFC 9110 section 7.6.1): a proxy drops it.
+func NamedIn(conn []string, k string) bool {
+	for _, v := range conn {
+		for v != "" {
+			var t string
+			t, v, _ = strings.Cut(v, ",")
+			if t = strings.Trim(t, " \t"); len(t) == len(k) && strings.EqualFold(t, k) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // DropHeader: hop-by-hop and framing headers are the front end's own.
