@@ -230,6 +230,9 @@ func (p *Provider) waitService(ctx context.Context, r *operation.Run, t *provide
 			sv.ScoringURI, sv.SwaggerURI = scoringURIs(c, sv)
 			return r.Store.UpdateService(ctx, sv)
 		}
+		if err := modelsRefused(ctx, cl, sv); err != nil {
+			return err
+		}
 		if time.Now().After(deadline) {
 			return operation.Fail(api.CodeReplicasNotReady, fmt.Sprintf("no replica of %s became ready within %s (check `berth service logs -n %s`)", sv.Name, timeout, sv.Name))
 		}
@@ -239,6 +242,34 @@ func (p *Provider) waitService(ctx context.Context, r *operation.Run, t *provide
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
+}
+
+// modelsRefused fails the operation when a replica's model-init container
+// ended in error: it retries what may pass by itself (the control plane
+// restarting) and exits only on what will not (an artifact refused, a
+// token the cluster does not accept), so waiting longer cannot help. The
+// failure carries the container's last lines.
+func modelsRefused(ctx context.Context, cl *kubeconn.Cluster, sv *store.Service) error {
+	pods, err := cl.Client.CoreV1().Pods(sv.Namespace).List(ctx, metav1.ListOptions{LabelSelector: frontend.ServiceLabel + "=" + sv.Name})
+	if err != nil {
+		return nil // the Deployment's answer decides; a list that fails is tried again
+	}
+	for _, pod := range pods.Items {
+		for _, st := range pod.Status.InitContainerStatuses {
+			term := st.State.Terminated
+			if term == nil {
+				term = st.LastTerminationState.Terminated
+			}
+			if st.Name != InitContainerName || term == nil || term.ExitCode == 0 {
+				continue
+			}
+			n := int64(20)
+			logs, _ := cl.Client.CoreV1().Pods(sv.Namespace).GetLogs(pod.Name, &corev1.PodLogOptions{Container: InitContainerName, TailLines: &n}).DoRaw(ctx)
+			return operation.Fail(api.CodeModelUnpackFailed, fmt.Sprintf("replica %s could not get its models (%s exited with code %d): %s",
+				pod.Name, InitContainerName, term.ExitCode, strings.TrimSpace(string(logs))))
+		}
+	}
+	return nil
 }
 
 // scoringURIs are the scoring and swagger URIs through the compute's front end.

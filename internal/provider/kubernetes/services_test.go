@@ -1,6 +1,15 @@
 package kubernetes
 
 import (
+	"context"
+	"errors"
+
+	"github.com/berth-ml/berth/internal/frontend"
+	"github.com/berth-ml/berth/internal/kubeconn"
+	"github.com/berth-ml/berth/internal/operation"
+	"github.com/berth-ml/berth/internal/testenv/simcluster"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"strings"
 	"testing"
 
@@ -33,5 +42,42 @@ func TestClusterReplicaBounds(t *testing.T) {
 	}
 	if d := p.CheckService(c, &api.ServiceSpec{Replicas: MaxServiceReplicas}); len(d) != 0 {
 		t.Errorf("the limit: %v", d)
+	}
+}
+
+// A replica whose model-init container ended in error fails the deploy at
+// once, naming the replica and the container's exit code: model-init only
+// exits on what waiting cannot fix (an artifact over the limits, a model
+// gone).
+func TestRefusedModelsFailTheDeploy(t *testing.T) {
+	cl := simcluster.StartT(t, simcluster.Options{Nodes: simcluster.Nodes(1, "4")})
+	kc, err := kubeconn.Connect(cl.Kubeconfig, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	sv := &store.Service{Service: api.Service{Name: "iris", ServiceSpec: api.ServiceSpec{Namespace: "default"}}}
+	// A pod no node runs (no kubelet rewrites its status), as a cluster
+	// would report it.
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "iris-1", Namespace: "default", Labels: map[string]string{frontend.ServiceLabel: "iris"}},
+		Spec: corev1.PodSpec{NodeSelector: map[string]string{"nowhere": "true"},
+			InitContainers: []corev1.Container{{Name: InitContainerName, Image: "berth"}}, Containers: []corev1.Container{{Name: "model", Image: "berth"}}}}
+	pod, err = kc.Client.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := modelsRefused(ctx, kc, sv); err != nil {
+		t.Fatalf("a pending replica: %v", err)
+	}
+	pod.Status.InitContainerStatuses = []corev1.ContainerStatus{{Name: InitContainerName,
+		State:                corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff"}},
+		LastTerminationState: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 1, Reason: "Error"}}}}
+	if _, err := kc.Client.CoreV1().Pods("default").UpdateStatus(ctx, pod, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	err = modelsRefused(ctx, kc, sv)
+	var f *operation.Failure
+	if !errors.As(err, &f) || f.Code != api.CodeModelUnpackFailed || !strings.Contains(f.Message, "replica iris-1 could not get its models (berth-models exited with code 1)") {
+		t.Fatalf("a replica whose models were refused: %v", err)
 	}
 }
