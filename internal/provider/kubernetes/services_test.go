@@ -10,6 +10,7 @@ import (
 	"github.com/berth-ml/berth/internal/testenv/simcluster"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 	"strings"
 	"testing"
 
@@ -69,10 +70,20 @@ func TestRefusedModelsFailTheDeploy(t *testing.T) {
 	if err := modelsRefused(ctx, kc, sv); err != nil {
 		t.Fatalf("a pending replica: %v", err)
 	}
-	pod.Status.InitContainerStatuses = []corev1.ContainerStatus{{Name: InitContainerName,
-		State:                corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff"}},
-		LastTerminationState: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 1, Reason: "Error"}}}}
-	if _, err := kc.Client.CoreV1().Pods("default").UpdateStatus(ctx, pod, metav1.UpdateOptions{}); err != nil {
+	// The scheduler writes the pod's status too (unschedulable): take the
+	// latest before each try.
+	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		cur, err := kc.Client.CoreV1().Pods("default").Get(ctx, pod.Name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		cur.Status.InitContainerStatuses = []corev1.ContainerStatus{{Name: InitContainerName,
+			State:                corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff"}},
+			LastTerminationState: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 1, Reason: "Error"}}}}
+		_, err = kc.Client.CoreV1().Pods("default").UpdateStatus(ctx, cur, metav1.UpdateOptions{})
+		return err
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
 	err = modelsRefused(ctx, kc, sv)
