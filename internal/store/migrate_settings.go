@@ -167,25 +167,34 @@ func mergeInto(doc map[string]json.RawMessage, key string, m map[string]any) err
 	return nil
 }
 
-// rewriteComputeDoc is a compute document without properties, or false
-// when it has none (already migrated, or never had any).
-func rewriteComputeDoc(doc []byte) ([]byte, bool, error) {
-	var d map[string]json.RawMessage
+// takeProperties decodes a document (a compute's, or a create or attach
+// request's) and takes its properties out, with its type and origin; the
+// document is nil when it has no properties (already migrated, or never
+// had any).
+func takeProperties(doc []byte) (d map[string]json.RawMessage, props map[string]string, typ, origin string, err error) {
 	if err := json.Unmarshal(doc, &d); err != nil {
-		return nil, false, err
+		return nil, nil, "", "", err
 	}
 	raw, ok := d["properties"]
 	if !ok {
-		return nil, false, nil
+		return nil, nil, "", "", nil
 	}
 	delete(d, "properties")
-	var props map[string]string
 	if err := json.Unmarshal(raw, &props); err != nil {
-		return nil, false, fmt.Errorf("properties: %w", err)
+		return nil, nil, "", "", fmt.Errorf("properties: %w", err)
 	}
-	var typ, origin string
 	json.Unmarshal(d["type"], &typ)
 	json.Unmarshal(d["origin"], &origin)
+	return d, props, typ, origin, nil
+}
+
+// rewriteComputeDoc is a compute document without properties, or false
+// when it has none (already migrated, or never had any).
+func rewriteComputeDoc(doc []byte) ([]byte, bool, error) {
+	d, props, typ, origin, err := takeProperties(doc)
+	if d == nil || err != nil {
+		return nil, false, err
+	}
 	settings, status := splitProperties(typ, origin, props)
 	if err := mergeInto(d, "settings", settings); err != nil {
 		return nil, false, err
@@ -201,22 +210,10 @@ func rewriteComputeDoc(doc []byte) ([]byte, bool, error) {
 // they were all settings (the request was checked when it was made), in
 // their typed form.
 func rewriteRequestParams(params []byte) ([]byte, bool, error) {
-	var d map[string]json.RawMessage
-	if err := json.Unmarshal(params, &d); err != nil {
+	d, props, typ, origin, err := takeProperties(params)
+	if d == nil || err != nil {
 		return nil, false, err
 	}
-	raw, ok := d["properties"]
-	if !ok {
-		return nil, false, nil
-	}
-	delete(d, "properties")
-	var props map[string]string
-	if err := json.Unmarshal(raw, &props); err != nil {
-		return nil, false, fmt.Errorf("properties: %w", err)
-	}
-	var typ, origin string
-	json.Unmarshal(d["type"], &typ)
-	json.Unmarshal(d["origin"], &origin)
 	places := propPlaces(typ, origin)
 	settings := map[string]any{}
 	for k, v := range props {
