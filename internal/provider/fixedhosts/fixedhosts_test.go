@@ -128,9 +128,11 @@ func (p *Provider) ServiceLogs(_ context.Context, _ *store.Compute, sv *store.Se
 
 // env is a server with the fixed-hosts type, its front end and hosts.
 type env struct {
-	t     *testing.T
-	owner *client.Client
-	feURL string
+	t       *testing.T
+	owner   *client.Client
+	feURL   string
+	p       *Provider
+	dataDir string
 }
 
 // start runs model-server stand-ins on hosts, the type's front end, and a
@@ -149,10 +151,11 @@ func start(t *testing.T, hosts int, workspaces ...string) *env {
 	feSrv := httptest.NewServer(fe)
 	t.Cleanup(feSrv.Close)
 	p := &Provider{Hosts: addrs, Frontend: fe, Address: strings.TrimPrefix(feSrv.URL, "http://")}
-	srv := servertest.Start(t, server.Config{DataDir: t.TempDir(), Poll: 50 * time.Millisecond,
+	dataDir := t.TempDir()
+	srv := servertest.Start(t, server.Config{DataDir: dataDir, Poll: 50 * time.Millisecond,
 		Providers: []provider.Provider{p}}) // the one registration line
 	owner, _ := client.New(srv.URL, srv.Token)
-	e := &env{t: t, owner: owner, feURL: feSrv.URL}
+	e := &env{t: t, owner: owner, feURL: feSrv.URL, p: p, dataDir: dataDir}
 	ctx := context.Background()
 	for _, ws := range workspaces {
 		if _, err := owner.CreateWorkspace(ctx, api.WorkspaceCreateRequest{Name: ws, Region: "westus2"}); err != nil {
@@ -287,5 +290,47 @@ func TestTokensAreBoundToWorkspaceAndService(t *testing.T) {
 	deploy("team-b")
 	if code := score("team-b", tokB); code != 401 {
 		t.Fatalf("a token of the deleted iris on the new one: %d, want 401", code)
+	}
+}
+
+// A server rewrites every service's route as it starts, so front ends
+// holding a route of an older release (no token audience: no token
+// accepted) serve this release's again.
+func TestServerRepublishesRoutesAtStart(t *testing.T) {
+	ctx := context.Background()
+	e := start(t, 1, "team-a")
+	e.wait(e.owner.DeployService(ctx, "team-a", api.ServiceRequest{Name: "iris", ServiceSpec: api.ServiceSpec{
+		Compute: "racks", Models: []string{"iris"}, Command: []string{"serve"}, Auth: api.AuthToken}}))
+	tok, err := e.owner.ServiceToken(ctx, "team-a", "iris")
+	if err != nil {
+		t.Fatal(err)
+	}
+	score := func() int {
+		req, _ := http.NewRequest("POST", e.feURL+"/api/v1/service/iris/score", strings.NewReader(`{}`))
+		req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	var old *frontend.Route
+	for _, rt := range e.p.Frontend.Services() {
+		if rt.Service == "iris" {
+			c := *rt
+			c.TokenAudience = "" // as an older release wrote it
+			old = &c
+		}
+	}
+	e.p.Frontend.SetRoute(old)
+	if code := score(); code != 401 {
+		t.Fatalf("a token on an old route: %d, want 401", code)
+	}
+	servertest.Start(t, server.Config{DataDir: e.dataDir, Poll: 50 * time.Millisecond, Providers: []provider.Provider{e.p}})
+	for deadline := time.Now().Add(10 * time.Second); score() != 200; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the route was not written again when a server started")
+		}
 	}
 }
