@@ -50,7 +50,7 @@ func (m *Manager) mayRunCommand(ctx context.Context, c *store.Compute, spec *api
 	if role, _ := ctx.Value(roleKey{}).(string); role == api.RoleOwner {
 		return nil
 	}
-	return problem.Forbidden("running a command on compute %s (type %s) needs the owner role: its replicas run on the control plane's machine. An owner can allow contributors by creating it with settings.allowContributorCommands", c.Name, c.Type)
+	return problem.Forbidden("running a command on compute %s (type %s) needs the owner role: its replicas run on the control plane's machine. Ask an owner to deploy it, or to allow contributors on a local compute they create (settings.allowContributorCommands; berth compute create local --allow-contributor-commands)", c.Name, c.Type)
 }
 
 // host is the provider that hosts services on computes of a type.
