@@ -452,6 +452,33 @@ func TestCancelRunningOperation(t *testing.T) {
 	}
 }
 
+// The server that records a cancel tells its engine (Canceled): the
+// operation it runs stops at once, with no heartbeat (the clock stands
+// still), so the target is free for the next operation.
+func TestCanceledStopsAtOnce(t *testing.T) {
+	forEachStore(t, func(t *testing.T, e *env) {
+		b := e.gate("b")
+		op := e.newOp("attach")
+		eng := e.start("A", func(*store.Operation) *operation.Plan { return e.plan(b.step(), e.step("c", nil)) })
+		atB := b.wait()
+		eng.Canceled("another-operation")
+		if got := e.get(op.ID); got.State != api.OpRunning {
+			t.Fatalf("another operation's cancel: %s", got.State)
+		}
+		if err := e.store.RequestCancel(context.Background(), op.ID); err != nil {
+			t.Fatal(err)
+		}
+		eng.Canceled(op.ID)
+		select {
+		case <-atB.ctx.Done():
+		case <-time.After(10 * time.Second):
+			t.Fatal("the step's context did not end")
+		}
+		waitState(e, op.ID, api.OpCanceled)
+		e.wantCalls("b", "undo", "finish Canceled operation canceled")
+	})
+}
+
 // A Pending operation is canceled by the store at once: no engine plans it.
 func TestCancelPendingOperation(t *testing.T) {
 	forEachStore(t, func(t *testing.T, e *env) {

@@ -158,6 +158,16 @@ type Engine struct {
 	running sync.WaitGroup
 	init    sync.Once
 	active  sync.Map // ids of the operations this engine is running
+	cancels sync.Map // operation id → its context's cancel, while it runs here
+}
+
+// Canceled tells the engine that a cancel of an operation was recorded:
+// if it runs the operation, it stops it now instead of at its next lease
+// renewal (another server running it notices at its own).
+func (e *Engine) Canceled(opID string) {
+	if c, ok := e.cancels.Load(opID); ok {
+		c.(context.CancelCauseFunc)(errCanceled)
+	}
 }
 
 // defaults fills in the settings left zero, once: Wake may be called (by
@@ -277,6 +287,8 @@ func (e *Engine) execute(serverCtx context.Context, op *store.Operation) {
 		}
 	}()
 	go e.heartbeat(ctx, cancel, op)
+	e.cancels.Store(op.ID, cancel)
+	defer e.cancels.Delete(op.ID)
 
 	run := &Run{Op: op, Store: e.Store, engine: e}
 	var plan *Plan

@@ -503,6 +503,7 @@ func (s *Server) cancelOperation(w http.ResponseWriter, r *http.Request, p *prin
 	if err := s.store.RequestCancel(r.Context(), op.ID); err != nil {
 		return err
 	}
+	s.engine.Canceled(op.ID)
 	if op, err = s.store.GetOperation(r.Context(), op.ID); err != nil {
 		return err
 	}
