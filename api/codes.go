@@ -75,6 +75,7 @@ const (
 	CodeOperationNotSupported          = "OperationNotSupported"
 	CodePreflightFailed                = "PreflightFailed"
 	CodeReconcileFailed                = "ReconcileFailed"
+	CodeReplicaCrashLoop               = "ReplicaCrashLoop"
 	CodeReplicasNotReady               = "ReplicasNotReady"
 	CodeSubscriptionMismatch           = "SubscriptionMismatch"
 	CodeTokenAuthDisabled              = "TokenAuthDisabled"

@@ -183,6 +183,14 @@ func calls(c *client.Client) map[string]func(context.Context) error {
 			}
 			return err
 		},
+		"StreamServiceLogs": func(ctx context.Context) error {
+			var b strings.Builder
+			err := c.StreamServiceLogs(ctx, ws, "s", client.LogOptions{Previous: true, Follow: true}, &b)
+			if err == nil && b.String() != "log line\n" {
+				err = fmt.Errorf("StreamServiceLogs copied %q", b.String())
+			}
+			return err
+		},
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/url"
 	"strconv"
+	"strings"
 
 	"github.com/berth-ml/berth/api"
 )
@@ -125,18 +126,49 @@ func (c *Client) UpdateService(ctx context.Context, ws, name string, ch api.Serv
 
 // ServiceLogs returns the last lines of a service's replica logs.
 func (c *Client) ServiceLogs(ctx context.Context, ws, name, replica string, tail int) (string, error) {
+	var b strings.Builder
+	err := c.StreamServiceLogs(ctx, ws, name, LogOptions{Replica: replica, Tail: tail}, &b)
+	return b.String(), err
+}
+
+// LogOptions choose the logs StreamServiceLogs copies.
+type LogOptions struct {
+	// Replica chooses one replica, when not empty.
+	Replica string
+	// Tail is how many last lines of each replica's log to start with
+	// (0: the server's default, 100).
+	Tail int
+	// Previous chooses what ran before: the local compute's earlier
+	// generations of the service, a cluster's previous (crashed) containers.
+	Previous bool
+	// Follow keeps copying what the replicas print until ctx ends.
+	Follow bool
+}
+
+// StreamServiceLogs copies a service's replica logs to w, as the server
+// sends them (with Follow, until ctx ends).
+func (c *Client) StreamServiceLogs(ctx context.Context, ws, name string, o LogOptions, w io.Writer) error {
 	q := url.Values{}
-	if replica != "" {
-		q.Set("replica", replica)
+	if o.Replica != "" {
+		q.Set("replica", o.Replica)
 	}
-	if tail > 0 {
-		q.Set("tail", strconv.Itoa(tail))
+	if o.Tail > 0 {
+		q.Set("tail", strconv.Itoa(o.Tail))
+	}
+	if o.Previous {
+		q.Set("previous", "true")
+	}
+	if o.Follow {
+		q.Set("follow", "true")
 	}
 	resp, err := c.send(ctx, request{method: "GET", path: servicePath(ws, name) + "/logs", query: q})
 	if err != nil {
-		return "", err
+		return err
 	}
 	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return string(b), err
+	_, err = io.Copy(w, resp.Body)
+	if o.Follow && ctx.Err() != nil {
+		return nil // the caller stopped following
+	}
+	return err
 }

@@ -49,8 +49,9 @@ func (a *app) operationCommand() *cobra.Command {
 		},
 	}
 	events.Flags().BoolVarP(&follow, "follow", "f", false, "stream events until the operation ends")
+	var noWait bool
 	cancel := &cobra.Command{
-		Use: "cancel ID", Short: "Cancel an operation (it stops at its next step; a failed attach is undone)", Args: cobra.ExactArgs(1),
+		Use: "cancel ID [--no-wait]", Short: "Cancel an operation and wait until it stops (at its current step; a failed attach is undone)", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := a.client()
 			if err != nil {
@@ -60,9 +61,24 @@ func (a *app) operationCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if op.Terminal() {
+				fmt.Fprintf(a.stderr, "Operation %s (%s of %s) was canceled before it started.\n", op.ID, op.Kind, op.TargetName)
+				return a.print(op, operationColumns)
+			}
+			fmt.Fprintf(a.stderr, "Cancellation of operation %s (%s of %s) requested: it stops at its current step (%s).\n", op.ID, op.Kind, op.TargetName, op.Step)
+			if !noWait {
+				// It ends Canceled (or Succeeded or Failed, if it ended
+				// first): what it became is the answer, not an error.
+				final, err := a.follow(cmd.Context(), c, op, "berth operation events --follow "+op.ID)
+				if final == nil {
+					return err
+				}
+				op = final
+			}
 			return a.print(op, operationColumns)
 		},
 	}
+	cancel.Flags().BoolVar(&noWait, "no-wait", false, "return once the cancel is recorded, without waiting for the operation to stop")
 	cmd.AddCommand(show, events, cancel)
 	return cmd
 }

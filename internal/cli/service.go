@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 
 	"github.com/berth-ml/berth/api"
 	"github.com/berth-ml/berth/client"
@@ -259,6 +262,15 @@ func (a *app) serviceUpdate() *cobra.Command {
 	cmd := &cobra.Command{Use: "update -n NAME [--model NAME[:VERSION]]... [--image I | --command C...] [...]",
 		Short: "Update a service in place: a rolling update, no request fails", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			changes := 0
+			cmd.LocalFlags().VisitAll(func(f *pflag.Flag) {
+				if f.Changed && f.Name != "name" && f.Name != "no-wait" {
+					changes++
+				}
+			})
+			if changes == 0 {
+				return usageErrorf("nothing to update: give --model, --image, --command, --replicas, --env or another setting to change (see --help)")
+			}
 			c, ws, err := a.serviceTarget(name)
 			if err != nil {
 				return err
@@ -345,25 +357,33 @@ func (a *app) serviceUpdate() *cobra.Command {
 
 func (a *app) serviceLogs() *cobra.Command {
 	var (
-		name, replica string
-		tail          int
+		name string
+		o    client.LogOptions
 	)
-	cmd := &cobra.Command{Use: "logs -n NAME [--replica R] [--tail N]", Short: "Print the last lines of a service's replica logs", Args: cobra.NoArgs,
+	cmd := &cobra.Command{Use: "logs -n NAME [--replica R] [--tail N] [--previous] [-f]", Short: "Print the last lines of a service's replica logs (-f: and follow them)",
+		Long: `Print the last lines of the logs of a service's replicas: on the local compute those of
+its current generation (--previous: of the generations before it), on a cluster those
+of its pods (--previous: of their containers that ran before, such as one that crashed).
+With -f it goes on printing what the replicas print, until interrupted.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, ws, err := a.serviceTarget(name)
 			if err != nil {
 				return err
 			}
-			out, err := c.ServiceLogs(cmd.Context(), ws, name, replica, tail)
-			if err != nil {
-				return err
+			ctx := cmd.Context()
+			if o.Follow {
+				var stop context.CancelFunc
+				ctx, stop = signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+				defer stop()
 			}
-			_, err = fmt.Fprint(a.stdout, out)
-			return err
+			return c.StreamServiceLogs(ctx, ws, name, o, a.stdout)
 		}}
 	cmd.Flags().StringVarP(&name, "name", "n", "", "service name")
-	cmd.Flags().StringVar(&replica, "replica", "", "only this replica")
-	cmd.Flags().IntVar(&tail, "tail", 100, "lines per replica")
+	cmd.Flags().StringVar(&o.Replica, "replica", "", "only this replica")
+	cmd.Flags().IntVar(&o.Tail, "tail", 100, "lines per replica")
+	cmd.Flags().BoolVar(&o.Previous, "previous", false, "the replicas that ran before: earlier generations (local), previous containers (cluster)")
+	cmd.Flags().BoolVarP(&o.Follow, "follow", "f", false, "go on printing what the replicas print")
 	return cmd
 }
 

@@ -8,6 +8,7 @@ package provider
 import (
 	"context"
 	"fmt"
+	"io"
 	"sort"
 	"sync"
 
@@ -116,9 +117,52 @@ type ServiceHost interface {
 	// PublishRoute makes the compute's front end serve a service's route
 	// as it is now, outside an operation (a key was regenerated).
 	PublishRoute(ctx context.Context, c *store.Compute, sv *store.Service, rt *frontend.Route) error
-	// ServiceLogs returns the last tail lines of a service's replicas'
-	// logs (one replica's, when replica is not empty).
-	ServiceLogs(ctx context.Context, c *store.Compute, sv *store.Service, replica string, tail int) (string, error)
+	// ServiceLogs writes the last lines of a service's replicas' logs to w
+	// and, to follow them, what they print next until ctx ends. It returns
+	// its errors before it writes anything.
+	ServiceLogs(ctx context.Context, c *store.Compute, sv *store.Service, o LogOptions, w io.Writer) error
+}
+
+// LogOptions choose the logs ServiceLogs writes.
+type LogOptions struct {
+	// Replica chooses one replica, when not empty.
+	Replica string
+	// Tail is how many of its last lines each replica's log starts with.
+	Tail int
+	// Previous chooses what ran before: on the local compute the replicas
+	// of the service's earlier generations, on a cluster the containers
+	// that ran before the pods' current ones (a crashed one).
+	Previous bool
+	// Follow keeps writing what the replicas print until ctx ends.
+	Follow bool
+}
+
+// LogWriter writes replicas' lines under a "==> NAME <==" header each
+// time the replica changes, as tail does with several files; replicas
+// followed at once may share it.
+type LogWriter struct {
+	W    io.Writer
+	mu   sync.Mutex
+	last string
+	any  bool
+}
+
+// Write writes text that replica printed.
+func (l *LogWriter) Write(replica, text string) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.any || replica != l.last {
+		sep := "\n"
+		if !l.any {
+			sep = ""
+		}
+		if _, err := fmt.Fprintf(l.W, "%s==> %s <==\n", sep, replica); err != nil {
+			return err
+		}
+		l.last, l.any = replica, true
+	}
+	_, err := io.WriteString(l.W, text)
+	return err
 }
 
 // ServiceStep is one step of a service operation. It receives its target

@@ -122,7 +122,9 @@ func (s *Server) routeTable() []route {
 				return s.services.Delete(ctx, ws, name)
 			})},
 		{Method: "GET", Path: wsPath + "/services/{service}/logs", ID: "getServiceLogs", Summary: "The last lines of a service's replica logs (text; contributors and owners: what a replica prints is its code's, not the service's metadata)", Role: api.RoleContributor,
-			Status: 200, Handle: s.serviceLogs, Query: []queryParam{{Name: "replica", Type: "string", Doc: "one replica"}, {Name: "tail", Type: "integer", Doc: "lines per replica (default 100)"}}},
+			Status: 200, Handle: s.serviceLogs, Query: []queryParam{{Name: "replica", Type: "string", Doc: "one replica"}, {Name: "tail", Type: "integer", Doc: "lines per replica (default 100)"},
+				{Name: "previous", Type: "boolean", Doc: "what ran before: the local compute's earlier generations, a cluster's previous (crashed) containers"},
+				{Name: "follow", Type: "boolean", Doc: "then stream what the replicas print until the client disconnects"}}},
 		{Method: "GET", Path: wsPath + "/services/{service}/keys", ID: "getServiceKeys", Summary: "A key-auth service's keys (owners only)", Role: api.RoleOwner,
 			Response: api.ServiceKeys{}, Status: 200, Handle: s.serviceKeys},
 		{Method: "POST", Path: wsPath + "/services/{service}/regen-key", ID: "regenServiceKey", Summary: "Replace a service key (owners only)", Role: api.RoleOwner,
@@ -477,12 +479,10 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request, p *principal
 	if err != nil {
 		return err
 	}
-	switch f := r.URL.Query().Get("follow"); f {
-	case "true", "1":
+	if follow, err := boolQuery(r, "follow"); err != nil {
+		return err
+	} else if follow {
 		return s.streamEvents(w, r, op, after)
-	case "", "false", "0":
-	default:
-		return problem.New(http.StatusBadRequest, api.CodeBadRequest, "follow must be true or false (got %q)", f)
 	}
 	evs, err := s.store.ListEvents(r.Context(), op.ID, after)
 	if err != nil {

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"reflect"
 	"strings"
 	"time"
 
@@ -247,6 +249,12 @@ func (m *Manager) Update(ctx context.Context, ws *api.Workspace, name string, ch
 		return nil, problem.Validation("", details)
 	}
 	spec.Models = resolved
+	if sv.State == api.ServiceHealthy && reflect.DeepEqual(spec, sv.ServiceSpec) {
+		// A failed service may be retried as it is; a healthy one would
+		// only roll its replicas for nothing.
+		return nil, problem.Validation("", []api.ErrorDetail{problem.Detail(api.CodeNothingToUpdate, "",
+			"nothing to update: service %s already runs with these settings", sv.Name)})
+	}
 	op := newOp(ws, sv, api.OpUpdate)
 	op.Params, _ = json.Marshal(spec)
 	return m.start(ctx, sv, op)
@@ -502,25 +510,25 @@ func (m *Manager) credential(ctx context.Context, sv *store.Service) (string, er
 	return "", nil
 }
 
-// Logs returns the last lines of a service's replica logs, as its
-// compute keeps them.
-func (m *Manager) Logs(ctx context.Context, ws *api.Workspace, name, replica string, tail int) (string, error) {
+// Logs writes a service's replica logs, as its compute keeps them (see
+// provider.ServiceHost.ServiceLogs).
+func (m *Manager) Logs(ctx context.Context, ws *api.Workspace, name string, o provider.LogOptions, w io.Writer) error {
 	sv, err := m.Get(ctx, ws, name)
 	if err != nil {
-		return "", err
+		return err
 	}
-	if tail <= 0 {
-		tail = 100
+	if o.Tail <= 0 {
+		o.Tail = 100
 	}
 	c, err := m.Store.GetComputeByID(ctx, sv.ComputeID)
 	if err != nil {
-		return "", err
+		return err
 	}
 	h, ok := m.host(c.Type)
 	if !ok {
-		return "", problem.New(http.StatusBadRequest, api.CodeUnsupportedCompute, "compute %s (type %s) hosts no services", c.Name, c.Type)
+		return problem.New(http.StatusBadRequest, api.CodeUnsupportedCompute, "compute %s (type %s) hosts no services", c.Name, c.Type)
 	}
-	return h.ServiceLogs(ctx, c, sv, replica, tail)
+	return h.ServiceLogs(ctx, c, sv, o, w)
 }
 
 func (m *Manager) finish(ctx context.Context, tx *store.Store, r *operation.Run, opErr error) error {

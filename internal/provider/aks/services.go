@@ -2,6 +2,7 @@ package aks
 
 import (
 	"context"
+	"io"
 
 	"github.com/berth-ml/berth/api"
 	"github.com/berth-ml/berth/internal/frontend"
@@ -24,8 +25,8 @@ func (p *Provider) PublishRoute(ctx context.Context, c *store.Compute, sv *store
 	return p.Kube.PublishRoute(ctx, c, sv, rt)
 }
 
-func (p *Provider) ServiceLogs(ctx context.Context, c *store.Compute, sv *store.Service, replica string, tail int) (string, error) {
-	return p.Kube.ServiceLogs(ctx, c, sv, replica, tail)
+func (p *Provider) ServiceLogs(ctx context.Context, c *store.Compute, sv *store.Service, o provider.LogOptions, w io.Writer) error {
+	return p.Kube.ServiceLogs(ctx, c, sv, o, w)
 }
 
 func (p *Provider) ReviewDeliveryToken(ctx context.Context, c *store.Compute, sv *store.Service, token string) error {

@@ -122,8 +122,8 @@ func (p *Provider) PublishRoute(_ context.Context, _ *store.Compute, _ *store.Se
 	return nil
 }
 
-func (p *Provider) ServiceLogs(_ context.Context, _ *store.Compute, sv *store.Service, _ string, _ int) (string, error) {
-	return "", problem.NotFound("service %s runs on fixed hosts, which keep their own logs (%s)", sv.Name, strings.Join(p.Hosts, ", "))
+func (p *Provider) ServiceLogs(_ context.Context, _ *store.Compute, sv *store.Service, _ provider.LogOptions, _ io.Writer) error {
+	return problem.NotFound("service %s runs on fixed hosts, which keep their own logs (%s)", sv.Name, strings.Join(p.Hosts, ", "))
 }
 
 // env is a server with the fixed-hosts type, its front end and hosts.

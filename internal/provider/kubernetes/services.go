@@ -6,12 +6,15 @@ package kubernetes
 // delivery.go.
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/berth-ml/berth/api"
@@ -303,28 +306,58 @@ func removeService(ctx context.Context, r *operation.Run, t *provider.ServiceTar
 	return nil
 }
 
-// ServiceLogs returns the last lines of the service's pods' logs.
-func (p *Provider) ServiceLogs(ctx context.Context, c *store.Compute, sv *store.Service, replica string, tail int) (string, error) {
+// ServiceLogs writes the last lines of the service's pods' logs (of their
+// previous containers with Previous) and, to follow them, what they print
+// next until ctx ends.
+func (p *Provider) ServiceLogs(ctx context.Context, c *store.Compute, sv *store.Service, o provider.LogOptions, w io.Writer) error {
 	cl, err := connect(c)
 	if err != nil {
-		return "", err
+		return err
 	}
 	pods, err := cl.Client.CoreV1().Pods(sv.Namespace).List(ctx, metav1.ListOptions{LabelSelector: frontend.ServiceLabel + "=" + sv.Name})
 	if err != nil {
-		return "", problem.New(http.StatusBadGateway, api.CodeClusterUnreachable, "%v", cl.Explain(err))
+		return problem.New(http.StatusBadGateway, api.CodeClusterUnreachable, "%v", cl.Explain(err))
 	}
-	var b strings.Builder
-	n := int64(tail)
+	var names []string
 	for _, pod := range pods.Items {
-		if replica != "" && pod.Name != replica {
-			continue
+		if o.Replica == "" || pod.Name == o.Replica {
+			names = append(names, pod.Name)
 		}
-		raw, err := cl.Client.CoreV1().Pods(sv.Namespace).GetLogs(pod.Name, &corev1.PodLogOptions{TailLines: &n}).DoRaw(ctx)
-		if err != nil {
-			fmt.Fprintf(&b, "==> %s <==\n(no logs: %v)\n", pod.Name, cl.Explain(err))
-			continue
-		}
-		fmt.Fprintf(&b, "==> %s <==\n%s\n", pod.Name, raw)
 	}
-	return b.String(), nil
+	if len(names) == 0 {
+		return problem.NotFound("service %s has no replica%s", sv.Name, map[bool]string{true: " " + o.Replica}[o.Replica != ""])
+	}
+	lw := &provider.LogWriter{W: w}
+	n := int64(o.Tail)
+	var wg sync.WaitGroup
+	for _, name := range names {
+		opts := &corev1.PodLogOptions{Container: "model", TailLines: &n, Previous: o.Previous, Follow: o.Follow}
+		if !o.Follow {
+			raw, err := cl.Client.CoreV1().Pods(sv.Namespace).GetLogs(name, opts).DoRaw(ctx)
+			if err != nil {
+				raw = []byte(fmt.Sprintf("(no logs: %v)\n", cl.Explain(err)))
+			}
+			if err := lw.Write(name, string(raw)); err != nil {
+				return err
+			}
+			continue
+		}
+		wg.Go(func() {
+			rc, err := cl.Client.CoreV1().Pods(sv.Namespace).GetLogs(name, opts).Stream(ctx)
+			if err != nil {
+				lw.Write(name, fmt.Sprintf("(no logs: %v)\n", cl.Explain(err)))
+				return
+			}
+			defer rc.Close()
+			sc := bufio.NewScanner(rc)
+			sc.Buffer(make([]byte, 64<<10), 1<<20)
+			for sc.Scan() {
+				if lw.Write(name, sc.Text()+"\n") != nil {
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return nil
 }

@@ -6,13 +6,14 @@ import (
 	"github.com/berth-ml/berth/internal/freeport"
 
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -35,6 +36,76 @@ type replica struct {
 	ready atomic.Bool
 	stop  chan struct{}
 	done  chan struct{}
+
+	mu    sync.Mutex
+	exits []ReplicaExit // the latest few, oldest first
+	inRow int           // exits since it last answered ready
+}
+
+// ReplicaExit is one exit of a replica's process.
+type ReplicaExit struct {
+	Replica string
+	// Seq counts the replica's exits: 1 for its first.
+	Seq int
+	// InRow counts its exits since it last answered ready.
+	InRow int
+	// Status says how it ended: "exit code 1", "signal: killed".
+	Status string
+	// Lines are the last lines it printed (at most CrashLines).
+	Lines string
+}
+
+// CrashLines is how many of its last lines a replica's exit carries.
+const CrashLines = 20
+
+// CrashLoopExits is how many exits in a row fail a deploy.
+const CrashLoopExits = 3
+
+// exited records an exit of the replica's process.
+func (r *replica) exited(status, lines string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.inRow++
+	seq := 1
+	if n := len(r.exits); n > 0 {
+		seq = r.exits[n-1].Seq + 1
+	}
+	r.exits = append(r.exits, ReplicaExit{Replica: r.name, Seq: seq, InRow: r.inRow, Status: status, Lines: lines})
+	if len(r.exits) > CrashLoopExits {
+		r.exits = r.exits[1:]
+	}
+}
+
+// setReady records what its readiness probe answered.
+func (r *replica) setReady(ok bool) {
+	r.ready.Store(ok)
+	if ok {
+		r.mu.Lock()
+		r.inRow = 0
+		r.mu.Unlock()
+	}
+}
+
+// exitStatus says how a process ended.
+func exitStatus(ps *os.ProcessState) string {
+	if code := ps.ExitCode(); code >= 0 {
+		return fmt.Sprintf("exit code %d", code)
+	}
+	return ps.String()
+}
+
+// tailFrom returns the last n lines of a file after offset.
+func tailFrom(path string, offset int64, n int) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	if _, err := f.Seek(offset, io.SeekStart); err != nil {
+		return ""
+	}
+	data, _ := io.ReadAll(io.LimitReader(f, 1<<20))
+	return lastLines(string(data), n)
 }
 
 // modelDir materializes a model version under the data dir (once) and
@@ -128,7 +199,7 @@ func (rt *Runtime) startReplica(sv *store.Service, wsID string, idx int) (*repli
 			return "$" + k // a shell's own ($?, $$, $1): left for it
 		})
 	}
-	logDir := filepath.Join(rt.DataDir, "services", sv.ID)
+	logDir := rt.serviceDir(sv.ID)
 	if err := os.MkdirAll(logDir, 0o700); err != nil {
 		return nil, err
 	}
@@ -151,6 +222,7 @@ func (rt *Runtime) supervise(rep *replica, args []string, env map[string]string,
 	backoff := 500 * time.Millisecond
 	for {
 		logf, _ := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+		start, _ := logf.Seek(0, io.SeekEnd)
 		cmd := exec.Command(args[0], args[1:]...)
 		cmd.Env = []string{}
 		for k, v := range env {
@@ -163,6 +235,7 @@ func (rt *Runtime) supervise(rep *replica, args []string, env map[string]string,
 		}
 		if err := cmd.Start(); err != nil {
 			fmt.Fprintf(logf, "berth: cannot start %v: %v\n", args, err)
+			rep.exited("not started", tailFrom(logPath, start, CrashLines))
 		} else {
 			rt.recordGroup(cmd.Process.Pid)
 			exited := make(chan struct{})
@@ -186,6 +259,7 @@ func (rt *Runtime) supervise(rep *replica, args []string, env map[string]string,
 				stopGroup(cmd, true)
 				rt.forgetGroup(cmd.Process.Pid)
 				rep.ready.Store(false)
+				rep.exited(exitStatus(cmd.ProcessState), tailFrom(logPath, start, CrashLines))
 				fmt.Fprintf(logf, "berth: replica exited (%v); restarting in %s\n", cmd.ProcessState, backoff)
 			}
 		}
@@ -208,7 +282,7 @@ func (rt *Runtime) probe(rep *replica, exited <-chan struct{}) {
 		if resp != nil {
 			resp.Body.Close()
 		}
-		rep.ready.Store(ok)
+		rep.setReady(ok)
 		wait := 100 * time.Millisecond
 		if ok {
 			wait = time.Second
@@ -243,30 +317,48 @@ func (rt *Runtime) syncServices(ctx context.Context, wsID string, c *store.Compu
 		seen[sv.ID] = true
 		rt.syncService(ctx, wsID, sv, in)
 	}
-	for id, run := range in.services {
-		if !seen[id] {
-			for _, r := range run.replicas {
-				r.halt()
-			}
-			delete(in.services, id)
-			in.fe.DeleteRoute(in.names[id])
-			delete(in.names, id)
+	// Services that are gone, serving or still starting a generation (or
+	// failing to).
+	gone := map[string]bool{}
+	for _, m := range []map[string]*serviceRun{in.services, in.next} {
+		for id := range m {
+			gone[id] = !seen[id]
 		}
 	}
-	// A generation still starting (or that failed to) of a service that
-	// is gone.
-	for id, run := range in.next {
-		if !seen[id] {
-			for _, r := range run.replicas {
-				r.halt()
-			}
-			delete(in.next, id)
-			delete(rt.failures, id)
-			in.fe.DeleteRoute(in.names[id])
-			delete(in.names, id)
+	for id, g := range gone {
+		if !g {
+			continue
 		}
+		rt.forget(id, in.services[id], in.next[id])
+		delete(in.services, id)
+		delete(in.next, id)
+		delete(rt.failures, id)
+		in.fe.DeleteRoute(in.names[id])
+		delete(in.names, id)
 	}
 }
+
+// forget stops a deleted service's replicas and, once they ended, removes
+// their logs (DATA_DIR/services/<id>).
+func (rt *Runtime) forget(id string, runs ...*serviceRun) {
+	var reps []*replica
+	for _, run := range runs {
+		if run != nil {
+			reps = append(reps, run.replicas...)
+		}
+	}
+	for _, r := range reps {
+		r.halt()
+	}
+	go func() {
+		for _, r := range reps {
+			<-r.done
+		}
+		os.RemoveAll(rt.serviceDir(id))
+	}()
+}
+
+func (rt *Runtime) serviceDir(id string) string { return filepath.Join(rt.DataDir, "services", id) }
 
 func (rt *Runtime) syncService(ctx context.Context, wsID string, sv *store.Service, in *instance) {
 	route, err := rt.Routes(ctx, sv)
@@ -388,6 +480,27 @@ func (rt *Runtime) Status(serviceID string) (gen, ready int, ok bool) {
 		}
 	}
 	return 0, 0, false
+}
+
+// Exits returns the latest exits of the replicas of generation gen of a
+// local service, starting or serving.
+func (rt *Runtime) Exits(serviceID string, gen int) []ReplicaExit {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	var out []ReplicaExit
+	for _, in := range rt.running {
+		for _, run := range []*serviceRun{in.next[serviceID], in.services[serviceID]} {
+			if run == nil || run.gen != gen {
+				continue
+			}
+			for _, r := range run.replicas {
+				r.mu.Lock()
+				out = append(out, r.exits...)
+				r.mu.Unlock()
+			}
+		}
+	}
+	return out
 }
 
 // startFailure is why no replica of a generation of a service started.

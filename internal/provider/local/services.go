@@ -11,11 +11,13 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -97,7 +99,11 @@ func (p *Provider) waitService(ctx context.Context, r *operation.Run, t *provide
 	}
 	deadline := time.Now().Add(timeout)
 	url := fmt.Sprintf("https://%s/v2/models/%s/ready", c.Endpoint, sv.Name)
+	seen := map[string]int{} // exits reported, by replica
 	for {
+		if err := p.replicaExits(r, sv, seen); err != nil {
+			return err
+		}
 		if err := p.runtime.StartFailure(sv.ID, sv.Generation); err != nil {
 			code := api.CodeReplicasNotReady
 			if errors.As(err, new(unpackError)) {
@@ -105,7 +111,7 @@ func (p *Provider) waitService(ctx context.Context, r *operation.Run, t *provide
 			}
 			return operation.Fail(code, fmt.Sprintf("no replica of %s can start: %v", sv.Name, err))
 		}
-		if gen, ready, ok := p.runtime.Status(sv.ID); ok && gen == sv.Generation && ready > 0 {
+		if gen, ready, ok := p.runtime.Status(sv.ID); ok && gen == sv.Generation && ready >= wanted(sv) {
 			req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
 			if auth != "" {
 				req.Header.Set("Authorization", auth)
@@ -119,7 +125,7 @@ func (p *Provider) waitService(ctx context.Context, r *operation.Run, t *provide
 					}
 					base := fmt.Sprintf("https://%s/api/v1/service/%s", c.Endpoint, fresh.Name)
 					fresh.ScoringURI, fresh.SwaggerURI = base+"/score", base+"/swagger.json"
-					fresh.ReadyReplicas = max(1, fresh.ReadyReplicas)
+					fresh.ReadyReplicas = ready
 					r.Event("Service %s answers ready at %s", sv.Name, fresh.ScoringURI)
 					return r.Store.UpdateService(ctx, fresh)
 				}
@@ -136,29 +142,113 @@ func (p *Provider) waitService(ctx context.Context, r *operation.Run, t *provide
 	}
 }
 
-// ServiceLogs returns the last lines of the replicas' log files.
-func (p *Provider) ServiceLogs(_ context.Context, _ *store.Compute, sv *store.Service, replica string, tail int) (string, error) {
-	files, _ := filepath.Glob(filepath.Join(p.runtime.DataDir, "services", sv.ID, "*.log"))
-	sort.Strings(files)
-	var b strings.Builder
-	found := false
-	for _, f := range files {
-		rep := strings.TrimSuffix(filepath.Base(f), ".log")
-		if replica != "" && rep != replica {
+// wanted is how many replicas a deploy or update waits for: all it asks
+// for, or the autoscaler's minimum.
+func wanted(sv *store.Service) int {
+	if a := sv.Autoscale; a != nil && a.Enabled {
+		return max(1, a.MinReplicas)
+	}
+	return max(1, sv.Replicas)
+}
+
+// replicaExits records each new exit of the service's replicas as an
+// event, and fails the operation once one exited CrashLoopExits times in a
+// row: waiting longer would not make it serve.
+func (p *Provider) replicaExits(r *operation.Run, sv *store.Service, seen map[string]int) error {
+	for _, e := range p.runtime.Exits(sv.ID, sv.Generation) {
+		if e.Seq <= seen[e.Replica] {
 			continue
 		}
-		found = true
+		seen[e.Replica] = e.Seq
+		r.Warn("Replica %s exited (%s); its last lines:\n%s", e.Replica, e.Status, e.Lines)
+		if e.InRow >= CrashLoopExits {
+			return operation.Fail(api.CodeReplicaCrashLoop, fmt.Sprintf("replica %s of %s exited %d times in a row (last: %s); its last lines:\n%s",
+				e.Replica, sv.Name, e.InRow, e.Status, e.Lines))
+		}
+	}
+	return nil
+}
+
+// ServiceLogs writes the last lines of the log files of the replicas of
+// the service's generation (of the earlier ones with Previous) and, to
+// follow them, what they print next, until ctx ends or the service is
+// deleted.
+func (p *Provider) ServiceLogs(ctx context.Context, _ *store.Compute, sv *store.Service, o provider.LogOptions, w io.Writer) error {
+	files := p.logFiles(sv, o)
+	if len(files) == 0 {
+		which := map[bool]string{true: "previous ", false: ""}[o.Previous && o.Replica == ""]
+		return problem.NotFound("service %s has no %sreplica logs%s yet", sv.Name, which, map[bool]string{true: " for " + o.Replica}[o.Replica != ""])
+	}
+	lw := &provider.LogWriter{W: w}
+	offsets := map[string]int64{}
+	for _, f := range files {
 		data, err := os.ReadFile(f)
 		if err != nil {
-			return "", err
+			return err
 		}
-		fmt.Fprintf(&b, "==> %s <==\n%s\n", rep, lastLines(string(data), tail))
+		offsets[f] = int64(len(data))
+		if err := lw.Write(replicaOf(f), lastLines(string(data), o.Tail)+"\n"); err != nil {
+			return err
+		}
 	}
-	if !found {
-		return "", problem.NotFound("service %s has no replica logs%s yet", sv.Name, map[bool]string{true: " for " + replica}[replica != ""])
+	for o.Follow {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(250 * time.Millisecond):
+		}
+		if _, err := os.Stat(p.runtime.serviceDir(sv.ID)); err != nil {
+			return nil // deleted
+		}
+		for _, f := range p.logFiles(sv, o) { // new replicas too
+			if err := followFile(f, offsets, lw); err != nil {
+				return err
+			}
+		}
 	}
-	return b.String(), nil
+	return nil
 }
+
+// followFile writes what a log file gained since its offset.
+func followFile(path string, offsets map[string]int64, lw *provider.LogWriter) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil // removed meanwhile
+	}
+	defer f.Close()
+	if _, err := f.Seek(offsets[path], io.SeekStart); err != nil {
+		return nil
+	}
+	data, _ := io.ReadAll(io.LimitReader(f, 1<<20))
+	if len(data) == 0 {
+		return nil
+	}
+	offsets[path] += int64(len(data))
+	return lw.Write(replicaOf(path), string(data))
+}
+
+// logFiles are a service's replicas' log files (NAME-gGEN-I.log): one
+// replica's, or those of its current generation, or of the earlier ones.
+func (p *Provider) logFiles(sv *store.Service, o provider.LogOptions) []string {
+	all, _ := filepath.Glob(filepath.Join(p.runtime.serviceDir(sv.ID), "*.log"))
+	sort.Strings(all)
+	var out []string
+	for _, f := range all {
+		rep := replicaOf(f)
+		gen, _, _ := strings.Cut(strings.TrimPrefix(rep, sv.Name+"-g"), "-")
+		g, err := strconv.Atoi(gen)
+		switch {
+		case o.Replica != "" && rep != o.Replica:
+		case o.Replica == "" && err != nil:
+		case o.Replica == "" && o.Previous != (g < sv.Generation):
+		default:
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func replicaOf(logFile string) string { return strings.TrimSuffix(filepath.Base(logFile), ".log") }
 
 func lastLines(s string, n int) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
