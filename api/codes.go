@@ -57,6 +57,7 @@ const (
 	CodeInvalidRequest                 = "InvalidRequest"
 	CodeInvalidResourceId              = "InvalidResourceId"
 	CodeInvalidSSLConfiguration        = "InvalidSSLConfiguration"
+	CodeImagePullFailed                = "ImagePullFailed"
 	CodeInvalidServiceName             = "InvalidServiceName"
 	CodeInvalidValue                   = "InvalidValue"
 	CodeKeyAuthDisabled                = "KeyAuthDisabled"

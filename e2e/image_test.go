@@ -39,15 +39,10 @@ func podmanPS(t *testing.T, part string) []string {
 	return names
 }
 
-// TestImageEndToEnd runs Berth's main path with every pod from Berth's
-// image under podman, as a real kubelet would run it: attach a cluster
-// (berth-fe from the image, reading the cluster with its mounted
-// service-account token), deploy the bundled model (its init container
-// fetches the model from the server with the pod's projected token, the
-// model server serves it), score over HTTPS with a key through the
-// cluster's load balancer, then detach, which leaves no container.
-func TestImageEndToEnd(t *testing.T) {
-	t.Parallel()
+// newImageEnv starts a simulated cluster that runs every pod from
+// Berth's image under podman, and a server whose pods run that image.
+func newImageEnv(t *testing.T) (string, *simcluster.Cluster, *attachEnv) {
+	t.Helper()
 	image := imagetest.Image(t)
 	cl := simcluster.StartT(t, simcluster.Options{Nodes: simcluster.Nodes(1, "4"), Containers: true})
 
@@ -63,7 +58,50 @@ func TestImageEndToEnd(t *testing.T) {
 		t.Logf("the image's tag %s is not this binary's version %s (built from another tree): running it with --frontend-image", tag, v.Client.Version)
 		serverArgs = []string{"--frontend-image", image}
 	}
-	e := newAttachEnv(t, serverArgs...)
+	return image, cl, newAttachEnv(t, serverArgs...)
+}
+
+// TestClusterCrashLoopFailsTheDeploy: on a cluster whose pods really run,
+// a model server that exits at once fails its deploy within 30 s with
+// ReplicaCrashLoop and the server's last line (which the kubelet keeps in
+// the container's status), and `service show` carries the error.
+func TestClusterCrashLoopFailsTheDeploy(t *testing.T) {
+	t.Parallel()
+	_, cl, e := newImageEnv(t)
+	e.mustBerth("compute", "attach", "kubernetes", "-n", "img-1", "--kubeconfig", cl.KubeconfigPath, "--cluster-purpose", "DevTest")
+	e.mustBerth("model", "register", "-n", "iris", "--path", filepath.Join("..", "models", "iris"))
+	last := modelServerGivesUp(t)
+	start := time.Now()
+	r := e.berth(append([]string{"service", "deploy", "-n", "crash", "--compute", "img-1", "--model", "iris", "--replicas", "1"},
+		commandFlags("berth", "model-server", "--model-dir", "/no/such/model")...)...)
+	took := time.Since(start)
+	if r.code != 1 || !strings.Contains(r.stderr, "(ReplicaCrashLoop)") || !strings.Contains(r.stderr, " of crash exited 3 times (CrashLoopBackOff; last: exit code 1)") ||
+		!strings.Contains(r.stderr, last) {
+		t.Fatalf("deploy of a crashing model server: %+v", r)
+	}
+	if took > 30*time.Second {
+		t.Errorf("the deploy failed after %s, want within 30s", took)
+	}
+	if !strings.Contains(r.stderr, "exited (exit code 1); its last lines:\n") {
+		t.Errorf("no exit event:\n%s", r.stderr)
+	}
+	var sv api.Service
+	json.Unmarshal([]byte(e.mustBerth("service", "show", "-n", "crash", "-o", "json").stdout), &sv)
+	if sv.State != api.ServiceFailed || len(sv.Errors) != 1 || sv.Errors[0].Code != api.CodeReplicaCrashLoop || !strings.Contains(sv.Errors[0].Message, last) {
+		t.Fatalf("service show after the crash loop: %+v", sv)
+	}
+}
+
+// TestImageEndToEnd runs Berth's main path with every pod from Berth's
+// image under podman, as a real kubelet would run it: attach a cluster
+// (berth-fe from the image, reading the cluster with its mounted
+// service-account token), deploy the bundled model (its init container
+// fetches the model from the server with the pod's projected token, the
+// model server serves it), score over HTTPS with a key through the
+// cluster's load balancer, then detach, which leaves no container.
+func TestImageEndToEnd(t *testing.T) {
+	t.Parallel()
+	image, cl, e := newImageEnv(t)
 	dir := t.TempDir()
 	ca := newTestCA(t)
 	cert, key := ca.leaf(t, dir, []string{"scoring.berth.test"}, time.Now().AddDate(0, 2, 0))

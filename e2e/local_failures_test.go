@@ -75,6 +75,19 @@ func eventually(t *testing.T, timeout time.Duration, what string, cond func() bo
 	}
 }
 
+// modelServerGivesUp is the last line the model server prints as it
+// exits for want of a model (--model-dir /no/such/model).
+func modelServerGivesUp(t *testing.T) string {
+	t.Helper()
+	out, _ := exec.Command(berthBin, "model-server", "--model-dir", "/no/such/model", "--listen", "127.0.0.1:0").CombinedOutput()
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	last := lines[len(lines)-1]
+	if !strings.Contains(last, "metadata") {
+		t.Fatalf("the model server's output: %s", out)
+	}
+	return last
+}
+
 func showService(t *testing.T, env []string, name string) api.Service {
 	t.Helper()
 	r := berth(t, env, "service", "show", "-n", name, "-o", "json")
@@ -91,13 +104,7 @@ func showService(t *testing.T, env []string, name string) api.Service {
 // carries the error.
 func TestLocalCrashLoopFailsTheDeploy(t *testing.T) {
 	_, env := newLocalEnv(t)
-	// What the model server says as it gives up.
-	out, _ := exec.Command(berthBin, "model-server", "--model-dir", "/no/such/model", "--listen", "127.0.0.1:0").CombinedOutput()
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	last := lines[len(lines)-1]
-	if !strings.Contains(last, "metadata") {
-		t.Fatalf("the model server's output: %s", out)
-	}
+	last := modelServerGivesUp(t)
 	start := time.Now()
 	r := berth(t, env, append([]string{"service", "deploy", "-n", "crash", "--compute", "laptop", "--model", "iris"},
 		commandFlags(berthBin, "model-server", "--model-dir", "/no/such/model", "--listen", "127.0.0.1:$PORT")...)...)

@@ -123,6 +123,13 @@ type ServiceHost interface {
 	ServiceLogs(ctx context.Context, c *store.Compute, sv *store.Service, o LogOptions, w io.Writer) error
 }
 
+// CrashLines is how many of its last lines a replica's exit reports.
+const CrashLines = 20
+
+// CrashLoopExits is how many exits of a replica in a row fail a deploy or
+// an update: its server cannot start, and waiting will not change that.
+const CrashLoopExits = 3
+
 // LogOptions choose the logs ServiceLogs writes.
 type LogOptions struct {
 	// Replica chooses one replica, when not empty.

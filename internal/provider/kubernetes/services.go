@@ -142,7 +142,10 @@ func (p *Provider) deployment(c *store.Compute, sv *store.Service, replicas int3
 	for k, v := range sv.Env {
 		env = append(env, coreac.EnvVar().WithName(k).WithValue(v))
 	}
-	ctr := coreac.Container().WithName("model").WithImage(image).WithEnv(env...).
+	ctr := coreac.Container().WithName(ModelContainerName).WithImage(image).WithEnv(env...).
+		// A kubelet puts the last lines of a container that failed in
+		// its status: the deploy reports them even without pods/log.
+		WithTerminationMessagePolicy(corev1.TerminationMessageFallbackToLogsOnError).
 		WithPorts(coreac.ContainerPort().WithName("http").WithContainerPort(int32(sv.Port))).
 		WithResources(res).
 		WithLivenessProbe(probe(sv.Liveness, "/healthz")).WithReadinessProbe(probe(sv.Readiness, "/readyz"))
@@ -218,6 +221,7 @@ func (p *Provider) waitService(ctx context.Context, r *operation.Run, t *provide
 	timeout := p.readyTimeout()
 	deadline := time.Now().Add(timeout)
 	last := int32(-1)
+	seen := map[string]int32{} // restarts reported, by pod
 	for {
 		d, err := cl.Client.AppsV1().Deployments(sv.Namespace).Get(ctx, sv.Name, metav1.GetOptions{})
 		if err != nil {
@@ -234,6 +238,9 @@ func (p *Provider) waitService(ctx context.Context, r *operation.Run, t *provide
 			return r.Store.UpdateService(ctx, sv)
 		}
 		if err := modelsRefused(ctx, cl, sv); err != nil {
+			return err
+		}
+		if err := replicasFailing(ctx, cl, sv, seen, r.Warn); err != nil {
 			return err
 		}
 		if time.Now().After(deadline) {
@@ -273,6 +280,72 @@ func modelsRefused(ctx context.Context, cl *kubeconn.Cluster, sv *store.Service)
 		}
 	}
 	return nil
+}
+
+// ModelContainerName is the container of a service's pods that runs its
+// model server.
+const ModelContainerName = "model"
+
+// imagePullFailures are the waiting reasons of a container whose image
+// cannot be had: the kubelet only tries again, and so would waiting.
+var imagePullFailures = map[string]bool{"ImagePullBackOff": true, "ErrImageNeverPull": true, "InvalidImageName": true}
+
+// replicasFailing records each new exit of a replica's model server as an
+// event (its exit code and last lines), and fails the operation on what
+// waiting will not fix: a server that exited provider.CrashLoopExits times
+// (CrashLoopBackOff), one killed for using more memory than its limit
+// (OOMKilled), an image the cluster cannot pull.
+func replicasFailing(ctx context.Context, cl *kubeconn.Cluster, sv *store.Service, seen map[string]int32, warn func(format string, args ...any)) error {
+	pods, err := cl.Client.CoreV1().Pods(sv.Namespace).List(ctx, metav1.ListOptions{LabelSelector: frontend.ServiceLabel + "=" + sv.Name})
+	if err != nil {
+		return nil // the Deployment's answer decides; a list that fails is tried again
+	}
+	for _, pod := range pods.Items {
+		for _, st := range pod.Status.ContainerStatuses {
+			if st.Name != ModelContainerName {
+				continue
+			}
+			if w := st.State.Waiting; w != nil && imagePullFailures[w.Reason] {
+				return operation.Fail(api.CodeImagePullFailed, fmt.Sprintf("replica %s cannot get its image %s (%s): %s", pod.Name, st.Image, w.Reason, w.Message))
+			}
+			term := st.LastTerminationState.Terminated
+			if term == nil || st.RestartCount <= seen[pod.Name] {
+				continue
+			}
+			seen[pod.Name] = st.RestartCount
+			how := fmt.Sprintf("exit code %d", term.ExitCode)
+			if term.Reason != "" && term.Reason != "Error" {
+				how += ", " + term.Reason
+			}
+			lines := lastLines(ctx, cl, sv, pod.Name, term)
+			warn("Replica %s exited (%s); its last lines:\n%s", pod.Name, how, lines)
+			switch {
+			case term.Reason == "OOMKilled":
+				return operation.Fail(api.CodeReplicaCrashLoop, fmt.Sprintf("replica %s of %s was killed for using more memory than its limit (%s): raise it with --memory-limit; its last lines:\n%s",
+					pod.Name, sv.Name, how, lines))
+			case st.RestartCount >= provider.CrashLoopExits && st.State.Waiting != nil && st.State.Waiting.Reason == "CrashLoopBackOff":
+				return operation.Fail(api.CodeReplicaCrashLoop, fmt.Sprintf("replica %s of %s exited %d times (CrashLoopBackOff; last: %s); its last lines:\n%s",
+					pod.Name, sv.Name, st.RestartCount, how, lines))
+			}
+		}
+	}
+	return nil
+}
+
+// lastLines are the last lines a pod's model server printed before it
+// exited: its previous container's log, or else what the kubelet kept of
+// it in its status (FallbackToLogsOnError).
+func lastLines(ctx context.Context, cl *kubeconn.Cluster, sv *store.Service, pod string, term *corev1.ContainerStateTerminated) string {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	n := int64(provider.CrashLines)
+	raw, err := cl.Client.CoreV1().Pods(sv.Namespace).GetLogs(pod, &corev1.PodLogOptions{Container: ModelContainerName, Previous: true, TailLines: &n}).DoRaw(ctx)
+	text := strings.TrimRight(string(raw), "\n")
+	if err != nil || text == "" {
+		lines := strings.Split(strings.TrimRight(term.Message, "\n"), "\n")
+		text = strings.Join(lines[max(0, len(lines)-provider.CrashLines):], "\n")
+	}
+	return text
 }
 
 // scoringURIs are the scoring and swagger URIs through the compute's front end.
@@ -331,7 +404,7 @@ func (p *Provider) ServiceLogs(ctx context.Context, c *store.Compute, sv *store.
 	n := int64(o.Tail)
 	var wg sync.WaitGroup
 	for _, name := range names {
-		opts := &corev1.PodLogOptions{Container: "model", TailLines: &n, Previous: o.Previous, Follow: o.Follow}
+		opts := &corev1.PodLogOptions{Container: ModelContainerName, TailLines: &n, Previous: o.Previous, Follow: o.Follow}
 		if !o.Follow {
 			raw, err := cl.Client.CoreV1().Pods(sv.Namespace).GetLogs(name, opts).DoRaw(ctx)
 			if err != nil {

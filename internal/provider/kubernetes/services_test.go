@@ -3,6 +3,7 @@ package kubernetes
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/berth-ml/berth/internal/frontend"
 	"github.com/berth-ml/berth/internal/kubeconn"
@@ -70,25 +71,90 @@ func TestRefusedModelsFailTheDeploy(t *testing.T) {
 	if err := modelsRefused(ctx, kc, sv); err != nil {
 		t.Fatalf("a pending replica: %v", err)
 	}
-	// The scheduler writes the pod's status too (unschedulable): take the
-	// latest before each try.
-	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		cur, err := kc.Client.CoreV1().Pods("default").Get(ctx, pod.Name, metav1.GetOptions{})
+	setStatus(t, kc, pod.Name, func(st *corev1.PodStatus) {
+		st.InitContainerStatuses = []corev1.ContainerStatus{{Name: InitContainerName,
+			State:                corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff"}},
+			LastTerminationState: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 1, Reason: "Error"}}}}
+	})
+	err = modelsRefused(ctx, kc, sv)
+	var f *operation.Failure
+	if !errors.As(err, &f) || f.Code != api.CodeModelUnpackFailed || !strings.Contains(f.Message, "replica iris-1 could not get its models (berth-models exited with code 1)") {
+		t.Fatalf("a replica whose models were refused: %v", err)
+	}
+}
+
+// setStatus writes a pod's status as a kubelet would. The scheduler
+// writes it too (unschedulable): take the latest before each try.
+func setStatus(t *testing.T, kc *kubeconn.Cluster, pod string, change func(*corev1.PodStatus)) {
+	t.Helper()
+	ctx := context.Background()
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		cur, err := kc.Client.CoreV1().Pods("default").Get(ctx, pod, metav1.GetOptions{})
 		if err != nil {
 			return err
 		}
-		cur.Status.InitContainerStatuses = []corev1.ContainerStatus{{Name: InitContainerName,
-			State:                corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff"}},
-			LastTerminationState: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 1, Reason: "Error"}}}}
+		change(&cur.Status)
 		_, err = kc.Client.CoreV1().Pods("default").UpdateStatus(ctx, cur, metav1.UpdateOptions{})
 		return err
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = modelsRefused(ctx, kc, sv)
+}
+
+// A replica's model server that exits is an event with its exit code and
+// its last lines (from the status, where no kubelet serves logs); it fails
+// the deploy once it exited 3 times (CrashLoopBackOff), at once when it was
+// killed for its memory (OOMKilled) or its image cannot be pulled.
+func TestFailingReplicasFailTheDeploy(t *testing.T) {
+	cl := simcluster.StartT(t, simcluster.Options{Nodes: simcluster.Nodes(1, "4")})
+	kc, err := kubeconn.Connect(cl.Kubeconfig, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	sv := &store.Service{Service: api.Service{Name: "iris", ServiceSpec: api.ServiceSpec{Namespace: "default"}}}
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "iris-1", Namespace: "default", Labels: map[string]string{frontend.ServiceLabel: "iris"}},
+		Spec: corev1.PodSpec{NodeSelector: map[string]string{"nowhere": "true"}, Containers: []corev1.Container{{Name: ModelContainerName, Image: "berth"}}}}
+	if _, err := kc.Client.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var events []string
+	warn := func(format string, args ...any) { events = append(events, fmt.Sprintf(format, args...)) }
+	seen := map[string]int32{}
+	crashed := func(restarts int32, reason string, waiting string) {
+		setStatus(t, kc, pod.Name, func(st *corev1.PodStatus) {
+			st.ContainerStatuses = []corev1.ContainerStatus{{Name: ModelContainerName, Image: "berth", RestartCount: restarts,
+				State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: waiting}},
+				LastTerminationState: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 1, Reason: reason,
+					Message: "loading\nError: no model here\n"}}}}
+		})
+	}
+	crashed(1, "Error", "CrashLoopBackOff")
+	if err := replicasFailing(ctx, kc, sv, seen, warn); err != nil || len(events) != 1 || events[0] != "Replica iris-1 exited (exit code 1); its last lines:\nloading\nError: no model here" {
+		t.Fatalf("a first exit: %v %q", err, events)
+	}
+	if err := replicasFailing(ctx, kc, sv, seen, warn); err != nil || len(events) != 1 {
+		t.Fatalf("the same exit again: %v %q", err, events)
+	}
+	crashed(3, "Error", "CrashLoopBackOff")
+	err = replicasFailing(ctx, kc, sv, seen, warn)
 	var f *operation.Failure
-	if !errors.As(err, &f) || f.Code != api.CodeModelUnpackFailed || !strings.Contains(f.Message, "replica iris-1 could not get its models (berth-models exited with code 1)") {
-		t.Fatalf("a replica whose models were refused: %v", err)
+	if !errors.As(err, &f) || f.Code != api.CodeReplicaCrashLoop || len(events) != 2 ||
+		f.Message != "replica iris-1 of iris exited 3 times (CrashLoopBackOff; last: exit code 1); its last lines:\nloading\nError: no model here" {
+		t.Fatalf("a third exit: %v %q", err, events)
+	}
+	crashed(4, "OOMKilled", "CrashLoopBackOff")
+	if err := replicasFailing(ctx, kc, sv, seen, warn); !errors.As(err, &f) || f.Code != api.CodeReplicaCrashLoop ||
+		!strings.Contains(f.Message, "killed for using more memory than its limit (exit code 1, OOMKilled): raise it with --memory-limit") {
+		t.Fatalf("killed for its memory: %v", err)
+	}
+	setStatus(t, kc, pod.Name, func(st *corev1.PodStatus) {
+		st.ContainerStatuses = []corev1.ContainerStatus{{Name: ModelContainerName, Image: "example/nope:1",
+			State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ImagePullBackOff", Message: "Back-off pulling image"}}}}
+	})
+	if err := replicasFailing(ctx, kc, sv, map[string]int32{}, warn); !errors.As(err, &f) || f.Code != api.CodeImagePullFailed ||
+		f.Message != "replica iris-1 cannot get its image example/nope:1 (ImagePullBackOff): Back-off pulling image" {
+		t.Fatalf("an image that cannot be pulled: %v", err)
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/berth-ml/berth/api"
 	"github.com/berth-ml/berth/internal/artifact"
 	"github.com/berth-ml/berth/internal/frontend"
+	"github.com/berth-ml/berth/internal/provider"
 	"github.com/berth-ml/berth/internal/store"
 )
 
@@ -51,15 +52,9 @@ type ReplicaExit struct {
 	InRow int
 	// Status says how it ended: "exit code 1", "signal: killed".
 	Status string
-	// Lines are the last lines it printed (at most CrashLines).
+	// Lines are the last lines it printed (at most provider.CrashLines).
 	Lines string
 }
-
-// CrashLines is how many of its last lines a replica's exit carries.
-const CrashLines = 20
-
-// CrashLoopExits is how many exits in a row fail a deploy.
-const CrashLoopExits = 3
 
 // exited records an exit of the replica's process.
 func (r *replica) exited(status, lines string) {
@@ -71,7 +66,7 @@ func (r *replica) exited(status, lines string) {
 		seq = r.exits[n-1].Seq + 1
 	}
 	r.exits = append(r.exits, ReplicaExit{Replica: r.name, Seq: seq, InRow: r.inRow, Status: status, Lines: lines})
-	if len(r.exits) > CrashLoopExits {
+	if len(r.exits) > provider.CrashLoopExits {
 		r.exits = r.exits[1:]
 	}
 }
@@ -235,7 +230,7 @@ func (rt *Runtime) supervise(rep *replica, args []string, env map[string]string,
 		}
 		if err := cmd.Start(); err != nil {
 			fmt.Fprintf(logf, "berth: cannot start %v: %v\n", args, err)
-			rep.exited("not started", tailFrom(logPath, start, CrashLines))
+			rep.exited("not started", tailFrom(logPath, start, provider.CrashLines))
 		} else {
 			rt.recordGroup(cmd.Process.Pid)
 			exited := make(chan struct{})
@@ -259,7 +254,7 @@ func (rt *Runtime) supervise(rep *replica, args []string, env map[string]string,
 				stopGroup(cmd, true)
 				rt.forgetGroup(cmd.Process.Pid)
 				rep.ready.Store(false)
-				rep.exited(exitStatus(cmd.ProcessState), tailFrom(logPath, start, CrashLines))
+				rep.exited(exitStatus(cmd.ProcessState), tailFrom(logPath, start, provider.CrashLines))
 				fmt.Fprintf(logf, "berth: replica exited (%v); restarting in %s\n", cmd.ProcessState, backoff)
 			}
 		}

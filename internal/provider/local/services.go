@@ -161,7 +161,7 @@ func (p *Provider) replicaExits(r *operation.Run, sv *store.Service, seen map[st
 		}
 		seen[e.Replica] = e.Seq
 		r.Warn("Replica %s exited (%s); its last lines:\n%s", e.Replica, e.Status, e.Lines)
-		if e.InRow >= CrashLoopExits {
+		if e.InRow >= provider.CrashLoopExits {
 			return operation.Fail(api.CodeReplicaCrashLoop, fmt.Sprintf("replica %s of %s exited %d times in a row (last: %s); its last lines:\n%s",
 				e.Replica, sv.Name, e.InRow, e.Status, e.Lines))
 		}

@@ -331,7 +331,13 @@ func (k *Containers) keepRunning(ctx context.Context, p *corev1.Pod, c *corev1.C
 		}
 		logTail := k.tail(name)
 		k.logf("kubelet: container %s of pod %s/%s exited with code %d (OOM killed: %v):\n%s", c.Name, p.Namespace, p.Name, code.code, code.oom, logTail)
-		k.crashed(ctx, p, c.Name, code, restarts+1)
+		msg := ""
+		if c.TerminationMessagePolicy == corev1.TerminationMessageFallbackToLogsOnError && code.code != 0 {
+			// As a kubelet does: the log's end (at most 2 KB) stands
+			// for the termination message the container did not write.
+			msg = logTail[max(0, len(logTail)-2048):]
+		}
+		k.crashed(ctx, p, c.Name, code, restarts+1, msg)
 		if !sleep(ctx, backoff(restarts)) {
 			return
 		}
@@ -997,7 +1003,7 @@ func (k *Containers) inspectExit(name string) exit {
 	return exit{code: n, oom: oom == "true"}
 }
 
-func (k *Containers) crashed(ctx context.Context, p *corev1.Pod, name string, e exit, restarts int) {
+func (k *Containers) crashed(ctx context.Context, p *corev1.Pod, name string, e exit, restarts int, message string) {
 	k.updateStatus(ctx, p, func(cur *corev1.Pod) {
 		cs := statusOf(&cur.Status.ContainerStatuses, name, imageOf(cur, name, false))
 		reason := "Error"
@@ -1007,7 +1013,7 @@ func (k *Containers) crashed(ctx context.Context, p *corev1.Pod, name string, e 
 		case e.code == 0:
 			reason = "Completed"
 		}
-		cs.LastTerminationState = corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: int32(e.code), Reason: reason, FinishedAt: metav1.Now()}}
+		cs.LastTerminationState = corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: int32(e.code), Reason: reason, Message: message, FinishedAt: metav1.Now()}}
 		cs.State = corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff",
 			Message: fmt.Sprintf("back-off restarting failed container %s in pod %s", name, cur.Name)}}
 		cs.Ready, cs.Started = false, ptr(false)
