@@ -90,6 +90,19 @@ func TestClusterCrashLoopFailsTheDeploy(t *testing.T) {
 	if sv.State != api.ServiceFailed || len(sv.Errors) != 1 || sv.Errors[0].Code != api.CodeReplicaCrashLoop || !strings.Contains(sv.Errors[0].Message, last) {
 		t.Fatalf("service show after the crash loop: %+v", sv)
 	}
+	// The pod's logs come through the API server as from a node's kubelet:
+	// the crashed container's with --previous; -f follows the next run's.
+	if r := e.mustBerth("service", "logs", "-n", "crash", "--previous"); !strings.Contains(r.stdout, "==> crash-") || !strings.Contains(r.stdout, last) {
+		t.Fatalf("logs --previous: %+v", r)
+	}
+	waitFor, ended := startBerth(t, e.env, "service", "logs", "-n", "crash", "-f", "--tail", "1")
+	waitFor("==> crash-", 10*time.Second)
+	eventually(t, 40*time.Second, "the next crash's last line, followed", func() bool { return strings.Count(waitFor("", 0), last) >= 2 })
+	select {
+	case <-ended:
+		t.Fatal("logs -f ended while the pod runs")
+	default:
+	}
 }
 
 // TestImageEndToEnd runs Berth's main path with every pod from Berth's

@@ -75,6 +75,20 @@ func eventually(t *testing.T, timeout time.Duration, what string, cond func() bo
 	}
 }
 
+// startBerth starts a CLI command that runs until it is stopped (logs -f)
+// and watches what it prints; it is killed when the test ends.
+func startBerth(t *testing.T, env []string, args ...string) (waitFor func(want string, timeout time.Duration) string, ended <-chan struct{}) {
+	t.Helper()
+	cmd := exec.Command(berthBin, args...)
+	cmd.Env = append(cleanEnv(t), env...)
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	return watch(t, stdout)
+}
+
 // modelServerGivesUp is the last line the model server prints as it
 // exits for want of a model (--model-dir /no/such/model).
 func modelServerGivesUp(t *testing.T) string {
@@ -198,14 +212,7 @@ func TestLocalReplicasReportedRight(t *testing.T) {
 	}
 
 	// Follow: a replica killed says so in its log, and again as it serves.
-	follow := exec.Command(berthBin, "service", "logs", "-n", "iris", "--replica", "iris-g2-1", "--tail", "1", "-f")
-	follow.Env = append(cleanEnv(t), env...)
-	stdout, _ := follow.StdoutPipe()
-	if err := follow.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { follow.Process.Kill(); follow.Wait() })
-	waitFor, ended := watch(t, stdout)
+	waitFor, ended := startBerth(t, env, "service", "logs", "-n", "iris", "--replica", "iris-g2-1", "--tail", "1", "-f")
 	waitFor("==> iris-g2-1 <==\nserving model iris", 10*time.Second)
 	killed := false
 	for _, pr := range replicaProcs(p.dataDir, "iris") {

@@ -239,13 +239,13 @@ func start(ctx context.Context, logf func(string, ...any), bin, stages string, n
 		}
 	}
 
-	ports, err := freeport.Ports(5)
+	ports, err := freeport.Ports(6)
 	if err != nil {
 		return c, err
 	}
 	c.ports = map[string]int{
 		"etcd": ports[0], "etcd-peer": ports[1], "kube-apiserver": ports[2],
-		"kube-controller-manager": ports[3], "kube-scheduler": ports[4],
+		"kube-controller-manager": ports[3], "kube-scheduler": ports[4], "kwok-server": ports[5],
 	}
 	if c.pki, err = writePKI(dir); err != nil {
 		return c, err
@@ -325,6 +325,9 @@ func start(ctx context.Context, logf func(string, ...any), bin, stages string, n
 		"--allow-privileged=true",
 		"--enable-priority-and-fairness=false",
 		"--profiling=false",
+		// Nodes' Hostname addresses (their names) resolve nowhere: pod
+		// logs are read from kwok's server on the InternalIP.
+		"--kubelet-preferred-address-types=InternalIP",
 	); err != nil {
 		return c, err
 	}
@@ -376,15 +379,28 @@ func start(ctx context.Context, logf func(string, ...any), bin, stages string, n
 			return c, err
 		}
 	}
-	kwokEnv := slices.Concat(env, []string{"HOME=" + filepath.Join(dir, "kwok-home")})
-	if err := c.run("kwok", bin, logDir, kwokEnv,
-		"--kubeconfig="+c.KubeconfigPath,
-		"--config="+stages,
+	kwokArgs := []string{
+		"--kubeconfig=" + c.KubeconfigPath,
+		"--config=" + stages,
 		"--manage-all-nodes=false",
-		"--manage-nodes-with-annotation-selector="+KwokNodeAnnotation+"=fake",
-		"--cidr="+c.PodPrefix.Addr().Next().String()+"/20",
+		"--manage-nodes-with-annotation-selector=" + KwokNodeAnnotation + "=fake",
+		"--cidr=" + c.PodPrefix.Addr().Next().String() + "/20",
 		"--node-ip=127.0.0.1",
-	); err != nil {
+	}
+	if containers {
+		// Pod logs: kwok serves the kubelet's containerLogs from the
+		// files its Logs objects name, which the container kubelet
+		// writes (podman's k8s-file logs); the API server reads them
+		// there as from a node's kubelet.
+		if err := c.installLogsCRD(ctx); err != nil {
+			return c, err
+		}
+		port := strconv.Itoa(c.ports["kwok-server"])
+		kwokArgs = append(kwokArgs, "--enable-crds=Logs", "--server-address=127.0.0.1:"+port, "--node-port="+port,
+			"--tls-cert-file="+c.pki.certFile, "--tls-private-key-file="+c.pki.keyFile)
+	}
+	kwokEnv := slices.Concat(env, []string{"HOME=" + filepath.Join(dir, "kwok-home")})
+	if err := c.run("kwok", bin, logDir, kwokEnv, kwokArgs...); err != nil {
 		return c, err
 	}
 
@@ -591,6 +607,24 @@ func (c *Cluster) Stop() {
 		if err := os.RemoveAll(c.Dir); err != nil {
 			c.logf("simcluster: %v", err)
 		}
+	})
+}
+
+// logsCRD is kwok's Logs resource (kwok.x-k8s.io/v1alpha1), its schema
+// left open.
+const logsCRD = `{"apiVersion":"apiextensions.k8s.io/v1","kind":"CustomResourceDefinition","metadata":{"name":"logs.kwok.x-k8s.io"},
+"spec":{"group":"kwok.x-k8s.io","scope":"Namespaced","names":{"kind":"Logs","listKind":"LogsList","plural":"logs","singular":"logs"},
+"versions":[{"name":"v1alpha1","served":true,"storage":true,"subresources":{"status":{}},
+"schema":{"openAPIV3Schema":{"type":"object","x-kubernetes-preserve-unknown-fields":true}}}]}}`
+
+// installLogsCRD installs kwok's Logs resource and waits until it is served.
+func (c *Cluster) installLogsCRD(ctx context.Context) error {
+	rc := c.client.Discovery().RESTClient()
+	if err := rc.Post().AbsPath("/apis/apiextensions.k8s.io/v1/customresourcedefinitions").Body([]byte(logsCRD)).Do(ctx).Error(); err != nil {
+		return fmt.Errorf("install kwok's Logs resource: %w", err)
+	}
+	return c.waitFor(ctx, 30*time.Second, "kwok's Logs resource to be served", func() (bool, error) {
+		return rc.Get().AbsPath("/apis/kwok.x-k8s.io/v1alpha1/logs").Do(ctx).Error() == nil, nil
 	})
 }
 

@@ -217,7 +217,7 @@ func (k *Containers) removeOrphans() {
 // runPod runs one pod until ctx ends: volumes, init containers, then the
 // containers, each restarted when it exits.
 func (k *Containers) runPod(ctx context.Context, p *corev1.Pod) {
-	root := filepath.Join(k.Dir, p.Namespace+"_"+p.Name+"_"+string(p.UID))
+	root := k.podDir(p)
 	defer os.RemoveAll(root)
 	var names []string
 	defer func() {
@@ -231,6 +231,7 @@ func (k *Containers) runPod(ctx context.Context, p *corev1.Pod) {
 		k.logf("kubelet: pod %s/%s: %v", p.Namespace, p.Name, err)
 		return
 	}
+	k.publishLogs(ctx, p)
 	for _, c := range p.Spec.InitContainers {
 		name := ContainerName(p, c.Name)
 		names = append(names, name)
@@ -358,6 +359,39 @@ func (k *Containers) runOnce(ctx context.Context, p *corev1.Pod, c *corev1.Conta
 		return ee.ExitCode(), nil
 	}
 	return 0, err
+}
+
+func (k *Containers) podDir(p *corev1.Pod) string {
+	return filepath.Join(k.Dir, p.Namespace+"_"+p.Name+"_"+string(p.UID))
+}
+
+// logFile is where a pod's container logs (its previous run's, when
+// previous).
+func (k *Containers) logFile(p *corev1.Pod, container string, previous bool) string {
+	name := container + ".log"
+	if previous {
+		name = container + ".previous.log"
+	}
+	return filepath.Join(k.podDir(p), "logs", name)
+}
+
+// publishLogs tells kwok, which answers the API server's requests for
+// pod logs as a node's kubelet, where the pod's containers log: a Logs
+// object (kwok.x-k8s.io/v1alpha1) named as the pod.
+func (k *Containers) publishLogs(ctx context.Context, p *corev1.Pod) {
+	var logs []map[string]any
+	for _, c := range append(append([]corev1.Container{}, p.Spec.InitContainers...), p.Spec.Containers...) {
+		logs = append(logs, map[string]any{"containers": []string{c.Name}, "follow": true,
+			"logsFile": k.logFile(p, c.Name, false), "previousLogsFile": k.logFile(p, c.Name, true)})
+	}
+	body, _ := json.Marshal(map[string]any{"apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": "Logs",
+		"metadata": map[string]any{"name": p.Name, "namespace": p.Namespace}, "spec": map[string]any{"logs": logs}})
+	rc := k.Client.Discovery().RESTClient()
+	path := "/apis/kwok.x-k8s.io/v1alpha1/namespaces/" + p.Namespace + "/logs"
+	rc.Delete().AbsPath(path, p.Name).Do(ctx) // a pod of the same name before
+	if err := rc.Post().AbsPath(path).Body(body).Do(ctx).Error(); err != nil {
+		k.logf("kubelet: pod %s/%s: its logs will not be served: %v", p.Namespace, p.Name, err)
+	}
 }
 
 func (k *Containers) tail(name string) string {
@@ -797,6 +831,14 @@ func (k *Containers) runArgs(p *corev1.Pod, c *corev1.Container, vols map[string
 	} else {
 		args = append(args, "--rm")
 	}
+	// The log in the CRI format a kubelet keeps, where kwok serves it
+	// from (publishLogs); the last run's is kept as the previous one.
+	cur := k.logFile(p, c.Name, false)
+	if err := os.MkdirAll(filepath.Dir(cur), 0o700); err != nil {
+		return nil, err
+	}
+	os.Rename(cur, k.logFile(p, c.Name, true))
+	args = append(args, "--log-driver", "k8s-file", "--log-opt", "path="+cur)
 	sc := c.SecurityContext
 	psc := p.Spec.SecurityContext
 	switch {
