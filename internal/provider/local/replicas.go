@@ -91,16 +91,21 @@ func exitStatus(ps *os.ProcessState) string {
 
 // tailFrom returns the last n lines of a file after offset.
 func tailFrom(path string, offset int64, n int) string {
+	return lastLines(string(readFrom(path, offset)), n)
+}
+
+// readFrom returns what a file holds after offset (at most 1 MiB).
+func readFrom(path string, offset int64) []byte {
 	f, err := os.Open(path)
 	if err != nil {
-		return ""
+		return nil
 	}
 	defer f.Close()
 	if _, err := f.Seek(offset, io.SeekStart); err != nil {
-		return ""
+		return nil
 	}
 	data, _ := io.ReadAll(io.LimitReader(f, 1<<20))
-	return lastLines(string(data), n)
+	return data
 }
 
 // modelDir materializes a model version under the data dir (once) and

@@ -211,15 +211,7 @@ func (p *Provider) ServiceLogs(ctx context.Context, _ *store.Compute, sv *store.
 
 // followFile writes what a log file gained since its offset.
 func followFile(path string, offsets map[string]int64, lw *provider.LogWriter) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil // removed meanwhile
-	}
-	defer f.Close()
-	if _, err := f.Seek(offsets[path], io.SeekStart); err != nil {
-		return nil
-	}
-	data, _ := io.ReadAll(io.LimitReader(f, 1<<20))
+	data := readFrom(path, offsets[path])
 	if len(data) == 0 {
 		return nil
 	}
