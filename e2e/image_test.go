@@ -79,6 +79,7 @@ func TestClusterCrashLoopFailsTheDeploy(t *testing.T) {
 		!strings.Contains(r.stderr, last) {
 		t.Fatalf("deploy of a crashing model server: %+v", r)
 	}
+	t.Logf("the deploy failed after %s", took.Round(time.Millisecond))
 	if took > 30*time.Second {
 		t.Errorf("the deploy failed after %s, want within 30s", took)
 	}

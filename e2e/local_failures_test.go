@@ -127,6 +127,7 @@ func TestLocalCrashLoopFailsTheDeploy(t *testing.T) {
 		!strings.Contains(r.stderr, last) {
 		t.Fatalf("deploy of a crashing model server: %+v", r)
 	}
+	t.Logf("the deploy failed after %s", took.Round(time.Millisecond))
 	if took > 15*time.Second {
 		t.Errorf("the deploy failed after %s, want within 15s", took)
 	}
