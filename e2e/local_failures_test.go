@@ -261,3 +261,28 @@ func isReplica(dataDir, serviceID, replica string, pid int) bool {
 	}
 	return false
 }
+
+// TestLocalServerRemovesFoldersOfDeletedServices: a server that was
+// killed before it removed a deleted service's folder removes it as it
+// starts again; a live service keeps its own.
+func TestLocalServerRemovesFoldersOfDeletedServices(t *testing.T) {
+	p, env := newLocalEnv(t)
+	deploy := append([]string{"service", "deploy", "-n", "iris", "--compute", "laptop", "--model", "iris", "--replicas", "1"},
+		commandFlags(append([]string{berthBin}, modelServer...)...)...)
+	if r := berth(t, env, deploy...); r.code != 0 {
+		t.Fatalf("deploy: %+v", r)
+	}
+	live := filepath.Join(p.dataDir, "services", showService(t, env, "iris").ID)
+	left := filepath.Join(p.dataDir, "services", "0b6f1d5e-0000-4000-8000-000000000000")
+	os.MkdirAll(left, 0o700)
+	os.WriteFile(filepath.Join(left, "gone-g1-0.log"), []byte("serving\n"), 0o600)
+	p.kill()
+	startServer(t, p.dataDir, p.addr, nil)
+	eventually(t, 10*time.Second, "the deleted service's folder removed", func() bool {
+		_, err := os.Stat(left)
+		return os.IsNotExist(err)
+	})
+	if _, err := os.Stat(filepath.Join(live, "iris-g1-0.log")); err != nil {
+		t.Fatalf("the live service's log: %v", err)
+	}
+}

@@ -78,6 +78,9 @@ func (rt *Runtime) Run(ctx context.Context) {
 	if n := rt.removePartialModels(); n > 0 {
 		rt.Log.Info("removed models a previous run left half unpacked", "folders", n)
 	}
+	if n := rt.removeDeletedServices(ctx); n > 0 {
+		rt.Log.Info("removed the logs of deleted services a previous run left", "folders", n)
+	}
 	t := time.NewTicker(300 * time.Millisecond)
 	defer t.Stop()
 	for {
@@ -173,6 +176,34 @@ func (rt *Runtime) removePartialModels() int {
 	n := 0
 	for _, p := range partial {
 		if os.RemoveAll(p) == nil {
+			n++
+		}
+	}
+	return n
+}
+
+// removeDeletedServices deletes the folders of services that no longer
+// exist (DATA_DIR/services/<id>: a server stopped before it removed them),
+// and returns how many. It removes nothing when it cannot list them all.
+func (rt *Runtime) removeDeletedServices(ctx context.Context) int {
+	wss, err := rt.Store.ListWorkspaces(ctx)
+	if err != nil {
+		return 0
+	}
+	known := map[string]bool{}
+	for _, ws := range wss {
+		svs, err := rt.Store.ListServices(ctx, ws.ID, "")
+		if err != nil {
+			return 0
+		}
+		for _, sv := range svs {
+			known[sv.ID] = true
+		}
+	}
+	dirs, _ := os.ReadDir(filepath.Join(rt.DataDir, "services"))
+	n := 0
+	for _, d := range dirs {
+		if d.IsDir() && !known[d.Name()] && os.RemoveAll(rt.serviceDir(d.Name())) == nil {
 			n++
 		}
 	}
