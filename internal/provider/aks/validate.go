@@ -297,8 +297,11 @@ func minor(v string) int {
 	return n
 }
 
-// resourceIDRe is the exact shape of an AKS resource id.
-var resourceIDRe = regexp.MustCompile(`^/subscriptions/([^/]+)/resourceGroups/([^/]+)/providers/Microsoft\.ContainerService/managedClusters/([^/]+)$`)
+// resourceIDRe is the exact shape of an AKS resource id. ARM ids are
+// case-insensitive in their fixed segments (the Azure CLI prints
+// "resourcegroups"), so any casing of those matches; the names between
+// them are kept as given.
+var resourceIDRe = regexp.MustCompile(`^(?i:/subscriptions/)([^/]+)(?i:/resourceGroups/)([^/]+)(?i:/providers/Microsoft\.ContainerService/managedClusters/)([^/]+)$`)
 
 // clusterRef names a managed cluster.
 type clusterRef struct{ subscription, group, name string }
