@@ -68,12 +68,16 @@ type env struct {
 	logs  *servertest.Log
 }
 
-func start(t *testing.T, fake *aks.FakeAzure) *env {
+func start(t *testing.T, fake *aks.FakeAzure, configure ...func(*server.Config)) *env {
 	t.Helper()
 	dir := t.TempDir()
 	t.Setenv("BERTH_CONFIG", filepath.Join(dir, "config.yaml"))
-	srv := servertest.Start(t, server.Config{DataDir: dir, Lease: 5 * time.Second, Poll: 100 * time.Millisecond,
-		ReconcileInterval: -1, ReadyTimeout: 2 * time.Minute, Azure: fake.Options()})
+	cfg := server.Config{DataDir: dir, Lease: 5 * time.Second, Poll: 100 * time.Millisecond,
+		ReconcileInterval: -1, ReadyTimeout: 2 * time.Minute, Azure: fake.Options()}
+	for _, f := range configure {
+		f(&cfg)
+	}
+	srv := servertest.Start(t, cfg)
 	e := &env{t: t, fake: fake, url: srv.URL, token: srv.Token, logs: srv.Log}
 	e.ok("workspace", "create", "-n", "ml-team", "--region", "westus2", "--azure-subscription-id", aks.FakeSubscription, "--azure-resource-group", "berth-rg")
 	return e
@@ -173,7 +177,10 @@ func TestCreateScaleDeleteAttach(t *testing.T) {
 	out := r.stdout + r.stderr
 	mustContain(t, "create output", out, "Creating AKS cluster aks1 in westus2: 3 × Standard_D3_v2, Kubernetes 1.37",
 		"connection reset by peer", "Resuming: following the creation of AKS cluster aks1", "Creating AKS cluster aks1: done",
-		"Got the cluster's kubeconfig from Azure", "Front end ready", "DNS label aks1")
+		"Got the cluster's kubeconfig from Azure", "Front end ready", "DNS label aks1",
+		// One capacity rule on create, attach and scale: the VM size's vCPUs,
+		// not the allocatable CPU the kubelets leave (below 12 here).
+		"Preflight ✓ capacity: 12 vCPUs (3 × Standard_D3_v2 at 4; 11.76 allocatable) on 3 Ready, schedulable node(s) is enough for FastProd")
 	c := e.compute("aks1")
 	if c.ProvisioningState != api.StateSucceeded || c.Origin != api.OriginCreated || c.NodeCount != 3 || c.Endpoint == "" || !c.HasCredentials {
 		t.Fatalf("compute after create: %+v", c)

@@ -418,14 +418,7 @@ func (p *Provider) ValidateScale(ctx context.Context, c *store.Compute, nodeCoun
 	if size == "" {
 		return out
 	}
-	n, ok := builtinCores[strings.ToLower(size)]
-	if az, err := p.connect(workspaceOf(c), statusOf(c).SubscriptionID); err == nil {
-		ctx, cancel := contextWithTimeout(ctx)
-		defer cancel()
-		if cores, err := p.cores(ctx, az, loc); err == nil {
-			n, ok = cores[strings.ToLower(size)]
-		}
-	}
+	n, ok := p.vmCPUs(ctx, workspaceOf(c), loc)[strings.ToLower(size)]
 	if ok && nodeCount*n < minCPUs(c.ClusterPurpose) {
 		out = append(out, problem.Detail(api.CodeInsufficientCapacity, "nodeCount", "cluster purpose %s needs at least %d vCPUs; %d × %s is %d vCPUs (the VM size cannot change: use more nodes)", c.ClusterPurpose, minCPUs(c.ClusterPurpose), nodeCount, size, nodeCount*n))
 	}
