@@ -89,6 +89,9 @@ type Input struct {
 	// VMSizes, when set, counts each node's VM size's vCPUs (AKS) rather
 	// than its capacity.
 	VMSizes *VMSizes
+	// Unreachable, when set, says why the cluster may not answer from here
+	// (an AKS private cluster); a failed connection check adds it.
+	Unreachable string
 }
 
 // Facts are what preflight learned about the cluster.
@@ -155,7 +158,11 @@ func failed(name, code, msg string, details ...api.ErrorDetail) api.Check {
 func connection(ctx context.Context, in Input, facts *Facts) api.Check {
 	v, err := in.Cluster.Client.Discovery().ServerVersion()
 	if err != nil {
-		return failed(CheckConnection, "ClusterUnreachable", in.Cluster.Explain(err).Error())
+		msg := in.Cluster.Explain(err).Error()
+		if in.Unreachable != "" {
+			msg += ": " + in.Unreachable
+		}
+		return failed(CheckConnection, "ClusterUnreachable", msg)
 	}
 	facts.Version = v.GitVersion
 	_, err = in.Cluster.Client.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, &authzv1.SelfSubjectAccessReview{

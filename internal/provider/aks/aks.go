@@ -80,6 +80,10 @@ func New(kube kubernetes.Provider, opts Options) *Provider {
 	// Capacity is the VM size's vCPUs on create, attach, scale and update
 	// alike (the reference's rule), not what the kubelets leave allocatable.
 	kube.VMSizes = p.vmSizes
+	kube.Unreachable = func(c *store.Compute) string {
+		st := statusOf(c)
+		return access{private: st.PrivateCluster, privateFQDN: st.PrivateFQDN}.unreachable()
+	}
 	return p
 }
 

@@ -180,7 +180,8 @@ func TestCreateScaleDeleteAttach(t *testing.T) {
 		"Got the cluster's kubeconfig from Azure", "Front end ready", "DNS label aks1",
 		// One capacity rule on create, attach and scale: the VM size's vCPUs,
 		// not the allocatable CPU the kubelets leave (below 12 here).
-		"Preflight ✓ capacity: 12 vCPUs (3 × Standard_D3_v2 at 4; 11.76 allocatable) on 3 Ready, schedulable node(s) is enough for FastProd")
+		"Preflight ✓ capacity: 12 vCPUs (3 × Standard_D3_v2 at 4; 11.76 allocatable) on 3 Ready, schedulable node(s) is enough for FastProd",
+		"The API server accepts connections from any address (no authorized IP ranges)")
 	c := e.compute("aks1")
 	if c.ProvisioningState != api.StateSucceeded || c.Origin != api.OriginCreated || c.NodeCount != 3 || c.Endpoint == "" || !c.HasCredentials {
 		t.Fatalf("compute after create: %+v", c)
@@ -263,7 +264,8 @@ func TestCreateScaleDeleteAttach(t *testing.T) {
 	r = e.ok("compute", "attach", "aks", "-n", "prod1", "-i", id, "--dry-run")
 	mustContain(t, "attach dry run", r.stdout, "found managed cluster prod and got its kubeconfig", "Preflight passed")
 	r = e.ok("compute", "attach", "aks", "-n", "prod1", "-i", id)
-	mustContain(t, "attach output", r.stdout+r.stderr, "Found AKS cluster prod in resource group team-rg (eastus", "is in eastus, the workspace's region is westus2", "Front end ready")
+	mustContain(t, "attach output", r.stdout+r.stderr, "Found AKS cluster prod in resource group team-rg (eastus", "is in eastus, the workspace's region is westus2", "Front end ready",
+		"The API server accepts connections from any address (no authorized IP ranges)", "Preflight ✓ capacity: 16 vCPUs (4 × Standard_D3_v2 at 4; 15.68 allocatable)")
 	if c := e.compute("prod1"); c.Origin != api.OriginAttached || c.ProvisioningState != api.StateSucceeded || !strings.HasSuffix(status(c).FQDN, ".eastus.cloudapp.azure.com") {
 		t.Errorf("attached: %+v", c)
 	}

@@ -386,7 +386,7 @@ func (p *Provider) validateAttach(ctx context.Context, ws *api.Workspace, req *a
 	if v := clusterVersion(&mc.ManagedCluster); v != "" && !p.Kube.Versions.Contains(v) {
 		out = append(out, problem.Detail(api.CodeUnsupportedKubernetesVersion, "settings.resourceId", "Specified kubernetes version %s is not supported. Supported versions are between %s: upgrade the cluster (`az aks upgrade`) first", v, p.Kube.Versions))
 	}
-	return out
+	return append(out, accessOf(&mc.ManagedCluster).problems(ws, ref)...)
 }
 
 func clusterVersion(mc *armcontainerservice.ManagedCluster) string {
@@ -397,6 +397,14 @@ func clusterVersion(mc *armcontainerservice.ManagedCluster) string {
 		return *mc.Properties.CurrentKubernetesVersion
 	}
 	return str(mc.Properties.KubernetesVersion)
+}
+
+// vmSize is the VM size of a managed cluster's first (system) agent pool.
+func vmSize(mc *armcontainerservice.ManagedCluster) string {
+	if mc.Properties == nil || len(mc.Properties.AgentPoolProfiles) == 0 || mc.Properties.AgentPoolProfiles[0] == nil {
+		return ""
+	}
+	return str(mc.Properties.AgentPoolProfiles[0].VMSize)
 }
 
 // ValidateUpdate: the install path's rules.

@@ -325,6 +325,24 @@ func TestAttachIDKeepsNames(t *testing.T) {
 	}
 }
 
+// TestEgressInsideAuthorizedRanges: an egress CIDR is allowed only if one
+// authorized range holds all of it (a bare address is its own /32).
+func TestEgressInsideAuthorizedRanges(t *testing.T) {
+	a := access{ranges: []string{"203.0.113.0/24", "198.51.100.7", "2001:db8::/32"}}
+	for egress, want := range map[string]string{
+		"203.0.113.16/28":              "",
+		"198.51.100.7/32, 203.0.113.1": "",
+		"198.51.100.0/24":              "198.51.100.0/24",
+		"203.0.112.0/23,192.0.2.9":     "203.0.112.0/23,192.0.2.9/32",
+		"2001:db8:1::/48":              "",
+		"203.0.113.0/24,2001:db9::/32": "2001:db9::/32",
+	} {
+		if got := strings.Join(a.outside(egress), ","); got != want {
+			t.Errorf("egress %q: outside %q, want %q", egress, got, want)
+		}
+	}
+}
+
 // TestAzureErrorMappings: Azure's errors, as the SDK parses them from real
 // responses, become messages that say what to do.
 func TestAzureErrorMappings(t *testing.T) {

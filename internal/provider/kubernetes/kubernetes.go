@@ -72,6 +72,17 @@ type Provider struct {
 	// are VMs of known sizes (AKS: the VM size's vCPUs); nil counts the
 	// nodes' capacity.
 	VMSizes func(ctx context.Context, c *store.Compute) *preflight.VMSizes
+	// Unreachable, when set, says why a compute's cluster may not answer
+	// the control plane (an AKS private cluster), for preflight's message.
+	Unreachable func(c *store.Compute) string
+}
+
+// unreachable says why a compute's cluster may not answer ("" if nothing is known).
+func (p *Provider) unreachable(c *store.Compute) string {
+	if p.Unreachable == nil {
+		return ""
+	}
+	return p.Unreachable(c)
 }
 
 // vmSizes is the capacity rule of a compute (nil: node capacity).
@@ -211,18 +222,19 @@ func dnsLabel(c *store.Compute) string {
 
 // DryRun runs preflight against the cluster of an attach request.
 func (p *Provider) DryRun(ctx context.Context, _ *api.Workspace, req *api.ComputeRequest) (*api.PreflightReport, error) {
-	return p.DryRunWith(ctx, req, nil)
+	return p.DryRunWith(ctx, req, preflight.Input{})
 }
 
-// DryRunWith is DryRun with a capacity rule of VM sizes (AKS).
-func (p *Provider) DryRunWith(ctx context.Context, req *api.ComputeRequest, vms *preflight.VMSizes) (*api.PreflightReport, error) {
+// DryRunWith is DryRun with what another provider knows of the cluster
+// (AKS: the capacity rule of VM sizes, why it may be unreachable).
+func (p *Provider) DryRunWith(ctx context.Context, req *api.ComputeRequest, in preflight.Input) (*api.PreflightReport, error) {
 	s := provider.Read[Settings](req.Settings)
 	cl, err := kubeconn.Connect([]byte(req.Credentials), s.Context)
 	if err != nil {
 		return nil, err
 	}
-	rep, _ := preflight.Run(ctx, preflight.Input{Cluster: cl, Purpose: req.ClusterPurpose, Versions: p.Versions,
-		Force: req.Force, Scoped: s.CredentialMode != CredentialAsGiven, VMSizes: vms})
+	in.Cluster, in.Purpose, in.Versions, in.Force, in.Scoped = cl, req.ClusterPurpose, p.Versions, req.Force, s.CredentialMode != CredentialAsGiven
+	rep, _ := preflight.Run(ctx, in)
 	return &rep, nil
 }
 
@@ -370,7 +382,8 @@ func (p *Provider) stepPreflight(ctx context.Context, r *operation.Run) error {
 	}
 	req, _ := operation.Params[api.ComputeRequest](r)
 	rep, _ := preflight.Run(ctx, preflight.Input{Cluster: cl, Purpose: c.ClusterPurpose, Versions: p.Versions,
-		AttachmentID: c.AttachmentID, Force: req.Force, Scoped: SettingsOf(c).CredentialMode != CredentialAsGiven, VMSizes: p.vmSizes(ctx, c)})
+		AttachmentID: c.AttachmentID, Force: req.Force, Scoped: SettingsOf(c).CredentialMode != CredentialAsGiven, VMSizes: p.vmSizes(ctx, c),
+		Unreachable: p.unreachable(c)})
 	for _, ch := range rep.Checks {
 		mark := "✓"
 		if ch.Status == api.CheckFailed {
