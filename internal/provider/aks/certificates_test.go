@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
 	"io"
 	"net"
 	"os"
@@ -20,7 +21,6 @@ import (
 	"github.com/berth-ml/berth/internal/cli"
 	"github.com/berth-ml/berth/internal/freeport"
 	"github.com/berth-ml/berth/internal/installer"
-	"github.com/berth-ml/berth/internal/provider/aks"
 	"github.com/berth-ml/berth/internal/server"
 	"github.com/berth-ml/berth/internal/testenv/pebble"
 	"github.com/berth-ml/berth/internal/testenv/simcluster"
@@ -76,6 +76,18 @@ func served(t *testing.T, addr, name string, roots *x509.CertPool, check func(*x
 	return nil
 }
 
+// certificateFiles writes a certificate chain for cn and its key to files.
+func certificateFiles(t *testing.T, cn string) (chainPEM []byte, certFile, keyFile string) {
+	t.Helper()
+	dir := t.TempDir()
+	chainPEM, keyPEM := testcert.Chain(t, cn)
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := errors.Join(os.WriteFile(certFile, chainPEM, 0o600), os.WriteFile(keyFile, keyPEM, 0o600)); err != nil {
+		t.Fatal(err)
+	}
+	return chainPEM, certFile, keyFile
+}
+
 // deleteAKS deletes a created compute and waits until Berth's namespace
 // is gone from the package's cluster.
 func (e *env) deleteAKS(name string, cl *simcluster.Cluster) {
@@ -89,16 +101,9 @@ func (e *env) deleteAKS(name string, cl *simcluster.Cluster) {
 // the front end serves it as soon as the create ends (issue 15: the create
 // skipped the certificate step while showing SSL Enabled).
 func TestCreateWithCustomCertificate(t *testing.T) {
-	cl := simulated(t)
-	fake := aks.NewFakeAzure()
-	fake.Kubeconfig = cl.Kubeconfig
+	cl, fake := simulatedAzure(t)
 	e := start(t, fake)
-	dir := t.TempDir()
-	certPEM, keyPEM := testcert.Chain(t, "scoring.contoso.test")
-	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	os.WriteFile(certFile, certPEM, 0o600)
-	os.WriteFile(keyFile, keyPEM, 0o600)
-
+	certPEM, certFile, keyFile := certificateFiles(t, "scoring.contoso.test")
 	r := e.ok("compute", "create", "aks", "-n", "tls1", "--ssl-cert-file", certFile, "--ssl-key-file", keyFile, "--ssl-cname", "scoring.contoso.test")
 	mustContain(t, "create output", r.stdout+r.stderr, "Custom certificate for scoring.contoso.test", "Wrote Secret berth-system/berth-fe-tls")
 	c := e.compute("tls1")
@@ -122,7 +127,7 @@ func TestCreateWithCustomCertificate(t *testing.T) {
 // leads anywhere the create ends Unhealthy, with the CA's reason and advice.
 func TestCreateWithAutomaticCertificate(t *testing.T) {
 	dir := pebble.Available(t)
-	cl := simulated(t)
+	cl, fake := simulatedAzure(t)
 	port, err := freeport.Port()
 	if err != nil {
 		t.Fatal(err)
@@ -137,8 +142,6 @@ func TestCreateWithAutomaticCertificate(t *testing.T) {
 		}
 		pb.Stop()
 	})
-	fake := aks.NewFakeAzure()
-	fake.Kubeconfig = cl.Kubeconfig
 	// The renewal loop never runs: what the create does is all there is.
 	e := start(t, fake, func(cfg *server.Config) {
 		cfg.ACMEHTTPPort, cfg.CertificateCheckInterval, cfg.CertificateRetryBase = port, -1, time.Hour

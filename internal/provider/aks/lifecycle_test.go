@@ -58,6 +58,16 @@ func simulated(t *testing.T) *simcluster.Cluster {
 	return cluster
 }
 
+// simulatedAzure is the package's simulated cluster and a fake Azure whose
+// clusters' kubeconfig leads to it.
+func simulatedAzure(t *testing.T) (*simcluster.Cluster, *aks.FakeAzure) {
+	t.Helper()
+	cl := simulated(t)
+	fake := aks.NewFakeAzure()
+	fake.Kubeconfig = cl.Kubeconfig
+	return cl, fake
+}
+
 // env is a control plane whose AKS provider talks to a fake Azure, and a
 // way to run the real CLI against it.
 type env struct {
@@ -141,9 +151,7 @@ func mustContain(t *testing.T, what, s string, parts ...string) {
 // hands a kubeconfig for is a simulated Kubernetes cluster, so the install
 // after creation runs for real.
 func TestCreateScaleDeleteAttach(t *testing.T) {
-	cl := simulated(t)
-	fake := aks.NewFakeAzure()
-	fake.Kubeconfig = cl.Kubeconfig
+	cl, fake := simulatedAzure(t)
 	fake.PollError = errors.New("read tcp: connection reset by peer")
 	nodes := 3
 	fake.OnScale = func(n int32) {

@@ -12,7 +12,6 @@ import (
 	"github.com/berth-ml/berth/internal/installer"
 	"github.com/berth-ml/berth/internal/kubeconn"
 	"github.com/berth-ml/berth/internal/preflight"
-	"github.com/berth-ml/berth/internal/provider/aks"
 	"github.com/berth-ml/berth/internal/server"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -33,27 +32,32 @@ func (e *env) refused(name string, r result, parts ...string) {
 	}
 }
 
+// attachDetach attaches cluster id as compute name, checks the attach's
+// output has every part, then detaches it and waits until Berth is gone
+// from the package's cluster.
+func (e *env) attachDetach(name, id string, parts ...string) {
+	e.t.Helper()
+	r := e.ok("compute", "attach", "aks", "-n", name, "-i", id)
+	mustContain(e.t, "attach of "+name, r.stdout+r.stderr, parts...)
+	e.ok("compute", "detach", "-n", name)
+	waitNamespaceGone(e.t, cluster)
+}
+
 // TestAuthorizedIPRanges: attach reports an API server's authorized IP
 // ranges; with the control plane's egress addresses recorded on the
 // workspace it says whether they are inside them and refuses, before any
 // change, when they are not; without them it warns that the control plane
 // must be inside. A created cluster reports that it has none.
 func TestAuthorizedIPRanges(t *testing.T) {
-	cl := simulated(t)
-	fake := aks.NewFakeAzure()
-	fake.Kubeconfig = cl.Kubeconfig
+	_, fake := simulatedAzure(t)
 	id := fake.AddCluster("team-rg", "ranged", "westus2", "1.37.2")
 	fake.SetAccess("team-rg", "ranged", []string{"203.0.113.0/24", "198.51.100.7"}, "", nil)
 	e := start(t, fake)
 
-	r := e.ok("compute", "attach", "aks", "-n", "ranged1", "-i", id)
-	mustContain(t, "attach without egress addresses", r.stdout+r.stderr,
-		"accepts only its authorized IP ranges 203.0.113.0/24, 198.51.100.7: Berth's control plane must connect from inside them",
+	e.attachDetach("ranged1", id, "accepts only its authorized IP ranges 203.0.113.0/24, 198.51.100.7: Berth's control plane must connect from inside them",
 		"--control-plane-egress-cidr")
-	e.ok("compute", "detach", "-n", "ranged1")
-	waitNamespaceGone(t, cl)
 
-	r = e.berth("workspace", "update", "-n", "ml-team", "--control-plane-egress-cidr", "not-a-cidr")
+	r := e.berth("workspace", "update", "-n", "ml-team", "--control-plane-egress-cidr", "not-a-cidr")
 	if r.code == 0 || !strings.Contains(r.stderr, `--control-plane-egress-cidr "not-a-cidr" is not a CIDR`) {
 		t.Errorf("bad egress CIDR: %+v", r)
 	}
@@ -65,11 +69,7 @@ func TestAuthorizedIPRanges(t *testing.T) {
 	}
 
 	e.ok("workspace", "update", "-n", "ml-team", "--control-plane-egress-cidr", "203.0.113.16/28,198.51.100.7/32")
-	r = e.ok("compute", "attach", "aks", "-n", "ranged3", "-i", id)
-	mustContain(t, "attach with egress addresses inside", r.stdout+r.stderr,
-		"accepts only its authorized IP ranges 203.0.113.0/24, 198.51.100.7; the control plane's egress addresses 203.0.113.16/28,198.51.100.7/32 are inside them")
-	e.ok("compute", "detach", "-n", "ranged3")
-	waitNamespaceGone(t, cl)
+	e.attachDetach("ranged3", id, "accepts only its authorized IP ranges 203.0.113.0/24, 198.51.100.7; the control plane's egress addresses 203.0.113.16/28,198.51.100.7/32 are inside them")
 }
 
 // TestPrivateClusterFailsFast: attaching a private cluster whose API
@@ -78,7 +78,7 @@ func TestAuthorizedIPRanges(t *testing.T) {
 // leaves nothing; a private cluster the control plane can reach attaches,
 // with a warning.
 func TestPrivateClusterFailsFast(t *testing.T) {
-	cl := simulated(t)
+	cl, fake := simulatedAzure(t)
 	// A private endpoint as seen from outside its network: connections
 	// open, and nothing ever answers.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -108,8 +108,6 @@ func TestPrivateClusterFailsFast(t *testing.T) {
 			mu.Unlock()
 		}
 	}()
-	fake := aks.NewFakeAzure()
-	fake.Kubeconfig = cl.Kubeconfig
 	far := fake.AddCluster("team-rg", "private-far", "westus2", "1.37.2")
 	fake.SetAccess("team-rg", "private-far", nil, "private-far-1a2b.privatelink.westus2.azmk8s.io",
 		bytes.ReplaceAll(cl.Kubeconfig, []byte(cl.Server), []byte("https://"+ln.Addr().String())))
@@ -129,20 +127,14 @@ func TestPrivateClusterFailsFast(t *testing.T) {
 	if limit := kubeconn.RequestTimeout + time.Minute; took > limit {
 		t.Errorf("the attach took %s, more than the preflight's timeout %s with a minute's slack", took, kubeconn.RequestTimeout)
 	}
-	r = e.ok("compute", "attach", "aks", "-n", "near1", "-i", near)
-	mustContain(t, "reachable private cluster", r.stdout+r.stderr,
-		"The cluster is private (enablePrivateCluster): Berth reaches its API server private-near-3c4d.privatelink.westus2.azmk8s.io only from inside its virtual network")
-	e.ok("compute", "detach", "-n", "near1")
-	waitNamespaceGone(t, cl)
+	e.attachDetach("near1", near, "The cluster is private (enablePrivateCluster): Berth reaches its API server private-near-3c4d.privatelink.westus2.azmk8s.io only from inside its virtual network")
 }
 
 // TestPreviewVersion: creating with a preview Kubernetes version, or
 // attaching a cluster that runs one, succeeds with a warning event, as in
 // the reference.
 func TestPreviewVersion(t *testing.T) {
-	cl := simulated(t)
-	fake := aks.NewFakeAzure()
-	fake.Kubeconfig = cl.Kubeconfig
+	cl, fake := simulatedAzure(t)
 	id := fake.AddCluster("team-rg", "edge", "eastus", "1.38.0")
 	e := start(t, fake, func(cfg *server.Config) { cfg.KubernetesVersions = preflight.VersionRange{MinMinor: 33, MaxMinor: 38} })
 
@@ -150,8 +142,5 @@ func TestPreviewVersion(t *testing.T) {
 	mustContain(t, "create with a preview version", r.stdout+r.stderr,
 		"Kubernetes 1.38 is a preview version in westus2: it works, but Azure does not support preview versions for production workloads")
 	e.deleteAKS("edge0", cl)
-	r = e.ok("compute", "attach", "aks", "-n", "edge1", "-i", id)
-	mustContain(t, "attach of a preview version", r.stdout+r.stderr, "Kubernetes 1.38.0 is a preview version in eastus")
-	e.ok("compute", "detach", "-n", "edge1")
-	waitNamespaceGone(t, cl)
+	e.attachDetach("edge1", id, "Kubernetes 1.38.0 is a preview version in eastus")
 }

@@ -81,6 +81,16 @@ func load(ctx context.Context, r *operation.Run) (*store.Compute, error) {
 	return c, err
 }
 
+// loadWithWorkspace is load and the compute's workspace.
+func loadWithWorkspace(ctx context.Context, r *operation.Run) (*store.Compute, *api.Workspace, error) {
+	c, err := load(ctx, r)
+	if err != nil {
+		return nil, nil, err
+	}
+	ws, err := r.Store.GetWorkspace(ctx, c.Workspace)
+	return c, ws, err
+}
+
 // azure opens Azure's clients for a compute as its properties record them.
 func (p *Provider) azure(c *store.Compute) (*clients, error) {
 	az, err := p.connect(workspaceOf(c), statusOf(c).SubscriptionID)
@@ -301,11 +311,7 @@ func (p *Provider) follow(ctx context.Context, r *operation.Run, poller *runtime
 	if res.Properties != nil && res.Properties.ProvisioningState != nil && *res.Properties.ProvisioningState != "Succeeded" {
 		return operation.Fail(api.CodeAzureProvisioningFailed, fmt.Sprintf("Azure reports managed cluster provisioning state %s", *res.Properties.ProvisioningState))
 	}
-	c, err := load(ctx, r)
-	if err != nil {
-		return err
-	}
-	ws, err := r.Store.GetWorkspace(ctx, c.Workspace)
+	_, ws, err := loadWithWorkspace(ctx, r)
 	if err != nil {
 		return err
 	}
@@ -388,11 +394,7 @@ func (p *Provider) stepCredentials(ctx context.Context, r *operation.Run) error 
 
 // stepFind looks the attached cluster up and records where it is.
 func (p *Provider) stepFind(ctx context.Context, r *operation.Run) error {
-	c, err := load(ctx, r)
-	if err != nil {
-		return err
-	}
-	ws, err := r.Store.GetWorkspace(ctx, c.Workspace)
+	c, ws, err := loadWithWorkspace(ctx, r)
 	if err != nil {
 		return err
 	}
