@@ -173,6 +173,9 @@ func TestFromAzureMLRows(t *testing.T) {
 		"az ml computetarget attach aks -n myaks -i aksresourceid -g myresourcegroup -w myworkspace": func(t *testing.T) []string {
 			refuse(t, 2, []string{"computetarget", "attach", "aks", "-n", "prod1", "-i", azID, "-g", "myresourcegroup", "-w", "ml-team"},
 				`-g myresourcegroup differs from workspace "ml-team"'s Azure resource group berth-rg`)
+			e.in(t).ok("workspace", "create", "-n", "no-rg", "--region", "westus2", "--azure-subscription-id", aks.FakeSubscription)
+			refuse(t, 2, []string{"computetarget", "attach", "aks", "-n", "prod1", "-i", azID, "-g", "myresourcegroup", "-w", "no-rg"},
+				`-g myresourcegroup: workspace "no-rg" records no Azure resource group to check it against`, "berth workspace update -n no-rg --azure-resource-group myresourcegroup")
 			if r := e.in(t).berth("compute", "show", "-n", "prod1"); r.code == 0 {
 				t.Error("an attach refused for its -g recorded the compute")
 			}
