@@ -26,6 +26,7 @@ const (
 	CodeClusterNotFound                = "ClusterNotFound"
 	CodeClusterRequired                = "ClusterRequired"
 	CodeClusterUnreachable             = "ClusterUnreachable"
+	CodeControlPlaneNotAuthorized      = "ControlPlaneNotAuthorized"
 	CodeCommandRequired                = "CommandRequired"
 	CodeComputeDisplaced               = "ComputeDisplaced"
 	CodeComputeGone                    = "ComputeGone"

@@ -56,6 +56,10 @@ type WorkspaceSettings struct {
 	// workspace: default (DefaultAzureCredential's chain), environment,
 	// workload-identity, managed-identity or azure-cli.
 	AzureCredential string `json:"azureCredential,omitempty"`
+	// ControlPlaneEgressCIDR lists the control plane's egress addresses
+	// (comma-separated CIDRs), so attaching a cluster whose API server
+	// accepts only authorized IP ranges can tell whether Berth is allowed.
+	ControlPlaneEgressCIDR string `json:"controlPlaneEgressCidr,omitempty"`
 }
 
 // DNS01 provider names.

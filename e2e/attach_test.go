@@ -151,7 +151,7 @@ func TestAttachLifecycle(t *testing.T) {
 
 	t.Run("dry run passes and changes nothing", func(t *testing.T) {
 		r := e.mustBerth("compute", "attach", "kubernetes", "-n", "prod-1", "--kubeconfig", cl.KubeconfigPath, "--dry-run")
-		for _, want := range []string{"✓ connection", "✓ permissions", "✓ kubernetesVersion", "v1.37.2", "✓ capacity", "12 vCPUs on 3 Ready", "✓ attachment", "Preflight passed"} {
+		for _, want := range []string{"✓ connection", "✓ permissions", "✓ kubernetesVersion", "v1.37.2", "✓ capacity", "12 vCPUs (node capacity; 11.76 allocatable) on 3 Ready", "✓ attachment", "Preflight passed"} {
 			if !strings.Contains(r.stdout, want) {
 				t.Errorf("dry run lacks %q:\n%s", want, r.stdout)
 			}
@@ -173,7 +173,7 @@ func TestAttachLifecycle(t *testing.T) {
 			t.Fatalf("%v\n%s", err, r.stdout)
 		}
 		if c.ProvisioningState != api.StateSucceeded || c.Health != api.HealthHealthy || c.KubernetesVersion != "v1.37.2" ||
-			c.NodeCount != 3 || c.AllocatableCpus != 12 || c.ClusterPurpose != api.PurposeFastProd || c.LoadBalancerType != api.LoadBalancerPublicIP ||
+			c.NodeCount != 3 || c.AllocatableCpus != 11.76 || c.ClusterPurpose != api.PurposeFastProd || c.LoadBalancerType != api.LoadBalancerPublicIP ||
 			!strings.HasPrefix(c.Endpoint, "127.100.") {
 			t.Fatalf("compute after attach: %+v", c)
 		}
@@ -433,7 +433,7 @@ func TestAttachRefusals(t *testing.T) {
 
 	// FastProd on 2x4: both reasons, together; nothing installed.
 	r := e.berth("compute", "attach", "kubernetes", "-n", "small-1", "--kubeconfig", cl.KubeconfigPath)
-	for _, want := range []string{"a FastProd cluster needs at least 12 vCPUs; the cluster has 8 vCPUs on 2 Ready, schedulable node(s)",
+	for _, want := range []string{"a FastProd cluster needs at least 12 vCPUs; the cluster has 8 vCPUs (node capacity; 7.84 allocatable) on 2 Ready, schedulable node(s)",
 		"a FastProd cluster needs at least 3 Ready, schedulable nodes", "nothing was installed"} {
 		if !strings.Contains(r.stderr, want) {
 			t.Errorf("FastProd on 2x4 lacks %q:\n%s", want, r.stderr)
@@ -491,7 +491,7 @@ func TestAttachRefusals(t *testing.T) {
 	r = e.mustBerth("compute", "attach", "kubernetes", "-n", "dev-1", "--kubeconfig", cl.KubeconfigPath, "--cluster-purpose", "DevTest", "-o", "json")
 	var c api.Compute
 	json.Unmarshal([]byte(r.stdout), &c)
-	if c.ProvisioningState != api.StateSucceeded || c.NodeCount != 1 || c.AllocatableCpus != 2 {
+	if c.ProvisioningState != api.StateSucceeded || c.NodeCount != 1 || c.AllocatableCpus != 1.93 {
 		t.Fatalf("DevTest on 1x2: %+v", c)
 	}
 	d, _ := kube.AppsV1().Deployments(installer.Namespace).Get(ctx, installer.FrontendName, metav1.GetOptions{})

@@ -19,7 +19,7 @@ type aksCommonFlags struct {
 func (f *aksCommonFlags) register(cmd *cobra.Command) {
 	fs := cmd.Flags()
 	fs.StringVarP(&f.name, "name", "n", "", "compute name")
-	fs.StringVar(&f.purpose, "cluster-purpose", "", "FastProd (default: ≥ 12 vCPUs, ≥ 3 nodes) or DevTest (≥ 2 vCPUs)")
+	fs.StringVar(&f.purpose, "cluster-purpose", "", "FastProd (default: ≥ 12 vCPUs, ≥ 3 nodes) or DevTest (≥ 2 vCPUs); the reference's dev-test, DEV_TEST… work too")
 	fs.StringVar(&f.lbType, "load-balancer-type", "", "PublicIp (default) or InternalLoadBalancer")
 	fs.StringVar(&f.lbSubnet, "load-balancer-subnet", "", "subnet of the internal load balancer (default aks-subnet)")
 	fs.StringVar(&f.credMode, "credential-mode", "", "scoped (default: Berth's own ServiceAccount) or as-given (store Azure's admin kubeconfig)")
@@ -36,6 +36,10 @@ func (a *app) runAKS(cmd *cobra.Command, f *aksCommonFlags, origin string, setti
 	if err := requireName(f.name, "compute"); err != nil {
 		return err
 	}
+	purpose, err := clusterPurpose(f.purpose)
+	if err != nil {
+		return err
+	}
 	sslReq, err := f.ssl.request()
 	if err != nil {
 		return err
@@ -47,7 +51,7 @@ func (a *app) runAKS(cmd *cobra.Command, f *aksCommonFlags, origin string, setti
 	if f.credMode != "" {
 		settings["credentialMode"] = f.credMode
 	}
-	req := api.ComputeRequest{Name: f.name, Type: api.ComputeAKS, Origin: origin, ClusterPurpose: f.purpose,
+	req := api.ComputeRequest{Name: f.name, Type: api.ComputeAKS, Origin: origin, ClusterPurpose: purpose,
 		LoadBalancerType: f.lbType, LoadBalancerSubnet: f.lbSubnet, SSL: sslReq, Settings: settingsJSON(settings), Force: f.force, DryRun: f.dryRun}
 	if f.dryRun {
 		rep, err := c.DryRunCompute(cmd.Context(), ws, req)

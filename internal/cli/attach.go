@@ -96,6 +96,9 @@ only the permissions it needs and stores its token instead of your kubeconfig;
 			if err != nil {
 				return err
 			}
+			if purpose, err = clusterPurpose(purpose); err != nil {
+				return err
+			}
 			c, ws, err := a.computeTarget(name)
 			if err != nil {
 				return err
@@ -184,10 +187,15 @@ func (a *app) computeUpdate() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "update -n NAME",
 		Short: "Change a compute's purpose, load balancer or TLS in place (no detach needed)",
-		Args:  cobra.NoArgs,
+		// The reference's `computetarget update aks -n NAME` names the type.
+		Args:      cobra.MatchAll(cobra.MaximumNArgs(1), cobra.OnlyValidArgs),
+		ValidArgs: []string{api.ComputeAKS, api.ComputeKubernetes},
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			sslReq, err := ssl.request()
 			if err != nil {
+				return err
+			}
+			if purpose, err = clusterPurpose(purpose); err != nil {
 				return err
 			}
 			c, ws, err := a.computeTarget(name)

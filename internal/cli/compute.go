@@ -13,7 +13,8 @@ import (
 )
 
 func (a *app) computeCommand() *cobra.Command {
-	cmd := &cobra.Command{Use: "compute", Short: "Manage inference clusters (compute targets)"}
+	cmd := &cobra.Command{Use: "compute", Aliases: []string{"computetarget"}, Short: "Manage inference clusters (compute targets)"}
+	a.registerResourceGroup(cmd)
 	cmd.AddCommand(a.computeShow(), a.computeList(), a.computeWait(), a.computeDetach(), a.computeReconcile(), a.computeCredentials(),
 		a.attachCommand(), a.computeUpdate(), a.createCommand(), a.computeDelete(), a.computeCertificate(), a.computeScale())
 	return cmd

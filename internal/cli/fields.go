@@ -37,6 +37,8 @@ var (
 		"workspace.settings.azureSubscriptionId": "berth workspace update --azure-subscription-id",
 		"workspace.settings.azureResourceGroup":  "berth workspace update --azure-resource-group",
 		"workspace.settings.azureCredential":     "berth workspace update --azure-credential",
+
+		"workspace.settings.controlPlaneEgressCidr": "berth workspace update --control-plane-egress-cidr",
 	}
 	sslFields = fieldFlags{
 		"ssl.certPem": "--ssl-cert-file", "ssl.keyPem": "--ssl-key-file", "ssl.cname": "--ssl-cname",
@@ -62,7 +64,7 @@ var (
 		"settings.dns01.nameserver": "--dns01-nameserver", "settings.dns01.tsigKey": "--dns01-tsig-key",
 		"settings.dns01.tsigAlgorithm": "--dns01-tsig-algorithm", "settings.dns01.tsigSecret": "--dns01-tsig-secret",
 		"settings.azureSubscriptionId": "--azure-subscription-id", "settings.azureResourceGroup": "--azure-resource-group",
-		"settings.azureCredential": "--azure-credential",
+		"settings.azureCredential": "--azure-credential", "settings.controlPlaneEgressCidr": "--control-plane-egress-cidr",
 	}
 	serviceFields = fieldFlags{
 		"name": "--name", "compute": "--compute", "models": "--model", "image": "--image", "command": "--command",

@@ -47,6 +47,8 @@ type app struct {
 	server, token, workspace, contextName string
 	output, query                         string
 	configPath                            string
+	// resourceGroup is the reference's -g RG of compute commands.
+	resourceGroup string
 
 	format output.Format
 	// flags writes the API's problems in terms of the running command's flags.
@@ -140,7 +142,7 @@ Start a local control plane with 'berth server'; the other commands talk to it.`
 	root.RegisterFlagCompletionFunc("output", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
 		return []string{"table", "json", "yaml", "tsv"}, cobra.ShellCompDirectiveNoFileComp
 	})
-	root.AddCommand(a.serverCommand(), a.workspaceCommand(), a.computeCommand(), a.tokenCommand(), a.configCommand(), a.versionCommand(), a.quickstartCommand(), a.versionsCommand(), a.frontendCommand(), a.operationCommand(), a.modelCommand(), a.modelServerCommand(), a.modelInitCommand(), a.serviceCommand(), a.replicaExecCommand())
+	root.AddCommand(a.serverCommand(), a.workspaceCommand(), a.computeCommand(), a.tokenCommand(), a.configCommand(), a.versionCommand(), a.quickstartCommand(), a.versionsCommand(), a.frontendCommand(), a.operationCommand(), a.modelCommand(), a.modelServerCommand(), a.modelInitCommand(), a.serviceCommand(), a.replicaExecCommand(), a.azAKSCommand())
 	for _, c := range extraCommands {
 		root.AddCommand(c(a))
 	}
@@ -197,6 +199,9 @@ func (a *app) inWorkspace(kind, name string) (*client.Client, string, error) {
 	}
 	if a.workspace == "" {
 		return nil, "", usageErrorf("no workspace: pass -w WORKSPACE, set BERTH_WORKSPACE, or set one on your context (berth config set-context)")
+	}
+	if err := a.checkResourceGroup(c, a.workspace); err != nil {
+		return nil, "", err
 	}
 	return c, a.workspace, nil
 }

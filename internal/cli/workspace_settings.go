@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/berth-ml/berth/api"
 	"github.com/spf13/cobra"
@@ -16,6 +17,7 @@ type settingsFlags struct {
 	caFile, dnsProvider, nameserver, tsigKey, tsigAlg string
 	tsigSecret                                        string
 	noDNS01                                           bool
+	egress                                            []string
 }
 
 func (f *settingsFlags) register(fs *pflag.FlagSet) {
@@ -33,11 +35,13 @@ func (f *settingsFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.tsigSecret, "dns01-tsig-secret", "", "rfc2136: TSIG secret (base64; stored encrypted)")
 	fs.StringVar(&f.s.AzureSubscriptionID, "azure-subscription-id", "", "Azure subscription of the AKS clusters it creates or attaches")
 	fs.StringVar(&f.s.AzureResourceGroup, "azure-resource-group", "", "Azure resource group for the AKS clusters it creates")
+	fs.StringSliceVar(&f.egress, "control-plane-egress-cidr", nil, "the control plane's egress addresses (CIDRs, repeat or separate with commas), checked against AKS API servers' authorized IP ranges")
 	fs.StringVar(&f.s.AzureCredential, "azure-credential", "", "how the server signs in to Azure: default (environment, workload identity, managed identity, Azure CLI in turn), environment, workload-identity, managed-identity or azure-cli")
 }
 
 func (f *settingsFlags) settings() (api.WorkspaceSettings, error) {
 	s := f.s
+	s.ControlPlaneEgressCIDR = strings.Join(f.egress, ",")
 	if f.caFile != "" {
 		b, err := os.ReadFile(f.caFile)
 		if err != nil {

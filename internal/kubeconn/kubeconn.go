@@ -22,6 +22,11 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 )
 
+// RequestTimeout bounds every request to a cluster, so that one whose API
+// server never answers (a private endpoint seen from outside) fails, with
+// preflight's connection check first, instead of hanging.
+const RequestTimeout = 30 * time.Second
+
 // Cluster is a connection to one cluster.
 type Cluster struct {
 	Config  *rest.Config
@@ -127,7 +132,7 @@ func Connect(kubeconfig []byte, contextName string) (*Cluster, error) {
 	if err != nil {
 		return nil, fmt.Errorf("the kubeconfig cannot be used: %v", err)
 	}
-	rc.Timeout = 30 * time.Second
+	rc.Timeout = RequestTimeout
 	rc.QPS, rc.Burst = 50, 100
 	rc.UserAgent = "berth"
 	return FromConfig(rc, ctxName)

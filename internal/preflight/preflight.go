@@ -8,7 +8,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -84,6 +86,12 @@ type Input struct {
 	// Scoped means Berth will make its own ServiceAccount, which needs
 	// permissions in kube-system too.
 	Scoped bool
+	// VMSizes, when set, counts each node's VM size's vCPUs (AKS) rather
+	// than its capacity.
+	VMSizes *VMSizes
+	// Unreachable, when set, says why the cluster may not answer from here
+	// (an AKS private cluster); a failed connection check adds it.
+	Unreachable string
 }
 
 // Facts are what preflight learned about the cluster.
@@ -150,7 +158,11 @@ func failed(name, code, msg string, details ...api.ErrorDetail) api.Check {
 func connection(ctx context.Context, in Input, facts *Facts) api.Check {
 	v, err := in.Cluster.Client.Discovery().ServerVersion()
 	if err != nil {
-		return failed(CheckConnection, "ClusterUnreachable", in.Cluster.Explain(err).Error())
+		msg := in.Cluster.Explain(err).Error()
+		if in.Unreachable != "" {
+			msg += ": " + in.Unreachable
+		}
+		return failed(CheckConnection, "ClusterUnreachable", msg)
 	}
 	facts.Version = v.GitVersion
 	_, err = in.Cluster.Client.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, &authzv1.SelfSubjectAccessReview{
@@ -247,54 +259,125 @@ func nodeUsable(n *corev1.Node) (ready, schedulable bool) {
 	return ready, schedulable
 }
 
-// Capacity counts Ready, schedulable nodes and their allocatable vCPUs.
-func Capacity(ctx context.Context, c *kubeconn.Cluster) (nodes int, cpus float64, notReady, unschedulable int, err error) {
+// VMSizes is the capacity rule of clusters whose nodes are cloud VMs of
+// known sizes (AKS): a node counts the vCPUs of its VM size, as the
+// reference states its rule, whatever the kubelet reserves of them.
+type VMSizes struct {
+	// Default is the VM size of nodes that do not name theirs in the
+	// node.kubernetes.io/instance-type label (the cluster's agent pool's).
+	Default string
+	// CPUs are the vCPUs of VM sizes by lowercase name (Azure's resource SKUs).
+	CPUs map[string]int
+}
+
+// InstanceTypeLabel names a node's VM size on cloud clusters.
+const InstanceTypeLabel = "node.kubernetes.io/instance-type"
+
+// cpus is what a node counts under the rule, and the VM size it counted
+// ("" for the node's capacity: other clusters, or a size not known).
+func (v *VMSizes) cpus(n *corev1.Node) (float64, string) {
+	if v != nil {
+		size := n.Labels[InstanceTypeLabel]
+		if size == "" {
+			size = v.Default
+		}
+		if c, ok := v.CPUs[strings.ToLower(size)]; ok {
+			return float64(c), size
+		}
+	}
+	return float64(n.Status.Capacity.Cpu().MilliValue()) / 1000, ""
+}
+
+// Count is a cluster's capacity under the one production rule: the vCPUs
+// of Ready, schedulable nodes (VM sizes' vCPUs on AKS, node capacity
+// elsewhere), with the allocatable vCPUs the kubelets leave beside them.
+type Count struct {
+	Nodes                   int
+	CPUs, Allocatable       float64
+	NotReady, Unschedulable int
+	// Sizes are the VM sizes counted, by node count (empty: node capacity).
+	Sizes    map[string]int
+	sizeCPUs map[string]float64
+}
+
+// Describe says what was counted: "12 vCPUs (3 × Standard_D3_v2 at 4
+// vCPUs; 11.76 allocatable) on 3 Ready, schedulable node(s)".
+func (c Count) Describe() string {
+	basis := "node capacity"
+	if len(c.Sizes) > 0 {
+		var parts []string
+		for size, n := range c.Sizes {
+			parts = append(parts, fmt.Sprintf("%d × %s at %s", n, size, formatCPU(c.sizeCPUs[size])))
+		}
+		sort.Strings(parts)
+		basis = strings.Join(parts, " + ")
+	}
+	return fmt.Sprintf("%s vCPUs (%s; %s allocatable) on %d Ready, schedulable node(s)%s", formatCPU(c.CPUs), basis, formatCPU(c.Allocatable), c.Nodes, c.excluded())
+}
+
+// excluded names the nodes not counted, if any.
+func (c Count) excluded() string {
+	if c.NotReady+c.Unschedulable == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (not counted: %d not Ready, %d not schedulable)", c.NotReady, c.Unschedulable)
+}
+
+// Capacity counts Ready, schedulable nodes and their vCPUs under the rule
+// of vms (nil: node capacity).
+func Capacity(ctx context.Context, c *kubeconn.Cluster, vms *VMSizes) (Count, error) {
+	var out Count
 	list, err := c.Client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 	if err != nil {
-		return 0, 0, 0, 0, c.Explain(err)
+		return out, c.Explain(err)
 	}
 	for i := range list.Items {
 		n := &list.Items[i]
 		ready, sched := nodeUsable(n)
 		switch {
 		case !ready:
-			notReady++
+			out.NotReady++
 		case !sched:
-			unschedulable++
+			out.Unschedulable++
 		default:
-			nodes++
-			cpus += float64(n.Status.Allocatable.Cpu().MilliValue()) / 1000
+			out.Nodes++
+			cpus, size := vms.cpus(n)
+			out.CPUs += cpus
+			out.Allocatable += float64(n.Status.Allocatable.Cpu().MilliValue()) / 1000
+			if size != "" {
+				if out.Sizes == nil {
+					out.Sizes, out.sizeCPUs = map[string]int{}, map[string]float64{}
+				}
+				out.Sizes[size]++
+				out.sizeCPUs[size] = cpus
+			}
 		}
 	}
-	return nodes, cpus, notReady, unschedulable, nil
+	return out, nil
 }
 
 func capacity(ctx context.Context, in Input, facts *Facts) api.Check {
-	nodes, cpus, notReady, unsched, err := Capacity(ctx, in.Cluster)
+	count, err := Capacity(ctx, in.Cluster, in.VMSizes)
 	if err != nil {
 		return failed(CheckCapacity, "CapacityCheckFailed", "cannot list nodes: "+err.Error())
 	}
-	facts.Nodes, facts.AllocatableCPU = nodes, cpus
-	var excluded string
-	if notReady+unsched > 0 {
-		excluded = fmt.Sprintf(" (not counted: %d not Ready, %d not schedulable)", notReady, unsched)
-	}
-	have := fmt.Sprintf("%s vCPUs on %d Ready, schedulable node(s)%s", formatCPU(cpus), nodes, excluded)
+	facts.Nodes, facts.AllocatableCPU = count.Nodes, count.Allocatable
+	have := count.Describe()
 	var problems []api.ErrorDetail
 	switch in.Purpose {
 	case api.PurposeDevTest:
-		if cpus < DevTestMinCPUs {
+		if count.CPUs < DevTestMinCPUs {
 			problems = append(problems, api.ErrorDetail{Code: "InsufficientCPU", Target: CheckCapacity,
 				Message: fmt.Sprintf("a DevTest cluster needs at least %d vCPUs; the cluster has %s", DevTestMinCPUs, have)})
 		}
 	default:
-		if cpus < FastProdMinCPUs {
+		if count.CPUs < FastProdMinCPUs {
 			problems = append(problems, api.ErrorDetail{Code: "InsufficientCPU", Target: CheckCapacity,
 				Message: fmt.Sprintf("a FastProd cluster needs at least %d vCPUs; the cluster has %s (use --cluster-purpose DevTest for a smaller cluster)", FastProdMinCPUs, have)})
 		}
-		if nodes < FastProdMinNodes {
+		if count.Nodes < FastProdMinNodes {
 			problems = append(problems, api.ErrorDetail{Code: "InsufficientNodes", Target: CheckCapacity,
-				Message: fmt.Sprintf("a FastProd cluster needs at least %d Ready, schedulable nodes to spread its front end; the cluster has %d%s", FastProdMinNodes, nodes, excluded)})
+				Message: fmt.Sprintf("a FastProd cluster needs at least %d Ready, schedulable nodes to spread its front end; the cluster has %d%s", FastProdMinNodes, count.Nodes, count.excluded())})
 		}
 	}
 	if len(problems) > 0 {
@@ -303,7 +386,8 @@ func capacity(ctx context.Context, in Input, facts *Facts) api.Check {
 	return api.Check{Name: CheckCapacity, Status: api.CheckPassed, Message: fmt.Sprintf("%s is enough for %s", have, in.Purpose)}
 }
 
-func formatCPU(c float64) string { return strconv.FormatFloat(c, 'f', -1, 64) }
+// formatCPU prints vCPUs to the millicore (sums of 3.92 add up to 11.76).
+func formatCPU(c float64) string { return strconv.FormatFloat(math.Round(c*1000)/1000, 'f', -1, 64) }
 
 func attachment(ctx context.Context, in Input, facts *Facts) api.Check {
 	inst := &installer.Installer{Cluster: in.Cluster}

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
@@ -22,6 +23,11 @@ func validateSettings(s api.WorkspaceSettings) []api.ErrorDetail {
 	}
 	if c := s.AzureCredential; c != "" && !slices.Contains(aks.CredentialChoices, c) {
 		add("InvalidValue", "azureCredential", "Azure credential "+quote(c)+" is not known: use one of "+strings.Join(aks.CredentialChoices, ", "))
+	}
+	for _, c := range strings.Split(s.ControlPlaneEgressCIDR, ",") {
+		if _, err := netip.ParsePrefix(strings.TrimSpace(c)); err != nil && s.ControlPlaneEgressCIDR != "" {
+			add("InvalidValue", "controlPlaneEgressCidr", "settings.controlPlaneEgressCidr "+quote(c)+" is not a CIDR like 203.0.113.0/28 (list several with commas)")
+		}
 	}
 	if z := s.DNSZone; z != "" && (strings.HasPrefix(z, ".") || strings.HasSuffix(z, ".") || !strings.Contains(z, ".") || strings.ContainsAny(z, " /:*")) {
 		add("InvalidValue", "dnsZone", "settings.dnsZone "+quote(z)+" is not a DNS zone like apps.example.com")
@@ -83,6 +89,7 @@ func mergeSettings(cur, upd api.WorkspaceSettings) api.WorkspaceSettings {
 	set(&cur.AzureSubscriptionID, upd.AzureSubscriptionID)
 	set(&cur.AzureResourceGroup, upd.AzureResourceGroup)
 	set(&cur.AzureCredential, upd.AzureCredential)
+	set(&cur.ControlPlaneEgressCIDR, upd.ControlPlaneEgressCIDR)
 	if upd.DNS01 != nil {
 		d := *upd.DNS01
 		if d.Provider == "" {

@@ -18,6 +18,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/arm"
 	"github.com/berth-ml/berth/api"
+	"github.com/berth-ml/berth/internal/preflight"
 	"github.com/berth-ml/berth/internal/provider/kubernetes"
 	"github.com/berth-ml/berth/internal/store"
 )
@@ -75,7 +76,38 @@ func New(kube kubernetes.Provider, opts Options) *Provider {
 		}
 		return statusOf(c).DNSZone
 	}
-	return &Provider{Kube: &kube, Options: opts}
+	p := &Provider{Kube: &kube, Options: opts}
+	// Capacity is the VM size's vCPUs on create, attach, scale and update
+	// alike (the reference's rule), not what the kubelets leave allocatable.
+	kube.VMSizes = p.vmSizes
+	kube.Unreachable = func(c *store.Compute) string {
+		st := statusOf(c)
+		return access{private: st.PrivateCluster, privateFQDN: st.PrivateFQDN}.unreachable()
+	}
+	return p
+}
+
+// vmSizes is an AKS compute's capacity rule: its agents' VM size and the
+// vCPUs of the sizes offered where it runs.
+func (p *Provider) vmSizes(ctx context.Context, c *store.Compute) *preflight.VMSizes {
+	size := statusOf(c).VMSize
+	if size == "" {
+		size = settingsOf(c).VMSize
+	}
+	return &preflight.VMSizes{Default: size, CPUs: p.vmCPUs(ctx, workspaceOf(c), location(c))}
+}
+
+// vmCPUs maps lowercase VM sizes to their vCPUs in a location: Azure's
+// resource SKUs, or Berth's built-in table when they cannot be read.
+func (p *Provider) vmCPUs(ctx context.Context, ws *api.Workspace, location string) map[string]int {
+	if az, err := p.connect(ws, p.subscription(ws)); err == nil && location != "" {
+		ctx, cancel := contextWithTimeout(ctx)
+		defer cancel()
+		if cores, err := p.cores(ctx, az, location); err == nil {
+			return cores
+		}
+	}
+	return builtinCores
 }
 
 // DNSZone is the zone of a compute's automatic certificate: its region's

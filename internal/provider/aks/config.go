@@ -50,6 +50,11 @@ type Status struct {
 	// clusters: as found).
 	Location string `json:"location,omitempty"`
 	VMSize   string `json:"vmSize,omitempty"`
+	// How the API server is reached, as found: its authorized IP ranges,
+	// and whether it is private (with its private name).
+	AuthorizedIPRanges []string `json:"authorizedIpRanges,omitempty"`
+	PrivateCluster     bool     `json:"privateCluster,omitempty"`
+	PrivateFQDN        string   `json:"privateFqdn,omitempty"`
 }
 
 // vnetFields are the six settings of a custom VNet, with their paths.

@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/berth-ml/berth/internal/preflight"
 	"github.com/berth-ml/berth/internal/provider"
 	"github.com/berth-ml/berth/internal/provider/kubernetes"
+	"strings"
 
 	"github.com/berth-ml/berth/api"
 	"github.com/berth-ml/berth/internal/store"
@@ -62,6 +64,14 @@ func (p *Provider) dryRunAttach(ctx context.Context, ws *api.Workspace, req *api
 	if err != nil {
 		return nil, err
 	}
+	mc, err := az.clusters.Get(ctx, ref.group, ref.name, nil)
+	if err != nil {
+		return nil, fmt.Errorf("%s", azureError(err, need{action: "read managed cluster " + ref.name, role: "Reader", scope: ref.id()}).Message)
+	}
+	acc := accessOf(&mc.ManagedCluster)
+	if d := acc.problems(ws, ref); len(d) > 0 {
+		return nil, fmt.Errorf("%s", d[0].Message)
+	}
 	resp, err := az.clusters.ListClusterAdminCredentials(ctx, ref.group, ref.name, nil)
 	if err != nil {
 		return nil, fmt.Errorf("%s", azureError(err, need{action: "get the admin credentials of managed cluster " + ref.name, role: "Azure Kubernetes Service Cluster Admin Role", scope: ref.id()}).Message)
@@ -76,7 +86,8 @@ func (p *Provider) dryRunAttach(ctx context.Context, ws *api.Workspace, req *api
 	kreq := *req
 	kreq.Type, kreq.Credentials = api.ComputeKubernetes, string(kc)
 	kreq.Settings = provider.Encode(kubernetes.Settings{CredentialMode: provider.Read[Settings](req.Settings).CredentialMode})
-	rep, err := p.Kube.DryRun(ctx, ws, &kreq)
+	vms := &preflight.VMSizes{Default: vmSize(&mc.ManagedCluster), CPUs: p.vmCPUs(ctx, ws, strings.ToLower(str(mc.Location)))}
+	rep, err := p.Kube.DryRunWith(ctx, &kreq, preflight.Input{VMSizes: vms, Unreachable: acc.unreachable()})
 	if err != nil {
 		return nil, err
 	}

@@ -43,8 +43,10 @@ type FakeAzure struct {
 	Clusters map[string]*armcontainerservice.ManagedCluster
 	// Pools are node counts by resource group/cluster.
 	Pools map[string]int32
-	// Kubeconfig is what the credentials API returns for every cluster.
-	Kubeconfig []byte
+	// Kubeconfig is what the credentials API returns for every cluster but
+	// those in Kubeconfigs (by resource group/name).
+	Kubeconfig  []byte
+	Kubeconfigs map[string][]byte
 	// CreatePolls is how many times a create answers "in progress" first.
 	CreatePolls int
 	// CreateFailure, when set, makes creation fail at its end with this
@@ -72,7 +74,7 @@ type FakeAzure struct {
 // 1.37 (default) and 1.38 (preview), and subnet vnet-rg/vnet/aks-subnet
 // (10.1.0.0/16).
 func NewFakeAzure() *FakeAzure {
-	f := &FakeAzure{Clusters: map[string]*armcontainerservice.ManagedCluster{}, Pools: map[string]int32{}, CreatePolls: 2}
+	f := &FakeAzure{Clusters: map[string]*armcontainerservice.ManagedCluster{}, Pools: map[string]int32{}, Kubeconfigs: map[string][]byte{}, CreatePolls: 2}
 	f.subs.Server.NewListLocationsPager = func(sub string, _ *armsubscriptions.ClientListLocationsOptions) (resp azfake.PagerResponder[armsubscriptions.ClientListLocationsResponse]) {
 		var page armsubscriptions.ClientListLocationsResponse
 		for _, l := range []string{"westus2", "eastus", "westeurope"} {
@@ -178,8 +180,12 @@ func NewFakeAzure() *FakeAzure {
 			errResp.SetResponseError(http.StatusNotFound, "ResourceNotFound")
 			return
 		}
+		kc := f.Kubeconfig
+		if own, ok := f.Kubeconfigs[group+"/"+name]; ok {
+			kc = own
+		}
 		resp.SetResponse(http.StatusOK, armcontainerservice.ManagedClustersClientListClusterAdminCredentialsResponse{CredentialResults: armcontainerservice.CredentialResults{
-			Kubeconfigs: []*armcontainerservice.CredentialResult{{Name: to.Ptr("clusterAdmin"), Value: f.Kubeconfig}}}}, nil)
+			Kubeconfigs: []*armcontainerservice.CredentialResult{{Name: to.Ptr("clusterAdmin"), Value: kc}}}}, nil)
 		return
 	}
 	f.cs.AgentPoolsServer.Get = func(_ context.Context, group, cluster, pool string, _ *armcontainerservice.AgentPoolsClientGetOptions) (resp azfake.Responder[armcontainerservice.AgentPoolsClientGetResponse], errResp azfake.ErrorResponder) {
@@ -227,6 +233,25 @@ func (f *FakeAzure) AddCluster(group, name, location, version string) string {
 			AgentPoolProfiles: []*armcontainerservice.ManagedClusterAgentPoolProfile{{Name: to.Ptr(DefaultAgentPoolName), Count: to.Ptr(int32(3)), VMSize: to.Ptr("Standard_D3_v2")}}}}
 	f.Pools[group+"/"+name] = 3
 	return id
+}
+
+// SetAccess gives a cluster's API server authorized IP ranges, or makes it
+// private with a private FQDN, and its own kubeconfig (nil: the default).
+func (f *FakeAzure) SetAccess(group, name string, ranges []string, privateFQDN string, kubeconfig []byte) {
+	f.Mu.Lock()
+	defer f.Mu.Unlock()
+	mc := f.Clusters[group+"/"+name]
+	ap := &armcontainerservice.ManagedClusterAPIServerAccessProfile{EnablePrivateCluster: to.Ptr(privateFQDN != "")}
+	for _, r := range ranges {
+		ap.AuthorizedIPRanges = append(ap.AuthorizedIPRanges, to.Ptr(r))
+	}
+	mc.Properties.APIServerAccessProfile = ap
+	if privateFQDN != "" {
+		mc.Properties.PrivateFQDN = to.Ptr(privateFQDN)
+	}
+	if kubeconfig != nil {
+		f.Kubeconfigs[group+"/"+name] = kubeconfig
+	}
 }
 
 // Options are provider options that reach this fake: a fake credential,

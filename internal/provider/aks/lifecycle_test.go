@@ -58,6 +58,16 @@ func simulated(t *testing.T) *simcluster.Cluster {
 	return cluster
 }
 
+// simulatedAzure is the package's simulated cluster and a fake Azure whose
+// clusters' kubeconfig leads to it.
+func simulatedAzure(t *testing.T) (*simcluster.Cluster, *aks.FakeAzure) {
+	t.Helper()
+	cl := simulated(t)
+	fake := aks.NewFakeAzure()
+	fake.Kubeconfig = cl.Kubeconfig
+	return cl, fake
+}
+
 // env is a control plane whose AKS provider talks to a fake Azure, and a
 // way to run the real CLI against it.
 type env struct {
@@ -68,12 +78,16 @@ type env struct {
 	logs  *servertest.Log
 }
 
-func start(t *testing.T, fake *aks.FakeAzure) *env {
+func start(t *testing.T, fake *aks.FakeAzure, configure ...func(*server.Config)) *env {
 	t.Helper()
 	dir := t.TempDir()
 	t.Setenv("BERTH_CONFIG", filepath.Join(dir, "config.yaml"))
-	srv := servertest.Start(t, server.Config{DataDir: dir, Lease: 5 * time.Second, Poll: 100 * time.Millisecond,
-		ReconcileInterval: -1, ReadyTimeout: 2 * time.Minute, Azure: fake.Options()})
+	cfg := server.Config{DataDir: dir, Lease: 5 * time.Second, Poll: 100 * time.Millisecond,
+		ReconcileInterval: -1, ReadyTimeout: 2 * time.Minute, Azure: fake.Options()}
+	for _, f := range configure {
+		f(&cfg)
+	}
+	srv := servertest.Start(t, cfg)
 	e := &env{t: t, fake: fake, url: srv.URL, token: srv.Token, logs: srv.Log}
 	e.ok("workspace", "create", "-n", "ml-team", "--region", "westus2", "--azure-subscription-id", aks.FakeSubscription, "--azure-resource-group", "berth-rg")
 	return e
@@ -137,9 +151,7 @@ func mustContain(t *testing.T, what, s string, parts ...string) {
 // hands a kubeconfig for is a simulated Kubernetes cluster, so the install
 // after creation runs for real.
 func TestCreateScaleDeleteAttach(t *testing.T) {
-	cl := simulated(t)
-	fake := aks.NewFakeAzure()
-	fake.Kubeconfig = cl.Kubeconfig
+	cl, fake := simulatedAzure(t)
 	fake.PollError = errors.New("read tcp: connection reset by peer")
 	nodes := 3
 	fake.OnScale = func(n int32) {
@@ -173,7 +185,11 @@ func TestCreateScaleDeleteAttach(t *testing.T) {
 	out := r.stdout + r.stderr
 	mustContain(t, "create output", out, "Creating AKS cluster aks1 in westus2: 3 × Standard_D3_v2, Kubernetes 1.37",
 		"connection reset by peer", "Resuming: following the creation of AKS cluster aks1", "Creating AKS cluster aks1: done",
-		"Got the cluster's kubeconfig from Azure", "Front end ready", "DNS label aks1")
+		"Got the cluster's kubeconfig from Azure", "Front end ready", "DNS label aks1",
+		// One capacity rule on create, attach and scale: the VM size's vCPUs,
+		// not the allocatable CPU the kubelets leave (below 12 here).
+		"Preflight ✓ capacity: 12 vCPUs (3 × Standard_D3_v2 at 4; 11.76 allocatable) on 3 Ready, schedulable node(s) is enough for FastProd",
+		"The API server accepts connections from any address (no authorized IP ranges)")
 	c := e.compute("aks1")
 	if c.ProvisioningState != api.StateSucceeded || c.Origin != api.OriginCreated || c.NodeCount != 3 || c.Endpoint == "" || !c.HasCredentials {
 		t.Fatalf("compute after create: %+v", c)
@@ -256,7 +272,8 @@ func TestCreateScaleDeleteAttach(t *testing.T) {
 	r = e.ok("compute", "attach", "aks", "-n", "prod1", "-i", id, "--dry-run")
 	mustContain(t, "attach dry run", r.stdout, "found managed cluster prod and got its kubeconfig", "Preflight passed")
 	r = e.ok("compute", "attach", "aks", "-n", "prod1", "-i", id)
-	mustContain(t, "attach output", r.stdout+r.stderr, "Found AKS cluster prod in resource group team-rg (eastus", "is in eastus, the workspace's region is westus2", "Front end ready")
+	mustContain(t, "attach output", r.stdout+r.stderr, "Found AKS cluster prod in resource group team-rg (eastus", "is in eastus, the workspace's region is westus2", "Front end ready",
+		"The API server accepts connections from any address (no authorized IP ranges)", "Preflight ✓ capacity: 16 vCPUs (4 × Standard_D3_v2 at 4; 15.68 allocatable)")
 	if c := e.compute("prod1"); c.Origin != api.OriginAttached || c.ProvisioningState != api.StateSucceeded || !strings.HasSuffix(status(c).FQDN, ".eastus.cloudapp.azure.com") {
 		t.Errorf("attached: %+v", c)
 	}

@@ -81,6 +81,16 @@ func load(ctx context.Context, r *operation.Run) (*store.Compute, error) {
 	return c, err
 }
 
+// loadWithWorkspace is load and the compute's workspace.
+func loadWithWorkspace(ctx context.Context, r *operation.Run) (*store.Compute, *api.Workspace, error) {
+	c, err := load(ctx, r)
+	if err != nil {
+		return nil, nil, err
+	}
+	ws, err := r.Store.GetWorkspace(ctx, c.Workspace)
+	return c, ws, err
+}
+
 // azure opens Azure's clients for a compute as its properties record them.
 func (p *Provider) azure(c *store.Compute) (*clients, error) {
 	az, err := p.connect(workspaceOf(c), statusOf(c).SubscriptionID)
@@ -237,6 +247,7 @@ func (p *Provider) stepCreate(ctx context.Context, r *operation.Run) error {
 		if err := r.Store.UpdateCompute(ctx, c); err != nil {
 			return err
 		}
+		p.warnPreview(ctx, r, az, s.location, s.version)
 		poller, err := az.clusters.BeginCreateOrUpdate(ctx, s.group, c.Name, managedCluster(c, s), nil)
 		if err != nil {
 			return failAzure(ctx, err, scope)
@@ -290,6 +301,8 @@ func follow[T any](ctx context.Context, p *Provider, r *operation.Run, poller *r
 	return res, nil
 }
 
+// follow polls a create to its end and reports how the new cluster's API
+// server is reached.
 func (p *Provider) follow(ctx context.Context, r *operation.Run, poller *runtime.Poller[armcontainerservice.ManagedClustersClientCreateOrUpdateResponse], what string, n need) error {
 	res, err := follow(ctx, p, r, poller, what, n)
 	if err != nil {
@@ -298,7 +311,21 @@ func (p *Provider) follow(ctx context.Context, r *operation.Run, poller *runtime
 	if res.Properties != nil && res.Properties.ProvisioningState != nil && *res.Properties.ProvisioningState != "Succeeded" {
 		return operation.Fail(api.CodeAzureProvisioningFailed, fmt.Sprintf("Azure reports managed cluster provisioning state %s", *res.Properties.ProvisioningState))
 	}
+	_, ws, err := loadWithWorkspace(ctx, r)
+	if err != nil {
+		return err
+	}
+	accessOf(&res.ManagedCluster).report(r, ws)
 	return nil
+}
+
+// warnPreview warns of a preview Kubernetes version: it works, as in the
+// reference, but Azure does not support it for production.
+func (p *Provider) warnPreview(ctx context.Context, r *operation.Run, az *clients, location, version string) {
+	version = strings.TrimPrefix(version, "v")
+	if vl, err := p.versionsIn(ctx, az, location); err == nil && version != "" && isPreviewIn(vl, version) {
+		r.Warn("Kubernetes %s is a preview version in %s: it works, but Azure does not support preview versions for production workloads", version, location)
+	}
 }
 
 // lroStatus is the status of a polling response ("InProgress", …).
@@ -367,11 +394,7 @@ func (p *Provider) stepCredentials(ctx context.Context, r *operation.Run) error 
 
 // stepFind looks the attached cluster up and records where it is.
 func (p *Provider) stepFind(ctx context.Context, r *operation.Run) error {
-	c, err := load(ctx, r)
-	if err != nil {
-		return err
-	}
-	ws, err := r.Store.GetWorkspace(ctx, c.Workspace)
+	c, ws, err := loadWithWorkspace(ctx, r)
 	if err != nil {
 		return err
 	}
@@ -395,15 +418,15 @@ func (p *Provider) stepFind(ctx context.Context, r *operation.Run) error {
 		return failAzure(ctx, err, need{action: "read managed cluster " + ref.name, role: "Reader", scope: ref.id()})
 	}
 	location := strings.ToLower(str(mc.Location))
+	acc := accessOf(&mc.ManagedCluster)
 	editStatus(c, func(st *Status) {
 		st.ResourceID, st.ResourceGroup, st.ClusterName, st.Location = ref.id(), ref.group, ref.name, location
+		st.AuthorizedIPRanges, st.PrivateCluster, st.PrivateFQDN = acc.ranges, acc.private, acc.privateFQDN
 		st.DNSZone = location + ".cloudapp.azure.com"
 		if c.LoadBalancerType != api.LoadBalancerInternal && st.DNSLabel == "" {
 			st.DNSLabel = dnsLabel(c)
 		}
-		if mc.Properties != nil && len(mc.Properties.AgentPoolProfiles) > 0 && mc.Properties.AgentPoolProfiles[0] != nil {
-			st.VMSize = str(mc.Properties.AgentPoolProfiles[0].VMSize)
-		}
+		st.VMSize = vmSize(&mc.ManagedCluster)
 	})
 	if err := r.Store.UpdateCompute(ctx, c); err != nil {
 		return err
@@ -411,6 +434,11 @@ func (p *Provider) stepFind(ctx context.Context, r *operation.Run) error {
 	r.Event("Found AKS cluster %s in resource group %s (%s, Kubernetes %s)", ref.name, ref.group, location, clusterVersion(&mc.ManagedCluster))
 	if ws.Region != "" && ws.Region != "local" && ws.Region != location {
 		r.Warn("The cluster is in %s, the workspace's region is %s: expect more latency and cost between them", location, ws.Region)
+	}
+	p.warnPreview(ctx, r, az, location, clusterVersion(&mc.ManagedCluster))
+	acc.report(r, ws)
+	if d := acc.problems(ws, ref); len(d) > 0 {
+		return operation.Fail(api.CodeControlPlaneNotAuthorized, d[0].Message, d...)
 	}
 	return nil
 }

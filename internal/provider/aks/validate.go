@@ -297,8 +297,11 @@ func minor(v string) int {
 	return n
 }
 
-// resourceIDRe is the exact shape of an AKS resource id.
-var resourceIDRe = regexp.MustCompile(`^/subscriptions/([^/]+)/resourceGroups/([^/]+)/providers/Microsoft\.ContainerService/managedClusters/([^/]+)$`)
+// resourceIDRe is the exact shape of an AKS resource id. ARM ids are
+// case-insensitive in their fixed segments (the Azure CLI prints
+// "resourcegroups"), so any casing of those matches; the names between
+// them are kept as given.
+var resourceIDRe = regexp.MustCompile(`^(?i:/subscriptions/)([^/]+)(?i:/resourceGroups/)([^/]+)(?i:/providers/Microsoft\.ContainerService/managedClusters/)([^/]+)$`)
 
 // clusterRef names a managed cluster.
 type clusterRef struct{ subscription, group, name string }
@@ -383,7 +386,7 @@ func (p *Provider) validateAttach(ctx context.Context, ws *api.Workspace, req *a
 	if v := clusterVersion(&mc.ManagedCluster); v != "" && !p.Kube.Versions.Contains(v) {
 		out = append(out, problem.Detail(api.CodeUnsupportedKubernetesVersion, "settings.resourceId", "Specified kubernetes version %s is not supported. Supported versions are between %s: upgrade the cluster (`az aks upgrade`) first", v, p.Kube.Versions))
 	}
-	return out
+	return append(out, accessOf(&mc.ManagedCluster).problems(ws, ref)...)
 }
 
 func clusterVersion(mc *armcontainerservice.ManagedCluster) string {
@@ -394,6 +397,14 @@ func clusterVersion(mc *armcontainerservice.ManagedCluster) string {
 		return *mc.Properties.CurrentKubernetesVersion
 	}
 	return str(mc.Properties.KubernetesVersion)
+}
+
+// vmSize is the VM size of a managed cluster's first (system) agent pool.
+func vmSize(mc *armcontainerservice.ManagedCluster) string {
+	if mc.Properties == nil || len(mc.Properties.AgentPoolProfiles) == 0 || mc.Properties.AgentPoolProfiles[0] == nil {
+		return ""
+	}
+	return str(mc.Properties.AgentPoolProfiles[0].VMSize)
 }
 
 // ValidateUpdate: the install path's rules.
@@ -415,14 +426,7 @@ func (p *Provider) ValidateScale(ctx context.Context, c *store.Compute, nodeCoun
 	if size == "" {
 		return out
 	}
-	n, ok := builtinCores[strings.ToLower(size)]
-	if az, err := p.connect(workspaceOf(c), statusOf(c).SubscriptionID); err == nil {
-		ctx, cancel := contextWithTimeout(ctx)
-		defer cancel()
-		if cores, err := p.cores(ctx, az, loc); err == nil {
-			n, ok = cores[strings.ToLower(size)]
-		}
-	}
+	n, ok := p.vmCPUs(ctx, workspaceOf(c), loc)[strings.ToLower(size)]
 	if ok && nodeCount*n < minCPUs(c.ClusterPurpose) {
 		out = append(out, problem.Detail(api.CodeInsufficientCapacity, "nodeCount", "cluster purpose %s needs at least %d vCPUs; %d × %s is %d vCPUs (the VM size cannot change: use more nodes)", c.ClusterPurpose, minCPUs(c.ClusterPurpose), nodeCount, size, nodeCount*n))
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -287,6 +288,11 @@ func TestValidateAttach(t *testing.T) {
 			want: []want{{"ClusterNotFound", "there is no managed cluster ghost in resource group team-rg"}}},
 		{name: "unsupported version", props: map[string]string{PropResourceGroup: "team-rg", PropClusterName: "old"},
 			want: []want{{"UnsupportedKubernetesVersion", "Specified kubernetes version 1.32.9 is not supported. Supported versions are between 1.33 - 1.37"}}},
+		// The Azure CLI prints "resourcegroups"; ARM ids are case-insensitive
+		// in their fixed segments and the subscription GUID.
+		{name: "lowercase fixed segments, as az prints them", props: map[string]string{PropResourceID: "/subscriptions/" + FakeSubscription + "/resourcegroups/team-rg/providers/Microsoft.ContainerService/managedClusters/prod"}},
+		{name: "every fixed segment in another casing", props: map[string]string{PropResourceID: "/SUBSCRIPTIONS/" + strings.ToUpper(FakeSubscription) + "/RESOURCEGROUPS/team-rg/PROVIDERS/microsoft.containerservice/MANAGEDCLUSTERS/prod"}},
+		{name: "lowercase provider", props: map[string]string{PropResourceID: "/subscriptions/" + FakeSubscription + "/resourceGroups/team-rg/providers/microsoft.containerservice/managedclusters/prod"}},
 		{name: "create-only options", props: map[string]string{PropResourceID: id, PropAgentCount: "5"},
 			want: []want{{"InvalidProperty", `settings.agentCount only applies to creating a cluster`}}},
 	}
@@ -294,6 +300,46 @@ func TestValidateAttach(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			checkDetails(t, p.Validate(context.Background(), testWorkspace(), attachReq(tc.props)), tc.want)
 		})
+	}
+}
+
+// TestAttachIDKeepsNames: whatever the casing of an id's fixed segments,
+// Azure is asked for the resource group and cluster as the id names them.
+func TestAttachIDKeepsNames(t *testing.T) {
+	f := NewFakeAzure()
+	f.AddCluster("Team-RG", "Prod-AKS", "eastus", "1.36.3")
+	p := newTestProvider(f)
+	id := "/subscriptions/" + strings.ToUpper(FakeSubscription) + "/resourcegroups/Team-RG/providers/microsoft.containerservice/managedclusters/Prod-AKS"
+	checkDetails(t, p.Validate(context.Background(), testWorkspace(), attachReq(map[string]string{PropResourceID: id})), nil)
+	ref, d := p.parseAttach(testWorkspace(), attachReq(map[string]string{PropResourceID: id}))
+	if len(d) > 0 || ref.group != "Team-RG" || ref.name != "Prod-AKS" {
+		t.Fatalf("parsed %+v %v", ref, d)
+	}
+	if want := "/subscriptions/" + strings.ToUpper(FakeSubscription) + "/resourceGroups/Team-RG/providers/Microsoft.ContainerService/managedClusters/Prod-AKS"; ref.id() != want {
+		t.Errorf("recorded id %s, want %s", ref.id(), want)
+	}
+	f.Mu.Lock()
+	defer f.Mu.Unlock()
+	if !slices.Contains(f.Requests, "GET /subscriptions/"+strings.ToUpper(FakeSubscription)+"/resourceGroups/Team-RG/providers/Microsoft.ContainerService/managedClusters/Prod-AKS") {
+		t.Errorf("requests %v", f.Requests)
+	}
+}
+
+// TestEgressInsideAuthorizedRanges: an egress CIDR is allowed only if one
+// authorized range holds all of it (a bare address is its own /32).
+func TestEgressInsideAuthorizedRanges(t *testing.T) {
+	a := access{ranges: []string{"203.0.113.0/24", "198.51.100.7", "2001:db8::/32"}}
+	for egress, want := range map[string]string{
+		"203.0.113.16/28":              "",
+		"198.51.100.7/32, 203.0.113.1": "",
+		"198.51.100.0/24":              "198.51.100.0/24",
+		"203.0.112.0/23,192.0.2.9":     "203.0.112.0/23,192.0.2.9/32",
+		"2001:db8:1::/48":              "",
+		"203.0.113.0/24,2001:db9::/32": "2001:db9::/32",
+	} {
+		if got := strings.Join(a.outside(egress), ","); got != want {
+			t.Errorf("egress %q: outside %q, want %q", egress, got, want)
+		}
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/berth-ml/berth/internal/problem"
+	"math"
 	"strings"
 	"time"
 
@@ -67,6 +68,29 @@ type Provider struct {
 	// Zone, when set, is the DNS zone of a compute's automatic certificate
 	// (AKS: <region>.cloudapp.azure.com); by default the workspace's.
 	Zone func(ws *api.Workspace, c *store.Compute) string
+	// VMSizes, when set, gives the capacity rule of a compute whose nodes
+	// are VMs of known sizes (AKS: the VM size's vCPUs); nil counts the
+	// nodes' capacity.
+	VMSizes func(ctx context.Context, c *store.Compute) *preflight.VMSizes
+	// Unreachable, when set, says why a compute's cluster may not answer
+	// the control plane (an AKS private cluster), for preflight's message.
+	Unreachable func(c *store.Compute) string
+}
+
+// unreachable says why a compute's cluster may not answer ("" if nothing is known).
+func (p *Provider) unreachable(c *store.Compute) string {
+	if p.Unreachable == nil {
+		return ""
+	}
+	return p.Unreachable(c)
+}
+
+// vmSizes is the capacity rule of a compute (nil: node capacity).
+func (p *Provider) vmSizes(ctx context.Context, c *store.Compute) *preflight.VMSizes {
+	if p.VMSizes == nil {
+		return nil
+	}
+	return p.VMSizes(ctx, c)
 }
 
 // DNSZone is the zone automatic certificates' names are made in.
@@ -198,13 +222,19 @@ func dnsLabel(c *store.Compute) string {
 
 // DryRun runs preflight against the cluster of an attach request.
 func (p *Provider) DryRun(ctx context.Context, _ *api.Workspace, req *api.ComputeRequest) (*api.PreflightReport, error) {
+	return p.DryRunWith(ctx, req, preflight.Input{})
+}
+
+// DryRunWith is DryRun with what another provider knows of the cluster
+// (AKS: the capacity rule of VM sizes, why it may be unreachable).
+func (p *Provider) DryRunWith(ctx context.Context, req *api.ComputeRequest, in preflight.Input) (*api.PreflightReport, error) {
 	s := provider.Read[Settings](req.Settings)
 	cl, err := kubeconn.Connect([]byte(req.Credentials), s.Context)
 	if err != nil {
 		return nil, err
 	}
-	rep, _ := preflight.Run(ctx, preflight.Input{Cluster: cl, Purpose: req.ClusterPurpose, Versions: p.Versions,
-		Force: req.Force, Scoped: s.CredentialMode != CredentialAsGiven})
+	in.Cluster, in.Purpose, in.Versions, in.Force, in.Scoped = cl, req.ClusterPurpose, p.Versions, req.Force, s.CredentialMode != CredentialAsGiven
+	rep, _ := preflight.Run(ctx, in)
 	return &rep, nil
 }
 
@@ -352,7 +382,8 @@ func (p *Provider) stepPreflight(ctx context.Context, r *operation.Run) error {
 	}
 	req, _ := operation.Params[api.ComputeRequest](r)
 	rep, _ := preflight.Run(ctx, preflight.Input{Cluster: cl, Purpose: c.ClusterPurpose, Versions: p.Versions,
-		AttachmentID: c.AttachmentID, Force: req.Force, Scoped: SettingsOf(c).CredentialMode != CredentialAsGiven})
+		AttachmentID: c.AttachmentID, Force: req.Force, Scoped: SettingsOf(c).CredentialMode != CredentialAsGiven, VMSizes: p.vmSizes(ctx, c),
+		Unreachable: p.unreachable(c)})
 	for _, ch := range rep.Checks {
 		mark := "✓"
 		if ch.Status == api.CheckFailed {
@@ -568,7 +599,7 @@ func (p *Provider) stepObserve(ctx context.Context, r *operation.Run) error {
 	if err != nil {
 		return fail(api.CodeObserveFailed, cl.Explain(err))
 	}
-	nodes, cpus, _, _, err := preflight.Capacity(ctx, cl)
+	count, err := preflight.Capacity(ctx, cl, nil)
 	if err != nil {
 		return fail(api.CodeObserveFailed, err)
 	}
@@ -581,7 +612,7 @@ func (p *Provider) stepObserve(ctx context.Context, r *operation.Run) error {
 		return fail(api.CodeObserveFailed, err)
 	}
 	forgetGiven(c)
-	c.KubernetesVersion, c.NodeCount, c.AllocatableCpus = v.GitVersion, nodes, cpus
+	c.KubernetesVersion, c.NodeCount, c.AllocatableCpus = v.GitVersion, count.Nodes, math.Round(count.Allocatable*1000)/1000
 	c.Endpoint = installer.ServiceAddress(svc)
 	c.FrontendImage = image
 	c.Health = api.HealthHealthy
@@ -589,7 +620,7 @@ func (p *Provider) stepObserve(ctx context.Context, r *operation.Run) error {
 		c.Health = api.HealthUnhealthy // the automatic certificate is failing (retried with backoff)
 	}
 	c.ProvisioningErrors = []api.ErrorDetail{}
-	r.Event("Kubernetes %s, %d nodes, %.4g allocatable vCPUs, endpoint %s, front end image %s", v.GitVersion, nodes, cpus, c.Endpoint, image)
+	r.Event("Kubernetes %s, %d nodes, %.4g allocatable vCPUs, endpoint %s, front end image %s", v.GitVersion, c.NodeCount, c.AllocatableCpus, c.Endpoint, image)
 	return r.Store.UpdateCompute(ctx, c)
 }
 
@@ -644,7 +675,7 @@ func (p *Provider) stepCheckOwned(ctx context.Context, r *operation.Run) error {
 		return operation.Fail(api.CodeNotAttached, "this compute never finished attaching, so there is nothing to update; detach it and attach again")
 	}
 	if d.ClusterPurpose != c.ClusterPurpose {
-		rep, _ := preflight.Run(ctx, preflight.Input{Cluster: cl, Purpose: d.ClusterPurpose, Versions: p.Versions, AttachmentID: c.AttachmentID})
+		rep, _ := preflight.Run(ctx, preflight.Input{Cluster: cl, Purpose: d.ClusterPurpose, Versions: p.Versions, AttachmentID: c.AttachmentID, VMSizes: p.vmSizes(ctx, c)})
 		for _, ch := range rep.Checks {
 			if ch.Name == preflight.CheckCapacity && ch.Status == api.CheckFailed {
 				return operation.Fail(api.CodeInsufficientCapacity, ch.Message, ch.Details...)

@@ -31,10 +31,11 @@ const (
 )
 
 // sslRequest is what the operation asks of TLS: the request's SSL part,
-// and whether the automatic certificate must be renewed.
+// and whether the automatic certificate must be renewed. A create (AKS)
+// runs the attach steps, certificate included, once its cluster exists.
 func sslRequest(r *operation.Run) (*api.SSLRequest, bool) {
 	switch r.Op.Kind {
-	case api.OpAttach:
+	case api.OpAttach, api.OpCreate:
 		req, _ := operation.Params[api.ComputeRequest](r)
 		return req.SSL, false
 	case api.OpUpdate:

@@ -3,6 +3,7 @@ package simcluster
 import (
 	"context"
 	"fmt"
+	"math"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -72,7 +73,7 @@ func nodeObject(n NodeSpec) *corev1.Node {
 		},
 		Status: corev1.NodeStatus{
 			Capacity:    res,
-			Allocatable: res.DeepCopy(),
+			Allocatable: allocatable(res),
 			NodeInfo: corev1.NodeSystemInfo{
 				Architecture:    "amd64",
 				OperatingSystem: "linux",
@@ -80,6 +81,32 @@ func nodeObject(n NodeSpec) *corev1.Node {
 			},
 		},
 	}
+}
+
+// allocatable is what a kubelet leaves for pods out of a node's capacity,
+// below it as on real clusters: CPU less the system reservation of AKS and
+// GKE (6% of the first core, 1% of the second, 0.5% of the next two, 0.25%
+// of the rest: 80m of 4 cores), memory less AKS's 750Mi eviction threshold
+// (at most a quarter of it). Code that counts allocatable where the rule
+// means capacity fails on these nodes as it would on a real cluster.
+func allocatable(capacity corev1.ResourceList) corev1.ResourceList {
+	out := capacity.DeepCopy()
+	cpu := capacity.Cpu().MilliValue()
+	var reserved float64
+	prev := int64(0)
+	for _, tier := range []struct {
+		upTo  int64
+		share float64
+	}{{1000, 0.06}, {2000, 0.01}, {4000, 0.005}, {math.MaxInt64, 0.0025}} {
+		if cpu > prev {
+			reserved += float64(min(cpu, tier.upTo)-prev) * tier.share
+		}
+		prev = tier.upTo
+	}
+	out[corev1.ResourceCPU] = *resource.NewMilliQuantity(cpu-int64(math.Ceil(reserved)), resource.DecimalSI)
+	mem := capacity.Memory().Value()
+	out[corev1.ResourceMemory] = *resource.NewQuantity(mem-min(750<<20, mem/4), resource.BinarySI)
+	return out
 }
 
 func (c *Cluster) createNode(ctx context.Context, n NodeSpec) error {

@@ -15,6 +15,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
@@ -78,8 +79,12 @@ func TestCluster(t *testing.T) {
 			for _, cond := range n.Status.Conditions {
 				ready = ready || cond.Type == corev1.NodeReady && cond.Status == corev1.ConditionTrue
 			}
-			cpu := n.Status.Allocatable[corev1.ResourceCPU]
-			mem := n.Status.Allocatable[corev1.ResourceMemory]
+			// Allocatable is below capacity, as on real clusters.
+			cpu, allocCPU := n.Status.Capacity[corev1.ResourceCPU], n.Status.Allocatable[corev1.ResourceCPU]
+			mem, allocMem := n.Status.Capacity[corev1.ResourceMemory], n.Status.Allocatable[corev1.ResourceMemory]
+			if allocCPU.String() != "3920m" || allocMem.String() != "15634Mi" {
+				t.Errorf("node %s: allocatable cpu %s, memory %s; want 3920m and 15634Mi", n.Name, &allocCPU, &allocMem)
+			}
 			if !ready || cpu.String() != "4" || mem.String() != "16Gi" || len(n.Spec.Taints) != 0 ||
 				n.Labels["kubernetes.io/hostname"] != n.Name || n.Annotations[KwokNodeAnnotation] != "fake" {
 				t.Errorf("node %s: ready %v, cpu %s, memory %s, taints %v, labels %v",
@@ -348,4 +353,19 @@ func ingressString(ing []corev1.LoadBalancerIngress) string {
 		ips = append(ips, i.IP)
 	}
 	return "[" + strings.Join(ips, " ") + "]"
+}
+
+// TestAllocatable: nodes leave less for pods than their capacity, by AKS's
+// and GKE's reservation tiers.
+func TestAllocatable(t *testing.T) {
+	for cpu, want := range map[string]string{"500m": "470m", "1": "940m", "2": "1930m", "4": "3920m", "8": "7910m"} {
+		res := corev1.ResourceList{corev1.ResourceCPU: resource.MustParse(cpu), corev1.ResourceMemory: resource.MustParse("1Gi")}
+		got := allocatable(res)
+		if c := got[corev1.ResourceCPU]; c.String() != want {
+			t.Errorf("cpu %s: allocatable %s, want %s", cpu, &c, want)
+		}
+		if m := got[corev1.ResourceMemory]; m.String() != "768Mi" {
+			t.Errorf("memory 1Gi: allocatable %s, want 768Mi", &m)
+		}
+	}
 }
