@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/url"
 	"strconv"
+	"time"
 
 	"github.com/berth-ml/berth/api"
 )
@@ -139,4 +140,22 @@ func (c *Client) ServiceLogs(ctx context.Context, ws, name, replica string, tail
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	return string(b), err
+}
+
+// ServiceMetrics returns a service's recent traffic; since is how far back
+// (0: the server's default, an hour).
+func (c *Client) ServiceMetrics(ctx context.Context, ws, name string, since time.Duration) (*api.Metrics, error) {
+	return fetch[api.Metrics](ctx, c, "GET", servicePath(ws, name)+"/metrics", sinceQuery(since), nil)
+}
+
+// ComputeMetrics returns the recent traffic of a compute's front end.
+func (c *Client) ComputeMetrics(ctx context.Context, ws, name string, since time.Duration) (*api.Metrics, error) {
+	return fetch[api.Metrics](ctx, c, "GET", computePath(ws, name)+"/metrics", sinceQuery(since), nil)
+}
+
+func sinceQuery(since time.Duration) url.Values {
+	if since == 0 {
+		return nil
+	}
+	return url.Values{"since": {since.String()}}
 }

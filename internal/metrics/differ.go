@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"time"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -17,6 +18,7 @@ const (
 	queueHist     = "berth_fe_queue_seconds"
 	readyGauge    = "berth_fe_ready_replicas"
 	desiredGauge  = "berth_fe_desired_replicas"
+	startGauge    = "berth_fe_start_time_seconds"
 )
 
 // cumulative is one service's counters as a front end reports them.
@@ -38,19 +40,24 @@ type histogram struct {
 // or the local compute's front end); a counter that went down means the
 // process restarted, and its new value is the activity since.
 type Differ struct {
-	last map[string]map[string]cumulative
+	// Since is when the reader began: a source that started after it is
+	// new, and everything it counted is activity not yet recorded. The
+	// first report of an older source only sets its baseline, since its
+	// counts hold activity from before, at times unknown.
+	Since time.Time
+	last  map[string]map[string]cumulative
+	seen  map[string]time.Time
 }
 
 // Next returns the activity per service since source's previous report.
-// The first report of a source only sets its baseline and returns nothing.
 func (d *Differ) Next(source string, families []*dto.MetricFamily) map[string]Delta {
-	now := parse(families)
+	now, started := parse(families)
 	if d.last == nil {
-		d.last = map[string]map[string]cumulative{}
+		d.last, d.seen = map[string]map[string]cumulative{}, map[string]time.Time{}
 	}
 	prev, seen := d.last[source]
-	d.last[source] = now
-	if !seen {
+	d.last[source], d.seen[source] = now, time.Now()
+	if !seen && (started.IsZero() || started.Before(d.Since)) {
 		return nil
 	}
 	out := make(map[string]Delta, len(now))
@@ -60,16 +67,15 @@ func (d *Differ) Next(source string, families []*dto.MetricFamily) map[string]De
 	return out
 }
 
-// Drop forgets a source that is gone.
-func (d *Differ) Drop(source string) { delete(d.last, source) }
-
-// Sources lists the sources the differ knows.
-func (d *Differ) Sources() []string {
-	out := make([]string, 0, len(d.last))
-	for s := range d.last {
-		out = append(out, s)
+// Prune forgets the sources that last reported before t (pods that are
+// gone).
+func (d *Differ) Prune(t time.Time) {
+	for s, at := range d.seen {
+		if at.Before(t) {
+			delete(d.last, s)
+			delete(d.seen, s)
+		}
 	}
-	return out
 }
 
 func (c cumulative) since(p cumulative) Delta {
@@ -114,8 +120,10 @@ func (h histogram) since(p histogram) Histogram {
 	return out
 }
 
-func parse(families []*dto.MetricFamily) map[string]cumulative {
-	out := map[string]cumulative{}
+// parse reads families into each service's counters, and the front end's
+// start time when it reports one.
+func parse(families []*dto.MetricFamily) (out map[string]cumulative, started time.Time) {
+	out = map[string]cumulative{}
 	get := func(svc string) cumulative {
 		c, ok := out[svc]
 		if !ok {
@@ -124,6 +132,11 @@ func parse(families []*dto.MetricFamily) map[string]cumulative {
 		return c
 	}
 	for _, f := range families {
+		if f.GetName() == startGauge && len(f.GetMetric()) == 1 {
+			sec := f.GetMetric()[0].GetGauge().GetValue()
+			started = time.Unix(0, int64(sec*1e9))
+			continue
+		}
 		for _, m := range f.GetMetric() {
 			svc := label(m, "service")
 			c := get(svc)
@@ -148,7 +161,7 @@ func parse(families []*dto.MetricFamily) map[string]cumulative {
 			out[svc] = c
 		}
 	}
-	return out
+	return out, started
 }
 
 func histogramOf(h *dto.Histogram) histogram {

@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/berth-ml/berth/api"
 )
 
 const (
@@ -196,20 +198,8 @@ func (t *tier) close() {
 	t.open = open{}
 }
 
-// Point is one interval of a series, as the API returns it. Rates are per
-// second over the interval; latencies are in milliseconds and absent when
-// no request finished in the interval.
-type Point struct {
-	Time            time.Time          `json:"time"`
-	RequestsPerSec  float64            `json:"requestsPerSecond"`
-	ErrorsPerSec    map[string]float64 `json:"errorsPerSecond,omitempty"`
-	LatencyP50Ms    *float64           `json:"latencyP50Ms,omitempty"`
-	LatencyP99Ms    *float64           `json:"latencyP99Ms,omitempty"`
-	QueueP50Ms      *float64           `json:"queueP50Ms,omitempty"`
-	QueueP99Ms      *float64           `json:"queueP99Ms,omitempty"`
-	ReadyReplicas   int                `json:"readyReplicas"`
-	DesiredReplicas int                `json:"desiredReplicas"`
-}
+// Point is one interval of a series, as the API returns it.
+type Point = api.MetricsPoint
 
 // points are the intervals from..to held, the open one included as far as
 // it has come.
@@ -287,12 +277,19 @@ func (s *Store) Add(k Key, at time.Time, d Delta) bool {
 	return true
 }
 
-// Forget drops the series of a compute (service empty) or of one service.
+// Forget drops a series.
 func (s *Store) Forget(k Key) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	delete(s.series, k)
+}
+
+// ForgetCompute drops every series of a compute.
+func (s *Store) ForgetCompute(compute string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	for key := range s.series {
-		if key.Compute == k.Compute && (k.Service == "" || key.Service == k.Service) {
+		if key.Compute == compute {
 			delete(s.series, key)
 		}
 	}

@@ -137,7 +137,11 @@ func TestStoreForgetsOldAndBounds(t *testing.T) {
 	if len(errs) != maxCodes+1 || errs["other"] != float64(10-maxCodes)/10 {
 		t.Errorf("ten codes kept as %v, want %d codes and other", errs, maxCodes)
 	}
-	s.Forget(Key{Compute: "c1"})
+	s.Forget(Key{"c1", "b"})
+	if s.Len() != 1 {
+		t.Errorf("after forgetting one series, %d remain, want 1", s.Len())
+	}
+	s.ForgetCompute("c1")
 	if s.Len() != 0 {
 		t.Errorf("after forgetting the compute, %d series remain", s.Len())
 	}
@@ -193,6 +197,23 @@ func TestDifferFromPrometheus(t *testing.T) {
 	req2.WithLabelValues("iris", "score", "200").Add(3)
 	if got := scrape()["iris"]; got.Codes[200] != 3 {
 		t.Errorf("after a restart, delta = %v, want 3×200", got.Codes)
+	}
+	// A front end that started after the reader began: everything it
+	// counted is new, from its first report.
+	fresh := prometheus.NewRegistry()
+	started := prometheus.NewGauge(prometheus.GaugeOpts{Name: startGauge})
+	started.SetToCurrentTime()
+	freq := prometheus.NewCounterVec(prometheus.CounterOpts{Name: requestsTotal}, []string{"service", "kind", "code"})
+	fresh.MustRegister(started, freq)
+	freq.WithLabelValues("iris", "score", "200").Add(4)
+	fams, _ := fresh.Gather()
+	young := Differ{Since: time.Now().Add(-time.Minute)}
+	if got := young.Next("pod-b", fams)["iris"]; got.Codes[200] != 4 {
+		t.Errorf("first report of a front end younger than the reader = %v, want 4×200", got.Codes)
+	}
+	old := Differ{Since: time.Now().Add(time.Minute)}
+	if got := old.Next("pod-b", fams); got != nil {
+		t.Errorf("first report of a front end older than the reader = %v, want only a baseline", got)
 	}
 	m := Merge(Delta{Codes: map[int]float64{200: 1}, Ready: 2}, Delta{Codes: map[int]float64{200: 2}, Ready: 2})
 	if m.Codes[200] != 3 || m.Ready != 2 {

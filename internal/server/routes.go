@@ -81,6 +81,8 @@ func (s *Server) routeTable() []route {
 			Response: api.Operation{}, Status: 202, Handle: onWorkspace("compute", true, func(ctx context.Context, ws *api.Workspace, name string, _ *api.ReconcileRequest) (*store.Operation, error) {
 				return s.computes.Reconcile(ctx, ws, name)
 			})},
+		{Method: "GET", Path: computePath + "/metrics", ID: "getComputeMetrics", Summary: "The recent traffic of a compute's front end, all services together", Role: api.RoleReader,
+			Response: api.Metrics{}, Status: 200, Handle: s.computeMetrics, Query: []queryParam{sinceParam}},
 		{Method: "GET", Path: computePath + "/credentials", ID: "getComputeCredentials", Summary: "The compute's stored credentials (owners only)", Role: api.RoleOwner,
 			Response: api.Credentials{}, Status: 200, Handle: s.getCredentials},
 		{Method: "GET", Path: computePath + "/certificate", ID: "getComputeCertificate", Summary: "The front end's TLS certificate (the key with includeKey=true, owners only)", Role: api.RoleReader,
@@ -123,6 +125,8 @@ func (s *Server) routeTable() []route {
 			})},
 		{Method: "GET", Path: wsPath + "/services/{service}/logs", ID: "getServiceLogs", Summary: "The last lines of a service's replica logs (text; contributors and owners: what a replica prints is its code's, not the service's metadata)", Role: api.RoleContributor,
 			Status: 200, Handle: s.serviceLogs, Query: []queryParam{{Name: "replica", Type: "string", Doc: "one replica"}, {Name: "tail", Type: "integer", Doc: "lines per replica (default 100)"}}},
+		{Method: "GET", Path: wsPath + "/services/{service}/metrics", ID: "getServiceMetrics", Summary: "A service's recent traffic through its compute's front end: request rate, errors by code, latency and queue time percentiles, replicas", Role: api.RoleReader,
+			Response: api.Metrics{}, Status: 200, Handle: s.serviceMetrics, Query: []queryParam{sinceParam}},
 		{Method: "GET", Path: wsPath + "/services/{service}/keys", ID: "getServiceKeys", Summary: "A key-auth service's keys (owners only)", Role: api.RoleOwner,
 			Response: api.ServiceKeys{}, Status: 200, Handle: s.serviceKeys},
 		{Method: "POST", Path: wsPath + "/services/{service}/regen-key", ID: "regenServiceKey", Summary: "Replace a service key (owners only)", Role: api.RoleOwner,
@@ -130,6 +134,9 @@ func (s *Server) routeTable() []route {
 		{Method: "GET", Path: "/api/v1/delivery/services/{service}/models/{model}/versions/{version}", ID: "deliverModel",
 			Summary: "A model artifact for a replica's init container; the bearer token is the pod's projected service-account token (audience berth:<attachment>), checked with the cluster's TokenReview",
 			Status:  200, Handle: s.deliverModel},
+		{Method: "POST", Path: "/api/v1/delivery/computes/{compute}/frontend-metrics", ID: "reportFrontendMetrics",
+			Summary: "A cluster front end's metrics (Prometheus text format), reported every metrics interval; the bearer token is the berth-fe pod's projected service-account token (audience berth:<attachment>), checked with the cluster's TokenReview",
+			Status:  204, Handle: s.reportFrontendMetrics},
 		{Method: "POST", Path: wsPath + "/services/{service}/token", ID: "getServiceToken", Summary: "A short-lived token for a token-auth service (owners only, as keys are)", Role: api.RoleOwner,
 			Response: api.ServiceToken{}, Status: 200, Handle: onWorkspace("service", false, func(ctx context.Context, ws *api.Workspace, name string, _ *noBody) (*api.ServiceToken, error) {
 				return s.services.Token(ctx, ws, name)
