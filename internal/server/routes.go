@@ -152,6 +152,11 @@ func (s *Server) routeTable() []route {
 		{Method: "POST", Path: "/api/v1/operations/{operation}/cancel", ID: "cancelOperation", Summary: "Cancel an operation (it stops at its next step)", Role: api.RoleContributor,
 			Response: api.Operation{}, Status: 202, Handle: s.cancelOperation},
 
+		{Method: "GET", Path: "/api/v1/whoami", ID: "whoami", Summary: "The caller's own token: its id, role and workspace scope (no secret)", Role: api.RoleReader,
+			Response: api.Token{}, Status: 200, Handle: func(w http.ResponseWriter, _ *http.Request, p *principal) error {
+				writeJSON(w, http.StatusOK, p.token.Token)
+				return nil
+			}},
 		{Method: "GET", Path: "/api/v1/tokens", ID: "listTokens", Summary: "List API tokens (owners only)", Role: api.RoleOwner,
 			Response: api.TokenList{}, Status: 200, Handle: s.listTokens},
 		{Method: "POST", Path: "/api/v1/tokens", ID: "createToken", Summary: "Create an API token; the secret is shown once", Role: api.RoleOwner,

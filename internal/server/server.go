@@ -36,6 +36,7 @@ import (
 	"github.com/berth-ml/berth/internal/secretbox"
 	"github.com/berth-ml/berth/internal/service"
 	"github.com/berth-ml/berth/internal/store"
+	"github.com/berth-ml/berth/internal/studio"
 	"github.com/berth-ml/berth/internal/version"
 )
 
@@ -410,9 +411,19 @@ func (s *Server) buildHandler() http.Handler {
 			s.serveRoute(w, r, rt)
 		})
 	}
+	// The Studio (the web UI) has every path outside the API; it calls the
+	// API in process with its user's token.
+	ui, err := studio.New(studio.Options{API: mux, Seal: s.store.Seal, Open: s.store.Open, Log: s.log.With("component", "studio")})
+	if err != nil {
+		panic(err) // the embedded templates are checked by the tests
+	}
 	// Everything else under the API gets the JSON error shape.
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		s.serveUnknown(w, r, mux)
+		if r.URL.Path == "/api" || strings.HasPrefix(r.URL.Path, "/api/") {
+			s.serveUnknown(w, r, mux)
+			return
+		}
+		ui.ServeHTTP(w, r)
 	})
 	return mux
 }
