@@ -7,8 +7,8 @@ import (
 	"fmt"
 	"html/template"
 	"io"
-	"net/http"
 	"io/fs"
+	"net/http"
 	"slices"
 	"sort"
 	"strconv"
@@ -53,7 +53,7 @@ var funcs = template.FuncMap{
 	"lower": strings.ToLower,
 	"join":  strings.Join,
 	// field finds the problems of a form field among an API error's details.
-	"field": func(errs map[string][]string, name string) []string { return errs[name] },
+	"field":    func(errs map[string][]string, name string) []string { return errs[name] },
 	"fe":       func(errs map[string][]string, name string) fieldErr { return fieldErr{ID: name, Msgs: errs[name]} },
 	"fieldErr": func(id string, msgs []string) fieldErr { return fieldErr{ID: id, Msgs: msgs} },
 	// in is one labelled input of a form, with its value and problems.
