@@ -66,6 +66,11 @@ func (t *traffic) record(c *store.Compute, services []store.Service, source stri
 	t.store.Add(trafficstore.Key{Compute: c.ID}, now, trafficstore.Total(deltas))
 	for _, sv := range services {
 		if d, ok := deltas[sv.Name]; ok {
+			// Only the autoscaler reports what it wants; a fixed count is
+			// the spec's.
+			if a := sv.Autoscale; d.Desired == 0 && (a == nil || !a.Enabled) {
+				d.Desired = float64(sv.Replicas)
+			}
 			t.store.Add(trafficstore.Key{Compute: c.ID, Service: sv.Name}, now, d)
 		}
 	}
