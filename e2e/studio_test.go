@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -17,32 +16,9 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/berth-ml/berth/api"
+	"github.com/berth-ml/berth/internal/testenv/browser"
 	"github.com/berth-ml/berth/internal/testenv/simcluster"
 )
-
-// chrome starts headless Chromium (Debian's, installed by hack/chromium.sh)
-// for one test; tests skip without it unless BERTH_REQUIRE_CHROMIUM=1.
-func chrome(t *testing.T) context.Context {
-	t.Helper()
-	path, err := exec.LookPath("chromium")
-	if err != nil {
-		if os.Getenv("BERTH_REQUIRE_CHROMIUM") == "1" {
-			t.Fatalf("chromium: %v (./hack/chromium.sh installs it)", err)
-		}
-		t.Skip("no chromium here (./hack/chromium.sh installs it)")
-	}
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(path), chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1280, 900))
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancel := chromedp.NewContext(actx)
-	t.Cleanup(func() { cancel(); cancelAlloc() })
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("starting chromium: %v", err)
-	}
-	return ctx
-}
 
 // tab is one browser tab on the Studio.
 type tab struct {
@@ -191,7 +167,7 @@ func TestStudioInBrowser(t *testing.T) {
 	t.Parallel()
 	cl := simcluster.StartT(t, simcluster.Options{Nodes: simcluster.Nodes(1, "4")})
 	e := newAttachEnv(t, "--metrics-interval", "1s")
-	ctx := chrome(t)
+	ctx := browser.Start(t)
 	b := &tab{t: t, ctx: ctx, base: e.srv.url()}
 	b.signIn(ownerToken(t, e.dir))
 	b.open("/w/team/computes")
@@ -267,7 +243,7 @@ func TestStudioInBrowser(t *testing.T) {
 	reader := e.mustBerth("token", "create", "--role", "reader", "-o", "json")
 	var tok api.TokenCreated
 	json.Unmarshal([]byte(reader.stdout), &tok)
-	rb := &tab{t: t, ctx: chrome(t), base: e.srv.url()}
+	rb := &tab{t: t, ctx: browser.Start(t), base: e.srv.url()}
 	rb.signIn(tok.Secret)
 	for _, page := range []string{"/w/team/services/iris", "/w/team/computes/sim-1", "/w/team/models", "/w/team/services", "/w/team/computes"} {
 		rb.open(page)

@@ -18,23 +18,23 @@ import (
 	"github.com/berth-ml/berth/internal/testenv/servertest"
 )
 
-// browser is an HTTP client with a cookie jar, as a browser signed in to
+// visitor is an HTTP client with a cookie jar, as a visitor signed in to
 // the Studio.
-type browser struct {
+type visitor struct {
 	t    *testing.T
 	base string
 	hc   *http.Client
 	csrf string
 }
 
-func newBrowser(t *testing.T, base string) *browser {
+func newVisitor(t *testing.T, base string) *visitor {
 	jar, _ := cookiejar.New(nil)
-	return &browser{t: t, base: base, hc: &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error {
+	return &visitor{t: t, base: base, hc: &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error {
 		return http.ErrUseLastResponse
 	}}}
 }
 
-func (b *browser) do(method, path string, form url.Values, header ...string) (*http.Response, string) {
+func (b *visitor) do(method, path string, form url.Values, header ...string) (*http.Response, string) {
 	b.t.Helper()
 	var body io.Reader
 	if form != nil {
@@ -59,7 +59,7 @@ func (b *browser) do(method, path string, form url.Values, header ...string) (*h
 	return resp, string(raw)
 }
 
-func (b *browser) signIn(token string) *http.Response {
+func (b *visitor) signIn(token string) *http.Response {
 	b.t.Helper()
 	resp, _ := b.do("POST", "/signin", url.Values{"token": {token}, "next": {"/w/team/computes"}})
 	return resp
@@ -70,7 +70,7 @@ type env struct {
 	owner *client.Client
 }
 
-func start(t *testing.T) *env {
+func start(t testing.TB) *env {
 	t.Helper()
 	srv := servertest.Start(t, server.Config{DataDir: t.TempDir(), MetricsInterval: -1, ReconcileInterval: -1})
 	c, _ := client.New(srv.URL, srv.Token)
@@ -81,7 +81,7 @@ func start(t *testing.T) *env {
 	return &env{srv: srv, owner: c}
 }
 
-func (e *env) token(t *testing.T, role string) string {
+func (e *env) token(t testing.TB, role string) string {
 	t.Helper()
 	tok, err := e.owner.CreateToken(context.Background(), api.TokenCreateRequest{Role: role})
 	if err != nil {
@@ -96,7 +96,7 @@ func (e *env) token(t *testing.T, role string) string {
 // it goes through; signing out ends the session.
 func TestSignInSessionAndCSRF(t *testing.T) {
 	e := start(t)
-	b := newBrowser(t, e.srv.URL)
+	b := newVisitor(t, e.srv.URL)
 	if resp, _ := b.do("GET", "/w/team/computes", nil); resp.StatusCode != 303 || resp.Header.Get("Location") != "/signin?next=%2Fw%2Fteam%2Fcomputes" {
 		t.Fatalf("unsigned page: %d %s", resp.StatusCode, resp.Header.Get("Location"))
 	}
@@ -166,7 +166,7 @@ func TestUserTextIsEscaped(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	b := newBrowser(t, e.srv.URL)
+	b := newVisitor(t, e.srv.URL)
 	b.signIn(e.srv.Token)
 	_, page := b.do("GET", "/w/team/models", nil)
 	_, attach := b.do("GET", "/w/team/attach", nil)
@@ -208,12 +208,12 @@ func TestReaderSeesNoKeysOrActions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	owner := newBrowser(t, e.srv.URL)
+	owner := newVisitor(t, e.srv.URL)
 	owner.signIn(e.srv.Token)
 	if _, page := owner.do("GET", "/w/team/services/iris", nil); !strings.Contains(page, keys.PrimaryKey) || !strings.Contains(page, "Regenerate") {
 		t.Error("the owner's service page has no keys to copy or regenerate")
 	}
-	reader := newBrowser(t, e.srv.URL)
+	reader := newVisitor(t, e.srv.URL)
 	reader.signIn(e.token(t, api.RoleReader))
 	for _, path := range []string{"/w/team/services/iris", "/w/team/services", "/w/team/computes", "/w/team/computes/laptop", "/w/team/models"} {
 		resp, page := reader.do("GET", path, nil)
