@@ -31,3 +31,10 @@ func ParseModelRef(s string) (ModelRef, error) {
 // DeliveryPath is the API path a cluster replica's init container
 // downloads its service's models from.
 func DeliveryPath(serviceID string) string { return "/api/v1/delivery/services/" + serviceID }
+
+// FrontendMetricsPath is where a cluster's front end reports its metrics
+// to the control plane, with a service-account token for the audience
+// berth:<attachment>.
+func FrontendMetricsPath(computeID string) string {
+	return "/api/v1/delivery/computes/" + computeID + "/frontend-metrics"
+}

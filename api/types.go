@@ -646,3 +646,29 @@ type Certificate struct {
 	// KeyPEM is only returned to owners who ask for it.
 	KeyPEM string `json:"keyPem,omitempty"`
 }
+
+// Metrics is the recent traffic of a service, or of a compute's front end
+// as a whole, as the server read it from the front end: one point per
+// StepSeconds (10 for at most an hour back, else 60), oldest first. The
+// server keeps 24 hours in memory; intervals it did not read are absent.
+type Metrics struct {
+	Compute     string         `json:"compute"`
+	Service     string         `json:"service,omitempty"`
+	Since       string         `json:"since"`
+	StepSeconds int            `json:"stepSeconds"`
+	Points      []MetricsPoint `json:"points"`
+}
+
+// MetricsPoint is one interval. Rates are per second over the interval;
+// latencies are in milliseconds, absent when no request finished in it.
+type MetricsPoint struct {
+	Time            time.Time          `json:"time"`
+	RequestsPerSec  float64            `json:"requestsPerSecond"`
+	ErrorsPerSec    map[string]float64 `json:"errorsPerSecond,omitempty"`
+	LatencyP50Ms    *float64           `json:"latencyP50Ms,omitempty"`
+	LatencyP99Ms    *float64           `json:"latencyP99Ms,omitempty"`
+	QueueP50Ms      *float64           `json:"queueP50Ms,omitempty"`
+	QueueP99Ms      *float64           `json:"queueP99Ms,omitempty"`
+	ReadyReplicas   int                `json:"readyReplicas"`
+	DesiredReplicas int                `json:"desiredReplicas"`
+}

@@ -267,3 +267,8 @@ func (c *Client) Healthy(ctx context.Context) error {
 	defer cancel()
 	return c.do(ctx, "GET", "/readyz", nil, nil, nil)
 }
+
+// WhoAmI returns the caller's own token: its id, role and workspace scope.
+func (c *Client) WhoAmI(ctx context.Context) (*api.Token, error) {
+	return fetch[api.Token](ctx, c, "GET", "/api/v1/whoami", nil, nil)
+}

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/berth-ml/berth/api"
 )
@@ -171,4 +172,22 @@ func (c *Client) StreamServiceLogs(ctx context.Context, ws, name string, o LogOp
 		return nil // the caller stopped following
 	}
 	return err
+}
+
+// ServiceMetrics returns a service's recent traffic; since is how far back
+// (0: the server's default, an hour).
+func (c *Client) ServiceMetrics(ctx context.Context, ws, name string, since time.Duration) (*api.Metrics, error) {
+	return fetch[api.Metrics](ctx, c, "GET", servicePath(ws, name)+"/metrics", sinceQuery(since), nil)
+}
+
+// ComputeMetrics returns the recent traffic of a compute's front end.
+func (c *Client) ComputeMetrics(ctx context.Context, ws, name string, since time.Duration) (*api.Metrics, error) {
+	return fetch[api.Metrics](ctx, c, "GET", computePath(ws, name)+"/metrics", sinceQuery(since), nil)
+}
+
+func sinceQuery(since time.Duration) url.Values {
+	if since == 0 {
+		return nil
+	}
+	return url.Values{"since": {since.String()}}
 }

@@ -58,7 +58,7 @@ func newImageEnv(t *testing.T) (string, *simcluster.Cluster, *attachEnv) {
 		t.Logf("the image's tag %s is not this binary's version %s (built from another tree): running it with --frontend-image", tag, v.Client.Version)
 		serverArgs = []string{"--frontend-image", image}
 	}
-	return image, cl, newAttachEnv(t, serverArgs...)
+	return image, cl, newAttachEnv(t, append(serverArgs, "--metrics-interval", "1s")...)
 }
 
 // TestClusterCrashLoopFailsTheDeploy: on a cluster whose pods really run,
@@ -188,6 +188,26 @@ func TestImageEndToEnd(t *testing.T) {
 	}
 	if code, out := score(""); code != 401 {
 		t.Errorf("without a key: %d %s", code, out)
+	}
+	// The server reads what berth-fe served from its admin port, through
+	// the API server's proxy to the pod.
+	waitTraffic(t, e.berth, "iris", 2, 1)
+	// Only the front end's pods may report: no token, or another pod's
+	// token for the same audience, is refused.
+	report := e.srv.url() + api.FrontendMetricsPath(c.ID)
+	for _, tc := range []struct {
+		token string
+		want  int
+	}{{"", 401}, {"not-a-token", 401}, {podToken(t, cl, p, "berth-svc-iris", "berth:"+c.AttachmentID), 403}} {
+		req, _ := http.NewRequest("POST", report, strings.NewReader("berth_fe_requests_total{service=\"iris\",kind=\"score\",code=\"200\"} 1e9\n"))
+		req.Header.Set("Authorization", "Bearer "+tc.token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil || resp.StatusCode != tc.want {
+			t.Errorf("report with token %.12q: %v %v, want %d", tc.token, err, resp, tc.want)
+		}
+		if resp != nil {
+			resp.Body.Close()
+		}
 	}
 
 	// Detach removes everything Berth installed, and so every container.

@@ -41,6 +41,10 @@ export BERTH_REQUIRE_PEBBLE=1
 # Berth's container image, run under podman and runc by the image tests and
 # the simulated cluster's container kubelet (docs/images.md).
 ./hack/podman.sh
+# Debian's Chromium and axe-core for the Studio's browser tests.
+BERTH_AXE_JS="$(./hack/chromium.sh)"
+export BERTH_AXE_JS
+export BERTH_REQUIRE_CHROMIUM=1
 echo "== image" >&2
 go run ./hack/image build --out .cache/image/berth.tar
 export BERTH_IMAGE_ARCHIVE="$PWD/.cache/image/berth.tar"

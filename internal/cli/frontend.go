@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/berth-ml/berth/internal/frontend"
+	"github.com/berth-ml/berth/internal/installer"
 	"github.com/spf13/cobra"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -69,13 +70,20 @@ needs nothing from the control plane, so scoring goes on while that is down.`,
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			tlsSecret := "berth-fe-tls"
+			tlsSecret, settings := "berth-fe-tls", map[string]string{}
 			if configName != "" {
-				if cm, err := cs.CoreV1().ConfigMaps(namespace).Get(ctx, configName, metav1.GetOptions{}); err == nil && cm.Data["tlsSecret"] != "" {
-					tlsSecret = cm.Data["tlsSecret"]
+				if cm, err := cs.CoreV1().ConfigMaps(namespace).Get(ctx, configName, metav1.GetOptions{}); err == nil {
+					settings = cm.Data
 				}
 			}
+			if settings["tlsSecret"] != "" {
+				tlsSecret = settings["tlsSecret"]
+			}
 			fe := frontend.New(log)
+			if every, err := time.ParseDuration(settings["metricsInterval"]); err == nil && every > 0 && settings["metricsURL"] != "" {
+				go (&frontend.Reporter{Frontend: fe, URL: settings["metricsURL"], TokenFile: installer.ControlPlaneTokenFile,
+					Interval: every, Log: log}).Run(ctx)
+			}
 			fe.AccessLog = accessLog
 			fe.HTTPServer = httpServer
 			w := &frontend.Watcher{Client: cs, Frontend: fe, Namespace: namespace, TLSSecret: tlsSecret, Self: podName,

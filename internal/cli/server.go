@@ -51,12 +51,12 @@ func newLogger(format, level string, w *os.File) (*slog.Logger, error) {
 
 func (a *app) serverCommand() *cobra.Command {
 	var (
-		dataDir, listen, database, logFormat, logLevel             string
-		versions, image, imageRepo, publicURL, artifactStore       string
-		lease, poll, reconcile, readyTimeout, certCheck, certRetry time.Duration
-		acmeHTTPPort                                               int
-		maxModelUnpacked                                           string
-		maxModelFiles                                              int
+		dataDir, listen, database, logFormat, logLevel                           string
+		versions, image, imageRepo, publicURL, artifactStore                     string
+		lease, poll, reconcile, metricsEvery, readyTimeout, certCheck, certRetry time.Duration
+		acmeHTTPPort                                                             int
+		maxModelUnpacked                                                         string
+		maxModelFiles                                                            int
 	)
 	cmd := &cobra.Command{
 		Use:   "server",
@@ -121,7 +121,7 @@ DATA_DIR/admin.token (mode 0600); the CLI uses it for a local server.`,
 			srv, err := server.New(ctx, server.Config{
 				DataDir: a.dataDir(dataDir), Listen: listen, DatabaseURL: database,
 				Lease: lease, Poll: poll, Logger: log, Getenv: a.getenv,
-				KubernetesVersions: vr, FrontendImage: image, ImageRepository: imageRepo, ReconcileInterval: reconcile, ReadyTimeout: readyTimeout,
+				KubernetesVersions: vr, FrontendImage: image, ImageRepository: imageRepo, ReconcileInterval: reconcile, MetricsInterval: metricsEvery, ReadyTimeout: readyTimeout,
 				PublicURL:                publicURL,
 				ArtifactStore:            artifactStore,
 				ModelLimits:              limits,
@@ -154,6 +154,8 @@ DATA_DIR/admin.token (mode 0600); the CLI uses it for a local server.`,
 	f.StringVar(&imageRepo, "image-repository", server.DefaultImageRepository, "registry and repository of Berth's image (REGISTRY[:PORT]/PATH, no tag): the front end installed into clusters and service replicas' init containers run REPOSITORY:"+version.Get().Version+", this server's version; point it at your mirror when clusters cannot reach ghcr.io")
 	f.StringVar(&image, "frontend-image", "", "full image reference (REPOSITORY:TAG or @DIGEST) to run instead of --image-repository's image tagged with this server's version")
 	f.DurationVar(&reconcile, "reconcile-interval", 5*time.Minute, "how often every compute is reconciled (drift repaired, health refreshed)")
+	f.DurationVar(&metricsEvery, "metrics-interval", 10*time.Second, "how often the front ends' metrics are read for `berth service metrics` and the Studio's plots (kept 1h at 10s and 24h at 1m resolution)")
+	f.MarkHidden("metrics-interval")
 	f.StringVar(&publicURL, "public-url", "", "this server's URL as pods in attached clusters reach it; their init containers fetch models from it (env BERTH_PUBLIC_URL)")
 	f.DurationVar(&readyTimeout, "ready-timeout", 10*time.Minute, "how long an operation waits for a cluster's front end to be ready")
 	f.DurationVar(&certCheck, "certificate-check-interval", time.Minute, "how often automatic certificates are checked for renewal (renewed when a third of their lifetime is left)")

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
 )
 
 type metrics struct {
@@ -40,7 +41,13 @@ func newMetrics() *metrics {
 		readyReplicas: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "berth_fe_ready_replicas",
 			Help: "Ready replicas this front end may use, by service."}, []string{"service"}),
 	}
-	m.reg.MustRegister(m.requests, m.latency, m.queueTime, m.inflight, m.desiredReplicas, m.readyReplicas,
+	// The control plane counts everything a front end started after it
+	// began reading as new activity, and only the change since its first
+	// read of older ones.
+	started := prometheus.NewGauge(prometheus.GaugeOpts{Name: "berth_fe_start_time_seconds",
+		Help: "When this front end started, in seconds since the Unix epoch."})
+	started.SetToCurrentTime()
+	m.reg.MustRegister(started, m.requests, m.latency, m.queueTime, m.inflight, m.desiredReplicas, m.readyReplicas,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -107,6 +114,9 @@ func (m *metrics) forget(service string) {
 	m.readyReplicas.DeleteLabelValues(service)
 	m.desiredReplicas.DeleteLabelValues(service)
 }
+
+// Gather returns the front end's metrics, as its admin port serves them.
+func (f *Frontend) Gather() ([]*dto.MetricFamily, error) { return f.metrics.reg.Gather() }
 
 // MetricsHandler serves the front end's Prometheus metrics.
 func (f *Frontend) MetricsHandler() http.Handler {

@@ -6,6 +6,7 @@ package installer
 
 import (
 	"fmt"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -81,7 +82,20 @@ type Settings struct {
 	// ServiceAnnotations are added to the front end's Service (a cloud's
 	// settings for its load balancer, such as the DNS label on AKS).
 	ServiceAnnotations map[string]string
+	// MetricsURL, when set, is where the front end reports its metrics
+	// every MetricsInterval, with a service-account token for the audience
+	// TokenAudience (berth:<attachment>) that the control plane checks
+	// with the cluster's TokenReview.
+	MetricsURL      string
+	MetricsInterval time.Duration
+	TokenAudience   string
 }
+
+// Where the front end finds its token for the control plane.
+const (
+	ControlPlaneTokenDir  = "/var/run/secrets/berth.dev"
+	ControlPlaneTokenFile = ControlPlaneTokenDir + "/token"
+)
 
 // Replicas is the front end's replica count for a purpose.
 func Replicas(purpose string) int32 {
@@ -109,6 +123,13 @@ func (s Settings) frontendLabels() map[string]string {
 // selector is the front end pods' stable selector (immutable once made).
 func selector() map[string]string {
 	return map[string]string{LabelName: FrontendName, LabelManagedBy: "berth"}
+}
+
+func metricsInterval(s Settings) string {
+	if s.MetricsURL == "" {
+		return ""
+	}
+	return s.MetricsInterval.String()
 }
 
 // Object is one desired object: its kind and its apply configuration.
@@ -201,6 +222,8 @@ func FrontendObjects(s Settings) []Object {
 			"loadBalancerType":   s.LoadBalancerType,
 			"loadBalancerSubnet": s.LoadBalancerSubnet,
 			"tlsSecret":          TLSSecret,
+			"metricsURL":         s.MetricsURL,
+			"metricsInterval":    metricsInterval(s),
 		})},
 		TLSSecretObject(s),
 	}
@@ -226,6 +249,13 @@ func FrontendObjects(s Settings) []Object {
 			WithResources(resourcesApply(res)).
 			WithSecurityContext(coreac.SecurityContext().WithRunAsNonRoot(true).WithAllowPrivilegeEscalation(false).
 				WithReadOnlyRootFilesystem(true))))
+	if s.MetricsURL != "" {
+		pod.Spec.WithVolumes(coreac.Volume().WithName("control-plane-token").WithProjected(coreac.ProjectedVolumeSource().
+			WithSources(coreac.VolumeProjection().WithServiceAccountToken(coreac.ServiceAccountTokenProjection().
+				WithAudience(s.TokenAudience).WithExpirationSeconds(3600).WithPath("token")))))
+		pod.Spec.Containers[0].WithVolumeMounts(coreac.VolumeMount().WithName("control-plane-token").
+			WithMountPath(ControlPlaneTokenDir).WithReadOnly(true))
+	}
 	if replicas > 1 {
 		// Spread the replicas across nodes so one node's loss keeps serving.
 		pod.Spec.WithTopologySpreadConstraints(coreac.TopologySpreadConstraint().

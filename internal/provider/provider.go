@@ -12,6 +12,8 @@ import (
 	"sort"
 	"sync"
 
+	dto "github.com/prometheus/client_model/go"
+
 	"github.com/berth-ml/berth/api"
 	"github.com/berth-ml/berth/internal/frontend"
 	"github.com/berth-ml/berth/internal/operation"
@@ -170,6 +172,21 @@ func (l *LogWriter) Write(replica, text string) error {
 	}
 	_, err := io.WriteString(l.W, text)
 	return err
+}
+
+// MetricsSource is a provider whose front ends run in the server's own
+// process: FrontendMetrics returns the Prometheus metrics of each, by a
+// name that stays the same from one call to the next, so the server can
+// tell the activity between two reads.
+type MetricsSource interface {
+	FrontendMetrics(ctx context.Context, c *store.Compute) (map[string][]*dto.MetricFamily, error)
+}
+
+// MetricsReporter is a provider whose front ends report their metrics to
+// the server (api.FrontendMetricsPath) with a token their compute issued:
+// ReviewFrontendToken checks it and names the reporting front end.
+type MetricsReporter interface {
+	ReviewFrontendToken(ctx context.Context, c *store.Compute, token string) (source string, err error)
 }
 
 // ServiceStep is one step of a service operation. It receives its target

@@ -81,6 +81,8 @@ func (s *Server) routeTable() []route {
 			Response: api.Operation{}, Status: 202, Handle: onWorkspace("compute", true, func(ctx context.Context, ws *api.Workspace, name string, _ *api.ReconcileRequest) (*store.Operation, error) {
 				return s.computes.Reconcile(ctx, ws, name)
 			})},
+		{Method: "GET", Path: computePath + "/metrics", ID: "getComputeMetrics", Summary: "The recent traffic of a compute's front end, all services together", Role: api.RoleReader,
+			Response: api.Metrics{}, Status: 200, Handle: s.computeMetrics, Query: []queryParam{sinceParam}},
 		{Method: "GET", Path: computePath + "/credentials", ID: "getComputeCredentials", Summary: "The compute's stored credentials (owners only)", Role: api.RoleOwner,
 			Response: api.Credentials{}, Status: 200, Handle: s.getCredentials},
 		{Method: "GET", Path: computePath + "/certificate", ID: "getComputeCertificate", Summary: "The front end's TLS certificate (the key with includeKey=true, owners only)", Role: api.RoleReader,
@@ -125,6 +127,8 @@ func (s *Server) routeTable() []route {
 			Status: 200, Handle: s.serviceLogs, Query: []queryParam{{Name: "replica", Type: "string", Doc: "one replica"}, {Name: "tail", Type: "integer", Doc: "lines per replica (default 100)"},
 				{Name: "previous", Type: "boolean", Doc: "what ran before: the local compute's earlier generations, a cluster's previous (crashed) containers"},
 				{Name: "follow", Type: "boolean", Doc: "then stream what the replicas print until the client disconnects"}}},
+		{Method: "GET", Path: wsPath + "/services/{service}/metrics", ID: "getServiceMetrics", Summary: "A service's recent traffic through its compute's front end: request rate, errors by code, latency and queue time percentiles, replicas", Role: api.RoleReader,
+			Response: api.Metrics{}, Status: 200, Handle: s.serviceMetrics, Query: []queryParam{sinceParam}},
 		{Method: "GET", Path: wsPath + "/services/{service}/keys", ID: "getServiceKeys", Summary: "A key-auth service's keys (owners only)", Role: api.RoleOwner,
 			Response: api.ServiceKeys{}, Status: 200, Handle: s.serviceKeys},
 		{Method: "POST", Path: wsPath + "/services/{service}/regen-key", ID: "regenServiceKey", Summary: "Replace a service key (owners only)", Role: api.RoleOwner,
@@ -132,6 +136,9 @@ func (s *Server) routeTable() []route {
 		{Method: "GET", Path: "/api/v1/delivery/services/{service}/models/{model}/versions/{version}", ID: "deliverModel",
 			Summary: "A model artifact for a replica's init container; the bearer token is the pod's projected service-account token (audience berth:<attachment>), checked with the cluster's TokenReview",
 			Status:  200, Handle: s.deliverModel},
+		{Method: "POST", Path: "/api/v1/delivery/computes/{compute}/frontend-metrics", ID: "reportFrontendMetrics",
+			Summary: "A cluster front end's metrics (Prometheus text format), reported every metrics interval; the bearer token is the berth-fe pod's projected service-account token (audience berth:<attachment>), checked with the cluster's TokenReview",
+			Status:  204, Handle: s.reportFrontendMetrics},
 		{Method: "POST", Path: wsPath + "/services/{service}/token", ID: "getServiceToken", Summary: "A short-lived token for a token-auth service (owners only, as keys are)", Role: api.RoleOwner,
 			Response: api.ServiceToken{}, Status: 200, Handle: onWorkspace("service", false, func(ctx context.Context, ws *api.Workspace, name string, _ *noBody) (*api.ServiceToken, error) {
 				return s.services.Token(ctx, ws, name)
@@ -147,6 +154,11 @@ func (s *Server) routeTable() []route {
 		{Method: "POST", Path: "/api/v1/operations/{operation}/cancel", ID: "cancelOperation", Summary: "Cancel an operation (it stops at its next step)", Role: api.RoleContributor,
 			Response: api.Operation{}, Status: 202, Handle: s.cancelOperation},
 
+		{Method: "GET", Path: "/api/v1/whoami", ID: "whoami", Summary: "The caller's own token: its id, role and workspace scope (no secret)", Role: api.RoleReader,
+			Response: api.Token{}, Status: 200, Handle: func(w http.ResponseWriter, _ *http.Request, p *principal) error {
+				writeJSON(w, http.StatusOK, p.token.Token)
+				return nil
+			}},
 		{Method: "GET", Path: "/api/v1/tokens", ID: "listTokens", Summary: "List API tokens (owners only)", Role: api.RoleOwner,
 			Response: api.TokenList{}, Status: 200, Handle: s.listTokens},
 		{Method: "POST", Path: "/api/v1/tokens", ID: "createToken", Summary: "Create an API token; the secret is shown once", Role: api.RoleOwner,

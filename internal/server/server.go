@@ -36,6 +36,7 @@ import (
 	"github.com/berth-ml/berth/internal/secretbox"
 	"github.com/berth-ml/berth/internal/service"
 	"github.com/berth-ml/berth/internal/store"
+	"github.com/berth-ml/berth/internal/studio"
 	"github.com/berth-ml/berth/internal/version"
 )
 
@@ -67,6 +68,9 @@ type Config struct {
 	// ImageRepository is where Berth's image is pulled from (a mirror for
 	// air-gapped clusters); empty: DefaultImageRepository.
 	ImageRepository string
+	// MetricsInterval is how often the front ends' metrics are read (0:
+	// every 10s; <0: never).
+	MetricsInterval time.Duration
 	// ReconcileInterval is how often computes are reconciled (0: 5m; <0: never).
 	ReconcileInterval time.Duration
 	// ReadyTimeout bounds waiting for a cluster's front end (0: 10m).
@@ -140,6 +144,7 @@ type Server struct {
 	engine    *operation.Engine
 	computes  *compute.Service
 	metrics   *metrics
+	traffic   *traffic
 	events    *broker
 	artifacts artifact.Store
 	services  *service.Manager
@@ -192,6 +197,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		events:  newBroker(),
 		tokens:  &tokenCache{m: map[string]cachedToken{}, ttl: 5 * time.Second},
 		metrics: newMetrics(),
+		traffic: newTraffic(),
 		id:      fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b)),
 	}
 	if cfg.KubernetesVersions == (preflight.VersionRange{}) {
@@ -225,7 +231,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 func (s *Server) builtinProviders(arts artifact.Store) []provider.Provider {
 	cfg := s.cfg
 	kube := kubernetes.Provider{Versions: cfg.KubernetesVersions, Image: cfg.FrontendImage, ReadyTimeout: cfg.ReadyTimeout,
-		ACMEHTTPPort: cfg.ACMEHTTPPort, CertificateRetryBase: cfg.CertificateRetryBase, PublicURL: cfg.PublicURL}
+		ACMEHTTPPort: cfg.ACMEHTTPPort, CertificateRetryBase: cfg.CertificateRetryBase, PublicURL: cfg.PublicURL,
+		MetricsInterval: cfg.MetricsInterval}
 	azure := cfg.Azure
 	if azure.DefaultSubscription == "" {
 		azure.DefaultSubscription = cfg.Getenv("AZURE_SUBSCRIPTION_ID")
@@ -325,6 +332,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}()
 	go s.reconcileLoop(engineCtx)
 	go s.renewLoop(engineCtx)
+	go s.collectLoop(engineCtx)
 	// What providers run in this process (the local compute's front ends
 	// and replicas).
 	var runners sync.WaitGroup
@@ -403,9 +411,19 @@ func (s *Server) buildHandler() http.Handler {
 			s.serveRoute(w, r, rt)
 		})
 	}
+	// The Studio (the web UI) has every path outside the API; it calls the
+	// API in process with its user's token.
+	ui, err := studio.New(studio.Options{API: mux, Seal: s.store.Seal, Open: s.store.Open, Log: s.log.With("component", "studio")})
+	if err != nil {
+		panic(err) // the embedded templates are checked by the tests
+	}
 	// Everything else under the API gets the JSON error shape.
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		s.serveUnknown(w, r, mux)
+		if r.URL.Path == "/api" || strings.HasPrefix(r.URL.Path, "/api/") {
+			s.serveUnknown(w, r, mux)
+			return
+		}
+		ui.ServeHTTP(w, r)
 	})
 	return mux
 }

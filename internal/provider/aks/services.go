@@ -32,3 +32,7 @@ func (p *Provider) ServiceLogs(ctx context.Context, c *store.Compute, sv *store.
 func (p *Provider) ReviewDeliveryToken(ctx context.Context, c *store.Compute, sv *store.Service, token string) error {
 	return p.Kube.ReviewDeliveryToken(ctx, c, sv, token)
 }
+
+func (p *Provider) ReviewFrontendToken(ctx context.Context, c *store.Compute, token string) (string, error) {
+	return p.Kube.ReviewFrontendToken(ctx, c, token)
+}

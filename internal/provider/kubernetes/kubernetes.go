@@ -50,6 +50,9 @@ type Provider struct {
 	// PublicURL is the control plane's address as pods see it; replicas
 	// fetch their models from it. Empty: only --model-delivery image works.
 	PublicURL string
+	// MetricsInterval is how often front ends report their metrics to
+	// PublicURL (default 10s).
+	MetricsInterval time.Duration
 	// ReadyTimeout bounds waiting for the front end (default 10m).
 	ReadyTimeout time.Duration
 	// RemoveTimeout bounds waiting for objects to be gone (default 5m).
@@ -199,6 +202,7 @@ func (p *Provider) settings(c *store.Compute) installer.Settings {
 		AttachmentID: c.AttachmentID, Workspace: c.Workspace, Compute: c.Name,
 		Purpose: c.ClusterPurpose, LoadBalancerType: c.LoadBalancerType, LoadBalancerSubnet: c.LoadBalancerSubnet,
 		Image: p.Image, CertPEM: c.Secrets[secretTLSCert], KeyPEM: c.Secrets[secretTLSKey], DNSLabel: dnsLabel(c),
+		MetricsURL: p.metricsURL(c), MetricsInterval: p.metricsInterval(), TokenAudience: Audience(c),
 	}
 	if p.ServiceAnnotations != nil {
 		s.ServiceAnnotations = p.ServiceAnnotations(c)
