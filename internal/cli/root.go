@@ -134,11 +134,11 @@ Start a local control plane with 'berth server'; the other commands talk to it.`
 	pf.StringVar(&a.token, "token", "", "API token (env BERTH_TOKEN; a local server's admin.token is used when unset)")
 	pf.StringVar(&a.contextName, "context", "", "context of the config file to use (env BERTH_CONTEXT)")
 	pf.StringVarP(&a.workspace, "workspace", "w", "", "workspace (env BERTH_WORKSPACE)")
-	pf.StringVarP(&a.output, "output", "o", "table", "output format: table, json, yaml or tsv")
+	pf.StringVarP(&a.output, "output", "o", "table", "output format: table, json, yaml, tsv or none")
 	pf.StringVar(&a.query, "query", "", "JMESPath query applied to the output (as in the az CLI)")
 	pf.StringVar(&a.configPath, "config", "", "config file (env BERTH_CONFIG; default ~/.berth/config.yaml)")
 	root.RegisterFlagCompletionFunc("output", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
-		return []string{"table", "json", "yaml", "tsv"}, cobra.ShellCompDirectiveNoFileComp
+		return []string{"table", "json", "yaml", "tsv", "none"}, cobra.ShellCompDirectiveNoFileComp
 	})
 	root.AddCommand(a.serverCommand(), a.workspaceCommand(), a.computeCommand(), a.tokenCommand(), a.configCommand(), a.versionCommand(), a.quickstartCommand(), a.versionsCommand(), a.frontendCommand(), a.operationCommand(), a.modelCommand(), a.modelServerCommand(), a.modelInitCommand(), a.serviceCommand(), a.replicaExecCommand())
 	for _, c := range extraCommands {
