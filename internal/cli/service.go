@@ -26,7 +26,8 @@ var serviceColumns = []output.Column{
 
 func (a *app) serviceCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "service", Short: "Deploy models as authenticated, autoscaled scoring services"}
-	cmd.AddCommand(a.serviceLogs(), a.serviceDeploy(), a.serviceUpdate(), a.serviceShow(), a.serviceList(), a.serviceDelete(), a.serviceKeys(), a.serviceRegenKey(), a.serviceToken())
+	cmd.AddCommand(a.serviceLogs(), a.serviceDeploy(), a.serviceUpdate(), a.serviceShow(), a.serviceList(), a.serviceDelete(), a.serviceKeys(), a.serviceRegenKey(), a.serviceToken(),
+		a.serviceScore(), a.serviceWait())
 	return cmd
 }
 
@@ -115,6 +116,7 @@ func (a *app) serviceDeploy() *cobra.Command {
 	f := cmd.Flags()
 	f.StringVarP(&name, "name", "n", "", "service name (3-32 lowercase letters, digits, '-')")
 	f.StringVar(&compute, "compute", "", "compute to deploy to")
+	cmd.MarkFlagRequired("compute")
 	f.StringArrayVar(&models, "model", nil, "NAME[:VERSION] (repeatable; latest version by default)")
 	f.StringVar(&image, "image", "", "the model server's image")
 	f.StringArrayVar(&command, "command", nil, "the model server's command, word by word (repeatable)")
@@ -222,6 +224,7 @@ func (a *app) serviceRegenKey() *cobra.Command {
 		}}
 	cmd.Flags().StringVarP(&name, "name", "n", "", "service name")
 	cmd.Flags().StringVar(&key, "key", "", "primary or secondary")
+	cmd.MarkFlagRequired("key")
 	cmd.Flags().StringVar(&value, "value", "", "the new key (default: random)")
 	return cmd
 }

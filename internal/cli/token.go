@@ -3,6 +3,8 @@ package cli
 import (
 	"fmt"
 
+	"github.com/berth-ml/berth/internal/cli/config"
+
 	"github.com/berth-ml/berth/api"
 	"github.com/spf13/cobra"
 )
@@ -20,12 +22,21 @@ works in that workspace (and, for an owner, manages only that workspace's tokens
 The token is printed once (field "token"): store it now.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if role == "" {
-				return usageErrorf("--role is required: owner, contributor or reader")
+			scope := "from -w"
+			if a.workspace == "" {
+				scope = "from " + config.EnvWorkspace
+				if a.getenv(config.EnvWorkspace) == "" {
+					scope = "the workspace of your context; -w names another"
+				}
 			}
 			c, err := a.client()
 			if err != nil {
 				return err
+			}
+			if a.workspace == "" {
+				fmt.Fprintln(a.stderr, "Scope: every workspace (no -w, BERTH_WORKSPACE or context workspace)")
+			} else {
+				fmt.Fprintf(a.stderr, "Scope: workspace %s (%s)\n", a.workspace, scope)
 			}
 			t, err := c.CreateToken(cmd.Context(), api.TokenCreateRequest{Role: role, Workspace: a.workspace, Description: description})
 			if err != nil {
@@ -43,6 +54,7 @@ The token is printed once (field "token"): store it now.`,
 		},
 	}
 	create.Flags().StringVar(&role, "role", "", "owner, contributor or reader")
+	create.MarkFlagRequired("role")
 	create.Flags().StringVar(&description, "description", "", "what the token is for")
 	create.RegisterFlagCompletionFunc("role", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
 		return []string{"owner", "contributor", "reader"}, cobra.ShellCompDirectiveNoFileComp
