@@ -162,6 +162,7 @@ Start a local control plane with 'berth server'; the other commands talk to it.`
 	for _, c := range extraCommands {
 		root.AddCommand(c(a))
 	}
+	root.RegisterFlagCompletionFunc("workspace", a.completeNames("workspaces", false))
 	a.finishTree(root)
 	return root
 }
