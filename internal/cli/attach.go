@@ -128,7 +128,7 @@ only the permissions it needs and stores its token instead of your kubeconfig;
 	f.StringVar(&kubeContext, "kube-context", "", "kubeconfig context (default: its current context)")
 	// --context was this flag's name, which hid the global --context.
 	f.StringVar(&kubeContext, "context", "", "kubeconfig context")
-	f.MarkDeprecated("context", "use --kube-context (--context names a context of berth's config file)")
+	deprecatedAlias(f, "context", "use --kube-context (--context names a context of berth's config file)")
 	f.StringVar(&purpose, "cluster-purpose", "", "FastProd (default: ≥ 12 vCPUs, ≥ 3 nodes) or DevTest (≥ 2 vCPUs)")
 	f.StringVar(&lbType, "load-balancer-type", "", "PublicIp (default) or InternalLoadBalancer")
 	f.StringVar(&lbSubnet, "load-balancer-subnet", "", "subnet of the internal load balancer")

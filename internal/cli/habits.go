@@ -56,6 +56,24 @@ func (a *app) finishTree(cmd *cobra.Command) {
 	}
 }
 
+// deprecatedAlias hides an old name of a flag; using it prints a note
+// (on stderr: pflag's own deprecation note goes to cobra's stdout).
+func deprecatedAlias(f *pflag.FlagSet, name, note string) {
+	f.MarkHidden(name)
+	f.SetAnnotation(name, deprecatedNote, []string{note})
+}
+
+const deprecatedNote = "berth-deprecated"
+
+// warnDeprecated prints the note of each deprecated flag cmd was given.
+func (a *app) warnDeprecated(cmd *cobra.Command) {
+	cmd.Flags().Visit(func(f *pflag.Flag) {
+		if note := f.Annotations[deprecatedNote]; len(note) > 0 {
+			fmt.Fprintf(a.stderr, "Flag --%s has been deprecated, %s\n", f.Name, note[0])
+		}
+	})
+}
+
 // unknownSubcommand is the RunE of a command group: alone it prints the
 // group's help; with an argument that names no subcommand it is a usage
 // error that suggests the closest ones.

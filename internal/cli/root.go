@@ -134,6 +134,7 @@ Start a local control plane with 'berth server'; the other commands talk to it.`
 			}
 			a.format = f
 			a.flags = flagNamesFor(cmd.CommandPath())
+			a.warnDeprecated(cmd)
 			if err := cmd.ValidateRequiredFlags(); err != nil {
 				return usageErrorf("%v\nRun '%s --help' for usage.", err, cmd.CommandPath())
 			}
