@@ -35,6 +35,16 @@ func (a *app) serviceTarget(name string) (*client.Client, string, error) {
 	return a.inWorkspace("service", name)
 }
 
+// service fetches service -n NAME.
+func (a *app) service(ctx context.Context, name string) (*client.Client, string, *api.Service, error) {
+	c, ws, err := a.serviceTarget(name)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	sv, err := c.GetService(ctx, ws, name)
+	return c, ws, sv, err
+}
+
 // finishService follows a service operation and prints the service.
 func (a *app) finishService(ctx context.Context, c *client.Client, ws string, op *api.Operation, noWait bool) error {
 	if noWait {
@@ -148,11 +158,7 @@ func (a *app) serviceShow() *cobra.Command {
 	var name string
 	cmd := &cobra.Command{Use: "show -n NAME", Short: "Show a service (state, scoring URI, replicas)", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, ws, err := a.serviceTarget(name)
-			if err != nil {
-				return err
-			}
-			sv, err := c.GetService(cmd.Context(), ws, name)
+			_, _, sv, err := a.service(cmd.Context(), name)
 			if err != nil {
 				return err
 			}

@@ -42,11 +42,7 @@ when the service does not answer 200.`,
 			if !json.Valid(body) {
 				return usageErrorf("the request is not JSON: give a JSON document with --data or --file")
 			}
-			c, ws, err := a.serviceTarget(name)
-			if err != nil {
-				return err
-			}
-			sv, err := c.GetService(cmd.Context(), ws, name)
+			c, ws, sv, err := a.service(cmd.Context(), name)
 			if err != nil {
 				return err
 			}
@@ -147,11 +143,7 @@ func (a *app) serviceWait() *cobra.Command {
 service at the end (or at once, when none is in progress). Exits 1 if the
 operation failed or the service is Failed.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, ws, err := a.serviceTarget(name)
-			if err != nil {
-				return err
-			}
-			sv, err := c.GetService(cmd.Context(), ws, name)
+			c, ws, sv, err := a.service(cmd.Context(), name)
 			if err != nil {
 				return err
 			}

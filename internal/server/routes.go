@@ -443,11 +443,7 @@ func (s *Server) listComputeOperations(w http.ResponseWriter, r *http.Request, p
 			return err
 		}
 	}
-	out := api.OperationList{Value: make([]api.Operation, 0, len(ops))}
-	for _, o := range ops {
-		out.Value = append(out.Value, o.Operation)
-	}
-	writeJSON(w, 200, out)
+	writeOperations(w, ops)
 	return nil
 }
 
@@ -467,12 +463,16 @@ func (s *Server) listOperations(w http.ResponseWriter, r *http.Request, p *princ
 	if err != nil {
 		return err
 	}
+	writeOperations(w, ops)
+	return nil
+}
+
+func writeOperations(w http.ResponseWriter, ops []store.Operation) {
 	out := api.OperationList{Value: make([]api.Operation, 0, len(ops))}
 	for _, o := range ops {
 		out.Value = append(out.Value, o.Operation)
 	}
 	writeJSON(w, 200, out)
-	return nil
 }
 
 // operation loads the {operation} of the path, within the caller's reach.
