@@ -97,6 +97,14 @@ var examples = map[string]string{
 	"berth token list":   `  berth token list -o json`,
 	"berth token revoke": `  berth token revoke tok-e18875d86275`,
 
+	"berth help": `  berth help service deploy`,
+	"berth completion": `  source <(berth completion bash)
+  berth completion zsh > "${fpath[1]}/_berth"`,
+	"berth completion bash":       `  source <(berth completion bash)`,
+	"berth completion zsh":        `  berth completion zsh > "${fpath[1]}/_berth"`,
+	"berth completion fish":       `  berth completion fish > ~/.config/fish/completions/berth.fish`,
+	"berth completion powershell": `  berth completion powershell | Out-String | Invoke-Expression`,
+
 	"berth config": `  berth config set-context prod --server https://berth.example.com --token "$TOKEN" --default-workspace team
   berth config use-context prod`,
 	"berth config set-context":    `  berth config set-context prod --server https://berth.example.com --token "$TOKEN" --default-workspace team`,

@@ -164,6 +164,8 @@ Start a local control plane with 'berth server'; the other commands talk to it.`
 		root.AddCommand(c(a))
 	}
 	root.RegisterFlagCompletionFunc("workspace", a.completeNames("workspaces", false))
+	root.InitDefaultHelpCmd()
+	root.InitDefaultCompletionCmd()
 	a.finishTree(root)
 	return root
 }
