@@ -40,6 +40,7 @@ func (a *app) finishTree(cmd *cobra.Command) {
 		if strings.Contains(cmd.Use, "-n NAME") && !strings.Contains(cmd.Use, "[-n NAME]") {
 			f.Usage += " (required; or give it as the argument)"
 		}
+		cmd.Use = strings.Replace(cmd.Use, "-n NAME", "NAME|-n NAME", 1)
 	}
 	for flag, kind := range map[string]string{"compute": "computes", "model": "models"} {
 		if cmd.LocalNonPersistentFlags().Lookup(flag) != nil {
