@@ -58,6 +58,9 @@ var (
 	ErrValidation   = errors.New("invalid request")
 	ErrUnauthorized = errors.New("unauthorized")
 	ErrForbidden    = errors.New("forbidden")
+	// ErrUnreachable is a request that got no answer: nothing listens at
+	// the server's address, or the network is down.
+	ErrUnreachable = errors.New("cannot reach the Berth server")
 )
 
 // Is maps the status to the sentinels.
@@ -218,6 +221,18 @@ func (c *Client) GetOperation(ctx context.Context, id string) (*api.Operation, e
 // CancelOperation asks an operation to stop at its next step.
 func (c *Client) CancelOperation(ctx context.Context, id string) (*api.Operation, error) {
 	return c.operation(ctx, "POST", "/api/v1/operations/"+esc(id)+"/cancel", nil)
+}
+
+// ListOperations lists a workspace's operations, newest first; a state
+// (Pending, Running, Succeeded, Failed or Canceled) keeps only those.
+func (c *Client) ListOperations(ctx context.Context, ws, state string) ([]api.Operation, error) {
+	var out api.OperationList
+	q := url.Values{}
+	if state != "" {
+		q.Set("state", state)
+	}
+	err := c.do(ctx, "GET", wsPath(ws)+"/operations", q, nil, &out)
+	return out.Value, err
 }
 
 // ListEvents returns an operation's events after sequence number after.

@@ -133,6 +133,7 @@ func calls(c *client.Client) map[string]func(context.Context) error {
 		"GetOperation":    func(ctx context.Context) error { return op(c.GetOperation(ctx, "op1")) },
 		"CancelOperation": func(ctx context.Context) error { return op(c.CancelOperation(ctx, "op1")) },
 		"ListEvents":      func(ctx context.Context) error { _, err := c.ListEvents(ctx, "op1", 2); return err },
+		"ListOperations":  func(ctx context.Context) error { _, err := c.ListOperations(ctx, ws, "Running"); return err },
 		"Wait": func(ctx context.Context) error {
 			var got []int64
 			o, err := c.Wait(ctx, "op1", client.WaitOptions{OnEvent: func(ev api.Event) { got = append(got, ev.Seq) }})

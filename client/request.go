@@ -74,7 +74,10 @@ func (c *Client) send(ctx context.Context, r request) (*http.Response, error) {
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("cannot reach the Berth server at %s: %w", c.base, err)
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("request to the Berth server at %s: %w", c.base, err)
+		}
+		return nil, fmt.Errorf("%w at %s: %w", ErrUnreachable, c.base, err)
 	}
 	if resp.StatusCode >= 400 {
 		defer resp.Body.Close()

@@ -72,7 +72,7 @@ func TestReadmeQuickStart(t *testing.T) {
 		return string(out)
 	}
 	out := run()
-	for _, want := range []string{"Starting a local Berth control plane", `Created workspace "default"`, `Created the local compute "laptop"`,
+	for _, want := range []string{"Starting a local Berth control plane", `Created workspace "quickstart"`, `Created the local compute "laptop"`,
 		"Registered model iris version 1", `Deployed service "iris"`, `Prediction: {"predictions":["setosa","virginica"]`, "curl --cacert"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("first run lacks %q:\n%s", want, out)

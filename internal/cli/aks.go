@@ -173,9 +173,6 @@ func (a *app) computeScale() *cobra.Command {
 		Short: "Change the node count of a cluster Berth created (the VM size cannot change)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if !cmd.Flags().Changed("node-count") {
-				return usageErrorf("--node-count N is required")
-			}
 			c, ws, err := a.computeTarget(name)
 			if err != nil {
 				return err
@@ -189,6 +186,7 @@ func (a *app) computeScale() *cobra.Command {
 	}
 	cmd.Flags().StringVarP(&name, "name", "n", "", "compute name")
 	cmd.Flags().IntVar(&nodes, "node-count", 0, "the new number of nodes")
+	cmd.MarkFlagRequired("node-count")
 	cmd.Flags().BoolVar(&noWait, "no-wait", false, "return at once with the operation id")
 	return cmd
 }

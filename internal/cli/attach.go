@@ -85,9 +85,6 @@ only the permissions it needs and stores its token instead of your kubeconfig;
 			if err := requireName(name, "compute"); err != nil {
 				return err
 			}
-			if kubeconfig == "" {
-				return usageErrorf("--kubeconfig FILE is required")
-			}
 			kc, ctxName, err := kubeconn.Flatten(kubeconfig, kubeContext)
 			if err != nil {
 				return usageErrorf("%v", err)
@@ -130,7 +127,11 @@ only the permissions it needs and stores its token instead of your kubeconfig;
 	f := cmd.Flags()
 	f.StringVarP(&name, "name", "n", "", "compute name")
 	f.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig file of the cluster")
-	f.StringVar(&kubeContext, "context", "", "kubeconfig context (default: its current context)")
+	cmd.MarkFlagRequired("kubeconfig")
+	f.StringVar(&kubeContext, "kube-context", "", "kubeconfig context (default: its current context)")
+	// --context was this flag's name, which hid the global --context.
+	f.StringVar(&kubeContext, "context", "", "kubeconfig context")
+	deprecatedAlias(f, "context", "use --kube-context (--context names a context of berth's config file)")
 	f.StringVar(&purpose, "cluster-purpose", "", "FastProd (default: ≥ 12 vCPUs, ≥ 3 nodes) or DevTest (≥ 2 vCPUs)")
 	f.StringVar(&lbType, "load-balancer-type", "", "PublicIp (default) or InternalLoadBalancer")
 	f.StringVar(&lbSubnet, "load-balancer-subnet", "", "subnet of the internal load balancer")

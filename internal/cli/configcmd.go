@@ -67,6 +67,7 @@ func (a *app) configCommand() *cobra.Command {
 	}
 	get := &cobra.Command{
 		Use: "get-contexts", Short: "List contexts (tokens are not printed)", Args: cobra.NoArgs,
+		SuggestFor: []string{"view"},
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			f, err := config.Load(a.configFile())
 			if err != nil {

@@ -81,7 +81,7 @@ var (
 // command path without the program's name.
 var commandFields = map[string]fieldFlags{
 	"compute attach kubernetes": merge(computeFields, fieldFlags{
-		"credentials": "--kubeconfig", "settings.context": "--context", "settings.credentialMode": "--credential-mode",
+		"credentials": "--kubeconfig", "settings.context": "--kube-context", "settings.credentialMode": "--credential-mode",
 	}),
 	"compute attach aks": merge(computeFields, fieldFlags{
 		"settings.resourceId": "--resource-id", "settings.resourceGroup": "--resource-group",

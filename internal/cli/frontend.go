@@ -114,7 +114,10 @@ needs nothing from the control plane, so scoring goes on while that is down.`,
 	f.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig (default: the in-cluster ServiceAccount)")
 	f.StringVar(&static, "static", "", "serve fixed services from this JSON file instead of a cluster (see frontend.StaticConfig)")
 	f.StringVar(&namespace, "namespace", "berth-system", "the front end's namespace (its TLS Secret, Lease and peers)")
+	f.StringVar(&configName, "routes", "berth-fe-config", "ConfigMap with the front end's settings (its TLS secret)")
+	// --config was this flag's name, which hid the global --config.
 	f.StringVar(&configName, "config", "berth-fe-config", "ConfigMap with the front end's settings")
+	deprecatedAlias(f, "config", "use --routes (--config names berth's config file)")
 	f.StringVar(&httpAddr, "http", ":8080", "HTTP scoring address (an empty host means every address, or $"+listenHostEnv+" when set)")
 	f.StringVar(&httpsAddr, "https", ":8443", "HTTPS scoring address (empty: none)")
 	f.StringVar(&adminAddr, "admin", ":9090", "metrics and internal address")

@@ -42,9 +42,6 @@ func (a *app) modelCommand() *cobra.Command {
 			if err := requireName(name, "model"); err != nil {
 				return err
 			}
-			if path == "" {
-				return usageErrorf("--path FILE|DIR is required")
-			}
 			st, err := os.Stat(path)
 			if err != nil {
 				return usageErrorf("--path: %v", err)
@@ -83,6 +80,7 @@ func (a *app) modelCommand() *cobra.Command {
 	}
 	register.Flags().StringVarP(&name, "name", "n", "", "model name")
 	register.Flags().StringVar(&path, "path", "", "the model file or directory")
+	register.MarkFlagRequired("path")
 	register.Flags().StringArrayVar(&tags, "tag", nil, "key=value (repeatable)")
 	register.Flags().StringVar(&description, "description", "", "what the model is")
 
@@ -147,7 +145,7 @@ func (a *app) modelCommand() *cobra.Command {
 		Use: "delete -n NAME --version V", Short: "Delete a model version", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if version < 1 {
-				return usageErrorf("--version V is required (a version number)")
+				return usageErrorf("--version V must be a version number (1 or more)")
 			}
 			c, ws, err := target()
 			if err != nil {
@@ -162,8 +160,11 @@ func (a *app) modelCommand() *cobra.Command {
 	}
 	for _, c := range []*cobra.Command{show, download, del} {
 		c.Flags().StringVarP(&name, "name", "n", "", "model name")
-		c.Flags().IntVar(&version, "version", 0, "version (default: the latest)")
 	}
+	show.Flags().IntVar(&version, "version", 0, "version (default: the latest)")
+	download.Flags().IntVar(&version, "version", 0, "version (default: the latest)")
+	del.Flags().IntVar(&version, "version", 0, "the version to delete")
+	del.MarkFlagRequired("version")
 	cmd.AddCommand(register, list, show, download, del)
 	return cmd
 }

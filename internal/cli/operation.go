@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/berth-ml/berth/client"
@@ -8,7 +9,7 @@ import (
 )
 
 func (a *app) operationCommand() *cobra.Command {
-	cmd := &cobra.Command{Use: "operation", Aliases: []string{"op"}, Short: "Show, follow or cancel an operation by id"}
+	cmd := &cobra.Command{Use: "operation", Aliases: []string{"op"}, Short: "List operations; show, follow or cancel one by id"}
 	show := &cobra.Command{
 		Use: "show ID", Short: "Show an operation", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -79,6 +80,13 @@ func (a *app) operationCommand() *cobra.Command {
 		},
 	}
 	cancel.Flags().BoolVar(&noWait, "no-wait", false, "return once the cancel is recorded, without waiting for the operation to stop")
-	cmd.AddCommand(show, events, cancel)
+	var state string
+	list := a.listCommand("List the workspace's operations, newest first (at most 100)", func(ctx context.Context, c *client.Client, ws string) (any, error) {
+		return c.ListOperations(ctx, ws, state)
+	}, operationColumns)
+	list.Use = "list [--state STATE]"
+	list.Flags().StringVar(&state, "state", "", "only operations in this state: Pending, Running, Succeeded, Failed or Canceled")
+	list.RegisterFlagCompletionFunc("state", fixedCompletion("Pending", "Running", "Succeeded", "Failed", "Canceled"))
+	cmd.AddCommand(show, events, cancel, list)
 	return cmd
 }

@@ -3,8 +3,8 @@ package cli
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/berth-ml/berth/api"
@@ -22,13 +21,14 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// Names quickstart uses.
+// Names quickstart uses: its own workspace, so that on a server that
+// already has work it touches nothing else.
 const (
-	DefaultWorkspace = "default"
-	quickCompute     = "laptop"
-	quickModel       = "iris"
-	quickService     = "iris"
-	quickSample      = `{"data":[[5.1,3.5,1.4,0.2],[6.7,3.0,5.2,2.3]]}`
+	quickWorkspace = "quickstart"
+	quickCompute   = "laptop"
+	quickModel     = "iris"
+	quickService   = "iris"
+	quickSample    = `{"data":[[5.1,3.5,1.4,0.2],[6.7,3.0,5.2,2.3]]}`
 )
 
 func (a *app) quickstartCommand() *cobra.Command {
@@ -40,18 +40,20 @@ func (a *app) quickstartCommand() *cobra.Command {
 
 It uses the Berth server at the configured address if one answers, or else
 starts a control plane in this process (SQLite and the owner token in the data
-directory). Then it creates the workspace "default", the local compute
-"local" (this machine: the front end on a loopback port, TLS from a local CA),
-registers the bundled iris classifier, deploys it as the service "iris",
-sends a scoring request over HTTPS with the service key, and prints the
-prediction and the curl command that repeats it. Each step is skipped when
-its result already exists.`,
+directory). It works in its own workspace, "quickstart", whatever -w or the
+context say: it creates the local compute "laptop" there (this machine: the
+front end on a loopback port, TLS from a local CA), registers the bundled iris
+classifier, deploys that very version as the service "iris", sends a scoring
+request over HTTPS with the service key, and prints the prediction and the curl
+command that repeats it. Each step is skipped when its result already exists;
+each wait says what it waits for.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			dir := a.dataDir(dataDir)
 			c, err := a.client()
 			if err == nil {
+				fmt.Fprintf(a.stderr, "Looking for a Berth server at %s\n", c.Server())
 				err = c.Healthy(ctx)
 			}
 			if err != nil {
@@ -69,6 +71,7 @@ its result already exists.`,
 				if c, err = client.New(addr, string(trimNL(tok))); err != nil {
 					return err
 				}
+				c.WithHTTPClient(a.httpClient(nil))
 			} else {
 				fmt.Fprintf(a.stderr, "Using the Berth server at %s\n", c.Server())
 			}
@@ -80,11 +83,9 @@ its result already exists.`,
 }
 
 func (a *app) quickstart(ctx context.Context, c *client.Client, dir string) error {
-	ws := a.workspace
-	if ws == "" {
-		ws = DefaultWorkspace
-	}
+	ws := quickWorkspace
 	step := func(format string, args ...any) { fmt.Fprintf(a.stderr, "• "+format+"\n", args...) }
+	step("Deploying to workspace %q, local compute %q (this machine), service %q", ws, quickCompute, quickService)
 	if _, err := c.GetWorkspace(ctx, ws); errors.Is(err, client.ErrNotFound) {
 		if _, err := c.CreateWorkspace(ctx, api.WorkspaceCreateRequest{Name: ws}); err != nil {
 			return err
@@ -99,7 +100,8 @@ func (a *app) quickstart(ctx context.Context, c *client.Client, dir string) erro
 		if err != nil {
 			return err
 		}
-		if _, err := c.Wait(ctx, op.ID, client.WaitOptions{}); err != nil {
+		step("Waiting for the local compute %q to start (operation %s)", quickCompute, op.ID)
+		if err := a.await(ctx, c, op); err != nil {
 			return err
 		}
 		if comp, err = c.GetCompute(ctx, ws, quickCompute); err != nil {
@@ -109,18 +111,11 @@ func (a *app) quickstart(ctx context.Context, c *client.Client, dir string) erro
 	} else if err != nil {
 		return err
 	}
-	if _, err := c.GetModel(ctx, ws, quickModel, 0); errors.Is(err, client.ErrNotFound) {
-		var buf bytes.Buffer
-		if err := tarFS(modelserver.BuiltinFiles(), &buf); err != nil {
-			return err
-		}
-		m, err := c.RegisterModel(ctx, ws, client.ModelUpload{Name: quickModel, FileName: "iris", Format: "tar.gz", Body: &buf, Size: int64(buf.Len()),
-			Description: "XGBoost iris classifier bundled with Berth", Tags: map[string]string{"dataset": "iris", "framework": "xgboost"}})
-		if err != nil {
-			return err
-		}
-		step("Registered model %s version %d (the bundled XGBoost iris classifier)", m.Name, m.Version)
-	} else if err != nil {
+	if comp.Type != api.ComputeLocal {
+		return fmt.Errorf("compute %q of workspace %q is a %s compute, not the local one quickstart deploys to; delete it or use another server", quickCompute, ws, comp.Type)
+	}
+	model, err := a.bundledModel(ctx, c, ws, step)
+	if err != nil {
 		return err
 	}
 	sv, err := c.GetService(ctx, ws, quickService)
@@ -130,22 +125,31 @@ func (a *app) quickstart(ctx context.Context, c *client.Client, dir string) erro
 			return err
 		}
 		op, err := c.DeployService(ctx, ws, api.ServiceRequest{Name: quickService, ServiceSpec: api.ServiceSpec{
-			Compute: quickCompute, Models: []string{quickModel}, Replicas: 1,
+			Compute: quickCompute, Models: []string{model}, Replicas: 1,
 			Command: []string{bin, "model-server", "--model-dir", "$BERTH_MODEL_DIR", "--listen", "127.0.0.1:$PORT"}}})
 		if err != nil {
 			return err
 		}
-		if _, err := c.Wait(ctx, op.ID, client.WaitOptions{}); err != nil {
-			return err
-		}
-		if sv, err = c.GetService(ctx, ws, quickService); err != nil {
+		step("Waiting for service %q to deploy %s (operation %s)", quickService, model, op.ID)
+		if err := a.await(ctx, c, op); err != nil {
 			return err
 		}
 		step("Deployed service %q with key auth", quickService)
 	} else if err != nil {
 		return err
+	} else if sv.CurrentOperation != "" {
+		step("Waiting for service %q: operation %s is in progress", quickService, sv.CurrentOperation)
+		if err := a.await(ctx, c, &api.Operation{ID: sv.CurrentOperation}); err != nil {
+			return err
+		}
 	}
-	keys, err := c.ServiceKeys(ctx, ws, quickService)
+	if sv, err = c.GetService(ctx, ws, quickService); err != nil {
+		return err
+	}
+	if sv.State == api.ServiceFailed {
+		return fmt.Errorf("service %q of workspace %q is %s; see `berth service show %s -w %s`, or delete it and run quickstart again", quickService, ws, sv.State, quickService, ws)
+	}
+	sc, err := a.scorer(ctx, c, ws, sv)
 	if err != nil {
 		return err
 	}
@@ -157,23 +161,18 @@ func (a *app) quickstart(ctx context.Context, c *client.Client, dir string) erro
 	if err := os.WriteFile(caFile, []byte(cert.CAPEM), 0o644); err != nil {
 		return err
 	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM([]byte(cert.CAPEM))
-	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 	var body string
 	for attempt := 0; ; attempt++ {
-		req, _ := http.NewRequestWithContext(ctx, "POST", sv.ScoringURI, strings.NewReader(quickSample))
-		req.Header.Set("Authorization", "Bearer "+keys.PrimaryKey)
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := hc.Do(req)
+		status, out, err := sc.score(ctx, []byte(quickSample))
+		if err == nil && status == http.StatusOK {
+			body = out
+			break
+		}
 		if err == nil {
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				body = strings.TrimSpace(string(b))
-				break
-			}
-			err = fmt.Errorf("HTTP %d: %s", resp.StatusCode, strings.TrimSpace(string(b)))
+			err = fmt.Errorf("HTTP %d: %s", status, out)
+		}
+		if attempt == 0 {
+			step("Waiting for %s to answer (up to 5s): %v", sv.ScoringURI, err)
 		}
 		if attempt >= 50 {
 			return fmt.Errorf("scoring %s: %w", sv.ScoringURI, err)
@@ -185,8 +184,45 @@ func (a *app) quickstart(ctx context.Context, c *client.Client, dir string) erro
 	fmt.Fprintf(a.stdout, "Prediction: %s\n\n", body)
 	fmt.Fprintf(a.stdout, "Repeat it while a Berth server runs (`berth server` serves this data directory):\n")
 	fmt.Fprintf(a.stdout, "  curl --cacert %s -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' \\\n    -d '%s' %s\n",
-		caFile, keys.PrimaryKey, quickSample, sv.ScoringURI)
+		caFile, sc.bearer, quickSample, sv.ScoringURI)
+	fmt.Fprintf(a.stdout, "or: berth service score %s -w %s --data '%s'\n", quickService, ws, quickSample)
 	return nil
+}
+
+// bundledModel returns NAME:VERSION of the bundled iris classifier in ws,
+// registering it unless a version with the same content is there.
+func (a *app) bundledModel(ctx context.Context, c *client.Client, ws string, step func(string, ...any)) (string, error) {
+	var buf bytes.Buffer
+	if err := tarFS(modelserver.BuiltinFiles(), &buf); err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(buf.Bytes())
+	versions, err := c.ListModels(ctx, ws, quickModel)
+	if err != nil {
+		return "", err
+	}
+	for _, m := range versions {
+		if m.SHA256 == hex.EncodeToString(sum[:]) {
+			return fmt.Sprintf("%s:%d", m.Name, m.Version), nil
+		}
+	}
+	m, err := c.RegisterModel(ctx, ws, client.ModelUpload{Name: quickModel, FileName: "iris", Format: "tar.gz", Body: &buf, Size: int64(buf.Len()),
+		Description: "XGBoost iris classifier bundled with Berth", Tags: map[string]string{"dataset": "iris", "framework": "xgboost"}})
+	if err != nil {
+		return "", err
+	}
+	step("Registered model %s version %d (the bundled XGBoost iris classifier)", m.Name, m.Version)
+	return fmt.Sprintf("%s:%d", m.Name, m.Version), nil
+}
+
+// await follows an operation, printing its events, and fails when it did.
+func (a *app) await(ctx context.Context, c *client.Client, op *api.Operation) error {
+	final, err := a.follow(ctx, c, op, "berth operation events --follow "+op.ID)
+	var opErr *client.OperationError
+	if errors.As(err, &opErr) {
+		return errors.New(a.describeFailure(final))
+	}
+	return err
 }
 
 // stableExecutable copies this binary into the data dir, so a service's

@@ -5,10 +5,12 @@ package cli
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"github.com/berth-ml/berth/internal/provider"
 	"io"
+	"net/http"
 	"strings"
 
 	"github.com/berth-ml/berth/client"
@@ -49,6 +51,9 @@ type app struct {
 	configPath                            string
 	// resourceGroup is the reference's -g RG of compute commands.
 	resourceGroup string
+	verbose, debug                        bool
+	// tokenSource is where client found the token ("none" when nowhere).
+	tokenSource string
 
 	format output.Format
 	// flags writes the API's problems in terms of the running command's flags.
@@ -102,9 +107,16 @@ func (a *app) printError(err error) {
 			}
 			fmt.Fprintf(a.stderr, "  - %s\n", f.detail(d))
 		}
+		if errors.Is(err, client.ErrUnauthorized) && a.tokenSource == "none" {
+			fmt.Fprintf(a.stderr, "  no token was found: a local server writes its owner token to admin.token in its data directory;\n"+
+				"  if it runs with another --data-dir, set BERTH_DATA_DIR to it, or pass the token with BERTH_TOKEN / --token\n")
+		}
 		return
 	}
 	fmt.Fprintf(a.stderr, "Error: %s\n", err)
+	if errors.Is(err, client.ErrUnreachable) {
+		fmt.Fprintf(a.stderr, "  start one with `berth server`, or set BERTH_SERVER / --server\n")
+	}
 }
 
 func (a *app) rootCommand() *cobra.Command {
@@ -124,28 +136,39 @@ Start a local control plane with 'berth server'; the other commands talk to it.`
 			}
 			a.format = f
 			a.flags = flagNamesFor(cmd.CommandPath())
+			a.warnDeprecated(cmd)
+			if err := cmd.ValidateRequiredFlags(); err != nil {
+				return usageErrorf("%v\nRun '%s --help' for usage.", err, cmd.CommandPath())
+			}
+			if err := cmd.ValidateFlagGroups(); err != nil {
+				return usageErrorf("%v\nRun '%s --help' for usage.", err, cmd.CommandPath())
+			}
 			return nil
 		},
 	}
 	setVersionFlag(root)
-	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
-		return usageErrorf("%v\nRun '%s --help' for usage.", err, cmd.CommandPath())
-	})
+	root.SetFlagErrorFunc(flagError)
 	pf := root.PersistentFlags()
 	pf.StringVar(&a.server, "server", "", "Berth server address (env BERTH_SERVER; default "+config.DefaultServer+")")
 	pf.StringVar(&a.token, "token", "", "API token (env BERTH_TOKEN; a local server's admin.token is used when unset)")
 	pf.StringVar(&a.contextName, "context", "", "context of the config file to use (env BERTH_CONTEXT)")
 	pf.StringVarP(&a.workspace, "workspace", "w", "", "workspace (env BERTH_WORKSPACE)")
-	pf.StringVarP(&a.output, "output", "o", "table", "output format: table, json, yaml or tsv")
+	pf.StringVarP(&a.output, "output", "o", "table", "output format: table, json, yaml, tsv or none")
 	pf.StringVar(&a.query, "query", "", "JMESPath query applied to the output (as in the az CLI)")
 	pf.StringVar(&a.configPath, "config", "", "config file (env BERTH_CONFIG; default ~/.berth/config.yaml)")
+	pf.BoolVar(&a.verbose, "verbose", false, "show an operation's id, the time of each of its events and how long it took")
+	pf.BoolVar(&a.debug, "debug", false, "write every HTTP request and answer to standard error (tokens and keys redacted)")
 	root.RegisterFlagCompletionFunc("output", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
-		return []string{"table", "json", "yaml", "tsv"}, cobra.ShellCompDirectiveNoFileComp
+		return []string{"table", "json", "yaml", "tsv", "none"}, cobra.ShellCompDirectiveNoFileComp
 	})
 	root.AddCommand(a.serverCommand(), a.workspaceCommand(), a.computeCommand(), a.tokenCommand(), a.configCommand(), a.versionCommand(), a.quickstartCommand(), a.versionsCommand(), a.frontendCommand(), a.operationCommand(), a.modelCommand(), a.modelServerCommand(), a.modelInitCommand(), a.serviceCommand(), a.replicaExecCommand(), a.azAKSCommand())
 	for _, c := range extraCommands {
 		root.AddCommand(c(a))
 	}
+	root.RegisterFlagCompletionFunc("workspace", a.completeNames("workspaces", false))
+	root.InitDefaultHelpCmd()
+	root.InitDefaultCompletionCmd()
+	a.finishTree(root)
 	return root
 }
 
@@ -176,10 +199,12 @@ func (a *app) client() (*client.Client, error) {
 	if a.workspace == "" {
 		a.workspace = r.Workspace
 	}
+	a.tokenSource = r.TokenSource
 	c, err := client.New(r.Server, r.Token)
 	if err != nil {
 		return nil, err
 	}
+	c.WithHTTPClient(a.httpClient(nil))
 	c.UserAgent = "berth-cli/" + version.Get().Version
 	return c, nil
 }
@@ -222,6 +247,17 @@ func (a *app) listCommand(short string, list func(ctx context.Context, c *client
 		}}
 }
 
+// httpClient is an HTTP client with these TLS settings (nil: the
+// defaults) that writes its requests to stderr under --debug.
+func (a *app) httpClient(tlsConfig *tls.Config) *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.TLSClientConfig = tlsConfig
+	if !a.debug {
+		return &http.Client{Transport: t}
+	}
+	return &http.Client{Transport: &debugTransport{w: a.stderr, next: t}}
+}
+
 // print writes v in the chosen format.
 func (a *app) print(v any, cols []output.Column) error {
 	return output.Print(a.stdout, v, a.format, a.query, cols)
@@ -233,7 +269,8 @@ var computeColumns = []output.Column{
 	{Header: "Purpose", Path: "clusterPurpose"},
 	{Header: "ProvisioningState", Path: "provisioningState"},
 	{Header: "Health", Path: "health"},
-	{Header: "LoadBalancer", Path: "loadBalancerType"},
+	// The local compute's front end listens on a loopback address.
+	{Header: "LoadBalancer", Path: "type == 'local' && 'Loopback' || loadBalancerType"},
 	{Header: "SSL", Path: "sslConfiguration.status"},
 	{Header: "Endpoint", Path: "endpoint"},
 	{Header: "KubernetesVersion", Path: "kubernetesVersion"},
@@ -267,7 +304,7 @@ var tokenColumns = []output.Column{
 // requireName checks -n was given.
 func requireName(name, what string) error {
 	if strings.TrimSpace(name) == "" {
-		return usageErrorf("the %s name is required: -n NAME", what)
+		return usageErrorf("the %s name is required: give it as the argument or with -n NAME", what)
 	}
 	return nil
 }

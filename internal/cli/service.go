@@ -29,12 +29,23 @@ var serviceColumns = []output.Column{
 
 func (a *app) serviceCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "service", Short: "Deploy models as authenticated, autoscaled scoring services"}
-	cmd.AddCommand(a.serviceLogs(), a.serviceDeploy(), a.serviceUpdate(), a.serviceShow(), a.serviceList(), a.serviceDelete(), a.serviceKeys(), a.serviceRegenKey(), a.serviceToken(), a.serviceMetrics())
+	cmd.AddCommand(a.serviceLogs(), a.serviceDeploy(), a.serviceUpdate(), a.serviceShow(), a.serviceList(), a.serviceDelete(), a.serviceKeys(), a.serviceRegenKey(), a.serviceToken(),
+		a.serviceScore(), a.serviceWait(), a.serviceMetrics())
 	return cmd
 }
 
 func (a *app) serviceTarget(name string) (*client.Client, string, error) {
 	return a.inWorkspace("service", name)
+}
+
+// service fetches service -n NAME.
+func (a *app) service(ctx context.Context, name string) (*client.Client, string, *api.Service, error) {
+	c, ws, err := a.serviceTarget(name)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	sv, err := c.GetService(ctx, ws, name)
+	return c, ws, sv, err
 }
 
 // finishService follows a service operation and prints the service.
@@ -118,6 +129,7 @@ func (a *app) serviceDeploy() *cobra.Command {
 	f := cmd.Flags()
 	f.StringVarP(&name, "name", "n", "", "service name (3-32 lowercase letters, digits, '-')")
 	f.StringVar(&compute, "compute", "", "compute to deploy to")
+	cmd.MarkFlagRequired("compute")
 	f.StringArrayVar(&models, "model", nil, "NAME[:VERSION] (repeatable; latest version by default)")
 	f.StringVar(&image, "image", "", "the model server's image")
 	f.StringArrayVar(&command, "command", nil, "the model server's command, word by word (repeatable)")
@@ -149,11 +161,7 @@ func (a *app) serviceShow() *cobra.Command {
 	var name string
 	cmd := &cobra.Command{Use: "show -n NAME", Short: "Show a service (state, scoring URI, replicas)", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, ws, err := a.serviceTarget(name)
-			if err != nil {
-				return err
-			}
-			sv, err := c.GetService(cmd.Context(), ws, name)
+			_, _, sv, err := a.service(cmd.Context(), name)
 			if err != nil {
 				return err
 			}
@@ -225,6 +233,7 @@ func (a *app) serviceRegenKey() *cobra.Command {
 		}}
 	cmd.Flags().StringVarP(&name, "name", "n", "", "service name")
 	cmd.Flags().StringVar(&key, "key", "", "primary or secondary")
+	cmd.MarkFlagRequired("key")
 	cmd.Flags().StringVar(&value, "value", "", "the new key (default: random)")
 	return cmd
 }

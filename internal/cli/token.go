@@ -3,6 +3,8 @@ package cli
 import (
 	"fmt"
 
+	"github.com/berth-ml/berth/internal/cli/config"
+
 	"github.com/berth-ml/berth/api"
 	"github.com/spf13/cobra"
 )
@@ -10,26 +12,42 @@ import (
 func (a *app) tokenCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "token", Short: "Manage API tokens (owners only)"}
 	var role, description string
+	var all bool
 	create := &cobra.Command{
-		Use:   "create --role owner|contributor|reader [-w WORKSPACE]",
+		Use:   "create --role owner|contributor|reader [-w WORKSPACE | --all-workspaces]",
 		Short: "Create a token; it is printed once, as field token",
 		Long: `Create an API token. Readers can show and list; contributors can also create,
 attach, update, detach and deploy, and read replica logs; owners can also read credentials, certificate
 keys, service keys and scoring tokens, and manage tokens. With -w the token only
-works in that workspace (and, for an owner, manages only that workspace's tokens).
+works in that workspace (and, for an owner, manages only that workspace's tokens);
+without -w, BERTH_WORKSPACE or the context's workspace scopes it the same way,
+and --all-workspaces makes a token for every workspace. The scope is printed.
 The token is printed once (field "token"): store it now.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if role == "" {
-				return usageErrorf("--role is required: owner, contributor or reader")
+			from := "-w"
+			if a.workspace == "" {
+				from = config.EnvWorkspace
+				if a.getenv(config.EnvWorkspace) == "" {
+					from = "your context's workspace"
+				}
 			}
 			c, err := a.client()
 			if err != nil {
 				return err
 			}
-			t, err := c.CreateToken(cmd.Context(), api.TokenCreateRequest{Role: role, Workspace: a.workspace, Description: description})
+			ws := a.workspace
+			if all {
+				ws = ""
+			}
+			t, err := c.CreateToken(cmd.Context(), api.TokenCreateRequest{Role: role, Workspace: ws, Description: description})
 			if err != nil {
 				return err
+			}
+			if t.Workspace == "" {
+				fmt.Fprintln(a.stderr, "Scope: every workspace")
+			} else {
+				fmt.Fprintf(a.stderr, "Scope: workspace %s (from %s; --all-workspaces makes a token for every workspace)\n", t.Workspace, from)
 			}
 			if a.format == "table" && a.query == "" {
 				fmt.Fprintf(a.stdout, "Token %s (%s", t.ID, t.Role)
@@ -43,6 +61,8 @@ The token is printed once (field "token"): store it now.`,
 		},
 	}
 	create.Flags().StringVar(&role, "role", "", "owner, contributor or reader")
+	create.MarkFlagRequired("role")
+	create.Flags().BoolVar(&all, "all-workspaces", false, "a token for every workspace, whatever -w, BERTH_WORKSPACE or the context say")
 	create.Flags().StringVar(&description, "description", "", "what the token is for")
 	create.RegisterFlagCompletionFunc("role", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
 		return []string{"owner", "contributor", "reader"}, cobra.ShellCompDirectiveNoFileComp

@@ -23,6 +23,7 @@ type progress struct {
 	tty     bool
 	mu      sync.Mutex
 	current string
+	start   time.Time // --verbose: events show the time since (the operation's creation)
 	stop    chan struct{}
 	done    chan struct{}
 }
@@ -64,6 +65,9 @@ func (p *progress) event(ev api.Event) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	line := client.FormatEvent(ev)
+	if p.a.verbose {
+		line = fmt.Sprintf("%+7.1fs  %s", ev.Time.Sub(p.start).Seconds(), line)
+	}
 	if p.tty {
 		fmt.Fprintf(p.a.stderr, "\r\033[K%s\n", line)
 		p.current = ev.Message
@@ -85,9 +89,17 @@ func (p *progress) close() {
 func (a *app) follow(ctx context.Context, c *client.Client, op *api.Operation, resume string) (*api.Operation, error) {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if a.verbose {
+		fmt.Fprintf(a.stderr, "Operation %s: %s of %s %s, %s\n", op.ID, op.Kind, op.TargetType, op.TargetName, op.State)
+	}
+	begun := time.Now()
 	p := a.newProgress()
+	p.start = op.CreatedAt
 	final, err := c.Wait(ctx, op.ID, client.WaitOptions{OnEvent: p.event})
 	p.close()
+	if a.verbose && final != nil {
+		fmt.Fprintf(a.stderr, "Operation %s %s; waited %s%s\n", final.ID, final.State, time.Since(begun).Round(100*time.Millisecond), opTimes(final))
+	}
 	if ctx.Err() != nil && final == nil {
 		fmt.Fprintf(a.stderr, "\nStopped waiting. Operation %s (%s of %s) goes on in the server.\nResume waiting with: %s\n",
 			op.ID, op.Kind, op.TargetName, resume)
@@ -132,6 +144,15 @@ func (a *app) finishOperation(ctx context.Context, c *client.Client, ws string, 
 		return &exitError{code: ExitFailed, err: errSilent}
 	}
 	return nil
+}
+
+// opTimes is how long an operation waited to start and then ran, as the
+// server recorded.
+func opTimes(op *api.Operation) string {
+	if op.StartedAt == nil || op.FinishedAt == nil {
+		return ""
+	}
+	return fmt.Sprintf(" (queued %s, ran %s)", op.StartedAt.Sub(op.CreatedAt).Round(time.Millisecond), op.FinishedAt.Sub(*op.StartedAt).Round(time.Millisecond))
 }
 
 func (a *app) describeFailure(op *api.Operation) string {

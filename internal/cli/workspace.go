@@ -18,7 +18,7 @@ func (a *app) workspaceCommand() *cobra.Command {
 		return a.client()
 	}
 	nameFlag := func(c *cobra.Command) {
-		c.Flags().StringVarP(&name, "name", "n", "", "workspace name (show defaults to -w)")
+		c.Flags().StringVarP(&name, "name", "n", "", "workspace name")
 	}
 	create := &cobra.Command{
 		Use: "create -n NAME [--region R]", Short: "Create a workspace", Args: cobra.NoArgs,
@@ -52,7 +52,7 @@ func (a *app) workspaceCommand() *cobra.Command {
 		return "", usageErrorf("the workspace name is required: -n NAME")
 	}
 	show := &cobra.Command{
-		Use: "show -n NAME", Short: "Show a workspace with its computes", Args: cobra.NoArgs,
+		Use: "show [-n NAME]", Short: "Show a workspace with its computes (default: the one of -w, BERTH_WORKSPACE or the context)", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := a.client()
 			if err != nil {
@@ -80,7 +80,7 @@ func (a *app) workspaceCommand() *cobra.Command {
 			return a.print(ws, workspaceColumns)
 		},
 	}
-	nameFlag(show)
+	show.Flags().StringVarP(&name, "name", "n", "", "workspace name (default: -w, BERTH_WORKSPACE or the context's workspace)")
 	list := &cobra.Command{
 		Use: "list", Short: "List workspaces", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

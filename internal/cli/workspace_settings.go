@@ -61,16 +61,10 @@ func (a *app) workspaceUpdate() *cobra.Command {
 	var name string
 	var f settingsFlags
 	cmd := &cobra.Command{
-		Use:   "update -n NAME [--dns-zone Z] [--acme-…] [--dns01-…]",
+		Use:   "update [-n NAME] [--dns-zone Z] [--acme-…] [--dns01-…]",
 		Short: "Change a workspace's certificate settings (DNS zone, ACME, DNS-01 provider)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if name == "" {
-				name = a.workspace
-			}
-			if name == "" {
-				return usageErrorf("the workspace name is required: -n NAME")
-			}
 			s, err := f.settings()
 			if err != nil {
 				return err
@@ -81,6 +75,12 @@ func (a *app) workspaceUpdate() *cobra.Command {
 			c, err := a.client()
 			if err != nil {
 				return err
+			}
+			if name == "" {
+				name = a.workspace
+			}
+			if name == "" {
+				return usageErrorf("the workspace name is required: -n NAME, -w, BERTH_WORKSPACE or a context's workspace")
 			}
 			ws, err := c.UpdateWorkspace(cmd.Context(), name, api.WorkspaceUpdateRequest{Settings: s})
 			if err != nil {
@@ -93,7 +93,7 @@ func (a *app) workspaceUpdate() *cobra.Command {
 			return a.print(ws, workspaceColumns)
 		},
 	}
-	cmd.Flags().StringVarP(&name, "name", "n", "", "workspace name (default -w)")
+	cmd.Flags().StringVarP(&name, "name", "n", "", "workspace name (default: -w, BERTH_WORKSPACE or the context's workspace)")
 	f.register(cmd.Flags())
 	cmd.Flags().BoolVar(&f.noDNS01, "no-dns01", false, "remove the DNS-01 provider")
 	return cmd

@@ -234,7 +234,7 @@ func FrontendObjects(s Settings) []Object {
 		WithContainers(coreac.Container().
 			WithName(FrontendName).
 			WithImage(s.Image).
-			WithArgs("frontend", "--namespace", ns, "--config", ConfigName).
+			WithArgs("frontend", "--namespace", ns, "--routes", ConfigName).
 			WithPorts(
 				coreac.ContainerPort().WithName("http").WithContainerPort(8080),
 				coreac.ContainerPort().WithName("https").WithContainerPort(8443),

@@ -8,8 +8,10 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/url"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -102,16 +104,16 @@ func Flatten(path, contextName string) ([]byte, string, error) {
 	if contextName == "" {
 		contextName = cfg.CurrentContext
 	}
-	if contextName != "" {
-		if _, ok := cfg.Contexts[contextName]; !ok {
-			var names []string
-			for n := range cfg.Contexts {
-				names = append(names, n)
-			}
-			return nil, "", fmt.Errorf("kubeconfig %s has no context %q (it has: %s)", path, contextName, strings.Join(names, ", "))
-		}
-		cfg.CurrentContext = contextName
+	names := slices.Sorted(maps.Keys(cfg.Contexts))
+	switch {
+	case len(names) == 0:
+		return nil, "", fmt.Errorf("kubeconfig %s has no contexts: it needs one that names a cluster and a user (kubectl config set-context NAME --cluster C --user U --kubeconfig %s)", path, path)
+	case contextName == "":
+		return nil, "", fmt.Errorf("kubeconfig %s has no current context: pass --kube-context (it has: %s)", path, strings.Join(names, ", "))
+	case cfg.Contexts[contextName] == nil:
+		return nil, "", fmt.Errorf("kubeconfig %s has no context %q (it has: %s)", path, contextName, strings.Join(names, ", "))
 	}
+	cfg.CurrentContext = contextName
 	if err := clientcmdapi.MinifyConfig(cfg); err != nil {
 		return nil, "", fmt.Errorf("kubeconfig %s: %v", path, err)
 	}

@@ -145,6 +145,8 @@ func (s *Server) routeTable() []route {
 			})},
 		{Method: "GET", Path: "/api/v1/versions", ID: "listVersions", Summary: "Kubernetes versions Berth supports (default marked)", Role: api.RoleReader,
 			Response: api.VersionList{}, Status: 200, Handle: s.versions, Query: []queryParam{{Name: "location", Type: "string", Doc: "an Azure location (AKS provider)"}, {Name: "workspace", Type: "string", Doc: "the workspace whose Azure subscription and credentials to use"}}},
+		{Method: "GET", Path: wsPath + "/operations", ID: "listOperations", Summary: "A workspace's operations (of computes and services), newest first, at most 100", Role: api.RoleReader,
+			Response: api.OperationList{}, Status: 200, Handle: s.listOperations, Query: []queryParam{{Name: "state", Type: "string", Doc: "only operations in this state: Pending, Running, Succeeded, Failed or Canceled"}}},
 		{Method: "GET", Path: "/api/v1/operations/{operation}", ID: "getOperation", Summary: "Show an operation", Role: api.RoleReader,
 			Response: api.Operation{}, Status: 200, Handle: s.getOperation},
 		{Method: "GET", Path: "/api/v1/operations/{operation}/events", ID: "listOperationEvents", Summary: "An operation's events; follow=true streams them (server-sent events)", Role: api.RoleReader,
@@ -446,7 +448,7 @@ func (s *Server) getCredentials(w http.ResponseWriter, r *http.Request, p *princ
 func (s *Server) listComputeOperations(w http.ResponseWriter, r *http.Request, p *principal) error {
 	ws := p.ws
 	name := r.PathValue("compute")
-	ops, err := s.store.ListOperations(r.Context(), ws.ID, name, 100)
+	ops, err := s.store.ListOperations(r.Context(), ws.ID, name, "", 100)
 	if err != nil {
 		return err
 	}
@@ -455,12 +457,36 @@ func (s *Server) listComputeOperations(w http.ResponseWriter, r *http.Request, p
 			return err
 		}
 	}
+	writeOperations(w, ops)
+	return nil
+}
+
+func (s *Server) listOperations(w http.ResponseWriter, r *http.Request, p *principal) error {
+	var state api.OperationState
+	if q := r.URL.Query().Get("state"); q != "" {
+		for _, st := range []api.OperationState{api.OpPending, api.OpRunning, api.OpSucceeded, api.OpFailed, api.OpCanceled} {
+			if strings.EqualFold(q, string(st)) {
+				state = st
+			}
+		}
+		if state == "" {
+			return problem.Validation("", []api.ErrorDetail{problem.Detail(api.CodeInvalidValue, "state", "state %q is not one of Pending, Running, Succeeded, Failed, Canceled", q)})
+		}
+	}
+	ops, err := s.store.ListOperations(r.Context(), p.ws.ID, "", state, 100)
+	if err != nil {
+		return err
+	}
+	writeOperations(w, ops)
+	return nil
+}
+
+func writeOperations(w http.ResponseWriter, ops []store.Operation) {
 	out := api.OperationList{Value: make([]api.Operation, 0, len(ops))}
 	for _, o := range ops {
 		out.Value = append(out.Value, o.Operation)
 	}
 	writeJSON(w, 200, out)
-	return nil
 }
 
 // operation loads the {operation} of the path, within the caller's reach.

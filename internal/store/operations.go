@@ -148,8 +148,9 @@ func (s *Store) GetOperation(ctx context.Context, id string) (*Operation, error)
 }
 
 // ListOperations lists a workspace's operations, newest first; a non-empty
-// targetName keeps only that target's (any case).
-func (s *Store) ListOperations(ctx context.Context, workspaceID, targetName string, limit int) ([]Operation, error) {
+// targetName keeps only that target's (any case), a non-empty state only
+// the operations in it.
+func (s *Store) ListOperations(ctx context.Context, workspaceID, targetName string, state api.OperationState, limit int) ([]Operation, error) {
 	if limit <= 0 {
 		limit = 100
 	}
@@ -158,6 +159,10 @@ func (s *Store) ListOperations(ctx context.Context, workspaceID, targetName stri
 	if targetName != "" {
 		q += ` AND LOWER(target_name) = ?`
 		args = append(args, NameKey(targetName))
+	}
+	if state != "" {
+		q += ` AND state = ?`
+		args = append(args, string(state))
 	}
 	q += ` ORDER BY created_at DESC, id LIMIT ?`
 	args = append(args, limit)

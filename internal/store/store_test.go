@@ -229,7 +229,7 @@ func TestClaimIsExclusiveAndLeasesExpire(t *testing.T) {
 			}
 		}
 		// An expired lease is taken over; the old owner's writes are refused.
-		ops, _ := s.ListOperations(ctx, ws.ID, "c00", 1)
+		ops, _ := s.ListOperations(ctx, ws.ID, "c00", "", 1)
 		old, _ := s.GetOperation(ctx, ops[0].ID)
 		if _, err := s.Renew(ctx, old.ID, old.LeaseOwner, time.Now().Add(-time.Second)); err != nil {
 			t.Fatal(err)

@@ -25,10 +25,13 @@ const (
 	JSON  Format = "json"
 	YAML  Format = "yaml"
 	TSV   Format = "tsv"
+	// None prints nothing (as the az CLI's -o none): for scripts that only
+	// want the exit code.
+	None Format = "none"
 )
 
 // Formats lists the accepted output formats in the order help text shows them.
-var Formats = []Format{Table, JSON, YAML, TSV}
+var Formats = []Format{Table, JSON, YAML, TSV, None}
 
 // ParseFormat parses an -o/--output value (case-insensitive).
 func ParseFormat(s string) (Format, error) {
@@ -68,6 +71,8 @@ type Column struct {
 // CLI.
 func Print(w io.Writer, v any, format Format, query string, cols []Column) error {
 	switch format {
+	case None:
+		return nil
 	case Table, JSON, YAML, TSV:
 	default:
 		return fmt.Errorf("invalid output format %q: allowed values are %s", string(format), allowedFormats())

@@ -1,0 +1,29 @@
+package cli
+
+import (
+	"io"
+	"testing"
+
+	"github.com/spf13/cobra"
+)
+
+// TestEveryCommandHasExamples walks the whole command tree: each command's
+// help must have an Examples: section.
+func TestEveryCommandHasExamples(t *testing.T) {
+	a := &app{stdout: io.Discard, stderr: io.Discard, getenv: func(string) string { return "" }}
+	var walk func(c *cobra.Command)
+	n := 0
+	walk = func(c *cobra.Command) {
+		n++
+		if c.Example == "" && !c.Hidden {
+			t.Errorf("%s has no Examples: section", c.CommandPath())
+		}
+		for _, s := range c.Commands() {
+			walk(s)
+		}
+	}
+	walk(a.rootCommand())
+	if n < 50 {
+		t.Fatalf("walked only %d commands", n)
+	}
+}
