@@ -5,8 +5,10 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/berth-ml/berth/api"
@@ -19,57 +21,90 @@ type Scored struct {
 	Duration   time.Duration
 }
 
-// maxScoreAnswer bounds the answer ScoreService reads.
+// maxScoreAnswer bounds the answer a Scorer reads.
 const maxScoreAnswer = 8 << 20
 
-// ScoreService posts a JSON body to a service's scoring URI, as a client of
-// the service would: with its primary key or a fresh token (both need an
-// owner's token, as keys do), trusting the compute's certificate (and its
-// CA, for the local compute's own).
-func (c *Client) ScoreService(ctx context.Context, ws, name string, body []byte) (*Scored, error) {
-	sv, err := c.GetService(ctx, ws, name)
+// Scorer sends scoring requests to one service as its clients do: with
+// its primary key or a token, over TLS that trusts the compute's CA.
+type Scorer struct {
+	URI    string
+	Bearer string // the key or token it sends
+	// TLS trusts the system's roots and the compute's CA (for the local
+	// compute's own certificates).
+	TLS *tls.Config
+	// HTTP sends the requests (default: a client with TLS and a timeout
+	// a little above the service's scoring timeout).
+	HTTP *http.Client
+}
+
+// Scorer fetches what scoring sv takes: its primary key (key auth) or a
+// fresh token (token auth), which an owner's token may read, and its
+// compute's CA.
+func (c *Client) Scorer(ctx context.Context, ws string, sv *api.Service) (*Scorer, error) {
+	if sv.ScoringURI == "" {
+		return nil, fmt.Errorf("service %s has no scoring URI yet (state %s); wait for it with: berth service wait %s", sv.Name, sv.State, sv.Name)
+	}
+	s := &Scorer{URI: sv.ScoringURI}
+	switch sv.Auth {
+	case api.AuthToken:
+		t, err := c.ServiceToken(ctx, ws, sv.Name)
+		if err != nil {
+			return nil, err
+		}
+		s.Bearer = t.AccessToken
+	case api.AuthNone:
+	default:
+		k, err := c.ServiceKeys(ctx, ws, sv.Name)
+		if err != nil {
+			return nil, err
+		}
+		s.Bearer = k.PrimaryKey
+	}
+	cert, err := c.GetCertificate(ctx, ws, sv.Compute, false)
 	if err != nil {
 		return nil, err
-	}
-	var auth string
-	switch sv.Auth {
-	case api.AuthKey:
-		k, err := c.ServiceKeys(ctx, ws, name)
-		if err != nil {
-			return nil, err
-		}
-		auth = k.PrimaryKey
-	case api.AuthToken:
-		t, err := c.ServiceToken(ctx, ws, name)
-		if err != nil {
-			return nil, err
-		}
-		auth = t.AccessToken
 	}
 	pool, err := x509.SystemCertPool()
 	if err != nil {
 		pool = x509.NewCertPool()
 	}
-	if cert, err := c.GetCertificate(ctx, ws, sv.Compute, false); err == nil {
-		pool.AppendCertsFromPEM([]byte(cert.CAPEM))
-		pool.AppendCertsFromPEM([]byte(cert.CertPEM))
-	}
-	hc := &http.Client{Timeout: time.Duration(max(sv.ScoringTimeoutMs, 1000)+5000) * time.Millisecond,
-		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, Proxy: http.ProxyFromEnvironment}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, sv.ScoringURI, bytes.NewReader(body))
+	pool.AppendCertsFromPEM([]byte(cert.CAPEM))
+	s.TLS = &tls.Config{RootCAs: pool}
+	s.HTTP = &http.Client{Timeout: time.Duration(max(sv.ScoringTimeoutMs, 1000)+5000) * time.Millisecond,
+		Transport: &http.Transport{TLSClientConfig: s.TLS, Proxy: http.ProxyFromEnvironment}}
+	return s, nil
+}
+
+// Score posts a JSON body and returns the answer (its body trimmed of
+// surrounding white space, at most 8 MiB).
+func (s *Scorer) Score(ctx context.Context, body []byte) (*Scored, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.URI, bytes.NewReader(body))
 	if err != nil {
 		return nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	if auth != "" {
-		req.Header.Set("Authorization", "Bearer "+auth)
+	if s.Bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+s.Bearer)
 	}
 	start := time.Now()
-	resp, err := hc.Do(req)
+	resp, err := s.HTTP.Do(req)
 	if err != nil {
 		return nil, err
 	}
 	defer resp.Body.Close()
 	out, err := io.ReadAll(io.LimitReader(resp.Body, maxScoreAnswer))
-	return &Scored{StatusCode: resp.StatusCode, Body: out, Duration: time.Since(start)}, err
+	return &Scored{StatusCode: resp.StatusCode, Body: []byte(strings.TrimSpace(string(out))), Duration: time.Since(start)}, err
+}
+
+// ScoreService scores a JSON body with a service, as Scorer does.
+func (c *Client) ScoreService(ctx context.Context, ws, name string, body []byte) (*Scored, error) {
+	sv, err := c.GetService(ctx, ws, name)
+	if err != nil {
+		return nil, err
+	}
+	s, err := c.Scorer(ctx, ws, sv)
+	if err != nil {
+		return nil, err
+	}
+	return s.Score(ctx, body)
 }

@@ -163,13 +163,13 @@ func (a *app) quickstart(ctx context.Context, c *client.Client, dir string) erro
 	}
 	var body string
 	for attempt := 0; ; attempt++ {
-		status, out, err := sc.score(ctx, []byte(quickSample))
-		if err == nil && status == http.StatusOK {
-			body = out
+		ans, err := sc.Score(ctx, []byte(quickSample))
+		if err == nil && ans.StatusCode == http.StatusOK {
+			body = string(ans.Body)
 			break
 		}
 		if err == nil {
-			err = fmt.Errorf("HTTP %d: %s", status, out)
+			err = fmt.Errorf("HTTP %d: %s", ans.StatusCode, ans.Body)
 		}
 		if attempt == 0 {
 			step("Waiting for %s to answer (up to 5s): %v", sv.ScoringURI, err)
@@ -184,7 +184,7 @@ func (a *app) quickstart(ctx context.Context, c *client.Client, dir string) erro
 	fmt.Fprintf(a.stdout, "Prediction: %s\n\n", body)
 	fmt.Fprintf(a.stdout, "Repeat it while a Berth server runs (`berth server` serves this data directory):\n")
 	fmt.Fprintf(a.stdout, "  curl --cacert %s -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' \\\n    -d '%s' %s\n",
-		caFile, sc.bearer, quickSample, sv.ScoringURI)
+		caFile, sc.Bearer, quickSample, sv.ScoringURI)
 	fmt.Fprintf(a.stdout, "or: berth service score %s -w %s --data '%s'\n", quickService, ws, quickSample)
 	return nil
 }

@@ -50,8 +50,8 @@ type app struct {
 	output, query                         string
 	configPath                            string
 	// resourceGroup is the reference's -g RG of compute commands.
-	resourceGroup string
-	verbose, debug                        bool
+	resourceGroup  string
+	verbose, debug bool
 	// tokenSource is where client found the token ("none" when nowhere).
 	tokenSource string
 

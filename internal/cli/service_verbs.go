@@ -2,14 +2,11 @@ package cli
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/berth-ml/berth/api"
@@ -50,12 +47,13 @@ when the service does not answer 200.`,
 			if err != nil {
 				return err
 			}
-			status, out, err := sc.score(cmd.Context(), body)
+			ans, err := sc.Score(cmd.Context(), body)
 			if err != nil {
 				return err
 			}
-			if status != http.StatusOK {
-				return fmt.Errorf("scoring %s: HTTP %d: %s", sv.ScoringURI, status, out)
+			out := string(ans.Body)
+			if ans.StatusCode != http.StatusOK {
+				return fmt.Errorf("scoring %s: HTTP %d: %s", sv.ScoringURI, ans.StatusCode, out)
 			}
 			var v any
 			if a.format == "table" && a.query == "" || json.Unmarshal([]byte(out), &v) != nil {
@@ -73,65 +71,16 @@ when the service does not answer 200.`,
 	return cmd
 }
 
-// scorer sends scoring requests to one service with its credential.
-type scorer struct {
-	uri, bearer string
-	hc          *http.Client
-}
-
-// scorer fetches what scoring sv takes: its primary key or a token, and
-// its compute's CA.
-func (a *app) scorer(ctx context.Context, c *client.Client, ws string, sv *api.Service) (*scorer, error) {
-	if sv.ScoringURI == "" {
-		return nil, fmt.Errorf("service %s has no scoring URI yet (state %s); wait for it with: berth service wait %s", sv.Name, sv.State, sv.Name)
-	}
-	s := &scorer{uri: sv.ScoringURI}
-	switch sv.Auth {
-	case "token":
-		t, err := c.ServiceToken(ctx, ws, sv.Name)
-		if err != nil {
-			return nil, err
-		}
-		s.bearer = t.AccessToken
-	case "none":
-	default:
-		k, err := c.ServiceKeys(ctx, ws, sv.Name)
-		if err != nil {
-			return nil, err
-		}
-		s.bearer = k.PrimaryKey
-	}
-	cert, err := c.GetCertificate(ctx, ws, sv.Compute, false)
+// scorer is the SDK's scorer for sv, sending through the CLI's HTTP
+// client (--debug shows its requests).
+func (a *app) scorer(ctx context.Context, c *client.Client, ws string, sv *api.Service) (*client.Scorer, error) {
+	s, err := c.Scorer(ctx, ws, sv)
 	if err != nil {
 		return nil, err
 	}
-	pool, err := x509.SystemCertPool()
-	if err != nil {
-		pool = x509.NewCertPool()
-	}
-	pool.AppendCertsFromPEM([]byte(cert.CAPEM))
-	s.hc = a.httpClient(&tls.Config{RootCAs: pool})
-	s.hc.Timeout = 2 * time.Minute
+	s.HTTP = a.httpClient(s.TLS)
+	s.HTTP.Timeout = 2 * time.Minute
 	return s, nil
-}
-
-// score posts body and returns the answer's status and text.
-func (s *scorer) score(ctx context.Context, body []byte) (int, string, error) {
-	req, err := http.NewRequestWithContext(ctx, "POST", s.uri, strings.NewReader(string(body)))
-	if err != nil {
-		return 0, "", err
-	}
-	if s.bearer != "" {
-		req.Header.Set("Authorization", "Bearer "+s.bearer)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := s.hc.Do(req)
-	if err != nil {
-		return 0, "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, strings.TrimSpace(string(b)), err
 }
 
 func (a *app) serviceWait() *cobra.Command {

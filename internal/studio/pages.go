@@ -504,8 +504,8 @@ func (s *Studio) models(w http.ResponseWriter, r *http.Request) {
 	s.render(w, r, "models", http.StatusOK, ms)
 }
 
-// operationsView lists the workspace's computes' operations, newest
-// first, filtered by state.
+// operationsView lists the workspace's operations, newest first,
+// filtered by state.
 type operationsView struct {
 	State      string
 	States     []api.OperationState
@@ -513,27 +513,13 @@ type operationsView struct {
 }
 
 func (s *Studio) operations(w http.ResponseWriter, r *http.Request) {
-	ctx, c, ws := r.Context(), s.client(r), r.PathValue("ws")
-	cs, err := c.ListComputes(ctx, ws)
-	if err != nil {
+	v := operationsView{State: r.URL.Query().Get("state"),
+		States: []api.OperationState{api.OpPending, api.OpRunning, api.OpSucceeded, api.OpFailed, api.OpCanceled}}
+	var err error
+	if v.Operations, err = s.client(r).ListOperations(r.Context(), r.PathValue("ws"), v.State); err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	v := operationsView{State: r.URL.Query().Get("state"),
-		States: []api.OperationState{api.OpPending, api.OpRunning, api.OpSucceeded, api.OpFailed, api.OpCanceled}}
-	for _, cm := range cs {
-		ops, err := c.ListComputeOperations(ctx, ws, cm.Name)
-		if err != nil {
-			s.fail(w, r, err)
-			return
-		}
-		for _, op := range ops {
-			if v.State == "" || strings.EqualFold(string(op.State), v.State) {
-				v.Operations = append(v.Operations, op)
-			}
-		}
-	}
-	sort.Slice(v.Operations, func(i, j int) bool { return v.Operations[i].CreatedAt.After(v.Operations[j].CreatedAt) })
 	s.render(w, r, "operations", http.StatusOK, v)
 }
 

@@ -37,21 +37,39 @@ function followEvents(list) {
   src.onerror = () => { state.textContent = "Reconnecting to the event stream…"; };
 }
 
-// Logs: the last lines, refreshed every 2 s while "Follow" is checked.
+// Logs: the last lines; "Follow" streams what the replicas print next
+// (the API's ?follow=true) until unchecked.
 function logs(pre) {
   const follow = document.getElementById("logs-follow");
-  let timer = null;
+  let ctrl = null;
+  const show = (text, append) => {
+    const atEnd = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
+    pre.textContent = append ? pre.textContent + text : text;
+    if (atEnd) pre.scrollTop = pre.scrollHeight;
+  };
   async function load() {
     const r = await fetch(pre.dataset.src);
     const text = await r.text();
-    const atEnd = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
-    pre.textContent = r.ok ? text : "(logs unavailable: " + r.status + " " + text + ")";
-    if (atEnd) pre.scrollTop = pre.scrollHeight;
+    show(r.ok ? text : "(logs unavailable: " + r.status + " " + text + ")");
+  }
+  async function stream() {
+    ctrl = new AbortController();
+    const r = await fetch(pre.dataset.src + "&follow=true", { signal: ctrl.signal });
+    if (!r.ok) { show("(logs unavailable: " + r.status + " " + (await r.text()) + ")"); return; }
+    show("");
+    const reader = r.body.getReader();
+    const dec = new TextDecoder();
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      show(dec.decode(value, { stream: true }), true);
+    }
   }
   load();
   follow?.addEventListener("change", () => {
-    clearInterval(timer);
-    if (follow.checked) timer = setInterval(load, 2000);
+    ctrl?.abort();
+    if (follow.checked) stream().catch(() => {});
+    else load();
   });
 }
 
