@@ -14,6 +14,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/berth-ml/berth/api"
 	"github.com/berth-ml/berth/client"
@@ -67,6 +68,12 @@ func (f *fakeServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "artifact bytes")
 	case strings.HasSuffix(r.URL.Path, "/logs"):
 		io.WriteString(w, "log line\n")
+	case strings.HasSuffix(r.URL.Path, "/services/scored") && r.Method == http.MethodGet:
+		// A service whose scoring URI is this server's /frontend/score.
+		json.NewEncoder(w).Encode(api.Service{Name: "scored", ServiceSpec: api.ServiceSpec{Compute: "c1", Auth: api.AuthNone},
+			ScoringURI: "http://" + r.Host + "/frontend/score"})
+	case r.URL.Path == "/frontend/score":
+		io.WriteString(w, `{"predictions":["setosa"]}`)
 	default:
 		w.Header().Set("Content-Type", "application/json")
 		if r.Method != http.MethodGet {
@@ -184,6 +191,23 @@ func calls(c *client.Client) map[string]func(context.Context) error {
 			}
 			return err
 		},
+		"ServiceMetrics": func(ctx context.Context) error { _, err := c.ServiceMetrics(ctx, ws, "s", time.Hour); return err },
+		"ComputeMetrics": func(ctx context.Context) error { _, err := c.ComputeMetrics(ctx, ws, "c1", 0); return err },
+		"WhoAmI":         func(ctx context.Context) error { _, err := c.WhoAmI(ctx); return err },
+		"ScoreService": func(ctx context.Context) error {
+			sc, err := c.ScoreService(ctx, ws, "scored", []byte(`{"data":[[1,2,3,4]]}`))
+			if err == nil && string(sc.Body) != `{"predictions":["setosa"]}` {
+				err = fmt.Errorf("ScoreService answered %q", sc.Body)
+			}
+			return err
+		},
+		"Scorer": func(ctx context.Context) error {
+			sv, err := c.GetService(ctx, ws, "scored")
+			if err == nil {
+				_, err = c.Scorer(ctx, ws, sv)
+			}
+			return err
+		},
 		"StreamServiceLogs": func(ctx context.Context) error {
 			var b strings.Builder
 			err := c.StreamServiceLogs(ctx, ws, "s", client.LogOptions{Previous: true, Follow: true}, &b)
@@ -222,6 +246,12 @@ func TestEveryCallTakesThePipeline(t *testing.T) {
 			t.Errorf("%s sent no request", name)
 		}
 		for _, r := range reqs {
+			if r.path == "/frontend/score" {
+				if strings.Contains(r.auth, token) {
+					t.Errorf("%s sent the Berth token to the service's scoring URI", name)
+				}
+				continue // the service's own endpoint
+			}
 			if r.auth != "Bearer "+token || r.agent != userAgent {
 				t.Errorf("%s: %s %s sent Authorization %q and User-Agent %q", name, r.method, r.path, r.auth, r.agent)
 			}
