@@ -229,9 +229,17 @@ type computeView struct {
 	Drift      []string
 	DriftAt    *time.Time
 	Follow     string // the operation whose events to show live
+	// Errors are a refused update's problems, by field.
+	Errors map[string][]string
 }
 
-func (s *Studio) compute(w http.ResponseWriter, r *http.Request) {
+func (s *Studio) compute(w http.ResponseWriter, r *http.Request) { s.computePage(w, r, http.StatusOK, nil) }
+
+// updateFields are the compute update form's fields, named as the API's
+// targets.
+var updateFields = []string{"clusterPurpose", "loadBalancerType", "loadBalancerSubnet"}
+
+func (s *Studio) computePage(w http.ResponseWriter, r *http.Request, status int, errs map[string][]string) {
 	ctx, c := r.Context(), s.client(r)
 	ws, name := r.PathValue("ws"), r.PathValue("name")
 	cm, err := c.GetCompute(ctx, ws, name)
@@ -239,7 +247,7 @@ func (s *Studio) compute(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	v := computeView{Compute: cm, Follow: cm.CurrentOperation}
+	v := computeView{Compute: cm, Follow: cm.CurrentOperation, Errors: errs}
 	if v.Operations, err = c.ListComputeOperations(ctx, ws, name); err != nil {
 		s.fail(w, r, err)
 		return
@@ -266,7 +274,7 @@ func (s *Studio) compute(w http.ResponseWriter, r *http.Request) {
 		}
 		break
 	}
-	s.render(w, r, "compute", http.StatusOK, v)
+	s.render(w, r, "compute", status, v)
 }
 
 // computeAction starts detach or reconcile, then shows the compute with
@@ -284,7 +292,10 @@ func (s *Studio) computeAction(w http.ResponseWriter, r *http.Request) {
 	case "update":
 		req := api.ComputeUpdateRequest{ClusterPurpose: r.PostFormValue("clusterPurpose"),
 			LoadBalancerType: r.PostFormValue("loadBalancerType"), LoadBalancerSubnet: r.PostFormValue("loadBalancerSubnet")}
-		op, err = c.UpdateCompute(ctx, ws, name, req)
+		if op, err = c.UpdateCompute(ctx, ws, name, req); errors.Is(err, client.ErrValidation) {
+			s.computePage(w, r, http.StatusBadRequest, fieldErrors(err, updateFields))
+			return
+		}
 	default:
 		http.NotFound(w, r)
 		return

@@ -14,8 +14,10 @@ import (
 
 	"github.com/berth-ml/berth/api"
 	"github.com/berth-ml/berth/client"
+	"github.com/berth-ml/berth/internal/provider"
 	"github.com/berth-ml/berth/internal/server"
 	"github.com/berth-ml/berth/internal/testenv/servertest"
+	"github.com/berth-ml/berth/internal/testenv/testprovider"
 )
 
 // visitor is an HTTP client with a cookie jar, as a visitor signed in to
@@ -70,9 +72,9 @@ type env struct {
 	owner *client.Client
 }
 
-func start(t testing.TB) *env {
+func start(t testing.TB, providers ...provider.Provider) *env {
 	t.Helper()
-	srv := servertest.Start(t, server.Config{DataDir: t.TempDir(), MetricsInterval: -1, ReconcileInterval: -1})
+	srv := servertest.Start(t, server.Config{DataDir: t.TempDir(), MetricsInterval: -1, ReconcileInterval: -1, Providers: providers})
 	c, _ := client.New(srv.URL, srv.Token)
 	ctx := context.Background()
 	if _, err := c.CreateWorkspace(ctx, api.WorkspaceCreateRequest{Name: "team"}); err != nil {
@@ -256,5 +258,34 @@ func TestNoInlineScript(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestUpdateProblemsBesideFields: a refused compute update shows the
+// compute's page again with each problem beside its field, and problems of
+// no field above the form.
+func TestUpdateProblemsBesideFields(t *testing.T) {
+	e := start(t, testprovider.Provider{})
+	ctx := context.Background()
+	for _, req := range []api.ComputeRequest{{Name: "laptop", Type: "local", Origin: api.OriginCreated},
+		{Name: "test-1", Type: testprovider.Type, Origin: api.OriginAttached, Settings: provider.Encode(testprovider.Settings{EffectsDir: t.TempDir()})}} {
+		op, err := e.owner.CreateCompute(ctx, "team", req)
+		if err == nil {
+			_, err = e.owner.Wait(ctx, op.ID, client.WaitOptions{})
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	v := newVisitor(t, e.srv.URL)
+	v.signIn(e.srv.Token)
+	v.do("GET", "/w/team/computes/test-1", nil)
+	resp, page := v.do("POST", "/w/team/computes/test-1/update", url.Values{"csrf": {v.csrf}, "loadBalancerType": {"Nope"}})
+	if resp.StatusCode != 400 || !strings.Contains(page, `aria-describedby="err-loadBalancerType"`) || !strings.Contains(page, `id="err-loadBalancerType"`) {
+		t.Fatalf("refused update: %d\n%s", resp.StatusCode, page)
+	}
+	resp, page = v.do("POST", "/w/team/computes/laptop/update", url.Values{"csrf": {v.csrf}, "clusterPurpose": {"DevTest"}})
+	if resp.StatusCode != 400 || !strings.Contains(page, "does not support update") {
+		t.Fatalf("update of a local compute: %d\n%s", resp.StatusCode, page)
 	}
 }
