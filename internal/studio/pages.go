@@ -233,7 +233,9 @@ type computeView struct {
 	Errors map[string][]string
 }
 
-func (s *Studio) compute(w http.ResponseWriter, r *http.Request) { s.computePage(w, r, http.StatusOK, nil) }
+func (s *Studio) compute(w http.ResponseWriter, r *http.Request) {
+	s.computePage(w, r, http.StatusOK, nil)
+}
 
 // updateFields are the compute update form's fields, named as the API's
 // targets.
