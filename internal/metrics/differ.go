@@ -200,35 +200,24 @@ func ParseText(r io.Reader) ([]*dto.MetricFamily, error) {
 	return out, nil
 }
 
-// Merge sums the activity of one service reported by several sources (the
-// front end's pods): counts add up, and the replica gauges, which every pod
-// reports alike, take the largest.
-func Merge(ds ...Delta) Delta {
-	var out Delta
-	for _, d := range ds {
-		if out.Codes == nil {
-			out.Codes = map[int]float64{}
-		}
-		for code, c := range d.Codes {
-			out.Codes[code] += c
-		}
-		out.Latency.add(d.Latency)
-		out.Queue.add(d.Queue)
-		out.Ready, out.Desired = max(out.Ready, d.Ready), max(out.Desired, d.Desired)
+// addCounts adds o's requests and histograms to d.
+func (d *Delta) addCounts(o Delta) {
+	if d.Codes == nil {
+		d.Codes = map[int]float64{}
 	}
-	return out
+	for code, c := range o.Codes {
+		d.Codes[code] += c
+	}
+	d.Latency.add(o.Latency)
+	d.Queue.add(o.Queue)
 }
 
 // Total sums all services into the front end's total: counts and replicas
 // add up across services.
 func Total(byService map[string]Delta) Delta {
-	out := Delta{Codes: map[int]float64{}}
+	var out Delta
 	for _, d := range byService {
-		for code, c := range d.Codes {
-			out.Codes[code] += c
-		}
-		out.Latency.add(d.Latency)
-		out.Queue.add(d.Queue)
+		out.addCounts(d)
 		out.Ready += d.Ready
 		out.Desired += d.Desired
 	}

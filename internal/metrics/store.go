@@ -115,24 +115,17 @@ type slot struct {
 	ready, desired     uint16
 }
 
-// open is the interval being filled: raw histograms until it closes.
+// open is the interval being filled: its activity so far, histograms
+// still raw. Reports from several front-end pods within one interval add
+// up; the replica gauges are the latest report's.
 type open struct {
-	n              uint32
-	codes          map[int]float64
-	latency, queue Histogram
-	ready, desired float64
+	n   uint32
+	sum Delta
 }
 
 func (o *open) add(d Delta) {
-	if o.codes == nil {
-		o.codes = map[int]float64{}
-	}
-	for code, c := range d.Codes {
-		o.codes[code] += c
-	}
-	o.latency.add(d.Latency)
-	o.queue.add(d.Queue)
-	o.ready, o.desired = d.Ready, d.Desired
+	o.sum.addCounts(d)
+	o.sum.Ready, o.sum.Desired = d.Ready, d.Desired
 }
 
 type tier struct {
@@ -161,16 +154,17 @@ func (t *tier) add(at time.Time, d Delta) {
 func (o *open) summary() (slot, map[int]float64) {
 	var total float64
 	errs := map[int]float64{}
-	for code, c := range o.codes {
+	d := o.sum
+	for code, c := range d.Codes {
 		total += c
 		if code >= 400 && c > 0 {
 			errs[code] = c
 		}
 	}
 	return slot{n: o.n, requests: clampU32(total),
-		latP50: ms(o.latency.Quantile(0.5)), latP99: ms(o.latency.Quantile(0.99)),
-		queueP50: ms(o.queue.Quantile(0.5)), queueP99: ms(o.queue.Quantile(0.99)),
-		ready: clampU16(o.ready), desired: clampU16(o.desired)}, errs
+		latP50: ms(d.Latency.Quantile(0.5)), latP99: ms(d.Latency.Quantile(0.99)),
+		queueP50: ms(d.Queue.Quantile(0.5)), queueP99: ms(d.Queue.Quantile(0.99)),
+		ready: clampU16(d.Ready), desired: clampU16(d.Desired)}, errs
 }
 
 // close writes the open interval into the ring.

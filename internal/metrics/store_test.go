@@ -104,6 +104,19 @@ func TestStoreFineAndCoarse(t *testing.T) {
 	}
 }
 
+// TestStoreAddsReportsWithinAnInterval: the front end's pods report apart;
+// their reports within one interval add up.
+func TestStoreAddsReportsWithinAnInterval(t *testing.T) {
+	s := New(0)
+	k := Key{"c1", "iris"}
+	s.Add(k, t0.Add(time.Second), Delta{Codes: map[int]float64{200: 30, 503: 2}, Ready: 3})
+	s.Add(k, t0.Add(4*time.Second), Delta{Codes: map[int]float64{200: 20}, Ready: 3})
+	_, pts := s.Query(k, time.Minute, t0.Add(5*time.Second))
+	if len(pts) != 1 || pts[0].RequestsPerSec != 5.2 || pts[0].ErrorsPerSec["503"] != 0.2 || pts[0].ReadyReplicas != 3 {
+		t.Fatalf("two pods' reports in one interval = %+v", pts)
+	}
+}
+
 func make20(v float64) []float64 {
 	out := make([]float64, 20)
 	for i := range out {
@@ -214,10 +227,6 @@ func TestDifferFromPrometheus(t *testing.T) {
 	old := Differ{Since: time.Now().Add(time.Minute)}
 	if got := old.Next("pod-b", fams); got != nil {
 		t.Errorf("first report of a front end older than the reader = %v, want only a baseline", got)
-	}
-	m := Merge(Delta{Codes: map[int]float64{200: 1}, Ready: 2}, Delta{Codes: map[int]float64{200: 2}, Ready: 2})
-	if m.Codes[200] != 3 || m.Ready != 2 {
-		t.Errorf("merged pods = %+v, want 3×200 and ready 2", m)
 	}
 	tot := Total(map[string]Delta{"a": {Codes: map[int]float64{200: 1}, Ready: 1}, "b": {Codes: map[int]float64{200: 2}, Ready: 2}})
 	if tot.Codes[200] != 3 || tot.Ready != 3 {
