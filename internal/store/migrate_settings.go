@@ -233,21 +233,12 @@ func migrateTypedSettings(ctx context.Context, tx *Store) error {
 	// Read everything first: PostgreSQL runs one statement at a time on
 	// the transaction's connection.
 	type row struct{ id, doc string }
-	var computes []row
-	rows, err := tx.query(ctx, `SELECT id, doc FROM computes`)
-	if err != nil {
-		return err
-	}
-	for rows.Next() {
+	scan := func(sc scanner) (*row, error) {
 		var r row
-		if err := rows.Scan(&r.id, &r.doc); err != nil {
-			rows.Close()
-			return err
-		}
-		computes = append(computes, r)
+		return &r, sc.Scan(&r.id, &r.doc)
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+	computes, err := list(ctx, tx, scan, `SELECT id, doc FROM computes`)
+	if err != nil {
 		return err
 	}
 	for _, c := range computes {
@@ -262,21 +253,8 @@ func migrateTypedSettings(ctx context.Context, tx *Store) error {
 		}
 	}
 
-	var ops []row
-	rows, err = tx.query(ctx, `SELECT id, params FROM operations WHERE kind IN ('create', 'attach') AND params <> ''`)
+	ops, err := list(ctx, tx, scan, `SELECT id, params FROM operations WHERE kind IN ('create', 'attach') AND params <> ''`)
 	if err != nil {
-		return err
-	}
-	for rows.Next() {
-		var r row
-		if err := rows.Scan(&r.id, &r.doc); err != nil {
-			rows.Close()
-			return err
-		}
-		ops = append(ops, r)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
 		return err
 	}
 	for _, o := range ops {
