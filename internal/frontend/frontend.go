@@ -1,6 +1,7 @@
 package frontend
 
 import (
+	"cmp"
 	"context"
 	"crypto"
 	"encoding/json"
@@ -68,13 +69,10 @@ type service struct {
 
 // New makes a front end with no services yet.
 func New(log *slog.Logger) *Frontend {
-	if log == nil {
-		log = slog.Default()
-	}
 	return &Frontend{
 		services:  map[string]*service{},
 		reachable: map[string]bool{},
-		log:       log,
+		log:       cmp.Or(log, slog.Default()),
 		metrics:   newMetrics(),
 		up:        upstream.New(),
 	}

@@ -10,6 +10,7 @@ package modelserver
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"embed"
 	"encoding/binary"
 	"encoding/json"
@@ -90,12 +91,8 @@ func LoadFS(fsys fs.FS) (*Model, error) {
 	case len(meta.Classes) < 2:
 		return nil, fmt.Errorf("modelserver: %s: need at least 2 classes, got %d", MetadataFile, len(meta.Classes))
 	}
-	if meta.Version == "" {
-		meta.Version = "1"
-	}
-	if meta.ModelFile == "" {
-		meta.ModelFile = "model.bin"
-	}
+	meta.Version = cmp.Or(meta.Version, "1")
+	meta.ModelFile = cmp.Or(meta.ModelFile, "model.bin")
 	if !fs.ValidPath(meta.ModelFile) || path.Dir(meta.ModelFile) != "." {
 		return nil, fmt.Errorf("modelserver: %s: model_file %q must be a plain file name", MetadataFile, meta.ModelFile)
 	}

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -142,10 +143,7 @@ func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request, op *store.
 }
 
 func parseAfter(r *http.Request) (int64, error) {
-	v := r.URL.Query().Get("after")
-	if v == "" {
-		v = r.Header.Get("Last-Event-ID")
-	}
+	v := cmp.Or(r.URL.Query().Get("after"), r.Header.Get("Last-Event-ID"))
 	if v == "" {
 		return 0, nil
 	}

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"time"
@@ -19,9 +20,7 @@ func (s *Server) reconcileLoop(ctx context.Context) {
 	if every < 0 {
 		return
 	}
-	if every == 0 {
-		every = 5 * time.Minute
-	}
+	every = cmp.Or(every, 5*time.Minute)
 	tick := every / 5
 	if tick > 30*time.Second {
 		tick = 30 * time.Second

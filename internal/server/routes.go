@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -240,10 +241,7 @@ func (s *Server) createWorkspace(w http.ResponseWriter, r *http.Request, p *prin
 		return err
 	}
 	details := naming.Workspace(req.Name)
-	if req.Region == "" {
-		req.Region = "local"
-	}
-	req.Region = strings.ToLower(req.Region)
+	req.Region = strings.ToLower(cmp.Or(req.Region, "local"))
 	if len(req.Region) > 40 || strings.IndexFunc(req.Region, regionChars) >= 0 {
 		details = append(details, api.ErrorDetail{Code: api.CodeInvalidValue, Target: "region",
 			Message: "region " + quote(req.Region) + " must be lowercase letters and digits, like westus2"})

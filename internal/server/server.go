@@ -4,6 +4,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -108,9 +109,7 @@ const DefaultImageRepository = "ghcr.io/berth-ml/berth"
 // tagged with this binary's version, so a server upgrade moves the
 // clusters (on reconcile) to the image of the same release or commit.
 func FrontendImage(repository string) (string, error) {
-	if repository == "" {
-		repository = DefaultImageRepository
-	}
+	repository = cmp.Or(repository, DefaultImageRepository)
 	if err := imageref.Repository(repository); err != nil {
 		return "", fmt.Errorf("image repository %q %w", repository, err)
 	}
@@ -158,9 +157,7 @@ type Server struct {
 // New opens the store (applying migrations), makes the first owner token if
 // needed, and prepares the API. Call Serve to run it.
 func New(ctx context.Context, cfg Config) (*Server, error) {
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
+	cfg.Logger = cmp.Or(cfg.Logger, slog.Default())
 	if cfg.Getenv == nil {
 		cfg.Getenv = os.Getenv
 	}
@@ -234,9 +231,7 @@ func (s *Server) builtinProviders(arts artifact.Store) []provider.Provider {
 		ACMEHTTPPort: cfg.ACMEHTTPPort, CertificateRetryBase: cfg.CertificateRetryBase, PublicURL: cfg.PublicURL,
 		MetricsInterval: cfg.MetricsInterval}
 	azure := cfg.Azure
-	if azure.DefaultSubscription == "" {
-		azure.DefaultSubscription = cfg.Getenv("AZURE_SUBSCRIPTION_ID")
-	}
+	azure.DefaultSubscription = cmp.Or(azure.DefaultSubscription, cfg.Getenv("AZURE_SUBSCRIPTION_ID"))
 	lrt := &local.Runtime{Store: s.store, Log: s.log.With("component", "local"), DataDir: cfg.DataDir, Artifacts: arts, Limits: cfg.ModelLimits,
 		Routes: func(ctx context.Context, sv *store.Service) (*frontend.Route, error) {
 			return s.services.Route(ctx, sv)

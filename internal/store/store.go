@@ -5,6 +5,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"embed"
@@ -86,9 +87,7 @@ func Open(ctx context.Context, databaseURL, dataDir string, box *secretbox.Box) 
 		path = filepath.Join(dataDir, "berth.db")
 		fallthrough
 	case strings.HasPrefix(databaseURL, "sqlite:"):
-		if path == "" {
-			path = strings.TrimPrefix(strings.TrimPrefix(databaseURL, "sqlite:"), "//")
-		}
+		path = cmp.Or(path, strings.TrimPrefix(strings.TrimPrefix(databaseURL, "sqlite:"), "//"))
 		driver, dialect = "sqlite", SQLite
 		// The database holds sealed secrets and token hashes: owner-only,
 		// whatever the umask. SQLite gives its -wal and -shm files the
