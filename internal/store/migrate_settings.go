@@ -190,39 +190,34 @@ func takeProperties(doc []byte) (d map[string]json.RawMessage, props map[string]
 
 // rewriteComputeDoc is a compute document without properties, or false
 // when it has none (already migrated, or never had any).
-func rewriteComputeDoc(doc []byte) ([]byte, bool, error) {
-	d, props, typ, origin, err := takeProperties(doc)
-	if d == nil || err != nil {
-		return nil, false, err
-	}
-	settings, status := splitProperties(typ, origin, props)
-	if err := mergeInto(d, "settings", settings); err != nil {
-		return nil, false, err
-	}
-	if err := mergeInto(d, "status", status); err != nil {
-		return nil, false, err
-	}
-	out, err := json.Marshal(d)
-	return out, true, err
-}
+func rewriteComputeDoc(doc []byte) ([]byte, bool, error) { return rewriteDoc(doc, splitProperties) }
 
-// rewriteRequestParams is a create or attach request without properties:
-// they were all settings (the request was checked when it was made), in
-// their typed form.
-func rewriteRequestParams(params []byte) ([]byte, bool, error) {
-	d, props, typ, origin, err := takeProperties(params)
-	if d == nil || err != nil {
-		return nil, false, err
-	}
+// requestSettings: a create or attach request's properties were all settings (the request
+// was checked when it was made), in their typed form.
+func requestSettings(typ, origin string, props map[string]string) (settings, status map[string]any) {
 	places := propPlaces(typ, origin)
-	settings := map[string]any{}
+	settings = map[string]any{}
 	for k, v := range props {
 		settings[k] = v
 		if val, ok := places[k].kind.convert(v); ok {
 			settings[k] = val
 		}
 	}
+	return settings, nil
+}
+
+// rewriteDoc takes a document's properties out and merges them, as split
+// divides them, into its settings and status; false when it has none.
+func rewriteDoc(doc []byte, split func(typ, origin string, props map[string]string) (settings, status map[string]any)) ([]byte, bool, error) {
+	d, props, typ, origin, err := takeProperties(doc)
+	if d == nil || err != nil {
+		return nil, false, err
+	}
+	settings, status := split(typ, origin, props)
 	if err := mergeInto(d, "settings", settings); err != nil {
+		return nil, false, err
+	}
+	if err := mergeInto(d, "status", status); err != nil {
 		return nil, false, err
 	}
 	out, err := json.Marshal(d)
@@ -262,7 +257,7 @@ func migrateTypedSettings(ctx context.Context, tx *Store) error {
 		if err != nil {
 			return fmt.Errorf("operation %s: %w", o.id, err)
 		}
-		out, changed, err := rewriteRequestParams(params)
+		out, changed, err := rewriteDoc(params, requestSettings)
 		if err != nil {
 			return fmt.Errorf("operation %s: %w", o.id, err)
 		}
