@@ -21,11 +21,7 @@ func (s *Server) reconcileLoop(ctx context.Context) {
 		return
 	}
 	every = cmp.Or(every, 5*time.Minute)
-	tick := every / 5
-	if tick > 30*time.Second {
-		tick = 30 * time.Second
-	}
-	periodically(ctx, tick, func() { s.reconcileDue(ctx, every) })
+	periodically(ctx, min(every/5, 30*time.Second), func() { s.reconcileDue(ctx, every) })
 }
 
 func (s *Server) reconcileDue(ctx context.Context, every time.Duration) {

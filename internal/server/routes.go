@@ -204,10 +204,9 @@ func (s *Server) openapi(w http.ResponseWriter, _ *http.Request, _ *principal) e
 	return nil
 }
 
-// workspace loads the {workspace} of the path.
-func (s *Server) workspace(r *http.Request) (*api.Workspace, error) {
-	name := r.PathValue("workspace")
-	ws, err := s.store.GetWorkspace(r.Context(), name)
+// workspace loads a workspace by name.
+func (s *Server) workspace(ctx context.Context, name string) (*api.Workspace, error) {
+	ws, err := s.store.GetWorkspace(ctx, name)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, problem.NotFound("workspace %q not found", name)
 	}
@@ -398,10 +397,7 @@ func (s *Server) versions(w http.ResponseWriter, r *http.Request, p *principal) 
 			if !p.inWorkspace(name) {
 				return problem.Forbidden("your token is limited to workspace %q", p.token.Workspace)
 			}
-			got, err := s.store.GetWorkspace(r.Context(), name)
-			if errors.Is(err, store.ErrNotFound) {
-				return problem.NotFound("workspace %q not found", name)
-			}
+			got, err := s.workspace(r.Context(), name)
 			if err != nil {
 				return err
 			}

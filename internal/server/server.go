@@ -318,7 +318,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		defer close(engineDone)
 		s.engine.Run(engineCtx)
 	}()
-	go s.events.pollLoop(engineCtx, s.store)
+	go s.events.pollLoop(engineCtx)
 	go func() {
 		n, err := s.services.PublishRoutes(engineCtx)
 		if err != nil {
@@ -483,7 +483,7 @@ func (s *Server) serveRoute(w http.ResponseWriter, r *http.Request, rt route) {
 			s.writeError(sw, r, problem.Forbidden("your token (%s) is limited to workspace %q", p.token.ID, p.token.Workspace))
 			return
 		}
-		if p.ws, err = s.workspace(r); err != nil {
+		if p.ws, err = s.workspace(r.Context(), ws); err != nil {
 			s.writeError(sw, r, err)
 			return
 		}
