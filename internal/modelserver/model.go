@@ -61,13 +61,7 @@ func Load(dir string) (*Model, error) {
 }
 
 // Builtin returns the iris classifier embedded in the binary (a copy of models/iris).
-func Builtin() (*Model, error) {
-	sub, err := fs.Sub(builtinFS, "iris")
-	if err != nil {
-		return nil, err
-	}
-	return LoadFS(sub)
-}
+func Builtin() (*Model, error) { return LoadFS(BuiltinFiles()) }
 
 // LoadFS is Load for any file system, with the model files at its root.
 func LoadFS(fsys fs.FS) (*Model, error) {

@@ -184,6 +184,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	cfg.KubernetesVersions = cmp.Or(cfg.KubernetesVersions, preflight.DefaultVersions)
 	host, _ := os.Hostname()
 	b := make([]byte, 3)
 	rand.Read(b)
@@ -196,10 +197,6 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		metrics: newMetrics(),
 		traffic: newTraffic(),
 		id:      fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b)),
-	}
-	if cfg.KubernetesVersions == (preflight.VersionRange{}) {
-		cfg.KubernetesVersions = preflight.DefaultVersions
-		s.cfg.KubernetesVersions = cfg.KubernetesVersions
 	}
 	s.cfg.FrontendImage = image
 	reg := provider.NewRegistry(append(s.builtinProviders(arts), cfg.Providers...)...)
@@ -401,7 +398,6 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 func (s *Server) buildHandler() http.Handler {
 	mux := http.NewServeMux()
 	for _, rt := range s.routes {
-		rt := rt
 		mux.HandleFunc(rt.Method+" "+rt.Path, func(w http.ResponseWriter, r *http.Request) {
 			s.serveRoute(w, r, rt)
 		})

@@ -456,12 +456,10 @@ func (c *h1Conn) closeWriteAndWait() {
 
 func (c *h1Conn) writeRawError(e *h1Error) {
 	text := strconv.Itoa(e.code) + " " + http.StatusText(e.code)
-	msg := text
 	if e.text != "" {
 		text += ": " + e.text
-		msg = text
 	}
-	c.bw.WriteString("HTTP/1.1 " + text + "\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n" + msg)
+	c.bw.WriteString("HTTP/1.1 " + text + "\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n" + text)
 	c.bw.Flush()
 }
 
