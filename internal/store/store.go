@@ -95,12 +95,8 @@ func Open(ctx context.Context, databaseURL, dataDir string, box *secretbox.Box) 
 		if err := privateFile(path); err != nil {
 			return nil, err
 		}
-		v := url.Values{}
-		v.Add("_pragma", "busy_timeout(10000)")
-		v.Add("_pragma", "journal_mode(WAL)")
-		v.Add("_pragma", "synchronous(NORMAL)")
-		v.Add("_pragma", "foreign_keys(1)")
-		v.Add("_txlock", "immediate")
+		v := url.Values{"_pragma": {"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(NORMAL)", "foreign_keys(1)"},
+			"_txlock": {"immediate"}}
 		dsn = "file:" + path + "?" + v.Encode()
 	case strings.HasPrefix(databaseURL, "postgres://"), strings.HasPrefix(databaseURL, "postgresql://"):
 		driver, dsn, dialect = "pgx", databaseURL, Postgres
