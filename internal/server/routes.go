@@ -41,15 +41,17 @@ const (
 
 func (s *Server) routeTable() []route {
 	return []route{
-		{Method: "GET", Path: "/healthz", ID: "healthz", Summary: "Liveness", Status: 200, Quiet: true, Handle: s.healthz},
+		{Method: "GET", Path: "/healthz", ID: "healthz", Summary: "Liveness", Status: 200, Quiet: true,
+			Handle: answer(func() any { return map[string]string{"status": "ok"} })},
 		{Method: "GET", Path: "/readyz", ID: "readyz", Summary: "Readiness", Status: 200, Quiet: true, Handle: s.readyz},
 		{Method: "GET", Path: "/metrics", ID: "metrics", Summary: "Prometheus metrics", Status: 200, Quiet: true, Handle: s.serveMetrics},
-		{Method: "GET", Path: "/api/v1/openapi.json", ID: "getOpenAPI", Summary: "This API's OpenAPI 3 document", Status: 200, Handle: s.openapi},
+		{Method: "GET", Path: "/api/v1/openapi.json", ID: "getOpenAPI", Summary: "This API's OpenAPI 3 document", Status: 200,
+			Handle: answer(func() any { return openAPI(s.routes) })},
 		// No token, like /healthz and Kubernetes' /version: `berth version`
 		// must tell which server it reaches before the user has a token (or
 		// when theirs is wrong), and it tells nothing a workspace holds.
 		{Method: "GET", Path: "/api/v1/version", ID: "getVersion", Summary: "The server's version, commit, Go version and the front-end image it installs (no token needed)",
-			Response: api.BuildInfo{}, Status: 200, Handle: s.getVersion},
+			Response: api.BuildInfo{}, Status: 200, Handle: answer(func() any { return s.BuildInfo() })},
 
 		{Method: "GET", Path: "/api/v1/workspaces", ID: "listWorkspaces", Summary: "List workspaces", Role: api.RoleReader,
 			Response: api.WorkspaceList{}, Status: 200, Handle: s.listWorkspaces},
@@ -171,11 +173,6 @@ func (s *Server) routeTable() []route {
 	}
 }
 
-func (s *Server) healthz(w http.ResponseWriter, _ *http.Request, _ *principal) error {
-	writeJSON(w, 200, map[string]string{"status": "ok"})
-	return nil
-}
-
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request, _ *principal) error {
 	if !s.ready.Load() {
 		writeJSON(w, 503, map[string]string{"status": "starting or stopping"})
@@ -194,14 +191,13 @@ func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request, _ *princip
 	return nil
 }
 
-func (s *Server) getVersion(w http.ResponseWriter, _ *http.Request, _ *principal) error {
-	writeJSON(w, 200, s.BuildInfo())
-	return nil
-}
-
-func (s *Server) openapi(w http.ResponseWriter, _ *http.Request, _ *principal) error {
-	writeJSON(w, 200, openAPI(s.routes))
-	return nil
+// answer serves a route whose answer needs nothing of the request: 200
+// with what fn gives.
+func answer(fn func() any) func(http.ResponseWriter, *http.Request, *principal) error {
+	return func(w http.ResponseWriter, _ *http.Request, _ *principal) error {
+		writeJSON(w, http.StatusOK, fn())
+		return nil
+	}
 }
 
 // workspace loads a workspace by name.
