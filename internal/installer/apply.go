@@ -380,9 +380,7 @@ func (in *Installer) ClaimMarker(ctx context.Context, s Settings, force bool) (p
 		if cur.Annotations == nil {
 			cur.Annotations = map[string]string{}
 		}
-		for k, v := range MarkerAnnotations(s) {
-			cur.Annotations[k] = v
-		}
+		maps.Copy(cur.Annotations, MarkerAnnotations(s))
 		cur.Labels[LabelAttachment] = s.AttachmentID
 		if _, err := nsClient.Update(ctx, cur, metav1.UpdateOptions{FieldManager: FieldManager}); apierrors.IsConflict(err) {
 			continue

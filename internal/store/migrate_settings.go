@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"strconv"
 	"time"
 )
@@ -62,14 +63,10 @@ func propPlaces(typ, origin string) map[string]propPlace {
 	out := map[string]propPlace{}
 	switch typ {
 	case "kubernetes":
-		for k, p := range installStatus {
-			out[k] = p
-		}
+		maps.Copy(out, installStatus)
 		out["context"], out["credentialMode"] = toSettings, toSettings
 	case "aks":
-		for k, p := range installStatus {
-			out[k] = p
-		}
+		maps.Copy(out, installStatus)
 		for _, k := range []string{"subscriptionId", "azureCredential", "resourceGroup", "clusterName", "agentPoolName", "resourceId", "location", "vmSize"} {
 			out[k] = toStatus
 		}
