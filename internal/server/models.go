@@ -116,8 +116,7 @@ func fileNameProblem(name string) string {
 }
 
 func (s *Server) listModels(w http.ResponseWriter, r *http.Request, p *principal) error {
-	ws := p.ws
-	ms, err := s.store.ListModels(r.Context(), ws.ID, r.URL.Query().Get("name"))
+	ms, err := s.store.ListModels(r.Context(), p.ws.ID, r.URL.Query().Get("name"))
 	if err != nil {
 		return err
 	}

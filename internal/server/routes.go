@@ -296,8 +296,7 @@ func (s *Server) deleteWorkspace(w http.ResponseWriter, r *http.Request, p *prin
 // listComputes writes the stored documents as they are: no decoding, so a
 // thousand computes list in a few milliseconds.
 func (s *Server) listComputes(w http.ResponseWriter, r *http.Request, p *principal) error {
-	ws := p.ws
-	docs, err := s.store.ListComputeDocs(r.Context(), ws.ID)
+	docs, err := s.store.ListComputeDocs(r.Context(), p.ws.ID)
 	if err != nil {
 		return err
 	}
@@ -357,12 +356,11 @@ func accepted(w http.ResponseWriter, op *store.Operation) {
 // createCompute starts a create or attach, or answers a dry run's
 // preflight report (200) without changing anything.
 func (s *Server) createCompute(w http.ResponseWriter, r *http.Request, p *principal) error {
-	ws := p.ws
 	var req api.ComputeRequest
 	if err := decode(r, &req); err != nil {
 		return err
 	}
-	_, op, err := s.computes.Create(r.Context(), ws, &req)
+	_, op, err := s.computes.Create(r.Context(), p.ws, &req)
 	var dry *compute.DryRunResult
 	if errors.As(err, &dry) {
 		writeJSON(w, http.StatusOK, dry.Report)
@@ -411,8 +409,7 @@ func (s *Server) versions(w http.ResponseWriter, r *http.Request, p *principal) 
 }
 
 func (s *Server) getCompute(w http.ResponseWriter, r *http.Request, p *principal) error {
-	ws := p.ws
-	c, err := s.computes.Get(r.Context(), ws, r.PathValue("compute"))
+	c, err := s.computes.Get(r.Context(), p.ws, r.PathValue("compute"))
 	if err != nil {
 		return err
 	}
