@@ -103,8 +103,7 @@ func (in *Installer) LiveResources(ctx context.Context) (*corev1.ResourceRequire
 	}
 	for _, c := range d.Spec.Template.Spec.Containers {
 		if c.Name == FrontendName {
-			r := c.Resources.DeepCopy()
-			return r, nil
+			return c.Resources.DeepCopy(), nil
 		}
 	}
 	return nil, nil

@@ -16,6 +16,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -154,12 +155,7 @@ func (s *Server) Serve(ln net.Listener) error {
 // ENFILE; errsTooManyFiles per OS), which is not a net.Error timeout, so
 // the accept loop waits and retries instead of ending the listener.
 func tooManyFiles(err error) bool {
-	for _, e := range errsTooManyFiles {
-		if errors.Is(err, e) {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(errsTooManyFiles[:], func(e error) bool { return errors.Is(err, e) })
 }
 
 func (s *Server) newConn(rwc net.Conn) *h1Conn {
