@@ -338,7 +338,6 @@ func migrationSteps() ([]migration, error) {
 		return nil, err
 	}
 	var out []migration
-	seen := map[int]string{}
 	for _, e := range entries {
 		name := e.Name()
 		v, err := strconv.Atoi(strings.SplitN(name, "_", 2)[0])
@@ -353,11 +352,10 @@ func migrationSteps() ([]migration, error) {
 	}
 	out = append(out, goMigrations...)
 	sort.Slice(out, func(i, j int) bool { return out[i].version < out[j].version })
-	for _, m := range out {
-		if prev, dup := seen[m.version]; dup {
-			return nil, fmt.Errorf("migrations %s and %s have the same version %d", prev, m.name, m.version)
+	for i := 1; i < len(out); i++ { // sorted: a version twice is side by side
+		if out[i].version == out[i-1].version {
+			return nil, fmt.Errorf("migrations %s and %s have the same version %d", out[i-1].name, out[i].name, out[i].version)
 		}
-		seen[m.version] = m.name
 	}
 	return out, nil
 }
