@@ -70,7 +70,6 @@ const (
 	CodeModelNotFound                  = "ModelNotFound"
 	CodeModelUnpackFailed              = "ModelUnpackFailed"
 	CodeNoKubeconfig                   = "NoKubeconfig"
-	CodeNotAClusterService             = "NotAClusterService"
 	CodeNotAttached                    = "NotAttached"
 	CodeNothingToUpdate                = "NothingToUpdate"
 	CodeObserveFailed                  = "ObserveFailed"

@@ -23,9 +23,7 @@ const (
 	CodePayloadTooLarge     = "PayloadTooLarge"
 	CodeMethodNotAllowed    = "MethodNotAllowed"
 	CodeInternal            = "InternalError"
-	CodeServerShuttingDown  = "ShuttingDown"
 	CodeOperationFailed     = "OperationFailed"
-	CodeInterrupted         = "Interrupted"
 )
 
 // ErrorResponse is the body of every error answer.

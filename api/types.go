@@ -4,6 +4,7 @@
 package api
 
 import (
+	"cmp"
 	"encoding/json"
 	"time"
 )
@@ -439,18 +440,14 @@ type ComputeUpdateRequest struct {
 // fields keep their value; a public load balancer has no subnet). TLS is
 // not merged here: what it becomes (FQDN, expiry) depends on the provider.
 func (u *ComputeUpdateRequest) Apply(c *Compute) {
-	if u.ClusterPurpose != "" {
-		c.ClusterPurpose = u.ClusterPurpose
-	}
+	c.ClusterPurpose = cmp.Or(u.ClusterPurpose, c.ClusterPurpose)
 	if u.LoadBalancerType != "" {
 		c.LoadBalancerType = u.LoadBalancerType
 		if u.LoadBalancerType == LoadBalancerPublicIP {
 			c.LoadBalancerSubnet = ""
 		}
 	}
-	if u.LoadBalancerSubnet != "" {
-		c.LoadBalancerSubnet = u.LoadBalancerSubnet
-	}
+	c.LoadBalancerSubnet = cmp.Or(u.LoadBalancerSubnet, c.LoadBalancerSubnet)
 }
 
 // ReconcileRequest is the body of POST .../computes/{name}/reconcile.

@@ -91,9 +91,7 @@ func computePath(ws, name string) string { return wsPath(ws) + "/computes/" + es
 
 // ListWorkspaces lists the workspaces the token can see.
 func (c *Client) ListWorkspaces(ctx context.Context) ([]api.Workspace, error) {
-	var out api.WorkspaceList
-	err := c.do(ctx, "GET", "/api/v1/workspaces", nil, nil, &out)
-	return out.Value, err
+	return list[api.Workspace](ctx, c, "/api/v1/workspaces", nil)
 }
 
 // CreateWorkspace creates a workspace.
@@ -118,9 +116,7 @@ func (c *Client) DeleteWorkspace(ctx context.Context, name string) error {
 
 // ListComputes lists a workspace's compute targets.
 func (c *Client) ListComputes(ctx context.Context, ws string) ([]api.Compute, error) {
-	var out api.ComputeList
-	err := c.do(ctx, "GET", wsPath(ws)+"/computes", nil, nil, &out)
-	return out.Value, err
+	return list[api.Compute](ctx, c, wsPath(ws)+"/computes", nil)
 }
 
 // GetCompute shows a compute target.
@@ -204,9 +200,7 @@ func (c *Client) GetCertificate(ctx context.Context, ws, name string, includeKey
 
 // ListComputeOperations lists a compute's operations, newest first.
 func (c *Client) ListComputeOperations(ctx context.Context, ws, name string) ([]api.Operation, error) {
-	var out api.OperationList
-	err := c.do(ctx, "GET", computePath(ws, name)+"/operations", nil, nil, &out)
-	return out.Value, err
+	return list[api.Operation](ctx, c, computePath(ws, name)+"/operations", nil)
 }
 
 func (c *Client) operation(ctx context.Context, method, path string, body any) (*api.Operation, error) {
@@ -237,20 +231,16 @@ func (c *Client) ListOperations(ctx context.Context, ws, state string) ([]api.Op
 
 // ListEvents returns an operation's events after sequence number after.
 func (c *Client) ListEvents(ctx context.Context, id string, after int64) ([]api.Event, error) {
-	var out api.EventList
 	q := url.Values{}
 	if after > 0 {
 		q.Set("after", fmt.Sprint(after))
 	}
-	err := c.do(ctx, "GET", "/api/v1/operations/"+esc(id)+"/events", q, nil, &out)
-	return out.Value, err
+	return list[api.Event](ctx, c, "/api/v1/operations/"+esc(id)+"/events", q)
 }
 
 // ListTokens lists API tokens (owners only).
 func (c *Client) ListTokens(ctx context.Context) ([]api.Token, error) {
-	var out api.TokenList
-	err := c.do(ctx, "GET", "/api/v1/tokens", nil, nil, &out)
-	return out.Value, err
+	return list[api.Token](ctx, c, "/api/v1/tokens", nil)
 }
 
 // CreateToken creates a token; the secret is in the answer's Secret only.

@@ -51,13 +51,11 @@ func versionString(v int) string {
 
 // ListModels lists model versions (only name's when not empty).
 func (c *Client) ListModels(ctx context.Context, ws, name string) ([]api.Model, error) {
-	var out api.ModelList
 	q := url.Values{}
 	if name != "" {
 		q.Set("name", name)
 	}
-	err := c.do(ctx, "GET", wsPath(ws)+"/models", q, nil, &out)
-	return out.Value, err
+	return list[api.Model](ctx, c, wsPath(ws)+"/models", q)
 }
 
 // GetModel shows a model version (0: the latest).
@@ -95,9 +93,7 @@ func (c *Client) GetService(ctx context.Context, ws, name string) (*api.Service,
 
 // ListServices lists a workspace's services.
 func (c *Client) ListServices(ctx context.Context, ws string) ([]api.Service, error) {
-	var out api.ServiceList
-	err := c.do(ctx, "GET", wsPath(ws)+"/services", nil, nil, &out)
-	return out.Value, err
+	return list[api.Service](ctx, c, wsPath(ws)+"/services", nil)
 }
 
 // DeleteService deletes a service; it returns the operation.

@@ -144,3 +144,12 @@ func fetch[T any](ctx context.Context, c *Client, method, path string, query url
 	}
 	return &out, nil
 }
+
+// list is a GET of a list answer, {"value": [...]}.
+func list[T any](ctx context.Context, c *Client, path string, query url.Values) ([]T, error) {
+	var out struct {
+		Value []T `json:"value"`
+	}
+	err := c.do(ctx, "GET", path, query, nil, &out)
+	return out.Value, err
+}

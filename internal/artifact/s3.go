@@ -1,6 +1,7 @@
 package artifact
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -138,9 +139,7 @@ func newS3Client(c S3Config, retries int) (*minio.Client, error) {
 // that the endpoint answers, the credentials are accepted and the bucket
 // exists.
 func OpenS3(ctx context.Context, c S3Config) (*S3, error) {
-	if c.PartSize == 0 {
-		c.PartSize = DefaultPartSize
-	}
+	c.PartSize = cmp.Or(c.PartSize, DefaultPartSize)
 	client, err := newS3Client(c, 0)
 	if err != nil {
 		return nil, fmt.Errorf("artifact store %s: %w", c, err)

@@ -205,18 +205,14 @@ func (d diskSink) file(rel string, r io.Reader) error {
 	if err != nil {
 		return sinkError{err}
 	}
-	_, err = copyTo(out, r)
+	_, err = io.Copy(sinkWriter{out}, r)
 	if cerr := out.Close(); err == nil && cerr != nil {
 		err = sinkError{cerr}
 	}
 	return err
 }
 
-// copyTo copies like io.Copy and marks errors writing w as the sink's.
-func copyTo(w io.Writer, r io.Reader) (int64, error) {
-	return io.Copy(sinkWriter{w}, r)
-}
-
+// sinkWriter marks errors writing w as the sink's.
 type sinkWriter struct{ w io.Writer }
 
 func (s sinkWriter) Write(p []byte) (int, error) {

@@ -1,6 +1,7 @@
 package certificate
 
 import (
+	"cmp"
 	"context"
 	"crypto"
 	"crypto/tls"
@@ -110,10 +111,7 @@ func (c challengePolling) RoundTrip(req *http.Request) (*http.Response, error) {
 // domain. Errors carry the CA's own reason.
 func Obtain(ctx context.Context, req Request) (*Issued, error) {
 	s := req.Settings
-	dir := s.ACMEDirectoryURL
-	if dir == "" {
-		dir = LetsEncrypt
-	}
+	dir := cmp.Or(s.ACMEDirectoryURL, LetsEncrypt)
 	hc, err := httpClient(s)
 	if err != nil {
 		return nil, err

@@ -1,6 +1,7 @@
 package certificate
 
 import (
+	"cmp"
 	"errors"
 	"net"
 	"strings"
@@ -28,11 +29,7 @@ func DNS01Provider(s api.WorkspaceSettings) (challenge.Provider, error) {
 		cfg := dnsupdate.NewDefaultConfig()
 		cfg.Nameserver = d.Nameserver
 		cfg.TSIGKey, cfg.TSIGSecret = d.TSIGKey, d.TSIGSecret
-		if d.TSIGAlgorithm != "" {
-			cfg.TSIGAlgorithm = d.TSIGAlgorithm
-		} else {
-			cfg.TSIGAlgorithm = "hmac-sha256."
-		}
+		cfg.TSIGAlgorithm = cmp.Or(d.TSIGAlgorithm, "hmac-sha256.")
 		if !strings.HasSuffix(cfg.TSIGAlgorithm, ".") {
 			cfg.TSIGAlgorithm += "."
 		}

@@ -9,7 +9,6 @@ import (
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/rsa"
-	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
@@ -296,10 +295,4 @@ func Parse(chainPEM string) (*Info, error) {
 func (i *Info) RenewAt() time.Time {
 	life := i.NotAfter.Sub(i.NotBefore)
 	return i.NotAfter.Add(-life / 3)
-}
-
-// KeyPair checks a chain and key load together as the front end will load them.
-func KeyPair(chainPEM, keyPEM string) error {
-	_, err := tls.X509KeyPair([]byte(chainPEM), []byte(keyPEM))
-	return err
 }

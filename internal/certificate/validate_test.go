@@ -6,6 +6,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -169,4 +170,10 @@ func TestRenewAtIsTwoThirdsIntoTheLifetime(t *testing.T) {
 	if got := i.RenewAt(); !got.Equal(now.Add(60 * time.Hour)) {
 		t.Fatal(got)
 	}
+}
+
+// KeyPair checks a chain and key load together as the front end will load them.
+func KeyPair(chainPEM, keyPEM string) error {
+	_, err := tls.X509KeyPair([]byte(chainPEM), []byte(keyPEM))
+	return err
 }

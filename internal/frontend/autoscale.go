@@ -1,6 +1,7 @@
 package frontend
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"math"
@@ -84,17 +85,11 @@ const LeaseName = "berth-fe-autoscaler"
 
 // Run takes part in the leader election and, while leading, scales.
 func (a *Autoscaler) Run(ctx context.Context) {
-	if a.DownWindow == 0 {
-		a.DownWindow = 60 * time.Second
-	}
-	if a.Tick == 0 {
-		a.Tick = 250 * time.Millisecond
-	}
+	a.DownWindow = cmp.Or(a.DownWindow, 60*time.Second)
+	a.Tick = cmp.Or(a.Tick, 250*time.Millisecond)
 	a.history, a.last, a.since = map[string][]sample{}, map[string]time.Time{}, map[string]time.Time{}
 	a.http = &http.Client{Timeout: 500 * time.Millisecond}
-	if a.Scaler == nil {
-		a.Scaler = deploymentScaler{a.Client}
-	}
+	a.Scaler = cmp.Or[Scaler](a.Scaler, deploymentScaler{a.Client})
 	if a.NoElection {
 		a.lead(ctx)
 		return

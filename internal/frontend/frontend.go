@@ -1,6 +1,7 @@
 package frontend
 
 import (
+	"cmp"
 	"context"
 	"crypto"
 	"encoding/json"
@@ -21,6 +22,7 @@ import (
 	"time"
 
 	"github.com/berth-ml/berth/internal/frontend/h1"
+	"github.com/berth-ml/berth/internal/frontend/httpsyntax"
 	"github.com/berth-ml/berth/internal/frontend/upstream"
 	"github.com/golang-jwt/jwt/v5"
 	"golang.org/x/sync/singleflight"
@@ -68,13 +70,10 @@ type service struct {
 
 // New makes a front end with no services yet.
 func New(log *slog.Logger) *Frontend {
-	if log == nil {
-		log = slog.Default()
-	}
 	return &Frontend{
 		services:  map[string]*service{},
 		reachable: map[string]bool{},
-		log:       log,
+		log:       cmp.Or(log, slog.Default()),
 		metrics:   newMetrics(),
 		up:        upstream.New(),
 	}
@@ -552,7 +551,7 @@ func (f *Frontend) relay(deadline time.Time, w http.ResponseWriter, r *http.Requ
 		host = r.RemoteAddr
 	}
 	xff := host
-	if prior := r.Header["X-Forwarded-For"]; len(prior) > 0 && !upstream.NamedIn(r.Header["Connection"], "X-Forwarded-For") {
+	if prior := r.Header["X-Forwarded-For"]; len(prior) > 0 && !httpsyntax.HasToken(r.Header["Connection"], "X-Forwarded-For") {
 		xff = strings.Join(prior, ", ") + ", " + host
 	}
 	extra = append(extra, [2]string{"X-Forwarded-For", xff}, [2]string{"X-Forwarded-Proto", f.forwardedProto(r, host)})
@@ -583,7 +582,7 @@ func (f *Frontend) relay(deadline time.Time, w http.ResponseWriter, r *http.Requ
 	h := w.Header()
 	conn := ex.Header["Connection"]
 	for k, v := range ex.Header {
-		if (!upstream.DropHeader(k) || k == "Content-Length") && (conn == nil || !upstream.NamedIn(conn, k)) {
+		if (!upstream.DropHeader(k) || k == "Content-Length") && (conn == nil || !httpsyntax.HasToken(conn, k)) {
 			h[k] = v
 		}
 	}

@@ -1,6 +1,7 @@
 package frontend
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net"
@@ -41,15 +42,9 @@ const ServiceLabel = "berth.dev/service"
 
 // Run watches until ctx ends; the front end is ready once the caches sync.
 func (w *Watcher) Run(ctx context.Context) error {
-	if w.TLSSecret == "" {
-		w.TLSSecret = "berth-fe-tls"
-	}
-	if w.PeerSelector == "" {
-		w.PeerSelector = "app.kubernetes.io/name=berth-fe"
-	}
-	if w.PeerPort == 0 {
-		w.PeerPort = 8080
-	}
+	w.TLSSecret = cmp.Or(w.TLSSecret, "berth-fe-tls")
+	w.PeerSelector = cmp.Or(w.PeerSelector, "app.kubernetes.io/name=berth-fe")
+	w.PeerPort = cmp.Or(w.PeerPort, 8080)
 	w.kick = make(chan struct{}, 1)
 	kick := cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(any) { w.poke() },
@@ -174,9 +169,7 @@ func (w *Watcher) sync() {
 			w.Frontend.log.Error("ignoring a route", "configmap", cm.Namespace+"/"+cm.Name, "err", err)
 			continue
 		}
-		if rt.Namespace == "" {
-			rt.Namespace = cm.Namespace
-		}
+		rt.Namespace = cmp.Or(rt.Namespace, cm.Namespace)
 		seen[rt.Service] = true
 		w.Frontend.SetRoute(rt)
 		pods, err := w.pods.Pods(rt.Namespace).List(labels.SelectorFromSet(rt.Selector))

@@ -190,10 +190,6 @@ func (p *pool) release(r *replica) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	r.inflight--
-	if !r.gone {
-		p.drainLocked()
-		return
-	}
 	p.drainLocked()
 }
 

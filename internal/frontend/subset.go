@@ -39,33 +39,20 @@ func Subset(replicas []Replica, slots, n, self int) Assignment {
 		return Assignment{Replicas: mine, Forward: -1}
 	}
 	// Fewer replicas than front ends: replica j's slots are split among
-	// the front ends i with i mod r == j.
-	share := func(i int) (Replica, int) {
-		j := i % r
-		var group []int
-		for k := 0; k < n; k++ {
-			if k%r == j {
-				group = append(group, k)
-			}
-		}
-		pos := 0
-		for p, k := range group {
-			if k == i {
-				pos = p
-			}
-		}
-		s := slots / len(group)
-		if pos < slots%len(group) {
-			s++
-		}
-		return rs[j], s
+	// the front ends i with i mod r == j, in that order; self is number
+	// self/r of its group.
+	j := self % r
+	group := (n-1-j)/r + 1
+	s := slots / group
+	if self/r < slots%group {
+		s++
 	}
-	rep, s := share(self)
 	if s > 0 {
+		rep := rs[j]
 		rep.Slots = s
 		return Assignment{Replicas: []Replica{rep}, Forward: -1}
 	}
 	// No slots here: forward to the first front end holding slots of the
 	// same replica (the group's first member always has one).
-	return Assignment{Forward: self % r}
+	return Assignment{Forward: j}
 }

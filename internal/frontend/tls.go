@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"io"
+	"maps"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -51,10 +52,7 @@ const ACMEPrefix = "/.well-known/acme-challenge/"
 // SetACMEChallenges replaces the HTTP-01 answers (token → key
 // authorization) the front end gives.
 func (f *Frontend) SetACMEChallenges(m map[string]string) {
-	cp := make(map[string]string, len(m))
-	for k, v := range m {
-		cp[k] = v
-	}
+	cp := maps.Clone(m)
 	f.acme.Store(&cp)
 }
 

@@ -13,6 +13,7 @@ package image
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -56,12 +57,8 @@ type Options struct {
 // Build compiles berth for each platform and returns the OCI image index
 // holding one image per platform, ordered as ParsePlatforms orders them.
 func Build(ctx context.Context, o Options) (v1.ImageIndex, error) {
-	if o.Dir == "" {
-		o.Dir = "."
-	}
-	if o.Package == "" {
-		o.Package = "./cmd/berth"
-	}
+	o.Dir = cmp.Or(o.Dir, ".")
+	o.Package = cmp.Or(o.Package, "./cmd/berth")
 	if len(o.Platforms) == 0 {
 		ps, err := ParsePlatforms(HostPlatform())
 		if err != nil {
@@ -81,9 +78,7 @@ func Build(ctx context.Context, o Options) (v1.ImageIndex, error) {
 		}
 		o.Source = s
 	}
-	if o.BinDir == "" {
-		o.BinDir = filepath.Join(o.Dir, ".cache", "image", "bin")
-	}
+	o.BinDir = cmp.Or(o.BinDir, filepath.Join(o.Dir, ".cache", "image", "bin"))
 	logf := func(format string, args ...any) {
 		if o.Log != nil {
 			fmt.Fprintf(o.Log, format+"\n", args...)

@@ -3,6 +3,7 @@ package image
 import (
 	"fmt"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 
@@ -20,11 +21,8 @@ const AllPlatforms = "linux/amd64,linux/arm64"
 // HostPlatform is the supported platform this machine runs (linux/amd64
 // on an amd64 host), or linux/amd64 when the host is not one of them.
 func HostPlatform() string {
-	p := "linux/" + runtime.GOARCH
-	for _, s := range Supported {
-		if s == p {
-			return p
-		}
+	if p := "linux/" + runtime.GOARCH; slices.Contains(Supported, p) {
+		return p
 	}
 	return Supported[0]
 }
@@ -41,14 +39,7 @@ func ParsePlatforms(list string) ([]v1.Platform, error) {
 		if p == "" {
 			continue
 		}
-		ok := false
-		for _, s := range Supported {
-			if p == s {
-				ok = true
-				break
-			}
-		}
-		if !ok {
+		if !slices.Contains(Supported, p) {
 			return nil, fmt.Errorf("unsupported platform %q: supported platforms are %s", p, strings.Join(Supported, ", "))
 		}
 		if !seen[p] {

@@ -5,8 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -102,8 +103,7 @@ func (in *Installer) LiveResources(ctx context.Context) (*corev1.ResourceRequire
 	}
 	for _, c := range d.Spec.Template.Spec.Containers {
 		if c.Name == FrontendName {
-			r := c.Resources.DeepCopy()
-			return r, nil
+			return c.Resources.DeepCopy(), nil
 		}
 	}
 	return nil, nil
@@ -133,14 +133,7 @@ func (in *Installer) Drift(ctx context.Context, objs []Object) ([]string, error)
 			for _, field := range []string{"data", "stringData"} {
 				lv, _ := l[field].(map[string]any)
 				wv, _ := w[field].(map[string]any)
-				keys := map[string]bool{}
-				for k := range lv {
-					keys[k] = true
-				}
-				for k := range wv {
-					keys[k] = true
-				}
-				for _, k := range sortedKeys(keys) {
+				for _, k := range unionKeys(lv, wv) {
 					if !reflect.DeepEqual(lv[k], wv[k]) {
 						out = append(out, fmt.Sprintf("%s: %s.%s changed (a secret value: not shown)", o, field, k))
 					}
@@ -156,13 +149,16 @@ func (in *Installer) Drift(ctx context.Context, objs []Object) ([]string, error)
 	return out, nil
 }
 
-func sortedKeys(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
+// unionKeys is the keys of a and b, sorted.
+func unionKeys(a, b map[string]any) []string {
+	keys := slices.Collect(maps.Keys(a))
+	for k := range b {
+		if _, ok := a[k]; !ok {
+			keys = append(keys, k)
+		}
 	}
-	sort.Strings(out)
-	return out
+	slices.Sort(keys)
+	return keys
 }
 
 // normalize drops what the server owns (status, bookkeeping metadata).
@@ -198,20 +194,8 @@ func diff(path string, live, want any) []string {
 		if !ok {
 			return []string{fmt.Sprintf("%s changed", strings.TrimPrefix(path, "."))}
 		}
-		var keys []string
-		seen := map[string]bool{}
-		for k := range w {
-			keys = append(keys, k)
-			seen[k] = true
-		}
-		for k := range l {
-			if !seen[k] {
-				keys = append(keys, k)
-			}
-		}
-		sort.Strings(keys)
 		var out []string
-		for _, k := range keys {
+		for _, k := range unionKeys(l, w) {
 			out = append(out, diff(path+"."+k, l[k], w[k])...)
 		}
 		return out
@@ -395,9 +379,7 @@ func (in *Installer) ClaimMarker(ctx context.Context, s Settings, force bool) (p
 		if cur.Annotations == nil {
 			cur.Annotations = map[string]string{}
 		}
-		for k, v := range MarkerAnnotations(s) {
-			cur.Annotations[k] = v
-		}
+		maps.Copy(cur.Annotations, MarkerAnnotations(s))
 		cur.Labels[LabelAttachment] = s.AttachmentID
 		if _, err := nsClient.Update(ctx, cur, metav1.UpdateOptions{FieldManager: FieldManager}); apierrors.IsConflict(err) {
 			continue

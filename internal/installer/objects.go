@@ -6,6 +6,7 @@ package installer
 
 import (
 	"fmt"
+	"maps"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -301,9 +302,7 @@ func FrontendObjects(s Settings) []Object {
 		ann[AzureDNSLabel] = s.DNSLabel
 	}
 	// A provider's own annotations (AKS names its public IP) come last.
-	for k, v := range s.ServiceAnnotations {
-		ann[k] = v
-	}
+	maps.Copy(ann, s.ServiceAnnotations)
 	if len(ann) > 0 {
 		svc.WithAnnotations(ann)
 	}

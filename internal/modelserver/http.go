@@ -75,7 +75,9 @@ func Handler(m *Model) http.Handler {
 	mux.HandleFunc("GET /swagger.json", s.swagger)
 	mux.HandleFunc("GET /healthz", okText)
 	mux.HandleFunc("GET /readyz", okText)
-	mux.HandleFunc("GET /v2", s.v2Server)
+	mux.HandleFunc("GET /v2", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]any{"name": "berth-modelserver", "version": "1", "extensions": []string{}})
+	})
 	mux.HandleFunc("GET /v2/health/live", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]bool{"live": true})
 	})
@@ -162,10 +164,6 @@ func (s *server) v2Model(w http.ResponseWriter, r *http.Request) bool {
 		return false
 	}
 	return true
-}
-
-func (s *server) v2Server(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]any{"name": "berth-modelserver", "version": "1", "extensions": []string{}})
 }
 
 func (s *server) v2Metadata(w http.ResponseWriter, r *http.Request) {

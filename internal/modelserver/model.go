@@ -10,6 +10,7 @@ package modelserver
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"embed"
 	"encoding/binary"
 	"encoding/json"
@@ -60,13 +61,7 @@ func Load(dir string) (*Model, error) {
 }
 
 // Builtin returns the iris classifier embedded in the binary (a copy of models/iris).
-func Builtin() (*Model, error) {
-	sub, err := fs.Sub(builtinFS, "iris")
-	if err != nil {
-		return nil, err
-	}
-	return LoadFS(sub)
-}
+func Builtin() (*Model, error) { return LoadFS(BuiltinFiles()) }
 
 // LoadFS is Load for any file system, with the model files at its root.
 func LoadFS(fsys fs.FS) (*Model, error) {
@@ -90,12 +85,8 @@ func LoadFS(fsys fs.FS) (*Model, error) {
 	case len(meta.Classes) < 2:
 		return nil, fmt.Errorf("modelserver: %s: need at least 2 classes, got %d", MetadataFile, len(meta.Classes))
 	}
-	if meta.Version == "" {
-		meta.Version = "1"
-	}
-	if meta.ModelFile == "" {
-		meta.ModelFile = "model.bin"
-	}
+	meta.Version = cmp.Or(meta.Version, "1")
+	meta.ModelFile = cmp.Or(meta.ModelFile, "model.bin")
 	if !fs.ValidPath(meta.ModelFile) || path.Dir(meta.ModelFile) != "." {
 		return nil, fmt.Errorf("modelserver: %s: model_file %q must be a plain file name", MetadataFile, meta.ModelFile)
 	}

@@ -7,6 +7,7 @@
 package operation
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -175,30 +176,16 @@ func (e *Engine) Canceled(opID string) {
 func (e *Engine) defaults() { e.init.Do(e.setDefaults) }
 
 func (e *Engine) setDefaults() {
-	if e.Lease == 0 {
-		e.Lease = 15 * time.Second
-	}
-	if e.Poll == 0 {
-		e.Poll = time.Second
-	}
-	if e.Workers == 0 {
-		e.Workers = 8
-	}
-	if e.StepRetries == 0 {
-		e.StepRetries = 5
-	}
-	if e.UndoTimeout == 0 {
-		e.UndoTimeout = 5 * time.Minute
-	}
-	if e.Log == nil {
-		e.Log = slog.Default()
-	}
+	e.Lease = cmp.Or(e.Lease, 15*time.Second)
+	e.Poll = cmp.Or(e.Poll, time.Second)
+	e.Workers = cmp.Or(e.Workers, 8)
+	e.StepRetries = cmp.Or(e.StepRetries, 5)
+	e.UndoTimeout = cmp.Or(e.UndoTimeout, 5*time.Minute)
+	e.Log = cmp.Or(e.Log, slog.Default())
 	if e.wake == nil {
 		e.wake = make(chan struct{}, 1)
 	}
-	if e.Clock == nil {
-		e.Clock = realClock{}
-	}
+	e.Clock = cmp.Or[Clock](e.Clock, realClock{})
 }
 
 // Wake tells the engine new work is waiting.
@@ -310,30 +297,25 @@ func (e *Engine) execute(serverCtx context.Context, op *store.Operation) {
 	} else {
 		run.Event("Started %s of %s on server %s", op.Kind, op.TargetName, e.Owner)
 	}
+	// Each step is recorded as started, run (retrying errors that are not
+	// terminal), and recorded as done.
 	for op.StepIndex < len(plan.Steps) {
 		step := plan.Steps[op.StepIndex]
 		op.Step = step.Name
-		if err := e.Store.SaveProgress(ctx, op); err != nil {
-			e.stop(ctx, op, run, plan, err, log)
-			return
+		err := e.Store.SaveProgress(ctx, op)
+		if err == nil {
+			err = e.retry(ctx, run, step.Name, log, func() error { return step.Run(ctx, run) })
 		}
-		err := e.runStep(ctx, run, step, log)
+		if err == nil {
+			op.StepIndex++
+			err = e.Store.SaveProgress(ctx, op)
+		}
 		if err != nil {
-			e.stop(ctx, op, run, plan, err, log)
-			return
-		}
-		op.StepIndex++
-		if err := e.Store.SaveProgress(ctx, op); err != nil {
 			e.stop(ctx, op, run, plan, err, log)
 			return
 		}
 	}
 	e.finish(op, run, plan, nil, log)
-}
-
-// runStep runs a step, retrying errors that are not terminal with backoff.
-func (e *Engine) runStep(ctx context.Context, run *Run, step Step, log *slog.Logger) error {
-	return e.retry(ctx, run, step.Name, log, func() error { return step.Run(ctx, run) })
 }
 
 // retry calls f until it succeeds, returns a terminal error, or has been

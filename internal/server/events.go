@@ -1,11 +1,14 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -60,25 +63,15 @@ func (b *broker) publish(opID string) {
 
 // pollLoop wakes every stream periodically so streams of operations run
 // elsewhere see new events.
-func (b *broker) pollLoop(ctx context.Context, _ *store.Store) {
-	t := time.NewTicker(300 * time.Millisecond)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+func (b *broker) pollLoop(ctx context.Context) {
+	periodically(ctx, 300*time.Millisecond, func() {
 		b.mu.Lock()
-		ids := make([]string, 0, len(b.subs))
-		for id := range b.subs {
-			ids = append(ids, id)
-		}
+		ids := slices.Collect(maps.Keys(b.subs))
 		b.mu.Unlock()
 		for _, id := range ids {
 			b.publish(id)
 		}
-	}
+	})
 }
 
 func (b *broker) closeAll() { b.once.Do(func() { close(b.done) }) }
@@ -142,10 +135,7 @@ func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request, op *store.
 }
 
 func parseAfter(r *http.Request) (int64, error) {
-	v := r.URL.Query().Get("after")
-	if v == "" {
-		v = r.Header.Get("Last-Event-ID")
-	}
+	v := cmp.Or(r.URL.Query().Get("after"), r.Header.Get("Last-Event-ID"))
 	if v == "" {
 		return 0, nil
 	}

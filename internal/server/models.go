@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -28,11 +29,8 @@ const MaxModelBytes = 4 << 30
 func (s *Server) registerModel(w http.ResponseWriter, r *http.Request, p *principal) error {
 	ws := p.ws
 	q := r.URL.Query()
-	name, fileName, format := q.Get("name"), q.Get("fileName"), q.Get("format")
+	name, fileName, format := q.Get("name"), q.Get("fileName"), cmp.Or(q.Get("format"), "file")
 	details := naming.Model(name)
-	if format == "" {
-		format = "file"
-	}
 	if format != "file" && format != "tar.gz" {
 		details = append(details, api.ErrorDetail{Code: api.CodeInvalidValue, Target: "format", Message: fmt.Sprintf("format %q is not valid: use file or tar.gz", format)})
 	}
@@ -118,8 +116,7 @@ func fileNameProblem(name string) string {
 }
 
 func (s *Server) listModels(w http.ResponseWriter, r *http.Request, p *principal) error {
-	ws := p.ws
-	ms, err := s.store.ListModels(r.Context(), ws.ID, r.URL.Query().Get("name"))
+	ms, err := s.store.ListModels(r.Context(), p.ws.ID, r.URL.Query().Get("name"))
 	if err != nil {
 		return err
 	}
@@ -130,10 +127,7 @@ func (s *Server) listModels(w http.ResponseWriter, r *http.Request, p *principal
 // model loads {model} at ?version= or {version} (latest when absent).
 func (s *Server) model(r *http.Request, ws *api.Workspace) (*store.Model, error) {
 	name := r.PathValue("model")
-	vs := r.PathValue("version")
-	if vs == "" {
-		vs = r.URL.Query().Get("version")
-	}
+	vs := cmp.Or(r.PathValue("version"), r.URL.Query().Get("version"))
 	version := 0
 	if vs != "" && vs != "latest" {
 		var err error

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"time"
@@ -19,14 +20,8 @@ func (s *Server) reconcileLoop(ctx context.Context) {
 	if every < 0 {
 		return
 	}
-	if every == 0 {
-		every = 5 * time.Minute
-	}
-	tick := every / 5
-	if tick > 30*time.Second {
-		tick = 30 * time.Second
-	}
-	periodically(ctx, tick, func() { s.reconcileDue(ctx, every) })
+	every = cmp.Or(every, 5*time.Minute)
+	periodically(ctx, min(every/5, 30*time.Second), func() { s.reconcileDue(ctx, every) })
 }
 
 func (s *Server) reconcileDue(ctx context.Context, every time.Duration) {

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"github.com/berth-ml/berth/internal/provider"
 	"time"
@@ -20,9 +21,7 @@ func (s *Server) renewLoop(ctx context.Context) {
 	if every < 0 {
 		return
 	}
-	if every == 0 {
-		every = time.Minute
-	}
+	every = cmp.Or(every, time.Minute)
 	periodically(ctx, every, func() { s.renewDue(ctx, time.Now()) })
 }
 

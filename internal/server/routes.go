@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -40,15 +41,17 @@ const (
 
 func (s *Server) routeTable() []route {
 	return []route{
-		{Method: "GET", Path: "/healthz", ID: "healthz", Summary: "Liveness", Status: 200, Quiet: true, Handle: s.healthz},
+		{Method: "GET", Path: "/healthz", ID: "healthz", Summary: "Liveness", Status: 200, Quiet: true,
+			Handle: answer(func() any { return map[string]string{"status": "ok"} })},
 		{Method: "GET", Path: "/readyz", ID: "readyz", Summary: "Readiness", Status: 200, Quiet: true, Handle: s.readyz},
 		{Method: "GET", Path: "/metrics", ID: "metrics", Summary: "Prometheus metrics", Status: 200, Quiet: true, Handle: s.serveMetrics},
-		{Method: "GET", Path: "/api/v1/openapi.json", ID: "getOpenAPI", Summary: "This API's OpenAPI 3 document", Status: 200, Handle: s.openapi},
+		{Method: "GET", Path: "/api/v1/openapi.json", ID: "getOpenAPI", Summary: "This API's OpenAPI 3 document", Status: 200,
+			Handle: answer(func() any { return openAPI(s.routes) })},
 		// No token, like /healthz and Kubernetes' /version: `berth version`
 		// must tell which server it reaches before the user has a token (or
 		// when theirs is wrong), and it tells nothing a workspace holds.
 		{Method: "GET", Path: "/api/v1/version", ID: "getVersion", Summary: "The server's version, commit, Go version and the front-end image it installs (no token needed)",
-			Response: api.BuildInfo{}, Status: 200, Handle: s.getVersion},
+			Response: api.BuildInfo{}, Status: 200, Handle: answer(func() any { return s.BuildInfo() })},
 
 		{Method: "GET", Path: "/api/v1/workspaces", ID: "listWorkspaces", Summary: "List workspaces", Role: api.RoleReader,
 			Response: api.WorkspaceList{}, Status: 200, Handle: s.listWorkspaces},
@@ -170,11 +173,6 @@ func (s *Server) routeTable() []route {
 	}
 }
 
-func (s *Server) healthz(w http.ResponseWriter, _ *http.Request, _ *principal) error {
-	writeJSON(w, 200, map[string]string{"status": "ok"})
-	return nil
-}
-
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request, _ *principal) error {
 	if !s.ready.Load() {
 		writeJSON(w, 503, map[string]string{"status": "starting or stopping"})
@@ -193,20 +191,18 @@ func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request, _ *princip
 	return nil
 }
 
-func (s *Server) getVersion(w http.ResponseWriter, _ *http.Request, _ *principal) error {
-	writeJSON(w, 200, s.BuildInfo())
-	return nil
+// answer serves a route whose answer needs nothing of the request: 200
+// with what fn gives.
+func answer(fn func() any) func(http.ResponseWriter, *http.Request, *principal) error {
+	return func(w http.ResponseWriter, _ *http.Request, _ *principal) error {
+		writeJSON(w, http.StatusOK, fn())
+		return nil
+	}
 }
 
-func (s *Server) openapi(w http.ResponseWriter, _ *http.Request, _ *principal) error {
-	writeJSON(w, 200, openAPI(s.routes))
-	return nil
-}
-
-// workspace loads the {workspace} of the path.
-func (s *Server) workspace(r *http.Request) (*api.Workspace, error) {
-	name := r.PathValue("workspace")
-	ws, err := s.store.GetWorkspace(r.Context(), name)
+// workspace loads a workspace by name.
+func (s *Server) workspace(ctx context.Context, name string) (*api.Workspace, error) {
+	ws, err := s.store.GetWorkspace(ctx, name)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, problem.NotFound("workspace %q not found", name)
 	}
@@ -240,10 +236,7 @@ func (s *Server) createWorkspace(w http.ResponseWriter, r *http.Request, p *prin
 		return err
 	}
 	details := naming.Workspace(req.Name)
-	if req.Region == "" {
-		req.Region = "local"
-	}
-	req.Region = strings.ToLower(req.Region)
+	req.Region = strings.ToLower(cmp.Or(req.Region, "local"))
 	if len(req.Region) > 40 || strings.IndexFunc(req.Region, regionChars) >= 0 {
 		details = append(details, api.ErrorDetail{Code: api.CodeInvalidValue, Target: "region",
 			Message: "region " + quote(req.Region) + " must be lowercase letters and digits, like westus2"})
@@ -303,8 +296,7 @@ func (s *Server) deleteWorkspace(w http.ResponseWriter, r *http.Request, p *prin
 // listComputes writes the stored documents as they are: no decoding, so a
 // thousand computes list in a few milliseconds.
 func (s *Server) listComputes(w http.ResponseWriter, r *http.Request, p *principal) error {
-	ws := p.ws
-	docs, err := s.store.ListComputeDocs(r.Context(), ws.ID)
+	docs, err := s.store.ListComputeDocs(r.Context(), p.ws.ID)
 	if err != nil {
 		return err
 	}
@@ -364,12 +356,11 @@ func accepted(w http.ResponseWriter, op *store.Operation) {
 // createCompute starts a create or attach, or answers a dry run's
 // preflight report (200) without changing anything.
 func (s *Server) createCompute(w http.ResponseWriter, r *http.Request, p *principal) error {
-	ws := p.ws
 	var req api.ComputeRequest
 	if err := decode(r, &req); err != nil {
 		return err
 	}
-	_, op, err := s.computes.Create(r.Context(), ws, &req)
+	_, op, err := s.computes.Create(r.Context(), p.ws, &req)
 	var dry *compute.DryRunResult
 	if errors.As(err, &dry) {
 		writeJSON(w, http.StatusOK, dry.Report)
@@ -400,10 +391,7 @@ func (s *Server) versions(w http.ResponseWriter, r *http.Request, p *principal) 
 			if !p.inWorkspace(name) {
 				return problem.Forbidden("your token is limited to workspace %q", p.token.Workspace)
 			}
-			got, err := s.store.GetWorkspace(r.Context(), name)
-			if errors.Is(err, store.ErrNotFound) {
-				return problem.NotFound("workspace %q not found", name)
-			}
+			got, err := s.workspace(r.Context(), name)
 			if err != nil {
 				return err
 			}
@@ -421,8 +409,7 @@ func (s *Server) versions(w http.ResponseWriter, r *http.Request, p *principal) 
 }
 
 func (s *Server) getCompute(w http.ResponseWriter, r *http.Request, p *principal) error {
-	ws := p.ws
-	c, err := s.computes.Get(r.Context(), ws, r.PathValue("compute"))
+	c, err := s.computes.Get(r.Context(), p.ws, r.PathValue("compute"))
 	if err != nil {
 		return err
 	}

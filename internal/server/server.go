@@ -4,6 +4,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -108,9 +109,7 @@ const DefaultImageRepository = "ghcr.io/berth-ml/berth"
 // tagged with this binary's version, so a server upgrade moves the
 // clusters (on reconcile) to the image of the same release or commit.
 func FrontendImage(repository string) (string, error) {
-	if repository == "" {
-		repository = DefaultImageRepository
-	}
+	repository = cmp.Or(repository, DefaultImageRepository)
 	if err := imageref.Repository(repository); err != nil {
 		return "", fmt.Errorf("image repository %q %w", repository, err)
 	}
@@ -158,9 +157,7 @@ type Server struct {
 // New opens the store (applying migrations), makes the first owner token if
 // needed, and prepares the API. Call Serve to run it.
 func New(ctx context.Context, cfg Config) (*Server, error) {
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
+	cfg.Logger = cmp.Or(cfg.Logger, slog.Default())
 	if cfg.Getenv == nil {
 		cfg.Getenv = os.Getenv
 	}
@@ -187,6 +184,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	cfg.KubernetesVersions = cmp.Or(cfg.KubernetesVersions, preflight.DefaultVersions)
 	host, _ := os.Hostname()
 	b := make([]byte, 3)
 	rand.Read(b)
@@ -199,10 +197,6 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		metrics: newMetrics(),
 		traffic: newTraffic(),
 		id:      fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b)),
-	}
-	if cfg.KubernetesVersions == (preflight.VersionRange{}) {
-		cfg.KubernetesVersions = preflight.DefaultVersions
-		s.cfg.KubernetesVersions = cfg.KubernetesVersions
 	}
 	s.cfg.FrontendImage = image
 	reg := provider.NewRegistry(append(s.builtinProviders(arts), cfg.Providers...)...)
@@ -234,9 +228,7 @@ func (s *Server) builtinProviders(arts artifact.Store) []provider.Provider {
 		ACMEHTTPPort: cfg.ACMEHTTPPort, CertificateRetryBase: cfg.CertificateRetryBase, PublicURL: cfg.PublicURL,
 		MetricsInterval: cfg.MetricsInterval}
 	azure := cfg.Azure
-	if azure.DefaultSubscription == "" {
-		azure.DefaultSubscription = cfg.Getenv("AZURE_SUBSCRIPTION_ID")
-	}
+	azure.DefaultSubscription = cmp.Or(azure.DefaultSubscription, cfg.Getenv("AZURE_SUBSCRIPTION_ID"))
 	lrt := &local.Runtime{Store: s.store, Log: s.log.With("component", "local"), DataDir: cfg.DataDir, Artifacts: arts, Limits: cfg.ModelLimits,
 		Routes: func(ctx context.Context, sv *store.Service) (*frontend.Route, error) {
 			return s.services.Route(ctx, sv)
@@ -323,7 +315,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		defer close(engineDone)
 		s.engine.Run(engineCtx)
 	}()
-	go s.events.pollLoop(engineCtx, s.store)
+	go s.events.pollLoop(engineCtx)
 	go func() {
 		n, err := s.services.PublishRoutes(engineCtx)
 		if err != nil {
@@ -406,7 +398,6 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 func (s *Server) buildHandler() http.Handler {
 	mux := http.NewServeMux()
 	for _, rt := range s.routes {
-		rt := rt
 		mux.HandleFunc(rt.Method+" "+rt.Path, func(w http.ResponseWriter, r *http.Request) {
 			s.serveRoute(w, r, rt)
 		})
@@ -488,7 +479,7 @@ func (s *Server) serveRoute(w http.ResponseWriter, r *http.Request, rt route) {
 			s.writeError(sw, r, problem.Forbidden("your token (%s) is limited to workspace %q", p.token.ID, p.token.Workspace))
 			return
 		}
-		if p.ws, err = s.workspace(r); err != nil {
+		if p.ws, err = s.workspace(r.Context(), ws); err != nil {
 			s.writeError(sw, r, err)
 			return
 		}

@@ -10,8 +10,7 @@ import (
 )
 
 func (s *Server) listServices(w http.ResponseWriter, r *http.Request, p *principal) error {
-	ws := p.ws
-	svs, err := s.store.ListServices(r.Context(), ws.ID, "")
+	svs, err := s.store.ListServices(r.Context(), p.ws.ID, "")
 	if err != nil {
 		return err
 	}
@@ -35,12 +34,11 @@ func (s *Server) serviceKeys(w http.ResponseWriter, r *http.Request, p *principa
 }
 
 func (s *Server) regenServiceKey(w http.ResponseWriter, r *http.Request, p *principal) error {
-	ws := p.ws
 	var req api.RegenKeyRequest
 	if err := decode(r, &req); err != nil {
 		return err
 	}
-	k, err := s.services.RegenKey(r.Context(), ws, r.PathValue("service"), &req)
+	k, err := s.services.RegenKey(r.Context(), p.ws, r.PathValue("service"), &req)
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"crypto/x509"
 	"encoding/base64"
 	"net"
@@ -74,22 +75,17 @@ func validateSettings(s api.WorkspaceSettings) []api.ErrorDetail {
 
 // mergeSettings applies an update: set fields replace, empty ones keep.
 func mergeSettings(cur, upd api.WorkspaceSettings) api.WorkspaceSettings {
-	set := func(dst *string, v string) {
-		if v != "" {
-			*dst = v
-		}
-	}
-	set(&cur.DNSZone, upd.DNSZone)
-	set(&cur.ACMEDirectoryURL, upd.ACMEDirectoryURL)
-	set(&cur.ACMEEmail, upd.ACMEEmail)
-	set(&cur.ACMECACertPEM, upd.ACMECACertPEM)
-	set(&cur.ACMEProfile, upd.ACMEProfile)
-	set(&cur.ACMEEABKeyID, upd.ACMEEABKeyID)
-	set(&cur.ACMEEABHMACKey, upd.ACMEEABHMACKey)
-	set(&cur.AzureSubscriptionID, upd.AzureSubscriptionID)
-	set(&cur.AzureResourceGroup, upd.AzureResourceGroup)
-	set(&cur.AzureCredential, upd.AzureCredential)
-	set(&cur.ControlPlaneEgressCIDR, upd.ControlPlaneEgressCIDR)
+	cur.DNSZone = cmp.Or(upd.DNSZone, cur.DNSZone)
+	cur.ACMEDirectoryURL = cmp.Or(upd.ACMEDirectoryURL, cur.ACMEDirectoryURL)
+	cur.ACMEEmail = cmp.Or(upd.ACMEEmail, cur.ACMEEmail)
+	cur.ACMECACertPEM = cmp.Or(upd.ACMECACertPEM, cur.ACMECACertPEM)
+	cur.ACMEProfile = cmp.Or(upd.ACMEProfile, cur.ACMEProfile)
+	cur.ACMEEABKeyID = cmp.Or(upd.ACMEEABKeyID, cur.ACMEEABKeyID)
+	cur.ACMEEABHMACKey = cmp.Or(upd.ACMEEABHMACKey, cur.ACMEEABHMACKey)
+	cur.AzureSubscriptionID = cmp.Or(upd.AzureSubscriptionID, cur.AzureSubscriptionID)
+	cur.AzureResourceGroup = cmp.Or(upd.AzureResourceGroup, cur.AzureResourceGroup)
+	cur.AzureCredential = cmp.Or(upd.AzureCredential, cur.AzureCredential)
+	cur.ControlPlaneEgressCIDR = cmp.Or(upd.ControlPlaneEgressCIDR, cur.ControlPlaneEgressCIDR)
 	if upd.DNS01 != nil {
 		d := *upd.DNS01
 		if d.Provider == "" {

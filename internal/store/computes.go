@@ -2,9 +2,7 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
-	"errors"
 	"time"
 
 	"github.com/berth-ml/berth/api"
@@ -41,22 +39,38 @@ func (s *Store) openSecrets(sealed string) (map[string]string, error) {
 	return m, json.Unmarshal(b, &m)
 }
 
-func (c *Compute) doc() (string, error) {
+// document is what the doc column keeps of c.
+func (c *Compute) document() api.Compute {
 	d := c.Compute
 	d.HasCredentials = c.Secrets["credentials"] != ""
-	b, err := json.Marshal(d)
-	return string(b), err
+	return d
+}
+
+// sealRecord is a compute's or service's JSON document and its sealed secrets.
+func (s *Store) sealRecord(doc any, secrets map[string]string) (string, string, error) {
+	b, err := json.Marshal(doc)
+	if err != nil {
+		return "", "", err
+	}
+	sec, err := s.sealSecrets(secrets)
+	return string(b), sec, err
+}
+
+// updateRecord writes a compute's or service's document and secrets.
+func (s *Store) updateRecord(ctx context.Context, table, id string, doc any, secrets map[string]string, at time.Time) error {
+	d, sec, err := s.sealRecord(doc, secrets)
+	if err != nil {
+		return err
+	}
+	res, err := s.exec(ctx, `UPDATE `+table+` SET doc = ?, secrets = ?, updated_at = ? WHERE id = ?`, d, sec, ms(at), id)
+	return changedRow(res, err, ErrNotFound)
 }
 
 // CreateCompute inserts c; ErrNameInUse if its name (any case) exists in the workspace.
 func (s *Store) CreateCompute(ctx context.Context, c *Compute) error {
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	c.CreatedAt, c.UpdatedAt = now, now
-	doc, err := c.doc()
-	if err != nil {
-		return err
-	}
-	sec, err := s.sealSecrets(c.Secrets)
+	doc, sec, err := s.sealRecord(c.document(), c.Secrets)
 	if err != nil {
 		return err
 	}
@@ -71,22 +85,7 @@ func (s *Store) CreateCompute(ctx context.Context, c *Compute) error {
 // UpdateCompute writes c's document and secrets.
 func (s *Store) UpdateCompute(ctx context.Context, c *Compute) error {
 	c.UpdatedAt = time.Now().UTC().Truncate(time.Millisecond)
-	doc, err := c.doc()
-	if err != nil {
-		return err
-	}
-	sec, err := s.sealSecrets(c.Secrets)
-	if err != nil {
-		return err
-	}
-	res, err := s.exec(ctx, `UPDATE computes SET doc = ?, secrets = ?, updated_at = ? WHERE id = ?`, doc, sec, ms(c.UpdatedAt), c.ID)
-	if err != nil {
-		return err
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return ErrNotFound
-	}
-	return nil
+	return s.updateRecord(ctx, "computes", c.ID, c.document(), c.Secrets, c.UpdatedAt)
 }
 
 // DeleteCompute removes a compute target's record.
@@ -95,7 +94,7 @@ func (s *Store) DeleteCompute(ctx context.Context, id string) error {
 	return err
 }
 
-func (s *Store) scanCompute(sc interface{ Scan(...any) error }, withSecrets bool) (*Compute, error) {
+func (s *Store) scanCompute(sc scanner, withSecrets bool) (*Compute, error) {
 	var (
 		c                Compute
 		doc, sec         string
@@ -125,39 +124,19 @@ const computeCols = `id, workspace_id, doc, secrets, created_at, updated_at`
 
 // GetCompute finds a compute by workspace id and name (any case), secrets included.
 func (s *Store) GetCompute(ctx context.Context, workspaceID, name string) (*Compute, error) {
-	c, err := s.scanCompute(s.queryRow(ctx, `SELECT `+computeCols+` FROM computes WHERE workspace_id = ? AND name_key = ?`,
-		workspaceID, NameKey(name)), true)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, ErrNotFound
-	}
-	return c, err
+	return found(s.scanCompute(s.queryRow(ctx, `SELECT `+computeCols+` FROM computes WHERE workspace_id = ? AND name_key = ?`,
+		workspaceID, NameKey(name)), true))
 }
 
 // GetComputeByID finds a compute by id, secrets included.
 func (s *Store) GetComputeByID(ctx context.Context, id string) (*Compute, error) {
-	c, err := s.scanCompute(s.queryRow(ctx, `SELECT `+computeCols+` FROM computes WHERE id = ?`, id), true)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, ErrNotFound
-	}
-	return c, err
+	return found(s.scanCompute(s.queryRow(ctx, `SELECT `+computeCols+` FROM computes WHERE id = ?`, id), true))
 }
 
 // ListComputes lists a workspace's computes by name, without secrets.
 func (s *Store) ListComputes(ctx context.Context, workspaceID string) ([]Compute, error) {
-	rows, err := s.query(ctx, `SELECT `+computeCols+` FROM computes WHERE workspace_id = ? ORDER BY name_key`, workspaceID)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := []Compute{}
-	for rows.Next() {
-		c, err := s.scanCompute(rows, false)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, *c)
-	}
-	return out, rows.Err()
+	return list(ctx, s, func(sc scanner) (*Compute, error) { return s.scanCompute(sc, false) },
+		`SELECT `+computeCols+` FROM computes WHERE workspace_id = ? ORDER BY name_key`, workspaceID)
 }
 
 // CountComputes counts a workspace's computes.
@@ -171,18 +150,9 @@ func (s *Store) CountComputes(ctx context.Context, workspaceID string) (int, err
 // documents, by name. The API writes them out as they are: listing many
 // computes costs no decoding.
 func (s *Store) ListComputeDocs(ctx context.Context, workspaceID string) ([]json.RawMessage, error) {
-	rows, err := s.query(ctx, `SELECT doc FROM computes WHERE workspace_id = ? ORDER BY name_key`, workspaceID)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := []json.RawMessage{}
-	for rows.Next() {
+	return list(ctx, s, func(sc scanner) (*json.RawMessage, error) {
 		var doc []byte
-		if err := rows.Scan(&doc); err != nil {
-			return nil, err
-		}
-		out = append(out, doc)
-	}
-	return out, rows.Err()
+		err := sc.Scan(&doc)
+		return (*json.RawMessage)(&doc), err
+	}, `SELECT doc FROM computes WHERE workspace_id = ? ORDER BY name_key`, workspaceID)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"strconv"
 	"time"
 )
@@ -62,14 +63,10 @@ func propPlaces(typ, origin string) map[string]propPlace {
 	out := map[string]propPlace{}
 	switch typ {
 	case "kubernetes":
-		for k, p := range installStatus {
-			out[k] = p
-		}
+		maps.Copy(out, installStatus)
 		out["context"], out["credentialMode"] = toSettings, toSettings
 	case "aks":
-		for k, p := range installStatus {
-			out[k] = p
-		}
+		maps.Copy(out, installStatus)
 		for _, k := range []string{"subscriptionId", "azureCredential", "resourceGroup", "clusterName", "agentPoolName", "resourceId", "location", "vmSize"} {
 			out[k] = toStatus
 		}
@@ -190,12 +187,30 @@ func takeProperties(doc []byte) (d map[string]json.RawMessage, props map[string]
 
 // rewriteComputeDoc is a compute document without properties, or false
 // when it has none (already migrated, or never had any).
-func rewriteComputeDoc(doc []byte) ([]byte, bool, error) {
+func rewriteComputeDoc(doc []byte) ([]byte, bool, error) { return rewriteDoc(doc, splitProperties) }
+
+// requestSettings: a create or attach request's properties were all settings (the request
+// was checked when it was made), in their typed form.
+func requestSettings(typ, origin string, props map[string]string) (settings, status map[string]any) {
+	places := propPlaces(typ, origin)
+	settings = map[string]any{}
+	for k, v := range props {
+		settings[k] = v
+		if val, ok := places[k].kind.convert(v); ok {
+			settings[k] = val
+		}
+	}
+	return settings, nil
+}
+
+// rewriteDoc takes a document's properties out and merges them, as split
+// divides them, into its settings and status; false when it has none.
+func rewriteDoc(doc []byte, split func(typ, origin string, props map[string]string) (settings, status map[string]any)) ([]byte, bool, error) {
 	d, props, typ, origin, err := takeProperties(doc)
 	if d == nil || err != nil {
 		return nil, false, err
 	}
-	settings, status := splitProperties(typ, origin, props)
+	settings, status := split(typ, origin, props)
 	if err := mergeInto(d, "settings", settings); err != nil {
 		return nil, false, err
 	}
@@ -206,48 +221,16 @@ func rewriteComputeDoc(doc []byte) ([]byte, bool, error) {
 	return out, true, err
 }
 
-// rewriteRequestParams is a create or attach request without properties:
-// they were all settings (the request was checked when it was made), in
-// their typed form.
-func rewriteRequestParams(params []byte) ([]byte, bool, error) {
-	d, props, typ, origin, err := takeProperties(params)
-	if d == nil || err != nil {
-		return nil, false, err
-	}
-	places := propPlaces(typ, origin)
-	settings := map[string]any{}
-	for k, v := range props {
-		settings[k] = v
-		if val, ok := places[k].kind.convert(v); ok {
-			settings[k] = val
-		}
-	}
-	if err := mergeInto(d, "settings", settings); err != nil {
-		return nil, false, err
-	}
-	out, err := json.Marshal(d)
-	return out, true, err
-}
-
 func migrateTypedSettings(ctx context.Context, tx *Store) error {
 	// Read everything first: PostgreSQL runs one statement at a time on
 	// the transaction's connection.
 	type row struct{ id, doc string }
-	var computes []row
-	rows, err := tx.query(ctx, `SELECT id, doc FROM computes`)
-	if err != nil {
-		return err
-	}
-	for rows.Next() {
+	scan := func(sc scanner) (*row, error) {
 		var r row
-		if err := rows.Scan(&r.id, &r.doc); err != nil {
-			rows.Close()
-			return err
-		}
-		computes = append(computes, r)
+		return &r, sc.Scan(&r.id, &r.doc)
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+	computes, err := list(ctx, tx, scan, `SELECT id, doc FROM computes`)
+	if err != nil {
 		return err
 	}
 	for _, c := range computes {
@@ -262,21 +245,8 @@ func migrateTypedSettings(ctx context.Context, tx *Store) error {
 		}
 	}
 
-	var ops []row
-	rows, err = tx.query(ctx, `SELECT id, params FROM operations WHERE kind IN ('create', 'attach') AND params <> ''`)
+	ops, err := list(ctx, tx, scan, `SELECT id, params FROM operations WHERE kind IN ('create', 'attach') AND params <> ''`)
 	if err != nil {
-		return err
-	}
-	for rows.Next() {
-		var r row
-		if err := rows.Scan(&r.id, &r.doc); err != nil {
-			rows.Close()
-			return err
-		}
-		ops = append(ops, r)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
 		return err
 	}
 	for _, o := range ops {
@@ -284,7 +254,7 @@ func migrateTypedSettings(ctx context.Context, tx *Store) error {
 		if err != nil {
 			return fmt.Errorf("operation %s: %w", o.id, err)
 		}
-		out, changed, err := rewriteRequestParams(params)
+		out, changed, err := rewriteDoc(params, requestSettings)
 		if err != nil {
 			return fmt.Errorf("operation %s: %w", o.id, err)
 		}

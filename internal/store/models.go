@@ -2,9 +2,7 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
-	"errors"
 	"time"
 
 	"github.com/berth-ml/berth/api"
@@ -42,7 +40,7 @@ func (s *Store) CreateModelVersion(ctx context.Context, m *Model) error {
 	})
 }
 
-func scanModel(sc interface{ Scan(...any) error }) (*Model, error) {
+func scanModel(sc scanner) (*Model, error) {
 	var (
 		m   Model
 		doc string
@@ -66,11 +64,7 @@ func (s *Store) GetModel(ctx context.Context, workspaceID, name string, version 
 	} else {
 		q += ` ORDER BY version DESC LIMIT 1`
 	}
-	m, err := scanModel(s.queryRow(ctx, q, args...))
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, ErrNotFound
-	}
-	return m, err
+	return found(scanModel(s.queryRow(ctx, q, args...)))
 }
 
 // ListModels lists a workspace's model versions by name and version; a
@@ -82,21 +76,13 @@ func (s *Store) ListModels(ctx context.Context, workspaceID, name string) ([]api
 		q += ` AND name_key = ?`
 		args = append(args, NameKey(name))
 	}
-	q += ` ORDER BY name_key, version`
-	rows, err := s.query(ctx, q, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := []api.Model{}
-	for rows.Next() {
-		m, err := scanModel(rows)
+	return list(ctx, s, func(sc scanner) (*api.Model, error) {
+		m, err := scanModel(sc)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, m.Model)
-	}
-	return out, rows.Err()
+		return &m.Model, nil
+	}, q+` ORDER BY name_key, version`, args...)
 }
 
 // DeleteModel removes a model version's record.

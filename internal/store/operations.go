@@ -31,7 +31,7 @@ type Operation struct {
 const operationCols = `id, workspace_id, workspace_name, target_type, target_id, target_name, kind, state, step, step_index,
 	attempt, params, scratch, error, cancel_requested, lease_owner, lease_expires, created_at, started_at, finished_at`
 
-func (s *Store) scanOperation(sc interface{ Scan(...any) error }) (*Operation, error) {
+func (s *Store) scanOperation(sc scanner) (*Operation, error) {
 	var (
 		o                                  Operation
 		params, scratch, errJSON           string
@@ -51,14 +51,8 @@ func (s *Store) scanOperation(sc interface{ Scan(...any) error }) (*Operation, e
 		}
 		o.Params = b
 	}
-	if scratch != "" {
-		b, err := s.box.Open(scratch)
-		if err != nil {
-			return nil, err
-		}
-		if err := json.Unmarshal(b, &o.Scratch); err != nil {
-			return nil, err
-		}
+	if o.Scratch, err = s.openSecrets(scratch); err != nil {
+		return nil, err
 	}
 	if o.Scratch == nil {
 		o.Scratch = map[string]string{}
@@ -77,17 +71,6 @@ func (s *Store) scanOperation(sc interface{ Scan(...any) error }) (*Operation, e
 	return &o, nil
 }
 
-func (s *Store) sealScratch(m map[string]string) (string, error) {
-	if len(m) == 0 {
-		return "", nil
-	}
-	b, err := json.Marshal(m)
-	if err != nil {
-		return "", err
-	}
-	return s.box.Seal(b), nil
-}
-
 // CreateOperation inserts a Pending operation. If its target has an active
 // operation it returns *ActiveOperationError naming that one.
 func (s *Store) CreateOperation(ctx context.Context, o *Operation) error {
@@ -99,7 +82,7 @@ func (s *Store) CreateOperation(ctx context.Context, o *Operation) error {
 	if len(o.Params) > 0 {
 		params = s.box.Seal(o.Params)
 	}
-	scratch, err := s.sealScratch(o.Scratch)
+	scratch, err := s.sealSecrets(o.Scratch)
 	if err != nil {
 		return err
 	}
@@ -131,20 +114,12 @@ func (s *Store) CreateOperation(ctx context.Context, o *Operation) error {
 
 // ActiveOperation returns the Pending or Running operation of a target, or ErrNotFound.
 func (s *Store) ActiveOperation(ctx context.Context, targetID string) (*Operation, error) {
-	o, err := s.scanOperation(s.queryRow(ctx, `SELECT `+operationCols+` FROM operations WHERE target_id = ? AND state IN ('Pending', 'Running')`, targetID))
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, ErrNotFound
-	}
-	return o, err
+	return found(s.scanOperation(s.queryRow(ctx, `SELECT `+operationCols+` FROM operations WHERE target_id = ? AND state IN ('Pending', 'Running')`, targetID)))
 }
 
 // GetOperation finds an operation by id.
 func (s *Store) GetOperation(ctx context.Context, id string) (*Operation, error) {
-	o, err := s.scanOperation(s.queryRow(ctx, `SELECT `+operationCols+` FROM operations WHERE id = ?`, id))
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, ErrNotFound
-	}
-	return o, err
+	return found(s.scanOperation(s.queryRow(ctx, `SELECT `+operationCols+` FROM operations WHERE id = ?`, id)))
 }
 
 // ListOperations lists a workspace's operations, newest first; a non-empty
@@ -165,21 +140,7 @@ func (s *Store) ListOperations(ctx context.Context, workspaceID, targetName stri
 		args = append(args, string(state))
 	}
 	q += ` ORDER BY created_at DESC, id LIMIT ?`
-	args = append(args, limit)
-	rows, err := s.query(ctx, q, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := []Operation{}
-	for rows.Next() {
-		o, err := s.scanOperation(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, *o)
-	}
-	return out, rows.Err()
+	return list(ctx, s, s.scanOperation, q, append(args, limit)...)
 }
 
 // Claim gives owner the oldest operation that is Pending, or Running with
@@ -228,19 +189,13 @@ func (s *Store) Renew(ctx context.Context, id, owner string, until time.Time) (c
 // SaveProgress records the step reached and the scratch memory, if owner
 // still holds the lease.
 func (s *Store) SaveProgress(ctx context.Context, o *Operation) error {
-	scratch, err := s.sealScratch(o.Scratch)
+	scratch, err := s.sealSecrets(o.Scratch)
 	if err != nil {
 		return err
 	}
 	res, err := s.exec(ctx, `UPDATE operations SET step = ?, step_index = ?, scratch = ?, updated_at = ? WHERE id = ? AND lease_owner = ? AND state = 'Running'`,
 		o.Step, o.StepIndex, scratch, ms(time.Now()), o.ID, o.LeaseOwner)
-	if err != nil {
-		return err
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return ErrLeaseLost
-	}
-	return nil
+	return changedRow(res, err, ErrLeaseLost)
 }
 
 // Finish moves an operation owned by o.LeaseOwner to its terminal state.
@@ -257,11 +212,8 @@ func (s *Store) Finish(ctx context.Context, o *Operation) error {
 	res, err := s.exec(ctx, `UPDATE operations SET state = ?, error = ?, step = ?, step_index = ?, finished_at = ?, lease_expires = 0, updated_at = ?
 		WHERE id = ? AND lease_owner = ? AND state = 'Running'`,
 		o.State, errJSON, o.Step, o.StepIndex, ms(now), ms(now), o.ID, o.LeaseOwner)
-	if err != nil {
+	if err := changedRow(res, err, ErrLeaseLost); err != nil {
 		return err
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return ErrLeaseLost
 	}
 	o.FinishedAt = &now
 	return nil
@@ -305,22 +257,13 @@ func (s *Store) AppendEvent(ctx context.Context, opID, level, message string) (a
 
 // ListEvents returns an operation's events with seq > after, in order.
 func (s *Store) ListEvents(ctx context.Context, opID string, after int64) ([]api.Event, error) {
-	rows, err := s.query(ctx, `SELECT seq, time, level, message FROM operation_events WHERE operation_id = ? AND seq > ? ORDER BY seq`, opID, after)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := []api.Event{}
-	for rows.Next() {
+	return list(ctx, s, func(sc scanner) (*api.Event, error) {
 		var (
 			ev api.Event
 			t  int64
 		)
-		if err := rows.Scan(&ev.Seq, &t, &ev.Level, &ev.Message); err != nil {
-			return nil, err
-		}
+		err := sc.Scan(&ev.Seq, &t, &ev.Level, &ev.Message)
 		ev.Time = fromMS(t)
-		out = append(out, ev)
-	}
-	return out, rows.Err()
+		return &ev, err
+	}, `SELECT seq, time, level, message FROM operation_events WHERE operation_id = ? AND seq > ? ORDER BY seq`, opID, after)
 }

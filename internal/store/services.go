@@ -2,9 +2,7 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
-	"errors"
 	"time"
 
 	"github.com/berth-ml/berth/api"
@@ -23,16 +21,12 @@ type Service struct {
 func (s *Store) CreateService(ctx context.Context, sv *Service) error {
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	sv.CreatedAt, sv.UpdatedAt = now, now
-	doc, err := json.Marshal(sv.Service)
-	if err != nil {
-		return err
-	}
-	sec, err := s.sealSecrets(sv.Secrets)
+	doc, sec, err := s.sealRecord(sv.Service, sv.Secrets)
 	if err != nil {
 		return err
 	}
 	_, err = s.exec(ctx, `INSERT INTO services (id, workspace_id, compute_id, name, name_key, doc, secrets, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		sv.ID, sv.WorkspaceID, sv.ComputeID, sv.Name, NameKey(sv.Name), string(doc), sec, ms(now), ms(now))
+		sv.ID, sv.WorkspaceID, sv.ComputeID, sv.Name, NameKey(sv.Name), doc, sec, ms(now), ms(now))
 	if isUniqueViolation(err) {
 		return ErrNameInUse
 	}
@@ -42,22 +36,7 @@ func (s *Store) CreateService(ctx context.Context, sv *Service) error {
 // UpdateService writes a service's document and keys.
 func (s *Store) UpdateService(ctx context.Context, sv *Service) error {
 	sv.UpdatedAt = time.Now().UTC().Truncate(time.Millisecond)
-	doc, err := json.Marshal(sv.Service)
-	if err != nil {
-		return err
-	}
-	sec, err := s.sealSecrets(sv.Secrets)
-	if err != nil {
-		return err
-	}
-	res, err := s.exec(ctx, `UPDATE services SET doc = ?, secrets = ?, updated_at = ? WHERE id = ?`, string(doc), sec, ms(sv.UpdatedAt), sv.ID)
-	if err != nil {
-		return err
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return ErrNotFound
-	}
-	return nil
+	return s.updateRecord(ctx, "services", sv.ID, sv.Service, sv.Secrets, sv.UpdatedAt)
 }
 
 // DeleteService removes a service's record.
@@ -66,7 +45,7 @@ func (s *Store) DeleteService(ctx context.Context, id string) error {
 	return err
 }
 
-func (s *Store) scanService(sc interface{ Scan(...any) error }) (*Service, error) {
+func (s *Store) scanService(sc scanner) (*Service, error) {
 	var (
 		sv       Service
 		doc, sec string
@@ -92,20 +71,12 @@ const serviceCols = `id, workspace_id, compute_id, doc, secrets`
 
 // GetService finds a service by workspace and name (any case).
 func (s *Store) GetService(ctx context.Context, workspaceID, name string) (*Service, error) {
-	sv, err := s.scanService(s.queryRow(ctx, `SELECT `+serviceCols+` FROM services WHERE workspace_id = ? AND name_key = ?`, workspaceID, NameKey(name)))
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, ErrNotFound
-	}
-	return sv, err
+	return found(s.scanService(s.queryRow(ctx, `SELECT `+serviceCols+` FROM services WHERE workspace_id = ? AND name_key = ?`, workspaceID, NameKey(name))))
 }
 
 // GetServiceByID finds a service by id.
 func (s *Store) GetServiceByID(ctx context.Context, id string) (*Service, error) {
-	sv, err := s.scanService(s.queryRow(ctx, `SELECT `+serviceCols+` FROM services WHERE id = ?`, id))
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, ErrNotFound
-	}
-	return sv, err
+	return found(s.scanService(s.queryRow(ctx, `SELECT `+serviceCols+` FROM services WHERE id = ?`, id)))
 }
 
 // ListServices lists a workspace's services by name (computeID: only that compute's).
@@ -116,30 +87,16 @@ func (s *Store) ListServices(ctx context.Context, workspaceID, computeID string)
 		q += ` AND compute_id = ?`
 		args = append(args, computeID)
 	}
-	rows, err := s.query(ctx, q+` ORDER BY name_key`, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := []Service{}
-	for rows.Next() {
-		sv, err := s.scanService(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, *sv)
-	}
-	return out, rows.Err()
+	return list(ctx, s, s.scanService, q+` ORDER BY name_key`, args...)
 }
 
 // GetMeta reads a meta value; ErrNotFound if unset.
 func (s *Store) GetMeta(ctx context.Context, key string) (string, error) {
 	var v string
-	err := s.queryRow(ctx, `SELECT value FROM meta WHERE key = ?`, key).Scan(&v)
-	if errors.Is(err, sql.ErrNoRows) {
-		return "", ErrNotFound
+	if err := s.queryRow(ctx, `SELECT value FROM meta WHERE key = ?`, key).Scan(&v); err != nil {
+		return found("", err)
 	}
-	return v, err
+	return v, nil
 }
 
 // Seal and Open expose the store's secret box for values kept in meta.

@@ -5,6 +5,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"embed"
@@ -86,9 +87,7 @@ func Open(ctx context.Context, databaseURL, dataDir string, box *secretbox.Box) 
 		path = filepath.Join(dataDir, "berth.db")
 		fallthrough
 	case strings.HasPrefix(databaseURL, "sqlite:"):
-		if path == "" {
-			path = strings.TrimPrefix(strings.TrimPrefix(databaseURL, "sqlite:"), "//")
-		}
+		path = cmp.Or(path, strings.TrimPrefix(strings.TrimPrefix(databaseURL, "sqlite:"), "//"))
 		driver, dialect = "sqlite", SQLite
 		// The database holds sealed secrets and token hashes: owner-only,
 		// whatever the umask. SQLite gives its -wal and -shm files the
@@ -96,12 +95,8 @@ func Open(ctx context.Context, databaseURL, dataDir string, box *secretbox.Box) 
 		if err := privateFile(path); err != nil {
 			return nil, err
 		}
-		v := url.Values{}
-		v.Add("_pragma", "busy_timeout(10000)")
-		v.Add("_pragma", "journal_mode(WAL)")
-		v.Add("_pragma", "synchronous(NORMAL)")
-		v.Add("_pragma", "foreign_keys(1)")
-		v.Add("_txlock", "immediate")
+		v := url.Values{"_pragma": {"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(NORMAL)", "foreign_keys(1)"},
+			"_txlock": {"immediate"}}
 		dsn = "file:" + path + "?" + v.Encode()
 	case strings.HasPrefix(databaseURL, "postgres://"), strings.HasPrefix(databaseURL, "postgresql://"):
 		driver, dsn, dialect = "pgx", databaseURL, Postgres
@@ -220,6 +215,48 @@ func (s *Store) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
 	return s.q.QueryRowContext(ctx, s.sql(q), args...)
 }
 
+// scanner is a row to read: *sql.Row or *sql.Rows.
+type scanner interface{ Scan(...any) error }
+
+// found is a lookup's result, with no row as ErrNotFound.
+func found[T any](v T, err error) (T, error) {
+	if errors.Is(err, sql.ErrNoRows) {
+		var zero T
+		return zero, ErrNotFound
+	}
+	return v, err
+}
+
+// list runs a query and reads every row with scan, in order.
+func list[T any](ctx context.Context, s *Store, scan func(scanner) (*T, error), q string, args ...any) ([]T, error) {
+	rows, err := s.query(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []T{}
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *v)
+	}
+	return out, rows.Err()
+}
+
+// changedRow is the error of a statement meant to change a row: none when
+// it changed no row.
+func changedRow(res sql.Result, err, none error) error {
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return none
+	}
+	return nil
+}
+
 func isUniqueViolation(err error) bool {
 	if err == nil {
 		return false
@@ -301,7 +338,6 @@ func migrationSteps() ([]migration, error) {
 		return nil, err
 	}
 	var out []migration
-	seen := map[int]string{}
 	for _, e := range entries {
 		name := e.Name()
 		v, err := strconv.Atoi(strings.SplitN(name, "_", 2)[0])
@@ -316,11 +352,10 @@ func migrationSteps() ([]migration, error) {
 	}
 	out = append(out, goMigrations...)
 	sort.Slice(out, func(i, j int) bool { return out[i].version < out[j].version })
-	for _, m := range out {
-		if prev, dup := seen[m.version]; dup {
-			return nil, fmt.Errorf("migrations %s and %s have the same version %d", prev, m.name, m.version)
+	for i := 1; i < len(out); i++ { // sorted: a version twice is side by side
+		if out[i].version == out[i-1].version {
+			return nil, fmt.Errorf("migrations %s and %s have the same version %d", out[i-1].name, out[i].name, out[i].version)
 		}
-		seen[m.version] = m.name
 	}
 	return out, nil
 }

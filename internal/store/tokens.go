@@ -2,8 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 	"time"
 
 	"github.com/berth-ml/berth/api"
@@ -33,11 +31,8 @@ func (s *Store) TokenByHash(ctx context.Context, hash string) (*Token, error) {
 	)
 	err := s.queryRow(ctx, `SELECT id, hash, role, workspace, description, created_at, last_used_at FROM tokens WHERE hash = ? AND revoked_at = 0`, hash).
 		Scan(&t.ID, &t.Hash, &t.Role, &t.Workspace, &t.Description, &created, &used)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, ErrNotFound
-	}
 	if err != nil {
-		return nil, err
+		return found[*Token](nil, err)
 	}
 	t.CreatedAt, t.LastUsedAt = fromMS(created), fromMSPtr(used)
 	return &t, nil
@@ -47,11 +42,10 @@ func (s *Store) TokenByHash(ctx context.Context, hash string) (*Token, error) {
 // ("" for none); ErrNotFound if no token ever had the id.
 func (s *Store) TokenWorkspace(ctx context.Context, id string) (string, error) {
 	var ws string
-	err := s.queryRow(ctx, `SELECT workspace FROM tokens WHERE id = ?`, id).Scan(&ws)
-	if errors.Is(err, sql.ErrNoRows) {
-		return "", ErrNotFound
+	if err := s.queryRow(ctx, `SELECT workspace FROM tokens WHERE id = ?`, id).Scan(&ws); err != nil {
+		return found("", err)
 	}
-	return ws, err
+	return ws, nil
 }
 
 // ListTokens lists tokens that have not been revoked, oldest first: all of
@@ -61,36 +55,21 @@ func (s *Store) ListTokens(ctx context.Context, ws string) ([]api.Token, error) 
 	if ws != "" {
 		q, args = q+` AND LOWER(workspace) = LOWER(?)`, append(args, ws)
 	}
-	rows, err := s.query(ctx, q+` ORDER BY created_at, id`, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := []api.Token{}
-	for rows.Next() {
+	return list(ctx, s, func(sc scanner) (*api.Token, error) {
 		var (
 			t             api.Token
 			created, used int64
 		)
-		if err := rows.Scan(&t.ID, &t.Role, &t.Workspace, &t.Description, &created, &used); err != nil {
-			return nil, err
-		}
+		err := sc.Scan(&t.ID, &t.Role, &t.Workspace, &t.Description, &created, &used)
 		t.CreatedAt, t.LastUsedAt = fromMS(created), fromMSPtr(used)
-		out = append(out, t)
-	}
-	return out, rows.Err()
+		return &t, err
+	}, q+` ORDER BY created_at, id`, args...)
 }
 
 // RevokeToken revokes a token by id; ErrNotFound if there is no such live token.
 func (s *Store) RevokeToken(ctx context.Context, id string) error {
 	res, err := s.exec(ctx, `UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at = 0`, ms(time.Now()), id)
-	if err != nil {
-		return err
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return ErrNotFound
-	}
-	return nil
+	return changedRow(res, err, ErrNotFound)
 }
 
 // TouchToken records a token's last use.

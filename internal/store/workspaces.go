@@ -2,9 +2,7 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
-	"errors"
 	"strings"
 	"time"
 
@@ -33,7 +31,8 @@ func (s *Store) CreateWorkspace(ctx context.Context, w *api.Workspace) error {
 
 const workspaceCols = `id, name, region, settings, created_at`
 
-func scanWorkspace(sc interface{ Scan(...any) error }) (*api.Workspace, error) {
+// scanWorkspace reads a workspace with its secret settings opened.
+func (s *Store) scanWorkspace(sc scanner) (*api.Workspace, error) {
 	var (
 		w        api.Workspace
 		settings string
@@ -46,20 +45,14 @@ func scanWorkspace(sc interface{ Scan(...any) error }) (*api.Workspace, error) {
 		return nil, err
 	}
 	w.CreatedAt = fromMS(created)
-	return &w, nil
+	var err error
+	w.Settings, err = s.openSettings(w.Settings)
+	return &w, err
 }
 
 // GetWorkspace finds a workspace by name, in any case.
 func (s *Store) GetWorkspace(ctx context.Context, name string) (*api.Workspace, error) {
-	w, err := scanWorkspace(s.queryRow(ctx, `SELECT `+workspaceCols+` FROM workspaces WHERE name_key = ?`, NameKey(name)))
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, ErrNotFound
-	}
-	if err != nil {
-		return nil, err
-	}
-	w.Settings, err = s.openSettings(w.Settings)
-	return w, err
+	return found(s.scanWorkspace(s.queryRow(ctx, `SELECT `+workspaceCols+` FROM workspaces WHERE name_key = ?`, NameKey(name))))
 }
 
 // UpdateWorkspaceSettings replaces a workspace's settings.
@@ -69,13 +62,7 @@ func (s *Store) UpdateWorkspaceSettings(ctx context.Context, id string, settings
 		return err
 	}
 	res, err := s.exec(ctx, `UPDATE workspaces SET settings = ? WHERE id = ?`, string(b), id)
-	if err != nil {
-		return err
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return ErrNotFound
-	}
-	return nil
+	return changedRow(res, err, ErrNotFound)
 }
 
 // sealSettings encrypts the secret settings (EAB HMAC key, TSIG secret)
@@ -118,23 +105,7 @@ func (s *Store) openSettings(w api.WorkspaceSettings) (api.WorkspaceSettings, er
 
 // ListWorkspaces lists workspaces by name.
 func (s *Store) ListWorkspaces(ctx context.Context) ([]api.Workspace, error) {
-	rows, err := s.query(ctx, `SELECT `+workspaceCols+` FROM workspaces ORDER BY name_key`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := []api.Workspace{}
-	for rows.Next() {
-		w, err := scanWorkspace(rows)
-		if err != nil {
-			return nil, err
-		}
-		if w.Settings, err = s.openSettings(w.Settings); err != nil {
-			return nil, err
-		}
-		out = append(out, *w)
-	}
-	return out, rows.Err()
+	return list(ctx, s, s.scanWorkspace, `SELECT `+workspaceCols+` FROM workspaces ORDER BY name_key`)
 }
 
 // DeleteWorkspace removes an empty workspace and its operation history;
@@ -148,22 +119,16 @@ func (s *Store) DeleteWorkspace(ctx context.Context, id string) error {
 		if n > 0 {
 			return ErrNotEmpty
 		}
-		if _, err := tx.exec(ctx, `DELETE FROM operation_events WHERE operation_id IN (SELECT id FROM operations WHERE workspace_id = ?)`, id); err != nil {
-			return err
-		}
-		if _, err := tx.exec(ctx, `DELETE FROM operations WHERE workspace_id = ?`, id); err != nil {
-			return err
-		}
-		if _, err := tx.exec(ctx, `DELETE FROM models WHERE workspace_id = ?`, id); err != nil {
-			return err
+		for _, q := range []string{
+			`DELETE FROM operation_events WHERE operation_id IN (SELECT id FROM operations WHERE workspace_id = ?)`,
+			`DELETE FROM operations WHERE workspace_id = ?`,
+			`DELETE FROM models WHERE workspace_id = ?`,
+		} {
+			if _, err := tx.exec(ctx, q, id); err != nil {
+				return err
+			}
 		}
 		res, err := tx.exec(ctx, `DELETE FROM workspaces WHERE id = ?`, id)
-		if err != nil {
-			return err
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return ErrNotFound
-		}
-		return nil
+		return changedRow(res, err, ErrNotFound)
 	})
 }

@@ -16,6 +16,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -154,12 +155,7 @@ func (s *Server) Serve(ln net.Listener) error {
 // ENFILE; errsTooManyFiles per OS), which is not a net.Error timeout, so
 // the accept loop waits and retries instead of ending the listener.
 func tooManyFiles(err error) bool {
-	for _, e := range errsTooManyFiles {
-		if errors.Is(err, e) {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(errsTooManyFiles[:], func(e error) bool { return errors.Is(err, e) })
 }
 
 func (s *Server) newConn(rwc net.Conn) *h1Conn {
@@ -456,12 +452,10 @@ func (c *h1Conn) closeWriteAndWait() {
 
 func (c *h1Conn) writeRawError(e *h1Error) {
 	text := strconv.Itoa(e.code) + " " + http.StatusText(e.code)
-	msg := text
 	if e.text != "" {
 		text += ": " + e.text
-		msg = text
 	}
-	c.bw.WriteString("HTTP/1.1 " + text + "\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n" + msg)
+	c.bw.WriteString("HTTP/1.1 " + text + "\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n" + text)
 	c.bw.Flush()
 }
 
@@ -660,7 +654,7 @@ func (c *h1Conn) readRequest() error {
 	r.Body = http.NoBody
 	te, chunked := h["Transfer-Encoding"]
 	chunked = chunked && r.ProtoMinor >= 1
-	if chunked && (len(te) != 1 || !equalFoldASCII(te[0], "chunked")) {
+	if chunked && (len(te) != 1 || !httpsyntax.EqualFoldASCII(te[0], "chunked")) {
 		return &h1Error{http.StatusNotImplemented, "unsupported transfer encoding"}
 	}
 	// A Content-Length is checked even when chunked framing wins, as
@@ -739,15 +733,7 @@ func (c *h1Conn) parseTarget(target string) error {
 // safePath: the path is its own unescaped form (url.ParseRequestURI would
 // give the same Path and no RawPath). Not the sub-delimiters that
 // url.URL escapes in a path (!'()*): with them it keeps a RawPath.
-func safePath(p string) bool {
-	for i := 0; i < len(p); i++ {
-		b := p[i]
-		if !('a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9' || strings.IndexByte("/-._~$&+,;=:@", b) >= 0) {
-			return false
-		}
-	}
-	return true
-}
+func safePath(p string) bool { return httpsyntax.AlnumOr(p, "/-._~$&+,;=:@") }
 
 func safeQuery(q string) bool {
 	for i := 0; i < len(q); i++ {
@@ -775,41 +761,12 @@ func parseLength(v string) (int64, bool) {
 func shouldClose(r *http.Request) bool {
 	conn := r.Header["Connection"]
 	if r.ProtoMinor == 0 { // close wins over keep-alive, as in net/http
-		return !hasToken(conn, "keep-alive") || hasToken(conn, "close")
+		return !httpsyntax.HasToken(conn, "keep-alive") || httpsyntax.HasToken(conn, "close")
 	}
-	return hasToken(conn, "close")
+	return httpsyntax.HasToken(conn, "close")
 }
 
-// hasToken: a comma-separated header value list holds token (any case).
-func hasToken(vs []string, token string) bool {
-	for _, v := range vs {
-		for v != "" {
-			var t string
-			t, v, _ = strings.Cut(v, ",")
-			if equalFoldASCII(strings.Trim(t, " \t"), token) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// equalFoldASCII: s is t, an ASCII token, in any case by ASCII's rules,
-// as net/http compares tokens. With Unicode's, "chun\u212aed" (a Kelvin
-// sign) or "clo\u017fe" (a long s) would pass for chunked or close here
-// and not for a proxy in front, which would frame the request otherwise.
-// (A rune that folds to an ASCII letter but is not one is longer.)
-func equalFoldASCII(s, t string) bool { return len(s) == len(t) && strings.EqualFold(s, t) }
-
-func validHost(h string) bool {
-	for i := 0; i < len(h); i++ {
-		b := h[i]
-		if !('a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9' || strings.IndexByte("!$%&'()*+,-.:;=[]_~", b) >= 0) {
-			return false
-		}
-	}
-	return true
-}
+func validHost(h string) bool { return httpsyntax.AlnumOr(h, "!$%&'()*+,-.:;=[]_~") }
 
 // canonicalKey: k is already in http.CanonicalHeaderKey's form.
 func canonicalKey(k string) bool {
@@ -1042,7 +999,7 @@ func (w *Response) WriteHeader(code int) {
 	_, w.haveType = w.header["Content-Type"]
 	_, w.haveDate = w.header["Date"]
 	w.hasCE = w.header.Get("Content-Encoding") != ""
-	if hasToken(w.header["Connection"], "close") {
+	if httpsyntax.HasToken(w.header["Connection"], "close") {
 		w.closeAfter = true
 	}
 	w.hbuf = w.appendHead(w.hbuf[:0], code, false)

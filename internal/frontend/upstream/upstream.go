@@ -9,10 +9,10 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
+	"github.com/berth-ml/berth/internal/frontend/httpsyntax"
 	"github.com/berth-ml/berth/internal/frontend/rawconn"
 )
 
@@ -211,7 +211,7 @@ func roundTrip(c *upConn, method, target string, header http.Header, skip func(s
 	}
 	conn := header["Connection"]
 	for k, vs := range header {
-		if DropHeader(k) || (skip != nil && skip(k)) || (conn != nil && NamedIn(conn, k)) {
+		if DropHeader(k) || (skip != nil && skip(k)) || (conn != nil && httpsyntax.HasToken(conn, k)) {
 			continue
 		}
 		for _, v := range vs {
@@ -292,21 +292,6 @@ func roundTrip(c *upConn, method, target string, header http.Header, skip func(s
 func isReset(err error) bool {
 	var op *net.OpError
 	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || (errors.As(err, &op) && !op.Timeout())
-}
-
-// NamedIn: the header k is named in the Connection header's values conn,
-// which makes it hop-by-hop (RFC 9110 section 7.6.1): a proxy drops it.
-func NamedIn(conn []string, k string) bool {
-	for _, v := range conn {
-		for v != "" {
-			var t string
-			t, v, _ = strings.Cut(v, ",")
-			if t = strings.Trim(t, " \t"); len(t) == len(k) && strings.EqualFold(t, k) {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // DropHeader: hop-by-hop and framing headers are the front end's own.
