@@ -32,7 +32,7 @@ func (a *app) finishTree(cmd *cobra.Command) {
 	}
 	kind := resourceKind(cmd)
 	if f := cmd.LocalNonPersistentFlags().Lookup("name"); f != nil && f.Shorthand == "n" {
-		cmd.Args = positionalName
+		cmd.Args = positionalName(cmd.ValidArgs)
 		if kind != "" && !creates(cmd) {
 			cmd.ValidArgsFunction = a.completeNames(kind, true)
 			cmd.RegisterFlagCompletionFunc("name", a.completeNames(kind, false))
@@ -91,18 +91,27 @@ func unknownSubcommand(cmd *cobra.Command, args []string) error {
 }
 
 // positionalName lets a command on one resource take its name as the
-// argument, as kubectl does: `berth service show iris` is `-n iris`.
-func positionalName(cmd *cobra.Command, args []string) error {
-	switch {
-	case len(args) == 0:
-		return nil
-	case len(args) > 1:
-		return usageErrorf("too many arguments %q: give one name\nRun '%s --help' for usage.", args, cmd.CommandPath())
+// argument, as kubectl does: `berth service show iris` is `-n iris`. A word
+// the command declares (compute update's type, as the reference writes
+// `computetarget update aks -n NAME`) given beside -n is that word, not a
+// name.
+func positionalName(words []string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		f := cmd.Flags().Lookup("name")
+		if len(args) == 1 && f.Changed && slices.Contains(words, args[0]) {
+			return nil
+		}
+		switch {
+		case len(args) == 0:
+			return nil
+		case len(args) > 1:
+			return usageErrorf("too many arguments %q: give one name\nRun '%s --help' for usage.", args, cmd.CommandPath())
+		}
+		if f.Changed && f.Value.String() != args[0] {
+			return usageErrorf("two names given: %q as the argument and %q with -n; give one", args[0], f.Value.String())
+		}
+		return cmd.Flags().Set("name", args[0])
 	}
-	if f := cmd.Flags().Lookup("name"); f.Changed && f.Value.String() != args[0] {
-		return usageErrorf("two names given: %q as the argument and %q with -n; give one", args[0], f.Value.String())
-	}
-	return cmd.Flags().Set("name", args[0])
 }
 
 // resourceKind is what a command's -n names: computes, services, models or

@@ -1,0 +1,35 @@
+package cli
+
+import (
+	"testing"
+
+	"github.com/spf13/cobra"
+)
+
+// TestPositionalNameBesideTypeWord: compute update takes the reference's
+// type word beside -n (`computetarget update aks -n myaks`), a name as
+// the argument, and refuses two different names.
+func TestPositionalNameBesideTypeWord(t *testing.T) {
+	for _, tc := range []struct {
+		args     []string
+		wantName string
+		wantErr  bool
+	}{
+		{[]string{"aks", "-n", "myaks"}, "myaks", false},
+		{[]string{"myaks"}, "myaks", false},
+		{[]string{"aks"}, "aks", false}, // no -n: a compute named aks
+		{[]string{"other", "-n", "myaks"}, "", true},
+		{[]string{"a", "b"}, "", true},
+	} {
+		var name string
+		cmd := &cobra.Command{Use: "update", ValidArgs: []string{"aks", "kubernetes"}, RunE: func(*cobra.Command, []string) error { return nil }}
+		cmd.Flags().StringVarP(&name, "name", "n", "", "")
+		cmd.Args = positionalName(cmd.ValidArgs)
+		cmd.SetArgs(tc.args)
+		cmd.SilenceErrors, cmd.SilenceUsage = true, true
+		err := cmd.Execute()
+		if (err != nil) != tc.wantErr || (!tc.wantErr && name != tc.wantName) {
+			t.Errorf("%v: name %q, err %v; want %q, error %v", tc.args, name, err, tc.wantName, tc.wantErr)
+		}
+	}
+}
