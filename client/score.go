@@ -60,15 +60,17 @@ func (c *Client) Scorer(ctx context.Context, ws string, sv *api.Service) (*Score
 		}
 		s.Bearer = k.PrimaryKey
 	}
-	cert, err := c.GetCertificate(ctx, ws, sv.Compute, false)
-	if err != nil {
-		return nil, err
-	}
 	pool, err := x509.SystemCertPool()
 	if err != nil {
 		pool = x509.NewCertPool()
 	}
-	pool.AppendCertsFromPEM([]byte(cert.CAPEM))
+	if strings.HasPrefix(sv.ScoringURI, "https://") {
+		cert, err := c.GetCertificate(ctx, ws, sv.Compute, false)
+		if err != nil {
+			return nil, err
+		}
+		pool.AppendCertsFromPEM([]byte(cert.CAPEM))
+	}
 	s.TLS = &tls.Config{RootCAs: pool}
 	s.HTTP = &http.Client{Timeout: time.Duration(max(sv.ScoringTimeoutMs, 1000)+5000) * time.Millisecond,
 		Transport: &http.Transport{TLSClientConfig: s.TLS, Proxy: http.ProxyFromEnvironment}}

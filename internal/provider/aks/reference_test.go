@@ -196,13 +196,26 @@ func TestFromAzureMLRows(t *testing.T) {
 				`"state": "Healthy"`, `"auth": "key"`)
 		},
 		"service.wait_for_deployment(show_output=True)": func(t *testing.T) []string {
-			return ok(t, []string{"service", "show", "-n", "scorer"}, "Healthy")
+			return ok(t, []string{"service", "wait", "-n", "scorer"}, "Healthy")
 		},
 		"service.scoring_uri": func(t *testing.T) []string {
 			return ok(t, []string{"service", "show", "-n", "scorer", "--query", "scoringUri", "-o", "tsv"}, ".westus2.cloudapp.azure.com/api/v1/service/scorer/score")
 		},
 		"service.get_keys()": func(t *testing.T) []string {
 			return ok(t, []string{"service", "keys", "-n", "scorer", "-o", "json"}, "primaryKey", "secondaryKey")
+		},
+		"service.get_token()": func(t *testing.T) []string {
+			refuse(t, 1, []string{"service", "token", "-n", "scorer"}, "token")
+			ok(t, []string{"service", "deploy", "-n", "tokened", "--compute", "prod1", "--model", "iris", "--image", "example/iris:1", "--model-delivery", "image", "--replicas", "1", "--auth", "token"})
+			return ok(t, []string{"service", "token", "-n", "tokened", "-o", "json"}, "accessToken")
+		},
+		"service.get_logs()": func(t *testing.T) []string {
+			return ok(t, []string{"service", "logs", "-n", "scorer"}, "==> scorer-")
+		},
+		"service.run(input_data)": func(t *testing.T) []string {
+			// The scoring URI's name is Azure's, which does not resolve here:
+			// the call gets as far as looking it up.
+			return refuse(t, 1, []string{"service", "score", "-n", "scorer", "--data", `{"data":[[5.1,3.5,1.4,0.2]]}`}, "scorer", "cloudapp.azure.com")
 		},
 		`service.regen_key("Primary")`: func(t *testing.T) []string {
 			return ok(t, []string{"service", "regen-key", "-n", "scorer", "--key", "primary"})
