@@ -10,7 +10,6 @@ package metrics
 
 import (
 	"math"
-	"sort"
 	"strconv"
 	"sync"
 	"time"
@@ -325,22 +324,6 @@ func codeName(code int) string {
 		return "other"
 	}
 	return strconv.Itoa(code)
-}
-
-// Codes lists the error codes of points, sorted, for table columns.
-func Codes(points []Point) []string {
-	seen := map[string]bool{}
-	var out []string
-	for _, p := range points {
-		for c := range p.ErrorsPerSec {
-			if !seen[c] {
-				seen[c] = true
-				out = append(out, c)
-			}
-		}
-	}
-	sort.Strings(out)
-	return out
 }
 
 func ms(seconds float64) float32 { return float32(seconds * 1000) }

@@ -64,7 +64,9 @@ func (t *traffic) record(c *store.Compute, services []store.Service, source stri
 		return
 	}
 	t.store.Add(trafficstore.Key{Compute: c.ID}, now, trafficstore.Total(deltas))
+	known := map[string]bool{"": true}
 	for _, sv := range services {
+		known[sv.Name] = true
 		if d, ok := deltas[sv.Name]; ok {
 			// Only the autoscaler reports what it wants; a fixed count is
 			// the spec's.
@@ -72,6 +74,13 @@ func (t *traffic) record(c *store.Compute, services []store.Service, source stri
 				d.Desired = float64(sv.Replicas)
 			}
 			t.store.Add(trafficstore.Key{Compute: c.ID, Service: sv.Name}, now, d)
+		}
+	}
+	// A front end goes on reporting a deleted service's counters: its
+	// series goes with it.
+	for svc := range deltas {
+		if !known[svc] {
+			t.store.Forget(trafficstore.Key{Compute: c.ID, Service: svc})
 		}
 	}
 }
