@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -53,29 +52,10 @@ func (a *app) finishService(ctx context.Context, c *client.Client, ws string, op
 	if noWait {
 		return a.print(op, operationColumns)
 	}
-	final, err := a.follow(ctx, c, op, fmt.Sprintf("berth operation events --follow %s", op.ID))
-	var opErr *client.OperationError
-	if err != nil && !errors.As(err, &opErr) {
-		return err
-	}
-	sv, serr := c.GetService(ctx, ws, op.TargetName)
-	switch {
-	case serr == nil:
-		if perr := a.print(sv, serviceColumns); perr != nil {
-			return perr
-		}
-	case errors.Is(serr, client.ErrNotFound):
-		if perr := a.print(final, operationColumns); perr != nil {
-			return perr
-		}
-	default:
-		return serr
-	}
-	if opErr != nil {
-		fmt.Fprintf(a.stderr, "Error: %s\n", a.describeFailure(final))
-		return &exitError{code: ExitFailed, err: errSilent}
-	}
-	return nil
+	return a.finish(ctx, c, op, fmt.Sprintf("berth operation events --follow %s", op.ID), serviceColumns, func(name string) (any, error) {
+		sv, err := c.GetService(ctx, ws, name)
+		return sv, err
+	})
 }
 
 func (a *app) serviceDeploy() *cobra.Command {

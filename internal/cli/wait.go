@@ -120,24 +120,32 @@ func (a *app) runOperation(ctx context.Context, c *client.Client, ws string, op 
 }
 
 func (a *app) finishOperation(ctx context.Context, c *client.Client, ws string, op *api.Operation) error {
-	resume := fmt.Sprintf("berth compute wait -n %s -w %s", op.TargetName, ws)
+	return a.finish(ctx, c, op, fmt.Sprintf("berth compute wait -n %s -w %s", op.TargetName, ws), computeColumns, func(name string) (any, error) {
+		comp, err := c.GetCompute(ctx, ws, name)
+		return comp, err
+	})
+}
+
+// finish follows an operation to its end, then prints its target as it is
+// now (get), or the operation when the target is gone; a failed operation
+// then exits 1 with what went wrong.
+func (a *app) finish(ctx context.Context, c *client.Client, op *api.Operation, resume string, cols []output.Column, get func(name string) (any, error)) error {
 	final, err := a.follow(ctx, c, op, resume)
 	var opErr *client.OperationError
 	if err != nil && !errors.As(err, &opErr) {
 		return err
 	}
-	comp, cerr := c.GetCompute(ctx, ws, final.TargetName)
+	target, gerr := get(final.TargetName)
 	switch {
-	case cerr == nil:
-		if perr := a.print(comp, computeColumns); perr != nil {
-			return perr
-		}
-	case errors.Is(cerr, client.ErrNotFound):
-		if perr := a.print(final, operationColumns); perr != nil {
-			return perr
-		}
+	case gerr == nil:
+		err = a.print(target, cols)
+	case errors.Is(gerr, client.ErrNotFound):
+		err = a.print(final, operationColumns)
 	default:
-		return cerr
+		return gerr
+	}
+	if err != nil {
+		return err
 	}
 	if opErr != nil {
 		fmt.Fprintf(a.stderr, "Error: %s\n", a.describeFailure(final))
