@@ -588,12 +588,45 @@ func (f *Frontend) relay(deadline time.Time, w http.ResponseWriter, r *http.Requ
 	}
 	w.WriteHeader(ex.StatusCode)
 	bp := bufPool.Get().(*[]byte)
-	_, err = io.CopyBuffer(w, ex.Body, *bp)
+	if streamed(ex.Header) {
+		err = copyFlushing(w, ex.Body, *bp)
+	} else {
+		_, err = io.CopyBuffer(w, ex.Body, *bp)
+	}
 	bufPool.Put(bp)
 	if err != nil && r.Context().Err() == nil {
 		// The status is sent; all that is left is to end the answer early.
 		f.log.Warn("relaying the answer failed", "service", rt.Service, "to", to, "err", err)
 		panic(http.ErrAbortHandler)
+	}
+}
+
+// streamed reports whether an answer comes as it is made: server-sent
+// events (an LLM's token stream), or a body of no announced length. Such
+// an answer is relayed as each part arrives.
+func streamed(h http.Header) bool {
+	return h.Get("Content-Length") == "" || strings.HasPrefix(h.Get("Content-Type"), "text/event-stream")
+}
+
+// copyFlushing relays src to w, sending each part on as soon as it is read.
+func copyFlushing(w http.ResponseWriter, src io.Reader, buf []byte) error {
+	fl, _ := w.(http.Flusher)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return werr
+			}
+			if fl != nil {
+				fl.Flush()
+			}
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
 	}
 }
 

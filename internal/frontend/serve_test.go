@@ -25,6 +25,7 @@ func TestOnNetHTTP(t *testing.T) {
 	t.Run("SlowClientsHoldNoSlot", TestSlowClientsHoldNoSlot)
 	t.Run("ClientFramingErrorsAre400", TestClientFramingErrorsAre400)
 	t.Run("LargeBodiesSpooled", TestLargeBodiesSpooled)
+	t.Run("StreamedAnswersRelayAsTheyCome", TestStreamedAnswersRelayAsTheyCome)
 }
 
 func freePort(t *testing.T) string {
