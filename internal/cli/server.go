@@ -75,7 +75,10 @@ sharing a PostgreSQL database need:
 with the credentials in AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and
 AWS_SESSION_TOKEN, if any). Without endpoint= it is AWS S3; insecure=true
 talks plain HTTP. The server checks the bucket before it starts. On first start the server writes an owner token to
-DATA_DIR/admin.token (mode 0600); the CLI uses it for a local server.`,
+DATA_DIR/admin.token (mode 0600); the CLI uses it for a local server. When
+BERTH_OWNER_TOKEN holds a token (bth_ and 43 or more letters, digits, - or _,
+as the Helm chart generates into a Secret), the server adopts it as an owner
+token once per database instead, and writes no file.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := newLogger(logFormat, logLevel, os.Stderr)
@@ -131,6 +134,7 @@ DATA_DIR/admin.token (mode 0600); the CLI uses it for a local server.`,
 			if err != nil {
 				return err
 			}
+			listen = a.bindAddr(listen) // ":8470" in a pod on the node's network
 			ln, err := net.Listen("tcp", listen)
 			if err != nil {
 				return fmt.Errorf("listen on %s: %w", listen, err)
@@ -140,7 +144,7 @@ DATA_DIR/admin.token (mode 0600); the CLI uses it for a local server.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&dataDir, "data-dir", "", "data directory (env BERTH_DATA_DIR; default ~/.berth/data)")
-	f.StringVar(&listen, "listen", DefaultListen, "address to listen on")
+	f.StringVar(&listen, "listen", DefaultListen, "address to listen on (\":8470\": every address, or BERTH_LISTEN_HOST when set)")
 	f.StringVar(&database, "database", "", "database URL: postgres://... (env BERTH_DATABASE_URL; default the SQLite file DATA_DIR/berth.db)")
 	f.StringVar(&artifactStore, "artifact-store", "", "where model artifacts are kept: s3://BUCKET[/PREFIX]?endpoint=HOST:PORT&region=REGION&insecure=true (env BERTH_ARTIFACT_STORE; credentials from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY; default DATA_DIR/artifacts)")
 	f.StringVar(&maxModelUnpacked, "max-model-unpacked-bytes", artifact.FormatSize(artifact.DefaultMaxUnpackedBytes), "the most a model artifact may unpack to (the total size of its files), such as 20GiB: registration refuses larger archives, and replicas unpack under it")

@@ -51,6 +51,9 @@ func newToken() (id, secret string) {
 // marks the bootstrap commits: a crash in between leaves no mark, and the
 // next start makes the token again.
 func (s *Server) bootstrapOwner(ctx context.Context) error {
+	if secret := strings.TrimSpace(s.cfg.Getenv(EnvOwnerToken)); secret != "" {
+		return s.adoptOwnerToken(ctx, secret)
+	}
 	errLost := errors.New("another server made the first owner token")
 	path := filepath.Join(s.cfg.DataDir, AdminTokenFile)
 	var id string
@@ -70,6 +73,53 @@ func (s *Server) bootstrapOwner(ctx context.Context) error {
 	}
 	if err == nil {
 		s.log.Info("created the first owner token", "id", id, "file", path)
+	}
+	return err
+}
+
+// EnvOwnerToken may carry an owner token chosen outside Berth (the Helm
+// chart generates one into a Secret): the server adopts it instead of
+// writing DATA_DIR/admin.token, so the operator can read it where the
+// servers have no shared disk.
+const EnvOwnerToken = "BERTH_OWNER_TOKEN"
+
+// adoptOwnerToken records secret as an owner token, once per database and
+// secret (a meta row keyed by its hash, so replicas starting together make
+// one, and a revoked token is not brought back by the next start). It also
+// takes the place of the first-start token: no admin.token file is
+// written. The secret is never logged.
+func (s *Server) adoptOwnerToken(ctx context.Context, secret string) error {
+	rest, ok := strings.CutPrefix(secret, tokenPrefix)
+	if !ok || len(rest) < 43 || strings.Trim(rest, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") != "" {
+		return fmt.Errorf("%s must be %s followed by at least 43 letters, digits, '-' or '_' (256 random bits), such as the Helm chart generates", EnvOwnerToken, tokenPrefix)
+	}
+	// No first-start token either, now or when a later start lacks the
+	// variable (a failed statement would abort a PostgreSQL transaction,
+	// so this is its own).
+	if _, err := s.store.ClaimMeta(ctx, "owner-token-bootstrapped", time.Now().UTC().Format(time.RFC3339)); err != nil {
+		return err
+	}
+	hash := hashToken(secret)
+	errAdopted := errors.New("adopted before")
+	var id string
+	err := s.store.InTx(ctx, func(tx *store.Store) error {
+		now := time.Now().UTC().Format(time.RFC3339)
+		won, err := tx.ClaimMeta(ctx, "owner-token-adopted:"+hash, now)
+		if err != nil {
+			return err
+		}
+		if !won {
+			return errAdopted
+		}
+		id, _ = newToken()
+		t := &store.Token{Token: api.Token{ID: id, Role: api.RoleOwner, Description: "adopted from " + EnvOwnerToken}, Hash: hash}
+		return tx.CreateToken(ctx, t)
+	})
+	if errors.Is(err, errAdopted) {
+		return nil
+	}
+	if err == nil {
+		s.log.Info("adopted the owner token from "+EnvOwnerToken, "id", id)
 	}
 	return err
 }

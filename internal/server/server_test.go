@@ -649,3 +649,60 @@ func TestErrorsShortenEchoedValues(t *testing.T) {
 		}
 	}
 }
+
+// BERTH_OWNER_TOKEN (what the Helm chart puts in a Secret) is adopted as an
+// owner token once per database: servers starting together on PostgreSQL
+// make one, no admin.token is written, a revoked one stays revoked when the
+// servers restart, and a malformed one stops the server without showing it.
+func TestOwnerTokenFromEnv(t *testing.T) {
+	for _, kind := range testdb.Kinds {
+		t.Run(kind.Name, func(t *testing.T) {
+			dir := t.TempDir()
+			url := kind.URL(t, dir)
+			secret := "bth_" + strings.Repeat("Ab0-_", 9)
+			env := func(k string) string {
+				if k == server.EnvOwnerToken {
+					return secret
+				}
+				return ""
+			}
+			cfg := server.Config{DataDir: dir, DatabaseURL: url, Getenv: env}
+			a := servertest.Start(t, cfg)
+			if kind.Name == "postgres" { // a second replica with its own data directory
+				cfg.DataDir = t.TempDir()
+			}
+			servertest.Start(t, cfg)
+			c, _ := client.New(a.URL, secret)
+			ts, err := c.ListTokens(context.Background())
+			if err != nil || len(ts) != 1 || ts[0].Role != api.RoleOwner || !strings.Contains(ts[0].Description, server.EnvOwnerToken) {
+				t.Fatalf("tokens with the adopted one: %+v %v", ts, err)
+			}
+			if _, err := os.Stat(filepath.Join(dir, server.AdminTokenFile)); !os.IsNotExist(err) {
+				t.Fatalf("admin.token written beside an adopted token: %v", err)
+			}
+			if strings.Contains(a.Log.String(), secret) {
+				t.Fatal("the log shows the token")
+			}
+			if err := c.RevokeToken(context.Background(), ts[0].ID); err != nil {
+				t.Fatal(err)
+			}
+			cfg.DataDir = t.TempDir()
+			b := servertest.Start(t, cfg)
+			if code, _, body := raw(t, "GET", b.URL+"/api/v1/workspaces", secret, ""); code != 401 {
+				t.Fatalf("a revoked adopted token after a restart: %d %s", code, body)
+			}
+
+			bad := "bth_short token"
+			cfg.Getenv = func(k string) string {
+				if k == server.EnvOwnerToken {
+					return bad
+				}
+				return ""
+			}
+			_, err = server.New(context.Background(), cfg)
+			if err == nil || !strings.Contains(err.Error(), server.EnvOwnerToken+" must be bth_") || strings.Contains(err.Error(), bad) {
+				t.Fatalf("a malformed token: %v", err)
+			}
+		})
+	}
+}

@@ -18,7 +18,7 @@ import (
 type Server struct {
 	*server.Server
 	URL   string // http://127.0.0.1:PORT
-	Token string // the owner token the server wrote at first start
+	Token string // the owner token the server wrote at first start (or adopted from BERTH_OWNER_TOKEN)
 	Log   *Log   // the server's log
 }
 
@@ -44,6 +44,9 @@ func Start(t testing.TB, cfg server.Config) *Server {
 	go func() { defer close(done); srv.Serve(ctx, ln) }()
 	t.Cleanup(func() { cancel(); <-done })
 	tok, err := os.ReadFile(filepath.Join(cfg.DataDir, server.AdminTokenFile))
+	if err != nil && cfg.Getenv != nil && cfg.Getenv(server.EnvOwnerToken) != "" {
+		tok, err = []byte(cfg.Getenv(server.EnvOwnerToken)), nil // adopted, no file
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
