@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Berth's test suite, runnable on a fresh machine: installs and starts what
 # the tests need (PostgreSQL, podman and runc from Debian's packages, MinIO
-# built from the Go module proxy, Berth's image), then vets, checks
+# and Helm built from the Go module proxy, Berth's image), then vets, checks
 # formatting and runs every test. Extra arguments go to `go test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,6 +38,11 @@ GOOS=windows GOARCH=amd64 go build -o /dev/null ./cmd/berth
 ./hack/pebble.sh
 export BERTH_PEBBLE_DIR="$PWD/.cache/pebble"
 export BERTH_REQUIRE_PEBBLE=1
+# Helm (built once into .cache/helm) for the chart's checks (e2e/helm_test.go:
+# helm lint, rendering validated by an API server, the real install).
+BERTH_HELM="$(./hack/helm.sh)"
+export BERTH_HELM
+export BERTH_REQUIRE_HELM=1
 # Berth's container image, run under podman and runc by the image tests and
 # the simulated cluster's container kubelet (docs/images.md).
 ./hack/podman.sh
