@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/berth-ml/berth/internal/secretbox"
+	"github.com/berth-ml/berth/internal/version"
 	_ "github.com/jackc/pgx/v5/stdlib" // PostgreSQL driver "pgx"
 	_ "modernc.org/sqlite"             // pure-Go SQLite driver "sqlite"
 )
@@ -285,6 +286,14 @@ func (s *Store) migrate(ctx context.Context) error {
 	steps, err := migrationSteps()
 	if err != nil {
 		return err
+	}
+	// A database a newer Berth migrated is not this one's to use: its
+	// servers already running keep going (a rolling upgrade), but an older
+	// one does not start on it (a rollback past a migration).
+	if at, err := s.SchemaVersion(ctx); err != nil {
+		return err
+	} else if known := steps[len(steps)-1].version; at > known {
+		return fmt.Errorf("the database's schema is at version %d, newer than this berth (%s) knows (%d): a newer Berth upgraded it; run that version or a newer one", at, version.Get().Version, known)
 	}
 	for _, m := range steps {
 		err = s.InTx(ctx, func(tx *Store) error {

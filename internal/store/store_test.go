@@ -3,10 +3,12 @@ package store_test
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -317,4 +319,33 @@ func TestWorkspaceSettingsSecretsAreSealed(t *testing.T) {
 			}
 		}
 	})
+}
+
+// A server older than the database's schema refuses to start on it,
+// naming both versions, and changes nothing.
+func TestNewerSchemaRefused(t *testing.T) {
+	for _, k := range testdb.Kinds {
+		t.Run(k.Name, func(t *testing.T) {
+			dir := t.TempDir()
+			box, _ := secretbox.Load(dir, func(string) string { return "" })
+			u := k.URL(t, dir)
+			s, err := store.Open(context.Background(), u, dir, box)
+			if err != nil {
+				t.Fatal(err)
+			}
+			db, err := sql.Open(map[bool]string{true: "sqlite", false: "pgx"}[k.Name == "sqlite"], strings.TrimPrefix(u, "sqlite:"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			if _, err := db.Exec(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (99, '0099_future', 0)`); err != nil {
+				t.Fatal(err)
+			}
+			s.Close()
+			_, err = store.Open(context.Background(), u, dir, box)
+			if err == nil || !strings.Contains(err.Error(), "schema is at version 99, newer than this berth") || !strings.Contains(err.Error(), "knows (4)") {
+				t.Fatalf("open a newer schema: %v", err)
+			}
+		})
+	}
 }
