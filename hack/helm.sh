@@ -48,7 +48,12 @@ rm -f "$stamp"
 
 start=$(date +%s)
 log "building helm (tools/helm); the first build takes several minutes"
-(cd tools/helm && go build -trimpath -ldflags "-s -w" -o "$bin.tmp" helm.sh/helm/v3/cmd/helm)
+(
+  cd tools/helm
+  # helm version reports the module's version, as a release build does.
+  v="$(go list -m -f '{{.Version}}' helm.sh/helm/v3)"
+  go build -trimpath -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$v" -o "$bin.tmp" helm.sh/helm/v3/cmd/helm
+)
 mv "$bin.tmp" "$bin"
 want_stamp >"$stamp"
 log "done in $(($(date +%s) - start))s: $bin"
