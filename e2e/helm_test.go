@@ -125,6 +125,7 @@ var chartValueSets = map[string][]string{
 // security settings and no cluster rights; the schema refuses bad values
 // with messages that name them.
 func TestHelmChart(t *testing.T) {
+	t.Parallel()
 	out := mustHelm(t, "", "lint", chartDir)
 	if strings.Contains(out, "[ERROR]") || strings.Contains(out, "[WARNING]") {
 		t.Fatalf("helm lint:\n%s", out)
@@ -334,6 +335,7 @@ func (in *chartInstall) serverRunning(events []api.Event) (string, *corev1.Pod) 
 // deployed to it and scored, and the server pod running each of those
 // operations is deleted mid-way: the other replica finishes them.
 func TestHelmInstall(t *testing.T) {
+	t.Parallel()
 	helmBin(t)
 	image := imagetest.Image(t)
 	s3 := tests3.Start(t)
