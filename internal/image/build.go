@@ -138,6 +138,15 @@ func Build(ctx context.Context, o Options) (v1.ImageIndex, error) {
 
 // compile runs `go build` for one platform, static and stripped, with the
 // version and commit linked in.
+// CompileBinary builds berth for any GOOS/GOARCH the way the image's
+// binaries are built (static, -trimpath, the version and commit in
+// -ldflags, the baseline instruction set) into o.BinDir/GOOS_GOARCH/berth;
+// hack/release uses it for the release archives. o.Dir, o.Package,
+// o.Source and o.BinDir must be set.
+func CompileBinary(ctx context.Context, o Options, goos, goarch string) (string, error) {
+	return compile(ctx, o, v1.Platform{OS: goos, Architecture: goarch})
+}
+
 func compile(ctx context.Context, o Options, p v1.Platform) (string, error) {
 	out := filepath.Join(o.BinDir, p.OS+"_"+p.Architecture, "berth")
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
