@@ -222,7 +222,7 @@ func writeSBOM(path, exe, name, version string, src image.Source) error {
 			LicenseConcluded: "NOASSERTION", LicenseDeclared: "NOASSERTION", CopyrightText: "NOASSERTION",
 			ExternalRefs: []spdxRef{{Category: "PACKAGE-MANAGER", Type: "purl", Locator: purl}}}
 	}
-	main := pkg("SPDXRef-Package-berth", info.Main.Path, version, "pkg:golang/"+info.Main.Path+"@"+version)
+	main := pkg("SPDXRef-Package-berth", info.Main.Path, version, "pkg:golang/"+info.Main.Path+"@v"+version)
 	main.DownloadLocation = image.SourceURL
 	main.Checksums = []spdxChecksum{{Algorithm: "SHA256", Value: sum}}
 	var settings []string
