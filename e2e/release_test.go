@@ -27,11 +27,14 @@ func TestRelease(t *testing.T) {
 	out := t.TempDir()
 	cmd := exec.Command("./hack/release.sh", "v"+version, out)
 	cmd.Dir = ".."
+	// Two of the six platforms: each cold cross-compile costs minutes, and
+	// they all take the same path (hack/release's test checks the six).
+	cmd.Env = append(os.Environ(), "BERTH_RELEASE_PLATFORMS=linux/amd64,windows/amd64")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("release.sh: %v\n%s", err, b)
 	}
 	var want []string
-	for _, p := range []string{"linux_amd64", "linux_arm64", "darwin_amd64", "darwin_arm64", "windows_amd64", "windows_arm64"} {
+	for _, p := range []string{"linux_amd64", "windows_amd64"} {
 		ext := ".tar.gz"
 		if strings.HasPrefix(p, "windows") {
 			ext = ".zip"
