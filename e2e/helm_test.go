@@ -329,8 +329,8 @@ func (in *chartInstall) serverRunning(events []api.Event) (string, *corev1.Pod) 
 // TestHelmInstall installs the chart for real into a simulated cluster
 // whose pods run from Berth's image, with PostgreSQL on the host and MinIO
 // as the bucket: the owner token reaches the operator through the chart's
-// Secret; a rolling upgrade to the next build (the image retagged, the
-// public URL set) shows a client polling every 100 ms no error; a second
+// Secret; a rolling upgrade to the next build (the image built again
+// with another version, the public URL set) shows a client polling every 100 ms no error; a second
 // cluster is attached through the in-cluster control plane and a model
 // deployed to it and scored, and the server pod running each of those
 // operations is deleted mid-way: the other replica finishes them.
@@ -358,16 +358,23 @@ func TestHelmInstall(t *testing.T) {
 		t.Fatalf("tokens: %+v %v (want the one adopted owner token)", ts, err)
 	}
 
-	// The next build: the same image under another tag, with the public
+	// The next build: Berth's image built again with another version
+	// stamped in (another binary, as a release would be), with the public
 	// URL set (pods in the attached cluster fetch models from it), so
 	// every pod rolls. A client polls an authenticated call every 100 ms.
 	repo, tag, _ := strings.Cut(image, ":")
 	next := repo + ":" + tag + "-next"
-	if out, err := exec.Command("podman", append(append([]string{}, kubelet.PodmanFlags...), "tag", image, next)...).CombinedOutput(); err != nil {
-		t.Fatalf("podman tag: %v\n%s", err, out)
+	archive := filepath.Join(t.TempDir(), "next.tar")
+	build := exec.Command("go", "run", "./hack/image", "build", "--version", tag+"-next", "--tag", next, "--out", archive)
+	build.Dir = ".."
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building the next image: %v\n%s", err, out)
+	}
+	if out, err := exec.Command("podman", append(append([]string{}, kubelet.PodmanFlags...), "load", "-i", archive)...).CombinedOutput(); err != nil {
+		t.Fatalf("podman load: %v\n%s", err, out)
 	}
 	t.Cleanup(func() {
-		exec.Command("podman", append(append([]string{}, kubelet.PodmanFlags...), "untag", next, next)...).Run()
+		exec.Command("podman", append(append([]string{}, kubelet.PodmanFlags...), "rmi", next)...).Run()
 	})
 	var polls, pollErrs atomic.Int64
 	var firstErr atomic.Value
@@ -422,6 +429,9 @@ func TestHelmInstall(t *testing.T) {
 	t.Logf("rolling upgrade: %s; %d requests polled every 100 ms, %d API errors (first: %v)", rolled.Round(time.Millisecond), polls.Load(), pollErrs.Load(), firstErr.Load())
 	if pollErrs.Load() != 0 {
 		t.Errorf("%d of %d polls failed during the rolling upgrade, first: %v", pollErrs.Load(), polls.Load(), firstErr.Load())
+	}
+	if v, err := owner.ServerVersion(ctx); err != nil || v.Version != tag+"-next" {
+		t.Errorf("after the upgrade the server reports %+v (%v), want version %s-next", v, err, tag)
 	}
 	if s, err := a.Client().CoreV1().Secrets("berth").Get(ctx, "berth-generated", metav1.GetOptions{}); err != nil ||
 		!bytes.Equal(s.Data["owner-token"], in.secret["owner-token"]) || !bytes.Equal(s.Data["secret-key"], in.secret["secret-key"]) {
