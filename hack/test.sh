@@ -13,6 +13,13 @@ export BERTH_TEST_POSTGRES_URL
 # Never skip the PostgreSQL tests silently.
 export BERTH_REQUIRE_POSTGRES=1
 
+# The Debian packages later steps need (podman and runc, BIND for Pebble's
+# DNS, Chromium), installed in the background while Go builds; the steps
+# that use them wait for it.
+mkdir -p .cache
+./hack/packages.sh podman runc bind9 chromium >.cache/packages.log 2>&1 &
+packages=$!
+
 # A real S3 server (MinIO, built once into .cache/minio) for the S3
 # artifact store tests, which must not be skipped either.
 if [ -z "${BERTH_TEST_MINIO:-}" ]; then
@@ -35,6 +42,11 @@ GOOS=darwin GOARCH=arm64 go build -o /dev/null ./cmd/berth
 GOOS=windows GOARCH=amd64 go build -o /dev/null ./cmd/berth
 ./hack/build-simcluster.sh
 # Pebble (ACME test CA) and its DNS test server, for the TLS tests.
+if ! wait "$packages"; then
+  cat .cache/packages.log >&2
+  echo "installing Debian packages failed" >&2
+  exit 1
+fi
 ./hack/pebble.sh
 export BERTH_PEBBLE_DIR="$PWD/.cache/pebble"
 export BERTH_REQUIRE_PEBBLE=1
