@@ -108,11 +108,16 @@ func (m *metrics) observe(service, kind string, code int, d time.Duration) {
 	}
 }
 
+// forget drops a removed service's metrics, its counters included, so
+// that neither this front end nor the control plane keeps them.
 func (m *metrics) forget(service string) {
 	m.observers.Delete(service)
 	m.inflight.DeleteLabelValues(service)
 	m.readyReplicas.DeleteLabelValues(service)
 	m.desiredReplicas.DeleteLabelValues(service)
+	m.latency.DeleteLabelValues(service)
+	m.queueTime.DeleteLabelValues(service)
+	m.requests.DeletePartialMatch(prometheus.Labels{"service": service})
 }
 
 // Gather returns the front end's metrics, as its admin port serves them.

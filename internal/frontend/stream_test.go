@@ -65,3 +65,33 @@ func TestStreamedAnswersRelayAsTheyCome(t *testing.T) {
 		})
 	}
 }
+
+// TestDeletedServiceLeavesNoMetrics: a deleted service's counters go with
+// it, so the front end does not report them to the control plane forever.
+func TestDeletedServiceLeavesNoMetrics(t *testing.T) {
+	b := newBackend(t, nil)
+	f, url := frontWith(t, keyRoute("gone", "k1"), b)
+	if a := post(t, url+"/api/v1/service/gone/score", "k1", `{}`); a.code != 200 {
+		t.Fatalf("score: %+v", a)
+	}
+	has := func() bool {
+		fams, _ := f.Gather()
+		for _, fam := range fams {
+			for _, m := range fam.GetMetric() {
+				for _, l := range m.GetLabel() {
+					if l.GetName() == "service" && l.GetValue() == "gone" {
+						return true
+					}
+				}
+			}
+		}
+		return false
+	}
+	if !has() {
+		t.Fatal("no metrics for the service while it exists")
+	}
+	f.DeleteRoute("gone")
+	if has() {
+		t.Error("metrics of the deleted service remain")
+	}
+}

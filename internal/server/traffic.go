@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -30,9 +31,18 @@ type traffic struct {
 	store   *trafficstore.Store
 	started time.Time // when this server began recording
 
-	mu      sync.Mutex
-	differs map[string]*trafficstore.Differ // by compute id
-	tokens  map[[32]byte]reviewed           // front-end tokens checked lately
+	mu       sync.Mutex
+	differs  map[string]*trafficstore.Differ // by compute id
+	tokens   map[[32]byte]reviewed           // front-end tokens checked lately
+	services map[string]servicesSeen         // by compute id
+}
+
+// servicesSeen is a compute's services as last read: every pod of every
+// front end reports each interval, and one read serves them all for that
+// long.
+type servicesSeen struct {
+	list []store.Service
+	at   time.Time
 }
 
 type reviewed struct {
@@ -46,11 +56,13 @@ const reviewFor = 5 * time.Minute
 
 func newTraffic() *traffic {
 	return &traffic{store: trafficstore.New(0), started: time.Now(),
-		differs: map[string]*trafficstore.Differ{}, tokens: map[[32]byte]reviewed{}}
+		differs: map[string]*trafficstore.Differ{}, tokens: map[[32]byte]reviewed{}, services: map[string]servicesSeen{}}
 }
 
 // record adds one front end's report to its compute's series.
-func (t *traffic) record(c *store.Compute, services []store.Service, source string, families []*dto.MetricFamily, now time.Time) {
+// services gives the compute's services, sure to be fresh for the names
+// asked for (a service deployed a moment ago is in it).
+func (t *traffic) record(c *store.Compute, services func(names []string) ([]store.Service, bool), source string, families []*dto.MetricFamily, now time.Time) {
 	t.mu.Lock()
 	d := t.differs[c.ID]
 	if d == nil {
@@ -64,8 +76,18 @@ func (t *traffic) record(c *store.Compute, services []store.Service, source stri
 		return
 	}
 	t.store.Add(trafficstore.Key{Compute: c.ID}, now, trafficstore.Total(deltas))
+	names := make([]string, 0, len(deltas))
+	for svc := range deltas {
+		if svc != "" {
+			names = append(names, svc)
+		}
+	}
+	svcs, ok := services(names)
+	if !ok {
+		return
+	}
 	known := map[string]bool{"": true}
-	for _, sv := range services {
+	for _, sv := range svcs {
 		known[sv.Name] = true
 		if d, ok := deltas[sv.Name]; ok {
 			// Only the autoscaler reports what it wants; a fixed count is
@@ -93,6 +115,7 @@ func (t *traffic) forget(live map[string]bool) {
 	for id := range t.differs {
 		if !live[id] {
 			delete(t.differs, id)
+			delete(t.services, id)
 			t.store.ForgetCompute(id)
 		}
 	}
@@ -140,12 +163,8 @@ func (s *Server) collect(ctx context.Context, now time.Time) {
 				s.log.Debug("front-end metrics unavailable", "compute", c.Name, "err", err)
 				return nil
 			}
-			svcs, err := s.store.ListServices(rctx, c.WorkspaceID, c.ID)
-			if err != nil {
-				return nil
-			}
 			for source, fams := range bySource {
-				s.traffic.record(&c, svcs, source, fams, now)
+				s.traffic.record(&c, s.servicesOf(rctx, &c), source, fams, now)
 			}
 			return nil
 		})
@@ -193,13 +212,43 @@ func (s *Server) reportFrontendMetrics(w http.ResponseWriter, r *http.Request, _
 	if err != nil {
 		return problem.New(http.StatusBadRequest, api.CodeValidation, "%v", err)
 	}
-	svcs, err := s.store.ListServices(ctx, c.WorkspaceID, c.ID)
-	if err != nil {
-		return err
-	}
-	s.traffic.record(c, svcs, known.source, fams, time.Now())
+	s.traffic.record(c, s.servicesOf(ctx, c), known.source, fams, time.Now())
 	w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+// servicesOf gives a compute's services for record: read at most once per
+// interval (every pod of every front end reports each interval), and again
+// (at most once a second) when a name asked for is not among them, such as
+// a service deployed a moment ago. It reports false when the read failed.
+func (s *Server) servicesOf(ctx context.Context, c *store.Compute) func(names []string) ([]store.Service, bool) {
+	return func(names []string) ([]store.Service, bool) {
+		t := s.traffic
+		t.mu.Lock()
+		seen, ok := t.services[c.ID]
+		t.mu.Unlock()
+		if age := time.Since(seen.at); ok && age < trafficstore.Fine && (age < time.Second || allNamed(seen.list, names)) {
+			return seen.list, true
+		}
+		list, err := s.store.ListServices(ctx, c.WorkspaceID, c.ID)
+		if err != nil {
+			s.log.Debug("services unavailable for front-end metrics", "compute", c.Name, "err", err)
+			return nil, false
+		}
+		t.mu.Lock()
+		t.services[c.ID] = servicesSeen{list: list, at: time.Now()}
+		t.mu.Unlock()
+		return list, true
+	}
+}
+
+func allNamed(list []store.Service, names []string) bool {
+	for _, n := range names {
+		if !slices.ContainsFunc(list, func(sv store.Service) bool { return sv.Name == n }) {
+			return false
+		}
+	}
+	return true
 }
 
 var sinceParam = queryParam{Name: "since", Type: "string", Doc: "how far back, as a duration (10s to 24h; default 1h)"}
