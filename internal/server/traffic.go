@@ -107,8 +107,8 @@ func (t *traffic) record(c *store.Compute, services func(names []string) ([]stor
 	}
 }
 
-// forget drops the series and state of computes not in live, and of
-// services not in each compute's list.
+// forget drops the series and state of computes not in live, and the
+// front-end tokens whose check has expired.
 func (t *traffic) forget(live map[string]bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -219,15 +219,17 @@ func (s *Server) reportFrontendMetrics(w http.ResponseWriter, r *http.Request, _
 
 // servicesOf gives a compute's services for record: read at most once per
 // interval (every pod of every front end reports each interval), and again
-// (at most once a second) when a name asked for is not among them, such as
-// a service deployed a moment ago. It reports false when the read failed.
+// when a name asked for is not among them, a service deployed a moment ago
+// (front ends drop a deleted service's counters, so a name they report is
+// one that exists, or did until a moment ago). It reports false when the
+// read failed.
 func (s *Server) servicesOf(ctx context.Context, c *store.Compute) func(names []string) ([]store.Service, bool) {
 	return func(names []string) ([]store.Service, bool) {
 		t := s.traffic
 		t.mu.Lock()
 		seen, ok := t.services[c.ID]
 		t.mu.Unlock()
-		if age := time.Since(seen.at); ok && age < trafficstore.Fine && (age < time.Second || allNamed(seen.list, names)) {
+		if ok && time.Since(seen.at) < trafficstore.Fine && allNamed(seen.list, names) {
 			return seen.list, true
 		}
 		list, err := s.store.ListServices(ctx, c.WorkspaceID, c.ID)
