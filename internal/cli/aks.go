@@ -1,10 +1,12 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 
 	"github.com/berth-ml/berth/api"
+	"github.com/berth-ml/berth/client"
 	"github.com/spf13/cobra"
 )
 
@@ -163,31 +165,13 @@ workspace's Azure subscription; it may be in another region.`,
 }
 
 func (a *app) computeScale() *cobra.Command {
-	var (
-		name   string
-		nodes  int
-		noWait bool
-	)
-	cmd := &cobra.Command{
-		Use:   "scale -n NAME --node-count N",
-		Short: "Change the node count of a cluster Berth created (the VM size cannot change)",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, ws, err := a.computeTarget(name)
-			if err != nil {
-				return err
-			}
-			op, err := c.ScaleCompute(cmd.Context(), ws, name, nodes)
-			if err != nil {
-				return err
-			}
-			return a.runOperation(cmd.Context(), c, ws, op, noWait)
-		},
-	}
-	cmd.Flags().StringVarP(&name, "name", "n", "", "compute name")
+	var nodes int
+	cmd := a.computeOperation("scale -n NAME --node-count N", "Change the node count of a cluster Berth created (the VM size cannot change)",
+		func(ctx context.Context, c *client.Client, ws, name string) (*api.Operation, error) {
+			return c.ScaleCompute(ctx, ws, name, nodes)
+		})
 	cmd.Flags().IntVar(&nodes, "node-count", 0, "the new number of nodes")
 	cmd.MarkFlagRequired("node-count")
-	cmd.Flags().BoolVar(&noWait, "no-wait", false, "return at once with the operation id")
 	return cmd
 }
 

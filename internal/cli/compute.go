@@ -21,23 +21,9 @@ func (a *app) computeCommand() *cobra.Command {
 }
 
 func (a *app) computeShow() *cobra.Command {
-	var name string
-	cmd := &cobra.Command{
-		Use: "show -n NAME", Short: "Show a compute target", Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, ws, err := a.computeTarget(name)
-			if err != nil {
-				return err
-			}
-			comp, err := c.GetCompute(cmd.Context(), ws, name)
-			if err != nil {
-				return err
-			}
-			return a.print(comp, computeShowColumns)
-		},
-	}
-	cmd.Flags().StringVarP(&name, "name", "n", "", "compute name")
-	return cmd
+	return a.showCommand("compute", "show -n NAME", "Show a compute target", func(ctx context.Context, c *client.Client, ws, name string) (any, error) {
+		return c.GetCompute(ctx, ws, name)
+	}, computeShowColumns)
 }
 
 // computeShowColumns are list's columns and the front end's image (which
@@ -51,18 +37,8 @@ func (a *app) computeList() *cobra.Command {
 }
 
 func (a *app) computeWait() *cobra.Command {
-	var name string
-	cmd := &cobra.Command{
-		Use:   "wait -n NAME",
-		Short: "Wait for a compute's current operation to end, showing its events",
-		Long: `Wait for the compute's operation in progress (or, if none, report its latest
-one) and print the compute at the end. Exits non-zero if the operation failed.`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, ws, err := a.computeTarget(name)
-			if err != nil {
-				return err
-			}
+	cmd := a.namedCommand("compute", "wait -n NAME", "Wait for a compute's current operation to end, showing its events",
+		func(cmd *cobra.Command, c *client.Client, ws, name string) error {
 			ops, err := c.ListComputeOperations(cmd.Context(), ws, name)
 			if err != nil {
 				return err
@@ -71,9 +47,9 @@ one) and print the compute at the end. Exits non-zero if the operation failed.`,
 				return fmt.Errorf("compute %q has no operations", name)
 			}
 			return a.finishOperation(cmd.Context(), c, ws, &ops[0])
-		},
-	}
-	cmd.Flags().StringVarP(&name, "name", "n", "", "compute name")
+		})
+	cmd.Long = `Wait for the compute's operation in progress (or, if none, report its latest
+one) and print the compute at the end. Exits non-zero if the operation failed.`
 	return cmd
 }
 
@@ -97,39 +73,22 @@ func (a *app) computeReconcile() *cobra.Command {
 // computeOperation is a command that starts an operation on compute -n
 // NAME and follows it to its end (--no-wait: prints it at once).
 func (a *app) computeOperation(use, short string, start func(ctx context.Context, c *client.Client, ws, name string) (*api.Operation, error)) *cobra.Command {
-	var (
-		name   string
-		noWait bool
-	)
-	cmd := &cobra.Command{Use: use, Short: short, Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, ws, err := a.computeTarget(name)
-			if err != nil {
-				return err
-			}
-			op, err := start(cmd.Context(), c, ws, name)
-			if err != nil {
-				return err
-			}
-			return a.runOperation(cmd.Context(), c, ws, op, noWait)
-		},
-	}
-	cmd.Flags().StringVarP(&name, "name", "n", "", "compute name")
+	var noWait bool
+	cmd := a.namedCommand("compute", use, short, func(cmd *cobra.Command, c *client.Client, ws, name string) error {
+		op, err := start(cmd.Context(), c, ws, name)
+		if err != nil {
+			return err
+		}
+		return a.runOperation(cmd.Context(), c, ws, op, noWait)
+	})
 	cmd.Flags().BoolVar(&noWait, "no-wait", false, "return at once with the operation id")
 	return cmd
 }
 
 func (a *app) computeCredentials() *cobra.Command {
-	var name, file string
-	cmd := &cobra.Command{
-		Use:   "get-credentials -n NAME [-f FILE]",
-		Short: "Print (or write to a file, mode 0600) the compute's kubeconfig; owners only",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, ws, err := a.computeTarget(name)
-			if err != nil {
-				return err
-			}
+	var file string
+	cmd := a.namedCommand("compute", "get-credentials -n NAME [-f FILE]", "Print (or write to a file, mode 0600) the compute's kubeconfig; owners only",
+		func(cmd *cobra.Command, c *client.Client, ws, name string) error {
 			cred, err := c.GetCredentials(cmd.Context(), ws, name)
 			if err != nil {
 				return err
@@ -146,9 +105,7 @@ func (a *app) computeCredentials() *cobra.Command {
 			}
 			fmt.Fprintf(a.stderr, "Wrote the credentials of %s to %s\n", name, file)
 			return nil
-		},
-	}
-	cmd.Flags().StringVarP(&name, "name", "n", "", "compute name")
+		})
 	cmd.Flags().StringVarP(&file, "file", "f", "", "write to this file (mode 0600) instead of standard output")
 	return cmd
 }

@@ -11,32 +11,15 @@ import (
 
 func (a *app) createCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "create", Short: "Create a compute target (local: this machine)"}
-	var (
-		name                string
-		noWait, contributor bool
-	)
-	local := &cobra.Command{
-		Use:   "local -n NAME",
-		Short: "Create the local compute: this machine, the embedded default (front end on a loopback port, TLS from a local CA)",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, ws, err := a.computeTarget(name)
-			if err != nil {
-				return err
-			}
+	var contributor bool
+	local := a.computeOperation("local -n NAME", "Create the local compute: this machine, the embedded default (front end on a loopback port, TLS from a local CA)",
+		func(ctx context.Context, c *client.Client, ws, name string) (*api.Operation, error) {
 			req := api.ComputeRequest{Name: name, Type: api.ComputeLocal, Origin: api.OriginCreated}
 			if contributor {
 				req.Settings = settingsJSON(map[string]any{"allowContributorCommands": true})
 			}
-			op, err := c.CreateCompute(cmd.Context(), ws, req)
-			if err != nil {
-				return err
-			}
-			return a.runOperation(cmd.Context(), c, ws, op, noWait)
-		},
-	}
-	local.Flags().StringVarP(&name, "name", "n", "", "compute name")
-	local.Flags().BoolVar(&noWait, "no-wait", false, "return at once with the operation id")
+			return c.CreateCompute(ctx, ws, req)
+		})
 	local.Flags().BoolVar(&contributor, "allow-contributor-commands", false, "let contributors deploy services here (their commands run on this machine; by default only owners may)")
 	cmd.AddCommand(local, a.createAKS())
 	return cmd
@@ -50,19 +33,9 @@ func (a *app) computeDelete() *cobra.Command {
 }
 
 func (a *app) computeCertificate() *cobra.Command {
-	var (
-		name       string
-		includeKey bool
-	)
-	cmd := &cobra.Command{
-		Use:   "get-certificate -n NAME [--include-key]",
-		Short: "Print the front end's TLS certificate (and a local compute's CA; the key for owners with --include-key)",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, ws, err := a.computeTarget(name)
-			if err != nil {
-				return err
-			}
+	var includeKey bool
+	cmd := a.namedCommand("compute", "get-certificate -n NAME [--include-key]", "Print the front end's TLS certificate (and a local compute's CA; the key for owners with --include-key)",
+		func(cmd *cobra.Command, c *client.Client, ws, name string) error {
 			cert, err := c.GetCertificate(cmd.Context(), ws, name, includeKey)
 			if err != nil {
 				return err
@@ -76,9 +49,7 @@ func (a *app) computeCertificate() *cobra.Command {
 			}
 			fmt.Fprint(a.stdout, cert.KeyPEM)
 			return nil
-		},
-	}
-	cmd.Flags().StringVarP(&name, "name", "n", "", "compute name")
+		})
 	cmd.Flags().BoolVar(&includeKey, "include-key", false, "also print the private key (owners only)")
 	return cmd
 }

@@ -9,25 +9,14 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/berth-ml/berth/api"
+	"github.com/berth-ml/berth/client"
 	"github.com/berth-ml/berth/internal/cli/output"
 )
 
 func (a *app) serviceMetrics() *cobra.Command {
-	var (
-		name  string
-		since time.Duration
-	)
-	cmd := &cobra.Command{Use: "metrics -n NAME [--since 1h]", Short: "Show a service's recent traffic: requests, errors, latency, queue time, replicas",
-		Long: "Show a service's recent traffic as the server read it from its compute's front end: requests\n" +
-			"per second, errors per second by status code, latency and queue-time percentiles, and ready/desired\n" +
-			"replicas, one row per 10 seconds for up to an hour back, else per minute (the server keeps 24 hours).",
-		Example: "  berth service metrics -n iris\n  berth service metrics -n iris --since 6h -o json",
-		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, ws, err := a.serviceTarget(name)
-			if err != nil {
-				return err
-			}
+	var since time.Duration
+	cmd := a.namedCommand("service", "metrics -n NAME [--since 1h]", "Show a service's recent traffic: requests, errors, latency, queue time, replicas",
+		func(cmd *cobra.Command, c *client.Client, ws, name string) error {
 			m, err := c.ServiceMetrics(cmd.Context(), ws, name, since)
 			if err != nil {
 				return err
@@ -40,8 +29,11 @@ func (a *app) serviceMetrics() *cobra.Command {
 				return err
 			}
 			return a.print(metricsRows(m.Points), metricsColumns)
-		}}
-	cmd.Flags().StringVarP(&name, "name", "n", "", "service name")
+		})
+	cmd.Long = "Show a service's recent traffic as the server read it from its compute's front end: requests\n" +
+		"per second, errors per second by status code, latency and queue-time percentiles, and ready/desired\n" +
+		"replicas, one row per 10 seconds for up to an hour back, else per minute (the server keeps 24 hours)."
+	cmd.Example = "  berth service metrics -n iris\n  berth service metrics -n iris --since 6h -o json"
 	cmd.Flags().DurationVar(&since, "since", time.Hour, "how far back (10s to 24h)")
 	return cmd
 }

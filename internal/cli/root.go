@@ -247,6 +247,33 @@ func (a *app) listCommand(short string, list func(ctx context.Context, c *client
 		}}
 }
 
+// namedCommand is a command on the workspace's kind -n NAME: run gets
+// the client, the workspace and the name.
+func (a *app) namedCommand(kind, use, short string, run func(cmd *cobra.Command, c *client.Client, ws, name string) error) *cobra.Command {
+	var name string
+	cmd := &cobra.Command{Use: use, Short: short, Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, ws, err := a.inWorkspace(kind, name)
+			if err != nil {
+				return err
+			}
+			return run(cmd, c, ws, name)
+		}}
+	cmd.Flags().StringVarP(&name, "name", "n", "", kind+" name")
+	return cmd
+}
+
+// showCommand prints what show fetches of the workspace's kind -n NAME.
+func (a *app) showCommand(kind, use, short string, show func(ctx context.Context, c *client.Client, ws, name string) (any, error), cols []output.Column) *cobra.Command {
+	return a.namedCommand(kind, use, short, func(cmd *cobra.Command, c *client.Client, ws, name string) error {
+		v, err := show(cmd.Context(), c, ws, name)
+		if err != nil {
+			return err
+		}
+		return a.print(v, cols)
+	})
+}
+
 // httpClient is an HTTP client with these TLS settings (nil: the
 // defaults) that writes its requests to stderr under --debug.
 func (a *app) httpClient(tlsConfig *tls.Config) *http.Client {

@@ -79,13 +79,9 @@ func (a *app) serviceDeploy() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			envMap := map[string]string{}
-			for _, e := range env {
-				k, v, ok := strings.Cut(e, "=")
-				if !ok {
-					return usageErrorf("--env %q must look like K=V", e)
-				}
-				envMap[k] = v
+			envMap, err := envFlags(env)
+			if err != nil {
+				return err
 			}
 			spec := api.ServiceSpec{Compute: compute, Models: models, Image: image, Command: command, Port: port,
 				CPU: cpu, MemoryGB: memory, CPULimit: cpuLimit, MemoryLimitGB: memoryLimit, GPU: gpu, Replicas: replicas,
@@ -138,17 +134,9 @@ func (a *app) serviceDeploy() *cobra.Command {
 }
 
 func (a *app) serviceShow() *cobra.Command {
-	var name string
-	cmd := &cobra.Command{Use: "show -n NAME", Short: "Show a service (state, scoring URI, replicas)", Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			_, _, sv, err := a.service(cmd.Context(), name)
-			if err != nil {
-				return err
-			}
-			return a.print(sv, serviceColumns)
-		}}
-	cmd.Flags().StringVarP(&name, "name", "n", "", "service name")
-	return cmd
+	return a.showCommand("service", "show -n NAME", "Show a service (state, scoring URI, replicas)", func(ctx context.Context, c *client.Client, ws, name string) (any, error) {
+		return c.GetService(ctx, ws, name)
+	}, serviceColumns)
 }
 
 func (a *app) serviceList() *cobra.Command {
@@ -158,60 +146,30 @@ func (a *app) serviceList() *cobra.Command {
 }
 
 func (a *app) serviceDelete() *cobra.Command {
-	var (
-		name   string
-		noWait bool
-	)
-	cmd := &cobra.Command{Use: "delete -n NAME", Short: "Delete a service and everything it put in the cluster", Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, ws, err := a.serviceTarget(name)
-			if err != nil {
-				return err
-			}
-			op, err := c.DeleteService(cmd.Context(), ws, name)
-			if err != nil {
-				return err
-			}
-			return a.finishService(cmd.Context(), c, ws, op, noWait)
-		}}
-	cmd.Flags().StringVarP(&name, "name", "n", "", "service name")
+	var noWait bool
+	cmd := a.namedCommand("service", "delete -n NAME", "Delete a service and everything it put in the cluster", func(cmd *cobra.Command, c *client.Client, ws, name string) error {
+		op, err := c.DeleteService(cmd.Context(), ws, name)
+		if err != nil {
+			return err
+		}
+		return a.finishService(cmd.Context(), c, ws, op, noWait)
+	})
 	cmd.Flags().BoolVar(&noWait, "no-wait", false, "return at once with the operation id")
 	return cmd
 }
 
 func (a *app) serviceKeys() *cobra.Command {
-	var name string
-	cmd := &cobra.Command{Use: "keys -n NAME", Short: "Print a key-auth service's keys (owners only)", Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, ws, err := a.serviceTarget(name)
-			if err != nil {
-				return err
-			}
-			k, err := c.ServiceKeys(cmd.Context(), ws, name)
-			if err != nil {
-				return err
-			}
-			return a.print(k, nil)
-		}}
-	cmd.Flags().StringVarP(&name, "name", "n", "", "service name")
-	return cmd
+	return a.showCommand("service", "keys -n NAME", "Print a key-auth service's keys (owners only)", func(ctx context.Context, c *client.Client, ws, name string) (any, error) {
+		return c.ServiceKeys(ctx, ws, name)
+	}, nil)
 }
 
 func (a *app) serviceRegenKey() *cobra.Command {
-	var name, key, value string
-	cmd := &cobra.Command{Use: "regen-key -n NAME --key primary|secondary [--value V]", Short: "Replace a service key (the old one stops working at once)", Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, ws, err := a.serviceTarget(name)
-			if err != nil {
-				return err
-			}
-			k, err := c.RegenServiceKey(cmd.Context(), ws, name, api.RegenKeyRequest{Key: key, Value: value})
-			if err != nil {
-				return err
-			}
-			return a.print(k, nil)
-		}}
-	cmd.Flags().StringVarP(&name, "name", "n", "", "service name")
+	var key, value string
+	cmd := a.showCommand("service", "regen-key -n NAME --key primary|secondary [--value V]", "Replace a service key (the old one stops working at once)",
+		func(ctx context.Context, c *client.Client, ws, name string) (any, error) {
+			return c.RegenServiceKey(ctx, ws, name, api.RegenKeyRequest{Key: key, Value: value})
+		}, nil)
 	cmd.Flags().StringVar(&key, "key", "", "primary or secondary")
 	cmd.MarkFlagRequired("key")
 	cmd.Flags().StringVar(&value, "value", "", "the new key (default: random)")
@@ -219,21 +177,9 @@ func (a *app) serviceRegenKey() *cobra.Command {
 }
 
 func (a *app) serviceToken() *cobra.Command {
-	var name string
-	cmd := &cobra.Command{Use: "token -n NAME", Short: "Get a short-lived token for a token-auth service", Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, ws, err := a.serviceTarget(name)
-			if err != nil {
-				return err
-			}
-			t, err := c.ServiceToken(cmd.Context(), ws, name)
-			if err != nil {
-				return err
-			}
-			return a.print(t, nil)
-		}}
-	cmd.Flags().StringVarP(&name, "name", "n", "", "service name")
-	return cmd
+	return a.showCommand("service", "token -n NAME", "Get a short-lived token for a token-auth service", func(ctx context.Context, c *client.Client, ws, name string) (any, error) {
+		return c.ServiceToken(ctx, ws, name)
+	}, nil)
 }
 
 func (a *app) serviceUpdate() *cobra.Command {
@@ -303,13 +249,8 @@ func (a *app) serviceUpdate() *cobra.Command {
 				}
 			}
 			if len(env) > 0 {
-				ch.Env = map[string]string{}
-				for _, e := range env {
-					k, v, ok := strings.Cut(e, "=")
-					if !ok {
-						return usageErrorf("--env %q must look like K=V", e)
-					}
-					ch.Env[k] = v
+				if ch.Env, err = envFlags(env); err != nil {
+					return err
 				}
 			}
 			op, err := c.UpdateService(cmd.Context(), ws, name, ch)
@@ -345,21 +286,9 @@ func (a *app) serviceUpdate() *cobra.Command {
 }
 
 func (a *app) serviceLogs() *cobra.Command {
-	var (
-		name string
-		o    client.LogOptions
-	)
-	cmd := &cobra.Command{Use: "logs -n NAME [--replica R] [--tail N] [--previous] [-f]", Short: "Print the last lines of a service's replica logs (-f: and follow them)",
-		Long: `Print the last lines of the logs of a service's replicas: on the local compute those of
-its current generation (--previous: of the generations before it), on a cluster those
-of its pods (--previous: of their containers that ran before, such as one that crashed).
-With -f it goes on printing what the replicas print, until interrupted.`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, ws, err := a.serviceTarget(name)
-			if err != nil {
-				return err
-			}
+	var o client.LogOptions
+	cmd := a.namedCommand("service", "logs -n NAME [--replica R] [--tail N] [--previous] [-f]", "Print the last lines of a service's replica logs (-f: and follow them)",
+		func(cmd *cobra.Command, c *client.Client, ws, name string) error {
 			ctx := cmd.Context()
 			if o.Follow {
 				var stop context.CancelFunc
@@ -367,13 +296,29 @@ With -f it goes on printing what the replicas print, until interrupted.`,
 				defer stop()
 			}
 			return c.StreamServiceLogs(ctx, ws, name, o, a.stdout)
-		}}
-	cmd.Flags().StringVarP(&name, "name", "n", "", "service name")
+		})
+	cmd.Long = `Print the last lines of the logs of a service's replicas: on the local compute those of
+its current generation (--previous: of the generations before it), on a cluster those
+of its pods (--previous: of their containers that ran before, such as one that crashed).
+With -f it goes on printing what the replicas print, until interrupted.`
 	cmd.Flags().StringVar(&o.Replica, "replica", "", "only this replica")
 	cmd.Flags().IntVar(&o.Tail, "tail", 100, "lines per replica")
 	cmd.Flags().BoolVar(&o.Previous, "previous", false, "the replicas that ran before: earlier generations (local), previous containers (cluster)")
 	cmd.Flags().BoolVarP(&o.Follow, "follow", "f", false, "go on printing what the replicas print")
 	return cmd
+}
+
+// envFlags are the --env K=V flags as a map.
+func envFlags(env []string) (map[string]string, error) {
+	m := map[string]string{}
+	for _, e := range env {
+		k, v, ok := strings.Cut(e, "=")
+		if !ok {
+			return nil, usageErrorf("--env %q must look like K=V", e)
+		}
+		m[k] = v
+	}
+	return m, nil
 }
 
 // probeFlags are the --liveness-* or --readiness-* flags of deploy and update.

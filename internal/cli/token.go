@@ -64,9 +64,7 @@ The token is printed once (field "token"): store it now.`,
 	create.MarkFlagRequired("role")
 	create.Flags().BoolVar(&all, "all-workspaces", false, "a token for every workspace, whatever -w, BERTH_WORKSPACE or the context say")
 	create.Flags().StringVar(&description, "description", "", "what the token is for")
-	create.RegisterFlagCompletionFunc("role", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
-		return []string{"owner", "contributor", "reader"}, cobra.ShellCompDirectiveNoFileComp
-	})
+	create.RegisterFlagCompletionFunc("role", fixedCompletion("owner", "contributor", "reader"))
 	list := &cobra.Command{
 		Use: "list", Short: "List tokens (never their secrets)", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
