@@ -17,6 +17,7 @@ import (
 	"github.com/berth-ml/berth/api"
 	"github.com/berth-ml/berth/internal/kubeconn"
 	"github.com/berth-ml/berth/internal/operation"
+	"github.com/berth-ml/berth/internal/provider/kubernetes"
 	"github.com/berth-ml/berth/internal/store"
 )
 
@@ -71,19 +72,9 @@ func (p *Provider) Undo(kind api.OperationKind, c *store.Compute) func(ctx conte
 	}
 }
 
-// load re-reads the compute (steps save it); a compute gone is terminal,
-// another store failure is retried.
-func load(ctx context.Context, r *operation.Run) (*store.Compute, error) {
-	c, err := r.Store.GetComputeByID(ctx, r.Op.TargetID)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, operation.Terminal(fmt.Errorf("compute %s no longer exists", r.Op.TargetName))
-	}
-	return c, err
-}
-
 // loadWithWorkspace is load and the compute's workspace.
 func loadWithWorkspace(ctx context.Context, r *operation.Run) (*store.Compute, *api.Workspace, error) {
-	c, err := load(ctx, r)
+	c, err := kubernetes.Load(ctx, r)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -185,7 +176,7 @@ func (p *Provider) spec(ctx context.Context, r *operation.Run, c *store.Compute)
 }
 
 func (p *Provider) stepCreate(ctx context.Context, r *operation.Run) error {
-	c, err := load(ctx, r)
+	c, err := kubernetes.Load(ctx, r)
 	if err != nil {
 		return err
 	}
@@ -358,7 +349,7 @@ func (p *Provider) stepCredentials(ctx context.Context, r *operation.Run) error 
 	if r.Recall("kubeconfig") != "" {
 		return nil // done before a restart; the install path may have replaced it
 	}
-	c, err := load(ctx, r)
+	c, err := kubernetes.Load(ctx, r)
 	if err != nil {
 		return err
 	}
@@ -446,7 +437,7 @@ func (p *Provider) stepFind(ctx context.Context, r *operation.Run) error {
 // stepLabelForUpdate gives a front end switched to a public load balancer
 // the DNS label it did not have behind an internal one.
 func (p *Provider) stepLabelForUpdate(ctx context.Context, r *operation.Run) error {
-	c, err := load(ctx, r)
+	c, err := kubernetes.Load(ctx, r)
 	if err != nil {
 		return err
 	}
@@ -464,7 +455,7 @@ func (p *Provider) stepLabelForUpdate(ctx context.Context, r *operation.Run) err
 // stepEndpointName records the front end's DNS name, which the DNS label
 // on its public IP gives it.
 func (p *Provider) stepEndpointName(ctx context.Context, r *operation.Run) error {
-	c, err := load(ctx, r)
+	c, err := kubernetes.Load(ctx, r)
 	if err != nil {
 		return err
 	}
@@ -510,7 +501,7 @@ func (p *Provider) stepRemoveComponents(ctx context.Context, r *operation.Run) e
 }
 
 func (p *Provider) stepDeleteCluster(ctx context.Context, r *operation.Run) error {
-	c, err := load(ctx, r)
+	c, err := kubernetes.Load(ctx, r)
 	if err != nil {
 		return err
 	}
@@ -550,7 +541,7 @@ func (p *Provider) stepDeleteCluster(ctx context.Context, r *operation.Run) erro
 }
 
 func (p *Provider) stepScale(ctx context.Context, r *operation.Run) error {
-	c, err := load(ctx, r)
+	c, err := kubernetes.Load(ctx, r)
 	if err != nil {
 		return err
 	}
@@ -598,7 +589,7 @@ func (p *Provider) stepScale(ctx context.Context, r *operation.Run) error {
 	if _, err := follow(ctx, p, r, poller, "Scaling agent pool "+pool, n); err != nil {
 		return err
 	}
-	c, err = load(ctx, r)
+	c, err = kubernetes.Load(ctx, r)
 	if err != nil {
 		return err
 	}

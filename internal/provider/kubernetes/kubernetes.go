@@ -242,10 +242,10 @@ func (p *Provider) DryRunWith(ctx context.Context, req *api.ComputeRequest, in p
 	return &rep, nil
 }
 
-// load re-reads the compute an operation works on: steps save it, so each
+// Load re-reads the compute an operation works on: steps save it, so each
 // starts from what the last one wrote. A compute gone is terminal; any
 // other failure of the store is retried.
-func load(ctx context.Context, r *operation.Run) (*store.Compute, error) {
+func Load(ctx context.Context, r *operation.Run) (*store.Compute, error) {
 	c, err := r.Store.GetComputeByID(ctx, r.Op.TargetID)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, operation.Terminal(fmt.Errorf("compute %s no longer exists", r.Op.TargetName))
@@ -256,7 +256,7 @@ func load(ctx context.Context, r *operation.Run) (*store.Compute, error) {
 // target loads the compute and its cluster's connection (made once per
 // attempt).
 func target(ctx context.Context, r *operation.Run) (*store.Compute, *kubeconn.Cluster, error) {
-	c, err := load(ctx, r)
+	c, err := Load(ctx, r)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -335,7 +335,7 @@ func (p *Provider) Undo(kind api.OperationKind, _ *store.Compute) func(ctx conte
 		if r.Recall("claimed") == "" {
 			return nil // nothing was installed
 		}
-		c, err := load(ctx, r)
+		c, err := Load(ctx, r)
 		if err != nil {
 			return err
 		}
@@ -376,7 +376,7 @@ func desired(r *operation.Run, c *store.Compute) (*store.Compute, error) {
 }
 
 func (p *Provider) stepPreflight(ctx context.Context, r *operation.Run) error {
-	c, err := load(ctx, r)
+	c, err := Load(ctx, r)
 	if err != nil {
 		return err
 	}
@@ -432,7 +432,7 @@ func (p *Provider) stepClaim(ctx context.Context, r *operation.Run) error {
 }
 
 func (p *Provider) stepCredentials(ctx context.Context, r *operation.Run) error {
-	c, err := load(ctx, r)
+	c, err := Load(ctx, r)
 	if err != nil {
 		return err
 	}
@@ -473,7 +473,7 @@ func (p *Provider) stepCredentials(ctx context.Context, r *operation.Run) error 
 }
 
 func (p *Provider) stepInstall(ctx context.Context, r *operation.Run) error {
-	c, err := load(ctx, r)
+	c, err := Load(ctx, r)
 	if err != nil {
 		return err
 	}
@@ -557,7 +557,7 @@ func (p *Provider) stepWait(ctx context.Context, r *operation.Run) error {
 	if r.Recall("displaced") != "" {
 		return nil
 	}
-	c, err := load(ctx, r)
+	c, err := Load(ctx, r)
 	if err != nil {
 		return err
 	}
@@ -660,7 +660,7 @@ func (p *Provider) ownership(ctx context.Context, r *operation.Run, c *store.Com
 }
 
 func (p *Provider) stepCheckOwned(ctx context.Context, r *operation.Run) error {
-	c, err := load(ctx, r)
+	c, err := Load(ctx, r)
 	if err != nil {
 		return err
 	}
@@ -691,7 +691,7 @@ func (p *Provider) stepCheckOwned(ctx context.Context, r *operation.Run) error {
 }
 
 func (p *Provider) stepReconcileCheck(ctx context.Context, r *operation.Run) error {
-	c, err := load(ctx, r)
+	c, err := Load(ctx, r)
 	if err != nil {
 		return err
 	}
@@ -778,7 +778,7 @@ func equalResources(a, b corev1.ResourceRequirements) bool {
 }
 
 func (p *Provider) stepDetachCheck(ctx context.Context, r *operation.Run) error {
-	c, err := load(ctx, r)
+	c, err := Load(ctx, r)
 	if err != nil {
 		return err
 	}
