@@ -7,6 +7,7 @@ import (
 
 	"github.com/berth-ml/berth/api"
 	"github.com/berth-ml/berth/internal/kubeconn"
+	"github.com/berth-ml/berth/internal/preflight"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
@@ -160,8 +161,7 @@ func (a *app) printPreflight(rep *api.PreflightReport) error {
 		}
 	} else {
 		for _, c := range rep.Checks {
-			mark := map[string]string{api.CheckPassed: "✓", api.CheckFailed: "✗", api.CheckSkipped: "-"}[c.Status]
-			fmt.Fprintf(a.stdout, "%s %-18s %s\n", mark, c.Name, c.Message)
+			fmt.Fprintf(a.stdout, "%s %-18s %s\n", preflight.Marks[c.Status], c.Name, c.Message)
 			if c.Status == api.CheckFailed && !(len(c.Details) == 1 && c.Details[0].Message == c.Message) {
 				for _, d := range c.Details {
 					fmt.Fprintf(a.stdout, "    - %s\n", d.Message)

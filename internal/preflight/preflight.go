@@ -130,6 +130,9 @@ func Run(ctx context.Context, in Input) (api.PreflightReport, Facts) {
 	return rep, facts
 }
 
+// Marks are the signs a check's status is printed with.
+var Marks = map[string]string{api.CheckPassed: "✓", api.CheckFailed: "✗", api.CheckSkipped: "-"}
+
 // Failures turns a failed report into the details of an error, one per problem.
 func Failures(rep api.PreflightReport) []api.ErrorDetail {
 	var out []api.ErrorDetail

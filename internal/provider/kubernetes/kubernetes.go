@@ -24,7 +24,6 @@ import (
 	"github.com/berth-ml/berth/internal/preflight"
 	"github.com/berth-ml/berth/internal/provider"
 	"github.com/berth-ml/berth/internal/store"
-	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -264,6 +263,15 @@ func target(ctx context.Context, r *operation.Run) (*store.Compute, *kubeconn.Cl
 	return c, cl, err
 }
 
+// targetDesired is target and the compute as the operation wants it.
+func targetDesired(ctx context.Context, r *operation.Run) (c, d *store.Compute, cl *kubeconn.Cluster, err error) {
+	if c, cl, err = target(ctx, r); err != nil {
+		return nil, nil, nil, err
+	}
+	d, err = desired(r, c)
+	return c, d, cl, err
+}
+
 // fail turns a cluster error into the operation's failure: unreachable
 // clusters fail with ClusterUnreachable, others with code.
 func fail(code string, err error) error {
@@ -389,13 +397,7 @@ func (p *Provider) stepPreflight(ctx context.Context, r *operation.Run) error {
 		AttachmentID: c.AttachmentID, Force: req.Force, Scoped: SettingsOf(c).CredentialMode != CredentialAsGiven, VMSizes: p.vmSizes(ctx, c),
 		Unreachable: p.unreachable(c)})
 	for _, ch := range rep.Checks {
-		mark := "✓"
-		if ch.Status == api.CheckFailed {
-			mark = "✗"
-		} else if ch.Status == api.CheckSkipped {
-			mark = "-"
-		}
-		r.Event("Preflight %s %s: %s", mark, ch.Name, ch.Message)
+		r.Event("Preflight %s %s: %s", preflight.Marks[ch.Status], ch.Name, ch.Message)
 	}
 	if !rep.Passed {
 		d := preflight.Failures(rep)
@@ -473,15 +475,7 @@ func (p *Provider) stepCredentials(ctx context.Context, r *operation.Run) error 
 }
 
 func (p *Provider) stepInstall(ctx context.Context, r *operation.Run) error {
-	c, err := Load(ctx, r)
-	if err != nil {
-		return err
-	}
-	d, err := desired(r, c)
-	if err != nil {
-		return err
-	}
-	cl, err := cluster(r, c)
+	c, d, cl, err := targetDesired(ctx, r)
 	if err != nil {
 		return err
 	}
@@ -557,15 +551,7 @@ func (p *Provider) stepWait(ctx context.Context, r *operation.Run) error {
 	if r.Recall("displaced") != "" {
 		return nil
 	}
-	c, err := Load(ctx, r)
-	if err != nil {
-		return err
-	}
-	d, err := desired(r, c)
-	if err != nil {
-		return err
-	}
-	cl, err := cluster(r, c)
+	c, d, cl, err := targetDesired(ctx, r)
 	if err != nil {
 		return err
 	}
@@ -740,7 +726,7 @@ func (p *Provider) stepRepair(ctx context.Context, r *operation.Run) error {
 	}
 	if live := s.Resources; live != nil {
 		def := installer.DefaultResources()
-		if !equalResources(*live, def) {
+		if !apiequality.Semantic.DeepEqual(*live, def) {
 			r.Event("Keeping the front end's container resources as set in the cluster (requests %v, limits %v)", live.Requests, live.Limits)
 		}
 	}
@@ -771,10 +757,6 @@ func (p *Provider) stepRepair(ctx context.Context, r *operation.Run) error {
 		r.Event("Repaired %d difference(s)", len(drift))
 	}
 	return prune(ctx, in, objs, c.AttachmentID, r)
-}
-
-func equalResources(a, b corev1.ResourceRequirements) bool {
-	return apiequality.Semantic.DeepEqual(a, b)
 }
 
 func (p *Provider) stepDetachCheck(ctx context.Context, r *operation.Run) error {

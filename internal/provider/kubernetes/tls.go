@@ -56,11 +56,7 @@ func (p *Provider) stepCertificate(ctx context.Context, r *operation.Run) error 
 	if ssl == nil && !renew {
 		return nil
 	}
-	c, cl, err := target(ctx, r)
-	if err != nil {
-		return err
-	}
-	d, err := desired(r, c)
+	c, d, cl, err := targetDesired(ctx, r)
 	if err != nil {
 		return err
 	}
