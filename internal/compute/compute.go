@@ -5,6 +5,7 @@
 package compute
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -153,10 +154,7 @@ func (s *Service) Create(ctx context.Context, ws *api.Workspace, req *api.Comput
 	var details []api.ErrorDetail
 	details = append(details, naming.Compute(req.Name)...)
 	p, known := s.Providers.Get(req.Type)
-	available := strings.Join(s.Providers.Types(), ", ")
-	if available == "" {
-		available = "none in this build"
-	}
+	available := cmp.Or(strings.Join(s.Providers.Types(), ", "), "none in this build")
 	if req.Type == "" {
 		details = append(details, problem.Detail(api.CodeInvalidValue, "type", "type is required (available: %s)", available))
 	} else if !known {
@@ -178,9 +176,10 @@ func (s *Service) Create(ctx context.Context, ws *api.Workspace, req *api.Comput
 		planned := &store.Compute{Compute: api.Compute{Name: req.Name, Type: req.Type, Origin: origin, LoadBalancerType: lb, Settings: req.Settings}}
 		details = append(details, validateAutoSSL(ws, lb, zoneOf(p, ws, planned))...)
 	}
+	// What the provider checks and dry-runs: the request with its defaults.
+	norm := *req
+	norm.Origin, norm.ClusterPurpose, norm.LoadBalancerType = origin, purpose, lb
 	if known {
-		norm := *req
-		norm.Origin, norm.ClusterPurpose, norm.LoadBalancerType = origin, purpose, lb
 		details = append(details, p.Validate(ctx, ws, &norm)...)
 	}
 	if len(details) > 0 {
@@ -192,8 +191,6 @@ func (s *Service) Create(ctx context.Context, ws *api.Workspace, req *api.Comput
 		if !ok {
 			return nil, nil, problem.Validation("", []api.ErrorDetail{problem.Detail(api.CodeDryRunNotSupported, "dryRun", "compute type %q has no dry run", req.Type)})
 		}
-		norm := *req
-		norm.Origin, norm.ClusterPurpose, norm.LoadBalancerType = origin, purpose, lb
 		rep, err := dr.DryRun(ctx, ws, &norm)
 		if err != nil {
 			return nil, nil, problem.Validation("", []api.ErrorDetail{problem.Detail(api.CodeDryRunFailed, "", "%v", err)})
