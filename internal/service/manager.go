@@ -325,7 +325,11 @@ func (m *Manager) Keys(ctx context.Context, ws *api.Workspace, name string) (*ap
 	if sv.Auth != api.AuthKey {
 		return nil, problem.New(http.StatusBadRequest, api.CodeKeyAuthDisabled, "service %s uses %s auth, not keys", sv.Name, sv.Auth)
 	}
-	return &api.ServiceKeys{PrimaryKey: sv.Secrets["primaryKey"], SecondaryKey: sv.Secrets["secondaryKey"]}, nil
+	return keysOf(sv), nil
+}
+
+func keysOf(sv *store.Service) *api.ServiceKeys {
+	return &api.ServiceKeys{PrimaryKey: sv.Secrets["primaryKey"], SecondaryKey: sv.Secrets["secondaryKey"]}
 }
 
 // RegenKey replaces one key and rewrites the service's route at once, so
@@ -353,13 +357,9 @@ func (m *Manager) RegenKey(ctx context.Context, ws *api.Workspace, name string, 
 		v = NewKey()
 	}
 	sv.Secrets[req.Key+"Key"] = v
-	c, err := m.Store.GetComputeByID(ctx, sv.ComputeID)
+	c, h, err := m.hostOf(ctx, sv)
 	if err != nil {
 		return nil, err
-	}
-	h, ok := m.host(c.Type)
-	if !ok {
-		return nil, problem.New(http.StatusBadRequest, api.CodeUnsupportedCompute, "compute %s (type %s) hosts no services", c.Name, c.Type)
 	}
 	rt, err := m.Route(ctx, sv)
 	if err != nil {
@@ -371,7 +371,7 @@ func (m *Manager) RegenKey(ctx context.Context, ws *api.Workspace, name string, 
 	if err := m.Store.UpdateService(ctx, sv); err != nil {
 		return nil, err
 	}
-	return &api.ServiceKeys{PrimaryKey: sv.Secrets["primaryKey"], SecondaryKey: sv.Secrets["secondaryKey"]}, nil
+	return keysOf(sv), nil
 }
 
 // Token makes a short-lived JWT for a token-auth service.
@@ -383,11 +383,7 @@ func (m *Manager) Token(ctx context.Context, ws *api.Workspace, name string) (*a
 	if sv.Auth != api.AuthToken {
 		return nil, problem.New(http.StatusBadRequest, api.CodeTokenAuthDisabled, "service %s uses %s auth, not tokens", sv.Name, sv.Auth)
 	}
-	k, err := signingKey(ctx, m.Store)
-	if err != nil {
-		return nil, err
-	}
-	tok, exp, err := SignToken(k, sv, time.Now())
+	tok, exp, err := m.sign(ctx, sv)
 	if err != nil {
 		return nil, err
 	}
@@ -497,17 +493,22 @@ func (m *Manager) credential(ctx context.Context, sv *store.Service) (string, er
 	case api.AuthKey:
 		return "Bearer " + sv.Secrets["primaryKey"], nil
 	case api.AuthToken:
-		k, err := signingKey(ctx, m.Store)
-		if err != nil {
-			return "", err
-		}
-		tok, _, err := SignToken(k, sv, time.Now())
+		tok, _, err := m.sign(ctx, sv)
 		if err != nil {
 			return "", err
 		}
 		return "Bearer " + tok, nil
 	}
 	return "", nil
+}
+
+// sign makes a token for a token-auth service, valid from now.
+func (m *Manager) sign(ctx context.Context, sv *store.Service) (string, time.Time, error) {
+	k, err := signingKey(ctx, m.Store)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	return SignToken(k, sv, time.Now())
 }
 
 // Logs writes a service's replica logs, as its compute keeps them (see
@@ -520,15 +521,24 @@ func (m *Manager) Logs(ctx context.Context, ws *api.Workspace, name string, o pr
 	if o.Tail <= 0 {
 		o.Tail = 100
 	}
-	c, err := m.Store.GetComputeByID(ctx, sv.ComputeID)
+	c, h, err := m.hostOf(ctx, sv)
 	if err != nil {
 		return err
 	}
+	return h.ServiceLogs(ctx, c, sv, o, w)
+}
+
+// hostOf is a service's compute and the provider hosting its replicas.
+func (m *Manager) hostOf(ctx context.Context, sv *store.Service) (*store.Compute, provider.ServiceHost, error) {
+	c, err := m.Store.GetComputeByID(ctx, sv.ComputeID)
+	if err != nil {
+		return nil, nil, err
+	}
 	h, ok := m.host(c.Type)
 	if !ok {
-		return problem.New(http.StatusBadRequest, api.CodeUnsupportedCompute, "compute %s (type %s) hosts no services", c.Name, c.Type)
+		return nil, nil, problem.New(http.StatusBadRequest, api.CodeUnsupportedCompute, "compute %s (type %s) hosts no services", c.Name, c.Type)
 	}
-	return h.ServiceLogs(ctx, c, sv, o, w)
+	return c, h, nil
 }
 
 func (m *Manager) finish(ctx context.Context, tx *store.Store, r *operation.Run, opErr error) error {
