@@ -15,32 +15,30 @@ func (a *app) configCommand() *cobra.Command {
 		Use: "set-context NAME [--server URL] [--token T] [--default-workspace W]", Short: "Add or change a context",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			path := a.configFile()
-			f, err := config.Load(path)
+			path, err := a.editConfig(func(f *config.File) error {
+				ctx := config.Context{Name: args[0]}
+				if old := f.Get(args[0]); old != nil {
+					ctx = *old
+				}
+				if cmd.Flags().Changed("server") {
+					ctx.Server = server
+				}
+				if cmd.Flags().Changed("token") {
+					ctx.Token = token
+				}
+				if cmd.Flags().Changed("default-workspace") {
+					ctx.Workspace = workspace
+				}
+				f.Set(ctx)
+				if f.CurrentContext == "" {
+					f.CurrentContext = ctx.Name
+				}
+				return nil
+			})
 			if err != nil {
 				return err
 			}
-			ctx := config.Context{Name: args[0]}
-			if old := f.Get(args[0]); old != nil {
-				ctx = *old
-			}
-			if cmd.Flags().Changed("server") {
-				ctx.Server = server
-			}
-			if cmd.Flags().Changed("token") {
-				ctx.Token = token
-			}
-			if cmd.Flags().Changed("default-workspace") {
-				ctx.Workspace = workspace
-			}
-			f.Set(ctx)
-			if f.CurrentContext == "" {
-				f.CurrentContext = ctx.Name
-			}
-			if err := f.Save(path); err != nil {
-				return err
-			}
-			fmt.Fprintf(a.stdout, "Context %q saved in %s\n", ctx.Name, path)
+			fmt.Fprintf(a.stdout, "Context %q saved in %s\n", args[0], path)
 			return nil
 		},
 	}
@@ -50,15 +48,7 @@ func (a *app) configCommand() *cobra.Command {
 	use := &cobra.Command{
 		Use: "use-context NAME", Short: "Make a context the current one", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			path := a.configFile()
-			f, err := config.Load(path)
-			if err != nil {
-				return err
-			}
-			if err := f.Use(args[0]); err != nil {
-				return err
-			}
-			if err := f.Save(path); err != nil {
+			if _, err := a.editConfig(func(f *config.File) error { return f.Use(args[0]) }); err != nil {
 				return err
 			}
 			fmt.Fprintf(a.stdout, "Switched to context %q\n", args[0])
@@ -91,17 +81,24 @@ func (a *app) configCommand() *cobra.Command {
 	del := &cobra.Command{
 		Use: "delete-context NAME", Short: "Remove a context", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			path := a.configFile()
-			f, err := config.Load(path)
-			if err != nil {
-				return err
-			}
-			if err := f.Delete(args[0]); err != nil {
-				return err
-			}
-			return f.Save(path)
+			_, err := a.editConfig(func(f *config.File) error { return f.Delete(args[0]) })
+			return err
 		},
 	}
 	cmd.AddCommand(set, use, get, del)
 	return cmd
+}
+
+// editConfig loads the config file, lets edit change it and saves it; it
+// returns the file's path.
+func (a *app) editConfig(edit func(f *config.File) error) (string, error) {
+	path := a.configFile()
+	f, err := config.Load(path)
+	if err != nil {
+		return path, err
+	}
+	if err := edit(f); err != nil {
+		return path, err
+	}
+	return path, f.Save(path)
 }
