@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"fmt"
 	"os"
 	"strings"
@@ -263,10 +264,7 @@ func (a *app) versionsCommand() *cobra.Command {
 					}
 					ups = append(ups, s)
 				}
-				up := strings.Join(ups, ", ")
-				if up == "" {
-					up = "None available"
-				}
+				up := cmp.Or(strings.Join(ups, ", "), "None available")
 				rows = append(rows, row{v, up})
 			}
 			return a.print(rows, nil)

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"fmt"
 
 	"github.com/berth-ml/berth/internal/cli/config"
@@ -30,9 +31,7 @@ func (a *app) configCommand() *cobra.Command {
 					ctx.Workspace = workspace
 				}
 				f.Set(ctx)
-				if f.CurrentContext == "" {
-					f.CurrentContext = ctx.Name
-				}
+				f.CurrentContext = cmp.Or(f.CurrentContext, ctx.Name)
 				return nil
 			})
 			if err != nil {

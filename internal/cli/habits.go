@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -52,9 +53,7 @@ func (a *app) finishTree(cmd *cobra.Command) {
 			f.Usage += " (required)"
 		}
 	})
-	if cmd.Example == "" {
-		cmd.Example = examples[cmd.CommandPath()]
-	}
+	cmd.Example = cmp.Or(cmd.Example, examples[cmd.CommandPath()])
 }
 
 // deprecatedAlias hides an old name of a flag; using it prints a note

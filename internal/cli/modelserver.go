@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -28,9 +29,7 @@ set (as in a replica), or else on 127.0.0.1:5001. An address without a host
 means every address, or BERTH_LISTEN_HOST when that is set.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if dir == "" {
-				dir = a.getenv("BERTH_MODEL_DIR")
-			}
+			dir = cmp.Or(dir, a.getenv("BERTH_MODEL_DIR"))
 			if listen == "" {
 				listen = "127.0.0.1:5001"
 				if p := a.getenv("PORT"); p != "" {

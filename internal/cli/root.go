@@ -4,6 +4,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -196,9 +197,7 @@ func (a *app) client() (*client.Client, error) {
 	if r.Err != nil {
 		return nil, r.Err
 	}
-	if a.workspace == "" {
-		a.workspace = r.Workspace
-	}
+	a.workspace = cmp.Or(a.workspace, r.Workspace)
 	a.tokenSource = r.TokenSource
 	c, err := client.New(r.Server, r.Token)
 	if err != nil {

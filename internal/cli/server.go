@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"github.com/berth-ml/berth/internal/provider/local"
@@ -85,18 +86,12 @@ token once per database instead, and writes no file.`,
 			if err != nil {
 				return err
 			}
-			if database == "" {
-				database = a.getenv("BERTH_DATABASE_URL")
-			}
-			if artifactStore == "" {
-				artifactStore = a.getenv("BERTH_ARTIFACT_STORE")
-			}
+			database = cmp.Or(database, a.getenv("BERTH_DATABASE_URL"))
+			artifactStore = cmp.Or(artifactStore, a.getenv("BERTH_ARTIFACT_STORE"))
 			if lease < time.Second {
 				return usageErrorf("--operation-lease must be at least 1s")
 			}
-			if publicURL == "" {
-				publicURL = a.getenv("BERTH_PUBLIC_URL")
-			}
+			publicURL = cmp.Or(publicURL, a.getenv("BERTH_PUBLIC_URL"))
 			if publicURL != "" {
 				if u, err := url.Parse(publicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 					return usageErrorf("--public-url %q is not an http(s) URL", publicURL)
@@ -227,9 +222,7 @@ access to the server can use it. Other tokens stay as they are; revoke them
 with the new token if they leaked.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if database == "" {
-				database = a.getenv("BERTH_DATABASE_URL")
-			}
+			database = cmp.Or(database, a.getenv("BERTH_DATABASE_URL"))
 			id, path, err := server.ResetOwnerToken(cmd.Context(), server.Config{DataDir: a.dataDir(dataDir), DatabaseURL: database, Getenv: a.getenv})
 			if err != nil {
 				return err

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"fmt"
 	"os"
 	"strings"
@@ -76,9 +77,7 @@ func (a *app) workspaceUpdate() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if name == "" {
-				name = a.workspace
-			}
+			name = cmp.Or(name, a.workspace)
 			if name == "" {
 				return usageErrorf("the workspace name is required: -n NAME, -w, BERTH_WORKSPACE or a context's workspace")
 			}

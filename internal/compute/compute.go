@@ -369,10 +369,7 @@ func (s *Service) Update(ctx context.Context, ws *api.Workspace, name string, re
 			}
 			req.LoadBalancerType = lb
 		}
-		lbType := req.LoadBalancerType
-		if lbType == "" {
-			lbType = c.LoadBalancerType
-		}
+		lbType := cmp.Or(req.LoadBalancerType, c.LoadBalancerType)
 		_, lbd := validateLoadBalancer(lbType, req.LoadBalancerSubnet)
 		d = append(d, lbd...)
 		d = append(d, validateSSL(req.SSL, true)...)

@@ -4,6 +4,7 @@
 package kubeconn
 
 import (
+	"cmp"
 	"context"
 	"crypto/x509"
 	"errors"
@@ -48,9 +49,7 @@ func Parse(kubeconfig []byte, contextName string) (*clientcmdapi.Config, string,
 	if err != nil {
 		return nil, "", fmt.Errorf("the kubeconfig is not valid: %v", err)
 	}
-	if contextName == "" {
-		contextName = cfg.CurrentContext
-	}
+	contextName = cmp.Or(contextName, cfg.CurrentContext)
 	if contextName == "" {
 		if len(cfg.Contexts) == 1 {
 			for name := range cfg.Contexts {
@@ -101,9 +100,7 @@ func Flatten(path, contextName string) ([]byte, string, error) {
 	if err != nil {
 		return nil, "", fmt.Errorf("read kubeconfig %s: %v", path, err)
 	}
-	if contextName == "" {
-		contextName = cfg.CurrentContext
-	}
+	contextName = cmp.Or(contextName, cfg.CurrentContext)
 	names := slices.Sorted(maps.Keys(cfg.Contexts))
 	switch {
 	case len(names) == 0:

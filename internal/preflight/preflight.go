@@ -5,6 +5,7 @@
 package preflight
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -280,10 +281,7 @@ const InstanceTypeLabel = "node.kubernetes.io/instance-type"
 // ("" for the node's capacity: other clusters, or a size not known).
 func (v *VMSizes) cpus(n *corev1.Node) (float64, string) {
 	if v != nil {
-		size := n.Labels[InstanceTypeLabel]
-		if size == "" {
-			size = v.Default
-		}
+		size := cmp.Or(n.Labels[InstanceTypeLabel], v.Default)
 		if c, ok := v.CPUs[strings.ToLower(size)]; ok {
 			return float64(c), size
 		}

@@ -4,6 +4,7 @@
 package service
 
 import (
+	"cmp"
 	"github.com/berth-ml/berth/internal/problem"
 	"regexp"
 
@@ -85,18 +86,12 @@ func Normalize(s *api.ServiceSpec) []api.ErrorDetail {
 	default:
 		add("InvalidValue", "modelDelivery", "modelDelivery %q is not valid: use fetch (an init container downloads the models) or image (they are in the image)", s.ModelDelivery)
 	}
-	if s.Port == 0 {
-		s.Port = DefaultPort
-	}
+	s.Port = cmp.Or(s.Port, DefaultPort)
 	if s.Port < 1 || s.Port > 65535 {
 		add("InvalidValue", "port", "port %d must be between 1 and 65535", s.Port)
 	}
-	if s.CPU == 0 {
-		s.CPU = DefaultCPU
-	}
-	if s.MemoryGB == 0 {
-		s.MemoryGB = DefaultMemoryGB
-	}
+	s.CPU = cmp.Or(s.CPU, DefaultCPU)
+	s.MemoryGB = cmp.Or(s.MemoryGB, DefaultMemoryGB)
 	if s.CPU < 0 {
 		add("InvalidValue", "cpu", "cpu %g must be positive", s.CPU)
 	}
@@ -120,23 +115,13 @@ func Normalize(s *api.ServiceSpec) []api.ErrorDetail {
 	case s.Replicas > 0:
 		s.Autoscale = &api.AutoscaleSettings{Enabled: false}
 	default:
-		if s.Autoscale == nil {
-			s.Autoscale = &api.AutoscaleSettings{}
-		}
+		s.Autoscale = cmp.Or(s.Autoscale, &api.AutoscaleSettings{})
 		a := s.Autoscale
 		a.Enabled = true
-		if a.MinReplicas == 0 {
-			a.MinReplicas = DefaultAutoscaleMin
-		}
-		if a.MaxReplicas == 0 {
-			a.MaxReplicas = max(DefaultAutoscaleMax, a.MinReplicas)
-		}
-		if a.RefreshSeconds == 0 {
-			a.RefreshSeconds = DefaultAutoscaleRefresh
-		}
-		if a.TargetUtilization == 0 {
-			a.TargetUtilization = DefaultTargetUtilization
-		}
+		a.MinReplicas = cmp.Or(a.MinReplicas, DefaultAutoscaleMin)
+		a.MaxReplicas = cmp.Or(a.MaxReplicas, max(DefaultAutoscaleMax, a.MinReplicas))
+		a.RefreshSeconds = cmp.Or(a.RefreshSeconds, DefaultAutoscaleRefresh)
+		a.TargetUtilization = cmp.Or(a.TargetUtilization, DefaultTargetUtilization)
 		if a.MinReplicas < 1 {
 			add("InvalidValue", "autoscale.minReplicas", "autoscale.minReplicas %d must be at least 1", a.MinReplicas)
 		}
@@ -150,21 +135,15 @@ func Normalize(s *api.ServiceSpec) []api.ErrorDetail {
 			add("InvalidValue", "autoscale.targetUtilization", "autoscale.targetUtilization %d must be between 1 and 100", a.TargetUtilization)
 		}
 	}
-	if s.MaxConcurrentRequests == 0 {
-		s.MaxConcurrentRequests = DefaultMaxConcurrent
-	}
+	s.MaxConcurrentRequests = cmp.Or(s.MaxConcurrentRequests, DefaultMaxConcurrent)
 	if s.MaxConcurrentRequests < 1 {
 		add("InvalidValue", "maxConcurrentRequestsPerContainer", "maxConcurrentRequestsPerContainer %d must be at least 1", s.MaxConcurrentRequests)
 	}
-	if s.MaxQueueWaitMs == 0 {
-		s.MaxQueueWaitMs = DefaultMaxQueueWaitMs
-	}
+	s.MaxQueueWaitMs = cmp.Or(s.MaxQueueWaitMs, DefaultMaxQueueWaitMs)
 	if s.MaxQueueWaitMs < 1 {
 		add("InvalidValue", "maxQueueWaitMs", "maxQueueWaitMs %d must be at least 1", s.MaxQueueWaitMs)
 	}
-	if s.ScoringTimeoutMs == 0 {
-		s.ScoringTimeoutMs = DefaultScoringTimeoutMs
-	}
+	s.ScoringTimeoutMs = cmp.Or(s.ScoringTimeoutMs, DefaultScoringTimeoutMs)
 	if s.ScoringTimeoutMs < 1 {
 		add("InvalidValue", "scoringTimeoutMs", "scoringTimeoutMs %d must be at least 1", s.ScoringTimeoutMs)
 	}
@@ -175,9 +154,7 @@ func Normalize(s *api.ServiceSpec) []api.ErrorDetail {
 	default:
 		add("InvalidValue", "auth", "auth %q is not valid: use key, token or none (key and token never together)", s.Auth)
 	}
-	if s.Namespace == "" {
-		s.Namespace = DefaultNamespace
-	}
+	s.Namespace = cmp.Or(s.Namespace, DefaultNamespace)
 	if len(s.Namespace) > 63 || !dnsLabel.MatchString(s.Namespace) {
 		add("InvalidValue", "namespace", "namespace %q must be a DNS label: at most 63 lowercase letters, digits and '-', starting and ending with a letter or digit", s.Namespace)
 	}

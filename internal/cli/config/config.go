@@ -4,6 +4,7 @@
 package config
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -255,9 +256,7 @@ func Resolve(flags Overrides, env func(string) string, f *File) Resolved {
 			r.Err = f.notFound(r.Context, " (selected by "+from+")")
 		}
 	}
-	if ctx == nil {
-		ctx = &Context{}
-	}
+	ctx = cmp.Or(ctx, &Context{})
 
 	r.Server = first(flags.Server, env(EnvServer), ctx.Server, DefaultServer)
 	r.Workspace = first(flags.Workspace, env(EnvWorkspace), ctx.Workspace)

@@ -6,6 +6,7 @@
 package aks
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"github.com/berth-ml/berth/internal/problem"
@@ -90,10 +91,7 @@ func New(kube kubernetes.Provider, opts Options) *Provider {
 // vmSizes is an AKS compute's capacity rule: its agents' VM size and the
 // vCPUs of the sizes offered where it runs.
 func (p *Provider) vmSizes(ctx context.Context, c *store.Compute) *preflight.VMSizes {
-	size := statusOf(c).VMSize
-	if size == "" {
-		size = settingsOf(c).VMSize
-	}
+	size := cmp.Or(statusOf(c).VMSize, settingsOf(c).VMSize)
 	return &preflight.VMSizes{Default: size, CPUs: p.vmCPUs(ctx, workspaceOf(c), location(c))}
 }
 
@@ -122,10 +120,7 @@ func (p *Provider) DNSZone(ws *api.Workspace, c *store.Compute) string {
 	if z := statusOf(c).DNSZone; z != "" {
 		return z
 	}
-	loc := location(c)
-	if loc == "" {
-		loc = ws.Region
-	}
+	loc := cmp.Or(location(c), ws.Region)
 	if loc == "" || loc == "local" {
 		return ws.Settings.DNSZone
 	}
@@ -136,10 +131,7 @@ func (p *Provider) Type() string      { return Type }
 func (p *Provider) Origins() []string { return []string{api.OriginCreated, api.OriginAttached} }
 
 func (p *Provider) poll() time.Duration {
-	if p.Poll == 0 {
-		return 15 * time.Second
-	}
-	return p.Poll
+	return cmp.Or(p.Poll, 15*time.Second)
 }
 
 // serviceAnnotations gives a public front end's IP the compute's DNS
@@ -275,10 +267,7 @@ func (p *Provider) parseCreate(ws *api.Workspace, req *api.ComputeRequest) (*cre
 
 // orScoped is a credential mode with its default.
 func orScoped(mode string) string {
-	if mode == "" {
-		return kubernetes.CredentialScoped
-	}
-	return mode
+	return cmp.Or(mode, kubernetes.CredentialScoped)
 }
 
 func (s *createSpec) parseVNet(set *Settings) []api.ErrorDetail {

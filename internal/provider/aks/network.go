@@ -1,6 +1,7 @@
 package aks
 
 import (
+	"cmp"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -76,10 +77,7 @@ func (a access) unreachable() string {
 	if !a.private {
 		return ""
 	}
-	fqdn := a.privateFQDN
-	if fqdn == "" {
-		fqdn = "its private endpoint"
-	}
+	fqdn := cmp.Or(a.privateFQDN, "its private endpoint")
 	return fmt.Sprintf("the cluster is private (enablePrivateCluster): its API server %s answers only inside its virtual network (and networks peered or linked to its private DNS zone); run Berth's control plane there, or attach a cluster with a public API server", fqdn)
 }
 

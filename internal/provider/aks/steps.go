@@ -1,6 +1,7 @@
 package aks
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -555,9 +556,7 @@ func (p *Provider) stepScale(ctx context.Context, r *operation.Run) error {
 	}
 	st := statusOf(c)
 	group, name, pool := st.ResourceGroup, st.ClusterName, st.AgentPoolName
-	if pool == "" {
-		pool = DefaultAgentPoolName
-	}
+	pool = cmp.Or(pool, DefaultAgentPoolName)
 	n := need{action: "scale agent pool " + pool + " of managed cluster " + name, role: "Azure Kubernetes Service Contributor Role", scope: p.clusterScope(c)}
 	var opts *armcontainerservice.AgentPoolsClientBeginCreateOrUpdateOptions
 	var params armcontainerservice.AgentPool
@@ -569,9 +568,7 @@ func (p *Provider) stepScale(ctx context.Context, r *operation.Run) error {
 			return failAzure(ctx, err, need{action: "read agent pool " + pool + " of managed cluster " + name, role: "Reader", scope: p.clusterScope(c)})
 		}
 		params = cur.AgentPool
-		if params.Properties == nil {
-			params.Properties = &armcontainerservice.ManagedClusterAgentPoolProfileProperties{}
-		}
+		params.Properties = cmp.Or(params.Properties, &armcontainerservice.ManagedClusterAgentPoolProfileProperties{})
 		r.Event("Scaling agent pool %s of %s from %d to %d nodes", pool, name, i32(params.Properties.Count), req.NodeCount)
 		params.Properties.Count = to.Ptr(int32(req.NodeCount))
 	}

@@ -1,6 +1,7 @@
 package aks
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -420,9 +421,7 @@ func (p *Provider) ValidateScale(ctx context.Context, c *store.Compute, nodeCoun
 		out = append(out, problem.Detail(api.CodeInsufficientAgents, "nodeCount", "cluster purpose %s needs at least %d nodes (asked for %d)", c.ClusterPurpose, minNodes(c.ClusterPurpose), nodeCount))
 	}
 	size, loc := statusOf(c).VMSize, location(c)
-	if size == "" {
-		size = settingsOf(c).VMSize
-	}
+	size = cmp.Or(size, settingsOf(c).VMSize)
 	if size == "" {
 		return out
 	}

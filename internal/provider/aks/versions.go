@@ -1,6 +1,7 @@
 package aks
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"net/http"
@@ -18,9 +19,7 @@ import (
 // reference's get-versions shape, each marked with whether Berth supports
 // it. ws may be nil (the server's default subscription).
 func (p *Provider) Versions(ctx context.Context, ws *api.Workspace, location string) (*api.VersionList, error) {
-	if ws == nil {
-		ws = &api.Workspace{}
-	}
+	ws = cmp.Or(ws, &api.Workspace{})
 	location = strings.ToLower(location)
 	sub := p.subscription(ws)
 	if sub == "" {

@@ -1,6 +1,7 @@
 package kubernetes
 
 import (
+	"cmp"
 	"encoding/json"
 
 	"github.com/berth-ml/berth/api"
@@ -48,9 +49,7 @@ type Status struct {
 func ParseSettings(raw json.RawMessage) (Settings, []api.ErrorDetail) {
 	var s Settings
 	out := provider.DecodeStrict("settings", raw, &s)
-	if s.CredentialMode == "" {
-		s.CredentialMode = CredentialScoped
-	}
+	s.CredentialMode = cmp.Or(s.CredentialMode, CredentialScoped)
 	out = append(out, s.Validate()...)
 	return s, out
 }

@@ -14,6 +14,7 @@ package kubernetes
 // only the models of the service whose ServiceAccount the token belongs to.
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net/http"
@@ -102,10 +103,7 @@ func (p *Provider) ReviewDeliveryToken(ctx context.Context, c *store.Compute, sv
 		return problem.New(http.StatusBadGateway, api.CodeClusterUnreachable, "the token could not be checked with cluster %s: %v", c.Name, cl.Explain(err))
 	}
 	if !tr.Status.Authenticated {
-		reason := tr.Status.Error
-		if reason == "" {
-			reason = "not authenticated"
-		}
+		reason := cmp.Or(tr.Status.Error, "not authenticated")
 		return problem.New(http.StatusUnauthorized, api.CodeUnauthorized, "cluster %s did not accept the token for audience %s: %s", c.Name, Audience(c), reason)
 	}
 	want := "system:serviceaccount:" + sv.Namespace + ":" + ServiceAccountName(sv)

@@ -7,6 +7,7 @@
 package kubernetes
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -112,17 +113,11 @@ func (p *Provider) Type() string      { return Type }
 func (p *Provider) Origins() []string { return []string{api.OriginAttached} }
 
 func (p *Provider) readyTimeout() time.Duration {
-	if p.ReadyTimeout == 0 {
-		return 10 * time.Minute
-	}
-	return p.ReadyTimeout
+	return cmp.Or(p.ReadyTimeout, 10*time.Minute)
 }
 
 func (p *Provider) removeTimeout() time.Duration {
-	if p.RemoveTimeout == 0 {
-		return 5 * time.Minute
-	}
-	return p.RemoveTimeout
+	return cmp.Or(p.RemoveTimeout, 5*time.Minute)
 }
 
 // Validate checks an attach request without reaching the cluster.

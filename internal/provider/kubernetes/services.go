@@ -7,6 +7,7 @@ package kubernetes
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -266,10 +267,7 @@ func modelsRefused(ctx context.Context, cl *kubeconn.Cluster, sv *store.Service)
 	}
 	for _, pod := range pods.Items {
 		for _, st := range pod.Status.InitContainerStatuses {
-			term := st.State.Terminated
-			if term == nil {
-				term = st.LastTerminationState.Terminated
-			}
+			term := cmp.Or(st.State.Terminated, st.LastTerminationState.Terminated)
 			if st.Name != InitContainerName || term == nil || term.ExitCode == 0 {
 				continue
 			}

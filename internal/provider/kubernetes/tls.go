@@ -1,6 +1,7 @@
 package kubernetes
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -288,10 +289,7 @@ func directory(ws *api.Workspace) string {
 // probeAddress is where the CA will look for HTTP-01 answers: the
 // endpoint's address on the HTTP port.
 func (p *Provider) probeAddress(c *store.Compute) string {
-	port := p.ACMEHTTPPort
-	if port == 0 {
-		port = 80
-	}
+	port := cmp.Or(p.ACMEHTTPPort, 80)
 	if c.Endpoint == "" {
 		return ""
 	}

@@ -5,6 +5,7 @@
 package local
 
 import (
+	"cmp"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -113,9 +114,7 @@ func prepare(ctx context.Context, r *operation.Run) error {
 		return err
 	}
 	st := provider.Read[Status](c.Status)
-	if st.Port == 0 {
-		st.Port = provider.Read[Settings](c.Settings).Port
-	}
+	st.Port = cmp.Or(st.Port, provider.Read[Settings](c.Settings).Port)
 	if st.Port == 0 {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {

@@ -18,6 +18,7 @@ package local
 //     leaves, and when it ends everything the command started ends too.
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"os"
@@ -52,10 +53,7 @@ func sandboxAs(cmd *exec.Cmd, launcher []string, hide string, expose []string, r
 	args = append(args, "--")
 	args = append(args, cmd.Args...)
 	cmd.Path, cmd.Args = launcher[0], append([]string{launcher[0]}, args...)
-	attr := cmd.SysProcAttr
-	if attr == nil {
-		attr = &syscall.SysProcAttr{}
-	}
+	attr := cmp.Or(cmd.SysProcAttr, &syscall.SysProcAttr{})
 	attr.Cloneflags |= syscall.CLONE_NEWNS | syscall.CLONE_NEWPID
 	if uid := os.Getuid(); rootless {
 		// The launcher is root of a user namespace of its own (it keeps

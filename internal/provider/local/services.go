@@ -6,6 +6,7 @@ package local
 // through the local front end.
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -93,10 +94,7 @@ func (p *Provider) waitService(ctx context.Context, r *operation.Run, t *provide
 	if err != nil {
 		return err
 	}
-	timeout := p.ReadyTimeout
-	if timeout == 0 {
-		timeout = 2 * time.Minute
-	}
+	timeout := cmp.Or(p.ReadyTimeout, 2*time.Minute)
 	deadline := time.Now().Add(timeout)
 	url := fmt.Sprintf("https://%s/v2/models/%s/ready", c.Endpoint, sv.Name)
 	seen := map[string]int{} // exits reported, by replica
