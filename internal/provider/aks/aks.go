@@ -378,16 +378,12 @@ func contextWithTimeout(ctx context.Context) (context.Context, context.CancelFun
 	return context.WithTimeout(ctx, 2*time.Minute)
 }
 
-func str(p *string) string {
+// deref is what p points to, or the zero value for nil (Azure's models
+// are pointers throughout).
+func deref[T any](p *T) T {
 	if p == nil {
-		return ""
-	}
-	return *p
-}
-
-func i32(p *int32) int32 {
-	if p == nil {
-		return 0
+		var zero T
+		return zero
 	}
 	return *p
 }

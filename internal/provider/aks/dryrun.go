@@ -86,7 +86,7 @@ func (p *Provider) dryRunAttach(ctx context.Context, ws *api.Workspace, req *api
 	kreq := *req
 	kreq.Type, kreq.Credentials = api.ComputeKubernetes, string(kc)
 	kreq.Settings = provider.Encode(kubernetes.Settings{CredentialMode: provider.Read[Settings](req.Settings).CredentialMode})
-	vms := &preflight.VMSizes{Default: vmSize(&mc.ManagedCluster), CPUs: p.vmCPUs(ctx, ws, strings.ToLower(str(mc.Location)))}
+	vms := &preflight.VMSizes{Default: vmSize(&mc.ManagedCluster), CPUs: p.vmCPUs(ctx, ws, strings.ToLower(deref(mc.Location)))}
 	rep, err := p.Kube.DryRunWith(ctx, &kreq, preflight.Input{VMSizes: vms, Unreachable: acc.unreachable()})
 	if err != nil {
 		return nil, err

@@ -36,7 +36,7 @@ func accessOf(mc *armcontainerservice.ManagedCluster) access {
 		}
 		a.private = ap.EnablePrivateCluster != nil && *ap.EnablePrivateCluster
 	}
-	a.privateFQDN = str(mc.Properties.PrivateFQDN)
+	a.privateFQDN = deref(mc.Properties.PrivateFQDN)
 	return a
 }
 

@@ -409,7 +409,7 @@ func (p *Provider) stepFind(ctx context.Context, r *operation.Run) error {
 	if err != nil {
 		return failAzure(ctx, err, need{action: "read managed cluster " + ref.name, role: "Reader", scope: ref.id()})
 	}
-	location := strings.ToLower(str(mc.Location))
+	location := strings.ToLower(deref(mc.Location))
 	acc := accessOf(&mc.ManagedCluster)
 	editStatus(c, func(st *Status) {
 		st.ResourceID, st.ResourceGroup, st.ClusterName, st.Location = ref.id(), ref.group, ref.name, location
@@ -569,7 +569,7 @@ func (p *Provider) stepScale(ctx context.Context, r *operation.Run) error {
 		}
 		params = cur.AgentPool
 		params.Properties = cmp.Or(params.Properties, &armcontainerservice.ManagedClusterAgentPoolProfileProperties{})
-		r.Event("Scaling agent pool %s of %s from %d to %d nodes", pool, name, i32(params.Properties.Count), req.NodeCount)
+		r.Event("Scaling agent pool %s of %s from %d to %d nodes", pool, name, deref(params.Properties.Count), req.NodeCount)
 		params.Properties.Count = to.Ptr(int32(req.NodeCount))
 	}
 	poller, err := az.pools.BeginCreateOrUpdate(ctx, group, name, pool, params, opts)

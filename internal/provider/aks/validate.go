@@ -397,7 +397,7 @@ func clusterVersion(mc *armcontainerservice.ManagedCluster) string {
 	if mc.Properties.CurrentKubernetesVersion != nil {
 		return *mc.Properties.CurrentKubernetesVersion
 	}
-	return str(mc.Properties.KubernetesVersion)
+	return deref(mc.Properties.KubernetesVersion)
 }
 
 // vmSize is the VM size of a managed cluster's first (system) agent pool.
@@ -405,7 +405,7 @@ func vmSize(mc *armcontainerservice.ManagedCluster) string {
 	if mc.Properties == nil || len(mc.Properties.AgentPoolProfiles) == 0 || mc.Properties.AgentPoolProfiles[0] == nil {
 		return ""
 	}
-	return str(mc.Properties.AgentPoolProfiles[0].VMSize)
+	return deref(mc.Properties.AgentPoolProfiles[0].VMSize)
 }
 
 // ValidateUpdate: the install path's rules.
