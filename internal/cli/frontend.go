@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"fmt"
 	"net"
 	"os"
@@ -70,15 +71,13 @@ needs nothing from the control plane, so scoring goes on while that is down.`,
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			tlsSecret, settings := "berth-fe-tls", map[string]string{}
+			settings := map[string]string{}
 			if configName != "" {
 				if cm, err := cs.CoreV1().ConfigMaps(namespace).Get(ctx, configName, metav1.GetOptions{}); err == nil {
 					settings = cm.Data
 				}
 			}
-			if settings["tlsSecret"] != "" {
-				tlsSecret = settings["tlsSecret"]
-			}
+			tlsSecret := cmp.Or(settings["tlsSecret"], "berth-fe-tls")
 			fe := frontend.New(log)
 			if every, err := time.ParseDuration(settings["metricsInterval"]); err == nil && every > 0 && settings["metricsURL"] != "" {
 				go (&frontend.Reporter{Frontend: fe, URL: settings["metricsURL"], TokenFile: installer.ControlPlaneTokenFile,

@@ -308,9 +308,7 @@ func (s *Service) start(ctx context.Context, ws *api.Workspace, name string, kin
 			return err
 		}
 		c.CurrentOperation = op.ID
-		if state != "" {
-			c.ProvisioningState = state
-		}
+		c.ProvisioningState = cmp.Or(state, c.ProvisioningState)
 		return tx.UpdateCompute(ctx, c)
 	})
 	if errors.Is(err, store.ErrNotFound) { // detached or deleted meanwhile

@@ -1,6 +1,7 @@
 package service
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -287,18 +288,11 @@ func mergeSpec(s, ch *api.ServiceSpec) {
 	} else if ch.Autoscale != nil && ch.Autoscale.Enabled {
 		s.Replicas, s.Autoscale = 0, ch.Autoscale
 	}
-	if ch.Liveness != nil {
-		s.Liveness = ch.Liveness
-	}
-	if ch.Readiness != nil {
-		s.Readiness = ch.Readiness
-	}
+	s.Liveness, s.Readiness = cmp.Or(ch.Liveness, s.Liveness), cmp.Or(ch.Readiness, s.Readiness)
 	if ch.Env != nil {
 		s.Env = ch.Env
 	}
-	if ch.ModelDelivery != "" {
-		s.ModelDelivery = ch.ModelDelivery
-	}
+	s.ModelDelivery = cmp.Or(ch.ModelDelivery, s.ModelDelivery)
 }
 
 // conflict turns a lost race for the service's one active operation into a 409.

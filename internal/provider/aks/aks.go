@@ -217,7 +217,7 @@ func (p *Provider) parseCreate(ws *api.Workspace, req *api.ComputeRequest) (*cre
 			out = append(out, problem.Detail(api.CodeInvalidProperty, f[0], "%s names a cluster to attach: it does not apply to creating one", f[0]))
 		}
 	}
-	s := &createSpec{agents: DefaultAgentCount, vmSize: DefaultVMSize, location: strings.ToLower(set.Location),
+	s := &createSpec{agents: DefaultAgentCount, vmSize: cmp.Or(set.VMSize, DefaultVMSize), location: strings.ToLower(set.Location),
 		version: set.KubernetesVersion, subscription: p.subscription(ws), group: ws.Settings.AzureResourceGroup}
 	if set.AgentCount != nil {
 		s.agents = *set.AgentCount
@@ -225,9 +225,6 @@ func (p *Provider) parseCreate(ws *api.Workspace, req *api.ComputeRequest) (*cre
 			out = append(out, problem.Detail(api.CodeInvalidAgentCount, "settings.agentCount", "settings.agentCount must be a positive integer (got %d)", s.agents))
 			s.agents = 0
 		}
-	}
-	if set.VMSize != "" {
-		s.vmSize = set.VMSize
 	}
 	if s.agents > 0 && s.agents < minNodes(req.ClusterPurpose) {
 		out = append(out, problem.Detail(api.CodeInsufficientAgents, "settings.agentCount", "cluster purpose %s needs at least %d agents (got %d): use settings.agentCount %d or more, or clusterPurpose DevTest", req.ClusterPurpose, minNodes(req.ClusterPurpose), s.agents, minNodes(req.ClusterPurpose)))
