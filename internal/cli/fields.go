@@ -1,8 +1,10 @@
 package cli
 
 import (
+	"cmp"
+	"maps"
 	"regexp"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/berth-ml/berth/api"
@@ -21,9 +23,7 @@ type fieldFlags map[string]string
 func merge(tables ...fieldFlags) fieldFlags {
 	out := fieldFlags{}
 	for _, t := range tables {
-		for k, v := range t {
-			out[k] = v
-		}
+		maps.Copy(out, t)
 	}
 	return out
 }
@@ -117,12 +117,7 @@ func flagNamesFor(path string) *flagNames {
 	for k := range t {
 		f.fields = append(f.fields, k)
 	}
-	sort.Slice(f.fields, func(i, j int) bool {
-		if len(f.fields[i]) != len(f.fields[j]) {
-			return len(f.fields[i]) > len(f.fields[j])
-		}
-		return f.fields[i] < f.fields[j]
-	})
+	slices.SortFunc(f.fields, func(x, y string) int { return cmp.Or(cmp.Compare(len(y), len(x)), strings.Compare(x, y)) })
 	return f
 }
 

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/jmespath/go-jmespath"
@@ -36,10 +37,8 @@ var Formats = []Format{Table, JSON, YAML, TSV, None}
 // ParseFormat parses an -o/--output value (case-insensitive).
 func ParseFormat(s string) (Format, error) {
 	want := Format(strings.ToLower(strings.TrimSpace(s)))
-	for _, f := range Formats {
-		if f == want {
-			return f, nil
-		}
+	if slices.Contains(Formats, want) {
+		return want, nil
 	}
 	return "", fmt.Errorf("invalid output format %q: allowed values are %s", s, allowedFormats())
 }
