@@ -60,11 +60,7 @@ func Parse(kubeconfig []byte, contextName string) (*clientcmdapi.Config, string,
 		}
 	}
 	if _, ok := cfg.Contexts[contextName]; !ok {
-		var names []string
-		for n := range cfg.Contexts {
-			names = append(names, n)
-		}
-		return nil, "", fmt.Errorf("the kubeconfig has no context %q (it has: %s)", contextName, strings.Join(names, ", "))
+		return nil, "", fmt.Errorf("the kubeconfig has no context %q (it has: %s)", contextName, strings.Join(slices.Sorted(maps.Keys(cfg.Contexts)), ", "))
 	}
 	cfg.CurrentContext = contextName
 	if err := clientcmdapi.MinifyConfig(cfg); err != nil {
