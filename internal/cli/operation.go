@@ -10,20 +10,10 @@ import (
 
 func (a *app) operationCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "operation", Aliases: []string{"op"}, Short: "List operations; show, follow or cancel one by id"}
-	show := &cobra.Command{
-		Use: "show ID", Short: "Show an operation", Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			op, err := c.GetOperation(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			return a.print(op, operationColumns)
-		},
-	}
+	show := a.printCommand(&cobra.Command{Use: "show ID", Short: "Show an operation", Args: cobra.ExactArgs(1)},
+		func(ctx context.Context, c *client.Client, args []string) (any, error) {
+			return c.GetOperation(ctx, args[0])
+		}, operationColumns)
 	var follow bool
 	events := &cobra.Command{
 		Use: "events ID [--follow]", Short: "Print an operation's events (--follow: until it ends)", Args: cobra.ExactArgs(1),

@@ -246,6 +246,23 @@ func (a *app) listCommand(short string, list func(ctx context.Context, c *client
 		}}
 }
 
+// printCommand prints what get fetches with the client; args are the
+// command's arguments.
+func (a *app) printCommand(cmd *cobra.Command, get func(ctx context.Context, c *client.Client, args []string) (any, error), cols []output.Column) *cobra.Command {
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		c, err := a.client()
+		if err != nil {
+			return err
+		}
+		v, err := get(cmd.Context(), c, args)
+		if err != nil {
+			return err
+		}
+		return a.print(v, cols)
+	}
+	return cmd
+}
+
 // namedCommand is a command on the workspace's kind -n NAME: run gets
 // the client, the workspace and the name.
 func (a *app) namedCommand(kind, use, short string, run func(cmd *cobra.Command, c *client.Client, ws, name string) error) *cobra.Command {

@@ -1,7 +1,9 @@
 package cli
 
 import (
+	"context"
 	"fmt"
+	"github.com/berth-ml/berth/client"
 
 	"github.com/berth-ml/berth/internal/cli/config"
 
@@ -65,20 +67,10 @@ The token is printed once (field "token"): store it now.`,
 	create.Flags().BoolVar(&all, "all-workspaces", false, "a token for every workspace, whatever -w, BERTH_WORKSPACE or the context say")
 	create.Flags().StringVar(&description, "description", "", "what the token is for")
 	create.RegisterFlagCompletionFunc("role", fixedCompletion("owner", "contributor", "reader"))
-	list := &cobra.Command{
-		Use: "list", Short: "List tokens (never their secrets)", Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			ts, err := c.ListTokens(cmd.Context())
-			if err != nil {
-				return err
-			}
-			return a.print(ts, tokenColumns)
-		},
-	}
+	list := a.printCommand(&cobra.Command{Use: "list", Short: "List tokens (never their secrets)", Args: cobra.NoArgs},
+		func(ctx context.Context, c *client.Client, _ []string) (any, error) {
+			return c.ListTokens(ctx)
+		}, tokenColumns)
 	revoke := &cobra.Command{
 		Use: "revoke ID", Short: "Revoke a token", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {

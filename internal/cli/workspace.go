@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"github.com/berth-ml/berth/api"
 	"github.com/berth-ml/berth/client"
 	"github.com/spf13/cobra"
@@ -81,20 +82,10 @@ func (a *app) workspaceCommand() *cobra.Command {
 		},
 	}
 	show.Flags().StringVarP(&name, "name", "n", "", "workspace name (default: -w, BERTH_WORKSPACE or the context's workspace)")
-	list := &cobra.Command{
-		Use: "list", Short: "List workspaces", Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			wss, err := c.ListWorkspaces(cmd.Context())
-			if err != nil {
-				return err
-			}
-			return a.print(wss, workspaceColumns)
-		},
-	}
+	list := a.printCommand(&cobra.Command{Use: "list", Short: "List workspaces", Args: cobra.NoArgs},
+		func(ctx context.Context, c *client.Client, _ []string) (any, error) {
+			return c.ListWorkspaces(ctx)
+		}, workspaceColumns)
 	del := &cobra.Command{
 		Use: "delete -n NAME", Short: "Delete an empty workspace", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
