@@ -10,8 +10,8 @@ import (
 
 func (a *app) operationCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "operation", Aliases: []string{"op"}, Short: "List operations; show, follow or cancel one by id"}
-	show := a.printCommand(&cobra.Command{Use: "show ID", Short: "Show an operation", Args: cobra.ExactArgs(1)},
-		func(ctx context.Context, c *client.Client, args []string) (any, error) {
+	show := a.printCommand(&cobra.Command{Use: "show ID", Short: "Show an operation", Args: cobra.ExactArgs(1)}, false,
+		func(ctx context.Context, c *client.Client, _ string, args []string) (any, error) {
 			return c.GetOperation(ctx, args[0])
 		}, operationColumns)
 	var follow bool

@@ -232,29 +232,28 @@ func (a *app) inWorkspace(kind, name string) (*client.Client, string, error) {
 
 // listCommand is a `list` that prints what list fetches from the workspace.
 func (a *app) listCommand(short string, list func(ctx context.Context, c *client.Client, ws string) (any, error), cols []output.Column) *cobra.Command {
-	return &cobra.Command{Use: "list", Short: short, Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, ws, err := a.inWorkspace("", "")
-			if err != nil {
-				return err
-			}
-			v, err := list(cmd.Context(), c, ws)
-			if err != nil {
-				return err
-			}
-			return a.print(v, cols)
-		}}
+	return a.printCommand(&cobra.Command{Use: "list", Short: short, Args: cobra.NoArgs}, true,
+		func(ctx context.Context, c *client.Client, ws string, _ []string) (any, error) {
+			return list(ctx, c, ws)
+		}, cols)
 }
 
-// printCommand prints what get fetches with the client; args are the
-// command's arguments.
-func (a *app) printCommand(cmd *cobra.Command, get func(ctx context.Context, c *client.Client, args []string) (any, error), cols []output.Column) *cobra.Command {
+// printCommand makes cmd print what get fetches with its arguments: in the
+// workspace (-w) when inWorkspace is set, else with the client alone.
+func (a *app) printCommand(cmd *cobra.Command, inWorkspace bool, get func(ctx context.Context, c *client.Client, ws string, args []string) (any, error), cols []output.Column) *cobra.Command {
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		c, err := a.client()
+		var c *client.Client
+		var ws string
+		var err error
+		if inWorkspace {
+			c, ws, err = a.inWorkspace("", "")
+		} else {
+			c, err = a.client()
+		}
 		if err != nil {
 			return err
 		}
-		v, err := get(cmd.Context(), c, args)
+		v, err := get(cmd.Context(), c, ws, args)
 		if err != nil {
 			return err
 		}

@@ -67,8 +67,8 @@ The token is printed once (field "token"): store it now.`,
 	create.Flags().BoolVar(&all, "all-workspaces", false, "a token for every workspace, whatever -w, BERTH_WORKSPACE or the context say")
 	create.Flags().StringVar(&description, "description", "", "what the token is for")
 	create.RegisterFlagCompletionFunc("role", fixedCompletion("owner", "contributor", "reader"))
-	list := a.printCommand(&cobra.Command{Use: "list", Short: "List tokens (never their secrets)", Args: cobra.NoArgs},
-		func(ctx context.Context, c *client.Client, _ []string) (any, error) {
+	list := a.printCommand(&cobra.Command{Use: "list", Short: "List tokens (never their secrets)", Args: cobra.NoArgs}, false,
+		func(ctx context.Context, c *client.Client, _ string, _ []string) (any, error) {
 			return c.ListTokens(ctx)
 		}, tokenColumns)
 	revoke := &cobra.Command{

@@ -82,8 +82,8 @@ func (a *app) workspaceCommand() *cobra.Command {
 		},
 	}
 	show.Flags().StringVarP(&name, "name", "n", "", "workspace name (default: -w, BERTH_WORKSPACE or the context's workspace)")
-	list := a.printCommand(&cobra.Command{Use: "list", Short: "List workspaces", Args: cobra.NoArgs},
-		func(ctx context.Context, c *client.Client, _ []string) (any, error) {
+	list := a.printCommand(&cobra.Command{Use: "list", Short: "List workspaces", Args: cobra.NoArgs}, false,
+		func(ctx context.Context, c *client.Client, _ string, _ []string) (any, error) {
 			return c.ListWorkspaces(ctx)
 		}, workspaceColumns)
 	del := &cobra.Command{
