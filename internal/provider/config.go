@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
 	"slices"
 	"sort"
@@ -38,13 +39,8 @@ func DecodeStrict(prefix string, raw json.RawMessage, v any) []api.ErrorDetail {
 		return []api.ErrorDetail{problem.Detail(api.CodeInvalidValue, prefix, "%s must be a JSON object", prefix)}
 	}
 	known := jsonFields(v)
-	keys := make([]string, 0, len(doc))
-	for k := range doc {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
 	var out []api.ErrorDetail
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(doc)) {
 		if !slices.Contains(known, k) {
 			out = append(out, problem.Detail(api.CodeInvalidProperty, prefix+"."+k, "%s.%s is not a setting of this compute type (known: %s)", prefix, k, strings.Join(known, ", ")))
 			continue

@@ -9,7 +9,8 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"sort"
+	"maps"
+	"slices"
 	"sync"
 
 	dto "github.com/prometheus/client_model/go"
@@ -83,12 +84,7 @@ func (r *Registry) Get(typ string) (Provider, bool) {
 func (r *Registry) Types() []string {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	out := make([]string, 0, len(r.providers))
-	for t := range r.providers {
-		out = append(out, t)
-	}
-	sort.Strings(out)
-	return out
+	return slices.Sorted(maps.Keys(r.providers))
 }
 
 // Undoer is a provider whose failed operations of some kinds must be

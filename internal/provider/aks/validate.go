@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"github.com/berth-ml/berth/internal/problem"
 	"github.com/berth-ml/berth/internal/provider/kubernetes"
+	"maps"
 	"net/http"
 	"net/netip"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -64,12 +66,7 @@ func (p *Provider) checkCreateInAzure(ctx context.Context, ws *api.Workspace, re
 		return append(out, azureError(err, need{action: "list the subscription's locations", role: "Reader", scope: subScope}))
 	}
 	if _, ok := locs[s.location]; !ok {
-		names := make([]string, 0, len(locs))
-		for n := range locs {
-			names = append(names, n)
-		}
-		sort.Strings(names)
-		return append(out, problem.Detail(api.CodeUnknownLocation, "settings.location", "settings.location %q is not an Azure location of subscription %s; known: %s", s.location, s.subscription, strings.Join(names, ", ")))
+		return append(out, problem.Detail(api.CodeUnknownLocation, "settings.location", "settings.location %q is not an Azure location of subscription %s; known: %s", s.location, s.subscription, strings.Join(slices.Sorted(maps.Keys(locs)), ", ")))
 	}
 	// VM size and capacity.
 	if s.vmSize != "" && s.agents > 0 {
