@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -103,10 +105,7 @@ func (d *document) keys(m map[string]any, sorted bool) []string {
 	if original && !sorted {
 		return ks
 	}
-	ks = make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
+	ks = slices.Collect(maps.Keys(m))
 	d.sortKeys(ks, !original, sorted)
 	return ks
 }

@@ -4,7 +4,9 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"maps"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -56,10 +58,7 @@ func (p *Provider) versionList(location string, vl []*armcontainerservice.Kubern
 			continue
 		}
 		preview := kv.IsPreview != nil && *kv.IsPreview
-		patches := make([]string, 0, len(kv.PatchVersions))
-		for v := range kv.PatchVersions {
-			patches = append(patches, v)
-		}
+		patches := slices.Collect(maps.Keys(kv.PatchVersions))
 		if len(patches) == 0 {
 			patches = []string{*kv.Version}
 		}
