@@ -62,6 +62,11 @@ func Normalize(s *api.ServiceSpec) []api.ErrorDetail {
 	add := func(code, target, format string, args ...any) {
 		out = append(out, problem.Detail(code, target, format, args...))
 	}
+	atLeast1 := func(field string, v int) {
+		if v < 1 {
+			add("InvalidValue", field, "%s %d must be at least 1", field, v)
+		}
+	}
 	if s.Compute == "" {
 		add("InvalidValue", "compute", "a compute is required (`compute`)")
 	}
@@ -122,31 +127,21 @@ func Normalize(s *api.ServiceSpec) []api.ErrorDetail {
 		a.MaxReplicas = cmp.Or(a.MaxReplicas, max(DefaultAutoscaleMax, a.MinReplicas))
 		a.RefreshSeconds = cmp.Or(a.RefreshSeconds, DefaultAutoscaleRefresh)
 		a.TargetUtilization = cmp.Or(a.TargetUtilization, DefaultTargetUtilization)
-		if a.MinReplicas < 1 {
-			add("InvalidValue", "autoscale.minReplicas", "autoscale.minReplicas %d must be at least 1", a.MinReplicas)
-		}
+		atLeast1("autoscale.minReplicas", a.MinReplicas)
 		if a.MaxReplicas < a.MinReplicas {
 			add("InvalidValue", "autoscale.maxReplicas", "autoscale.maxReplicas %d must be at least autoscale.minReplicas %d", a.MaxReplicas, a.MinReplicas)
 		}
-		if a.RefreshSeconds < 1 {
-			add("InvalidValue", "autoscale.refreshSeconds", "autoscale.refreshSeconds %d must be at least 1", a.RefreshSeconds)
-		}
+		atLeast1("autoscale.refreshSeconds", a.RefreshSeconds)
 		if a.TargetUtilization < 1 || a.TargetUtilization > 100 {
 			add("InvalidValue", "autoscale.targetUtilization", "autoscale.targetUtilization %d must be between 1 and 100", a.TargetUtilization)
 		}
 	}
 	s.MaxConcurrentRequests = cmp.Or(s.MaxConcurrentRequests, DefaultMaxConcurrent)
-	if s.MaxConcurrentRequests < 1 {
-		add("InvalidValue", "maxConcurrentRequestsPerContainer", "maxConcurrentRequestsPerContainer %d must be at least 1", s.MaxConcurrentRequests)
-	}
+	atLeast1("maxConcurrentRequestsPerContainer", s.MaxConcurrentRequests)
 	s.MaxQueueWaitMs = cmp.Or(s.MaxQueueWaitMs, DefaultMaxQueueWaitMs)
-	if s.MaxQueueWaitMs < 1 {
-		add("InvalidValue", "maxQueueWaitMs", "maxQueueWaitMs %d must be at least 1", s.MaxQueueWaitMs)
-	}
+	atLeast1("maxQueueWaitMs", s.MaxQueueWaitMs)
 	s.ScoringTimeoutMs = cmp.Or(s.ScoringTimeoutMs, DefaultScoringTimeoutMs)
-	if s.ScoringTimeoutMs < 1 {
-		add("InvalidValue", "scoringTimeoutMs", "scoringTimeoutMs %d must be at least 1", s.ScoringTimeoutMs)
-	}
+	atLeast1("scoringTimeoutMs", s.ScoringTimeoutMs)
 	switch s.Auth {
 	case "":
 		s.Auth = api.AuthKey
