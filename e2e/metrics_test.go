@@ -91,10 +91,10 @@ func TestServiceMetrics(t *testing.T) {
 	var latency, replicas bool
 	for _, p := range m.Points {
 		latency = latency || (p.LatencyP50Ms != nil && *p.LatencyP50Ms > 0 && p.LatencyP99Ms != nil && *p.LatencyP99Ms >= *p.LatencyP50Ms)
-		replicas = replicas || p.ReadyReplicas == 1
+		replicas = replicas || p.ReadyReplicas == 1 && p.DesiredReplicas == 1
 	}
 	if !latency || !replicas {
-		t.Errorf("no point with latencies (%v) or one ready replica (%v): %+v", latency, replicas, m.Points)
+		t.Errorf("no point with latencies (%v) or one ready of one desired replica (%v): %+v", latency, replicas, m.Points)
 	}
 	r := berth(t, l.env, "service", "metrics", "-n", "iris")
 	if first := strings.SplitN(r.stdout, "\n", 2)[0]; r.code != 0 || !strings.Contains(first, "Req/s") || !strings.Contains(r.stdout, "401:") {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"io"
 	"net/http"
-	"net/url"
 	"strconv"
 )
 
@@ -46,7 +45,3 @@ func (w *recorder) Write(b []byte) (int, error) {
 	w.WriteHeader(http.StatusOK)
 	return w.body.Write(b)
 }
-
-func itoa(n int) string { return strconv.Itoa(n) }
-
-func urlEscape(s string) string { return url.QueryEscape(s) }

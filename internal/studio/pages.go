@@ -9,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"net/http"
+	"net/url"
 	"slices"
 	"sort"
 	"strconv"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/berth-ml/berth/api"
 	"github.com/berth-ml/berth/client"
+	"github.com/berth-ml/berth/internal/service"
 )
 
 // pages are the parsed templates: layout.html around each page's own.
@@ -142,7 +144,7 @@ func (s *Studio) fail(w http.ResponseWriter, r *http.Request, err error) {
 		status = ae.StatusCode
 	}
 	if status == http.StatusUnauthorized {
-		http.Redirect(w, r, "/signin?next="+urlEscape(r.URL.RequestURI()), http.StatusSeeOther)
+		http.Redirect(w, r, "/signin?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
 		return
 	}
 	s.render(w, r, "error", status, err.Error())
@@ -176,7 +178,7 @@ func (s *Studio) routes() {
 	post := func(pattern string, h http.HandlerFunc) { s.mux.HandleFunc("POST "+pattern, s.signed(h)) }
 	get("/{$}", func(w http.ResponseWriter, r *http.Request) {
 		if ws := sessionOf(r.Context()).Workspace; ws != "" {
-			http.Redirect(w, r, "/w/"+urlPath(ws)+"/computes", http.StatusSeeOther)
+			http.Redirect(w, r, "/w/"+url.PathEscape(ws)+"/computes", http.StatusSeeOther)
 			return
 		}
 		http.Redirect(w, r, "/workspaces", http.StatusSeeOther)
@@ -200,8 +202,6 @@ func (s *Studio) routes() {
 	post("/tokens", s.tokenCreate)
 	post("/tokens/{id}/revoke", s.tokenRevoke)
 }
-
-func urlPath(s string) string { return strings.ReplaceAll(urlEscape(s), "+", "%20") }
 
 func (s *Studio) workspaces(w http.ResponseWriter, r *http.Request) {
 	wss, err := s.client(r).ListWorkspaces(r.Context())
@@ -306,7 +306,7 @@ func (s *Studio) computeAction(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	http.Redirect(w, r, "/w/"+urlPath(ws)+"/computes/"+urlPath(name)+"?op="+urlEscape(op.ID), http.StatusSeeOther)
+	http.Redirect(w, r, "/w/"+url.PathEscape(ws)+"/computes/"+url.PathEscape(name)+"?op="+url.QueryEscape(op.ID), http.StatusSeeOther)
 }
 
 // attachView is the attach form: what was typed, and the API's problems
@@ -349,7 +349,7 @@ func (s *Studio) attach(w http.ResponseWriter, r *http.Request) {
 		s.render(w, r, "attach", http.StatusBadRequest, attachView{Form: form, Errors: fieldErrors(err, attachFields)})
 		return
 	}
-	http.Redirect(w, r, "/w/"+urlPath(ws)+"/computes/"+urlPath(req.Name)+"?op="+urlEscape(op.ID), http.StatusSeeOther)
+	http.Redirect(w, r, "/w/"+url.PathEscape(ws)+"/computes/"+url.PathEscape(req.Name)+"?op="+url.QueryEscape(op.ID), http.StatusSeeOther)
 }
 
 // fileOrText is an uploaded file's content, or else the text field of the
@@ -407,7 +407,7 @@ func (s *Studio) serviceDelete(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	http.Redirect(w, r, "/w/"+urlPath(ws)+"/services", http.StatusSeeOther)
+	http.Redirect(w, r, "/w/"+url.PathEscape(ws)+"/services", http.StatusSeeOther)
 }
 
 // deployView is the deploy form with the workspace's models and computes.
@@ -420,9 +420,12 @@ type deployView struct {
 
 // The reference's defaults, as the form shows them; the fields are named
 // as the API's targets, so its problems land next to them.
-var deployDefaults = map[string]string{"cpu": "0.1", "memoryGb": "0.5", "autoscale.minReplicas": "1",
-	"autoscale.maxReplicas": "10", "autoscale.targetUtilization": "70", "scoringTimeoutMs": "60000",
-	"maxConcurrentRequestsPerContainer": "1", "maxQueueWaitMs": "500", "auth": api.AuthKey}
+var deployDefaults = map[string]string{
+	"cpu": fmt.Sprint(service.DefaultCPU), "memoryGb": fmt.Sprint(service.DefaultMemoryGB),
+	"autoscale.minReplicas": fmt.Sprint(service.DefaultAutoscaleMin), "autoscale.maxReplicas": fmt.Sprint(service.DefaultAutoscaleMax),
+	"autoscale.targetUtilization": fmt.Sprint(service.DefaultTargetUtilization), "scoringTimeoutMs": fmt.Sprint(service.DefaultScoringTimeoutMs),
+	"maxConcurrentRequestsPerContainer": fmt.Sprint(service.DefaultMaxConcurrent), "maxQueueWaitMs": fmt.Sprint(service.DefaultMaxQueueWaitMs),
+	"auth": api.AuthKey}
 
 var deployFields = []string{"name", "compute", "models", "image", "command", "cpu", "memoryGb", "replicas",
 	"autoscale.minReplicas", "autoscale.maxReplicas", "autoscale.targetUtilization", "scoringTimeoutMs",
@@ -495,7 +498,7 @@ func (s *Studio) deploy(w http.ResponseWriter, r *http.Request) {
 	if len(errs) == 0 {
 		op, err := s.client(r).DeployService(r.Context(), ws, req)
 		if err == nil {
-			http.Redirect(w, r, "/w/"+urlPath(ws)+"/services/"+urlPath(req.Name)+"?op="+urlEscape(op.ID), http.StatusSeeOther)
+			http.Redirect(w, r, "/w/"+url.PathEscape(ws)+"/services/"+url.PathEscape(req.Name)+"?op="+url.QueryEscape(op.ID), http.StatusSeeOther)
 			return
 		}
 		errs = fieldErrors(err, deployFields)
@@ -583,7 +586,7 @@ func (s *Studio) serviceRegenKey(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	http.Redirect(w, r, "/w/"+urlPath(ws)+"/services/"+urlPath(name), http.StatusSeeOther)
+	http.Redirect(w, r, "/w/"+url.PathEscape(ws)+"/services/"+url.PathEscape(name), http.StatusSeeOther)
 }
 
 // tryAnswer is what the "try it" box shows.

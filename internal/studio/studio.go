@@ -23,6 +23,8 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -94,7 +96,7 @@ func (s *Studio) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func cacheFor(d time.Duration, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Cache-Control", "private, max-age="+itoa(int(d.Seconds())))
+		w.Header().Set("Cache-Control", "private, max-age="+strconv.Itoa(int(d.Seconds())))
 		h.ServeHTTP(w, r)
 	})
 }
@@ -140,7 +142,7 @@ func (s *Studio) signed(h http.HandlerFunc) http.HandlerFunc {
 		sess := s.read(r)
 		if sess == nil {
 			if r.Method == http.MethodGet && !strings.HasPrefix(r.URL.Path, "/ui/api/") {
-				http.Redirect(w, r, "/signin?next="+urlEscape(r.URL.RequestURI()), http.StatusSeeOther)
+				http.Redirect(w, r, "/signin?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
 				return
 			}
 			writeProblem(w, http.StatusUnauthorized, api.CodeUnauthorized, "sign in again: the session has ended")

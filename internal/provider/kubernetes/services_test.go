@@ -52,22 +52,9 @@ func TestClusterReplicaBounds(t *testing.T) {
 // exits on what waiting cannot fix (an artifact over the limits, a model
 // gone).
 func TestRefusedModelsFailTheDeploy(t *testing.T) {
-	cl := simcluster.StartT(t, simcluster.Options{Nodes: simcluster.Nodes(1, "4")})
-	kc, err := kubeconn.Connect(cl.Kubeconfig, "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	kc, sv, pod := pendingReplica(t, corev1.PodSpec{
+		InitContainers: []corev1.Container{{Name: InitContainerName, Image: "berth"}}, Containers: []corev1.Container{{Name: "model", Image: "berth"}}})
 	ctx := context.Background()
-	sv := &store.Service{Service: api.Service{Name: "iris", ServiceSpec: api.ServiceSpec{Namespace: "default"}}}
-	// A pod no node runs (no kubelet rewrites its status), as a cluster
-	// would report it.
-	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "iris-1", Namespace: "default", Labels: map[string]string{frontend.ServiceLabel: "iris"}},
-		Spec: corev1.PodSpec{NodeSelector: map[string]string{"nowhere": "true"},
-			InitContainers: []corev1.Container{{Name: InitContainerName, Image: "berth"}}, Containers: []corev1.Container{{Name: "model", Image: "berth"}}}}
-	pod, err = kc.Client.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	if err := modelsRefused(ctx, kc, sv); err != nil {
 		t.Fatalf("a pending replica: %v", err)
 	}
@@ -76,7 +63,7 @@ func TestRefusedModelsFailTheDeploy(t *testing.T) {
 			State:                corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff"}},
 			LastTerminationState: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 1, Reason: "Error"}}}}
 	})
-	err = modelsRefused(ctx, kc, sv)
+	err := modelsRefused(ctx, kc, sv)
 	var f *operation.Failure
 	if !errors.As(err, &f) || f.Code != api.CodeModelUnpackFailed || !strings.Contains(f.Message, "replica iris-1 could not get its models (berth-models exited with code 1)") {
 		t.Fatalf("a replica whose models were refused: %v", err)
@@ -107,18 +94,8 @@ func setStatus(t *testing.T, kc *kubeconn.Cluster, pod string, change func(*core
 // the deploy once it exited 3 times (CrashLoopBackOff), at once when it was
 // killed for its memory (OOMKilled) or its image cannot be pulled.
 func TestFailingReplicasFailTheDeploy(t *testing.T) {
-	cl := simcluster.StartT(t, simcluster.Options{Nodes: simcluster.Nodes(1, "4")})
-	kc, err := kubeconn.Connect(cl.Kubeconfig, "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	kc, sv, pod := pendingReplica(t, corev1.PodSpec{Containers: []corev1.Container{{Name: ModelContainerName, Image: "berth"}}})
 	ctx := context.Background()
-	sv := &store.Service{Service: api.Service{Name: "iris", ServiceSpec: api.ServiceSpec{Namespace: "default"}}}
-	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "iris-1", Namespace: "default", Labels: map[string]string{frontend.ServiceLabel: "iris"}},
-		Spec: corev1.PodSpec{NodeSelector: map[string]string{"nowhere": "true"}, Containers: []corev1.Container{{Name: ModelContainerName, Image: "berth"}}}}
-	if _, err := kc.Client.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
 	var events []string
 	warn := func(format string, args ...any) { events = append(events, fmt.Sprintf(format, args...)) }
 	seen := map[string]int32{}
@@ -138,7 +115,7 @@ func TestFailingReplicasFailTheDeploy(t *testing.T) {
 		t.Fatalf("the same exit again: %v %q", err, events)
 	}
 	crashed(3, "Error", "CrashLoopBackOff")
-	err = replicasFailing(ctx, kc, sv, seen, warn)
+	err := replicasFailing(ctx, kc, sv, seen, warn)
 	var f *operation.Failure
 	if !errors.As(err, &f) || f.Code != api.CodeReplicaCrashLoop || len(events) != 2 ||
 		f.Message != "replica iris-1 of iris exited 3 times (CrashLoopBackOff; last: exit code 1); its last lines:\nloading\nError: no model here" {
@@ -157,4 +134,24 @@ func TestFailingReplicasFailTheDeploy(t *testing.T) {
 		f.Message != "replica iris-1 cannot get its image example/nope:1 (ImagePullBackOff): Back-off pulling image" {
 		t.Fatalf("an image that cannot be pulled: %v", err)
 	}
+}
+
+// pendingReplica starts a simulated cluster with one replica pod of service
+// iris that no node runs (no kubelet rewrites its status), so a test can
+// write the status a cluster would report.
+func pendingReplica(t *testing.T, spec corev1.PodSpec) (*kubeconn.Cluster, *store.Service, *corev1.Pod) {
+	t.Helper()
+	cl := simcluster.StartT(t, simcluster.Options{Nodes: simcluster.Nodes(1, "4")})
+	kc, err := kubeconn.Connect(cl.Kubeconfig, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sv := &store.Service{Service: api.Service{Name: "iris", ServiceSpec: api.ServiceSpec{Namespace: "default"}}}
+	spec.NodeSelector = map[string]string{"nowhere": "true"}
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "iris-1", Namespace: "default", Labels: map[string]string{frontend.ServiceLabel: "iris"}}, Spec: spec}
+	pod, err = kc.Client.CoreV1().Pods("default").Create(context.Background(), pod, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kc, sv, pod
 }
