@@ -33,8 +33,13 @@ const MaxBodyBytes = 100 << 20
 
 // Frontend serves scoring requests for the services it knows.
 type Frontend struct {
-	mu       sync.RWMutex
-	services map[string]*service
+	mu        sync.RWMutex
+	services  map[string]*service
+	endpoints map[string]*endpoint
+	// mirrors queues the copies of requests sent to mirrored versions
+	// (endpoint.go), started at the first one.
+	mirrors    chan mirrorJob
+	mirrorOnce sync.Once
 
 	up        *upstream.Client
 	metrics   *metrics
@@ -72,6 +77,7 @@ type service struct {
 func New(log *slog.Logger) *Frontend {
 	return &Frontend{
 		services:  map[string]*service{},
+		endpoints: map[string]*endpoint{},
 		reachable: map[string]bool{},
 		log:       cmp.Or(log, slog.Default()),
 		metrics:   newMetrics(),
@@ -176,11 +182,11 @@ func (f *Frontend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	name, upstreamPath, kind := route(r)
 	var code int
 	if hw, ok := w.(*h1.Response); ok { // it knows its status: no wrapper to allocate
-		f.serve(w, r, name, upstreamPath, kind)
+		name = f.serve(w, r, name, upstreamPath, kind)
 		code = hw.WrittenStatus()
 	} else {
 		sw := &httpx.StatusWriter{ResponseWriter: w}
-		f.serve(sw, r, name, upstreamPath, kind)
+		name = f.serve(sw, r, name, upstreamPath, kind)
 		code = sw.Status
 	}
 	if code == 0 {
@@ -205,12 +211,22 @@ const (
 	kindUnknown  = "unknown"
 )
 
-// route parses the path: the service, the path to send the replica, and
-// the kind of request.
+// endpointPrefix marks the names route returns for endpoint paths.
+const endpointPrefix = "endpoint:"
+
+// route parses the path: the service (or endpointPrefix and the endpoint),
+// the path to send the replica, and the kind of request.
 func route(r *http.Request) (name, upPath, kind string) {
 	p := r.URL.Path
-	if rest, ok := strings.CutPrefix(p, "/api/v1/service/"); ok {
+	for _, prefix := range [...]string{"/api/v1/service/", "/api/v1/endpoint/"} {
+		rest, ok := strings.CutPrefix(p, prefix)
+		if !ok {
+			continue
+		}
 		name, tail, _ := strings.Cut(rest, "/")
+		if prefix == "/api/v1/endpoint/" {
+			name = endpointPrefix + name
+		}
 		switch tail {
 		case "score":
 			return name, "/score", kindScore
@@ -244,56 +260,73 @@ func route(r *http.Request) (name, upPath, kind string) {
 	return "", "", kindUnknown
 }
 
-func (f *Frontend) serve(w http.ResponseWriter, r *http.Request, name, upPath, kind string) {
+// serve answers a request and returns the service that served it, as
+// metrics label it (an endpoint's request: its version's service).
+func (f *Frontend) serve(w http.ResponseWriter, r *http.Request, name, upPath, kind string) string {
 	switch kind {
 	case kindUnknown:
 		writeError(w, http.StatusNotFound, "NotFound", "no such path: "+r.URL.Path)
-		return
+		return ""
 	case kindLive:
 		writeJSON(w, http.StatusOK, map[string]bool{"live": true})
-		return
+		return ""
 	case kindHealth:
 		writeJSON(w, readyStatus(f.ready.Load()), map[string]bool{"ready": f.ready.Load()})
-		return
+		return ""
+	}
+	// An endpoint's path, or an OIP path naming an endpoint (endpoints
+	// first: a version's service is not served on its own).
+	if ep, ok := strings.CutPrefix(name, endpointPrefix); ok {
+		if e := f.endpoint(ep); e != nil {
+			return f.serveEndpoint(w, r, e, upPath, kind)
+		}
+		writeError(w, http.StatusNotFound, "EndpointNotFound", fmt.Sprintf("endpoint %q not found", ep))
+		return ""
+	}
+	if e := f.endpoint(name); e != nil && upPath != "/score" && upPath != "/swagger.json" {
+		return f.serveEndpoint(w, r, e, upPath, kind)
 	}
 	s := f.service(name)
-	if s == nil {
-		writeError(w, http.StatusNotFound, "ServiceNotFound", fmt.Sprintf("service %q not found", name))
-		return
+	var rt *Route
+	if s != nil {
+		rt = s.route.Load()
 	}
-	rt := s.route.Load()
-	wantMethod := http.MethodPost
-	if kind == kindSwagger || kind == kindMetadata || kind == kindReady {
-		wantMethod = http.MethodGet
+	if rt == nil || rt.Endpoint != "" {
+		msg := fmt.Sprintf("service %q not found", name)
+		if rt != nil {
+			msg = fmt.Sprintf("service %q is a version of endpoint %s: score it at /api/v1/endpoint/%s/score (pin the version with %s)", name, rt.Endpoint, rt.Endpoint, VersionHeader)
+		}
+		writeError(w, http.StatusNotFound, "ServiceNotFound", msg)
+		return name
 	}
-	if r.Method != wantMethod {
-		w.Header().Set("Allow", wantMethod)
-		writeError(w, http.StatusMethodNotAllowed, "MethodNotAllowed", fmt.Sprintf("%s is not allowed on %s (use %s)", r.Method, r.URL.Path, wantMethod))
-		return
+	if !allowMethod(w, r, kind) {
+		return name
 	}
 	if kind == kindSwagger {
 		// Served without credentials (as the scoring reference does), so
 		// from the front end's copy: the client's request never reaches a
 		// replica, its body is not read, and no slot is taken.
 		f.serveSwagger(w, s, rt)
-		return
+		return name
 	}
 	// Nothing of an unauthenticated request reaches a replica.
-	if ok, msg := f.authorize(s, rt, r); !ok {
+	key, _ := s.jwtKey.Load().(crypto.PublicKey)
+	if ok, msg := authorize(rt.access(), key, r); !ok {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="berth"`)
 		writeError(w, http.StatusUnauthorized, "Unauthorized", msg)
-		return
+		return name
 	}
 	if kind == kindReady {
-		ready := s.pool.load().Replicas > 0 || s.forward.Load() != nil
+		ready := s.canServe()
 		writeJSON(w, readyStatus(ready), map[string]any{"name": name, "ready": ready})
-		return
+		return name
 	}
 	if r.ContentLength > MaxBodyBytes {
 		tooLarge(w)
-		return
+		return name
 	}
 	f.proxy(w, r, s, rt, upPath)
+	return name
 }
 
 func readyStatus(ok bool) int {
@@ -310,38 +343,39 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Write(append(data, '\n'))
 }
 
-// authorize checks the request's key or token against the route.
-func (f *Frontend) authorize(s *service, rt *Route, r *http.Request) (bool, string) {
-	if rt.Auth == AuthNone {
+// authorize checks the request's key or token against a route's access;
+// key verifies tokens.
+func authorize(a access, key crypto.PublicKey, r *http.Request) (bool, string) {
+	if a.auth == AuthNone {
 		return true, ""
 	}
 	h := r.Header.Get("Authorization")
 	scheme, cred, ok := strings.Cut(h, " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") || cred == "" {
-		return false, fmt.Sprintf("service %s needs Authorization: Bearer <%s>", rt.Service, rt.Auth)
+		return false, fmt.Sprintf("%s needs Authorization: Bearer <%s>", a.what, a.auth)
 	}
-	switch rt.Auth {
+	switch a.auth {
 	case AuthKey:
-		if rt.checkKey(strings.TrimSpace(cred)) {
+		if a.checkKey(strings.TrimSpace(cred)) {
 			return true, ""
 		}
-		return false, fmt.Sprintf("the key is not valid for service %s", rt.Service)
+		return false, fmt.Sprintf("the key is not valid for %s", a.what)
 	case AuthToken:
-		key, _ := s.jwtKey.Load().(crypto.PublicKey)
 		if key == nil {
-			return false, "the service's token verification key is not valid"
+			return false, fmt.Sprintf("the token verification key of %s is not valid", a.what)
 		}
-		if rt.TokenAudience == "" {
-			return false, fmt.Sprintf("service %s's route names no token audience; redeploy it with this release", rt.Service)
+		if a.audience == "" {
+			return false, fmt.Sprintf("%s's route names no token audience; redeploy it with this release", a.what)
 		}
 		_, err := jwt.Parse(strings.TrimSpace(cred), func(*jwt.Token) (any, error) { return key, nil },
-			jwt.WithValidMethods([]string{"RS256", "ES256"}), jwt.WithExpirationRequired(), jwt.WithAudience(rt.TokenAudience),
+			jwt.WithValidMethods([]string{"RS256", "ES256"}), jwt.WithExpirationRequired(), jwt.WithAudience(a.audience),
 			jwt.WithLeeway(5*time.Second))
 		if err != nil {
 			if errors.Is(err, jwt.ErrTokenExpired) {
-				return false, fmt.Sprintf("the token for service %s has expired; get a new one with `berth service token`", rt.Service)
+				kind, _, _ := strings.Cut(a.what, " ")
+				return false, fmt.Sprintf("the token for %s has expired; get a new one with `berth %s token`", a.what, kind)
 			}
-			return false, fmt.Sprintf("the token is not valid for service %s", rt.Service)
+			return false, fmt.Sprintf("the token is not valid for %s", a.what)
 		}
 		return true, ""
 	}
@@ -362,9 +396,15 @@ func (f *Frontend) proxy(w http.ResponseWriter, r *http.Request, s *service, rt 
 		return
 	}
 	defer body.close()
+	f.send(w, r, s, rt, upPath, &body)
+}
+
+// send admits a request whose body is read to a replica of s (or a peer
+// front end that has some) and relays the answer.
+func (f *Frontend) send(w http.ResponseWriter, r *http.Request, s *service, rt *Route, upPath string, body *reqBody) {
 	deadline := time.Now().Add(rt.scoringTimeout())
 	if peer := s.forward.Load(); peer != nil && r.Header.Get(forwardedHeader) == "" && s.pool.load().Replicas == 0 {
-		f.relay(deadline, w, r, rt, &body, *peer, r.URL.Path, "peer "+*peer, true)
+		f.relay(deadline, w, r, rt, body, *peer, r.URL.Path, "peer "+*peer, true)
 		return
 	}
 	// The request's own context and the deadline, not a context with a
@@ -428,7 +468,7 @@ func (f *Frontend) proxy(w http.ResponseWriter, r *http.Request, s *service, rt 
 		obs.inflight.Dec()
 	}()
 
-	f.relay(deadline, w, r, rt, &body, rep.Addr, upPath, rep.Name, false)
+	f.relay(deadline, w, r, rt, body, rep.Addr, upPath, rep.Name, false)
 }
 
 // bodyError answers a request whose body could not be read: too large

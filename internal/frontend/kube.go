@@ -162,8 +162,17 @@ func (w *Watcher) sync() {
 	}
 	peers, self := w.peerList()
 	w.Frontend.SetPeers(peers)
-	seen := map[string]bool{}
+	seen, endpoints := map[string]bool{}, map[string]bool{}
 	for _, cm := range cms {
+		if data, ok := cm.Data[EndpointKey]; ok {
+			if e, err := ParseEndpointRoute([]byte(data)); err != nil {
+				w.Frontend.log.Error("ignoring an endpoint route", "configmap", cm.Namespace+"/"+cm.Name, "err", err)
+			} else {
+				endpoints[e.Endpoint] = true
+				w.Frontend.SetEndpoint(e)
+			}
+			continue
+		}
 		rt, err := ParseRoute([]byte(cm.Data[RouteKey]))
 		if err != nil {
 			w.Frontend.log.Error("ignoring a route", "configmap", cm.Namespace+"/"+cm.Name, "err", err)
@@ -192,6 +201,11 @@ func (w *Watcher) sync() {
 	for _, rt := range w.Frontend.Services() {
 		if !seen[rt.Service] {
 			w.Frontend.DeleteRoute(rt.Service)
+		}
+	}
+	for _, e := range w.Frontend.Endpoints() {
+		if !endpoints[e.Endpoint] {
+			w.Frontend.DeleteEndpoint(e.Endpoint)
 		}
 	}
 }

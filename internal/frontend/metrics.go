@@ -22,6 +22,7 @@ type metrics struct {
 	inflight        *prometheus.GaugeVec
 	desiredReplicas *prometheus.GaugeVec
 	readyReplicas   *prometheus.GaugeVec
+	mirrors         *prometheus.CounterVec
 	observers       sync.Map // service → *observer
 }
 
@@ -40,6 +41,8 @@ func newMetrics() *metrics {
 			Help: "Replicas the autoscaler wants, by service."}, []string{"service"}),
 		readyReplicas: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "berth_fe_ready_replicas",
 			Help: "Ready replicas this front end may use, by service."}, []string{"service"}),
+		mirrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "berth_fe_mirrored_requests_total",
+			Help: "Copies of requests for mirrored versions, by service and result (sent, failed, dropped)."}, []string{"service", "result"}),
 	}
 	// The control plane counts everything a front end started after it
 	// began reading as new activity, and only the change since its first
@@ -47,7 +50,7 @@ func newMetrics() *metrics {
 	started := prometheus.NewGauge(prometheus.GaugeOpts{Name: "berth_fe_start_time_seconds",
 		Help: "When this front end started, in seconds since the Unix epoch."})
 	started.SetToCurrentTime()
-	m.reg.MustRegister(started, m.requests, m.latency, m.queueTime, m.inflight, m.desiredReplicas, m.readyReplicas,
+	m.reg.MustRegister(started, m.requests, m.latency, m.queueTime, m.inflight, m.desiredReplicas, m.readyReplicas, m.mirrors,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -118,6 +121,7 @@ func (m *metrics) forget(service string) {
 	m.latency.DeleteLabelValues(service)
 	m.queueTime.DeleteLabelValues(service)
 	m.requests.DeletePartialMatch(prometheus.Labels{"service": service})
+	m.mirrors.DeletePartialMatch(prometheus.Labels{"service": service})
 }
 
 // Gather returns the front end's metrics, as its admin port serves them.

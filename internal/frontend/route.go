@@ -53,6 +53,9 @@ type Route struct {
 	MaxConcurrentRequestsPerContainer int       `json:"maxConcurrentRequestsPerContainer"`
 	MaxQueueWaitMs                    int       `json:"maxQueueWaitMs"`
 	Autoscale                         Autoscale `json:"autoscale"`
+	// Endpoint, when set, is the endpoint the service is a version of: it
+	// is served only through the endpoint's route (its own URI answers 404).
+	Endpoint string `json:"endpoint,omitempty"`
 }
 
 // Autoscale are a service's scaling settings.
@@ -89,19 +92,7 @@ func ParseRoute(data []byte) (*Route, error) {
 	if r.Port <= 0 || r.Port > 65535 {
 		problems = append(problems, fmt.Sprintf("port %d is not valid", r.Port))
 	}
-	switch r.Auth {
-	case AuthKey:
-		if len(r.KeyHashes) == 0 {
-			problems = append(problems, "key auth needs keyHashes")
-		}
-	case AuthToken:
-		if _, err := parsePublicKey(r.TokenPublicKey); err != nil {
-			problems = append(problems, "token auth needs tokenPublicKey: "+err.Error())
-		}
-	case AuthNone:
-	default:
-		problems = append(problems, fmt.Sprintf("auth %q is not key, token or none", r.Auth))
-	}
+	problems = append(problems, r.access().check()...)
 	if len(problems) > 0 {
 		return nil, fmt.Errorf("route %s: %s", r.Service, strings.Join(problems, "; "))
 	}
@@ -136,11 +127,39 @@ func (r *Route) scoringTimeout() time.Duration {
 
 func (r *Route) queueWait() time.Duration { return time.Duration(r.MaxQueueWaitMs) * time.Millisecond }
 
+// access is who may call a route: its auth mode and credentials. what
+// names the route in messages ("service iris").
+type access struct {
+	auth, tokenPublicKey, audience, what string
+	keyHashes                            []string
+}
+
+func (r *Route) access() access {
+	return access{r.Auth, r.TokenPublicKey, r.TokenAudience, "service " + r.Service, r.KeyHashes}
+}
+
+func (a access) check() []string {
+	switch a.auth {
+	case AuthKey:
+		if len(a.keyHashes) == 0 {
+			return []string{"key auth needs keyHashes"}
+		}
+	case AuthToken:
+		if _, err := parsePublicKey(a.tokenPublicKey); err != nil {
+			return []string{"token auth needs tokenPublicKey: " + err.Error()}
+		}
+	case AuthNone:
+	default:
+		return []string{fmt.Sprintf("auth %q is not key, token or none", a.auth)}
+	}
+	return nil
+}
+
 // checkKey compares a presented key with the stored hashes in constant time.
-func (r *Route) checkKey(key string) bool {
+func (a access) checkKey(key string) bool {
 	h := []byte(HashKey(key))
 	ok := 0
-	for _, want := range r.KeyHashes {
+	for _, want := range a.keyHashes {
 		ok |= subtle.ConstantTimeCompare(h, []byte(want))
 	}
 	return ok == 1
