@@ -602,6 +602,9 @@ type Service struct {
 	ScoringURI    string        `json:"scoringUri,omitempty"`
 	SwaggerURI    string        `json:"swaggerUri,omitempty"`
 	ReadyReplicas int           `json:"readyReplicas"`
+	// Endpoint, when set, is the endpoint this service is a version of: it
+	// is served, keyed and changed only through the endpoint.
+	Endpoint string `json:"endpoint,omitempty"`
 	// Generation counts the changes of the spec (the local runtime restarts
 	// replicas when it grows).
 	Generation       int       `json:"generation"`

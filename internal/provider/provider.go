@@ -121,6 +121,17 @@ type ServiceHost interface {
 	ServiceLogs(ctx context.Context, c *store.Compute, sv *store.Service, o LogOptions, w io.Writer) error
 }
 
+// EndpointHost is a service host whose front end also serves endpoints:
+// one scoring URI over several of its services (docs/endpoints.md).
+type EndpointHost interface {
+	// PublishEndpoint makes the compute's front end serve an endpoint's
+	// route as it is now; a nil route stops serving the endpoint.
+	PublishEndpoint(ctx context.Context, c *store.Compute, name string, rt *frontend.EndpointRoute) error
+	// ScoringBase is where the compute's front end answers scoring
+	// requests: scheme and host, as in "https://scoring.example.com".
+	ScoringBase(c *store.Compute) string
+}
+
 // CrashLines is how many of its last lines a replica's exit reports.
 const CrashLines = 20
 

@@ -84,13 +84,18 @@ func TestAuthorizationMatrix(t *testing.T) {
 	if svc != api.RoleOwner || tok != api.RoleOwner {
 		t.Errorf("service keys need %q and scoring tokens %q; both should be owner", svc, tok)
 	}
+	epKeys := doc.Paths["/api/v1/workspaces/{workspace}/endpoints/{endpoint}/keys"]["get"].Role
+	epTok := doc.Paths["/api/v1/workspaces/{workspace}/endpoints/{endpoint}/token"]["post"].Role
+	if epKeys != api.RoleOwner || epTok != api.RoleOwner {
+		t.Errorf("endpoint keys need %q and scoring tokens %q; both should be owner", epKeys, epTok)
+	}
 	sort.Slice(routes, func(i, j int) bool { return routes[i].path+routes[i].method < routes[j].path+routes[j].method })
 	param := regexp.MustCompile(`\{[a-z]+\}`)
 	calls := 0
 	for _, rt := range routes {
 		for _, target := range workspaces {
 			url := param.ReplaceAllStringFunc(rt.path, func(p string) string {
-				return map[string]string{"{workspace}": target, "{compute}": "cmp1", "{service}": "no-such-svc", "{model}": "m1", "{version}": "1",
+				return map[string]string{"{workspace}": target, "{compute}": "cmp1", "{service}": "no-such-svc", "{endpoint}": "no-such-ep", "{model}": "m1", "{version}": "1",
 					"{operation}": opOf[target], "{token}": victimOf[target]}[p]
 			})
 			reqBody := ""

@@ -35,8 +35,9 @@ type route struct {
 type queryParam struct{ Name, Type, Doc string }
 
 const (
-	wsPath      = "/api/v1/workspaces/{workspace}"
-	computePath = wsPath + "/computes/{compute}"
+	wsPath       = "/api/v1/workspaces/{workspace}"
+	computePath  = wsPath + "/computes/{compute}"
+	endpointPath = wsPath + "/endpoints/{endpoint}"
 )
 
 func (s *Server) routeTable() []route {
@@ -145,6 +146,44 @@ func (s *Server) routeTable() []route {
 		{Method: "POST", Path: wsPath + "/services/{service}/token", ID: "getServiceToken", Summary: "A short-lived token for a token-auth service (owners only, as keys are)", Role: api.RoleOwner,
 			Response: api.ServiceToken{}, Status: 200, Handle: onWorkspace("service", false, func(ctx context.Context, ws *api.Workspace, name string, _ *noBody) (*api.ServiceToken, error) {
 				return s.services.Token(ctx, ws, name)
+			})},
+		{Method: "GET", Path: wsPath + "/endpoints", ID: "listEndpoints", Summary: "List endpoints", Role: api.RoleReader,
+			Response: api.EndpointList{}, Status: 200, Handle: onWorkspace("", false, func(ctx context.Context, ws *api.Workspace, _ string, _ *noBody) (*api.EndpointList, error) {
+				return s.endpoints.List(ctx, ws)
+			})},
+		{Method: "POST", Path: wsPath + "/endpoints", ID: "createEndpoint", Summary: "Create an endpoint: one scoring URI (and its keys) over versions added later", Role: api.RoleContributor,
+			Request: api.EndpointRequest{}, Response: api.Endpoint{}, Status: 200, Handle: onWorkspace("", false, func(ctx context.Context, ws *api.Workspace, _ string, req *api.EndpointRequest) (*api.Endpoint, error) {
+				return s.endpoints.Create(ctx, ws, req)
+			})},
+		{Method: "GET", Path: endpointPath, ID: "getEndpoint", Summary: "Show an endpoint with its versions and their traffic", Role: api.RoleReader,
+			Response: api.Endpoint{}, Status: 200, Handle: onWorkspace("endpoint", false, func(ctx context.Context, ws *api.Workspace, name string, _ *noBody) (*api.Endpoint, error) {
+				return s.endpoints.Show(ctx, ws, name)
+			})},
+		{Method: "PATCH", Path: endpointPath, ID: "setEndpointTraffic", Summary: "Set several versions' traffic in one atomic change (the result sums to 100)", Role: api.RoleContributor,
+			Request: api.EndpointTrafficRequest{}, Response: api.EndpointChange{}, Status: 200, Handle: onWorkspace("endpoint", false, s.endpoints.SetTraffic)},
+		{Method: "DELETE", Path: endpointPath, ID: "deleteEndpoint", Summary: "Stop serving an endpoint and delete its versions' services", Role: api.RoleContributor,
+			Response: api.EndpointChange{}, Status: 200, Handle: onWorkspace("endpoint", false, func(ctx context.Context, ws *api.Workspace, name string, _ *noBody) (*api.EndpointChange, error) {
+				return s.endpoints.Delete(ctx, ws, name)
+			})},
+		{Method: "POST", Path: endpointPath + "/versions", ID: "addEndpointVersion", Summary: "Deploy a version of an endpoint (a service) with its share of the traffic", Role: api.RoleContributor,
+			Request: api.EndpointVersionRequest{}, Response: api.EndpointChange{}, Status: 200, Handle: onWorkspace("endpoint", false, s.endpoints.AddVersion)},
+		{Method: "PATCH", Path: endpointPath + "/versions/{version}", ID: "updateEndpointVersion", Summary: "Change a version's traffic (one atomic change) and, with service settings, roll its service", Role: api.RoleContributor,
+			Request: api.EndpointVersionUpdate{}, Response: api.EndpointChange{}, Status: 200, Handle: onVersion(func(ctx context.Context, ws *api.Workspace, name, version string, req *api.EndpointVersionUpdate) (*api.EndpointChange, error) {
+				return s.endpoints.UpdateVersion(ctx, ws, name, version, req)
+			})},
+		{Method: "DELETE", Path: endpointPath + "/versions/{version}", ID: "deleteEndpointVersion", Summary: "Delete a version that has no traffic left, and its service", Role: api.RoleContributor,
+			Response: api.EndpointChange{}, Status: 200, Handle: onVersion(func(ctx context.Context, ws *api.Workspace, name, version string, _ *noBody) (*api.EndpointChange, error) {
+				return s.endpoints.DeleteVersion(ctx, ws, name, version)
+			})},
+		{Method: "GET", Path: endpointPath + "/keys", ID: "getEndpointKeys", Summary: "A key-auth endpoint's keys (owners only)", Role: api.RoleOwner,
+			Response: api.ServiceKeys{}, Status: 200, Handle: onWorkspace("endpoint", false, func(ctx context.Context, ws *api.Workspace, name string, _ *noBody) (*api.ServiceKeys, error) {
+				return s.endpoints.Keys(ctx, ws, name)
+			})},
+		{Method: "POST", Path: endpointPath + "/regen-key", ID: "regenEndpointKey", Summary: "Replace an endpoint key (owners only)", Role: api.RoleOwner,
+			Request: api.RegenKeyRequest{}, Response: api.ServiceKeys{}, Status: 200, Handle: onWorkspace("endpoint", false, s.endpoints.RegenKey)},
+		{Method: "POST", Path: endpointPath + "/token", ID: "getEndpointToken", Summary: "A short-lived token for a token-auth endpoint (owners only)", Role: api.RoleOwner,
+			Response: api.ServiceToken{}, Status: 200, Handle: onWorkspace("endpoint", false, func(ctx context.Context, ws *api.Workspace, name string, _ *noBody) (*api.ServiceToken, error) {
+				return s.endpoints.Token(ctx, ws, name)
 			})},
 		{Method: "GET", Path: "/api/v1/versions", ID: "listVersions", Summary: "Kubernetes versions Berth supports (default marked)", Role: api.RoleReader,
 			Response: api.VersionList{}, Status: 200, Handle: s.versions, Query: []queryParam{{Name: "location", Type: "string", Doc: "an Azure location (AKS provider)"}, {Name: "workspace", Type: "string", Doc: "the workspace whose Azure subscription and credentials to use"}}},
@@ -344,6 +383,16 @@ func onWorkspace[Req, Resp any](param string, optional bool, fn func(ctx context
 		}
 		writeJSON(w, http.StatusOK, out)
 		return nil
+	}
+}
+
+// onVersion is onWorkspace for an endpoint's version: the endpoint and
+// version come from the path.
+func onVersion[Req, Resp any](fn func(ctx context.Context, ws *api.Workspace, name, version string, req *Req) (Resp, error)) func(http.ResponseWriter, *http.Request, *principal) error {
+	return func(w http.ResponseWriter, r *http.Request, p *principal) error {
+		return onWorkspace("endpoint", false, func(ctx context.Context, ws *api.Workspace, name string, req *Req) (Resp, error) {
+			return fn(ctx, ws, name, r.PathValue("version"), req)
+		})(w, r, p)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/berth-ml/berth/internal/endpoint"
 	"github.com/berth-ml/berth/internal/frontend"
 	"github.com/berth-ml/berth/internal/httpx"
 	"log/slog"
@@ -147,6 +148,7 @@ type Server struct {
 	events    *broker
 	artifacts artifact.Store
 	services  *service.Manager
+	endpoints *endpoint.Manager
 	tokens    *tokenCache
 	handler   http.Handler
 	routes    []route
@@ -211,6 +213,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.computes.Wake = s.engine.Wake
 	s.services = &service.Manager{Store: st, Wake: s.engine.Wake, Providers: reg}
+	s.endpoints = &endpoint.Manager{Store: st, Services: s.services}
 	if err := s.bootstrapOwner(ctx); err != nil {
 		st.Close()
 		return nil, err
@@ -232,6 +235,9 @@ func (s *Server) builtinProviders(arts artifact.Store) []provider.Provider {
 	lrt := &local.Runtime{Store: s.store, Log: s.log.With("component", "local"), DataDir: cfg.DataDir, Artifacts: arts, Limits: cfg.ModelLimits,
 		Routes: func(ctx context.Context, sv *store.Service) (*frontend.Route, error) {
 			return s.services.Route(ctx, sv)
+		},
+		EndpointRoutes: func(ctx context.Context, workspaceID, computeID string) ([]*frontend.EndpointRoute, error) {
+			return s.endpoints.Routes(ctx, workspaceID, computeID)
 		}}
 	if len(cfg.ReplicaLauncher) > 0 {
 		lrt.Launcher = cfg.ReplicaLauncher
@@ -320,6 +326,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		n, err := s.services.PublishRoutes(engineCtx)
 		if err != nil {
 			s.log.Warn("some service routes could not be written again at start", "published", n, "err", err)
+		}
+		if n, err := s.endpoints.PublishRoutes(engineCtx); err != nil {
+			s.log.Warn("some endpoint routes could not be written again at start", "published", n, "err", err)
 		}
 	}()
 	go s.reconcileLoop(engineCtx)

@@ -99,6 +99,28 @@ func (m *Manager) Get(ctx context.Context, ws *api.Workspace, name string) (*sto
 // records the service with its deploy operation.
 func (m *Manager) Deploy(ctx context.Context, ws *api.Workspace, req *api.ServiceRequest) (*store.Operation, error) {
 	details := CheckName(req.Name)
+	if _, err := m.Store.GetEndpoint(ctx, ws.ID, req.Name); err == nil {
+		return nil, problem.Conflict(api.CodeNameInUse, "an endpoint named %q exists in workspace %q; a service and an endpoint cannot share a name (/v2/models/%s would be ambiguous)", req.Name, ws.Name, req.Name)
+	}
+	return m.deploy(ctx, ws, req, &Owner{}, details)
+}
+
+// Owner is the endpoint a version's service belongs to: its name, the
+// problems the endpoint found in the same request (reported with the
+// spec's), and what to record in the same transaction as the service.
+type Owner struct {
+	Endpoint string
+	Record   func(tx *store.Store, sv *store.Service) error
+}
+
+// DeployVersion deploys the service of an endpoint's version (its name
+// checked by the endpoint), reporting the endpoint's problems with the
+// spec's and recording the endpoint's change with the service.
+func (m *Manager) DeployVersion(ctx context.Context, ws *api.Workspace, req *api.ServiceRequest, o *Owner, details []api.ErrorDetail) (*store.Operation, error) {
+	return m.deploy(ctx, ws, req, o, details)
+}
+
+func (m *Manager) deploy(ctx context.Context, ws *api.Workspace, req *api.ServiceRequest, o *Owner, details []api.ErrorDetail) (*store.Operation, error) {
 	details = append(details, Normalize(&req.ServiceSpec)...)
 	var c *store.Compute
 	if req.Compute != "" {
@@ -131,7 +153,7 @@ func (m *Manager) Deploy(ctx context.Context, ws *api.Workspace, req *api.Servic
 	req.Models = resolved
 	sv := &store.Service{WorkspaceID: ws.ID, ComputeID: c.ID, Secrets: map[string]string{},
 		Service: api.Service{ID: uuid.NewString(), Name: req.Name, Workspace: ws.Name, ServiceSpec: req.ServiceSpec,
-			State: api.ServiceTransitioning, Errors: []api.ErrorDetail{}}}
+			State: api.ServiceTransitioning, Errors: []api.ErrorDetail{}, Endpoint: o.Endpoint}}
 	sv.Compute = c.Name
 	if sv.Auth == api.AuthKey {
 		sv.Secrets["primaryKey"], sv.Secrets["secondaryKey"] = NewKey(), NewKey()
@@ -141,6 +163,11 @@ func (m *Manager) Deploy(ctx context.Context, ws *api.Workspace, req *api.Servic
 	err = m.Store.InTx(ctx, func(tx *store.Store) error {
 		if err := tx.CreateService(ctx, sv); err != nil {
 			return err
+		}
+		if o.Record != nil {
+			if err := o.Record(tx, sv); err != nil {
+				return err
+			}
 		}
 		return tx.CreateOperation(ctx, op)
 	})
@@ -187,11 +214,31 @@ func newOp(ws *api.Workspace, sv *store.Service, kind api.OperationKind) *store.
 
 // Delete removes a service's objects from its cluster and forgets it.
 func (m *Manager) Delete(ctx context.Context, ws *api.Workspace, name string) (*store.Operation, error) {
-	sv, err := m.Get(ctx, ws, name)
+	sv, err := m.own(ctx, ws, name)
 	if err != nil {
 		return nil, err
 	}
 	return m.start(ctx, sv, newOp(ws, sv, api.OpDelete))
+}
+
+type endpointKey struct{}
+
+// AsEndpoint marks calls an endpoint makes on its versions' services,
+// which are refused to everyone else.
+func AsEndpoint(ctx context.Context) context.Context {
+	return context.WithValue(ctx, endpointKey{}, true)
+}
+
+// own loads a service to change it: a version of an endpoint is changed
+// only through its endpoint (409 naming it).
+func (m *Manager) own(ctx context.Context, ws *api.Workspace, name string) (*store.Service, error) {
+	sv, err := m.Get(ctx, ws, name)
+	if err == nil && sv.Endpoint != "" && ctx.Value(endpointKey{}) == nil {
+		v := strings.TrimPrefix(sv.Name, sv.Endpoint+"--")
+		return nil, problem.Conflict(api.CodeOwnedByEndpoint, "service %s is version %s of endpoint %s: change it with `berth endpoint version update|delete -e %s --version-name %s`, and use the endpoint's keys and tokens",
+			sv.Name, v, sv.Endpoint, sv.Endpoint, v)
+	}
+	return sv, err
 }
 
 // start records an operation on an existing service, which turns
@@ -218,7 +265,7 @@ func (m *Manager) start(ctx context.Context, sv *store.Service, op *store.Operat
 // Update changes a service in place (a rolling update: no request fails).
 // Fields left empty keep their values; models are re-resolved.
 func (m *Manager) Update(ctx context.Context, ws *api.Workspace, name string, ch *api.ServiceSpec) (*store.Operation, error) {
-	sv, err := m.Get(ctx, ws, name)
+	sv, err := m.own(ctx, ws, name)
 	if err != nil {
 		return nil, err
 	}
@@ -312,7 +359,7 @@ func conflict(ctx context.Context, st *store.Store, sv *store.Service, err error
 
 // Keys returns a key-auth service's keys.
 func (m *Manager) Keys(ctx context.Context, ws *api.Workspace, name string) (*api.ServiceKeys, error) {
-	sv, err := m.Get(ctx, ws, name)
+	sv, err := m.own(ctx, ws, name)
 	if err != nil {
 		return nil, err
 	}
@@ -329,21 +376,11 @@ func keysOf(sv *store.Service) *api.ServiceKeys {
 // RegenKey replaces one key and rewrites the service's route at once, so
 // the old key stops working within a second.
 func (m *Manager) RegenKey(ctx context.Context, ws *api.Workspace, name string, req *api.RegenKeyRequest) (*api.ServiceKeys, error) {
-	sv, err := m.Get(ctx, ws, name)
+	sv, err := m.own(ctx, ws, name)
 	if err != nil {
 		return nil, err
 	}
-	var details []api.ErrorDetail
-	if req.Key != "primary" && req.Key != "secondary" {
-		details = append(details, problem.Detail(api.CodeInvalidValue, "key", "key %q is not valid: use primary or secondary", req.Key))
-	}
-	if req.Value != "" && len(req.Value) < 16 {
-		details = append(details, problem.Detail(api.CodeInvalidValue, "value", "a chosen key must be at least 16 characters"))
-	}
-	if sv.Auth != api.AuthKey {
-		details = append(details, problem.Detail(api.CodeKeyAuthDisabled, "key", "service %s uses %s auth, not keys", sv.Name, sv.Auth))
-	}
-	if len(details) > 0 {
+	if details := CheckRegen(req, sv.Auth, "service "+sv.Name); len(details) > 0 {
 		return nil, problem.Validation("", details)
 	}
 	v := req.Value
@@ -368,39 +405,42 @@ func (m *Manager) RegenKey(ctx context.Context, ws *api.Workspace, name string, 
 	return keysOf(sv), nil
 }
 
+// CheckRegen reports what is wrong with a key change of a service or
+// endpoint (what) using auth.
+func CheckRegen(req *api.RegenKeyRequest, auth, what string) []api.ErrorDetail {
+	var details []api.ErrorDetail
+	if req.Key != "primary" && req.Key != "secondary" {
+		details = append(details, problem.Detail(api.CodeInvalidValue, "key", "key %q is not valid: use primary or secondary", req.Key))
+	}
+	if req.Value != "" && len(req.Value) < 16 {
+		details = append(details, problem.Detail(api.CodeInvalidValue, "value", "a chosen key must be at least 16 characters"))
+	}
+	if auth != api.AuthKey {
+		details = append(details, problem.Detail(api.CodeKeyAuthDisabled, "key", "%s uses %s auth, not keys", what, auth))
+	}
+	return details
+}
+
 // Token makes a short-lived JWT for a token-auth service.
 func (m *Manager) Token(ctx context.Context, ws *api.Workspace, name string) (*api.ServiceToken, error) {
-	sv, err := m.Get(ctx, ws, name)
+	sv, err := m.own(ctx, ws, name)
 	if err != nil {
 		return nil, err
 	}
 	if sv.Auth != api.AuthToken {
 		return nil, problem.New(http.StatusBadRequest, api.CodeTokenAuthDisabled, "service %s uses %s auth, not tokens", sv.Name, sv.Auth)
 	}
-	tok, exp, err := m.sign(ctx, sv)
-	if err != nil {
-		return nil, err
-	}
-	return &api.ServiceToken{AccessToken: tok, TokenType: "Bearer", ExpiryOn: exp.UTC()}, nil
+	return SignToken(ctx, m.Store, TokenAudience(sv), sv.Name, time.Now())
 }
 
 // Route is what a front end needs to serve the service.
 func (m *Manager) Route(ctx context.Context, sv *store.Service) (*frontend.Route, error) {
 	rt := &frontend.Route{Service: sv.Name, Namespace: sv.Namespace, Selector: map[string]string{frontend.ServiceLabel: sv.Name},
 		Port: sv.Port, Auth: sv.Auth, ScoringTimeoutMs: sv.ScoringTimeoutMs, MaxConcurrentRequestsPerContainer: sv.MaxConcurrentRequests,
-		MaxQueueWaitMs: sv.MaxQueueWaitMs}
-	switch sv.Auth {
-	case api.AuthKey:
-		rt.KeyHashes = []string{frontend.HashKey(sv.Secrets["primaryKey"]), frontend.HashKey(sv.Secrets["secondaryKey"])}
-	case api.AuthToken:
-		k, err := signingKey(ctx, m.Store)
-		if err != nil {
-			return nil, err
-		}
-		if rt.TokenPublicKey, err = PublicKeyPEM(k); err != nil {
-			return nil, err
-		}
-		rt.TokenAudience = TokenAudience(sv)
+		MaxQueueWaitMs: sv.MaxQueueWaitMs, Endpoint: sv.Endpoint}
+	var err error
+	if rt.KeyHashes, rt.TokenPublicKey, rt.TokenAudience, err = Access(ctx, m.Store, sv.Auth, sv.Secrets, TokenAudience(sv)); err != nil {
+		return nil, err
 	}
 	if a := sv.Autoscale; a != nil && a.Enabled {
 		rt.Autoscale = frontend.Autoscale{Enabled: true, Min: a.MinReplicas, Max: a.MaxReplicas, RefreshSeconds: a.RefreshSeconds,
@@ -487,22 +527,13 @@ func (m *Manager) credential(ctx context.Context, sv *store.Service) (string, er
 	case api.AuthKey:
 		return "Bearer " + sv.Secrets["primaryKey"], nil
 	case api.AuthToken:
-		tok, _, err := m.sign(ctx, sv)
+		tok, err := SignToken(ctx, m.Store, TokenAudience(sv), sv.Name, time.Now())
 		if err != nil {
 			return "", err
 		}
-		return "Bearer " + tok, nil
+		return "Bearer " + tok.AccessToken, nil
 	}
 	return "", nil
-}
-
-// sign makes a token for a token-auth service, valid from now.
-func (m *Manager) sign(ctx context.Context, sv *store.Service) (string, time.Time, error) {
-	k, err := signingKey(ctx, m.Store)
-	if err != nil {
-		return "", time.Time{}, err
-	}
-	return SignToken(k, sv, time.Now())
 }
 
 // Logs writes a service's replica logs, as its compute keeps them (see

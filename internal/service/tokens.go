@@ -11,6 +11,8 @@ import (
 	"errors"
 	"time"
 
+	"github.com/berth-ml/berth/api"
+	"github.com/berth-ml/berth/internal/frontend"
 	"github.com/berth-ml/berth/internal/store"
 	"github.com/golang-jwt/jwt/v5"
 )
@@ -64,12 +66,35 @@ const TokenLifetime = time.Hour
 // for service S in workspace A opening S in workspace B.
 func TokenAudience(sv *store.Service) string { return "berth:" + sv.WorkspaceID + "/" + sv.ID }
 
-// SignToken makes a short-lived JWT for a service.
-func SignToken(k *ecdsa.PrivateKey, sv *store.Service, now time.Time) (string, time.Time, error) {
+// SignToken makes a short-lived JWT for an audience (a service's or an
+// endpoint's) and its subject, valid from now.
+func SignToken(ctx context.Context, st *store.Store, audience, subject string, now time.Time) (*api.ServiceToken, error) {
+	k, err := signingKey(ctx, st)
+	if err != nil {
+		return nil, err
+	}
 	exp := now.Add(TokenLifetime)
 	tok, err := jwt.NewWithClaims(jwt.SigningMethodES256, jwt.MapClaims{
-		"aud": TokenAudience(sv), "sub": sv.Name, "iat": now.Unix(), "exp": exp.Unix(), "iss": "berth"}).SignedString(k)
-	return tok, exp, err
+		"aud": audience, "sub": subject, "iat": now.Unix(), "exp": exp.Unix(), "iss": "berth"}).SignedString(k)
+	return &api.ServiceToken{AccessToken: tok, TokenType: "Bearer", ExpiryOn: exp.UTC()}, err
+}
+
+// Access is the part of a front-end route that says who may call it: the
+// hashes of key-auth keys (secrets primaryKey and secondaryKey), or the
+// token verification key and audience.
+func Access(ctx context.Context, st *store.Store, auth string, secrets map[string]string, audience string) (keyHashes []string, publicKey, aud string, err error) {
+	switch auth {
+	case api.AuthKey:
+		return []string{frontend.HashKey(secrets["primaryKey"]), frontend.HashKey(secrets["secondaryKey"])}, "", "", nil
+	case api.AuthToken:
+		k, err := signingKey(ctx, st)
+		if err != nil {
+			return nil, "", "", err
+		}
+		publicKey, err = PublicKeyPEM(k)
+		return nil, publicKey, audience, err
+	}
+	return nil, "", "", nil
 }
 
 // NewKey is a random service key.

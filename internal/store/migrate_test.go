@@ -136,7 +136,7 @@ func TestMigrateTypedSettings(t *testing.T) {
 		t.Run(kind.Name, func(t *testing.T) {
 			s, reopen := openFixture(t, kind.Name)
 			ctx := context.Background()
-			if v, err := s.SchemaVersion(ctx); err != nil || v != 4 {
+			if v, err := s.SchemaVersion(ctx); err != nil || v != 5 {
 				t.Fatalf("schema version %d, %v", v, err)
 			}
 			ws, err := s.GetWorkspace(ctx, "ml-prod")

@@ -21,16 +21,7 @@ type Service struct {
 func (s *Store) CreateService(ctx context.Context, sv *Service) error {
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	sv.CreatedAt, sv.UpdatedAt = now, now
-	doc, sec, err := s.sealRecord(sv.Service, sv.Secrets)
-	if err != nil {
-		return err
-	}
-	_, err = s.exec(ctx, `INSERT INTO services (id, workspace_id, compute_id, name, name_key, doc, secrets, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		sv.ID, sv.WorkspaceID, sv.ComputeID, sv.Name, NameKey(sv.Name), doc, sec, ms(now), ms(now))
-	if isUniqueViolation(err) {
-		return ErrNameInUse
-	}
-	return err
+	return s.insertRecord(ctx, "services", sv.ID, sv.WorkspaceID, sv.ComputeID, sv.Name, sv.Service, sv.Secrets, now)
 }
 
 // UpdateService writes a service's document and keys.
@@ -46,48 +37,74 @@ func (s *Store) DeleteService(ctx context.Context, id string) error {
 }
 
 func (s *Store) scanService(sc scanner) (*Service, error) {
-	var (
-		sv       Service
-		doc, sec string
-	)
-	if err := sc.Scan(&sv.ID, &sv.WorkspaceID, &sv.ComputeID, &doc, &sec); err != nil {
+	var sv Service
+	if err := s.scanRecord(sc, &sv.ID, &sv.WorkspaceID, &sv.ComputeID, &sv.Service, &sv.Secrets); err != nil {
 		return nil, err
 	}
-	if err := json.Unmarshal([]byte(doc), &sv.Service); err != nil {
-		return nil, err
-	}
-	m, err := s.openSecrets(sec)
-	if err != nil {
-		return nil, err
-	}
-	sv.Secrets = m
 	if sv.Errors == nil {
 		sv.Errors = []api.ErrorDetail{}
 	}
 	return &sv, nil
 }
 
-const serviceCols = `id, workspace_id, compute_id, doc, secrets`
+// recordCols are the columns scanRecord reads.
+const recordCols = `id, workspace_id, compute_id, doc, secrets`
 
 // GetService finds a service by workspace and name (any case).
 func (s *Store) GetService(ctx context.Context, workspaceID, name string) (*Service, error) {
-	return found(s.scanService(s.queryRow(ctx, `SELECT `+serviceCols+` FROM services WHERE workspace_id = ? AND name_key = ?`, workspaceID, NameKey(name))))
+	return found(s.scanService(s.queryRow(ctx, `SELECT `+recordCols+` FROM services WHERE workspace_id = ? AND name_key = ?`, workspaceID, NameKey(name))))
 }
 
 // GetServiceByID finds a service by id.
 func (s *Store) GetServiceByID(ctx context.Context, id string) (*Service, error) {
-	return found(s.scanService(s.queryRow(ctx, `SELECT `+serviceCols+` FROM services WHERE id = ?`, id)))
+	return found(s.scanService(s.queryRow(ctx, `SELECT `+recordCols+` FROM services WHERE id = ?`, id)))
 }
 
 // ListServices lists a workspace's services by name (computeID: only that compute's).
 func (s *Store) ListServices(ctx context.Context, workspaceID, computeID string) ([]Service, error) {
-	q := `SELECT ` + serviceCols + ` FROM services WHERE workspace_id = ?`
+	q, args := listQuery("services", workspaceID, computeID)
+	return list(ctx, s, s.scanService, q, args...)
+}
+
+// insertRecord inserts a workspace's named record of a compute (a service
+// or an endpoint) created at now; ErrNameInUse when the name exists.
+func (s *Store) insertRecord(ctx context.Context, table, id, workspaceID, computeID, name string, doc any, secrets map[string]string, now time.Time) error {
+	d, sec, err := s.sealRecord(doc, secrets)
+	if err != nil {
+		return err
+	}
+	_, err = s.exec(ctx, `INSERT INTO `+table+` (id, workspace_id, compute_id, name, name_key, doc, secrets, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		id, workspaceID, computeID, name, NameKey(name), d, sec, ms(now), ms(now))
+	if isUniqueViolation(err) {
+		return ErrNameInUse
+	}
+	return err
+}
+
+// scanRecord reads recordCols into a record's ids, document and secrets.
+func (s *Store) scanRecord(sc scanner, id, workspaceID, computeID *string, doc any, secrets *map[string]string) error {
+	var d, sec string
+	if err := sc.Scan(id, workspaceID, computeID, &d, &sec); err != nil {
+		return err
+	}
+	if err := json.Unmarshal([]byte(d), doc); err != nil {
+		return err
+	}
+	m, err := s.openSecrets(sec)
+	*secrets = m
+	return err
+}
+
+// listQuery selects a workspace's records of a table by name, only one
+// compute's when computeID is set.
+func listQuery(table, workspaceID, computeID string) (string, []any) {
+	q := `SELECT ` + recordCols + ` FROM ` + table + ` WHERE workspace_id = ?`
 	args := []any{workspaceID}
 	if computeID != "" {
 		q += ` AND compute_id = ?`
 		args = append(args, computeID)
 	}
-	return list(ctx, s, s.scanService, q+` ORDER BY name_key`, args...)
+	return q + ` ORDER BY name_key`, args
 }
 
 // GetMeta reads a meta value; ErrNotFound if unset.
@@ -105,9 +122,13 @@ func (s *Store) Seal(b []byte) string { return s.box.Seal(b) }
 // Open decrypts a value made by Seal.
 func (s *Store) Open(v string) ([]byte, error) { return s.box.Open(v) }
 
-// DeleteServicesOfCompute forgets the services of a compute (its detach
-// removed their objects from the cluster).
+// DeleteServicesOfCompute forgets the services and endpoints of a compute
+// (its detach removed their objects and routes from the cluster).
 func (s *Store) DeleteServicesOfCompute(ctx context.Context, computeID string) error {
-	_, err := s.exec(ctx, `DELETE FROM services WHERE compute_id = ?`, computeID)
-	return err
+	for _, table := range []string{"services", "endpoints"} {
+		if _, err := s.exec(ctx, `DELETE FROM `+table+` WHERE compute_id = ?`, computeID); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -76,7 +76,7 @@ func TestMigrationsAreIdempotent(t *testing.T) {
 					t.Fatalf("open #%d: %v", i+1, err)
 				}
 				v, err := s.SchemaVersion(context.Background())
-				if err != nil || v != 4 {
+				if err != nil || v != 5 {
 					t.Fatalf("schema version %d, %v", v, err)
 				}
 				s.Close()
@@ -343,7 +343,7 @@ func TestNewerSchemaRefused(t *testing.T) {
 			}
 			s.Close()
 			_, err = store.Open(context.Background(), u, dir, box)
-			if err == nil || !strings.Contains(err.Error(), "schema is at version 99, newer than this berth") || !strings.Contains(err.Error(), "knows (4)") {
+			if err == nil || !strings.Contains(err.Error(), "schema is at version 99, newer than this berth") || !strings.Contains(err.Error(), "knows (5)") {
 				t.Fatalf("open a newer schema: %v", err)
 			}
 		})

@@ -25,6 +25,12 @@ func (p *Provider) PublishRoute(ctx context.Context, c *store.Compute, sv *store
 	return p.Kube.PublishRoute(ctx, c, sv, rt)
 }
 
+func (p *Provider) PublishEndpoint(ctx context.Context, c *store.Compute, name string, rt *frontend.EndpointRoute) error {
+	return p.Kube.PublishEndpoint(ctx, c, name, rt)
+}
+
+func (p *Provider) ScoringBase(c *store.Compute) string { return p.Kube.ScoringBase(c) }
+
 func (p *Provider) ServiceLogs(ctx context.Context, c *store.Compute, sv *store.Service, o provider.LogOptions, w io.Writer) error {
 	return p.Kube.ServiceLogs(ctx, c, sv, o, w)
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/berth-ml/berth/internal/store"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -95,6 +96,30 @@ func applyRoute(ctx context.Context, cl *kubeconn.Cluster, c *store.Compute, sv 
 	in := &installer.Installer{Cluster: cl}
 	_, err := in.Apply(ctx, []installer.Object{{Kind: installer.KindConfigMap, Name: routeName(sv), Namespace: sv.Namespace,
 		Apply: coreac.ConfigMap(routeName(sv), sv.Namespace).WithLabels(l).WithData(map[string]string{frontend.RouteKey: string(data)})}}, false)
+	return err
+}
+
+// PublishEndpoint writes (or, for nil, removes) the endpoint's route
+// ConfigMap in the front end's namespace, which the front ends watch.
+func (p *Provider) PublishEndpoint(ctx context.Context, c *store.Compute, name string, rt *frontend.EndpointRoute) error {
+	cl, err := connect(c)
+	if err != nil {
+		return err
+	}
+	cm := "berth-endpoint-" + name
+	if rt == nil {
+		err := cl.Client.CoreV1().ConfigMaps(installer.Namespace).Delete(ctx, cm, metav1.DeleteOptions{})
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return err
+	}
+	data, _ := json.Marshal(rt)
+	l := map[string]string{installer.LabelManagedBy: "berth", installer.LabelAttachment: c.AttachmentID,
+		installer.LabelComponent: "endpoint", frontend.RouteLabel: "true"}
+	in := &installer.Installer{Cluster: cl}
+	_, err = in.Apply(ctx, []installer.Object{{Kind: installer.KindConfigMap, Name: cm, Namespace: installer.Namespace,
+		Apply: coreac.ConfigMap(cm, installer.Namespace).WithLabels(l).WithData(map[string]string{frontend.EndpointKey: string(data)})}}, false)
 	return err
 }
 
@@ -348,6 +373,15 @@ func lastLines(ctx context.Context, cl *kubeconn.Cluster, sv *store.Service, pod
 
 // scoringURIs are the scoring and swagger URIs through the compute's front end.
 func scoringURIs(c *store.Compute, sv *store.Service) (string, string) {
+	base := scoringBase(c) + "/api/v1/service/" + sv.Name
+	return base + "/score", base + "/swagger.json"
+}
+
+// ScoringBase: the front end's TLS name when it has a certificate, else
+// the cloud's DNS name for its address, else the address.
+func (*Provider) ScoringBase(c *store.Compute) string { return scoringBase(c) }
+
+func scoringBase(c *store.Compute) string {
 	scheme, host := "http", c.Endpoint
 	if fqdn := StatusOf(c).FQDN; fqdn != "" {
 		host = fqdn // a cloud's DNS name for the public IP (AKS)
@@ -358,8 +392,7 @@ func scoringURIs(c *store.Compute, sv *store.Service) (string, string) {
 	case api.SSLAuto:
 		scheme, host = "https", c.SSLConfiguration.FQDN
 	}
-	base := fmt.Sprintf("%s://%s/api/v1/service/%s", scheme, host, sv.Name)
-	return base + "/score", base + "/swagger.json"
+	return scheme + "://" + host
 }
 
 func removeService(ctx context.Context, r *operation.Run, t *provider.ServiceTarget) error {

@@ -336,6 +336,28 @@ func (rt *Runtime) syncServices(ctx context.Context, wsID string, c *store.Compu
 		in.fe.DeleteRoute(in.names[id])
 		delete(in.names, id)
 	}
+	rt.syncEndpoints(ctx, wsID, c, in)
+}
+
+// syncEndpoints serves the compute's endpoints as the store has them.
+func (rt *Runtime) syncEndpoints(ctx context.Context, wsID string, c *store.Compute, in *instance) {
+	if rt.EndpointRoutes == nil {
+		return
+	}
+	routes, err := rt.EndpointRoutes(ctx, wsID, c.ID)
+	if err != nil {
+		return
+	}
+	seen := map[string]bool{}
+	for _, e := range routes {
+		seen[e.Endpoint] = true
+		in.fe.SetEndpoint(e)
+	}
+	for _, e := range in.fe.Endpoints() {
+		if !seen[e.Endpoint] {
+			in.fe.DeleteEndpoint(e.Endpoint)
+		}
+	}
 }
 
 // forget stops a deleted service's replicas and, once they ended, removes

@@ -30,6 +30,8 @@ type Runtime struct {
 	Limits artifact.Limits
 	// Routes gives a service's route (keys, token key, limits).
 	Routes func(ctx context.Context, sv *store.Service) (*frontend.Route, error)
+	// EndpointRoutes gives the routes of a compute's endpoints.
+	EndpointRoutes func(ctx context.Context, workspaceID, computeID string) ([]*frontend.EndpointRoute, error)
 	// Launcher, when set, starts each replica in a sandbox that hides the
 	// data directory (`berth replica-exec`, Linux; sandbox_linux.go).
 	Launcher []string

@@ -74,6 +74,15 @@ func (*Provider) PublishRoute(context.Context, *store.Compute, *store.Service, *
 	return nil
 }
 
+// PublishEndpoint: the runtime picks endpoints up from the store within
+// a second, as it does routes.
+func (*Provider) PublishEndpoint(context.Context, *store.Compute, string, *frontend.EndpointRoute) error {
+	return nil
+}
+
+// ScoringBase: the local front end on its loopback port, with the local CA.
+func (*Provider) ScoringBase(c *store.Compute) string { return "https://" + c.Endpoint }
+
 // record stores the desired spec as a new generation for the runtime.
 func record(ctx context.Context, r *operation.Run, t *provider.ServiceTarget) error {
 	sv := t.Service
@@ -121,7 +130,7 @@ func (p *Provider) waitService(ctx context.Context, r *operation.Run, t *provide
 					if err != nil {
 						return err
 					}
-					base := fmt.Sprintf("https://%s/api/v1/service/%s", c.Endpoint, fresh.Name)
+					base := p.ScoringBase(c) + "/api/v1/service/" + fresh.Name
 					fresh.ScoringURI, fresh.SwaggerURI = base+"/score", base+"/swagger.json"
 					fresh.ReadyReplicas = ready
 					r.Event("Service %s answers ready at %s", sv.Name, fresh.ScoringURI)
