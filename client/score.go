@@ -17,8 +17,10 @@ import (
 // Scored is a scoring answer.
 type Scored struct {
 	StatusCode int
-	Body       []byte
-	Duration   time.Duration
+	// Version is the endpoint version that answered (x-berth-version).
+	Version  string
+	Body     []byte
+	Duration time.Duration
 }
 
 // maxScoreAnswer bounds the answer a Scorer reads.
@@ -35,6 +37,8 @@ type Scorer struct {
 	// HTTP sends the requests (default: a client with TLS and a timeout
 	// a little above the service's scoring timeout).
 	HTTP *http.Client
+	// Version pins an endpoint's version (x-berth-version), when set.
+	Version string
 }
 
 // Scorer fetches what scoring sv takes: its primary key (key auth) or a
@@ -44,17 +48,32 @@ func (c *Client) Scorer(ctx context.Context, ws string, sv *api.Service) (*Score
 	if sv.ScoringURI == "" {
 		return nil, fmt.Errorf("service %s has no scoring URI yet (state %s); wait for it with: berth service wait %s", sv.Name, sv.State, sv.Name)
 	}
-	s := &Scorer{URI: sv.ScoringURI}
-	switch sv.Auth {
+	return c.scorer(ctx, ws, sv.ScoringURI, sv.Auth, sv.Compute, sv.ScoringTimeoutMs,
+		func() (*api.ServiceToken, error) { return c.ServiceToken(ctx, ws, sv.Name) },
+		func() (*api.ServiceKeys, error) { return c.ServiceKeys(ctx, ws, sv.Name) })
+}
+
+// EndpointScorer fetches what scoring an endpoint takes, as Scorer does
+// for a service: the endpoint's key or token and its compute's CA.
+func (c *Client) EndpointScorer(ctx context.Context, ws string, e *api.Endpoint) (*Scorer, error) {
+	return c.scorer(ctx, ws, e.ScoringURI, e.Auth, e.Compute, 60000,
+		func() (*api.ServiceToken, error) { return c.EndpointToken(ctx, ws, e.Name) },
+		func() (*api.ServiceKeys, error) { return c.EndpointKeys(ctx, ws, e.Name) })
+}
+
+func (c *Client) scorer(ctx context.Context, ws, uri, auth, compute string, timeoutMs int,
+	token func() (*api.ServiceToken, error), keys func() (*api.ServiceKeys, error)) (*Scorer, error) {
+	s := &Scorer{URI: uri}
+	switch auth {
 	case api.AuthToken:
-		t, err := c.ServiceToken(ctx, ws, sv.Name)
+		t, err := token()
 		if err != nil {
 			return nil, err
 		}
 		s.Bearer = t.AccessToken
 	case api.AuthNone:
 	default:
-		k, err := c.ServiceKeys(ctx, ws, sv.Name)
+		k, err := keys()
 		if err != nil {
 			return nil, err
 		}
@@ -64,15 +83,15 @@ func (c *Client) Scorer(ctx context.Context, ws string, sv *api.Service) (*Score
 	if err != nil {
 		pool = x509.NewCertPool()
 	}
-	if strings.HasPrefix(sv.ScoringURI, "https://") {
-		cert, err := c.GetCertificate(ctx, ws, sv.Compute, false)
+	if strings.HasPrefix(uri, "https://") {
+		cert, err := c.GetCertificate(ctx, ws, compute, false)
 		if err != nil {
 			return nil, err
 		}
 		pool.AppendCertsFromPEM([]byte(cert.CAPEM))
 	}
 	s.TLS = &tls.Config{RootCAs: pool}
-	s.HTTP = &http.Client{Timeout: time.Duration(max(sv.ScoringTimeoutMs, 1000)+5000) * time.Millisecond,
+	s.HTTP = &http.Client{Timeout: time.Duration(max(timeoutMs, 1000)+5000) * time.Millisecond,
 		Transport: &http.Transport{TLSClientConfig: s.TLS, Proxy: http.ProxyFromEnvironment}}
 	return s, nil
 }
@@ -85,6 +104,9 @@ func (s *Scorer) Score(ctx context.Context, body []byte) (*Scored, error) {
 		return nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	if s.Version != "" {
+		req.Header.Set("X-Berth-Version", s.Version)
+	}
 	if s.Bearer != "" {
 		req.Header.Set("Authorization", "Bearer "+s.Bearer)
 	}
@@ -95,7 +117,7 @@ func (s *Scorer) Score(ctx context.Context, body []byte) (*Scored, error) {
 	}
 	defer resp.Body.Close()
 	out, err := io.ReadAll(io.LimitReader(resp.Body, maxScoreAnswer))
-	return &Scored{StatusCode: resp.StatusCode, Body: []byte(strings.TrimSpace(string(out))), Duration: time.Since(start)}, err
+	return &Scored{StatusCode: resp.StatusCode, Version: resp.Header.Get("X-Berth-Version"), Body: []byte(strings.TrimSpace(string(out))), Duration: time.Since(start)}, err
 }
 
 // ScoreService scores a JSON body with a service, as Scorer does.

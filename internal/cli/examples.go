@@ -54,6 +54,29 @@ var examples = map[string]string{
 	"berth compute get-credentials": `  berth compute get-credentials prod -w team -f ~/.kube/prod.yaml`,
 	"berth compute get-certificate": `  berth compute get-certificate laptop -w team > chain.pem`,
 
+	"berth endpoint": `  berth endpoint create -n fraud --compute prod -w team
+  berth endpoint version add -e fraud --version-name v1 --model fraud:1 --image scorer:1 -w team
+  berth endpoint version add -e fraud --version-name v2 --model fraud:2 --image scorer:1 --traffic 10 -w team`,
+	"berth endpoint create": `  berth endpoint create fraud --compute prod -w team
+  berth endpoint create -n fraud --compute prod --auth token -w team`,
+	"berth endpoint show":      `  berth endpoint show fraud -w team`,
+	"berth endpoint list":      `  berth endpoint list -w team -o json`,
+	"berth endpoint update":    `  berth endpoint update fraud --traffic v1=50,v2=40,v3=10 -w team`,
+	"berth endpoint delete":    `  berth endpoint delete fraud -w team`,
+	"berth endpoint keys":      `  berth endpoint keys fraud -w team`,
+	"berth endpoint regen-key": `  berth endpoint regen-key fraud --key secondary -w team`,
+	"berth endpoint token":     `  berth endpoint token fraud -w team`,
+	"berth endpoint score": `  berth endpoint score fraud --data '{"data":[[1,2,3,4]]}' -w team
+  berth endpoint score fraud --file req.json --version v2 -w team`,
+	"berth endpoint version": `  berth endpoint version add -e fraud --version-name v2 --model fraud:2 --image scorer:1 --traffic 10 -w team
+  berth endpoint version update -e fraud --version-name v2 --traffic 100 -w team`,
+	"berth endpoint version add": `  berth endpoint version add -e fraud --version-name v1 --model fraud:1 --image scorer:1 -w team
+  berth endpoint version add -e fraud --version-name v2 --model fraud:2 --image scorer:1 --traffic 10 -w team
+  berth endpoint version add -e fraud --version-name shadow --model fraud:3 --image scorer:1 --traffic 0 --mirror-traffic 20 -w team`,
+	"berth endpoint version update": `  berth endpoint version update -e fraud --version-name v2 --traffic 100 -w team   # promote v2
+  berth endpoint version update -e fraud --version-name v2 --model fraud:3 -w team`,
+	"berth endpoint version delete": `  berth endpoint version delete -e fraud --version-name v1 -w team`,
+
 	"berth model": `  berth model register -n iris --path ./iris -w team
   berth model list -w team`,
 	"berth model register": `  berth model register -n iris --path ./iris -w team

@@ -43,7 +43,7 @@ func (a *app) finishTree(cmd *cobra.Command) {
 		}
 		cmd.Use = strings.Replace(cmd.Use, "-n NAME", "NAME|-n NAME", 1)
 	}
-	for flag, kind := range map[string]string{"compute": "computes", "model": "models"} {
+	for flag, kind := range map[string]string{"compute": "computes", "model": "models", "endpoint": "endpoints"} {
 		if cmd.LocalNonPersistentFlags().Lookup(flag) != nil {
 			cmd.RegisterFlagCompletionFunc(flag, a.completeNames(kind, false))
 		}
@@ -118,7 +118,7 @@ func positionalName(words []string) cobra.PositionalArgs {
 func resourceKind(cmd *cobra.Command) string {
 	for c := cmd; c != nil; c = c.Parent() {
 		switch c.Name() {
-		case "compute", "service", "model", "workspace":
+		case "compute", "service", "endpoint", "model", "workspace":
 			return c.Name() + "s"
 		}
 	}
@@ -178,6 +178,12 @@ func (a *app) resourceNames(ctx context.Context, kind string) ([]string, error) 
 		return names, err
 	case "services":
 		l, err := c.ListServices(ctx, a.workspace)
+		for _, x := range l {
+			names = append(names, x.Name)
+		}
+		return names, err
+	case "endpoints":
+		l, err := c.ListEndpoints(ctx, a.workspace)
 		for _, x := range l {
 			names = append(names, x.Name)
 		}

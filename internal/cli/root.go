@@ -162,7 +162,7 @@ Start a local control plane with 'berth server'; the other commands talk to it.`
 	root.RegisterFlagCompletionFunc("output", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
 		return []string{"table", "json", "yaml", "tsv", "none"}, cobra.ShellCompDirectiveNoFileComp
 	})
-	root.AddCommand(a.serverCommand(), a.workspaceCommand(), a.computeCommand(), a.tokenCommand(), a.configCommand(), a.versionCommand(), a.quickstartCommand(), a.versionsCommand(), a.frontendCommand(), a.operationCommand(), a.modelCommand(), a.modelServerCommand(), a.modelInitCommand(), a.serviceCommand(), a.replicaExecCommand(), a.azAKSCommand())
+	root.AddCommand(a.serverCommand(), a.workspaceCommand(), a.computeCommand(), a.tokenCommand(), a.configCommand(), a.versionCommand(), a.quickstartCommand(), a.versionsCommand(), a.frontendCommand(), a.operationCommand(), a.modelCommand(), a.modelServerCommand(), a.modelInitCommand(), a.serviceCommand(), a.endpointCommand(), a.replicaExecCommand(), a.azAKSCommand())
 	for _, c := range extraCommands {
 		root.AddCommand(c(a))
 	}

@@ -59,6 +59,25 @@ func (a *app) finishService(ctx context.Context, c *client.Client, ws string, op
 }
 
 func (a *app) serviceDeploy() *cobra.Command {
+	return a.deployCommand("deploy -n NAME --compute C --model NAME[:VERSION]... (--image IMAGE | --command CMD...)",
+		"Deploy models as a scoring service (defaults are the reference's)",
+		func(cmd *cobra.Command, name string, spec api.ServiceSpec, noWait bool) error {
+			c, ws, err := a.serviceTarget(name)
+			if err != nil {
+				return err
+			}
+			op, err := c.DeployService(cmd.Context(), ws, api.ServiceRequest{Name: name, ServiceSpec: spec})
+			if err != nil {
+				return err
+			}
+			return a.finishService(cmd.Context(), c, ws, op, noWait)
+		})
+}
+
+// deployCommand is a command with service deploy's flags, which gives
+// submit the name and the spec they make (endpoint version add has them
+// too).
+func (a *app) deployCommand(use, short string, submit func(cmd *cobra.Command, name string, spec api.ServiceSpec, noWait bool) error) *cobra.Command {
 	var (
 		name, compute, image, auth, namespace string
 		delivery                              string
@@ -71,14 +90,10 @@ func (a *app) serviceDeploy() *cobra.Command {
 		liveness, readiness                   *probeFlags
 	)
 	cmd := &cobra.Command{
-		Use:   "deploy -n NAME --compute C --model NAME[:VERSION]... (--image IMAGE | --command CMD...)",
-		Short: "Deploy models as a scoring service (defaults are the reference's)",
+		Use:   use,
+		Short: short,
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, ws, err := a.serviceTarget(name)
-			if err != nil {
-				return err
-			}
 			envMap, err := envFlags(env)
 			if err != nil {
 				return err
@@ -90,16 +105,15 @@ func (a *app) serviceDeploy() *cobra.Command {
 			if len(envMap) > 0 {
 				spec.Env = envMap
 			}
+			if fl := cmd.Flags(); replicas > 0 && (fl.Changed("autoscale-min") || fl.Changed("autoscale-max") || fl.Changed("autoscale-refresh-seconds") || fl.Changed("autoscale-target-utilization")) {
+				return usageErrorf("give --replicas (a fixed count) or --autoscale-* flags (autoscaling), not both")
+			}
 			if replicas == 0 {
 				spec.Autoscale = &api.AutoscaleSettings{Enabled: true, MinReplicas: asMin, MaxReplicas: asMax, RefreshSeconds: asRefresh, TargetUtilization: asTarget}
 			}
 			spec.Liveness = liveness.probe(cmd.Flags(), service.DefaultLiveness)
 			spec.Readiness = readiness.probe(cmd.Flags(), service.DefaultReadiness)
-			op, err := c.DeployService(cmd.Context(), ws, api.ServiceRequest{Name: name, ServiceSpec: spec})
-			if err != nil {
-				return err
-			}
-			return a.finishService(cmd.Context(), c, ws, op, noWait)
+			return submit(cmd, name, spec, noWait)
 		},
 	}
 	f := cmd.Flags()
@@ -183,6 +197,28 @@ func (a *app) serviceToken() *cobra.Command {
 }
 
 func (a *app) serviceUpdate() *cobra.Command {
+	return a.updateCommand("update -n NAME [--model NAME[:VERSION]]... [--image I | --command C...] [...]",
+		"Update a service in place: a rolling update, no request fails", nil,
+		func(cmd *cobra.Command, name string) (*client.Client, string, string, error) {
+			c, ws, err := a.serviceTarget(name)
+			return c, ws, name, err
+		},
+		func(cmd *cobra.Command, c *client.Client, ws, name string, ch *api.ServiceSpec, noWait bool) error {
+			op, err := c.UpdateService(cmd.Context(), ws, name, *ch)
+			if err != nil {
+				return err
+			}
+			return a.finishService(cmd.Context(), c, ws, op, noWait)
+		})
+}
+
+// updateCommand is a command with service update's flags: target finds
+// the service (from -n or the command's own flags), and submit gets the
+// changes (nil when none of those flags is given and own says the
+// command's own flags change something else).
+func (a *app) updateCommand(use, short string, own func(cmd *cobra.Command) bool,
+	target func(cmd *cobra.Command, name string) (*client.Client, string, string, error),
+	submit func(cmd *cobra.Command, c *client.Client, ws, service string, ch *api.ServiceSpec, noWait bool) error) *cobra.Command {
 	var (
 		name, image                       string
 		models, command, env              []string
@@ -194,21 +230,23 @@ func (a *app) serviceUpdate() *cobra.Command {
 		noWait                            bool
 		liveness, readiness               *probeFlags
 	)
-	cmd := &cobra.Command{Use: "update -n NAME [--model NAME[:VERSION]]... [--image I | --command C...] [...]",
-		Short: "Update a service in place: a rolling update, no request fails", Args: cobra.NoArgs,
+	cmd := &cobra.Command{Use: use, Short: short, Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			changes := 0
 			cmd.LocalFlags().VisitAll(func(f *pflag.Flag) {
-				if f.Changed && f.Name != "name" && f.Name != "no-wait" {
+				if f.Changed && f.Name != "name" && f.Name != "no-wait" && f.Annotations[ownFlag] == nil {
 					changes++
 				}
 			})
-			if changes == 0 {
+			if changes == 0 && (own == nil || !own(cmd)) {
 				return usageErrorf("nothing to update: give --model, --image, --command, --replicas, --env or another setting to change (see --help)")
 			}
-			c, ws, err := a.serviceTarget(name)
+			c, ws, name, err := target(cmd, name)
 			if err != nil {
 				return err
+			}
+			if changes == 0 {
+				return submit(cmd, c, ws, name, nil, noWait)
 			}
 			ch := api.ServiceSpec{Models: models, Image: image, Command: command, CPU: cpu, MemoryGB: memory, CPULimit: cpuLimit,
 				MemoryLimitGB: memLimit, GPU: gpu, Replicas: replicas,
@@ -253,11 +291,7 @@ func (a *app) serviceUpdate() *cobra.Command {
 					return err
 				}
 			}
-			op, err := c.UpdateService(cmd.Context(), ws, name, ch)
-			if err != nil {
-				return err
-			}
-			return a.finishService(cmd.Context(), c, ws, op, noWait)
+			return submit(cmd, c, ws, name, &ch, noWait)
 		}}
 	f := cmd.Flags()
 	f.StringVarP(&name, "name", "n", "", "service name")

@@ -24,20 +24,9 @@ request carries the service's primary key (key auth) or a fresh token (token
 auth), both fetched with your Berth token, and trusts the compute's CA. Exits 1
 when the service does not answer 200.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			body := []byte(data)
-			if file != "" {
-				var err error
-				if file == "-" {
-					body, err = io.ReadAll(os.Stdin)
-				} else {
-					body, err = os.ReadFile(file)
-				}
-				if err != nil {
-					return usageErrorf("--file: %v", err)
-				}
-			}
-			if !json.Valid(body) {
-				return usageErrorf("the request is not JSON: give a JSON document with --data or --file")
+			body, err := scoringBody(data, file)
+			if err != nil {
+				return err
 			}
 			c, ws, sv, err := a.service(cmd.Context(), name)
 			if err != nil {
@@ -51,16 +40,10 @@ when the service does not answer 200.`,
 			if err != nil {
 				return err
 			}
-			out := string(ans.Body)
 			if ans.StatusCode != http.StatusOK {
-				return fmt.Errorf("scoring %s: HTTP %d: %s", sv.ScoringURI, ans.StatusCode, out)
+				return fmt.Errorf("scoring %s: HTTP %d: %s", sv.ScoringURI, ans.StatusCode, ans.Body)
 			}
-			var v any
-			if a.format == "table" && a.query == "" || json.Unmarshal([]byte(out), &v) != nil {
-				_, err := fmt.Fprintln(a.stdout, out)
-				return err
-			}
-			return a.print(v, nil)
+			return a.printAnswer(ans.Body)
 		},
 	}
 	cmd.Flags().StringVarP(&name, "name", "n", "", "service name")
@@ -73,6 +56,27 @@ when the service does not answer 200.`,
 
 // scorer is the SDK's scorer for sv, sending through the CLI's HTTP
 // client (--debug shows its requests).
+// scoringBody is a scoring request from --data or --file (- for standard
+// input), which must be JSON.
+func scoringBody(data, file string) ([]byte, error) {
+	body := []byte(data)
+	if file != "" {
+		var err error
+		if file == "-" {
+			body, err = io.ReadAll(os.Stdin)
+		} else {
+			body, err = os.ReadFile(file)
+		}
+		if err != nil {
+			return nil, usageErrorf("--file: %v", err)
+		}
+	}
+	if !json.Valid(body) {
+		return nil, usageErrorf("the request is not JSON: give a JSON document with --data or --file")
+	}
+	return body, nil
+}
+
 func (a *app) scorer(ctx context.Context, c *client.Client, ws string, sv *api.Service) (*client.Scorer, error) {
 	s, err := c.Scorer(ctx, ws, sv)
 	if err != nil {

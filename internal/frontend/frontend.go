@@ -291,7 +291,9 @@ func (f *Frontend) serve(w http.ResponseWriter, r *http.Request, name, upPath, k
 	if s != nil {
 		rt = s.route.Load()
 	}
-	if rt == nil || rt.Endpoint != "" {
+	// A version's service answers only whether it is ready (its deploy
+	// waits for that), never scoring.
+	if rt == nil || rt.Endpoint != "" && kind != kindReady {
 		msg := fmt.Sprintf("service %q not found", name)
 		if rt != nil {
 			msg = fmt.Sprintf("service %q is a version of endpoint %s: score it at /api/v1/endpoint/%s/score (pin the version with %s)", name, rt.Endpoint, rt.Endpoint, VersionHeader)

@@ -582,6 +582,9 @@ func (m *Manager) finish(ctx context.Context, tx *store.Store, r *operation.Run,
 		return tx.DeleteService(ctx, sv.ID)
 	case opErr == nil:
 		sv.State, sv.Errors = api.ServiceHealthy, []api.ErrorDetail{}
+		if sv.Endpoint != "" { // scored only through its endpoint
+			sv.ScoringURI, sv.SwaggerURI = "", ""
+		}
 	default:
 		sv.State = api.ServiceFailed
 		if e := r.Op.Error; e != nil {

@@ -1,0 +1,231 @@
+package e2e
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/berth-ml/berth/api"
+)
+
+// TestEndpointOnLocalCompute runs the endpoint life cycle on the local
+// compute (see endpointLifecycle).
+func TestEndpointOnLocalCompute(t *testing.T) {
+	t.Parallel()
+	e := newAttachEnv(t)
+	e.mustBerth("compute", "create", "local", "-n", "laptop")
+	var cert api.Certificate
+	json.Unmarshal([]byte(e.mustBerth("compute", "get-certificate", "-n", "laptop", "-o", "json").stdout), &cert)
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM([]byte(cert.CAPEM))
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, MaxIdleConnsPerHost: 16}}
+	endpointLifecycle(t, e, "laptop", hc, commandFlags(berthBin, "model-server", "--model-dir", "$BERTH_MODEL_DIR", "--listen", "127.0.0.1:$PORT"))
+}
+
+// TestEndpointOnCluster runs the endpoint life cycle on the simulated
+// cluster, every pod (berth-fe and the versions' model servers) from
+// Berth's image under podman.
+func TestEndpointOnCluster(t *testing.T) {
+	t.Parallel()
+	_, cl, e := newImageEnv(t)
+	e.mustBerth("compute", "attach", "kubernetes", "-n", "img-1", "--kubeconfig", cl.KubeconfigPath, "--cluster-purpose", "DevTest")
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
+	endpointLifecycle(t, e, "img-1", hc, commandFlags("berth", "model-server"))
+}
+
+// load scores an endpoint from several clients until stopped, counting
+// the answers by the version that gave them and every failed request.
+type load struct {
+	mu       sync.Mutex
+	versions map[string]int
+	all      int
+	failed   []string
+	stop     chan struct{}
+	once     sync.Once
+	wg       sync.WaitGroup
+}
+
+func startLoad(hc *http.Client, uri, key string) *load {
+	l := &load{versions: map[string]int{}, stop: make(chan struct{})}
+	for range 4 {
+		l.wg.Go(func() {
+			for {
+				select {
+				case <-l.stop:
+					return
+				default:
+				}
+				req, _ := http.NewRequest("POST", uri, strings.NewReader(`{"data":[[5.1,3.5,1.4,0.2]]}`))
+				req.Header.Set("Authorization", "Bearer "+key)
+				resp, err := hc.Do(req)
+				l.mu.Lock()
+				l.all++
+				switch {
+				case err != nil:
+					l.failed = append(l.failed, err.Error())
+				case resp.StatusCode != 200:
+					l.failed = append(l.failed, resp.Status)
+				default:
+					l.versions[resp.Header.Get("X-Berth-Version")]++
+				}
+				l.mu.Unlock()
+				if resp != nil {
+					resp.Body.Close()
+				}
+			}
+		})
+	}
+	return l
+}
+
+// counts returns the answers by version since the last call.
+func (l *load) counts() map[string]int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := l.versions
+	l.versions = map[string]int{}
+	return out
+}
+
+func (l *load) total() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, c := range l.versions {
+		n += c
+	}
+	return n
+}
+
+// end stops the clients (once) and returns the failures.
+func (l *load) end() []string {
+	l.once.Do(func() { close(l.stop) })
+	l.wg.Wait()
+	return l.failed
+}
+
+// endpointLifecycle: create an endpoint with v1 at 100, add v2 at 10
+// under load and count the split, promote v2 to 100 in one change, delete
+// v1; not one request fails. Then bad input, each refused with a clear
+// error that changes nothing.
+func endpointLifecycle(t *testing.T, e *attachEnv, compute string, hc *http.Client, command []string) {
+	e.mustBerth("model", "register", "-n", "iris", "--path", filepath.Join("..", "models", "iris"))
+	var ep api.Endpoint
+	json.Unmarshal([]byte(e.mustBerth("endpoint", "create", "-n", "fraud", "--compute", compute, "-o", "json").stdout), &ep)
+	var keys api.ServiceKeys
+	json.Unmarshal([]byte(e.mustBerth("endpoint", "keys", "fraud", "-o", "json").stdout), &keys)
+	if ep.ScoringURI == "" || keys.PrimaryKey == "" {
+		t.Fatalf("endpoint %+v, keys %+v", ep, keys)
+	}
+	version := func(name string, extra ...string) {
+		e.mustBerth(append(append([]string{"endpoint", "version", "add", "-e", "fraud", "--version-name", name, "--model", "iris", "--replicas", "1"}, command...), extra...)...)
+	}
+	version("v1")
+	eventually(t, 30*time.Second, "v1 answers through the endpoint", func() bool {
+		code, _ := scoreVia(hc, ep.ScoringURI, keys.PrimaryKey, `{"data":[[5.1,3.5,1.4,0.2]]}`)
+		return code == 200
+	})
+	l := startLoad(hc, ep.ScoringURI, keys.PrimaryKey)
+	defer l.end()
+	time.Sleep(300 * time.Millisecond)
+	version("v2", "--traffic", "10")
+	var shown api.Endpoint
+	json.Unmarshal([]byte(e.mustBerth("endpoint", "show", "fraud", "-o", "json").stdout), &shown)
+	if len(shown.Versions) != 2 || shown.Versions[0].Traffic != 90 || shown.Versions[1].Traffic != 10 || shown.Versions[1].State != api.ServiceHealthy {
+		t.Fatalf("after adding v2 at 10: %+v", shown.Versions)
+	}
+	// The split, once v2 has its replica at the front end.
+	eventually(t, 30*time.Second, "v2 serves its share", func() bool { return l.counts()["v2"] > 0 })
+	l.counts()
+	eventually(t, 120*time.Second, "2000 requests", func() bool { return l.total() >= 2000 })
+	split := l.counts()
+	n := split["v1"] + split["v2"]
+	share := 100 * float64(split["v2"]) / float64(n)
+	t.Logf("split over %d requests: v1 %d, v2 %d (%.2f%%, weight 10)", n, split["v1"], split["v2"], share)
+	if share < 8 || share > 12 || len(split) != 2 {
+		t.Errorf("v2 served %.2f%% (%v), want 10 ± 2", share, split)
+	}
+	// Promote: one change sets v2 to 100 and v1 to 0.
+	start := time.Now()
+	e.mustBerth("endpoint", "version", "update", "-e", "fraud", "--version-name", "v2", "--traffic", "100")
+	l.counts()
+	var live time.Duration
+	eventually(t, 10*time.Second, "only v2 answers", func() bool {
+		c := l.counts()
+		if c["v1"] == 0 && c["v2"] > 20 {
+			live = time.Since(start)
+			return true
+		}
+		return false
+	})
+	t.Logf("promotion: every answer from v2 within %s of the command starting (including the CLI's own run)", live.Round(time.Millisecond))
+
+	// Bad input: each refused, naming the problem; nothing changes.
+	before := e.mustBerth("endpoint", "show", "fraud", "-o", "json").stdout
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"endpoint", "update", "fraud", "--traffic", "v1=50,v2=40"}, "traffic sums to 90"},
+		{[]string{"endpoint", "update", "fraud", "--traffic", "v1=50,v2=60"}, "traffic sums to 110"},
+		{[]string{"endpoint", "version", "update", "-e", "fraud", "--version-name", "v1", "--traffic=-10"}, "traffic -10 must be a percentage from 0 to 100"},
+		{[]string{"endpoint", "version", "update", "-e", "fraud", "--version-name", "v9", "--traffic", "10"}, `endpoint fraud has no version "v9" (it has: v1, v2)`},
+		{[]string{"endpoint", "version", "delete", "-e", "fraud", "--version-name", "v2"}, "version v2 still has 100% of endpoint fraud's traffic"},
+		{append([]string{"endpoint", "version", "add", "-e", "fraud", "--version-name", "v3", "--model", "iris", "--autoscale-min", "0", "--replicas", "3"}, command...), "--replicas"},
+		{[]string{"service", "delete", "fraud--v1"}, "service fraud--v1 is version v1 of endpoint fraud"},
+	} {
+		r := e.berth(tc.args...)
+		if r.code == 0 || !strings.Contains(r.stderr, tc.want) {
+			t.Errorf("%v: exit %d, stderr %q; want an error with %q", tc.args, r.code, r.stderr, tc.want)
+		}
+	}
+	if code, out := scorePinned(hc, ep.ScoringURI, keys.PrimaryKey, "v9"); code != 400 || !strings.Contains(out, "v1, v2") {
+		t.Errorf("an unknown version in x-berth-version: %d %s", code, out)
+	}
+	if after := e.mustBerth("endpoint", "show", "fraud", "-o", "json").stdout; after != before {
+		t.Errorf("bad input changed the endpoint:\n%s\n%s", before, after)
+	}
+	e.mustBerth("endpoint", "version", "delete", "-e", "fraud", "--version-name", "v1")
+	time.Sleep(500 * time.Millisecond)
+	if r := e.berth("endpoint", "version", "update", "-e", "fraud", "--version-name", "v2", "--mirror-traffic", "10"); r.code == 0 || !strings.Contains(r.stderr, "only version") {
+		t.Errorf("mirror on the only version: %+v", r)
+	}
+	if c := l.counts(); c["v2"] == 0 || c["v1"] != 0 {
+		t.Errorf("after deleting v1: %v", c)
+	}
+	if failed := l.end(); len(failed) > 0 {
+		t.Fatalf("%d of %d requests failed across the life cycle: %v", len(failed), l.all, failed[:min(5, len(failed))])
+	}
+	t.Logf("0 of %d requests failed across the life cycle (add v2, promote, bad input, delete v1)", l.all)
+	e.mustBerth("endpoint", "delete", "fraud")
+	if r := e.berth("service", "show", "fraud--v2"); r.code == 0 {
+		t.Errorf("the version's service outlived its endpoint: %+v", r)
+	}
+}
+
+func scorePinned(hc *http.Client, uri, key, version string) (int, string) {
+	req, _ := http.NewRequest("POST", uri, strings.NewReader(`{"data":[[5.1,3.5,1.4,0.2]]}`))
+	req.Header.Set("Authorization", "Bearer "+key)
+	req.Header.Set("X-Berth-Version", version)
+	resp, err := hc.Do(req)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	var b strings.Builder
+	buf := make([]byte, 4096)
+	for {
+		n, err := resp.Body.Read(buf)
+		b.Write(buf[:n])
+		if err != nil {
+			break
+		}
+	}
+	return resp.StatusCode, b.String()
+}
