@@ -155,14 +155,20 @@ func endpointLifecycle(t *testing.T, e *attachEnv, compute string, hc *http.Clie
 	start := time.Now()
 	e.mustBerth("endpoint", "version", "update", "-e", "fraud", "--version-name", "v2", "--traffic", "100")
 	l.counts()
+	// Live from the first of 20 answers in a row from v2.
 	var live time.Duration
+	clean := 0
 	eventually(t, 10*time.Second, "only v2 answers", func() bool {
 		c := l.counts()
-		if c["v1"] == 0 && c["v2"] > 20 {
-			live = time.Since(start)
-			return true
+		if c["v1"] > 0 {
+			clean = 0
+			return false
 		}
-		return false
+		if clean == 0 && c["v2"] > 0 {
+			live = time.Since(start)
+		}
+		clean += c["v2"]
+		return clean >= 20
 	})
 	t.Logf("promotion: every answer from v2 within %s of the command starting (including the CLI's own run)", live.Round(time.Millisecond))
 

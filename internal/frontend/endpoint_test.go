@@ -118,6 +118,20 @@ func TestEndpointPinsAndRefuses(t *testing.T) {
 	if a := post(t, url+"/v2/models/e/infer", "ep-key", "{}"); a.code != 200 || !strings.Contains(a.body, `"path":"/v2/models/e--v1/infer"`) {
 		t.Fatalf("OIP infer: %+v", a)
 	}
+	// Swagger, without credentials: the largest share's, or the pinned one's.
+	for pin, want := range map[string]string{"": "v1", "v2": "v2"} {
+		req, _ := http.NewRequest("GET", url+"/api/v1/endpoint/e/swagger.json", nil)
+		req.Header.Set(VersionHeader, pin)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || resp.Header.Get(VersionHeader) != want || !strings.Contains(string(body), `"path":"/swagger.json"`) {
+			t.Fatalf("swagger pinned %q: %d %s %s", pin, resp.StatusCode, resp.Header, body)
+		}
+	}
 	// A version with no ready replica: unpinned traffic goes to the others;
 	// pinned gets 503 naming it.
 	f.SetEndpoint(mustEndpoint(t, []EndpointVersion{{Name: "v1", Service: "e--v1", Weight: 50}, {Name: "v2", Service: "e--v2", Weight: 50}}))
