@@ -324,14 +324,20 @@ func version(e *store.Endpoint, name string) (*api.EndpointVersion, error) {
 	return nil, problem.New(http.StatusNotFound, api.CodeVersionNotFound, "endpoint %s has no version %q (it has: %s)", e.Name, name, strings.Join(names, ", "))
 }
 
+// getVersion loads an endpoint and one of its versions (404s naming them).
+func (m *Manager) getVersion(ctx context.Context, ws *api.Workspace, name, ver string) (*store.Endpoint, *api.EndpointVersion, error) {
+	e, err := m.Get(ctx, ws, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	v, err := version(e, ver)
+	return e, v, err
+}
+
 // UpdateVersion changes a version's shares (one atomic traffic update)
 // and, when the request sets spec fields, rolls its service to them.
 func (m *Manager) UpdateVersion(ctx context.Context, ws *api.Workspace, name, ver string, req *api.EndpointVersionUpdate) (*api.EndpointChange, error) {
-	e, err := m.Get(ctx, ws, name)
-	if err != nil {
-		return nil, err
-	}
-	v, err := version(e, ver)
+	e, v, err := m.getVersion(ctx, ws, name, ver)
 	if err != nil {
 		return nil, err
 	}
@@ -399,11 +405,7 @@ func (m *Manager) SetTraffic(ctx context.Context, ws *api.Workspace, name string
 // DeleteVersion removes a version that has no traffic left: out of the
 // route first, then its service.
 func (m *Manager) DeleteVersion(ctx context.Context, ws *api.Workspace, name, ver string) (*api.EndpointChange, error) {
-	e, err := m.Get(ctx, ws, name)
-	if err != nil {
-		return nil, err
-	}
-	v, err := version(e, ver)
+	e, v, err := m.getVersion(ctx, ws, name, ver)
 	if err != nil {
 		return nil, err
 	}
@@ -551,27 +553,21 @@ func (m *Manager) Routes(ctx context.Context, workspaceID, computeID string) ([]
 // PublishRoutes writes every endpoint's route to its compute again (a
 // server does it once as it starts, as for services).
 func (m *Manager) PublishRoutes(ctx context.Context) (published int, err error) {
-	wss, err := m.Store.ListWorkspaces(ctx)
+	es, err := m.Store.ListEndpoints(ctx, "", "")
 	if err != nil {
 		return 0, err
 	}
 	var errs []error
-	for _, ws := range wss {
-		es, err := m.Store.ListEndpoints(ctx, ws.ID, "")
+	for i := range es {
+		c, h, err := m.host(ctx, es[i].ComputeID)
+		if err == nil && c.ProvisioningState == api.StateSucceeded {
+			err = m.publish(ctx, c, h, &es[i])
+		}
 		if err != nil {
-			return published, err
+			errs = append(errs, fmt.Errorf("endpoint %s in %s: %w", es[i].Name, es[i].Workspace, err))
+			continue
 		}
-		for i := range es {
-			c, h, err := m.host(ctx, es[i].ComputeID)
-			if err == nil && c.ProvisioningState == api.StateSucceeded {
-				err = m.publish(ctx, c, h, &es[i])
-			}
-			if err != nil {
-				errs = append(errs, fmt.Errorf("endpoint %s in %s: %w", es[i].Name, ws.Name, err))
-				continue
-			}
-			published++
-		}
+		published++
 	}
 	return published, errors.Join(errs...)
 }

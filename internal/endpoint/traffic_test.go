@@ -41,3 +41,35 @@ func TestCheckTraffic(t *testing.T) {
 		}
 	}
 }
+
+// A change to one version's traffic is balanced by the one other version
+// that carries traffic; with two or more, the sum is left for
+// CheckTraffic to refuse.
+func TestRebalance(t *testing.T) {
+	for _, tc := range []struct {
+		before  []int // traffic of v1, v2, v3 …
+		changed int   // index of the version changed
+		to      int
+		want    []int
+	}{
+		{[]int{100, 0}, 1, 10, []int{90, 10}},        // add a canary
+		{[]int{90, 10}, 1, 100, []int{0, 100}},       // promote
+		{[]int{0, 100}, 0, 100, []int{100, 0}},       // roll back
+		{[]int{50, 50, 0}, 2, 10, []int{50, 50, 10}}, // ambiguous: refused later
+		{[]int{100, 0}, 0, -10, []int{-10, 0}},       // nothing to balance with
+		{[]int{100}, 0, 90, []int{90}},
+	} {
+		var vs []api.EndpointVersion
+		for i, tr := range tc.before {
+			vs = append(vs, api.EndpointVersion{Name: string(rune('a' + i)), Traffic: tr})
+		}
+		apply(vs, vs[tc.changed].Name, &tc.to, nil, nil)
+		rebalance(vs, vs[tc.changed].Name)
+		for i, w := range tc.want {
+			if vs[i].Traffic != w {
+				t.Errorf("%v, %s to %d: got %v, want %v", tc.before, vs[tc.changed].Name, tc.to, vs, tc.want)
+				break
+			}
+		}
+	}
+}

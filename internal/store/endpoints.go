@@ -51,7 +51,8 @@ func (s *Store) GetEndpoint(ctx context.Context, workspaceID, name string) (*End
 	return found(s.scanEndpoint(s.queryRow(ctx, `SELECT `+recordCols+` FROM endpoints WHERE workspace_id = ? AND name_key = ?`, workspaceID, NameKey(name))))
 }
 
-// ListEndpoints lists a workspace's endpoints by name (computeID: only that compute's).
+// ListEndpoints lists a workspace's endpoints by name (workspaceID "":
+// every workspace's; computeID: only that compute's).
 func (s *Store) ListEndpoints(ctx context.Context, workspaceID, computeID string) ([]Endpoint, error) {
 	q, args := listQuery("endpoints", workspaceID, computeID)
 	return list(ctx, s, s.scanEndpoint, q, args...)

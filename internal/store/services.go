@@ -95,14 +95,17 @@ func (s *Store) scanRecord(sc scanner, id, workspaceID, computeID *string, doc a
 	return err
 }
 
-// listQuery selects a workspace's records of a table by name, only one
-// compute's when computeID is set.
+// listQuery selects a workspace's records of a table by name (every
+// workspace's when workspaceID is empty), only one compute's when
+// computeID is set.
 func listQuery(table, workspaceID, computeID string) (string, []any) {
-	q := `SELECT ` + recordCols + ` FROM ` + table + ` WHERE workspace_id = ?`
-	args := []any{workspaceID}
-	if computeID != "" {
-		q += ` AND compute_id = ?`
-		args = append(args, computeID)
+	q := `SELECT ` + recordCols + ` FROM ` + table + ` WHERE 1 = 1`
+	var args []any
+	for col, v := range map[string]string{"workspace_id": workspaceID, "compute_id": computeID} {
+		if v != "" {
+			q += ` AND ` + col + ` = ?`
+			args = append(args, v)
+		}
 	}
 	return q + ` ORDER BY name_key`, args
 }
