@@ -226,6 +226,26 @@ func TestFromAzureMLRows(t *testing.T) {
 		"service.delete()": func(t *testing.T) []string {
 			return ok(t, []string{"service", "delete", "-n", "scorer"})
 		},
+		`Model.deploy(ws, name, models, inference_config, AksEndpoint.deploy_configuration(version_name="v1", traffic_percentile=100), aks_target)`: func(t *testing.T) []string {
+			args := ok(t, []string{"endpoint", "create", "-n", "fraud", "--compute", "prod1"}, ".westus2.cloudapp.azure.com/api/v1/endpoint/fraud/score")
+			ok(t, []string{"endpoint", "version", "add", "-e", "fraud", "--version-name", "v1", "--model", "iris", "--image", "example/iris:1", "--model-delivery", "image", "--replicas", "1"},
+				"v1       100", "Healthy")
+			return args
+		},
+		`endpoint.create_version(version_name="v2", inference_config, models, traffic_percentile=10)`: func(t *testing.T) []string {
+			return ok(t, []string{"endpoint", "version", "add", "-e", "fraud", "--version-name", "v2", "--model", "iris", "--image", "example/iris:1", "--model-delivery", "image", "--replicas", "1", "--traffic", "10"},
+				"v1       90", "v2       10")
+		},
+		`endpoint.update_version(version_name="v2", traffic_percentile=100)`: func(t *testing.T) []string {
+			return ok(t, []string{"endpoint", "version", "update", "-e", "fraud", "--version-name", "v2", "--traffic", "100"}, "v1       0", "v2       100")
+		},
+		`endpoint.delete_version(version_name="v1")`: func(t *testing.T) []string {
+			refuse(t, 1, []string{"endpoint", "version", "delete", "-e", "fraud", "--version-name", "v2"}, "version v2 still has 100% of endpoint fraud's traffic")
+			return ok(t, []string{"endpoint", "version", "delete", "-e", "fraud", "--version-name", "v1"}, "v2       100")
+		},
+		"endpoint.get_keys()": func(t *testing.T) []string {
+			return ok(t, []string{"endpoint", "keys", "-n", "fraud", "-o", "json"}, "primaryKey", "secondaryKey")
+		},
 		"az ml computetarget detach -n myaks -g myresourcegroup -w myworkspace": func(t *testing.T) []string {
 			args := ok(t, []string{"computetarget", "detach", "-n", "prod1", "-g", "berth-rg", "-w", "ml-team"}, "Removed every Berth object")
 			waitNamespaceGone(t, cl)
