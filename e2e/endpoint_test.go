@@ -209,7 +209,28 @@ func endpointLifecycle(t *testing.T, e *attachEnv, compute string, hc *http.Clie
 		t.Fatalf("%d of %d requests failed across the life cycle: %v", len(failed), l.all, failed[:min(5, len(failed))])
 	}
 	t.Logf("0 of %d requests failed across the life cycle (add v2, promote, bad input, delete v1)", l.all)
+	var after api.ServiceKeys
+	json.Unmarshal([]byte(e.mustBerth("endpoint", "keys", "fraud", "-o", "json").stdout), &after)
+	if after != keys {
+		t.Errorf("the endpoint's keys changed with its versions: %+v, were %+v", after, keys)
+	}
 	e.mustBerth("endpoint", "delete", "fraud")
+
+	// A token-auth endpoint: its tokens pass (then 503: no version yet),
+	// anything else is refused.
+	var tep api.Endpoint
+	json.Unmarshal([]byte(e.mustBerth("endpoint", "create", "-n", "tokened", "--compute", compute, "--auth", "token", "-o", "json").stdout), &tep)
+	var tok api.ServiceToken
+	json.Unmarshal([]byte(e.mustBerth("endpoint", "token", "tokened", "-o", "json").stdout), &tok)
+	eventually(t, 10*time.Second, "the token endpoint's route", func() bool {
+		code, out := scoreVia(hc, tep.ScoringURI, tok.AccessToken, `{}`)
+		return code == 503 && strings.Contains(out, "NoVersions")
+	})
+	for _, bad := range []string{"", "not-a-token", keys.PrimaryKey} {
+		if code, out := scoreVia(hc, tep.ScoringURI, bad, `{}`); code != 401 || !strings.Contains(out, "endpoint tokened") {
+			t.Errorf("token endpoint with %.10q: %d %s", bad, code, out)
+		}
+	}
 	if r := e.berth("service", "show", "fraud--v2"); r.code == 0 {
 		t.Errorf("the version's service outlived its endpoint: %+v", r)
 	}

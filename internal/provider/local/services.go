@@ -74,9 +74,18 @@ func (*Provider) PublishRoute(context.Context, *store.Compute, *store.Service, *
 	return nil
 }
 
-// PublishEndpoint: the runtime picks endpoints up from the store within
-// a second, as it does routes.
-func (*Provider) PublishEndpoint(context.Context, *store.Compute, string, *frontend.EndpointRoute) error {
+// PublishEndpoint hands the route to the compute's running front end at
+// once (the runtime also picks endpoints up from the store each tick).
+func (p *Provider) PublishEndpoint(_ context.Context, c *store.Compute, name string, rt *frontend.EndpointRoute) error {
+	p.runtime.mu.Lock()
+	defer p.runtime.mu.Unlock()
+	if in := p.runtime.running[c.ID]; in != nil {
+		if rt == nil {
+			in.fe.DeleteEndpoint(name)
+		} else {
+			in.fe.SetEndpoint(rt)
+		}
+	}
 	return nil
 }
 
