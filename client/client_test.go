@@ -208,6 +208,36 @@ func calls(c *client.Client) map[string]func(context.Context) error {
 			}
 			return err
 		},
+		"CreateEndpoint": func(ctx context.Context) error {
+			_, err := c.CreateEndpoint(ctx, ws, api.EndpointRequest{Name: "e", Compute: "c1"})
+			return err
+		},
+		"GetEndpoint":    func(ctx context.Context) error { _, err := c.GetEndpoint(ctx, ws, "e"); return err },
+		"ListEndpoints":  func(ctx context.Context) error { _, err := c.ListEndpoints(ctx, ws); return err },
+		"DeleteEndpoint": func(ctx context.Context) error { _, err := c.DeleteEndpoint(ctx, ws, "e"); return err },
+		"SetEndpointTraffic": func(ctx context.Context) error {
+			_, err := c.SetEndpointTraffic(ctx, ws, "e", map[string]int{"v1": 100})
+			return err
+		},
+		"AddEndpointVersion": func(ctx context.Context) error {
+			_, err := c.AddEndpointVersion(ctx, ws, "e", api.EndpointVersionRequest{Version: "v1"})
+			return err
+		},
+		"UpdateEndpointVersion": func(ctx context.Context) error {
+			_, err := c.UpdateEndpointVersion(ctx, ws, "e", "v1", api.EndpointVersionUpdate{})
+			return err
+		},
+		"DeleteEndpointVersion": func(ctx context.Context) error { _, err := c.DeleteEndpointVersion(ctx, ws, "e", "v1"); return err },
+		"EndpointKeys":          func(ctx context.Context) error { _, err := c.EndpointKeys(ctx, ws, "e"); return err },
+		"RegenEndpointKey": func(ctx context.Context) error {
+			_, err := c.RegenEndpointKey(ctx, ws, "e", api.RegenKeyRequest{})
+			return err
+		},
+		"EndpointToken": func(ctx context.Context) error { _, err := c.EndpointToken(ctx, ws, "e"); return err },
+		"EndpointScorer": func(ctx context.Context) error {
+			_, err := c.EndpointScorer(ctx, ws, &api.Endpoint{Name: "e", Compute: "c1", Auth: api.AuthKey, ScoringURI: "https://x/api/v1/endpoint/e/score"})
+			return err
+		},
 		"StreamServiceLogs": func(ctx context.Context) error {
 			var b strings.Builder
 			err := c.StreamServiceLogs(ctx, ws, "s", client.LogOptions{Previous: true, Follow: true}, &b)
