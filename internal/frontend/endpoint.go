@@ -366,7 +366,7 @@ func (f *Frontend) sendMirror(j mirrorJob) string {
 	rt := s.route.Load()
 	ctx, cancel := context.WithTimeout(context.Background(), rt.scoringTimeout())
 	defer cancel()
-	rep, _, err := s.pool.acquire(ctx, rt.queueWait(), nil)
+	rep, _, err := s.pool.acquire(ctx, rt.queueWait(), false, nil) // a copy wakes no version at zero
 	if err != nil {
 		return "dropped"
 	}
