@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/berth-ml/berth/api"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // coldStartRuns is how many cold starts the scale-to-zero tests time
@@ -91,4 +93,35 @@ func TestLocalScaleToZero(t *testing.T) {
 	if len(replicaProcs(l.dir, "iris")) == 0 {
 		t.Errorf("no replica process after the request")
 	}
+}
+
+// TestClusterScaleToZero: on a simulated cluster whose pods run from
+// Berth's image under podman, a service deployed with --autoscale-min 0
+// --scale-to-zero-after 2s has its Deployment scaled to 0 by berth-fe's
+// autoscaler once idle; a request through the cluster's load balancer
+// then waits while a pod starts and is answered 200.
+func TestClusterScaleToZero(t *testing.T) {
+	t.Parallel()
+	_, cl, e := newImageEnv(t)
+	e.mustBerth("compute", "attach", "kubernetes", "-n", "img-1", "--kubeconfig", cl.KubeconfigPath, "--cluster-purpose", "DevTest")
+	e.mustBerth("model", "register", "-n", "iris", "--path", filepath.Join("..", "models", "iris"))
+	e.mustBerth(append([]string{"service", "deploy", "-n", "iris", "--compute", "img-1", "--model", "iris",
+		"--autoscale-min", "0", "--scale-to-zero-after", "2s"}, commandFlags("berth", "model-server")...)...)
+	var sv api.Service
+	json.Unmarshal([]byte(e.mustBerth("service", "show", "-n", "iris", "-o", "json").stdout), &sv)
+	var keys api.ServiceKeys
+	json.Unmarshal([]byte(e.mustBerth("service", "keys", "-n", "iris", "-o", "json").stdout), &keys)
+	if sv.State != api.ServiceHealthy || sv.ScoringURI == "" || keys.PrimaryKey == "" {
+		t.Fatalf("service: %+v", sv)
+	}
+	deps := cl.Client().AppsV1().Deployments("default")
+	hc := &http.Client{Timeout: 90 * time.Second}
+	coldStarts(t, "the simulated cluster", coldStartRuns(),
+		func() bool {
+			d, err := deps.Get(t.Context(), "iris", metav1.GetOptions{})
+			return err == nil && *d.Spec.Replicas == 0 && d.Status.Replicas == 0
+		},
+		func() (int, string) {
+			return scoreVia(hc, sv.ScoringURI, keys.PrimaryKey, `{"data":[[5.1,3.5,1.4,0.2]]}`)
+		})
 }

@@ -95,14 +95,7 @@ const LeaseName = "berth-fe-autoscaler"
 
 // Run takes part in the leader election and, while leading, scales.
 func (a *Autoscaler) Run(ctx context.Context) {
-	a.DownWindow = cmp.Or(a.DownWindow, 60*time.Second)
-	a.Tick = cmp.Or(a.Tick, 250*time.Millisecond)
-	a.history, a.last, a.since = map[string][]sample{}, map[string]time.Time{}, map[string]time.Time{}
-	a.http = &http.Client{Timeout: 500 * time.Millisecond}
-	a.Scaler = cmp.Or[Scaler](a.Scaler, deploymentScaler{a.Client})
-	a.woken, a.told, a.kicked = map[string]bool{}, map[string]time.Time{}, make(chan struct{}, 1)
-	wake := a.wake
-	a.Frontend.waker.Store(&wake)
+	a.init()
 	if a.NoElection {
 		a.lead(ctx)
 		return
@@ -217,6 +210,18 @@ func (s *service) wakes() bool {
 	return rt != nil && rt.wakes()
 }
 
+// init fills the defaults and takes the front end's wake-ups.
+func (a *Autoscaler) init() {
+	a.DownWindow = cmp.Or(a.DownWindow, 60*time.Second)
+	a.Tick = cmp.Or(a.Tick, 250*time.Millisecond)
+	a.history, a.last, a.since = map[string][]sample{}, map[string]time.Time{}, map[string]time.Time{}
+	a.http = &http.Client{Timeout: 500 * time.Millisecond}
+	a.Scaler = cmp.Or[Scaler](a.Scaler, deploymentScaler{a.Client})
+	a.woken, a.told, a.kicked = map[string]bool{}, map[string]time.Time{}, make(chan struct{}, 1)
+	wake := a.wake
+	a.Frontend.waker.Store(&wake)
+}
+
 // Wanted is the replica count for a load: (in flight + queued) in replica
 // units over the target utilisation, within [min, max].
 func Wanted(l Load, rt *Route) int {
@@ -244,6 +249,7 @@ func (a *Autoscaler) totalLoad(ctx context.Context, service string) Load {
 		l := m[service]
 		total.InFlight += l.InFlight
 		total.Queued += l.Queued
+		total.Replicas += l.Replicas
 		total.IdleMs = min(total.IdleMs, l.IdleMs)
 	}
 	return total
@@ -299,15 +305,16 @@ func (a *Autoscaler) scale(ctx context.Context, rt *Route, now time.Time) {
 
 // toZero adjusts the target of a service that scales to zero: from 0, the
 // replicas the waiting requests fill (one for one request); to 0 only once
-// every front end has seen it idle for its scale-to-zero time, and down to
-// 1 at most before that.
+// its replicas are ready (not while the first one starts) and every front
+// end has seen them idle for the scale-to-zero time; down to 1 at most
+// before that.
 func toZero(l Load, rt *Route, cur, target int) int {
 	switch {
 	case cur == 0 && target > 0:
 		full := *rt
 		full.Autoscale.TargetUtilization = 100
 		return Wanted(l, &full)
-	case cur > 0 && l.InFlight+l.Queued == 0 && time.Duration(l.IdleMs)*time.Millisecond >= rt.idleLimit():
+	case cur > 0 && l.Replicas > 0 && l.InFlight+l.Queued == 0 && time.Duration(l.IdleMs)*time.Millisecond >= rt.idleLimit():
 		return 0
 	case cur > 0:
 		return max(target, 1)

@@ -28,7 +28,7 @@ func zeroRoute(t *testing.T, idle time.Duration, coldStartMs int) *Route {
 // first n of them (started on demand), as a Deployment's ready pods would.
 type replicaScaler struct {
 	t     *testing.T
-	fe    *Frontend
+	fes   []*Frontend // that see the replicas
 	mu    sync.Mutex
 	n     int
 	sets  []int
@@ -53,7 +53,9 @@ func (s *replicaScaler) SetReplicas(_ context.Context, rt *Route, n int) error {
 		}
 		reps = append(reps, Replica{Name: "pod-" + string(rune('a'+i)), Addr: s.backs[i].addr(), Slots: 1})
 	}
-	go s.fe.SetReplicas(rt.Service, reps, "") // ready a moment later
+	for _, fe := range s.fes {
+		go fe.SetReplicas(rt.Service, reps, "") // ready a moment later
+	}
 	return nil
 }
 
@@ -86,7 +88,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // request is served by it.
 func TestHeldRequestServedAfterTheReplicaStarts(t *testing.T) {
 	f, base := frontWith(t, zeroRoute(t, time.Hour, 30000))
-	sc := &replicaScaler{t: t, fe: f}
+	sc := &replicaScaler{t: t, fes: []*Frontend{f}}
 	runAutoscaler(t, f, sc)
 	if !f.service("cold").wakes() {
 		t.Fatal("a min-0 service must count as able to wake")
@@ -124,7 +126,7 @@ func TestIdleServiceScalesToZeroAndWakes(t *testing.T) {
 	rt := zeroRoute(t, time.Second, 30000)
 	rt.Autoscale.RefreshSeconds = 1
 	f, base := frontWith(t, rt)
-	sc := &replicaScaler{t: t, fe: f}
+	sc := &replicaScaler{t: t, fes: []*Frontend{f}}
 	sc.SetReplicas(context.Background(), f.service("cold").route.Load(), 1)
 	waitFor(t, "1 replica", func() bool { l, _ := f.LoadOf("cold"); return l.Replicas == 1 })
 	sc.backs[0].delay.Store(int64(1500 * time.Millisecond)) // in flight longer than the idle time
@@ -181,5 +183,46 @@ func TestHeldRequestForwardedWhenThePeerHoldsTheSlots(t *testing.T) {
 	f.SetReplicas("cold", nil, strings.TrimPrefix(peerBase, "http://"))
 	if a := <-done; a.code != 200 || b.hits.Load() != 1 {
 		t.Fatalf("forwarded: %d %s", a.code, a.body)
+	}
+}
+
+// With two front ends, a request held at the one that does not lead gets
+// the leader to wake the service: it tells its peers (/internal/wake), and
+// the leader reads its load and sees the request. The leader's refresh
+// period is 60 s, the cold-start timeout 5 s: only the wake-up serves it.
+func TestHeldRequestAtAFollowerWakesTheLeader(t *testing.T) {
+	follower, base := frontWith(t, zeroRoute(t, time.Hour, 5000))
+	leader, _ := frontWith(t, zeroRoute(t, time.Hour, 5000))
+	followerAdmin := strings.TrimPrefix(ServeForTest(t, follower.AdminHandler(), nil), "http://")
+	leaderAdmin := strings.TrimPrefix(ServeForTest(t, leader.AdminHandler(), nil), "http://")
+	sc := &replicaScaler{t: t, fes: []*Frontend{follower, leader}}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go (&Autoscaler{Frontend: leader, NoElection: true, Scaler: sc, Tick: 20 * time.Millisecond,
+		Peers: func() []string { return []string{followerAdmin} }}).Run(ctx)
+	// The follower's autoscaler takes wake-ups but never leads.
+	(&Autoscaler{Frontend: follower, Peers: func() []string { return []string{leaderAdmin} }}).init()
+	waitFor(t, "the leader's first look", func() bool { return leader.waker.Load() != nil && len(sc.history()) == 0 })
+	time.Sleep(100 * time.Millisecond) // past the leader's first pass over the services
+	if a := post(t, base+"/api/v1/service/cold/score", "", `{}`); a.code != 200 {
+		t.Fatalf("request held at the follower: %d %s", a.code, a.body)
+	}
+	if h := sc.history(); len(h) != 1 || h[0] != 1 {
+		t.Fatalf("scaled %v, want one step to 1", h)
+	}
+}
+
+// A replica that is starting (the Deployment has 1, no pod is ready yet,
+// a cluster's deploy waits for it) is not scaled away, however long it
+// takes: only ready replicas are idle.
+func TestStartingReplicaNotScaledToZero(t *testing.T) {
+	rt := zeroRoute(t, time.Second, 30000)
+	rt.Autoscale.RefreshSeconds = 1
+	f, _ := frontWith(t, rt)
+	sc := &replicaScaler{t: t, n: 1} // its pod never gets ready here
+	runAutoscaler(t, f, sc)
+	time.Sleep(2500 * time.Millisecond) // past the idle time and two refreshes
+	if h := sc.history(); len(h) != 0 {
+		t.Fatalf("scaled %v while the first replica started", h)
 	}
 }
