@@ -303,17 +303,18 @@ func (a *Autoscaler) scale(ctx context.Context, rt *Route, now time.Time) {
 	a.Frontend.log.Info("autoscaler: scaled", "service", rt.Service, "from", cur, "to", target, "wanted", want)
 }
 
-// toZero adjusts the target of a service that scales to zero: from 0, the
-// replicas the waiting requests fill (one for one request); to 0 only once
-// its replicas are ready (not while the first one starts) and every front
-// end has seen them idle for the scale-to-zero time; down to 1 at most
-// before that.
+// toZero adjusts the target of a service that scales to zero. While none
+// of its replicas is ready (waking from 0), it asks for the replicas the
+// waiting requests fill (one for one request), not the usual headroom. It
+// goes to 0 only once its replicas are ready (not while the first one
+// starts) and every front end has seen them idle for the scale-to-zero
+// time; down to 1 at most before that.
 func toZero(l Load, rt *Route, cur, target int) int {
 	switch {
-	case cur == 0 && target > 0:
+	case l.Replicas == 0 && target > cur:
 		full := *rt
 		full.Autoscale.TargetUtilization = 100
-		return Wanted(l, &full)
+		return max(cur, Wanted(l, &full))
 	case cur > 0 && l.Replicas > 0 && l.InFlight+l.Queued == 0 && time.Duration(l.IdleMs)*time.Millisecond >= rt.idleLimit():
 		return 0
 	case cur > 0:

@@ -28,7 +28,8 @@ func zeroRoute(t *testing.T, idle time.Duration, coldStartMs int) *Route {
 // first n of them (started on demand), as a Deployment's ready pods would.
 type replicaScaler struct {
 	t     *testing.T
-	fes   []*Frontend // that see the replicas
+	fes   []*Frontend   // that see the replicas
+	start time.Duration // how long a replica takes to be ready
 	mu    sync.Mutex
 	n     int
 	sets  []int
@@ -54,7 +55,7 @@ func (s *replicaScaler) SetReplicas(_ context.Context, rt *Route, n int) error {
 		reps = append(reps, Replica{Name: "pod-" + string(rune('a'+i)), Addr: s.backs[i].addr(), Slots: 1})
 	}
 	for _, fe := range s.fes {
-		go fe.SetReplicas(rt.Service, reps, "") // ready a moment later
+		time.AfterFunc(s.start, func() { fe.SetReplicas(rt.Service, reps, "") })
 	}
 	return nil
 }
@@ -224,5 +225,22 @@ func TestStartingReplicaNotScaledToZero(t *testing.T) {
 	time.Sleep(2500 * time.Millisecond) // past the idle time and two refreshes
 	if h := sc.history(); len(h) != 0 {
 		t.Fatalf("scaled %v while the first replica started", h)
+	}
+}
+
+// While the first replica starts, the request waiting for it asks for that
+// one replica only: not the headroom of the target utilisation (70 %:
+// 2 replicas for 1 request), at the autoscaler's next periods either.
+func TestWakingAsksOneReplicaPerWaitingRequest(t *testing.T) {
+	rt := zeroRoute(t, time.Hour, 30000)
+	rt.Autoscale.RefreshSeconds, rt.Autoscale.TargetUtilization = 1, 70
+	f, base := frontWith(t, rt)
+	sc := &replicaScaler{t: t, fes: []*Frontend{f}, start: 2500 * time.Millisecond}
+	runAutoscaler(t, f, sc)
+	if a := post(t, base+"/api/v1/service/cold/score", "", `{}`); a.code != 200 {
+		t.Fatalf("held request: %d %s", a.code, a.body)
+	}
+	if h := sc.history(); len(h) != 1 || h[0] != 1 {
+		t.Fatalf("scaled %v while the first replica started, want one step to 1", h)
 	}
 }
