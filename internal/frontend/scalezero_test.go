@@ -244,3 +244,22 @@ func TestWakingAsksOneReplicaPerWaitingRequest(t *testing.T) {
 		t.Fatalf("scaled %v while the first replica started, want one step to 1", h)
 	}
 }
+
+// An endpoint's version at zero replicas that scales up from zero counts
+// as ready: a request pinned to it waits while it wakes and is served
+// there.
+func TestEndpointVersionAtZeroWakes(t *testing.T) {
+	f, url, _ := endpointFront(t, EndpointVersion{Name: "v1", Weight: 50}, EndpointVersion{Name: "v2", Weight: 50})
+	rt := zeroRoute(t, time.Hour, 30000)
+	rt.Service, rt.Endpoint = "e--v2", "e"
+	f.SetRoute(rt)
+	f.SetReplicas("e--v2", nil, "")
+	sc := &replicaScaler{t: t, fes: []*Frontend{f}}
+	runAutoscaler(t, f, sc)
+	if a := scoreEndpoint(t, url, "v2"); a.code != 200 || a.header.Get(VersionHeader) != "v2" {
+		t.Fatalf("pinned to the version at zero: %+v", a)
+	}
+	if h := sc.history(); len(h) != 1 || h[0] != 1 {
+		t.Fatalf("scaled %v, want one step to 1", h)
+	}
+}
