@@ -539,6 +539,10 @@ type AutoscaleSettings struct {
 	MaxReplicas       int  `json:"maxReplicas"`
 	RefreshSeconds    int  `json:"refreshSeconds"`
 	TargetUtilization int  `json:"targetUtilization"`
+	// ScaleToZeroAfterSeconds, when set, lets the service scale to zero:
+	// MinReplicas is then 0 and the last replica stops once it has been
+	// idle that long. Without it a MinReplicas of 0 means the default, 1.
+	ScaleToZeroAfterSeconds int `json:"scaleToZeroAfterSeconds,omitempty"`
 }
 
 // ServiceSpec is what a service runs and how; the request of deploy and
@@ -569,6 +573,9 @@ type ServiceSpec struct {
 	// default: an init container downloads them from the control plane) or
 	// "image" (they are baked into the image; nothing is fetched).
 	ModelDelivery string `json:"modelDelivery,omitempty"`
+	// ColdStartTimeoutMs is how long a request for a service scaled to
+	// zero waits for a replica (with autoscale.scaleToZeroAfterSeconds).
+	ColdStartTimeoutMs int `json:"coldStartTimeoutMs,omitempty"`
 }
 
 // Model delivery modes.

@@ -18,6 +18,7 @@ import (
 // localIris is the bundled iris model deployed on a local compute "laptop"
 // in workspace "team", with what scoring it takes.
 type localIris struct {
+	dir     string // the server's data directory
 	env     []string
 	service api.Service
 	key     string
@@ -26,6 +27,12 @@ type localIris struct {
 }
 
 func deployLocalIris(t *testing.T, serverArgs ...string) *localIris {
+	t.Helper()
+	return deployLocalIrisWith(t, []string{"--replicas", "1"}, serverArgs...)
+}
+
+// deployLocalIrisWith deploys it with these scaling flags.
+func deployLocalIrisWith(t *testing.T, scaling []string, serverArgs ...string) *localIris {
 	t.Helper()
 	dir := t.TempDir()
 	p := startServer(t, dir, freeAddr(t), nil, serverArgs...)
@@ -43,10 +50,10 @@ func deployLocalIris(t *testing.T, serverArgs ...string) *localIris {
 	if r := berth(t, env, "model", "register", "-n", "iris", "--path", model); r.code != 0 {
 		t.Fatalf("register: %+v", r)
 	}
-	r := berth(t, env, "service", "deploy", "-n", "iris", "--compute", "laptop", "--model", "iris",
+	r := berth(t, env, append([]string{"service", "deploy", "-n", "iris", "--compute", "laptop", "--model", "iris",
 		"--command", berthBin, "--command", "model-server", "--command", "--model-dir", "--command", "$BERTH_MODEL_DIR",
-		"--command", "--listen", "--command", "127.0.0.1:$PORT", "--replicas", "1", "-o", "json")
-	out := &localIris{env: env}
+		"--command", "--listen", "--command", "127.0.0.1:$PORT", "-o", "json"}, scaling...)...)
+	out := &localIris{dir: dir, env: env}
 	out.client, _ = client.New(p.url(), ownerToken(t, dir))
 	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &out.service) != nil || out.service.State != api.ServiceHealthy {
 		t.Fatalf("deploy: %+v", r)

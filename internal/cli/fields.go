@@ -73,7 +73,8 @@ var (
 		"autoscale.refreshSeconds": "--autoscale-refresh-seconds", "autoscale.targetUtilization": "--autoscale-target-utilization",
 		"maxConcurrentRequestsPerContainer": "--max-concurrent-requests", "maxQueueWaitMs": "--max-queue-wait-ms",
 		"scoringTimeoutMs": "--scoring-timeout-ms", "auth": "--auth", "namespace": "--namespace", "env": "--env",
-		"modelDelivery": "--model-delivery",
+		"modelDelivery": "--model-delivery", "coldStartTimeoutMs": "--cold-start-timeout",
+		"autoscale.scaleToZeroAfterSeconds": "--scale-to-zero-after",
 	}
 )
 

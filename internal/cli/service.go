@@ -1,12 +1,15 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"math"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/berth-ml/berth/api"
 	"github.com/berth-ml/berth/client"
@@ -88,6 +91,7 @@ func (a *app) deployCommand(use, short string, submit func(cmd *cobra.Command, n
 		maxConc, queueWait, timeout           int
 		noWait                                bool
 		liveness, readiness                   *probeFlags
+		zero                                  *zeroFlags
 	)
 	cmd := &cobra.Command{
 		Use:   use,
@@ -105,11 +109,17 @@ func (a *app) deployCommand(use, short string, submit func(cmd *cobra.Command, n
 			if len(envMap) > 0 {
 				spec.Env = envMap
 			}
+			if err := zero.check(cmd.Flags(), replicas); err != nil {
+				return err
+			}
 			if fl := cmd.Flags(); replicas > 0 && (fl.Changed("autoscale-min") || fl.Changed("autoscale-max") || fl.Changed("autoscale-refresh-seconds") || fl.Changed("autoscale-target-utilization")) {
 				return usageErrorf("give --replicas (a fixed count) or --autoscale-* flags (autoscaling), not both")
 			}
 			if replicas == 0 {
 				spec.Autoscale = &api.AutoscaleSettings{Enabled: true, MinReplicas: asMin, MaxReplicas: asMax, RefreshSeconds: asRefresh, TargetUtilization: asTarget}
+				zero.apply(cmd.Flags(), spec.Autoscale, &spec)
+			} else {
+				zero.apply(cmd.Flags(), &api.AutoscaleSettings{}, &spec) // the server refuses a cold-start timeout
 			}
 			spec.Liveness = liveness.probe(cmd.Flags(), service.DefaultLiveness)
 			spec.Readiness = readiness.probe(cmd.Flags(), service.DefaultReadiness)
@@ -130,10 +140,11 @@ func (a *app) deployCommand(use, short string, submit func(cmd *cobra.Command, n
 	f.Float64Var(&memoryLimit, "memory-limit", 0, "memory limit in GB")
 	f.IntVar(&gpu, "gpu", 0, "GPUs per replica")
 	f.IntVar(&replicas, "replicas", 0, "a fixed replica count (turns autoscaling off)")
-	f.IntVar(&asMin, "autoscale-min", 0, "fewest replicas (default 1)")
+	f.IntVar(&asMin, "autoscale-min", 0, "fewest replicas (default 1; 0: scale to zero when idle)")
 	f.IntVar(&asMax, "autoscale-max", 0, "most replicas (default 10)")
 	f.IntVar(&asRefresh, "autoscale-refresh-seconds", 0, "how often to rescale (default 1)")
 	f.IntVar(&asTarget, "autoscale-target-utilization", 0, "target utilisation in percent (default 70)")
+	zero = addZeroFlags(f, "(default 300s)", "(default 60s)")
 	f.IntVar(&maxConc, "max-concurrent-requests", 0, "requests a replica takes at once (default 1)")
 	f.IntVar(&queueWait, "max-queue-wait-ms", 0, "how long a request may wait for a replica (default 500)")
 	f.IntVar(&timeout, "scoring-timeout-ms", 0, "scoring timeout (default 60000)")
@@ -150,8 +161,14 @@ func (a *app) deployCommand(use, short string, submit func(cmd *cobra.Command, n
 func (a *app) serviceShow() *cobra.Command {
 	return a.showCommand("service", "show -n NAME", "Show a service (state, scoring URI, replicas)", func(ctx context.Context, c *client.Client, ws, name string) (any, error) {
 		return c.GetService(ctx, ws, name)
-	}, serviceColumns)
+	}, serviceShowColumns)
 }
+
+// serviceShowColumns add the scaling settings to the list's columns.
+var serviceShowColumns = append(serviceColumns[:len(serviceColumns):len(serviceColumns)],
+	output.Column{Header: "Autoscale", Path: "autoscale.enabled && join('-', [to_string(autoscale.minReplicas), to_string(autoscale.maxReplicas)]) || 'off'"},
+	output.Column{Header: "ScaleToZeroAfterSeconds", Path: "autoscale.scaleToZeroAfterSeconds"},
+	output.Column{Header: "ColdStartTimeoutMs", Path: "coldStartTimeoutMs"})
 
 func (a *app) serviceList() *cobra.Command {
 	return a.listCommand("List services", func(ctx context.Context, c *client.Client, ws string) (any, error) {
@@ -229,6 +246,7 @@ func (a *app) updateCommand(use, short string, own func(cmd *cobra.Command) bool
 		delivery                          string
 		noWait                            bool
 		liveness, readiness               *probeFlags
+		zero                              *zeroFlags
 	)
 	cmd := &cobra.Command{Use: use, Short: short, Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -252,7 +270,11 @@ func (a *app) updateCommand(use, short string, own func(cmd *cobra.Command) bool
 				MemoryLimitGB: memLimit, GPU: gpu, Replicas: replicas,
 				MaxConcurrentRequests: maxConc, MaxQueueWaitMs: queue, ScoringTimeoutMs: timeout, ModelDelivery: delivery}
 			fl := cmd.Flags()
-			autoscale := fl.Changed("autoscale-min") || fl.Changed("autoscale-max") || fl.Changed("autoscale-refresh-seconds") || fl.Changed("autoscale-target-utilization")
+			autoscale := fl.Changed("autoscale-min") || fl.Changed("autoscale-max") || fl.Changed("autoscale-refresh-seconds") || fl.Changed("autoscale-target-utilization") ||
+				fl.Changed("scale-to-zero-after")
+			if err := zero.check(fl, replicas); err != nil {
+				return err
+			}
 			if autoscale && replicas > 0 {
 				return usageErrorf("give --replicas or --autoscale-* flags, not both")
 			}
@@ -277,6 +299,7 @@ func (a *app) updateCommand(use, short string, own func(cmd *cobra.Command) bool
 							*o.dst = o.v
 						}
 					}
+					zero.apply(fl, &as, &ch)
 					ch.Autoscale = &as
 				}
 				if cur.Liveness != nil {
@@ -313,6 +336,7 @@ func (a *app) updateCommand(use, short string, own func(cmd *cobra.Command) bool
 	f.IntVar(&asMax, "autoscale-max", 0, "most replicas")
 	f.IntVar(&asRefresh, "autoscale-refresh-seconds", 0, "how often to rescale")
 	f.IntVar(&asTarget, "autoscale-target-utilization", 0, "target utilisation in percent")
+	zero = addZeroFlags(f, "", "")
 	liveness = addProbeFlags(f, "liveness", nil)
 	readiness = addProbeFlags(f, "readiness", nil)
 	f.BoolVar(&noWait, "no-wait", false, "return at once with the operation id")
@@ -397,4 +421,49 @@ func (p *probeFlags) probe(f *pflag.FlagSet, base api.Probe) *api.Probe {
 		return nil
 	}
 	return &base
+}
+
+// zeroFlags are the scale-to-zero settings of deploy and update.
+type zeroFlags struct{ after, coldStart time.Duration }
+
+func addZeroFlags(f *pflag.FlagSet, afterDefault, coldDefault string) *zeroFlags {
+	z := &zeroFlags{}
+	f.DurationVar(&z.after, "scale-to-zero-after", 0, strings.TrimSpace("with --autoscale-min 0: stop the last replica once idle this long "+afterDefault))
+	f.DurationVar(&z.coldStart, "cold-start-timeout", 0, strings.TrimSpace("with --autoscale-min 0: how long a request waits for a replica to start "+coldDefault))
+	return z
+}
+
+// check refuses what the flags cannot mean: scaling to zero with a fixed
+// count, durations that are not positive.
+func (z *zeroFlags) check(fl *pflag.FlagSet, replicas int) error {
+	least, _ := fl.GetInt("autoscale-min")
+	if replicas > 0 && (fl.Changed("autoscale-min") && least == 0 || fl.Changed("scale-to-zero-after")) {
+		return usageErrorf("--replicas %d is a fixed count, which never scales to zero: give --replicas or --autoscale-min 0, not both", replicas)
+	}
+	for _, d := range []struct {
+		flag string
+		v    time.Duration
+	}{{"scale-to-zero-after", z.after}, {"cold-start-timeout", z.coldStart}} {
+		if fl.Changed(d.flag) && d.v <= 0 {
+			return usageErrorf("--%s %s must be positive", d.flag, d.v)
+		}
+	}
+	return nil
+}
+
+// apply sets the scale-to-zero settings: --autoscale-min 0 scales to zero
+// after --scale-to-zero-after (300s unless given), and a minimum above 0
+// no longer does.
+func (z *zeroFlags) apply(fl *pflag.FlagSet, a *api.AutoscaleSettings, spec *api.ServiceSpec) {
+	switch {
+	case fl.Changed("scale-to-zero-after"):
+		a.ScaleToZeroAfterSeconds = int(math.Ceil(z.after.Seconds()))
+	case fl.Changed("autoscale-min") && a.MinReplicas == 0:
+		a.ScaleToZeroAfterSeconds = cmp.Or(a.ScaleToZeroAfterSeconds, service.DefaultScaleToZeroAfter)
+	case fl.Changed("autoscale-min"):
+		a.ScaleToZeroAfterSeconds = 0
+	}
+	if fl.Changed("cold-start-timeout") {
+		spec.ColdStartTimeoutMs = int(z.coldStart.Milliseconds())
+	}
 }

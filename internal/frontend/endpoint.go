@@ -167,9 +167,10 @@ func (f *Frontend) endpoint(name string) *endpoint {
 }
 
 // canServe tells whether a service has somewhere to send a request now: a
-// ready replica here, or a peer front end that has some.
+// ready replica here, or a peer front end that has some; or it scales up
+// from zero, and the request waits for its replica.
 func (s *service) canServe() bool {
-	return s.pool.load().Replicas > 0 || s.forward.Load() != nil
+	return s.pool.load().Replicas > 0 || s.forward.Load() != nil || s.wakes()
 }
 
 // serveEndpoint serves a request to an endpoint and returns the service
@@ -366,7 +367,7 @@ func (f *Frontend) sendMirror(j mirrorJob) string {
 	rt := s.route.Load()
 	ctx, cancel := context.WithTimeout(context.Background(), rt.scoringTimeout())
 	defer cancel()
-	rep, _, err := s.pool.acquire(ctx, rt.queueWait(), nil)
+	rep, _, err := s.pool.acquire(ctx, rt.queueWait(), false, nil) // a copy wakes no version at zero
 	if err != nil {
 		return "dropped"
 	}

@@ -58,6 +58,8 @@ type Frontend struct {
 	// BodyDir is where request bodies over memBody are spooled while they
 	// arrive (os.TempDir when empty).
 	BodyDir string
+	// waker asks the autoscaler to scale a service up from zero now (autoscale.go).
+	waker atomic.Pointer[func(service string, tellPeers bool)]
 }
 
 type service struct {
@@ -126,6 +128,9 @@ func (f *Frontend) SetReplicas(name string, rs []Replica, forward string) {
 			s.forward.Store(nil)
 		} else {
 			s.forward.Store(&forward)
+			if len(rs) == 0 {
+				s.pool.forwardWaiters() // woken from zero, with the slots at a peer
+			}
 		}
 		f.metrics.readyReplicas.WithLabelValues(name).Set(float64(len(rs)))
 	}
@@ -413,6 +418,14 @@ func (f *Frontend) send(w http.ResponseWriter, r *http.Request, s *service, rt *
 	// deadline: that is a timer and two registrations per request.
 	ctx := r.Context()
 	wait, timeoutFirst := rt.queueWait(), false
+	wakes := rt.wakes()
+	cold := wakes && s.pool.load().Replicas == 0
+	if cold {
+		// Scaled to zero: the request waits for a replica to start, and
+		// its scoring timeout counts after that wait.
+		wait = rt.coldWait()
+		deadline = deadline.Add(wait)
+	}
 	if left := time.Until(deadline); left < wait {
 		wait, timeoutFirst = left, true
 	}
@@ -424,9 +437,12 @@ func (f *Frontend) send(w http.ResponseWriter, r *http.Request, s *service, rt *
 		if cw, ok := w.(clientWatcher); ok && stopWatch == nil {
 			stopWatch = cw.WatchClient()
 		}
+		if cold {
+			f.wake(rt.Service) // once it is in the queue, where the autoscaler sees it
+		}
 	}
 	acquire := func() (*replica, time.Duration, error) {
-		rep, waited, err := s.pool.acquire(ctx, wait, queued)
+		rep, waited, err := s.pool.acquire(ctx, wait, wakes, queued)
 		if stopWatch != nil {
 			stopWatch()
 			stopWatch = nil
@@ -450,7 +466,15 @@ func (f *Frontend) send(w http.ResponseWriter, r *http.Request, s *service, rt *
 		rep, _, err = acquire()
 	}
 	switch {
-	case errors.Is(err, ErrNoReplicas):
+	case errors.Is(err, errForward) && s.forward.Load() != nil && r.Header.Get(forwardedHeader) == "":
+		peer := *s.forward.Load()
+		f.relay(deadline, w, r, rt, body, peer, r.URL.Path, "peer "+peer, true)
+		return
+	case errors.Is(err, ErrColdStart):
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusServiceUnavailable, "ColdStartTimeout", fmt.Sprintf("Service %s is scaled to zero and no replica became ready within %d ms", rt.Service, wait.Milliseconds()))
+		return
+	case errors.Is(err, ErrNoReplicas) || errors.Is(err, errForward):
 		w.Header().Set("Retry-After", "5")
 		writeError(w, http.StatusServiceUnavailable, "NoReadyReplicas", fmt.Sprintf("No ready replicas for service %s", rt.Service))
 		return

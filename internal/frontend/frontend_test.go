@@ -341,7 +341,7 @@ func TestConcurrencyLimitAndLeastOutstanding(t *testing.T) {
 func TestQueueIsFIFO(t *testing.T) {
 	p := newPool()
 	p.set([]Replica{{Name: "a", Addr: "x", Slots: 1}})
-	r, _, err := p.acquire(context.Background(), time.Second, nil)
+	r, _, err := p.acquire(context.Background(), time.Second, false, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -351,7 +351,7 @@ func TestQueueIsFIFO(t *testing.T) {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			got, _, err := p.acquire(context.Background(), 5*time.Second, nil)
+			got, _, err := p.acquire(context.Background(), 5*time.Second, false, nil)
 			if err != nil {
 				t.Error(err)
 				return
@@ -376,9 +376,9 @@ func TestQueueIsFIFO(t *testing.T) {
 		want++
 	}
 	// New replicas serve waiters at once.
-	r, _, _ = p.acquire(context.Background(), time.Second, nil)
+	r, _, _ = p.acquire(context.Background(), time.Second, false, nil)
 	done := make(chan error, 1)
-	go func() { _, _, err := p.acquire(context.Background(), 5*time.Second, nil); done <- err }()
+	go func() { _, _, err := p.acquire(context.Background(), 5*time.Second, false, nil); done <- err }()
 	for p.load().Queued != 1 {
 		time.Sleep(time.Millisecond)
 	}

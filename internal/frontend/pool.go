@@ -13,6 +13,12 @@ import (
 var (
 	ErrNoReplicas = errors.New("no ready replicas")
 	ErrOverloaded = errors.New("overloaded")
+	// ErrColdStart: the service scaled to zero and no replica became
+	// ready while the request waited.
+	ErrColdStart = errors.New("no replica started in time")
+	// errForward: the request waited for a replica, and a peer front
+	// end holds the service's slots (forward to it).
+	errForward = errors.New("forward to a peer")
 )
 
 // Replica is one ready model pod as this front end may use it.
@@ -44,9 +50,12 @@ type pool struct {
 	order    []*replica // by name
 	next     int        // rotates the start among equally loaded replicas
 	queue    list.List  // of *waiter
+	// busyAt is when a request last came or ended, or replicas came after
+	// none: the idle time (for scaling to zero) counts from there.
+	busyAt time.Time
 }
 
-func newPool() *pool { return &pool{replicas: map[string]*replica{}} }
+func newPool() *pool { return &pool{replicas: map[string]*replica{}, busyAt: time.Now()} }
 
 // set replaces the replicas (by name); requests in flight on a removed
 // replica finish there. Waiters get any new free slots. changed: a replica
@@ -54,6 +63,9 @@ func newPool() *pool { return &pool{replicas: map[string]*replica{}} }
 func (p *pool) set(rs []Replica) (changed bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if len(p.replicas) == 0 && len(rs) > 0 {
+		p.busyAt = time.Now() // woken: a full idle time before it may go
+	}
 	seen := map[string]bool{}
 	for _, r := range rs {
 		seen[r.Name] = true
@@ -137,12 +149,27 @@ func (p *pool) drainLocked() {
 	}
 }
 
+// forwardWaiters sends the waiting requests to a peer front end: the
+// service has replicas again, but this front end holds none of their slots.
+func (p *pool) forwardWaiters() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for p.queue.Len() > 0 {
+		w := p.queue.Remove(p.queue.Front()).(*waiter)
+		w.elem = nil
+		w.ch <- nil
+	}
+}
+
 // acquire takes a slot, waiting up to maxWait in the queue; queued, when
 // not nil, is called once the request is in the queue (not when a slot
-// is free at once).
-func (p *pool) acquire(ctx context.Context, maxWait time.Duration, queued func()) (*replica, time.Duration, error) {
+// is free at once). With no replicas it answers ErrNoReplicas at once,
+// unless wakes: the service is scaling up from zero, and the request
+// waits for its first replica.
+func (p *pool) acquire(ctx context.Context, maxWait time.Duration, wakes bool, queued func()) (*replica, time.Duration, error) {
 	p.mu.Lock()
-	if len(p.replicas) == 0 {
+	p.busyAt = time.Now()
+	if len(p.replicas) == 0 && !wakes {
 		p.mu.Unlock()
 		return nil, 0, ErrNoReplicas
 	}
@@ -166,6 +193,9 @@ func (p *pool) acquire(ctx context.Context, maxWait time.Duration, queued func()
 	var cause error
 	select {
 	case r := <-w.ch:
+		if r == nil {
+			return nil, time.Since(start), errForward
+		}
 		return r, time.Since(start), nil
 	case <-t.C:
 		cause = ErrOverloaded
@@ -176,12 +206,17 @@ func (p *pool) acquire(ctx context.Context, maxWait time.Duration, queued func()
 	if w.elem != nil {
 		p.queue.Remove(w.elem)
 		w.elem = nil
+		if cause == ErrOverloaded && len(p.replicas) == 0 {
+			cause = ErrColdStart
+		}
 		p.mu.Unlock()
 		return nil, time.Since(start), cause
 	}
 	p.mu.Unlock()
 	// A slot was handed over just as the wait ended: give it back.
-	p.release(<-w.ch)
+	if r := <-w.ch; r != nil {
+		p.release(r)
+	}
 	return nil, time.Since(start), cause
 }
 
@@ -190,6 +225,7 @@ func (p *pool) release(r *replica) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	r.inflight--
+	p.busyAt = time.Now()
 	p.drainLocked()
 }
 
@@ -199,6 +235,9 @@ type Load struct {
 	Queued   int `json:"queued"`
 	Replicas int `json:"replicas"`
 	Slots    int `json:"slots"`
+	// IdleMs is how long no request has been in flight or queued (0 while
+	// one is): the autoscaler scales a service to zero from it.
+	IdleMs int64 `json:"idleMs"`
 }
 
 func (p *pool) load() Load {
@@ -208,6 +247,9 @@ func (p *pool) load() Load {
 	for _, r := range p.replicas {
 		l.InFlight += r.inflight
 		l.Slots += r.Slots
+	}
+	if l.InFlight == 0 && l.Queued == 0 {
+		l.IdleMs = max(time.Since(p.busyAt).Milliseconds(), 1)
 	}
 	return l
 }

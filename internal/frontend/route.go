@@ -56,6 +56,9 @@ type Route struct {
 	// Endpoint, when set, is the endpoint the service is a version of: it
 	// is served only through the endpoint's route (its own URI answers 404).
 	Endpoint string `json:"endpoint,omitempty"`
+	// ColdStartTimeoutMs is how long a request for a service scaled to
+	// zero may wait for a replica (at least MaxQueueWaitMs).
+	ColdStartTimeoutMs int `json:"coldStartTimeoutMs,omitempty"`
 }
 
 // Autoscale are a service's scaling settings.
@@ -66,6 +69,10 @@ type Autoscale struct {
 	RefreshSeconds    int    `json:"refreshSeconds"`
 	TargetUtilization int    `json:"targetUtilization"`
 	Deployment        string `json:"deployment"`
+	// ScaleToZeroAfterSeconds, when set with Min 0, lets the service scale
+	// to zero after its replicas were idle that long. A route without it
+	// (older ones) has Min 1 at least.
+	ScaleToZeroAfterSeconds int `json:"scaleToZeroAfterSeconds,omitempty"`
 }
 
 // HashKey is how keys are stored in routes.
@@ -106,10 +113,17 @@ func ParseRoute(data []byte) (*Route, error) {
 		r.MaxQueueWaitMs = 500
 	}
 	a := &r.Autoscale
-	if a.Min <= 0 {
-		a.Min = 1
+	switch {
+	case a.ScaleToZeroAfterSeconds <= 0:
+		a.ScaleToZeroAfterSeconds = 0
+		a.Min = max(a.Min, 1)
+	case a.Min < 0:
+		a.Min = 0
 	}
-	if a.Max < a.Min {
+	if r.ColdStartTimeoutMs <= 0 {
+		r.ColdStartTimeoutMs = 60000
+	}
+	if a.Max < max(a.Min, 1) {
 		a.Max = max(10, a.Min)
 	}
 	if a.RefreshSeconds <= 0 {
@@ -153,6 +167,21 @@ func (a access) check() []string {
 		return []string{fmt.Sprintf("auth %q is not key, token or none", a.auth)}
 	}
 	return nil
+}
+
+// wakes tells whether the service scales to zero and back: a request
+// finding no replica waits for one instead of being refused.
+func (r *Route) wakes() bool {
+	return r.Autoscale.Enabled && r.Autoscale.Min == 0 && r.Autoscale.ScaleToZeroAfterSeconds > 0
+}
+
+// coldWait is how long a request for a service at zero waits for a replica.
+func (r *Route) coldWait() time.Duration {
+	return max(r.queueWait(), time.Duration(r.ColdStartTimeoutMs)*time.Millisecond)
+}
+
+func (r *Route) idleLimit() time.Duration {
+	return time.Duration(r.Autoscale.ScaleToZeroAfterSeconds) * time.Second
 }
 
 // checkKey compares a presented key with the stored hashes in constant time.

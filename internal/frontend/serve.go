@@ -57,6 +57,7 @@ func (f *Frontend) AdminHandler() http.Handler {
 		}
 		writeJSON(w, http.StatusOK, out)
 	})
+	mux.HandleFunc("POST /internal/wake", f.serveWake)
 	h := f.Handler()
 	mux.Handle("/healthz", h)
 	mux.Handle("/readyz", h)

@@ -331,10 +331,14 @@ func mergeSpec(s, ch *api.ServiceSpec) {
 		}
 	}
 	if ch.Replicas > 0 {
-		s.Replicas, s.Autoscale = ch.Replicas, nil
+		s.Replicas, s.Autoscale, s.ColdStartTimeoutMs = ch.Replicas, nil, 0
 	} else if ch.Autoscale != nil && ch.Autoscale.Enabled {
 		s.Replicas, s.Autoscale = 0, ch.Autoscale
+		if ch.Autoscale.ScaleToZeroAfterSeconds == 0 {
+			s.ColdStartTimeoutMs = 0 // no longer scales to zero
+		}
 	}
+	s.ColdStartTimeoutMs = cmp.Or(ch.ColdStartTimeoutMs, s.ColdStartTimeoutMs)
 	s.Liveness, s.Readiness = cmp.Or(ch.Liveness, s.Liveness), cmp.Or(ch.Readiness, s.Readiness)
 	if ch.Env != nil {
 		s.Env = ch.Env
@@ -444,7 +448,8 @@ func (m *Manager) Route(ctx context.Context, sv *store.Service) (*frontend.Route
 	}
 	if a := sv.Autoscale; a != nil && a.Enabled {
 		rt.Autoscale = frontend.Autoscale{Enabled: true, Min: a.MinReplicas, Max: a.MaxReplicas, RefreshSeconds: a.RefreshSeconds,
-			TargetUtilization: a.TargetUtilization, Deployment: sv.Name}
+			TargetUtilization: a.TargetUtilization, Deployment: sv.Name, ScaleToZeroAfterSeconds: a.ScaleToZeroAfterSeconds}
+		rt.ColdStartTimeoutMs = sv.ColdStartTimeoutMs
 	}
 	return rt, nil
 }

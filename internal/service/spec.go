@@ -26,6 +26,14 @@ const (
 	DefaultNamespace         = "default"
 )
 
+// A service that scales to zero (autoscale min 0) stops its last replica
+// after DefaultScaleToZeroAfter seconds idle, and a request waits up to
+// DefaultColdStartTimeoutMs for one to start again.
+const (
+	DefaultScaleToZeroAfter   = 300
+	DefaultColdStartTimeoutMs = 60000
+)
+
 // DefaultLiveness is the reference's liveness probe.
 var DefaultLiveness = api.Probe{InitialDelaySeconds: 310, PeriodSeconds: 10, TimeoutSeconds: 2, SuccessThreshold: 1, FailureThreshold: 3}
 
@@ -112,9 +120,12 @@ func Normalize(s *api.ServiceSpec) []api.ErrorDetail {
 	if s.GPU < 0 {
 		add("InvalidValue", "gpu", "gpu %d must not be negative", s.GPU)
 	}
+	toZero := s.Autoscale != nil && s.Autoscale.ScaleToZeroAfterSeconds != 0
 	switch {
 	case s.Replicas < 0:
 		add("InvalidValue", "replicas", "replicas %d must be positive", s.Replicas)
+	case s.Replicas > 0 && toZero:
+		add("InvalidValue", "replicas", "replicas %d is a fixed count, which never scales to zero: give `replicas` or autoscale.minReplicas 0, not both", s.Replicas)
 	case s.Replicas > 0 && s.Autoscale != nil && s.Autoscale.Enabled:
 		add("InvalidValue", "replicas", "give a fixed `replicas` count or autoscale settings, not both")
 	case s.Replicas > 0:
@@ -123,11 +134,20 @@ func Normalize(s *api.ServiceSpec) []api.ErrorDetail {
 		s.Autoscale = cmp.Or(s.Autoscale, &api.AutoscaleSettings{})
 		a := s.Autoscale
 		a.Enabled = true
-		a.MinReplicas = cmp.Or(a.MinReplicas, DefaultAutoscaleMin)
+		if toZero {
+			if a.MinReplicas != 0 {
+				add("InvalidValue", "autoscale.scaleToZeroAfterSeconds", "autoscale.scaleToZeroAfterSeconds is only for autoscale.minReplicas 0 (it is %d)", a.MinReplicas)
+			}
+			atLeast1("autoscale.scaleToZeroAfterSeconds", a.ScaleToZeroAfterSeconds)
+			s.ColdStartTimeoutMs = cmp.Or(s.ColdStartTimeoutMs, DefaultColdStartTimeoutMs)
+			atLeast1("coldStartTimeoutMs", s.ColdStartTimeoutMs)
+		} else {
+			a.MinReplicas = cmp.Or(a.MinReplicas, DefaultAutoscaleMin)
+			atLeast1("autoscale.minReplicas", a.MinReplicas)
+		}
 		a.MaxReplicas = cmp.Or(a.MaxReplicas, max(DefaultAutoscaleMax, a.MinReplicas))
 		a.RefreshSeconds = cmp.Or(a.RefreshSeconds, DefaultAutoscaleRefresh)
 		a.TargetUtilization = cmp.Or(a.TargetUtilization, DefaultTargetUtilization)
-		atLeast1("autoscale.minReplicas", a.MinReplicas)
 		if a.MaxReplicas < a.MinReplicas {
 			add("InvalidValue", "autoscale.maxReplicas", "autoscale.maxReplicas %d must be at least autoscale.minReplicas %d", a.MaxReplicas, a.MinReplicas)
 		}
@@ -135,6 +155,9 @@ func Normalize(s *api.ServiceSpec) []api.ErrorDetail {
 		if a.TargetUtilization < 1 || a.TargetUtilization > 100 {
 			add("InvalidValue", "autoscale.targetUtilization", "autoscale.targetUtilization %d must be between 1 and 100", a.TargetUtilization)
 		}
+	}
+	if s.ColdStartTimeoutMs != 0 && !toZero {
+		add("InvalidValue", "coldStartTimeoutMs", "coldStartTimeoutMs is only for a service that scales to zero (autoscale.minReplicas 0)")
 	}
 	s.MaxConcurrentRequests = cmp.Or(s.MaxConcurrentRequests, DefaultMaxConcurrent)
 	atLeast1("maxConcurrentRequestsPerContainer", s.MaxConcurrentRequests)

@@ -59,3 +59,64 @@ func TestServiceNames(t *testing.T) {
 		}
 	}
 }
+
+func TestScaleToZeroRules(t *testing.T) {
+	base := func() api.ServiceSpec {
+		return api.ServiceSpec{Compute: "c1", Models: []string{"iris"}, Command: []string{"serve"}}
+	}
+	toZero := func(after int) *api.AutoscaleSettings {
+		return &api.AutoscaleSettings{Enabled: true, ScaleToZeroAfterSeconds: after}
+	}
+	for _, c := range []struct {
+		name string
+		edit func(*api.ServiceSpec)
+		want []string // messages; none: valid
+	}{
+		{"min 0 with idle time", func(s *api.ServiceSpec) { s.Autoscale = toZero(2) }, nil},
+		{"min 0 with replicas 3", func(s *api.ServiceSpec) { s.Replicas, s.Autoscale = 3, toZero(300) },
+			[]string{"replicas 3 is a fixed count, which never scales to zero: give `replicas` or autoscale.minReplicas 0, not both"}},
+		{"idle time with min 2", func(s *api.ServiceSpec) { s.Autoscale = toZero(300); s.Autoscale.MinReplicas = 2 },
+			[]string{"autoscale.scaleToZeroAfterSeconds is only for autoscale.minReplicas 0 (it is 2)"}},
+		{"negative idle time", func(s *api.ServiceSpec) { s.Autoscale = toZero(-5) },
+			[]string{"autoscale.scaleToZeroAfterSeconds -5 must be at least 1"}},
+		{"negative cold start", func(s *api.ServiceSpec) { s.Autoscale, s.ColdStartTimeoutMs = toZero(300), -1 },
+			[]string{"coldStartTimeoutMs -1 must be at least 1"}},
+		{"cold start without min 0", func(s *api.ServiceSpec) { s.ColdStartTimeoutMs = 1000 },
+			[]string{"coldStartTimeoutMs is only for a service that scales to zero (autoscale.minReplicas 0)"}},
+		{"cold start with replicas", func(s *api.ServiceSpec) { s.Replicas, s.ColdStartTimeoutMs = 2, 1000 },
+			[]string{"coldStartTimeoutMs is only for a service that scales to zero (autoscale.minReplicas 0)"}},
+		{"all at once", func(s *api.ServiceSpec) {
+			s.Autoscale, s.ColdStartTimeoutMs = toZero(-1), -1
+			s.Autoscale.MinReplicas = 1
+		}, []string{"autoscale.scaleToZeroAfterSeconds is only for autoscale.minReplicas 0 (it is 1)",
+			"autoscale.scaleToZeroAfterSeconds -1 must be at least 1", "coldStartTimeoutMs -1 must be at least 1"}},
+	} {
+		s := base()
+		c.edit(&s)
+		var got []string
+		for _, d := range Normalize(&s) {
+			got = append(got, d.Message)
+		}
+		if len(got) != len(c.want) {
+			t.Errorf("%s: got %q, want %q", c.name, got, c.want)
+			continue
+		}
+		for i := range got {
+			if !strings.HasPrefix(got[i], c.want[i]) {
+				t.Errorf("%s: got %q, want %q", c.name, got[i], c.want[i])
+			}
+		}
+	}
+	s := base()
+	s.Autoscale = toZero(2)
+	Normalize(&s)
+	if a := s.Autoscale; a.MinReplicas != 0 || a.MaxReplicas != 10 || s.ColdStartTimeoutMs != DefaultColdStartTimeoutMs {
+		t.Errorf("min 0 defaults: %+v, cold start %d", a, s.ColdStartTimeoutMs)
+	}
+	// Without an idle time, min 0 is the old default: 1 replica at least.
+	old := base()
+	old.Autoscale = &api.AutoscaleSettings{Enabled: true}
+	if d := Normalize(&old); len(d) != 0 || old.Autoscale.MinReplicas != 1 || old.ColdStartTimeoutMs != 0 {
+		t.Errorf("min unset: %v %+v %d", d, old.Autoscale, old.ColdStartTimeoutMs)
+	}
+}

@@ -225,6 +225,9 @@ func (p *Provider) applyService(ctx context.Context, r *operation.Run, t *provid
 		if d, err := cl.Client.AppsV1().Deployments(sv.Namespace).Get(ctx, sv.Name, metav1.GetOptions{}); err == nil && d.Spec.Replicas != nil {
 			replicas = max(replicas, min(*d.Spec.Replicas, int32(sv.Autoscale.MaxReplicas)))
 		}
+		// A service that scales to zero starts one replica, which the
+		// operation waits for; the autoscaler stops it once idle.
+		replicas = max(replicas, 1)
 	}
 	sa := installer.Object{Kind: installer.KindServiceAccount, Name: ServiceAccountName(sv), Namespace: sv.Namespace,
 		Apply: coreac.ServiceAccount(ServiceAccountName(sv), sv.Namespace).WithLabels(serviceLabels(c, sv)).WithAutomountServiceAccountToken(false)}

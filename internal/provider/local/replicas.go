@@ -282,7 +282,11 @@ func (rt *Runtime) probe(rep *replica, exited <-chan struct{}) {
 		if resp != nil {
 			resp.Body.Close()
 		}
+		woke := ok && !rep.ready.Load()
 		rep.setReady(ok)
+		if woke {
+			rt.poke() // the front end gets it now, not at the next tick
+		}
 		wait := 100 * time.Millisecond
 		if ok {
 			wait = time.Second
@@ -389,16 +393,25 @@ func (rt *Runtime) syncService(ctx context.Context, wsID string, sv *store.Servi
 	}
 	in.fe.SetRoute(route)
 	in.names[sv.ID] = sv.Name
-	want := sv.Replicas
+	want, least := sv.Replicas, 1
 	if a := sv.Autoscale; a != nil && a.Enabled {
 		want = a.MinReplicas
 		if d, ok := in.desired[sv.Name]; ok {
 			want = min(max(d, a.MinReplicas), a.MaxReplicas)
 		}
+		if a.ScaleToZeroAfterSeconds > 0 {
+			least = 0 // the autoscaler stops the last replica once idle
+		}
 	}
 	cur := in.services[sv.ID]
 	next := in.next[sv.ID]
 	if (cur == nil || cur.gen != sv.Generation) && (next == nil || next.gen != sv.Generation) {
+		if want == 0 {
+			// A new generation of a service at zero starts one replica,
+			// which the deploy or update waits for; it then idles to zero.
+			want = 1
+			in.desired[sv.Name] = 1
+		}
 		if next != nil {
 			for _, r := range next.replicas {
 				r.halt()
@@ -450,7 +463,7 @@ func (rt *Runtime) syncService(ctx context.Context, wsID string, sv *store.Servi
 			}
 			cur.replicas = append(cur.replicas, rep)
 		}
-		for len(cur.replicas) > want && want > 0 {
+		for len(cur.replicas) > max(want, least) {
 			retire = append(retire, cur.replicas[len(cur.replicas)-1])
 			cur.replicas = cur.replicas[:len(cur.replicas)-1]
 		}
@@ -567,8 +580,9 @@ func (s localScaler) Replicas(_ context.Context, route *frontend.Route) (int, er
 
 func (s localScaler) SetReplicas(_ context.Context, route *frontend.Route, n int) error {
 	s.rt.mu.Lock()
-	defer s.rt.mu.Unlock()
 	s.in.desired[route.Service] = n
+	s.rt.mu.Unlock()
+	s.rt.poke() // start or stop the processes now, not at the next tick
 	return nil
 }
 

@@ -39,6 +39,7 @@ type Runtime struct {
 	mu       sync.Mutex
 	running  map[string]*instance    // by compute id
 	failures map[string]startFailure // by service id
+	poked    chan struct{}           // sync now (poke)
 }
 
 type instance struct {
@@ -75,7 +76,7 @@ func (rt *Runtime) Run(ctx context.Context) {
 		rt.Launcher = nil
 	}
 	rt.mu.Lock()
-	rt.running, rt.failures = map[string]*instance{}, map[string]startFailure{}
+	rt.running, rt.failures, rt.poked = map[string]*instance{}, map[string]startFailure{}, make(chan struct{}, 1)
 	rt.mu.Unlock()
 	if n := rt.removePartialModels(); n > 0 {
 		rt.Log.Info("removed models a previous run left half unpacked", "folders", n)
@@ -99,7 +100,17 @@ func (rt *Runtime) Run(ctx context.Context) {
 			rt.mu.Unlock()
 			return
 		case <-t.C:
+		case <-rt.poked:
 		}
+	}
+}
+
+// poke has the runtime sync now: the autoscaler changed a replica count,
+// or a replica became ready (a service waking from zero waits for both).
+func (rt *Runtime) poke() {
+	select {
+	case rt.poked <- struct{}{}:
+	default:
 	}
 }
 
