@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/berth-ml/berth/internal/frontend/h1"
+	"github.com/berth-ml/berth/internal/frontend/reqlog"
 )
 
 // memBody is the largest request body kept in memory, and memBudget the
@@ -64,6 +65,17 @@ func (b *reqBody) send() (buffered []byte, body io.Reader, length int64) {
 		return nil, &io.LimitedReader{R: b.file, N: b.n}, b.n
 	}
 	return b.mem, nil, b.n
+}
+
+// head copies the body's first limit bytes for the request log, and
+// tells whether it cut some.
+func (b *reqBody) head(limit int) ([]byte, bool) {
+	if b.file == nil {
+		return reqlog.Head(b.mem, limit)
+	}
+	buf := make([]byte, min(int64(limit), b.n))
+	n, _ := b.file.ReadAt(buf, 0)
+	return buf[:n], b.n > int64(n)
 }
 
 func (b *reqBody) close() {

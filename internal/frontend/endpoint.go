@@ -21,6 +21,7 @@ import (
 	"strings"
 	"sync/atomic"
 
+	"github.com/berth-ml/berth/internal/frontend/reqlog"
 	"github.com/berth-ml/berth/internal/frontend/split"
 )
 
@@ -261,7 +262,7 @@ func (f *Frontend) serveEndpoint(w http.ResponseWriter, r *http.Request, e *endp
 		return v.Service
 	}
 	defer body.close()
-	f.send(w, r, s, rt, upPath, &body)
+	f.send(w, r, s, rt, upPath, &body, reqlog.Labels{Endpoint: ert.Endpoint, Version: name})
 	for _, m := range mirrors {
 		f.mirror(r, ert, m, upPath, &body)
 	}

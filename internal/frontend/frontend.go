@@ -23,6 +23,7 @@ import (
 
 	"github.com/berth-ml/berth/internal/frontend/h1"
 	"github.com/berth-ml/berth/internal/frontend/httpsyntax"
+	"github.com/berth-ml/berth/internal/frontend/reqlog"
 	"github.com/berth-ml/berth/internal/frontend/upstream"
 	"github.com/golang-jwt/jwt/v5"
 	"golang.org/x/sync/singleflight"
@@ -43,6 +44,7 @@ type Frontend struct {
 
 	up        *upstream.Client
 	metrics   *metrics
+	reqlog    *reqlog.Logger
 	log       *slog.Logger
 	ready     atomic.Bool
 	certs     certStore
@@ -73,11 +75,12 @@ type service struct {
 	// replica (swagger.go), swaggerFetch the fetch in progress.
 	swagger      atomic.Pointer[swaggerDoc]
 	swaggerFetch singleflight.Group
+	sampler      reqlog.Sampler // picks the requests to log
 }
 
 // New makes a front end with no services yet.
 func New(log *slog.Logger) *Frontend {
-	return &Frontend{
+	f := &Frontend{
 		services:  map[string]*service{},
 		endpoints: map[string]*endpoint{},
 		reachable: map[string]bool{},
@@ -85,6 +88,8 @@ func New(log *slog.Logger) *Frontend {
 		metrics:   newMetrics(),
 		up:        upstream.New(),
 	}
+	f.reqlog = &reqlog.Logger{Log: f.log, Dropped: func(svc string, n int) { f.metrics.logDropped.WithLabelValues(svc).Add(float64(n)) }}
+	return f
 }
 
 // SetReady marks the front end ready (its inputs are synced).
@@ -403,16 +408,27 @@ func (f *Frontend) proxy(w http.ResponseWriter, r *http.Request, s *service, rt 
 		return
 	}
 	defer body.close()
-	f.send(w, r, s, rt, upPath, &body)
+	f.send(w, r, s, rt, upPath, &body, reqlog.Labels{Endpoint: rt.Service})
 }
 
 // send admits a request whose body is read to a replica of s (or a peer
-// front end that has some) and relays the answer.
-func (f *Frontend) send(w http.ResponseWriter, r *http.Request, s *service, rt *Route, upPath string, body *reqBody) {
+// front end that has some) and relays the answer. A request the route's
+// sampling picks is logged with its answer, under lb (a plain service's
+// own name; an endpoint's name and version).
+func (f *Frontend) send(w http.ResponseWriter, r *http.Request, s *service, rt *Route, upPath string, body *reqBody, lb reqlog.Labels) {
+	var start time.Time
+	if rt.LogRequests > 0 {
+		start = time.Now()
+	}
 	deadline := time.Now().Add(rt.scoringTimeout())
 	if peer := s.forward.Load(); peer != nil && r.Header.Get(forwardedHeader) == "" && s.pool.load().Replicas == 0 {
 		f.relay(deadline, w, r, rt, body, *peer, r.URL.Path, "peer "+*peer, true)
-		return
+		return // the peer logs it
+	}
+	if rt.LogRequests > 0 && s.sampler.Sample(rt.LogRequests) {
+		c := &capture{ResponseWriter: w, start: start, limit: cmp.Or(rt.LogBodyLimit, reqlog.DefaultBodyLimit)}
+		w = c
+		defer f.logRequest(c, rt, lb, body)
 	}
 	// The request's own context and the deadline, not a context with a
 	// deadline: that is a timer and two registrations per request.

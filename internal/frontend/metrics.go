@@ -23,6 +23,7 @@ type metrics struct {
 	desiredReplicas *prometheus.GaugeVec
 	readyReplicas   *prometheus.GaugeVec
 	mirrors         *prometheus.CounterVec
+	logDropped      *prometheus.CounterVec
 	observers       sync.Map // service → *observer
 }
 
@@ -43,6 +44,8 @@ func newMetrics() *metrics {
 			Help: "Ready replicas this front end may use, by service."}, []string{"service"}),
 		mirrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "berth_fe_mirrored_requests_total",
 			Help: "Copies of requests for mirrored versions, by service and result (sent, failed, dropped)."}, []string{"service", "result"}),
+		logDropped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "berth_fe_request_log_dropped_total",
+			Help: "Sampled requests not logged, by service: the log buffer was full, or the sink failed."}, []string{"service"}),
 	}
 	// The control plane counts everything a front end started after it
 	// began reading as new activity, and only the change since its first
@@ -50,7 +53,7 @@ func newMetrics() *metrics {
 	started := prometheus.NewGauge(prometheus.GaugeOpts{Name: "berth_fe_start_time_seconds",
 		Help: "When this front end started, in seconds since the Unix epoch."})
 	started.SetToCurrentTime()
-	m.reg.MustRegister(started, m.requests, m.latency, m.queueTime, m.inflight, m.desiredReplicas, m.readyReplicas, m.mirrors,
+	m.reg.MustRegister(started, m.requests, m.latency, m.queueTime, m.inflight, m.desiredReplicas, m.readyReplicas, m.mirrors, m.logDropped,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -120,6 +123,7 @@ func (m *metrics) forget(service string) {
 	m.desiredReplicas.DeleteLabelValues(service)
 	m.latency.DeleteLabelValues(service)
 	m.queueTime.DeleteLabelValues(service)
+	m.logDropped.DeleteLabelValues(service)
 	m.requests.DeletePartialMatch(prometheus.Labels{"service": service})
 	m.mirrors.DeletePartialMatch(prometheus.Labels{"service": service})
 }

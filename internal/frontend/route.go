@@ -59,6 +59,12 @@ type Route struct {
 	// ColdStartTimeoutMs is how long a request for a service scaled to
 	// zero may wait for a replica (at least MaxQueueWaitMs).
 	ColdStartTimeoutMs int `json:"coldStartTimeoutMs,omitempty"`
+	// LogRequests is the percentage of requests logged with their answers
+	// (0: none), their bodies cut at LogBodyLimit bytes, sent to LogSink
+	// (CloudEvents) or, when it is empty, to the control plane.
+	LogRequests  int    `json:"logRequests,omitempty"`
+	LogBodyLimit int    `json:"logBodyLimit,omitempty"`
+	LogSink      string `json:"logSink,omitempty"`
 }
 
 // Autoscale are a service's scaling settings.

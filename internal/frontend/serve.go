@@ -126,6 +126,10 @@ func (f *Frontend) Serve(ctx context.Context, l Listeners) error {
 		return err
 	}
 	g.Go(func() error {
+		f.reqlog.Run(gctx)
+		return nil
+	})
+	g.Go(func() error {
 		<-gctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
