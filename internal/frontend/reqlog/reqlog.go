@@ -154,7 +154,8 @@ type Sink func(ctx context.Context, entries []Entry) error
 
 // Logger is the bounded buffer and its sender.
 type Logger struct {
-	// MaxBytes and MaxEntries bound the buffer (zero: the defaults).
+	// MaxBytes and MaxEntries bound the buffer (zero: the defaults); set
+	// them before it is used, or with SetBounds.
 	MaxBytes, MaxEntries int
 	// Interval is how often the sender flushes (zero: 1 s).
 	Interval time.Duration
@@ -180,6 +181,13 @@ type Logger struct {
 func (l *Logger) SetDefault(s Sink) {
 	l.mu.Lock()
 	l.def = s
+	l.mu.Unlock()
+}
+
+// SetBounds changes the buffer's bounds while it is in use.
+func (l *Logger) SetBounds(maxBytes, maxEntries int) {
+	l.mu.Lock()
+	l.MaxBytes, l.MaxEntries = maxBytes, maxEntries
 	l.mu.Unlock()
 }
 
