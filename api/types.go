@@ -576,6 +576,14 @@ type ServiceSpec struct {
 	// ColdStartTimeoutMs is how long a request for a service scaled to
 	// zero waits for a replica (with autoscale.scaleToZeroAfterSeconds).
 	ColdStartTimeoutMs int `json:"coldStartTimeoutMs,omitempty"`
+	// LogRequests is the percentage (0–100) of scoring requests logged
+	// with their answers (docs/endpoints.md "Request logging"); nil or 0
+	// logs none. The bodies are cut at LogBodyLimit bytes (default 64 KiB
+	// while logging). LogSink, an http(s) URL, receives them as CloudEvents
+	// instead of the artifact store; an empty one in an update clears it.
+	LogRequests  *int    `json:"logRequests,omitempty"`
+	LogBodyLimit int     `json:"logBodyLimit,omitempty"`
+	LogSink      *string `json:"logSink,omitempty"`
 }
 
 // Model delivery modes.

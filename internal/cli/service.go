@@ -92,6 +92,7 @@ func (a *app) deployCommand(use, short string, submit func(cmd *cobra.Command, n
 		noWait                                bool
 		liveness, readiness                   *probeFlags
 		zero                                  *zeroFlags
+		logging                               logFlags
 	)
 	cmd := &cobra.Command{
 		Use:   use,
@@ -123,6 +124,7 @@ func (a *app) deployCommand(use, short string, submit func(cmd *cobra.Command, n
 			}
 			spec.Liveness = liveness.probe(cmd.Flags(), service.DefaultLiveness)
 			spec.Readiness = readiness.probe(cmd.Flags(), service.DefaultReadiness)
+			logging.apply(cmd.Flags(), &spec)
 			return submit(cmd, name, spec, noWait)
 		},
 	}
@@ -154,8 +156,32 @@ func (a *app) deployCommand(use, short string, submit func(cmd *cobra.Command, n
 	f.StringVar(&delivery, "model-delivery", "", "on clusters: fetch (default; an init container downloads the models from the control plane) or image (the models are in the image)")
 	liveness = addProbeFlags(f, "liveness", &service.DefaultLiveness)
 	readiness = addProbeFlags(f, "readiness", &service.DefaultReadiness)
+	logging.add(f)
 	f.BoolVar(&noWait, "no-wait", false, "return at once with the operation id")
 	return cmd
+}
+
+// logFlags are the request logging flags of deploy and update.
+type logFlags struct {
+	percent, bodyLimit int
+	sink               string
+}
+
+func (l *logFlags) add(f *pflag.FlagSet) {
+	f.IntVar(&l.percent, "log-requests", 0, "log this percentage (0-100) of scoring requests with their answers (0: off); read them with `berth service logs-data`")
+	f.IntVar(&l.bodyLimit, "log-body-limit", 0, "cut logged bodies at this many bytes (default 65536)")
+	f.StringVar(&l.sink, "log-sink", "", "send the request logs to this http(s) URL as CloudEvents instead of the artifact store (\"\" in an update: back to the artifact store)")
+}
+
+// apply sets the flags given in the spec.
+func (l *logFlags) apply(f *pflag.FlagSet, spec *api.ServiceSpec) {
+	if f.Changed("log-requests") {
+		spec.LogRequests = &l.percent
+	}
+	if f.Changed("log-sink") {
+		spec.LogSink = &l.sink
+	}
+	spec.LogBodyLimit = l.bodyLimit
 }
 
 func (a *app) serviceShow() *cobra.Command {
@@ -247,6 +273,7 @@ func (a *app) updateCommand(use, short string, own func(cmd *cobra.Command) bool
 		noWait                            bool
 		liveness, readiness               *probeFlags
 		zero                              *zeroFlags
+		logging                           logFlags
 	)
 	cmd := &cobra.Command{Use: use, Short: short, Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -270,6 +297,7 @@ func (a *app) updateCommand(use, short string, own func(cmd *cobra.Command) bool
 				MemoryLimitGB: memLimit, GPU: gpu, Replicas: replicas,
 				MaxConcurrentRequests: maxConc, MaxQueueWaitMs: queue, ScoringTimeoutMs: timeout, ModelDelivery: delivery}
 			fl := cmd.Flags()
+			logging.apply(fl, &ch)
 			autoscale := fl.Changed("autoscale-min") || fl.Changed("autoscale-max") || fl.Changed("autoscale-refresh-seconds") || fl.Changed("autoscale-target-utilization") ||
 				fl.Changed("scale-to-zero-after")
 			if err := zero.check(fl, replicas); err != nil {
@@ -339,6 +367,7 @@ func (a *app) updateCommand(use, short string, own func(cmd *cobra.Command) bool
 	zero = addZeroFlags(f, "", "")
 	liveness = addProbeFlags(f, "liveness", nil)
 	readiness = addProbeFlags(f, "readiness", nil)
+	logging.add(f)
 	f.BoolVar(&noWait, "no-wait", false, "return at once with the operation id")
 	return cmd
 }

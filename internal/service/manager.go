@@ -325,7 +325,7 @@ func mergeSpec(s, ch *api.ServiceSpec) {
 		}
 	}
 	for _, f := range []struct{ dst, src *int }{{&s.Port, &ch.Port}, {&s.GPU, &ch.GPU}, {&s.MaxConcurrentRequests, &ch.MaxConcurrentRequests},
-		{&s.MaxQueueWaitMs, &ch.MaxQueueWaitMs}, {&s.ScoringTimeoutMs, &ch.ScoringTimeoutMs}} {
+		{&s.MaxQueueWaitMs, &ch.MaxQueueWaitMs}, {&s.ScoringTimeoutMs, &ch.ScoringTimeoutMs}, {&s.LogBodyLimit, &ch.LogBodyLimit}} {
 		if *f.src != 0 {
 			*f.dst = *f.src
 		}
@@ -344,6 +344,7 @@ func mergeSpec(s, ch *api.ServiceSpec) {
 		s.Env = ch.Env
 	}
 	s.ModelDelivery = cmp.Or(ch.ModelDelivery, s.ModelDelivery)
+	s.LogRequests, s.LogSink = cmp.Or(ch.LogRequests, s.LogRequests), cmp.Or(ch.LogSink, s.LogSink)
 }
 
 // conflict turns a lost race for the service's one active operation into a 409.
@@ -445,6 +446,12 @@ func (m *Manager) Route(ctx context.Context, sv *store.Service) (*frontend.Route
 	var err error
 	if rt.KeyHashes, rt.TokenPublicKey, rt.TokenAudience, err = Access(ctx, m.Store, sv.Auth, sv.Secrets, TokenAudience(sv)); err != nil {
 		return nil, err
+	}
+	if sv.LogRequests != nil {
+		rt.LogRequests, rt.LogBodyLimit = *sv.LogRequests, sv.LogBodyLimit
+		if sv.LogSink != nil {
+			rt.LogSink = *sv.LogSink
+		}
 	}
 	if a := sv.Autoscale; a != nil && a.Enabled {
 		rt.Autoscale = frontend.Autoscale{Enabled: true, Min: a.MinReplicas, Max: a.MaxReplicas, RefreshSeconds: a.RefreshSeconds,

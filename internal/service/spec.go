@@ -5,10 +5,12 @@ package service
 
 import (
 	"cmp"
-	"github.com/berth-ml/berth/internal/problem"
+	"net/url"
 	"regexp"
 
 	"github.com/berth-ml/berth/api"
+	"github.com/berth-ml/berth/internal/frontend/reqlog"
+	"github.com/berth-ml/berth/internal/problem"
 )
 
 // The reference's defaults.
@@ -193,6 +195,37 @@ func Normalize(s *api.ServiceSpec) []api.ErrorDetail {
 	for k := range s.Env {
 		if !envName.MatchString(k) {
 			add("InvalidValue", "env", "env %q: a variable name is letters, digits and '_', not starting with a digit", k)
+		}
+	}
+	out = append(out, normalizeLogging(s)...)
+	return out
+}
+
+// normalizeLogging checks the request logging settings; off is stored as
+// no percentage and no sink.
+func normalizeLogging(s *api.ServiceSpec) []api.ErrorDetail {
+	var out []api.ErrorDetail
+	if p := s.LogRequests; p != nil && (*p < 0 || *p > 100) {
+		out = append(out, problem.Detail("InvalidValue", "logRequests", "logRequests %d must be a percentage from 0 to 100 (0 turns logging off)", *p))
+	} else if p != nil && *p == 0 {
+		s.LogRequests = nil
+	}
+	if s.LogBodyLimit < 0 || s.LogBodyLimit > reqlog.MaxBodyLimit {
+		out = append(out, problem.Detail("InvalidValue", "logBodyLimit", "logBodyLimit %d must be from 1 to %d bytes (default %d)", s.LogBodyLimit, reqlog.MaxBodyLimit, reqlog.DefaultBodyLimit))
+	} else if s.LogBodyLimit == 0 && s.LogRequests != nil {
+		s.LogBodyLimit = reqlog.DefaultBodyLimit
+	}
+	if s.LogSink != nil && *s.LogSink == "" {
+		s.LogSink = nil
+	}
+	if s.LogSink != nil {
+		u, err := url.Parse(*s.LogSink)
+		switch {
+		case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+			// Not echoed: it might hold a secret.
+			out = append(out, problem.Detail("InvalidValue", "logSink", "logSink must be an absolute http:// or https:// URL with a host, like https://logs.example.com/berth"))
+		case u.User != nil:
+			out = append(out, problem.Detail("InvalidValue", "logSink", "logSink must not contain credentials (user:password@): they would show in the service's settings"))
 		}
 	}
 	return out

@@ -120,3 +120,56 @@ func TestScaleToZeroRules(t *testing.T) {
 		t.Errorf("min unset: %v %+v %d", d, old.Autoscale, old.ColdStartTimeoutMs)
 	}
 }
+
+// TestRequestLoggingSettings: the percentage, body limit and sink are
+// checked with the rest; off is stored as nothing; logging gets the
+// default body limit; an update keeps what it does not name and can turn
+// logging and the sink off.
+func TestRequestLoggingSettings(t *testing.T) {
+	ptr := func(v int) *int { return &v }
+	str := func(v string) *string { return &v }
+	base := func() api.ServiceSpec {
+		return api.ServiceSpec{Compute: "c1", Models: []string{"iris"}, Image: "example/model:1"}
+	}
+	s := base()
+	s.LogRequests, s.LogSink = ptr(101), str("ftp://logs.example.com")
+	s.LogBodyLimit = -1
+	var msgs []string
+	for _, d := range Normalize(&s) {
+		msgs = append(msgs, d.Message)
+	}
+	all := strings.Join(msgs, "\n")
+	for _, want := range []string{"logRequests 101 must be a percentage from 0 to 100", "logBodyLimit -1 must be from 1 to 1048576",
+		"logSink must be an absolute http:// or https:// URL"} {
+		if !strings.Contains(all, want) {
+			t.Errorf("missing %q in:\n%s", want, all)
+		}
+	}
+	for _, bad := range []string{"/relative", "https://", "https://user:secret@logs.example.com/"} {
+		s := base()
+		s.LogSink = str(bad)
+		d := Normalize(&s)
+		if len(d) != 1 || d[0].Target != "logSink" || strings.Contains(d[0].Message, "secret") {
+			t.Errorf("sink %q: %v", bad, d)
+		}
+	}
+	s = base()
+	s.LogRequests, s.LogSink = ptr(10), str("https://logs.example.com/berth")
+	if d := Normalize(&s); len(d) != 0 || *s.LogRequests != 10 || s.LogBodyLimit != 64<<10 {
+		t.Fatalf("logging at 10%%: %v %+v", d, s)
+	}
+	// An update naming neither keeps them; 0 and "" turn them off.
+	up := s
+	mergeSpec(&up, &api.ServiceSpec{CPU: 2})
+	if *up.LogRequests != 10 || *up.LogSink != "https://logs.example.com/berth" {
+		t.Errorf("an update that names no logging setting changed them: %+v", up)
+	}
+	mergeSpec(&up, &api.ServiceSpec{LogRequests: ptr(0), LogSink: str("")})
+	if d := Normalize(&up); len(d) != 0 || up.LogRequests != nil || up.LogSink != nil {
+		t.Errorf("turning logging off: %v %v %v", d, up.LogRequests, up.LogSink)
+	}
+	off := base()
+	if Normalize(&off); off.LogRequests != nil || off.LogBodyLimit != 0 || off.LogSink != nil {
+		t.Errorf("a service that does not log got logging settings: %+v", off)
+	}
+}
