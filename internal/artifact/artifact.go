@@ -14,6 +14,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 )
@@ -27,6 +28,14 @@ type Store interface {
 	// DeletePrefix removes the artifact named prefix and every artifact
 	// under it: every key that starts with prefix + "/".
 	DeletePrefix(ctx context.Context, prefix string) error
+	// List returns the keys under prefix + "/", sorted.
+	List(ctx context.Context, prefix string) ([]string, error)
+}
+
+// Appender is a store whose artifacts can grow: Append adds data to the
+// end of key's artifact, creating it. Dir is one; S3 objects cannot grow.
+type Appender interface {
+	Append(ctx context.Context, key string, data []byte) error
 }
 
 // ErrNotFound means no artifact has the key.
@@ -146,6 +155,54 @@ func (d Dir) DeletePrefix(_ context.Context, prefix string) error {
 		return err
 	}
 	return os.RemoveAll(p)
+}
+
+// List walks the folder of prefix (none: no keys), leaving out the
+// temporary files of uploads.
+func (d Dir) List(_ context.Context, prefix string) ([]string, error) {
+	p, err := d.path(prefix)
+	if err != nil {
+		return nil, err
+	}
+	var keys []string
+	err = filepath.WalkDir(p, func(q string, e fs.DirEntry, err error) error {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil || e.IsDir() || strings.HasPrefix(e.Name(), uploadPrefix) {
+			return err
+		}
+		rel, err := filepath.Rel(d.Root, q)
+		keys = append(keys, filepath.ToSlash(rel))
+		return err
+	})
+	slices.Sort(keys)
+	return keys, err
+}
+
+// appendMu keeps appends to one file whole (one server uses a folder).
+var appendMu sync.Mutex
+
+// Append adds data to the end of the file of key.
+func (d Dir) Append(_ context.Context, key string, data []byte) error {
+	p, err := d.path(key)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		return err
+	}
+	appendMu.Lock()
+	defer appendMu.Unlock()
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 type ctxReader struct {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -103,5 +104,37 @@ func TestDirRemovesStaleUploads(t *testing.T) {
 	// A store that does not exist yet has nothing to clean.
 	if n, err := (Dir{Root: filepath.Join(root, "none")}).RemoveStaleUploads(); err != nil || n != 0 {
 		t.Fatalf("a missing folder: %d %v", n, err)
+	}
+}
+
+// TestDirListAndAppend: List gives the keys under a prefix, sorted, none
+// for a prefix with nothing (and never another prefix's that starts the
+// same); Append grows a file, creating it first.
+func TestDirListAndAppend(t *testing.T) {
+	d := Dir{Root: t.TempDir()}
+	ctx := context.Background()
+	if keys, err := d.List(ctx, "logs/ws"); err != nil || len(keys) != 0 {
+		t.Fatalf("an empty prefix: %v %v", keys, err)
+	}
+	for _, k := range []string{"logs/ws/b/01.jsonl", "logs/ws/a/02.jsonl", "logs/ws/a/01.jsonl", "logs/ws2/a/01.jsonl"} {
+		if err := d.Append(ctx, k, []byte("one\n")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := d.Append(ctx, "logs/ws/a/01.jsonl", []byte("two\n")); err != nil {
+		t.Fatal(err)
+	}
+	keys, err := d.List(ctx, "logs/ws")
+	if want := []string{"logs/ws/a/01.jsonl", "logs/ws/a/02.jsonl", "logs/ws/b/01.jsonl"}; err != nil || !slices.Equal(keys, want) {
+		t.Errorf("List = %v %v, want %v", keys, err, want)
+	}
+	r, _ := d.Get(ctx, "logs/ws/a/01.jsonl")
+	b, _ := io.ReadAll(r)
+	r.Close()
+	if string(b) != "one\ntwo\n" {
+		t.Errorf("appended file = %q", b)
+	}
+	if _, err := d.List(ctx, "../x"); err == nil {
+		t.Error("a prefix out of the folder was listed")
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -309,6 +310,23 @@ func (s *S3) DeletePrefix(ctx context.Context, prefix string) error {
 		first = fmt.Errorf("artifact store: list %s/: %w", prefix, err)
 	}
 	return first
+}
+
+// List returns the keys of the objects under prefix + "/".
+func (s *S3) List(ctx context.Context, prefix string) ([]string, error) {
+	name, err := s.object(prefix)
+	if err != nil {
+		return nil, err
+	}
+	var keys []string
+	for o := range s.client.ListObjects(ctx, s.cfg.Bucket, minio.ListObjectsOptions{Prefix: name + "/", Recursive: true}) {
+		if o.Err != nil {
+			return nil, fmt.Errorf("artifact store: list %s/: %w", prefix, o.Err)
+		}
+		keys = append(keys, strings.TrimPrefix(o.Key, s.cfg.Prefix))
+	}
+	slices.Sort(keys)
+	return keys, nil
 }
 
 // RemoveStaleUploads aborts the multipart uploads under the store's

@@ -417,3 +417,23 @@ func TestS3RemoveStaleUploads(t *testing.T) {
 		t.Fatalf("unfinished uploads left: %v", got)
 	}
 }
+
+// TestS3List: List gives the keys under a prefix, sorted and without the
+// store's own prefix, none for a prefix with nothing, never those of a
+// prefix that starts the same.
+func TestS3List(t *testing.T) {
+	s, _, _ := openS3(t, "berth")
+	ctx := context.Background()
+	if keys, err := s.List(ctx, "logs/ws"); err != nil || len(keys) != 0 {
+		t.Fatalf("an empty prefix: %v %v", keys, err)
+	}
+	for _, k := range []string{"logs/ws/b/01/2.jsonl", "logs/ws/a/01/1.jsonl", "logs/ws/b/01/1.jsonl", "logs/ws2/a/01/1.jsonl"} {
+		if _, _, err := s.Put(ctx, k, strings.NewReader("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	keys, err := s.List(ctx, "logs/ws")
+	if want := []string{"logs/ws/a/01/1.jsonl", "logs/ws/b/01/1.jsonl", "logs/ws/b/01/2.jsonl"}; err != nil || !slices.Equal(keys, want) {
+		t.Errorf("List = %v %v, want %v", keys, err, want)
+	}
+}

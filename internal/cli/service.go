@@ -190,11 +190,13 @@ func (a *app) serviceShow() *cobra.Command {
 	}, serviceShowColumns)
 }
 
-// serviceShowColumns add the scaling settings to the list's columns.
+// serviceShowColumns add the scaling settings and the request logging
+// percentage (empty: off) to the list's columns.
 var serviceShowColumns = append(serviceColumns[:len(serviceColumns):len(serviceColumns)],
 	output.Column{Header: "Autoscale", Path: "autoscale.enabled && join('-', [to_string(autoscale.minReplicas), to_string(autoscale.maxReplicas)]) || 'off'"},
 	output.Column{Header: "ScaleToZeroAfterSeconds", Path: "autoscale.scaleToZeroAfterSeconds"},
-	output.Column{Header: "ColdStartTimeoutMs", Path: "coldStartTimeoutMs"})
+	output.Column{Header: "ColdStartTimeoutMs", Path: "coldStartTimeoutMs"},
+	output.Column{Header: "LogRequests", Path: "logRequests"})
 
 func (a *app) serviceList() *cobra.Command {
 	return a.listCommand("List services", func(ctx context.Context, c *client.Client, ws string) (any, error) {
