@@ -38,3 +38,9 @@ func DeliveryPath(serviceID string) string { return "/api/v1/delivery/services/"
 func FrontendMetricsPath(computeID string) string {
 	return "/api/v1/delivery/computes/" + computeID + "/frontend-metrics"
 }
+
+// RequestLogsPath is where a cluster's front end posts its request logs,
+// authenticated as its metrics reports are.
+func RequestLogsPath(computeID string) string {
+	return "/api/v1/delivery/computes/" + computeID + "/request-logs"
+}

@@ -3,8 +3,6 @@ package frontend
 import (
 	"bytes"
 	"context"
-	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -12,10 +10,12 @@ import (
 	"time"
 
 	"github.com/prometheus/common/expfmt"
+
+	"github.com/berth-ml/berth/internal/frontend/reqlog"
 )
 
 // Reporter sends the front end's metrics to the control plane every
-// Interval: the server keeps them for `berth service metrics` and the
+// Interval, and its request logs as they come: the server keeps them for `berth service metrics` and the
 // Studio's plots. It authenticates with the pod's projected
 // service-account token, read again for every report (the kubelet
 // renews it). Scoring never waits for it, and a control plane that is
@@ -36,6 +36,8 @@ func (r *Reporter) Run(ctx context.Context) {
 	if r.Client == nil {
 		r.Client = &http.Client{Timeout: 10 * time.Second}
 	}
+	// The request logs go the same way, every second (reqlog.Logger).
+	r.Frontend.SetRequestLogSink(r.sendRequestLogs)
 	t := time.NewTicker(r.Interval)
 	defer t.Stop()
 	for {
@@ -67,24 +69,21 @@ func (r *Reporter) report(ctx context.Context) error {
 			return err
 		}
 	}
+	return r.post(ctx, r.URL, string(expfmt.NewFormat(expfmt.TypeTextPlain)), body.Bytes())
+}
+
+// sendRequestLogs posts a batch of request logs to the control plane,
+// beside the metrics (api.RequestLogsPath), as JSON Lines.
+func (r *Reporter) sendRequestLogs(ctx context.Context, entries []reqlog.Entry) error {
+	url := strings.TrimSuffix(r.URL, "/frontend-metrics") + "/request-logs"
+	return r.post(ctx, url, "application/jsonl", reqlog.JSONLines(entries))
+}
+
+// post sends body with the pod's token, read afresh.
+func (r *Reporter) post(ctx context.Context, url, contentType string, body []byte) error {
 	token, err := os.ReadFile(r.TokenFile)
 	if err != nil {
 		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.URL, &body)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", string(expfmt.NewFormat(expfmt.TypeTextPlain)))
-	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(token)))
-	resp, err := r.Client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(msg)))
-	}
-	return nil
+	return reqlog.Post(ctx, r.Client, url, contentType, strings.TrimSpace(string(token)), body)
 }

@@ -133,6 +133,8 @@ func (s *Server) routeTable() []route {
 				{Name: "follow", Type: "boolean", Doc: "then stream what the replicas print until the client disconnects"}}},
 		{Method: "GET", Path: wsPath + "/services/{service}/metrics", ID: "getServiceMetrics", Summary: "A service's recent traffic through its compute's front end: request rate, errors by code, latency and queue time percentiles, replicas", Role: api.RoleReader,
 			Response: api.Metrics{}, Status: 200, Handle: s.serviceMetrics, Query: []queryParam{sinceParam}},
+		{Method: "GET", Path: wsPath + "/services/{service}/request-logs", ID: "getServiceRequestLogs", Summary: "A service's logged requests and answers (--log-requests) as JSON Lines, oldest first", Role: api.RoleReader,
+			Status: 200, Handle: s.serviceRequestLogs, Query: []queryParam{logsSinceParam}},
 		{Method: "GET", Path: wsPath + "/services/{service}/keys", ID: "getServiceKeys", Summary: "A key-auth service's keys (owners only)", Role: api.RoleOwner,
 			Response: api.ServiceKeys{}, Status: 200, Handle: s.serviceKeys},
 		{Method: "POST", Path: wsPath + "/services/{service}/regen-key", ID: "regenServiceKey", Summary: "Replace a service key (owners only)", Role: api.RoleOwner,
@@ -143,6 +145,9 @@ func (s *Server) routeTable() []route {
 		{Method: "POST", Path: "/api/v1/delivery/computes/{compute}/frontend-metrics", ID: "reportFrontendMetrics",
 			Summary: "A cluster front end's metrics (Prometheus text format), reported every metrics interval; the bearer token is the berth-fe pod's projected service-account token (audience berth:<attachment>), checked with the cluster's TokenReview",
 			Status:  204, Handle: s.reportFrontendMetrics},
+		{Method: "POST", Path: "/api/v1/delivery/computes/{compute}/request-logs", ID: "reportRequestLogs",
+			Summary: "A batch of a cluster front end's request logs (JSON Lines), filed in the artifact store by the hour; authenticated as its metrics reports are",
+			Status:  204, Handle: s.reportRequestLogs},
 		{Method: "POST", Path: wsPath + "/services/{service}/token", ID: "getServiceToken", Summary: "A short-lived token for a token-auth service (owners only, as keys are)", Role: api.RoleOwner,
 			Response: api.ServiceToken{}, Status: 200, Handle: onWorkspace("service", false, func(ctx context.Context, ws *api.Workspace, name string, _ *noBody) (*api.ServiceToken, error) {
 				return s.services.Token(ctx, ws, name)
@@ -320,6 +325,7 @@ func (s *Server) deleteWorkspace(w http.ResponseWriter, r *http.Request, p *prin
 	err := s.store.DeleteWorkspace(r.Context(), ws.ID)
 	if err == nil {
 		s.artifacts.DeletePrefix(r.Context(), ws.ID)
+		s.artifacts.DeletePrefix(r.Context(), requestLogPrefix+"/"+ws.ID)
 	}
 	if errors.Is(err, store.ErrNotEmpty) {
 		n, _ := s.store.CountComputes(r.Context(), ws.ID)

@@ -238,7 +238,8 @@ func (s *Server) builtinProviders(arts artifact.Store) []provider.Provider {
 		},
 		EndpointRoutes: func(ctx context.Context, workspaceID, computeID string) ([]*frontend.EndpointRoute, error) {
 			return s.endpoints.Routes(ctx, workspaceID, computeID)
-		}}
+		},
+		RequestLogs: s.storeRequestLogs}
 	if len(cfg.ReplicaLauncher) > 0 {
 		lrt.Launcher = cfg.ReplicaLauncher
 	}

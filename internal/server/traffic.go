@@ -176,23 +176,40 @@ func (s *Server) collect(ctx context.Context, now time.Time) {
 // in Prometheus's text format, with its projected service-account token.
 // It has no Berth token: the compute's cluster vouches for the pod.
 func (s *Server) reportFrontendMetrics(w http.ResponseWriter, r *http.Request, _ *principal) error {
+	c, source, err := s.frontendCompute(r)
+	if err != nil {
+		return err
+	}
+	fams, err := trafficstore.ParseText(io.LimitReader(r.Body, 8<<20))
+	if err != nil {
+		return problem.New(http.StatusBadRequest, api.CodeValidation, "%v", err)
+	}
+	s.traffic.record(c, s.servicesOf(r.Context(), c), source, fams, time.Now())
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// frontendCompute checks a cluster front end's projected service-account
+// token with the path's compute and returns the compute and the front
+// end's name.
+func (s *Server) frontendCompute(r *http.Request) (*store.Compute, string, error) {
 	ctx := r.Context()
 	c, err := s.store.GetComputeByID(ctx, r.PathValue("compute"))
 	if errors.Is(err, store.ErrNotFound) {
-		return problem.NotFound("compute %q not found", r.PathValue("compute"))
+		return nil, "", problem.NotFound("compute %q not found", r.PathValue("compute"))
 	}
 	if err != nil {
-		return err
+		return nil, "", err
 	}
 	p, _ := s.computes.Providers.Get(c.Type)
 	rep, ok := p.(provider.MetricsReporter)
 	if !ok {
-		return problem.NotFound("compute %q has no front end that reports metrics", c.Name)
+		return nil, "", problem.NotFound("compute %q has no front end that reports metrics", c.Name)
 	}
 	token, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	token = strings.TrimSpace(token)
 	if token == "" {
-		return problem.New(http.StatusUnauthorized, api.CodeUnauthorized, "a front end reports with its projected service-account token (Authorization: Bearer)")
+		return nil, "", problem.New(http.StatusUnauthorized, api.CodeUnauthorized, "a front end reports with its projected service-account token (Authorization: Bearer)")
 	}
 	key := sha256.Sum256([]byte(token))
 	s.traffic.mu.Lock()
@@ -201,20 +218,14 @@ func (s *Server) reportFrontendMetrics(w http.ResponseWriter, r *http.Request, _
 	if !ok || known.compute != c.ID || time.Now().After(known.until) {
 		source, err := rep.ReviewFrontendToken(ctx, c, token)
 		if err != nil {
-			return err
+			return nil, "", err
 		}
 		known = reviewed{compute: c.ID, source: source, until: time.Now().Add(reviewFor)}
 		s.traffic.mu.Lock()
 		s.traffic.tokens[key] = known
 		s.traffic.mu.Unlock()
 	}
-	fams, err := trafficstore.ParseText(io.LimitReader(r.Body, 8<<20))
-	if err != nil {
-		return problem.New(http.StatusBadRequest, api.CodeValidation, "%v", err)
-	}
-	s.traffic.record(c, s.servicesOf(ctx, c), known.source, fams, time.Now())
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return c, known.source, nil
 }
 
 // servicesOf gives a compute's services for record: read at most once per

@@ -17,6 +17,7 @@ import (
 	"github.com/berth-ml/berth/api"
 	"github.com/berth-ml/berth/internal/artifact"
 	"github.com/berth-ml/berth/internal/frontend"
+	"github.com/berth-ml/berth/internal/frontend/reqlog"
 	"github.com/berth-ml/berth/internal/store"
 )
 
@@ -32,6 +33,9 @@ type Runtime struct {
 	Routes func(ctx context.Context, sv *store.Service) (*frontend.Route, error)
 	// EndpointRoutes gives the routes of a compute's endpoints.
 	EndpointRoutes func(ctx context.Context, workspaceID, computeID string) ([]*frontend.EndpointRoute, error)
+	// RequestLogs files a batch of a front end's request logs (the
+	// control plane's artifact store).
+	RequestLogs func(ctx context.Context, c *store.Compute, entries []reqlog.Entry) error
 	// Launcher, when set, starts each replica in a sandbox that hides the
 	// data directory (`berth replica-exec`, Linux; sandbox_linux.go).
 	Launcher []string
@@ -164,6 +168,9 @@ func (rt *Runtime) sync(ctx context.Context) {
 			continue
 		}
 		fe.SetReady(true)
+		if rt.RequestLogs != nil {
+			fe.SetRequestLogSink(func(ctx context.Context, es []reqlog.Entry) error { return rt.RequestLogs(ctx, c, es) })
+		}
 		ictx, cancel := context.WithCancel(context.Background())
 		in := &instance{endpoint: c.Endpoint, cancel: cancel, done: make(chan struct{}), fe: fe,
 			services: map[string]*serviceRun{}, next: map[string]*serviceRun{}, names: map[string]string{}, desired: map[string]int{}}
