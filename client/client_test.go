@@ -192,6 +192,10 @@ func calls(c *client.Client) map[string]func(context.Context) error {
 			return err
 		},
 		"ServiceMetrics": func(ctx context.Context) error { _, err := c.ServiceMetrics(ctx, ws, "s", time.Hour); return err },
+		"ServiceRequestLogs": func(ctx context.Context) error {
+			_, err := c.ServiceRequestLogs(ctx, ws, "s", time.Hour)
+			return err
+		},
 		"ComputeMetrics": func(ctx context.Context) error { _, err := c.ComputeMetrics(ctx, ws, "c1", 0); return err },
 		"WhoAmI":         func(ctx context.Context) error { _, err := c.WhoAmI(ctx); return err },
 		"ScoreService": func(ctx context.Context) error {

@@ -32,7 +32,7 @@ var serviceColumns = []output.Column{
 func (a *app) serviceCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "service", Short: "Deploy models as authenticated, autoscaled scoring services"}
 	cmd.AddCommand(a.serviceLogs(), a.serviceDeploy(), a.serviceUpdate(), a.serviceShow(), a.serviceList(), a.serviceDelete(), a.serviceKeys(), a.serviceRegenKey(), a.serviceToken(),
-		a.serviceScore(), a.serviceWait(), a.serviceMetrics())
+		a.serviceScore(), a.serviceWait(), a.serviceMetrics(), a.serviceLogsData())
 	return cmd
 }
 

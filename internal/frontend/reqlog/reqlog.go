@@ -24,6 +24,8 @@ import (
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
+
+	"github.com/berth-ml/berth/api"
 )
 
 // Defaults: the body limit of a route that gives none, and the buffer's
@@ -50,24 +52,8 @@ type Labels struct {
 }
 
 // Entry is one logged request and its answer, one line of the JSON Lines
-// files. A body is text when it is valid UTF-8 (its encoding "text"),
-// base64 otherwise ("base64"); it is cut at the route's body limit (its
-// Truncated flag set), a text body at a whole character.
-type Entry struct {
-	ID                string    `json:"id"`
-	Time              time.Time `json:"time"`
-	Endpoint          string    `json:"endpoint"`
-	Version           string    `json:"version"`
-	Service           string    `json:"service"`
-	Status            int       `json:"status"`
-	LatencyMs         float64   `json:"latencyMs"`
-	Request           string    `json:"request"`
-	RequestEncoding   string    `json:"requestEncoding"`
-	RequestTruncated  bool      `json:"requestTruncated"`
-	Response          string    `json:"response"`
-	ResponseEncoding  string    `json:"responseEncoding"`
-	ResponseTruncated bool      `json:"responseTruncated"`
-}
+// files.
+type Entry = api.RequestLogEntry
 
 // Body encodings.
 const (
