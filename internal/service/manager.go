@@ -512,9 +512,13 @@ func (m *Manager) target(ctx context.Context, r *operation.Run) (*provider.Servi
 		return nil, err
 	}
 	if r.Op.Kind == api.OpUpdate {
-		if err := json.Unmarshal(r.Op.Params, &sv.ServiceSpec); err != nil {
+		// The whole spec, into an empty one: a field the update cleared
+		// (omitted from its JSON) must not keep the old value.
+		var spec api.ServiceSpec
+		if err := json.Unmarshal(r.Op.Params, &spec); err != nil {
 			return nil, operation.Fail(api.CodeInternal, "the update's spec cannot be read: "+err.Error())
 		}
+		sv.ServiceSpec = spec
 	}
 	c, err := r.Store.GetComputeByID(ctx, sv.ComputeID)
 	switch {
