@@ -139,7 +139,8 @@ func TestImageEndToEnd(t *testing.T) {
 	}
 
 	e.mustBerth("model", "register", "-n", "iris", "--path", filepath.Join("..", "models", "iris"))
-	e.mustBerth("service", "deploy", "-n", "iris", "--compute", "img-1", "--model", "iris", "--command", "berth", "--command", "model-server", "--replicas", "1")
+	e.mustBerth("service", "deploy", "-n", "iris", "--compute", "img-1", "--model", "iris", "--command", "berth", "--command", "model-server", "--replicas", "1",
+		"--log-requests", "100")
 	var sv api.Service
 	json.Unmarshal([]byte(e.mustBerth("service", "show", "-n", "iris", "-o", "json").stdout), &sv)
 	if sv.State != api.ServiceHealthy || sv.ScoringURI != "https://scoring.berth.test/api/v1/service/iris/score" {
@@ -192,21 +193,28 @@ func TestImageEndToEnd(t *testing.T) {
 	// The server reads what berth-fe served from its admin port, through
 	// the API server's proxy to the pod.
 	waitTraffic(t, e.berth, "iris", 2, 1)
+	// berth-fe posted the requests it logged (the scored ones) to the
+	// server, which filed them in its artifact store.
+	if es := waitLogs(t, e.berth, "iris", 1); len(es) == 0 || es[len(es)-1].Status != 200 || !strings.Contains(es[len(es)-1].Response, "virginica") {
+		t.Errorf("request logs from the cluster's front end: %+v", es)
+	}
 	// Only the front end's pods may report: no token, or another pod's
 	// token for the same audience, is refused.
-	report := e.srv.url() + api.FrontendMetricsPath(c.ID)
-	for _, tc := range []struct {
-		token string
-		want  int
-	}{{"", 401}, {"not-a-token", 401}, {podToken(t, cl, p, "berth-svc-iris", "berth:"+c.AttachmentID), 403}} {
-		req, _ := http.NewRequest("POST", report, strings.NewReader("berth_fe_requests_total{service=\"iris\",kind=\"score\",code=\"200\"} 1e9\n"))
-		req.Header.Set("Authorization", "Bearer "+tc.token)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil || resp.StatusCode != tc.want {
-			t.Errorf("report with token %.12q: %v %v, want %d", tc.token, err, resp, tc.want)
-		}
-		if resp != nil {
-			resp.Body.Close()
+	// The same holds for its request logs.
+	for _, report := range []string{e.srv.url() + api.FrontendMetricsPath(c.ID), e.srv.url() + api.RequestLogsPath(c.ID)} {
+		for _, tc := range []struct {
+			token string
+			want  int
+		}{{"", 401}, {"not-a-token", 401}, {podToken(t, cl, p, "berth-svc-iris", "berth:"+c.AttachmentID), 403}} {
+			req, _ := http.NewRequest("POST", report, strings.NewReader("berth_fe_requests_total{service=\"iris\",kind=\"score\",code=\"200\"} 1e9\n"))
+			req.Header.Set("Authorization", "Bearer "+tc.token)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil || resp.StatusCode != tc.want {
+				t.Errorf("report to %s with token %.12q: %v %v, want %d", report, tc.token, err, resp, tc.want)
+			}
+			if resp != nil {
+				resp.Body.Close()
+			}
 		}
 	}
 

@@ -11,9 +11,9 @@ import (
 )
 
 // logsData runs `berth service logs-data` and reads its JSON Lines.
-func logsData(t *testing.T, l *localIris, args ...string) []api.RequestLogEntry {
+func logsData(t *testing.T, run func(args ...string) result, args ...string) []api.RequestLogEntry {
 	t.Helper()
-	r := berth(t, l.env, append([]string{"service", "logs-data", "iris"}, args...)...)
+	r := run(append([]string{"service", "logs-data"}, args...)...)
 	if r.code != 0 {
 		t.Fatalf("logs-data: %+v", r)
 	}
@@ -24,12 +24,12 @@ func logsData(t *testing.T, l *localIris, args ...string) []api.RequestLogEntry 
 	return es
 }
 
-// waitLogs waits up to 30 s for n entries of the last hour.
-func waitLogs(t *testing.T, l *localIris, n int) []api.RequestLogEntry {
+// waitLogs waits up to 30 s for n entries of the last hour of a service.
+func waitLogs(t *testing.T, run func(args ...string) result, service string, n int) []api.RequestLogEntry {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		es := logsData(t, l, "--since", "1h")
+		es := logsData(t, run, service, "--since", "1h")
 		if len(es) >= n || time.Now().After(deadline) {
 			return es
 		}
@@ -44,6 +44,7 @@ func waitLogs(t *testing.T, l *localIris, n int) []api.RequestLogEntry {
 // with its answer; at 0 nothing more is logged.
 func TestRequestLogsOnLocalCompute(t *testing.T) {
 	l := deployLocalIris(t)
+	run := func(args ...string) result { return berth(t, l.env, args...) }
 	r := berth(t, l.env, "service", "update", "-n", "iris", "--log-requests", "101", "--log-sink", "ftp://logs.example.com", "--log-body-limit", "-1")
 	for _, want := range []string{"logRequests 101 must be a percentage from 0 to 100", "logSink must be an absolute http:// or https:// URL", "logBodyLimit -1"} {
 		if r.code == 0 || !strings.Contains(r.stderr, want) {
@@ -65,7 +66,7 @@ func TestRequestLogsOnLocalCompute(t *testing.T) {
 		}
 	}
 	scoreVia(l.hc, l.service.ScoringURI, "wrong-key", body) // refused: not logged
-	es := waitLogs(t, l, 5)
+	es := waitLogs(t, run, "iris", 5)
 	if len(es) != 5 {
 		t.Fatalf("logs-data shows %d entries, want 5: %+v", len(es), es)
 	}
@@ -89,7 +90,7 @@ func TestRequestLogsOnLocalCompute(t *testing.T) {
 		t.Fatalf("update --log-requests 100: %+v", r)
 	}
 	scoreVia(l.hc, l.service.ScoringURI, l.key, `{"data":[[6.0,2.2,5.0,1.5]]}`)
-	es = waitLogs(t, l, 6)
+	es = waitLogs(t, run, "iris", 6)
 	if len(es) != 6 || es[5].Request != `{"data":[[6.0,2.2,5.0,1.5]]}` {
 		t.Errorf("after logging off and on: %d entries (want 6, the last the new request): %+v", len(es), es[min(5, len(es)):])
 	}

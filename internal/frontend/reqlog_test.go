@@ -2,13 +2,17 @@ package frontend
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/berth-ml/berth/api"
 	"github.com/berth-ml/berth/internal/frontend/reqlog"
 )
 
@@ -156,4 +160,48 @@ func TestRequestLogOverload(t *testing.T) {
 		t.Errorf("dropped %v of %d, want at least %d", dropped, n, n-10)
 	}
 	t.Logf("%d requests scored 200 with the request log's sink blocked: %v entries dropped and counted", codes[200], dropped)
+}
+
+// TestReporterSendsRequestLogs: on a cluster the request logs go to the
+// control plane beside the metrics report, as JSON Lines, with the pod's
+// token read afresh.
+func TestReporterSendsRequestLogs(t *testing.T) {
+	type posted struct{ path, auth, ctype, body string }
+	posts := make(chan posted, 100)
+	cp := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		posts <- posted{r.URL.Path, r.Header.Get("Authorization"), r.Header.Get("Content-Type"), string(b)}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer cp.Close()
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	os.WriteFile(tokenFile, []byte("pod-token\n"), 0o600)
+	b := newBackend(t, nil)
+	rt := keyRoute("iris", "k1")
+	rt.LogRequests = 100
+	f, url := frontWith(t, rt, b)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go (&Reporter{Frontend: f, URL: cp.URL + api.FrontendMetricsPath("c-1"), TokenFile: tokenFile, Interval: time.Hour, Log: f.log}).Run(ctx)
+	// Until the reporter has set the sink, entries have nowhere to go.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if a := post(t, url+"/api/v1/service/iris/score", "k1", `{"data":[[1]]}`); a.code != 200 {
+			t.Fatalf("score: %+v", a)
+		}
+		f.RequestLog().Flush(ctx)
+		select {
+		case p := <-posts:
+			es, err := reqlog.ReadJSONLines(strings.NewReader(p.body))
+			if p.path != api.RequestLogsPath("c-1") || p.auth != "Bearer pod-token" || p.ctype != "application/jsonl" || err != nil || len(es) != 1 || es[0].Request != `{"data":[[1]]}` {
+				t.Fatalf("post = %+v (%v)", p, err)
+			}
+			return
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no request logs reached the control plane")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
