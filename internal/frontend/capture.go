@@ -1,48 +1,31 @@
 package frontend
 
 import (
-	"net/http"
 	"time"
 
 	"github.com/berth-ml/berth/internal/frontend/reqlog"
+	"github.com/berth-ml/berth/internal/httpx"
 )
 
 // capture is what a sampled request is answered through: it passes
 // everything on, and keeps the status and the body up to the route's
 // limit for the request log.
 type capture struct {
-	http.ResponseWriter
-	start  time.Time
-	status int
-	limit  int
-	body   []byte
-	cut    bool
-}
-
-func (c *capture) WriteHeader(code int) {
-	if c.status == 0 {
-		c.status = code
-	}
-	c.ResponseWriter.WriteHeader(code)
+	httpx.StatusWriter
+	start time.Time
+	limit int
+	body  []byte
+	cut   bool
 }
 
 func (c *capture) Write(p []byte) (int, error) {
-	if c.status == 0 {
-		c.status = http.StatusOK
-	}
 	room := max(c.limit-len(c.body), 0)
 	c.body = append(c.body, p[:min(room, len(p))]...)
 	c.cut = c.cut || len(p) > room
-	return c.ResponseWriter.Write(p)
+	return c.StatusWriter.Write(p)
 }
 
-// Flush, WatchClient and Unwrap keep what the writer beneath does.
-func (c *capture) Flush() {
-	if fl, ok := c.ResponseWriter.(http.Flusher); ok {
-		fl.Flush()
-	}
-}
-
+// WatchClient keeps what the writer beneath does.
 func (c *capture) WatchClient() (stop func()) {
 	if cw, ok := c.ResponseWriter.(clientWatcher); ok {
 		return cw.WatchClient()
@@ -50,13 +33,11 @@ func (c *capture) WatchClient() (stop func()) {
 	return func() {}
 }
 
-func (c *capture) Unwrap() http.ResponseWriter { return c.ResponseWriter }
-
 // logRequest hands the sampled request and its answer to the request log
 // (which drops it, counted, when its buffer is full).
 func (f *Frontend) logRequest(c *capture, rt *Route, lb reqlog.Labels, body *reqBody) {
 	req, cut := body.head(c.limit)
-	status := c.status
+	status := c.Status
 	if status == 0 {
 		status = 499 // the client went away before an answer
 	}

@@ -426,7 +426,7 @@ func (f *Frontend) send(w http.ResponseWriter, r *http.Request, s *service, rt *
 		return // the peer logs it
 	}
 	if rt.LogRequests > 0 && s.sampler.Sample(rt.LogRequests) {
-		c := &capture{ResponseWriter: w, start: start, limit: cmp.Or(rt.LogBodyLimit, reqlog.DefaultBodyLimit)}
+		c := &capture{StatusWriter: httpx.StatusWriter{ResponseWriter: w}, start: start, limit: cmp.Or(rt.LogBodyLimit, reqlog.DefaultBodyLimit)}
 		w = c
 		defer f.logRequest(c, rt, lb, body)
 	}

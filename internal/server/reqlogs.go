@@ -77,19 +77,13 @@ func (s *Server) storeRequestLogs(ctx context.Context, c *store.Compute, entries
 // reportRequestLogs takes a batch of request logs from a cluster's front
 // end, JSON Lines, authenticated as its metrics reports are.
 func (s *Server) reportRequestLogs(w http.ResponseWriter, r *http.Request, _ *principal) error {
-	c, _, err := s.frontendCompute(r)
-	if err != nil {
-		return err
-	}
-	entries, err := reqlog.ReadJSONLines(io.LimitReader(r.Body, 64<<20))
-	if err != nil {
-		return problem.New(http.StatusBadRequest, api.CodeValidation, "%v", err)
-	}
-	if err := s.storeRequestLogs(r.Context(), c, entries); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return s.frontendReport(w, r, 64<<20, func(c *store.Compute, _ string, body io.Reader) error {
+		entries, err := reqlog.ReadJSONLines(body)
+		if err != nil {
+			return problem.New(http.StatusBadRequest, api.CodeValidation, "%v", err)
+		}
+		return s.storeRequestLogs(r.Context(), c, entries)
+	})
 }
 
 // maxLogsSince is how far back request logs can be read at once.

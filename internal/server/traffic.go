@@ -176,15 +176,27 @@ func (s *Server) collect(ctx context.Context, now time.Time) {
 // in Prometheus's text format, with its projected service-account token.
 // It has no Berth token: the compute's cluster vouches for the pod.
 func (s *Server) reportFrontendMetrics(w http.ResponseWriter, r *http.Request, _ *principal) error {
+	return s.frontendReport(w, r, 8<<20, func(c *store.Compute, source string, body io.Reader) error {
+		fams, err := trafficstore.ParseText(body)
+		if err != nil {
+			return problem.New(http.StatusBadRequest, api.CodeValidation, "%v", err)
+		}
+		s.traffic.record(c, s.servicesOf(r.Context(), c), source, fams, time.Now())
+		return nil
+	})
+}
+
+// frontendReport takes what a cluster's front end sends (its body up to
+// limit bytes) once its token is checked (frontendCompute), and answers
+// 204.
+func (s *Server) frontendReport(w http.ResponseWriter, r *http.Request, limit int64, take func(c *store.Compute, source string, body io.Reader) error) error {
 	c, source, err := s.frontendCompute(r)
 	if err != nil {
 		return err
 	}
-	fams, err := trafficstore.ParseText(io.LimitReader(r.Body, 8<<20))
-	if err != nil {
-		return problem.New(http.StatusBadRequest, api.CodeValidation, "%v", err)
+	if err := take(c, source, io.LimitReader(r.Body, limit)); err != nil {
+		return err
 	}
-	s.traffic.record(c, s.servicesOf(r.Context(), c), source, fams, time.Now())
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
