@@ -19,6 +19,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	neturl "net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -250,7 +251,7 @@ func (l *Logger) Flush(ctx context.Context) {
 		}
 		if err != nil {
 			if l.Log != nil && ctx.Err() == nil {
-				l.Log.Warn("request log entries dropped", "sink", cmp.Or(sink, "control plane"), "entries", len(entries), "err", err)
+				l.Log.Warn("request log entries dropped", "sink", cmp.Or(redact(sink), "control plane"), "entries", len(entries), "err", err)
 			}
 			counts := map[string]int{}
 			for _, e := range entries {
@@ -333,6 +334,9 @@ func Post(ctx context.Context, c *http.Client, url, contentType, token string, b
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	resp, err := c.Do(req)
+	if ue := (*neturl.Error)(nil); errors.As(err, &ue) {
+		return ue.Err // without the URL, whose query may hold a secret
+	}
 	if err != nil {
 		return err
 	}
@@ -347,6 +351,15 @@ func Post(ctx context.Context, c *http.Client, url, contentType, token string, b
 		return permanent{err}
 	}
 	return err
+}
+
+// redact is a sink's URL without its query, which may hold a secret.
+func redact(sink string) string {
+	if u, err := neturl.Parse(sink); err == nil {
+		u.RawQuery, u.Fragment = "", ""
+		return u.String()
+	}
+	return ""
 }
 
 // JSONLines encodes entries one a line.

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -244,5 +245,17 @@ func TestJSONLinesRoundTrip(t *testing.T) {
 	}
 	if _, err := ReadJSONLines(strings.NewReader(`{"id":"1","secret":true}`)); err == nil {
 		t.Error("an unknown field was accepted")
+	}
+}
+
+// TestSinkSecretsNotLogged: a sink's query (where a token may be) is not
+// in the log of a failed send.
+func TestSinkSecretsNotLogged(t *testing.T) {
+	var buf strings.Builder
+	l := &Logger{Attempts: 1, Log: slog.New(slog.NewTextHandler(&buf, nil))}
+	l.Add(Record{Service: "a", Sink: "http://127.0.0.1:1/ingest?token=s3cret-77"}) // nothing listens on port 1
+	l.Flush(context.Background())
+	if out := buf.String(); !strings.Contains(out, "127.0.0.1:1/ingest") || strings.Contains(out, "s3cret") {
+		t.Errorf("log: %s", out)
 	}
 }
