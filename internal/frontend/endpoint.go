@@ -380,8 +380,9 @@ func (f *Frontend) sendMirror(j mirrorJob) string {
 		return "failed"
 	}
 	io.Copy(io.Discard, ex.Body)
+	code := ex.StatusCode // before Close, which hands the exchange to the next request
 	ex.Close()
-	if ex.StatusCode >= 500 {
+	if code >= 500 {
 		return "failed"
 	}
 	return "sent"

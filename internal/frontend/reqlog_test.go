@@ -205,3 +205,31 @@ func TestReporterSendsRequestLogs(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestEndpointRequestsLogged: a request to an endpoint is logged under
+// the endpoint, with the version that served it (the version's service's
+// settings); mirrored copies are not logged.
+func TestEndpointRequestsLogged(t *testing.T) {
+	f, url, _ := endpointFront(t, EndpointVersion{Name: "v1", Weight: 100}, EndpointVersion{Name: "v2", Mirror: 100})
+	for _, svc := range []string{"e--v1", "e--v2"} {
+		rt := *f.service(svc).route.Load()
+		rt.LogRequests = 100
+		f.SetRoute(&rt)
+	}
+	entries := collect(f)
+	for _, pin := range []string{"", "", "v2"} {
+		if a := scoreEndpoint(t, url, pin); a.code != 200 {
+			t.Fatalf("score (pinned %q): %+v", pin, a)
+		}
+	}
+	var got []string
+	for _, e := range entries() {
+		got = append(got, e.Endpoint+"/"+e.Version+"/"+e.Service)
+		if e.Status != 200 || e.Request != `{"data":[[1,2,3,4]]}` || !strings.Contains(e.Response, `"version":"`+e.Version+`"`) {
+			t.Errorf("entry = %+v", e)
+		}
+	}
+	if strings.Join(got, " ") != "e/v1/e--v1 e/v1/e--v1 e/v2/e--v2" {
+		t.Errorf("logged %v, want the two requests v1 served and the one pinned to v2", got)
+	}
+}
