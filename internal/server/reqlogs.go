@@ -104,11 +104,17 @@ func (s *Server) writeRequestLogs(w http.ResponseWriter, r *http.Request, worksp
 		}
 		since = d
 	}
-	from := time.Now().Add(-since)
+	now := time.Now().UTC()
+	from := now.Add(-since)
 	prefix := requestLogsOf(workspaceID, name)
-	keys, err := s.artifacts.List(r.Context(), prefix)
-	if err != nil {
-		return err
+	// The days of the window only, not all a service ever logged.
+	var keys []string
+	for day := from.Truncate(24 * time.Hour); !day.After(now); day = day.Add(24 * time.Hour) {
+		k, err := s.artifacts.List(r.Context(), prefix+day.Format("/2006-01-02"))
+		if err != nil {
+			return err
+		}
+		keys = append(keys, k...)
 	}
 	w.Header().Set("Content-Type", "application/jsonl")
 	w.WriteHeader(http.StatusOK)
