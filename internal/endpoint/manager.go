@@ -371,7 +371,7 @@ func isZero(s api.ServiceSpec) bool {
 	return len(s.Models) == 0 && s.Image == "" && len(s.Command) == 0 && s.CPU == 0 && s.MemoryGB == 0 && s.CPULimit == 0 &&
 		s.MemoryLimitGB == 0 && s.Port == 0 && s.GPU == 0 && s.Replicas == 0 && s.Autoscale == nil && s.MaxConcurrentRequests == 0 &&
 		s.MaxQueueWaitMs == 0 && s.ScoringTimeoutMs == 0 && s.Auth == "" && s.Namespace == "" && s.Liveness == nil &&
-		s.Readiness == nil && s.Env == nil && s.ModelDelivery == "" && s.Compute == ""
+		s.Readiness == nil && s.Env == nil && s.ModelDelivery == "" && s.Compute == "" && s.LogRequests == nil && s.LogBodyLimit == 0 && s.LogSink == nil
 }
 
 // SetTraffic sets several versions' traffic in one atomic update.
