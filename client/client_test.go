@@ -237,7 +237,8 @@ func calls(c *client.Client) map[string]func(context.Context) error {
 			_, err := c.RegenEndpointKey(ctx, ws, "e", api.RegenKeyRequest{})
 			return err
 		},
-		"EndpointToken": func(ctx context.Context) error { _, err := c.EndpointToken(ctx, ws, "e"); return err },
+		"EndpointRequestLogs": func(ctx context.Context) error { _, err := c.EndpointRequestLogs(ctx, ws, "e", time.Hour); return err },
+		"EndpointToken":       func(ctx context.Context) error { _, err := c.EndpointToken(ctx, ws, "e"); return err },
 		"EndpointScorer": func(ctx context.Context) error {
 			_, err := c.EndpointScorer(ctx, ws, &api.Endpoint{Name: "e", Compute: "c1", Auth: api.AuthKey, ScoringURI: "https://x/api/v1/endpoint/e/score"})
 			return err

@@ -16,6 +16,12 @@ func (c *Client) ServiceRequestLogs(ctx context.Context, ws, name string, since 
 	return c.requestLogs(ctx, servicePath(ws, name)+"/request-logs", since)
 }
 
+// EndpointRequestLogs reads an endpoint's request logs (every version's)
+// from the last since (the server's default, an hour, when 0).
+func (c *Client) EndpointRequestLogs(ctx context.Context, ws, name string, since time.Duration) ([]api.RequestLogEntry, error) {
+	return c.requestLogs(ctx, endpointPath(ws, name)+"/request-logs", since)
+}
+
 // requestLogs reads the JSON Lines of request logs at path.
 func (c *Client) requestLogs(ctx context.Context, path string, since time.Duration) ([]api.RequestLogEntry, error) {
 	resp, err := c.send(ctx, request{method: "GET", path: path, query: sinceQuery(since)})

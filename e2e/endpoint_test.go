@@ -134,7 +134,7 @@ func endpointLifecycle(t *testing.T, e *attachEnv, compute string, hc *http.Clie
 	l := startLoad(hc, ep.ScoringURI, keys.PrimaryKey)
 	defer l.end()
 	time.Sleep(300 * time.Millisecond)
-	version("v2", "--traffic", "10")
+	version("v2", "--traffic", "10", "--log-requests", "100")
 	var shown api.Endpoint
 	json.Unmarshal([]byte(e.mustBerth("endpoint", "show", "fraud", "-o", "json").stdout), &shown)
 	if len(shown.Versions) != 2 || shown.Versions[0].Traffic != 90 || shown.Versions[1].Traffic != 10 || shown.Versions[1].State != api.ServiceHealthy {
@@ -151,6 +151,18 @@ func endpointLifecycle(t *testing.T, e *attachEnv, compute string, hc *http.Clie
 	if share < 8 || share > 12 || len(split) != 2 {
 		t.Errorf("v2 served %.2f%% (%v), want 10 ± 2", share, split)
 	}
+	// v2 logs every request it serves, filed under the endpoint.
+	var logged []api.RequestLogEntry
+	eventually(t, 20*time.Second, "v2's request logs", func() bool {
+		r := e.mustBerth("endpoint", "logs-data", "-e", "fraud", "--since", "1h", "-o", "json")
+		return json.Unmarshal([]byte(r.stdout), &logged) == nil && len(logged) >= 100
+	})
+	for _, l := range logged {
+		if l.Endpoint != "fraud" || l.Version != "v2" || l.Service != "fraud--v2" || l.Status != 200 || !strings.Contains(l.Request, "5.1") || !strings.Contains(l.Response, "setosa") {
+			t.Fatalf("a logged request: %+v", l)
+		}
+	}
+	t.Logf("endpoint logs-data: %d requests logged by v2 (v1 logs none)", len(logged))
 	// Promote: one change sets v2 to 100 and v1 to 0.
 	start := time.Now()
 	e.mustBerth("endpoint", "version", "update", "-e", "fraud", "--version-name", "v2", "--traffic", "100")

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/berth-ml/berth/api"
 	"github.com/berth-ml/berth/client"
@@ -44,7 +45,7 @@ header. See docs/endpoints.md.`
 	version := &cobra.Command{Use: "version", Short: "Add, change and delete an endpoint's versions"}
 	version.AddCommand(a.endpointVersionAdd(), a.endpointVersionUpdate(), a.endpointVersionDelete())
 	cmd.AddCommand(a.endpointCreate(), a.endpointShow(), a.endpointList(), a.endpointUpdate(), a.endpointDelete(),
-		a.endpointKeys(), a.endpointRegenKey(), a.endpointToken(), a.endpointScore(), version)
+		a.endpointKeys(), a.endpointRegenKey(), a.endpointToken(), a.endpointScore(), a.endpointLogsData(), version)
 	return cmd
 }
 
@@ -357,4 +358,34 @@ func (a *app) printAnswer(body []byte) error {
 		return err
 	}
 	return a.print(v, nil)
+}
+
+func (a *app) endpointLogsData() *cobra.Command {
+	var name string
+	var since time.Duration
+	cmd := &cobra.Command{Use: "logs-data -e NAME [--since 1h]", Short: "Print the requests and answers an endpoint's versions logged (--log-requests), as JSON Lines",
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				if name != "" && name != args[0] {
+					return usageErrorf("two names given: %q as the argument and %q with -e; give one", args[0], name)
+				}
+				name = args[0]
+			}
+			c, ws, err := a.inWorkspace("endpoint", name)
+			if err != nil {
+				return err
+			}
+			entries, err := c.EndpointRequestLogs(cmd.Context(), ws, name, since)
+			if err != nil {
+				return err
+			}
+			return a.printRequestLogs(cmd, entries)
+		}}
+	cmd.Long = "Print the scoring requests an endpoint's versions logged with their answers (add or update a\n" +
+		"version with --log-requests P), oldest first, one JSON object a line: time, endpoint, version\n" +
+		"(the one that served it), service, status, latencyMs and the bodies. -o table prints a short table."
+	cmd.Flags().StringVarP(&name, "endpoint", "e", "", "the endpoint")
+	cmd.Flags().DurationVar(&since, "since", time.Hour, "how far back (up to 720h)")
+	return cmd
 }

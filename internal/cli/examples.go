@@ -68,6 +68,8 @@ var examples = map[string]string{
 	"berth endpoint token":     `  berth endpoint token fraud -w team`,
 	"berth endpoint score": `  berth endpoint score fraud --data '{"data":[[1,2,3,4]]}' -w team
   berth endpoint score fraud --file req.json --version v2 -w team`,
+	"berth endpoint logs-data": `  berth endpoint logs-data -e fraud --since 1h -w team
+  berth endpoint logs-data fraud -o table -w team`,
 	"berth endpoint version": `  berth endpoint version add -e fraud --version-name v2 --model fraud:2 --image scorer:1 --traffic 10 -w team
   berth endpoint version update -e fraud --version-name v2 --traffic 100 -w team`,
 	"berth endpoint version add": `  berth endpoint version add -e fraud --version-name v1 --model fraud:1 --image scorer:1 -w team

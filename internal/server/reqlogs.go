@@ -163,3 +163,11 @@ func (s *Server) serviceRequestLogs(w http.ResponseWriter, r *http.Request, p *p
 	}
 	return s.writeRequestLogs(w, r, p.ws.ID, sv.Name)
 }
+
+func (s *Server) endpointRequestLogs(w http.ResponseWriter, r *http.Request, p *principal) error {
+	e, err := s.endpoints.Get(r.Context(), p.ws, r.PathValue("endpoint"))
+	if err != nil {
+		return err
+	}
+	return s.writeRequestLogs(w, r, p.ws.ID, e.Name)
+}

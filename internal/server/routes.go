@@ -133,7 +133,7 @@ func (s *Server) routeTable() []route {
 				{Name: "follow", Type: "boolean", Doc: "then stream what the replicas print until the client disconnects"}}},
 		{Method: "GET", Path: wsPath + "/services/{service}/metrics", ID: "getServiceMetrics", Summary: "A service's recent traffic through its compute's front end: request rate, errors by code, latency and queue time percentiles, replicas", Role: api.RoleReader,
 			Response: api.Metrics{}, Status: 200, Handle: s.serviceMetrics, Query: []queryParam{sinceParam}},
-		{Method: "GET", Path: wsPath + "/services/{service}/request-logs", ID: "getServiceRequestLogs", Summary: "A service's logged requests and answers (--log-requests) as JSON Lines, oldest first", Role: api.RoleReader,
+		{Method: "GET", Path: wsPath + "/services/{service}/request-logs", ID: "getServiceRequestLogs", Summary: "A service's logged requests and answers (--log-requests) as JSON Lines, oldest first (contributors and owners: the bodies are the clients' data)", Role: api.RoleContributor,
 			Status: 200, Handle: s.serviceRequestLogs, Query: []queryParam{logsSinceParam}},
 		{Method: "GET", Path: wsPath + "/services/{service}/keys", ID: "getServiceKeys", Summary: "A key-auth service's keys (owners only)", Role: api.RoleOwner,
 			Response: api.ServiceKeys{}, Status: 200, Handle: s.serviceKeys},
@@ -180,6 +180,8 @@ func (s *Server) routeTable() []route {
 			Response: api.EndpointChange{}, Status: 200, Handle: onVersion(func(ctx context.Context, ws *api.Workspace, name, version string, _ *noBody) (*api.EndpointChange, error) {
 				return s.endpoints.DeleteVersion(ctx, ws, name, version)
 			})},
+		{Method: "GET", Path: endpointPath + "/request-logs", ID: "getEndpointRequestLogs", Summary: "An endpoint's logged requests and answers, of every version (each version's --log-requests), as JSON Lines, oldest first (contributors and owners)", Role: api.RoleContributor,
+			Status: 200, Handle: s.endpointRequestLogs, Query: []queryParam{logsSinceParam}},
 		{Method: "GET", Path: endpointPath + "/keys", ID: "getEndpointKeys", Summary: "A key-auth endpoint's keys (owners only)", Role: api.RoleOwner,
 			Response: api.ServiceKeys{}, Status: 200, Handle: onWorkspace("endpoint", false, func(ctx context.Context, ws *api.Workspace, name string, _ *noBody) (*api.ServiceKeys, error) {
 				return s.endpoints.Keys(ctx, ws, name)
