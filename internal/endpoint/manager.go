@@ -409,6 +409,9 @@ func (m *Manager) DeleteVersion(ctx context.Context, ws *api.Workspace, name, ve
 	if err != nil {
 		return nil, err
 	}
+	if sv, err := m.Store.GetService(ctx, ws.ID, v.Service); err == nil && sv.CurrentOperation != "" {
+		return nil, problem.Conflict(api.CodeOperationInProgress, "version %s of endpoint %s has an operation in progress (%s); wait for it (`berth operation wait %s`) or cancel it, then delete the version", ver, e.Name, sv.CurrentOperation, sv.CurrentOperation)
+	}
 	if v.Traffic > 0 {
 		return nil, problem.Validation("", []api.ErrorDetail{problem.Detail(api.CodeInvalidValue, "version",
 			"version %s still has %d%% of endpoint %s's traffic (%s); move it to the others first, e.g. `berth endpoint update -n %s --traffic %s`",

@@ -229,11 +229,26 @@ func AsEndpoint(ctx context.Context) context.Context {
 	return context.WithValue(ctx, endpointKey{}, true)
 }
 
+// versionOf tells whether a service's endpoint still lists it (a service
+// its endpoint forgot, as a delete cut short may leave, is a service again).
+func (m *Manager) versionOf(ctx context.Context, sv *store.Service) bool {
+	e, err := m.Store.GetEndpoint(ctx, sv.WorkspaceID, sv.Endpoint)
+	if err != nil {
+		return !errors.Is(err, store.ErrNotFound)
+	}
+	for _, v := range e.Versions {
+		if v.Service == sv.Name {
+			return true
+		}
+	}
+	return false
+}
+
 // own loads a service to change it: a version of an endpoint is changed
 // only through its endpoint (409 naming it).
 func (m *Manager) own(ctx context.Context, ws *api.Workspace, name string) (*store.Service, error) {
 	sv, err := m.Get(ctx, ws, name)
-	if err == nil && sv.Endpoint != "" && ctx.Value(endpointKey{}) == nil {
+	if err == nil && sv.Endpoint != "" && ctx.Value(endpointKey{}) == nil && m.versionOf(ctx, sv) {
 		v := strings.TrimPrefix(sv.Name, sv.Endpoint+"--")
 		return nil, problem.Conflict(api.CodeOwnedByEndpoint, "service %s is version %s of endpoint %s: change it with `berth endpoint version update|delete -e %s --version-name %s`, and use the endpoint's keys and tokens",
 			sv.Name, v, sv.Endpoint, sv.Endpoint, v)
