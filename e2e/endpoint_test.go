@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"io"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -203,7 +204,7 @@ func endpointLifecycle(t *testing.T, e *attachEnv, compute string, hc *http.Clie
 			t.Errorf("%v: exit %d, stderr %q; want an error with %q", tc.args, r.code, r.stderr, tc.want)
 		}
 	}
-	if code, out := scorePinned(hc, ep.ScoringURI, keys.PrimaryKey, "v9"); code != 400 || !strings.Contains(out, "v1, v2") {
+	if code, out, _ := scoreVersion(hc, ep.ScoringURI, keys.PrimaryKey, "v9"); code != 400 || !strings.Contains(out, "v1, v2") {
 		t.Errorf("an unknown version in x-berth-version: %d %s", code, out)
 	}
 	if after := e.mustBerth("endpoint", "show", "fraud", "-o", "json").stdout; after != before {
@@ -248,23 +249,59 @@ func endpointLifecycle(t *testing.T, e *attachEnv, compute string, hc *http.Clie
 	}
 }
 
-func scorePinned(hc *http.Client, uri, key, version string) (int, string) {
+
+// TestEndpointVersionScalesToZero: on the local compute, a canary version
+// that scales to zero when idle stops its last process; it still gets its
+// share: the requests it is given wait while it wakes, and none fails.
+func TestEndpointVersionScalesToZero(t *testing.T) {
+	t.Parallel()
+	e := newAttachEnv(t)
+	e.mustBerth("compute", "create", "local", "-n", "laptop")
+	var cert api.Certificate
+	json.Unmarshal([]byte(e.mustBerth("compute", "get-certificate", "-n", "laptop", "-o", "json").stdout), &cert)
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM([]byte(cert.CAPEM))
+	hc := &http.Client{Timeout: 90 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	e.mustBerth("model", "register", "-n", "iris", "--path", filepath.Join("..", "models", "iris"))
+	var ep api.Endpoint
+	json.Unmarshal([]byte(e.mustBerth("endpoint", "create", "-n", "fraud", "--compute", "laptop", "-o", "json").stdout), &ep)
+	var keys api.ServiceKeys
+	json.Unmarshal([]byte(e.mustBerth("endpoint", "keys", "fraud", "-o", "json").stdout), &keys)
+	command := commandFlags(berthBin, "model-server", "--model-dir", "$BERTH_MODEL_DIR", "--listen", "127.0.0.1:$PORT")
+	e.mustBerth(append([]string{"endpoint", "version", "add", "-e", "fraud", "--version-name", "v1", "--model", "iris", "--replicas", "1"}, command...)...)
+	e.mustBerth(append([]string{"endpoint", "version", "add", "-e", "fraud", "--version-name", "v2", "--model", "iris", "--traffic", "10",
+		"--autoscale-min", "0", "--scale-to-zero-after", "2s"}, command...)...)
+	eventually(t, 60*time.Second, "v2 idle at zero replicas", func() bool { return len(replicaProcs(e.dir, "fraud--v2")) == 0 })
+	counts := map[string]int{}
+	for range 20 {
+		code, _, version := scoreVersion(hc, ep.ScoringURI, keys.PrimaryKey, "")
+		if code != 200 {
+			t.Fatalf("a request while v2 is at zero: %d", code)
+		}
+		counts[version]++
+	}
+	t.Logf("20 requests with v2 at zero replicas: %v", counts)
+	if counts["v2"] != 2 || counts["v1"] != 18 {
+		t.Errorf("v2 at zero got %d of 20 (weight 10), v1 %d", counts["v2"], counts["v1"])
+	}
+	if len(replicaProcs(e.dir, "fraud--v2")) == 0 {
+		t.Errorf("v2 did not wake")
+	}
+}
+
+// scoreVersion scores an endpoint (pinned to a version when pin is set)
+// and says which version answered.
+func scoreVersion(hc *http.Client, uri, key, pin string) (int, string, string) {
 	req, _ := http.NewRequest("POST", uri, strings.NewReader(`{"data":[[5.1,3.5,1.4,0.2]]}`))
 	req.Header.Set("Authorization", "Bearer "+key)
-	req.Header.Set("X-Berth-Version", version)
+	if pin != "" {
+		req.Header.Set("X-Berth-Version", pin)
+	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return 0, err.Error()
+		return 0, err.Error(), ""
 	}
 	defer resp.Body.Close()
-	var b strings.Builder
-	buf := make([]byte, 4096)
-	for {
-		n, err := resp.Body.Read(buf)
-		b.Write(buf[:n])
-		if err != nil {
-			break
-		}
-	}
-	return resp.StatusCode, b.String()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), resp.Header.Get("X-Berth-Version")
 }
