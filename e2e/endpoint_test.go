@@ -249,7 +249,6 @@ func endpointLifecycle(t *testing.T, e *attachEnv, compute string, hc *http.Clie
 	}
 }
 
-
 // TestEndpointVersionScalesToZero: on the local compute, a canary version
 // that scales to zero when idle stops its last process; it still gets its
 // share: the requests it is given wait while it wakes, and none fails.
