@@ -65,7 +65,15 @@ func (b *backend) addr() string { return strings.TrimPrefix(b.srv.URL, "http://"
 
 func frontWith(t testing.TB, rt *Route, backends ...*backend) (*Frontend, string) {
 	t.Helper()
+	return frontIn(t, "", rt, backends...)
+}
+
+// frontIn is frontWith spooling large bodies to bodyDir (set before it
+// serves).
+func frontIn(t testing.TB, bodyDir string, rt *Route, backends ...*backend) (*Frontend, string) {
+	t.Helper()
 	f := New(nil)
+	f.BodyDir = bodyDir
 	f.SetReady(true)
 	f.SetRoute(rt)
 	var reps []Replica

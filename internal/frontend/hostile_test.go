@@ -209,9 +209,8 @@ func TestLargeBodiesSpooled(t *testing.T) {
 		sums = append(sums, fmt.Sprintf("%d %x cl=%d te=%v", n, h.Sum(nil), r.ContentLength, r.TransferEncoding))
 	})
 	rt := keyRoute("big", "k")
-	f, url := frontWith(t, rt, b)
 	dir := t.TempDir()
-	f.BodyDir = dir
+	_, url := frontIn(t, dir, rt, b)
 	data := strings.Repeat("0123456789abcdef", (2*memBody)/16+5)
 	want := fmt.Sprintf("%d %x cl=%d te=[]", len(data), sha256.Sum256([]byte(data)), len(data))
 	// With a Content-Length, and chunked (no length: net/http streams a reader of unknown size).
@@ -306,8 +305,7 @@ func TestForwardedAndHopByHopHeaders(t *testing.T) {
 // spooled (here to a folder that does not exist, so spooling fails: 500).
 func TestBodyMemoryBudget(t *testing.T) {
 	b := newBackend(t, nil)
-	f, url := frontWith(t, keyRoute("budget", "k"), b)
-	f.BodyDir = filepath.Join(t.TempDir(), "missing")
+	_, url := frontIn(t, filepath.Join(t.TempDir(), "missing"), keyRoute("budget", "k"), b)
 	if a := post(t, url+"/api/v1/service/budget/score", "k", "{}"); a.code != 200 {
 		t.Fatalf("within the budget: %+v", a)
 	}
