@@ -239,13 +239,25 @@ func TestStudioInBrowser(t *testing.T) {
 		t.Errorf("regenerate: before %.6s…, after %.6s…, API %.6s…", before, after, keys.PrimaryKey)
 	}
 
+	// An endpoint over the model: its pages, and a traffic change.
+	e.mustBerth("endpoint", "create", "-n", "fraud", "--compute", "laptop")
+	e.mustBerth(append([]string{"endpoint", "version", "add", "-e", "fraud", "--version-name", "v1", "--model", "iris", "--replicas", "1"},
+		commandFlags(berthBin, "model-server", "--model-dir", "$BERTH_MODEL_DIR", "--listen", "127.0.0.1:$PORT")...)...)
+	b.open("/w/team/endpoints")
+	b.axe("endpoints")
+	b.open("/w/team/endpoints/fraud")
+	b.axe("endpoint")
+	b.do(10*time.Second, chromedp.SetValue(chromedp.ID("t-v1"), "90"), chromedp.Click(chromedp.CSS(`form[action$="/traffic"] button`)))
+	b.waitText(".errors", "traffic sums to 90", 10*time.Second)
+	b.axe("endpoint with a refused change")
+
 	// A reader, in another browser: no keys, no actions.
 	reader := e.mustBerth("token", "create", "--role", "reader", "-o", "json")
 	var tok api.TokenCreated
 	json.Unmarshal([]byte(reader.stdout), &tok)
 	rb := &tab{t: t, ctx: browser.Start(t), base: e.srv.url()}
 	rb.signIn(tok.Secret)
-	for _, page := range []string{"/w/team/services/iris", "/w/team/computes/sim-1", "/w/team/models", "/w/team/services", "/w/team/computes"} {
+	for _, page := range []string{"/w/team/services/iris", "/w/team/computes/sim-1", "/w/team/models", "/w/team/services", "/w/team/computes", "/w/team/endpoints/fraud"} {
 		rb.open(page)
 		html := get(rb, 10*time.Second, chromedp.OuterHTML(chromedp.CSS("main")))
 		if strings.Contains(html, keys.PrimaryKey) || strings.Contains(html, keys.SecondaryKey) || strings.Contains(html, `method="post"`) ||

@@ -197,6 +197,9 @@ func (s *Studio) routes() {
 	get("/w/{ws}/deploy", s.deployForm)
 	post("/w/{ws}/deploy", s.deploy)
 	get("/w/{ws}/models", s.models)
+	get("/w/{ws}/endpoints", s.endpoints)
+	get("/w/{ws}/endpoints/{name}", s.endpoint)
+	post("/w/{ws}/endpoints/{name}/traffic", s.endpointTraffic)
 	get("/w/{ws}/operations", s.operations)
 	get("/tokens", s.tokens)
 	post("/tokens", s.tokenCreate)
@@ -518,6 +521,62 @@ func (s *Studio) models(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.render(w, r, "models", http.StatusOK, ms)
+}
+
+func (s *Studio) endpoints(w http.ResponseWriter, r *http.Request) {
+	es, err := s.client(r).ListEndpoints(r.Context(), r.PathValue("ws"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.render(w, r, "endpoints", http.StatusOK, es)
+}
+
+// endpointView is an endpoint with the problems of a traffic change.
+type endpointView struct {
+	Endpoint *api.Endpoint
+	Errors   map[string][]string
+}
+
+func (s *Studio) endpoint(w http.ResponseWriter, r *http.Request) {
+	e, err := s.client(r).GetEndpoint(r.Context(), r.PathValue("ws"), r.PathValue("name"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.render(w, r, "endpoint", http.StatusOK, endpointView{Endpoint: e})
+}
+
+// endpointTraffic sets every version's share in one change (a promotion
+// or a rollback); a refused change shows the API's problems above the form.
+func (s *Studio) endpointTraffic(w http.ResponseWriter, r *http.Request) {
+	ctx, c := r.Context(), s.client(r)
+	ws, name := r.PathValue("ws"), r.PathValue("name")
+	e, err := c.GetEndpoint(ctx, ws, name)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	traffic := map[string]int{}
+	for _, v := range e.Versions {
+		n, err := strconv.Atoi(r.PostFormValue(v.Name))
+		if err != nil {
+			s.render(w, r, "endpoint", http.StatusBadRequest, endpointView{Endpoint: e,
+				Errors: map[string][]string{"": {fmt.Sprintf("the traffic of %s must be a whole percentage", v.Name)}}})
+			return
+		}
+		traffic[v.Name] = n
+	}
+	if _, err := c.SetEndpointTraffic(ctx, ws, name, traffic); err != nil {
+		var ae *client.Error
+		if !errors.As(err, &ae) || ae.StatusCode != http.StatusBadRequest {
+			s.fail(w, r, err) // not the change's problem: forbidden, gone, unreachable
+			return
+		}
+		s.render(w, r, "endpoint", http.StatusBadRequest, endpointView{Endpoint: e, Errors: fieldErrors(err, nil)})
+		return
+	}
+	http.Redirect(w, r, "/w/"+url.PathEscape(ws)+"/endpoints/"+url.PathEscape(name), http.StatusSeeOther)
 }
 
 // operationsView lists the workspace's operations, newest first,

@@ -289,3 +289,62 @@ func TestUpdateProblemsBesideFields(t *testing.T) {
 		t.Fatalf("update of a local compute: %d\n%s", resp.StatusCode, page)
 	}
 }
+
+// TestEndpointTrafficInStudio: the endpoints pages list the versions and
+// their shares; a contributor sets the traffic in one change, a refused
+// change shows the API's reason and changes nothing, a reader gets no
+// form and a 403.
+func TestEndpointTrafficInStudio(t *testing.T) {
+	e := start(t)
+	ctx := context.Background()
+	op, err := e.owner.CreateCompute(ctx, "team", api.ComputeRequest{Name: "laptop", Type: "local", Origin: api.OriginCreated})
+	if err == nil {
+		_, err = e.owner.Wait(ctx, op.ID, client.WaitOptions{})
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.owner.RegisterModel(ctx, "team", client.ModelUpload{Name: "iris", FileName: "model.bin", Format: "file",
+		Body: strings.NewReader("weights"), Size: 7}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.owner.CreateEndpoint(ctx, "team", api.EndpointRequest{Name: "fraud", Compute: "laptop"}); err != nil {
+		t.Fatal(err)
+	}
+	ten := 10
+	for _, v := range []api.EndpointVersionRequest{{Version: "v1"}, {Version: "v2", Traffic: &ten}} {
+		v.ServiceSpec = api.ServiceSpec{Models: []string{"iris"}, Command: []string{"sleep", "600"}, Replicas: 1}
+		if _, err := e.owner.AddEndpointVersion(ctx, "team", "fraud", v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	owner := newVisitor(t, e.srv.URL)
+	owner.signIn(e.srv.Token)
+	if _, page := owner.do("GET", "/w/team/endpoints", nil); !strings.Contains(page, "v1 90% · v2 10%") {
+		t.Errorf("endpoints page:\n%s", page)
+	}
+	if _, page := owner.do("GET", "/w/team/endpoints/fraud", nil); !strings.Contains(page, `action="/w/team/endpoints/fraud/traffic"`) || !strings.Contains(page, "fraud--v2") {
+		t.Errorf("endpoint page:\n%s", page)
+	}
+	resp, page := owner.do("POST", "/w/team/endpoints/fraud/traffic", url.Values{"csrf": {owner.csrf}, "v1": {"50"}, "v2": {"60"}})
+	if resp.StatusCode != 400 || !strings.Contains(page, "traffic sums to 110") {
+		t.Errorf("a sum of 110: %d\n%s", resp.StatusCode, page)
+	}
+	if ep, _ := e.owner.GetEndpoint(ctx, "team", "fraud"); ep.Versions[0].Traffic != 90 {
+		t.Errorf("the refused change changed the endpoint: %+v", ep.Versions)
+	}
+	if resp, _ := owner.do("POST", "/w/team/endpoints/fraud/traffic", url.Values{"csrf": {owner.csrf}, "v1": {"0"}, "v2": {"100"}}); resp.StatusCode != http.StatusSeeOther {
+		t.Errorf("promote: %d", resp.StatusCode)
+	}
+	if ep, _ := e.owner.GetEndpoint(ctx, "team", "fraud"); ep.Versions[0].Traffic != 0 || ep.Versions[1].Traffic != 100 {
+		t.Errorf("after promoting v2: %+v", ep.Versions)
+	}
+	reader := newVisitor(t, e.srv.URL)
+	reader.signIn(e.token(t, api.RoleReader))
+	if _, page := reader.do("GET", "/w/team/endpoints/fraud", nil); strings.Contains(page, "/traffic") {
+		t.Error("the endpoint page offers a reader the traffic form")
+	}
+	if resp, _ := reader.do("POST", "/w/team/endpoints/fraud/traffic", url.Values{"csrf": {reader.csrf}, "v1": {"100"}, "v2": {"0"}}); resp.StatusCode != 403 {
+		t.Errorf("reader POST traffic: %d, want 403", resp.StatusCode)
+	}
+}
