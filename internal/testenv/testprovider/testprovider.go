@@ -107,6 +107,34 @@ func load(ctx context.Context, r *operation.Run) (*store.Compute, settings, erro
 	return c, s, nil
 }
 
+// loadSlowly loads like load, waits the configured delay as a cloud call
+// would, then decodes the operation's parameters into params (unless nil).
+func loadSlowly(ctx context.Context, r *operation.Run, params any) (*store.Compute, settings, error) {
+	c, s, err := load(ctx, r)
+	if err != nil {
+		return nil, settings{}, err
+	}
+	if err := sleep(ctx, s.delay); err != nil {
+		return nil, settings{}, err
+	}
+	if params != nil {
+		if err := json.Unmarshal(r.Op.Params, params); err != nil {
+			return nil, settings{}, err
+		}
+	}
+	return c, s, nil
+}
+
+// loadResources loads like load and lists the compute's resource files.
+func loadResources(ctx context.Context, r *operation.Run) (*store.Compute, settings, map[string][]string, error) {
+	c, s, err := load(ctx, r)
+	if err != nil {
+		return nil, settings{}, nil, err
+	}
+	have, err := Resources(s.dir, s.computeID)
+	return c, s, have, err
+}
+
 // Resources lists the resource files of a compute in dir, by key.
 func Resources(dir, computeID string) (map[string][]string, error) {
 	entries, err := os.ReadDir(dir)
@@ -190,11 +218,7 @@ func (Provider) Steps(kind api.OperationKind, c *store.Compute) []operation.Step
 			}})
 		}
 		return append(steps, operation.Step{Name: "observe", Run: func(ctx context.Context, r *operation.Run) error {
-			c, s, err := load(ctx, r)
-			if err != nil {
-				return err
-			}
-			have, err := Resources(s.dir, s.computeID)
+			c, _, have, err := loadResources(ctx, r)
 			if err != nil {
 				return err
 			}
@@ -207,11 +231,8 @@ func (Provider) Steps(kind api.OperationKind, c *store.Compute) []operation.Step
 		}})
 	case api.OpDetach, api.OpDelete:
 		return []operation.Step{{Name: "remove resources", Run: func(ctx context.Context, r *operation.Run) error {
-			_, s, err := load(ctx, r)
+			_, s, err := loadSlowly(ctx, r, nil)
 			if err != nil {
-				return err
-			}
-			if err := sleep(ctx, s.delay); err != nil {
 				return err
 			}
 			have, err := Resources(s.dir, s.computeID)
@@ -232,15 +253,9 @@ func (Provider) Steps(kind api.OperationKind, c *store.Compute) []operation.Step
 		}}}
 	case api.OpUpdate:
 		return []operation.Step{{Name: "apply settings", Run: func(ctx context.Context, r *operation.Run) error {
-			_, s, err := load(ctx, r)
-			if err != nil {
-				return err
-			}
-			if err := sleep(ctx, s.delay); err != nil {
-				return err
-			}
 			var req api.ComputeUpdateRequest
-			if err := json.Unmarshal(r.Op.Params, &req); err != nil {
+			_, s, err := loadSlowly(ctx, r, &req)
+			if err != nil {
 				return err
 			}
 			b, _ := json.Marshal(req)
@@ -249,15 +264,9 @@ func (Provider) Steps(kind api.OperationKind, c *store.Compute) []operation.Step
 		}}}
 	case api.OpScale:
 		return []operation.Step{{Name: "scale", Run: func(ctx context.Context, r *operation.Run) error {
-			c, s, err := load(ctx, r)
-			if err != nil {
-				return err
-			}
-			if err := sleep(ctx, s.delay); err != nil {
-				return err
-			}
 			var req api.ScaleRequest
-			if err := json.Unmarshal(r.Op.Params, &req); err != nil {
+			c, _, err := loadSlowly(ctx, r, &req)
+			if err != nil {
 				return err
 			}
 			c.NodeCount = req.NodeCount
@@ -266,11 +275,7 @@ func (Provider) Steps(kind api.OperationKind, c *store.Compute) []operation.Step
 		}}}
 	case api.OpReconcile:
 		return []operation.Step{{Name: "check resources", Run: func(ctx context.Context, r *operation.Run) error {
-			c, s, err := load(ctx, r)
-			if err != nil {
-				return err
-			}
-			have, err := Resources(s.dir, s.computeID)
+			c, s, have, err := loadResources(ctx, r)
 			if err != nil {
 				return err
 			}
