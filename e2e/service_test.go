@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"encoding/json"
-	"github.com/berth-ml/berth/internal/testenv"
 	"io"
 	"net/http"
 	"os"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/berth-ml/berth/api"
+	"github.com/berth-ml/berth/internal/testenv"
 	"github.com/berth-ml/berth/internal/testenv/simcluster"
 	"github.com/berth-ml/berth/internal/testenv/simcluster/kubelet"
 	corev1 "k8s.io/api/core/v1"

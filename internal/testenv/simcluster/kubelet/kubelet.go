@@ -10,7 +10,6 @@ package kubelet
 import (
 	"context"
 	"fmt"
-	"github.com/berth-ml/berth/internal/testenv"
 	"net"
 	"os"
 	"os/exec"
@@ -20,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/berth-ml/berth/internal/testenv"
 	authv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
