@@ -30,6 +30,17 @@ func cliEnv(t *testing.T) (*serverProc, []string, *client.Client, string) {
 	return p, env, c, effects
 }
 
+// teamEnv is cliEnv with workspace team created and made the CLI's default.
+func teamEnv(t *testing.T) (*serverProc, []string) {
+	t.Helper()
+	p, env, _, _ := cliEnv(t)
+	env = append(env, "BERTH_WORKSPACE=team")
+	if r := berth(t, env, "workspace", "create", "-n", "team"); r.code != 0 {
+		t.Fatalf("workspace create: %+v", r)
+	}
+	return p, env
+}
+
 func TestCLIWithoutTokenGets401(t *testing.T) {
 	p, _, _, _ := cliEnv(t)
 	// No token anywhere: the data dir the CLI looks in has no admin.token.

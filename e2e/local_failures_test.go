@@ -19,9 +19,8 @@ import (
 // and the iris model, and returns it with the CLI's environment.
 func newLocalEnv(t *testing.T) (*serverProc, []string) {
 	t.Helper()
-	p, env, _, _ := cliEnv(t)
-	env = append(env, "BERTH_WORKSPACE=team")
-	for _, args := range [][]string{{"workspace", "create", "-n", "team"}, {"compute", "create", "local", "-n", "laptop"},
+	p, env := teamEnv(t)
+	for _, args := range [][]string{{"compute", "create", "local", "-n", "laptop"},
 		{"model", "register", "-n", "iris", "--path", filepath.Join("..", "models", "iris")}} {
 		if r := berth(t, env, args...); r.code != 0 {
 			t.Fatalf("%v: %+v", args, r)

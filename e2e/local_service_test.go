@@ -20,9 +20,7 @@ import (
 // key gives the right prediction; an update rolls with no failed
 // request; delete stops it.
 func TestLocalService(t *testing.T) {
-	p, env, _, _ := cliEnv(t)
-	env = append(env, "BERTH_WORKSPACE=team")
-	berth(t, env, "workspace", "create", "-n", "team")
+	p, env := teamEnv(t)
 	r := berth(t, env, "compute", "create", "local", "-n", "laptop", "-o", "json")
 	var c api.Compute
 	json.Unmarshal([]byte(r.stdout), &c)

@@ -15,9 +15,7 @@ import (
 // TestLocalCompute: the local compute serves HTTPS on loopback with a
 // certificate from its local CA, which get-certificate prints; delete stops it.
 func TestLocalCompute(t *testing.T) {
-	_, env, _, _ := cliEnv(t)
-	env = append(env, "BERTH_WORKSPACE=team")
-	berth(t, env, "workspace", "create", "-n", "team")
+	_, env := teamEnv(t)
 	r := berth(t, env, "compute", "create", "local", "-n", "laptop", "-o", "json")
 	var c api.Compute
 	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &c) != nil || c.ProvisioningState != api.StateSucceeded || !strings.HasPrefix(c.Endpoint, "127.0.0.1:") ||

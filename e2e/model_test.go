@@ -16,11 +16,7 @@ import (
 )
 
 func TestCLIModels(t *testing.T) {
-	p, env, _, _ := cliEnv(t)
-	env = append(env, "BERTH_WORKSPACE=team")
-	if r := berth(t, env, "workspace", "create", "-n", "team"); r.code != 0 {
-		t.Fatalf("%+v", r)
-	}
+	p, env := teamEnv(t)
 	dir := t.TempDir()
 	file := filepath.Join(dir, "model.bin")
 	os.WriteFile(file, []byte("weights v1"), 0o644)
