@@ -364,12 +364,7 @@ func TestFailIsTerminal(t *testing.T) {
 		op := e.newOp("attach")
 		fail := operation.Fail("Broken", "the cluster refused", api.ErrorDetail{Code: "Quota", Message: "no quota left", Target: "nodes"})
 		e.start("A", func(*store.Operation) *operation.Plan {
-			p := e.plan(e.step("a", nil), e.step("b", fail), e.step("c", nil))
-			p.Undo = func(ctx context.Context, r *operation.Run) error {
-				e.record(r, fmt.Sprintf("undo %s ctx=%v", r.Op.State, ctx.Err()))
-				return nil
-			}
-			return p
+			return e.planUndoState(e.step("a", nil), e.step("b", fail), e.step("c", nil))
 		})
 		done := waitState(e, op.ID, api.OpFailed)
 		e.wantCalls("a", "b", "undo Failed ctx=<nil>", "finish Failed the cluster refused\n  - no quota left")
@@ -377,10 +372,7 @@ func TestFailIsTerminal(t *testing.T) {
 			len(done.Error.Details) != 1 || done.Error.Details[0].Target != "nodes" || done.Step != "b" {
 			t.Fatalf("error %+v at step %q", done.Error, done.Step)
 		}
-		evs := e.events(op.ID)
-		if last := evs[len(evs)-1]; last != "error: Failed: the cluster refused\n  - no quota left" {
-			t.Fatalf("last event %q", last)
-		}
+		e.wantLastEvent(t, op.ID, "error: Failed: the cluster refused\n  - no quota left")
 	})
 }
 
@@ -411,12 +403,7 @@ func TestCancelRunningOperation(t *testing.T) {
 				b.deaf = deaf
 				op := e.newOp("attach")
 				e.start("A", func(*store.Operation) *operation.Plan {
-					p := e.plan(e.step("a", nil), b.step(), e.step("c", nil))
-					p.Undo = func(ctx context.Context, r *operation.Run) error {
-						e.record(r, fmt.Sprintf("undo %s ctx=%v", r.Op.State, ctx.Err()))
-						return nil
-					}
-					return p
+					return e.planUndoState(e.step("a", nil), b.step(), e.step("c", nil))
 				})
 				atA := b.wait()
 				if err := e.store.RequestCancel(context.Background(), op.ID); err != nil {
@@ -443,10 +430,7 @@ func TestCancelRunningOperation(t *testing.T) {
 				if done.Error == nil || done.Error.Code != "Canceled" || done.Error.Message != "The operation was canceled at step b" || done.StepIndex != 1 {
 					t.Fatalf("error %+v step %d", done.Error, done.StepIndex)
 				}
-				evs := e.events(op.ID)
-				if last := evs[len(evs)-1]; last != "warning: The operation was canceled at step b" {
-					t.Fatalf("last event %q", last)
-				}
+				e.wantLastEvent(t, op.ID, "warning: The operation was canceled at step b")
 			})
 		})
 	}

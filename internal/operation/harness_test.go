@@ -175,6 +175,26 @@ func (e *env) plan(steps ...operation.Step) *operation.Plan {
 	}
 }
 
+// planUndoState is plan with an Undo that records the operation's state
+// and its context's error when Undo runs.
+func (e *env) planUndoState(steps ...operation.Step) *operation.Plan {
+	p := e.plan(steps...)
+	p.Undo = func(ctx context.Context, r *operation.Run) error {
+		e.record(r, fmt.Sprintf("undo %s ctx=%v", r.Op.State, ctx.Err()))
+		return nil
+	}
+	return p
+}
+
+// wantLastEvent fails t unless the operation's last event is want.
+func (e *env) wantLastEvent(t *testing.T, id, want string) {
+	t.Helper()
+	evs := e.events(id)
+	if last := evs[len(evs)-1]; last != want {
+		t.Fatalf("last event %q", last)
+	}
+}
+
 // step records its name and returns err.
 func (e *env) step(name string, err error) operation.Step {
 	return operation.Step{Name: name, Run: func(ctx context.Context, r *operation.Run) error {
