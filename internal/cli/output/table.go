@@ -29,16 +29,23 @@ func compileColumns(cols []Column) ([]compiledColumn, error) {
 	return out, nil
 }
 
-// columnRows evaluates cols against each row of data (a list, or a single
-// object as one row). ok is false when data is a scalar, which is printed as is.
-func (d *document) columnRows(data any, cols []Column, sep string, clean bool) (rows [][]string, ok bool, err error) {
-	var items []any
+// rowsOf is data as rows: a list's items, or a single object as one row.
+// ok is false when data is a scalar, which it prints to out as is.
+func rowsOf(out *bytes.Buffer, data any) (items []any, ok bool) {
 	switch t := data.(type) {
 	case []any:
-		items = t
+		return t, true
 	case map[string]any:
-		items = []any{t}
-	default:
+		return []any{t}, true
+	}
+	out.WriteString(scalarString(data) + "\n")
+	return nil, false
+}
+
+// columnRows evaluates cols against each row of data (see rowsOf).
+func (d *document) columnRows(out *bytes.Buffer, data any, cols []Column, sep string, clean bool) (rows [][]string, ok bool, err error) {
+	items, ok := rowsOf(out, data)
+	if !ok {
 		return nil, false, nil
 	}
 	cc, err := compileColumns(cols)
@@ -82,13 +89,9 @@ func (d *document) cellValue(v any, sep string) string {
 }
 
 func (d *document) tableColumns(out *bytes.Buffer, data any, cols []Column) error {
-	rows, ok, err := d.columnRows(data, cols, ", ", true)
-	if err != nil {
+	rows, ok, err := d.columnRows(out, data, cols, ", ", true)
+	if err != nil || !ok {
 		return err
-	}
-	if !ok {
-		out.WriteString(scalarString(data) + "\n")
-		return nil
 	}
 	if len(rows) == 0 {
 		return nil
@@ -107,17 +110,8 @@ func (d *document) tableColumns(out *bytes.Buffer, data any, cols []Column) erro
 // case; a list of lists as Column1, Column2, ...; a list of scalars as Result;
 // a scalar as is.
 func (d *document) tableAuto(out *bytes.Buffer, data any) {
-	var items []any
-	switch t := data.(type) {
-	case []any:
-		items = t
-	case map[string]any:
-		items = []any{t}
-	default:
-		out.WriteString(scalarString(data) + "\n")
-		return
-	}
-	if len(items) == 0 {
+	items, ok := rowsOf(out, data)
+	if !ok || len(items) == 0 {
 		return
 	}
 	objects, lists, scalars := 0, 0, 0
@@ -249,13 +243,9 @@ func writeTable(out *bytes.Buffer, headers []string, rows [][]string) {
 }
 
 func (d *document) tsvColumns(out *bytes.Buffer, data any, cols []Column) error {
-	rows, ok, err := d.columnRows(data, cols, ",", false)
-	if err != nil {
+	rows, ok, err := d.columnRows(out, data, cols, ",", false)
+	if err != nil || !ok {
 		return err
-	}
-	if !ok {
-		out.WriteString(scalarString(data) + "\n")
-		return nil
 	}
 	for _, row := range rows {
 		out.WriteString(strings.Join(row, "\t") + "\n")
