@@ -8,19 +8,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${1:-4} DUR=${2:-4s}
-tmp=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$tmp"; }
-trap cleanup EXIT
+source bench/lib.sh
 go build -o "$tmp/berth" ./cmd/berth
-go build -o "$tmp/backend" ./bench/frontend/backend
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=bench.local \
-  -keyout "$tmp/key.pem" -out "$tmp/cert.pem" 2>/dev/null
-cat > "$tmp/static.json" <<JSON
-{"services":[{"route":{"service":"bench","selector":{"app":"bench"},"port":18201,"auth":"none",
-  "maxConcurrentRequestsPerContainer":4096,"maxQueueWaitMs":5000,"scoringTimeoutMs":60000},
-  "replicas":["127.0.0.1:18201"]}],"certFile":"$tmp/cert.pem","keyFile":"$tmp/key.pem"}
-JSON
+frontend_files 127.0.0.1:18201
 cat > "$tmp/post.lua" <<'LUA'
 wrk.method = "POST"
 wrk.body = '{"data":[[1,2,3,4]]}'
@@ -35,18 +25,12 @@ for s in go berth; do
   PID[$s]=$!
 done
 sleep 1
-tick=$(getconf CLK_TCK)
-cpu() { awk '{print $14+$15}' "/proc/$1/stat"; }
 declare -A SUM
 for round in $(seq "$ROUNDS"); do
   for proto in http https; do
     for s in go berth; do
       p=${PORT[$s]}; port=${p}1; [ $proto = https ] && port=${p}2
-      c0=$(cpu "${PID[$s]}")
-      out=$(taskset -c 0 wrk -t1 -c64 -d"$DUR" -s "$tmp/post.lua" "$proto://127.0.0.1:$port/api/v1/service/bench/score")
-      c1=$(cpu "${PID[$s]}")
-      n=$(awk '/requests in/ {print $1}' <<<"$out"); rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
-      us=$(awk -v c=$((c1 - c0)) -v t="$tick" -v n="$n" 'BEGIN { printf "%.1f", c / t * 1e6 / n }')
+      cpu_per_request "${PID[$s]}" "$proto://127.0.0.1:$port/api/v1/service/bench/score" "$tmp/post.lua"
       printf "round %d %-5s %-5s %9.0f req/s %7s us/req\n" "$round" "$proto" "$s" "$rps" "$us"
       SUM[$proto,$s]=$(awk -v a="${SUM[$proto,$s]:-0}" -v b="$us" 'BEGIN { print a + b }')
     done

@@ -14,16 +14,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REV_A=${1:-main} REV_B=${2:-.} ROUNDS=${3:-6} DUR=${4:-4s} BODIES=${BODIES:-20}
-for tool in wrk openssl taskset; do
-  if ! command -v "$tool" >/dev/null; then
-    echo "installing $tool" >&2
-    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk openssl util-linux >/dev/null
-  fi
-done
-tmp=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$tmp"; }
-trap cleanup EXIT
+source bench/lib.sh
+need_tools "wrk openssl taskset" "wrk openssl util-linux"
 build() { # build REV OUT: berth from a revision ("." is the work tree)
   if [ "$1" = . ]; then go build -o "$2" ./cmd/berth; return; fi
   mkdir -p "$tmp/src"
@@ -33,14 +25,7 @@ build() { # build REV OUT: berth from a revision ("." is the work tree)
 }
 build "$REV_A" "$tmp/berth-a"
 build "$REV_B" "$tmp/berth-b"
-go build -o "$tmp/backend" ./bench/frontend/backend
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=bench.local \
-  -keyout "$tmp/key.pem" -out "$tmp/cert.pem" 2>/dev/null
-cat > "$tmp/static.json" <<JSON
-{"services":[{"route":{"service":"bench","selector":{"app":"bench"},"port":18301,"auth":"none",
-  "maxConcurrentRequestsPerContainer":4096,"maxQueueWaitMs":5000,"scoringTimeoutMs":60000},
-  "replicas":["127.0.0.1:18301"]}],"certFile":"$tmp/cert.pem","keyFile":"$tmp/key.pem"}
-JSON
+frontend_files 127.0.0.1:18301
 for size in $BODIES; do
   if [ "$size" = 20 ]; then body="'{\"data\":[[1,2,3,4]]}'"; else body="string.rep(\"x\", $size)"; fi
   cat > "$tmp/post-$size.lua" <<LUA
@@ -58,8 +43,6 @@ for s in a b; do
   PID[$s]=$!
 done
 sleep 1
-tick=$(getconf CLK_TCK)
-cpu() { awk '{print $14+$15}' "/proc/$1/stat"; }
 declare -A US
 steal() { awk '/^cpu / {print $9}' /proc/stat; }
 steal0=$(steal) t0=$(date +%s)
@@ -69,12 +52,8 @@ for round in $(seq "$ROUNDS"); do
     for size in $BODIES; do
       for s in $order; do
         p=${PORT[$s]}; port=${p}1; [ $proto = https ] && port=${p}2
-        c0=$(cpu "${PID[$s]}")
-        out=$(taskset -c 0 wrk -t1 -c64 -d"$DUR" -s "$tmp/post-$size.lua" "$proto://127.0.0.1:$port/api/v1/service/bench/score")
-        c1=$(cpu "${PID[$s]}")
+        cpu_per_request "${PID[$s]}" "$proto://127.0.0.1:$port/api/v1/service/bench/score" "$tmp/post-$size.lua"
         if grep -q "Non-2xx" <<<"$out"; then echo "$s: $(grep Non-2xx <<<"$out")" >&2; fi
-        n=$(awk '/requests in/ {print $1}' <<<"$out"); rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
-        us=$(awk -v c=$((c1 - c0)) -v t="$tick" -v n="$n" 'BEGIN { printf "%.1f", c / t * 1e6 / n }')
         printf "round %d %-5s body %7s B  %s (%s)  %9.0f req/s %7s us/req\n" "$round" "$proto" "$size" "$s" "${REV[$s]}" "$rps" "$us"
         US[$proto,$size,$s]+="$us "
       done

@@ -15,22 +15,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DUR=${1:-5s} ROUNDS=${2:-3}
-for tool in wrk nginx openssl taskset; do
-  if ! command -v "$tool" >/dev/null; then
-    echo "installing $tool" >&2
-    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx-light openssl util-linux >/dev/null
-  fi
-done
-tmp=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$tmp"; }
-trap cleanup EXIT
+source bench/lib.sh
+need_tools "wrk nginx openssl taskset" "wrk nginx-light openssl util-linux"
 go build -o "$tmp/berth" ./cmd/berth
-go build -o "$tmp/backend" ./bench/frontend/backend
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=bench.local \
-  -keyout "$tmp/key.pem" -out "$tmp/cert.pem" 2>/dev/null
 
 BACKEND=127.0.0.1:18001 NGINX_HTTP=127.0.0.1:18002 NGINX_TLS=127.0.0.1:18003 FE_HTTP=127.0.0.1:18004 FE_TLS=127.0.0.1:18005 FE_ADMIN=127.0.0.1:18006
+frontend_files $BACKEND
 GOMAXPROCS=1 taskset -c 0 "$tmp/backend" -listen $BACKEND & pids+=($!)
 cat > "$tmp/nginx.conf" <<NGINX
 worker_processes 1;
@@ -54,19 +44,12 @@ http {
 NGINX
 nginx -c "$tmp/nginx.conf" -p "$tmp" & pids+=($!)
 nginx_master=$!
-cat > "$tmp/static.json" <<JSON
-{"services":[{"route":{"service":"bench","selector":{"app":"bench"},"port":18001,"auth":"none",
-  "maxConcurrentRequestsPerContainer":4096,"maxQueueWaitMs":5000,"scoringTimeoutMs":60000},
-  "replicas":["$BACKEND"]}],"certFile":"$tmp/cert.pem","keyFile":"$tmp/key.pem"}
-JSON
 GOMAXPROCS=1 taskset -c 1 "$tmp/berth" frontend --static "$tmp/static.json" --http $FE_HTTP --https $FE_TLS --admin $FE_ADMIN \
   --access-log=false --log-format text ${FE_ARGS:-} 2>"$tmp/fe.log" & pids+=($!)
 fe_pid=$!
 sleep 1
 nginx_worker=$(pgrep -P "$nginx_master" | head -1)
 declare -A PID=([nginx]=$nginx_worker [berth-fe]=$fe_pid)
-tick=$(getconf CLK_TCK)
-cputime() { awk '{print $14+$15}' "/proc/$1/stat"; } # user+system clock ticks
 
 cat > "$tmp/post.lua" <<'LUA'
 wrk.method = "POST"
@@ -87,9 +70,9 @@ LUA
 # least disturbed by other work on the machine.
 run() {
   local out c0=0 c1=0
-  [ -n "${5:-}" ] && c0=$(cputime "$5")
+  [ -n "${5:-}" ] && c0=$(cpu "$5")
   out=$(taskset -c 0 wrk -t1 -c"$4" -d"$DUR" --latency -s "$3" "$2" 2>&1)
-  [ -n "${5:-}" ] && c1=$(cputime "$5")
+  [ -n "${5:-}" ] && c1=$(cpu "$5")
   local rps p50 p99 n
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
   p50=$(awk '$1=="50%" {print $2}' <<<"$out")
