@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 
 	"github.com/berth-ml/berth/api"
 	"github.com/berth-ml/berth/client"
@@ -38,43 +37,16 @@ func (a *app) runAKS(cmd *cobra.Command, f *aksCommonFlags, origin string, setti
 	if err := requireName(f.name, "compute"); err != nil {
 		return err
 	}
-	purpose, err := clusterPurpose(f.purpose)
-	if err != nil {
-		return err
-	}
-	sslReq, err := f.ssl.request()
-	if err != nil {
-		return err
-	}
-	c, ws, err := a.computeTarget(f.name)
+	c, ws, sslReq, err := a.clusterTarget(f.name, &f.purpose, &f.ssl)
 	if err != nil {
 		return err
 	}
 	if f.credMode != "" {
 		settings["credentialMode"] = f.credMode
 	}
-	req := api.ComputeRequest{Name: f.name, Type: api.ComputeAKS, Origin: origin, ClusterPurpose: purpose,
+	req := api.ComputeRequest{Name: f.name, Type: api.ComputeAKS, Origin: origin, ClusterPurpose: f.purpose,
 		LoadBalancerType: f.lbType, LoadBalancerSubnet: f.lbSubnet, SSL: sslReq, Settings: settingsJSON(settings), Force: f.force, DryRun: f.dryRun}
-	if f.dryRun {
-		rep, err := c.DryRunCompute(cmd.Context(), ws, req)
-		if err != nil {
-			return err
-		}
-		if rep.Request != nil && a.format == "table" && a.query == "" {
-			for _, ch := range rep.Checks {
-				fmt.Fprintf(a.stdout, "✓ %-18s %s\n", ch.Name, ch.Message)
-			}
-			body, _ := json.MarshalIndent(rep.Request.Body, "", "  ")
-			fmt.Fprintf(a.stdout, "Dry run: nothing was changed. The request Berth would send:\n%s %s\n%s\n", rep.Request.Method, rep.Request.URL, body)
-			return nil
-		}
-		return a.printPreflight(rep)
-	}
-	op, err := c.CreateCompute(cmd.Context(), ws, req)
-	if err != nil {
-		return err
-	}
-	return a.runOperation(cmd.Context(), c, ws, op, f.noWait)
+	return a.sendCompute(cmd.Context(), c, ws, req, f.noWait)
 }
 
 func (a *app) createAKS() *cobra.Command {

@@ -2,11 +2,14 @@ package cli
 
 import (
 	"cmp"
+	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"strings"
 
 	"github.com/berth-ml/berth/api"
+	"github.com/berth-ml/berth/client"
 	"github.com/berth-ml/berth/internal/kubeconn"
 	"github.com/berth-ml/berth/internal/preflight"
 	"github.com/spf13/cobra"
@@ -60,6 +63,24 @@ func (f *sslFlags) request() (*api.SSLRequest, error) {
 	return r, nil
 }
 
+// clusterTarget checks what the cluster commands (attach, create aks,
+// update) share: --cluster-purpose, which it spells Berth's way in place
+// (see clusterPurpose), the SSL flags, whose request it returns, and the
+// compute's name, client and workspace (see computeTarget).
+func (a *app) clusterTarget(name string, purpose *string, ssl *sslFlags) (*client.Client, string, *api.SSLRequest, error) {
+	p, err := clusterPurpose(*purpose)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	*purpose = p
+	sslReq, err := ssl.request()
+	if err != nil {
+		return nil, "", nil, err
+	}
+	c, ws, err := a.computeTarget(name)
+	return c, ws, sslReq, err
+}
+
 func (a *app) attachCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "attach", Short: "Attach an existing cluster as a compute target"}
 	cmd.AddCommand(a.attachKubernetes(), a.attachAKS())
@@ -91,14 +112,7 @@ only the permissions it needs and stores its token instead of your kubeconfig;
 			if err != nil {
 				return usageErrorf("%v", err)
 			}
-			sslReq, err := ssl.request()
-			if err != nil {
-				return err
-			}
-			if purpose, err = clusterPurpose(purpose); err != nil {
-				return err
-			}
-			c, ws, err := a.computeTarget(name)
+			c, ws, sslReq, err := a.clusterTarget(name, &purpose, &ssl)
 			if err != nil {
 				return err
 			}
@@ -112,18 +126,7 @@ only the permissions it needs and stores its token instead of your kubeconfig;
 			req := api.ComputeRequest{Name: name, Type: api.ComputeKubernetes, Origin: api.OriginAttached,
 				ClusterPurpose: purpose, LoadBalancerType: lbType, LoadBalancerSubnet: lbSubnet, SSL: sslReq,
 				Settings: settingsJSON(settings), Credentials: string(kc), Force: force, DryRun: dryRun}
-			if dryRun {
-				rep, err := c.DryRunCompute(cmd.Context(), ws, req)
-				if err != nil {
-					return err
-				}
-				return a.printPreflight(rep)
-			}
-			op, err := c.CreateCompute(cmd.Context(), ws, req)
-			if err != nil {
-				return err
-			}
-			return a.runOperation(cmd.Context(), c, ws, op, noWait)
+			return a.sendCompute(cmd.Context(), c, ws, req, noWait)
 		},
 	}
 	f := cmd.Flags()
@@ -152,6 +155,32 @@ func fixedCompletion(values ...string) func(*cobra.Command, []string, string) ([
 	return func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
 		return values, cobra.ShellCompDirectiveNoFileComp
 	}
+}
+
+// sendCompute sends a create or attach request, or with req.DryRun only
+// its preflight checks, and prints what they answer.
+func (a *app) sendCompute(ctx context.Context, c *client.Client, ws string, req api.ComputeRequest, noWait bool) error {
+	if !req.DryRun {
+		op, err := c.CreateCompute(ctx, ws, req)
+		if err != nil {
+			return err
+		}
+		return a.runOperation(ctx, c, ws, op, noWait)
+	}
+	rep, err := c.DryRunCompute(ctx, ws, req)
+	if err != nil {
+		return err
+	}
+	if rep.Request != nil && a.format == "table" && a.query == "" {
+		// A provider that calls a cloud (AKS) shows the request it would send.
+		for _, ch := range rep.Checks {
+			fmt.Fprintf(a.stdout, "✓ %-18s %s\n", ch.Name, ch.Message)
+		}
+		body, _ := json.MarshalIndent(rep.Request.Body, "", "  ")
+		fmt.Fprintf(a.stdout, "Dry run: nothing was changed. The request Berth would send:\n%s %s\n%s\n", rep.Request.Method, rep.Request.URL, body)
+		return nil
+	}
+	return a.printPreflight(rep)
 }
 
 // printPreflight prints a dry run's checks; it fails when a check failed.
@@ -193,14 +222,7 @@ func (a *app) computeUpdate() *cobra.Command {
 		Args:      cobra.MatchAll(cobra.MaximumNArgs(1), cobra.OnlyValidArgs),
 		ValidArgs: []string{api.ComputeAKS, api.ComputeKubernetes},
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			sslReq, err := ssl.request()
-			if err != nil {
-				return err
-			}
-			if purpose, err = clusterPurpose(purpose); err != nil {
-				return err
-			}
-			c, ws, err := a.computeTarget(name)
+			c, ws, sslReq, err := a.clusterTarget(name, &purpose, &ssl)
 			if err != nil {
 				return err
 			}
