@@ -7,7 +7,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"github.com/berth-ml/berth/internal/freeport"
 	"github.com/berth-ml/berth/internal/testenv"
 	"io"
 	"os"
@@ -71,14 +70,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	a, err := freeport.Addr()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return a
-}
+var freeAddr = testenv.FreeAddr
 
 // serverProc is a `berth server` process.
 type serverProc struct {

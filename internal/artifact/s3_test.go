@@ -7,10 +7,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/berth-ml/berth/internal/freeport"
 	"io"
 	"math/rand/v2"
-	"os"
 	"runtime"
 	"runtime/metrics"
 	"slices"
@@ -18,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berth-ml/berth/internal/testenv"
 	"github.com/berth-ml/berth/internal/testenv/tests3"
 	"github.com/minio/minio-go/v7"
 )
@@ -25,9 +24,7 @@ import (
 // The S3 tests run against a real MinIO server (hack/minio.sh), started
 // once for the package.
 func TestMain(m *testing.M) {
-	code := m.Run()
-	tests3.Stop()
-	os.Exit(code)
+	tests3.Main(m)
 }
 
 func openS3(t *testing.T, prefix string) (*S3, *tests3.Server, string) {
@@ -247,7 +244,7 @@ func TestOpenS3Errors(t *testing.T) {
 		}
 		return srv.Getenv(k)
 	}
-	closed := freeAddr(t)
+	closed := testenv.FreeAddr(t)
 	for _, c := range []struct {
 		name, url string
 		getenv    func(string) string
@@ -343,15 +340,6 @@ func (p *pattern) Read(b []byte) (int, error) {
 type failing struct{ err error }
 
 func (f *failing) Read([]byte) (int, error) { return 0, f.err }
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	a, err := freeport.Addr()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return a
-}
 
 // TestS3PutRefusedArtifact: an upload that its check refuses after some
 // parts went up (a bomb's header after 6 MiB of real content) fails Put

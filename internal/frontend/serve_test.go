@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/berth-ml/berth/internal/freeport"
+	"github.com/berth-ml/berth/internal/testenv"
 )
 
 // TestOnNetHTTP runs scoring tests on net/http's server too, to compare.
@@ -26,14 +26,6 @@ func TestOnNetHTTP(t *testing.T) {
 	t.Run("ClientFramingErrorsAre400", TestClientFramingErrorsAre400)
 	t.Run("LargeBodiesSpooled", TestLargeBodiesSpooled)
 	t.Run("StreamedAnswersRelayAsTheyCome", TestStreamedAnswersRelayAsTheyCome)
-}
-
-func freePort(t *testing.T) string {
-	a, err := freeport.Addr()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return a
 }
 
 // TestServeWithEitherServer: Frontend.Serve answers on HTTP, HTTPS and
@@ -51,7 +43,7 @@ func TestServeWithEitherServer(t *testing.T) {
 			f.SetReplicas("svc", []Replica{{Name: "p", Addr: b.addr(), Slots: 4}}, "")
 			certPEM, keyPEM := testcert.SelfSigned(t, "h1.test")
 			f.SetCertificate(certPEM, keyPEM)
-			l := Listeners{HTTP: freePort(t), HTTPS: freePort(t), Admin: freePort(t)}
+			l := Listeners{HTTP: testenv.FreeAddr(t), HTTPS: testenv.FreeAddr(t), Admin: testenv.FreeAddr(t)}
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			done := make(chan error, 1)

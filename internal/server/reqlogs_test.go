@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -19,9 +18,7 @@ import (
 // The request log tests use a real MinIO (hack/minio.sh), started once
 // for the package.
 func TestMain(m *testing.M) {
-	code := m.Run()
-	tests3.Stop()
-	os.Exit(code)
+	tests3.Main(m)
 }
 
 // TestRequestLogsFiledAndReadBack: batches filed in the artifact store (a

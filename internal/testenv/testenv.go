@@ -13,6 +13,8 @@ import (
 	"bytes"
 	"sync"
 	"testing"
+
+	"github.com/berth-ml/berth/internal/freeport"
 )
 
 // SkipShort skips t under -short: what needs an external binary (a
@@ -23,6 +25,17 @@ func SkipShort(t testing.TB, what string) {
 	if testing.Short() {
 		t.Skipf("%s: not run with -short", what)
 	}
+}
+
+// FreeAddr returns a free "127.0.0.1:PORT" (see freeport.Addr); t fails
+// when there is none.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	a, err := freeport.Addr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
 }
 
 // Buffer collects what a process or server writes, safe to read while it

@@ -2,9 +2,8 @@
 // hack/minio.sh builds, run on 127.0.0.1 once per test package, with a new
 // bucket for each test.
 //
-// A package that uses it stops the server in its TestMain:
-//
-//	func TestMain(m *testing.M) { code := m.Run(); tests3.Stop(); os.Exit(code) }
+// A package that uses it stops the server in its TestMain, with Main or
+// by calling Stop after m.Run.
 package tests3
 
 import (
@@ -102,6 +101,14 @@ func Start(t testing.TB) *Server {
 	default:
 	}
 	return srv
+}
+
+// Main is a TestMain for a package that uses the server: it runs the
+// package's tests, stops the server and exits with the tests' code.
+func Main(m *testing.M) {
+	code := m.Run()
+	Stop()
+	os.Exit(code)
 }
 
 // Stop ends the server (if one was started) and removes its data.
