@@ -58,7 +58,7 @@ type Server struct {
 	mgmt, chall string
 	hc          *http.Client
 	cmds        []*exec.Cmd
-	logs        []*bytes.Buffer
+	logs        []*testenv.Buffer
 	mu          sync.Mutex
 	stopped     bool
 }
@@ -185,8 +185,8 @@ func Start(ctx context.Context, dir string, o Options) (*Server, error) {
 
 func (s *Server) run(bin string, env []string, args ...string) error {
 	cmd := exec.Command(bin, args...)
-	log := &bytes.Buffer{}
-	cmd.Stdout, cmd.Stderr = &lockedWriter{mu: &s.mu, w: log}, &lockedWriter{mu: &s.mu, w: log}
+	log := &testenv.Buffer{}
+	cmd.Stdout, cmd.Stderr = log, log
 	cmd.Env = append(os.Environ(), env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
@@ -197,24 +197,13 @@ func (s *Server) run(bin string, env []string, args ...string) error {
 	return nil
 }
 
-type lockedWriter struct {
-	mu *sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
-}
-
 // Logs is what both servers printed.
 func (s *Server) Logs() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var b bytes.Buffer
 	for _, l := range s.logs {
-		b.Write(l.Bytes())
+		b.WriteString(l.String())
 	}
 	return b.String()
 }
