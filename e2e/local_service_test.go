@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/berth-ml/berth/api"
+	"github.com/berth-ml/berth/internal/testenv"
 )
 
 // TestLocalService: the iris model deployed on the local compute runs as
@@ -140,41 +141,24 @@ func TestLocalService(t *testing.T) {
 	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &auto) != nil {
 		t.Fatalf("deploy auto: %+v", r)
 	}
-	stopLoad := make(chan struct{})
-	for i := 0; i < 8; i++ {
-		go func() {
-			for {
-				select {
-				case <-stopLoad:
-					return
-				default:
-				}
-				req, _ := http.NewRequest("POST", auto.ScoringURI, strings.NewReader(`{"data":[[5.1,3.5,1.4,0.2]]}`))
-				if resp, err := hc.Do(req); err == nil {
-					io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-				}
-			}
-		}()
-	}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	stopLoad := testenv.Load(8, func(int) {
+		req, _ := http.NewRequest("POST", auto.ScoringURI, strings.NewReader(`{"data":[[5.1,3.5,1.4,0.2]]}`))
+		if resp, err := hc.Do(req); err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+	})
+	eventually(t, 20*time.Second, "the local service scales up to 3 replicas under load", func() bool {
 		logs, _ := filepath.Glob(filepath.Join(p.dataDir, "services", auto.ID, "*.log"))
-		if len(logs) >= 3 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the local service did not scale up under load: %d replica(s)", len(logs))
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	close(stopLoad)
+		return len(logs) >= 3
+	})
+	stopLoad()
 	berth(t, env, "service", "delete", "-n", "auto")
 
 	if r := berth(t, env, "service", "delete", "-n", "iris"); r.code != 0 {
 		t.Fatalf("delete: %+v", r)
 	}
-	deadline = time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(10 * time.Second)
 	for {
 		if code, _ := score(keys.PrimaryKey); code == 404 {
 			break

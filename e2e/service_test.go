@@ -208,31 +208,12 @@ func TestServiceEndToEnd(t *testing.T) {
 	fe2 := freeAddr(t)
 	process(t, "frontend", "--kubeconfig", cl.KubeconfigPath, "--http", fe2, "--https", "", "--admin", freeAddr(t), "--log-format", "text")
 	autoURL := "http://" + fe2 + "/api/v1/service/auto-svc/score"
-	stopLoad := make(chan struct{})
-	for i := 0; i < 8; i++ {
-		go func() {
-			for {
-				select {
-				case <-stopLoad:
-					return
-				default:
-				}
-				scoreWith(autoURL, "", body)
-			}
-		}()
-	}
-	deadline = time.Now().Add(30 * time.Second)
-	for {
+	stopLoad := testenv.Load(8, func(int) { scoreWith(autoURL, "", body) })
+	eventually(t, 30*time.Second, "the service scales up to 3 replicas under load", func() bool {
 		d, err := cl.Client().AppsV1().Deployments("default").Get(ctx, "auto-svc", metav1.GetOptions{})
-		if err == nil && *d.Spec.Replicas == 3 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the service did not scale up under load")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	close(stopLoad)
+		return err == nil && *d.Spec.Replicas == 3
+	})
+	stopLoad()
 	e.mustBerth("service", "delete", "-n", "auto-svc")
 
 	// Delete leaves nothing of the service.

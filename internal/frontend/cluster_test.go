@@ -270,35 +270,22 @@ func TestCertificateRotationUnderLoad(t *testing.T) {
 	// Load: handshakes and requests on new connections and one kept open.
 	var fails atomic.Int32
 	var total atomic.Int32
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
 	keep := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
-	for i := 0; i < 4; i++ {
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			fresh := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, DisableKeepAlives: true}}
-			c := fresh
-			if i == 0 {
-				c = keep
-			}
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				resp, err := c.Get("https://" + addr + "/healthz")
-				total.Add(1)
-				if err != nil || resp.StatusCode != 200 {
-					fails.Add(1)
-					continue
-				}
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-			}
-		}(i)
-	}
+	fresh := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, DisableKeepAlives: true}}
+	stop := testenv.Load(4, func(i int) {
+		c := fresh
+		if i == 0 {
+			c = keep
+		}
+		resp, err := c.Get("https://" + addr + "/healthz")
+		total.Add(1)
+		if err != nil || resp.StatusCode != 200 {
+			fails.Add(1)
+			return
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	})
 	time.Sleep(200 * time.Millisecond)
 	certB, keyB := testcert.SelfSigned(t, "b.example.test")
 	secret.Data = map[string][]byte{"cert.pem": certB, "key.pem": keyB}
@@ -307,8 +294,7 @@ func TestCertificateRotationUnderLoad(t *testing.T) {
 	}
 	eventually(t, "certificate B served", 10*time.Second, func() bool { return served() == "b.example.test" })
 	time.Sleep(200 * time.Millisecond)
-	close(stop)
-	wg.Wait()
+	stop()
 	if fails.Load() != 0 {
 		t.Fatalf("%d of %d requests failed during the rotation", fails.Load(), total.Load())
 	}
@@ -339,33 +325,19 @@ func TestAutoscale(t *testing.T) {
 		return *d.Spec.Replicas
 	}
 	// Load step: 6 clients keep requests in flight.
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
 	var bad atomic.Int32
-	for i := 0; i < 6; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				if code, body := score(base+"/api/v1/service/auto/score", ""); code != 200 {
-					if bad.Add(1) == 1 {
-						t.Logf("first failure: %d %s", code, body)
-					}
-				}
+	stop := testenv.Load(6, func(int) {
+		if code, body := score(base+"/api/v1/service/auto/score", ""); code != 200 {
+			if bad.Add(1) == 1 {
+				t.Logf("first failure: %d %s", code, body)
 			}
-		}()
-	}
+		}
+	})
 	step := time.Now()
 	eventually(t, "scaled up to 4 (max) within 2 refresh periods", 2500*time.Millisecond, func() bool { return replicas() == 4 })
 	t.Logf("scaled up %s after the load step", time.Since(step).Round(10*time.Millisecond))
 	eventually(t, "4 replicas serving", 20*time.Second, func() bool { l, _ := fe.LoadOf("auto"); return l.Replicas == 4 })
-	close(stop)
-	wg.Wait()
+	stop()
 	if bad.Load() != 0 {
 		t.Errorf("%d requests failed under the load step", bad.Load())
 	}

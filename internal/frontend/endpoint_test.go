@@ -5,11 +5,11 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/berth-ml/berth/internal/testenv"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
@@ -158,25 +158,12 @@ func TestEndpointWeightChangeUnderLoad(t *testing.T) {
 		b.delay.Store(int64(2 * time.Millisecond))
 	}
 	var failed, total atomic.Int64
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				if a := scoreEndpoint(t, url, ""); a.code != 200 {
-					failed.Add(1)
-				}
-				total.Add(1)
-			}
-		}()
-	}
+	stop := testenv.Load(8, func(int) {
+		if a := scoreEndpoint(t, url, ""); a.code != 200 {
+			failed.Add(1)
+		}
+		total.Add(1)
+	})
 	for _, w := range []int{90, 50, 0} {
 		time.Sleep(100 * time.Millisecond)
 		f.SetEndpoint(mustEndpoint(t, []EndpointVersion{{Name: "v1", Service: "e--v1", Weight: w}, {Name: "v2", Service: "e--v2", Weight: 100 - w}}))
@@ -187,8 +174,7 @@ func TestEndpointWeightChangeUnderLoad(t *testing.T) {
 			t.Fatalf("after promoting v2: %+v", a)
 		}
 	}
-	close(stop)
-	wg.Wait()
+	stop()
 	t.Logf("%d requests during 3 weight changes, %d failed", total.Load(), failed.Load())
 	if failed.Load() != 0 {
 		t.Fatalf("%d requests failed", failed.Load())

@@ -38,6 +38,32 @@ func FreeAddr(t testing.TB) string {
 	return a
 }
 
+// Load calls fn from n goroutines (fn gets the goroutine's number), each
+// again as soon as it returns, until stop is called; stop returns when
+// every goroutine has ended.
+func Load(n int, fn func(i int)) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				fn(i)
+			}
+		}()
+	}
+	return func() {
+		close(done)
+		wg.Wait()
+	}
+}
+
 // Buffer collects what a process or server writes, safe to read while it
 // is written (logs a test searches as they come).
 type Buffer struct {
