@@ -18,21 +18,8 @@ import (
 // an hour either side of now, and its key, both PEM-encoded.
 func SelfSigned(t testing.TB, cn string) (certPEM, keyPEM []byte) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
-		DNSNames: []string{cn}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kb, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb})
+	der, key := issue(t, template(cn, time.Now().Add(-time.Hour), time.Now().Add(time.Hour)), nil, nil)
+	return certBlock(der), keyBlock(t, key)
 }
 
 // Chain is a certificate for cn issued by a new root, as a chain (the leaf,
@@ -40,39 +27,54 @@ func SelfSigned(t testing.TB, cn string) (certPEM, keyPEM []byte) {
 // PEM-encoded, valid for an hour either side of now.
 func Chain(t testing.TB, cn string) (chainPEM, keyPEM []byte) {
 	t.Helper()
-	rootPEM, rootKeyPEM := SelfSigned(t, cn+" root")
-	rb, _ := pem.Decode(rootPEM)
-	kb, _ := pem.Decode(rootKeyPEM)
-	root, err := x509.ParseCertificate(rb.Bytes)
+	rootTmpl := template(cn+" root", time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
+	rootTmpl.IsCA, rootTmpl.BasicConstraintsValid, rootTmpl.KeyUsage = true, true, x509.KeyUsageCertSign
+	rootDER, rootKey := issue(t, rootTmpl, nil, nil)
+	root, err := x509.ParseCertificate(rootDER)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rootKey, err := x509.ParseECPrivateKey(kb.Bytes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	root.IsCA, root.BasicConstraintsValid, root.KeyUsage = true, true, x509.KeyUsageCertSign
-	der, err := x509.CreateCertificate(rand.Reader, root, root, &rootKey.PublicKey, rootKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if root, err = x509.ParseCertificate(der); err != nil {
-		t.Fatal(err)
-	}
+	leafTmpl := template(cn, root.NotBefore, root.NotAfter)
+	leafTmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+	leafDER, key := issue(t, leafTmpl, root, rootKey)
+	return append(certBlock(leafDER), certBlock(rootDER)...), keyBlock(t, key)
+}
+
+// template is a certificate for cn (its only DNS name), valid from
+// notBefore to notAfter.
+func template(cn string, notBefore, notAfter time.Time) *x509.Certificate {
+	return &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
+		DNSNames: []string{cn}, NotBefore: notBefore, NotAfter: notAfter}
+}
+
+// issue makes a new P-256 key and the certificate tmpl for it, signed by
+// parent and its key, or self-signed when parent is nil; it returns the
+// certificate (DER) and the key.
+func issue(t testing.TB, tmpl, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) ([]byte, *ecdsa.PrivateKey) {
+	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	leaf := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn}, DNSNames: []string{cn},
-		NotBefore: root.NotBefore, NotAfter: root.NotAfter, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
-	leafDER, err := x509.CreateCertificate(rand.Reader, leaf, root, &key.PublicKey, rootKey)
+	if parent == nil {
+		parent, parentKey = tmpl, key
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey)
 	if err != nil {
 		t.Fatal(err)
 	}
-	lk, err := x509.MarshalECPrivateKey(key)
+	return der, key
+}
+
+func certBlock(der []byte) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+}
+
+func keyBlock(t testing.TB, key *ecdsa.PrivateKey) []byte {
+	t.Helper()
+	b, err := x509.MarshalECPrivateKey(key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	chainPEM = append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leafDER}), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})...)
-	return chainPEM, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: lk})
+	return pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: b})
 }
