@@ -45,7 +45,8 @@ header. See docs/endpoints.md.`
 	version := &cobra.Command{Use: "version", Short: "Add, change and delete an endpoint's versions"}
 	version.AddCommand(a.endpointVersionAdd(), a.endpointVersionUpdate(), a.endpointVersionDelete())
 	cmd.AddCommand(a.endpointCreate(), a.endpointShow(), a.endpointList(), a.endpointUpdate(), a.endpointDelete(),
-		a.endpointKeys(), a.endpointRegenKey(), a.endpointToken(), a.endpointScore(), a.endpointLogsData(), version)
+		a.endpointScore(), a.endpointLogsData(), version)
+	cmd.AddCommand(a.keyCommands("endpoint", "an endpoint", "; versions are not touched", keyClient{(*client.Client).EndpointKeys, (*client.Client).RegenEndpointKey, (*client.Client).EndpointToken})...)
 	return cmd
 }
 
@@ -165,30 +166,6 @@ func (a *app) finishChange(cmd *cobra.Command, c *client.Client, ch *api.Endpoin
 		return a.print(ch.Operations, operationColumns)
 	}
 	return a.printEndpoint(e)
-}
-
-func (a *app) endpointKeys() *cobra.Command {
-	return a.showCommand("endpoint", "keys -n NAME", "Print a key-auth endpoint's keys (owners only)", func(ctx context.Context, c *client.Client, ws, name string) (any, error) {
-		return c.EndpointKeys(ctx, ws, name)
-	}, nil)
-}
-
-func (a *app) endpointRegenKey() *cobra.Command {
-	var key, value string
-	cmd := a.showCommand("endpoint", "regen-key -n NAME --key primary|secondary [--value V]", "Replace an endpoint key (the old one stops working at once; versions are not touched)",
-		func(ctx context.Context, c *client.Client, ws, name string) (any, error) {
-			return c.RegenEndpointKey(ctx, ws, name, api.RegenKeyRequest{Key: key, Value: value})
-		}, nil)
-	cmd.Flags().StringVar(&key, "key", "", "primary or secondary")
-	cmd.MarkFlagRequired("key")
-	cmd.Flags().StringVar(&value, "value", "", "the new key (default: random)")
-	return cmd
-}
-
-func (a *app) endpointToken() *cobra.Command {
-	return a.showCommand("endpoint", "token -n NAME", "Get a short-lived token for a token-auth endpoint", func(ctx context.Context, c *client.Client, ws, name string) (any, error) {
-		return c.EndpointToken(ctx, ws, name)
-	}, nil)
 }
 
 func (a *app) endpointScore() *cobra.Command {

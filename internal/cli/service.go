@@ -31,8 +31,9 @@ var serviceColumns = []output.Column{
 
 func (a *app) serviceCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "service", Short: "Deploy models as authenticated, autoscaled scoring services"}
-	cmd.AddCommand(a.serviceLogs(), a.serviceDeploy(), a.serviceUpdate(), a.serviceShow(), a.serviceList(), a.serviceDelete(), a.serviceKeys(), a.serviceRegenKey(), a.serviceToken(),
+	cmd.AddCommand(a.serviceLogs(), a.serviceDeploy(), a.serviceUpdate(), a.serviceShow(), a.serviceList(), a.serviceDelete(),
 		a.serviceScore(), a.serviceWait(), a.serviceMetrics(), a.serviceLogsData())
+	cmd.AddCommand(a.keyCommands("service", "a service", "", keyClient{(*client.Client).ServiceKeys, (*client.Client).RegenServiceKey, (*client.Client).ServiceToken})...)
 	return cmd
 }
 
@@ -217,28 +218,33 @@ func (a *app) serviceDelete() *cobra.Command {
 	return cmd
 }
 
-func (a *app) serviceKeys() *cobra.Command {
-	return a.showCommand("service", "keys -n NAME", "Print a key-auth service's keys (owners only)", func(ctx context.Context, c *client.Client, ws, name string) (any, error) {
-		return c.ServiceKeys(ctx, ws, name)
-	}, nil)
+// keyClient is how the client reads and replaces the keys and tokens of
+// a kind that scores (services and endpoints).
+type keyClient struct {
+	keys  func(c *client.Client, ctx context.Context, ws, name string) (*api.ServiceKeys, error)
+	regen func(c *client.Client, ctx context.Context, ws, name string, req api.RegenKeyRequest) (*api.ServiceKeys, error)
+	token func(c *client.Client, ctx context.Context, ws, name string) (*api.ServiceToken, error)
 }
 
-func (a *app) serviceRegenKey() *cobra.Command {
+// keyCommands are kind's keys, regen-key and token commands; one names a
+// single one of kind in their help ("a service"), regenNote adds to what
+// regen-key's help says.
+func (a *app) keyCommands(kind, one, regenNote string, kc keyClient) []*cobra.Command {
+	keys := a.showCommand(kind, "keys -n NAME", "Print a key-auth "+kind+"'s keys (owners only)", func(ctx context.Context, c *client.Client, ws, name string) (any, error) {
+		return kc.keys(c, ctx, ws, name)
+	}, nil)
 	var key, value string
-	cmd := a.showCommand("service", "regen-key -n NAME --key primary|secondary [--value V]", "Replace a service key (the old one stops working at once)",
+	regen := a.showCommand(kind, "regen-key -n NAME --key primary|secondary [--value V]", "Replace "+one+" key (the old one stops working at once"+regenNote+")",
 		func(ctx context.Context, c *client.Client, ws, name string) (any, error) {
-			return c.RegenServiceKey(ctx, ws, name, api.RegenKeyRequest{Key: key, Value: value})
+			return kc.regen(c, ctx, ws, name, api.RegenKeyRequest{Key: key, Value: value})
 		}, nil)
-	cmd.Flags().StringVar(&key, "key", "", "primary or secondary")
-	cmd.MarkFlagRequired("key")
-	cmd.Flags().StringVar(&value, "value", "", "the new key (default: random)")
-	return cmd
-}
-
-func (a *app) serviceToken() *cobra.Command {
-	return a.showCommand("service", "token -n NAME", "Get a short-lived token for a token-auth service", func(ctx context.Context, c *client.Client, ws, name string) (any, error) {
-		return c.ServiceToken(ctx, ws, name)
+	regen.Flags().StringVar(&key, "key", "", "primary or secondary")
+	regen.MarkFlagRequired("key")
+	regen.Flags().StringVar(&value, "value", "", "the new key (default: random)")
+	token := a.showCommand(kind, "token -n NAME", "Get a short-lived token for a token-auth "+kind, func(ctx context.Context, c *client.Client, ws, name string) (any, error) {
+		return kc.token(c, ctx, ws, name)
 	}, nil)
+	return []*cobra.Command{keys, regen, token}
 }
 
 func (a *app) serviceUpdate() *cobra.Command {
