@@ -48,16 +48,8 @@ func New(key []byte) (*Box, error) {
 // Load returns the box for a server: the key from the environment variable
 // when set, otherwise from DATA_DIR/secret.key, created (mode 0600) when absent.
 func Load(dataDir string, getenv func(string) string) (*Box, error) {
-	if v := strings.TrimSpace(getenv(EnvKey)); v != "" {
-		key, err := base64.StdEncoding.DecodeString(v)
-		if err != nil {
-			return nil, fmt.Errorf("%s: not valid base64: %w", EnvKey, err)
-		}
-		b, err := New(key)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", EnvKey, err)
-		}
-		return b, nil
+	if v := getenv(EnvKey); strings.TrimSpace(v) != "" {
+		return decode(EnvKey, v)
 	}
 	path := filepath.Join(dataDir, KeyFile)
 	data, err := os.ReadFile(path)
@@ -86,13 +78,19 @@ func Load(dataDir string, getenv func(string) string) (*Box, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read secret key: %w", err)
 	}
-	key, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(data)))
+	return decode(path, string(data))
+}
+
+// decode is the box of a base64 key (spaces around it do not count) read
+// from where, which its errors name.
+func decode(where, b64 string) (*Box, error) {
+	key, err := base64.StdEncoding.DecodeString(strings.TrimSpace(b64))
 	if err != nil {
-		return nil, fmt.Errorf("%s: not valid base64: %w", path, err)
+		return nil, fmt.Errorf("%s: not valid base64: %w", where, err)
 	}
 	b, err := New(key)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, fmt.Errorf("%s: %w", where, err)
 	}
 	return b, nil
 }
