@@ -485,14 +485,21 @@ func (m *Manager) Delete(ctx context.Context, ws *api.Workspace, name string) (*
 	return out, m.Store.DeleteEndpoint(ctx, e.ID)
 }
 
-// Keys returns a key-auth endpoint's keys.
-func (m *Manager) Keys(ctx context.Context, ws *api.Workspace, name string) (*api.ServiceKeys, error) {
+// getWithAuth is Get for a request that needs the endpoint to use the
+// auth mode want (see service.NeedAuth).
+func (m *Manager) getWithAuth(ctx context.Context, ws *api.Workspace, name, want string) (*store.Endpoint, error) {
 	e, err := m.Get(ctx, ws, name)
 	if err != nil {
 		return nil, err
 	}
-	if e.Auth != api.AuthKey {
-		return nil, problem.New(http.StatusBadRequest, api.CodeKeyAuthDisabled, "endpoint %s uses %s auth, not keys", e.Name, e.Auth)
+	return e, service.NeedAuth(want, e.Auth, "endpoint "+e.Name)
+}
+
+// Keys returns a key-auth endpoint's keys.
+func (m *Manager) Keys(ctx context.Context, ws *api.Workspace, name string) (*api.ServiceKeys, error) {
+	e, err := m.getWithAuth(ctx, ws, name, api.AuthKey)
+	if err != nil {
+		return nil, err
 	}
 	return &api.ServiceKeys{PrimaryKey: e.Secrets["primaryKey"], SecondaryKey: e.Secrets["secondaryKey"]}, nil
 }
@@ -525,12 +532,9 @@ func (m *Manager) RegenKey(ctx context.Context, ws *api.Workspace, name string, 
 
 // Token makes a short-lived JWT for a token-auth endpoint.
 func (m *Manager) Token(ctx context.Context, ws *api.Workspace, name string) (*api.ServiceToken, error) {
-	e, err := m.Get(ctx, ws, name)
+	e, err := m.getWithAuth(ctx, ws, name, api.AuthToken)
 	if err != nil {
 		return nil, err
-	}
-	if e.Auth != api.AuthToken {
-		return nil, problem.New(http.StatusBadRequest, api.CodeTokenAuthDisabled, "endpoint %s uses %s auth, not tokens", e.Name, e.Auth)
 	}
 	return service.SignToken(ctx, m.Store, tokenAudience(e), e.Name, time.Now())
 }

@@ -142,15 +142,10 @@ func (m *Manager) deploy(ctx context.Context, ws *api.Workspace, req *api.Servic
 			details = append(details, hosting...)
 		}
 	}
-	resolved, missing, err := m.resolveModels(ctx, ws, req.Models)
+	err := m.resolveModels(ctx, ws, &req.ServiceSpec, details)
 	if err != nil {
 		return nil, err
 	}
-	details = append(details, missing...)
-	if len(details) > 0 {
-		return nil, problem.Validation("", details)
-	}
-	req.Models = resolved
 	sv := &store.Service{WorkspaceID: ws.ID, ComputeID: c.ID, Secrets: map[string]string{},
 		Service: api.Service{ID: uuid.NewString(), Name: req.Name, Workspace: ws.Name, ServiceSpec: req.ServiceSpec,
 			State: api.ServiceTransitioning, Errors: []api.ErrorDetail{}, Endpoint: o.Endpoint}}
@@ -181,24 +176,30 @@ func (m *Manager) deploy(ctx context.Context, ws *api.Workspace, req *api.Servic
 	return op, nil
 }
 
-// resolveModels pins NAME[:VERSION] references to registered versions;
-// unknown ones are returned as problems (malformed ones Normalize reports).
-func (m *Manager) resolveModels(ctx context.Context, ws *api.Workspace, refs []string) (resolved []string, missing []api.ErrorDetail, err error) {
-	for _, ref := range refs {
+// resolveModels pins spec's NAME[:VERSION] references to registered
+// versions. Unknown ones are problems (malformed ones Normalize reports):
+// with them and the details found before, the request is refused.
+func (m *Manager) resolveModels(ctx context.Context, ws *api.Workspace, spec *api.ServiceSpec, details []api.ErrorDetail) error {
+	var resolved []string
+	for _, ref := range spec.Models {
 		r, perr := api.ParseModelRef(ref)
 		if perr != nil {
 			continue
 		}
 		md, gerr := m.Store.GetModel(ctx, ws.ID, r.Name, r.Version)
 		if errors.Is(gerr, store.ErrNotFound) {
-			missing = append(missing, problem.Detail(api.CodeModelNotFound, "models", "model %q is not registered in workspace %q", ref, ws.Name))
+			details = append(details, problem.Detail(api.CodeModelNotFound, "models", "model %q is not registered in workspace %q", ref, ws.Name))
 			continue
 		} else if gerr != nil {
-			return nil, nil, gerr
+			return gerr
 		}
 		resolved = append(resolved, fmt.Sprintf("%s:%d", md.Name, md.Version))
 	}
-	return resolved, missing, nil
+	if len(details) > 0 {
+		return problem.Validation("", details)
+	}
+	spec.Models = resolved
+	return nil
 }
 
 func (m *Manager) wake() {
@@ -303,15 +304,9 @@ func (m *Manager) Update(ctx context.Context, ws *api.Workspace, name string, ch
 		}
 		details = append(details, m.checkCompute(c, &spec)...)
 	}
-	resolved, missing, err := m.resolveModels(ctx, ws, spec.Models)
-	if err != nil {
+	if err := m.resolveModels(ctx, ws, &spec, details); err != nil {
 		return nil, err
 	}
-	details = append(details, missing...)
-	if len(details) > 0 {
-		return nil, problem.Validation("", details)
-	}
-	spec.Models = resolved
 	if sv.State == api.ServiceHealthy && reflect.DeepEqual(spec, sv.ServiceSpec) {
 		// A failed service may be retried as it is; a healthy one would
 		// only roll its replicas for nothing.
@@ -379,12 +374,9 @@ func conflict(ctx context.Context, st *store.Store, sv *store.Service, err error
 
 // Keys returns a key-auth service's keys.
 func (m *Manager) Keys(ctx context.Context, ws *api.Workspace, name string) (*api.ServiceKeys, error) {
-	sv, err := m.own(ctx, ws, name)
+	sv, err := m.ownWithAuth(ctx, ws, name, api.AuthKey)
 	if err != nil {
 		return nil, err
-	}
-	if sv.Auth != api.AuthKey {
-		return nil, problem.New(http.StatusBadRequest, api.CodeKeyAuthDisabled, "service %s uses %s auth, not keys", sv.Name, sv.Auth)
 	}
 	return keysOf(sv), nil
 }
@@ -425,6 +417,29 @@ func (m *Manager) RegenKey(ctx context.Context, ws *api.Workspace, name string, 
 	return keysOf(sv), nil
 }
 
+// ownWithAuth is own for a request that needs the service to use the auth
+// mode want (see NeedAuth).
+func (m *Manager) ownWithAuth(ctx context.Context, ws *api.Workspace, name, want string) (*store.Service, error) {
+	sv, err := m.own(ctx, ws, name)
+	if err != nil {
+		return nil, err
+	}
+	return sv, NeedAuth(want, sv.Auth, "service "+sv.Name)
+}
+
+// NeedAuth refuses to give the keys (want AuthKey) or a token (AuthToken)
+// of a service or endpoint (what) that uses auth.
+func NeedAuth(want, auth, what string) error {
+	switch {
+	case auth == want:
+		return nil
+	case want == api.AuthKey:
+		return problem.New(http.StatusBadRequest, api.CodeKeyAuthDisabled, "%s uses %s auth, not keys", what, auth)
+	default:
+		return problem.New(http.StatusBadRequest, api.CodeTokenAuthDisabled, "%s uses %s auth, not tokens", what, auth)
+	}
+}
+
 // CheckRegen reports what is wrong with a key change of a service or
 // endpoint (what) using auth.
 func CheckRegen(req *api.RegenKeyRequest, auth, what string) []api.ErrorDetail {
@@ -443,12 +458,9 @@ func CheckRegen(req *api.RegenKeyRequest, auth, what string) []api.ErrorDetail {
 
 // Token makes a short-lived JWT for a token-auth service.
 func (m *Manager) Token(ctx context.Context, ws *api.Workspace, name string) (*api.ServiceToken, error) {
-	sv, err := m.own(ctx, ws, name)
+	sv, err := m.ownWithAuth(ctx, ws, name, api.AuthToken)
 	if err != nil {
 		return nil, err
-	}
-	if sv.Auth != api.AuthToken {
-		return nil, problem.New(http.StatusBadRequest, api.CodeTokenAuthDisabled, "service %s uses %s auth, not tokens", sv.Name, sv.Auth)
 	}
 	return SignToken(ctx, m.Store, TokenAudience(sv), sv.Name, time.Now())
 }
