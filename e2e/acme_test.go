@@ -19,42 +19,13 @@ import (
 )
 
 // One Pebble (and its challtestsrv) for the package, started by the first
-// test that needs it and stopped by TestMain.
-var (
-	pebbleOnce sync.Once
-	pebbleSrv  *pebble.Server
-	pebbleErr  error
-	pebblePort int // Pebble's httpPort: where front ends answer HTTP-01
-)
-
-func stopPebble() {
-	if pebbleSrv != nil {
-		pebbleSrv.Stop()
-	}
-}
+// test that needs it and stopped by TestMain. Its Options.HTTPPort is
+// where front ends answer HTTP-01.
+var sharedPebble = pebble.Shared{Options: pebble.Options{ShortValidity: shortValidity}}
 
 // shortValidity is the "shortlived" profile's certificate lifetime: renewal
 // comes due after two thirds of it.
 const shortValidity = 24 * time.Second
-
-func startPebble(t *testing.T) *pebble.Server {
-	t.Helper()
-	dir := pebble.Available(t)
-	pebbleOnce.Do(func() {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			pebbleErr = err
-			return
-		}
-		pebblePort = ln.Addr().(*net.TCPAddr).Port
-		ln.Close()
-		pebbleSrv, pebbleErr = pebble.Start(context.Background(), dir, pebble.Options{HTTPPort: pebblePort, ShortValidity: shortValidity})
-	})
-	if pebbleErr != nil {
-		t.Fatal(pebbleErr)
-	}
-	return pebbleSrv
-}
 
 // acmeEnv is a server whose workspace gets certificates from Pebble, and a
 // DevTest cluster attached to it with berth-fe running on the load
@@ -74,9 +45,9 @@ type acmeEnv struct {
 
 func newACMEEnv(t *testing.T, name string, serverArgs ...string) *acmeEnv {
 	t.Helper()
-	pb := startPebble(t)
+	pb := sharedPebble.Get(t)
 	cl := simcluster.StartT(t, simcluster.Options{Nodes: simcluster.Nodes(1, "4")})
-	args := append([]string{"--acme-http-port", strconv.Itoa(pebblePort), "--certificate-check-interval", "250ms",
+	args := append([]string{"--acme-http-port", strconv.Itoa(sharedPebble.Options.HTTPPort), "--certificate-check-interval", "250ms",
 		"--certificate-retry-backoff", "1s"}, serverArgs...)
 	e := &acmeEnv{attachEnv: newAttachEnv(t, args...), pb: pb, cl: cl, compute: name}
 	e.caFile = filepath.Join(e.dir, "pebble-minica.pem")
@@ -96,7 +67,7 @@ func newACMEEnv(t *testing.T, name string, serverArgs ...string) *acmeEnv {
 	}
 	e.https = ln.Addr().String()
 	ln.Close()
-	e.feLog = process(t, "frontend", "--kubeconfig", cl.KubeconfigPath, "--http", net.JoinHostPort(e.lbIP, strconv.Itoa(pebblePort)),
+	e.feLog = process(t, "frontend", "--kubeconfig", cl.KubeconfigPath, "--http", net.JoinHostPort(e.lbIP, strconv.Itoa(sharedPebble.Options.HTTPPort)),
 		"--https", e.https, "--admin", freeAddr(t), "--autoscale=false", "--log-format", "text")
 	// The zone's records point at the load balancer, as the cloud's DNS would.
 	if err := pb.SetDefaultIPv4(e.lbIP); err != nil {
@@ -408,9 +379,9 @@ func TestAutomaticCertificateInternalLoadBalancer(t *testing.T) {
 // reason instead of failing, and once the name leads to the front end,
 // Berth's retry gets the certificate.
 func TestAutomaticCertificateAtAttach(t *testing.T) {
-	pb := startPebble(t)
+	pb := sharedPebble.Get(t)
 	cl := simcluster.StartT(t, simcluster.Options{Nodes: simcluster.Nodes(1, "4")})
-	e := newAttachEnv(t, "--acme-http-port", strconv.Itoa(pebblePort), "--certificate-check-interval", "250ms", "--certificate-retry-backoff", "1s")
+	e := newAttachEnv(t, "--acme-http-port", strconv.Itoa(sharedPebble.Options.HTTPPort), "--certificate-check-interval", "250ms", "--certificate-retry-backoff", "1s")
 	caFile := filepath.Join(e.dir, "pebble-minica.pem")
 	os.WriteFile(caFile, []byte(pb.CACertPEM), 0o600)
 	e.mustBerth("workspace", "update", "-n", "team", "--dns-zone", "berth.test", "--acme-directory-url", pb.DirectoryURL, "--acme-ca-file", caFile)
@@ -436,7 +407,7 @@ func TestAutomaticCertificateAtAttach(t *testing.T) {
 	}
 	https := ln.Addr().String()
 	ln.Close()
-	process(t, "frontend", "--kubeconfig", cl.KubeconfigPath, "--http", net.JoinHostPort(c.Endpoint, strconv.Itoa(pebblePort)),
+	process(t, "frontend", "--kubeconfig", cl.KubeconfigPath, "--http", net.JoinHostPort(c.Endpoint, strconv.Itoa(sharedPebble.Options.HTTPPort)),
 		"--https", https, "--admin", freeAddr(t), "--autoscale=false", "--log-format", "text")
 	if err := pb.SetDefaultIPv4(c.Endpoint); err != nil {
 		t.Fatal(err)

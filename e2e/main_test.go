@@ -64,7 +64,7 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	tests3.Stop()
-	stopPebble()
+	sharedPebble.Stop()
 	stopDNSPebble()
 	os.RemoveAll(dir)
 	os.Exit(code)

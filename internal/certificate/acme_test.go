@@ -18,40 +18,14 @@ import (
 	legolog "github.com/go-acme/lego/v5/log"
 )
 
-// One Pebble for the package (TestMain stops it).
-var (
-	pbOnce   sync.Once
-	pb       *pebble.Server
-	pbErr    error
-	pbListen string // where HTTP-01 answers are served (127.0.0.1:<Pebble's httpPort>)
-)
+// One Pebble for the package (TestMain stops it). HTTP-01 answers are
+// served on 127.0.0.1 at its Options.HTTPPort.
+var sharedPebble pebble.Shared
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if pb != nil {
-		pb.Stop()
-	}
+	sharedPebble.Stop()
 	os.Exit(code)
-}
-
-func startPebble(t *testing.T) *pebble.Server {
-	t.Helper()
-	dir := pebble.Available(t)
-	pbOnce.Do(func() {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			pbErr = err
-			return
-		}
-		pbListen = ln.Addr().String()
-		ln.Close()
-		port := ln.Addr().(*net.TCPAddr).Port
-		pb, pbErr = pebble.Start(context.Background(), dir, pebble.Options{HTTPPort: port})
-	})
-	if pbErr != nil {
-		t.Fatal(pbErr)
-	}
-	return pb
 }
 
 // answers is an HTTP-01 provider serving from memory on a real listener.
@@ -76,7 +50,7 @@ func (a *answers) CleanUp(_ context.Context, _, token, _ string) error {
 
 func serveAnswers(t *testing.T) *answers {
 	a := &answers{m: map[string]string{}}
-	ln, err := net.Listen("tcp", pbListen)
+	ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(sharedPebble.Options.HTTPPort))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +91,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 }
 
 func TestObtainOverHTTP01AndReuseTheAccount(t *testing.T) {
-	p := startPebble(t)
+	p := sharedPebble.Get(t)
 	a := serveAnswers(t)
 	legoLog(t)
 	start := time.Now()
@@ -145,13 +119,13 @@ func TestObtainOverHTTP01AndReuseTheAccount(t *testing.T) {
 }
 
 func TestObtainFailuresCarryTheCAReason(t *testing.T) {
-	p := startPebble(t)
+	p := sharedPebble.Get(t)
 	// Nobody answers the challenge: the CA says why it failed.
 	_, err := Obtain(context.Background(), Request{Settings: settings(p), Domain: "nobody.unit.test", HTTP01: &answers{m: map[string]string{}}})
 	if err == nil {
 		t.Fatal("issued without an answer")
 	}
-	if r := Reason(err); !strings.Contains(r, "127.0.0.1:"+strconv.Itoa(pbPort())) {
+	if r := Reason(err); !strings.Contains(r, "127.0.0.1:"+strconv.Itoa(sharedPebble.Options.HTTPPort)) {
 		t.Fatalf("reason %q lacks where the CA looked", r)
 	}
 	// The CA cannot be reached.
@@ -168,10 +142,4 @@ func TestObtainFailuresCarryTheCAReason(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "certificate") {
 		t.Fatalf("untrusted CA: %v", err)
 	}
-}
-
-func pbPort() int {
-	_, p, _ := net.SplitHostPort(pbListen)
-	n, _ := strconv.Atoi(p)
-	return n
 }

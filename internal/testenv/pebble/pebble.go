@@ -46,6 +46,42 @@ type Options struct {
 	DNSServer string
 }
 
+// Shared is one Pebble for a test package, started by the first test that
+// needs it (Get) and stopped by the package's TestMain (Stop). A zero
+// Options.HTTPPort is set to a free port when it starts.
+type Shared struct {
+	Options Options
+	once    sync.Once
+	srv     *Server
+	err     error
+}
+
+// Get starts the server on first use; it skips t where Pebble is not
+// available (see Available).
+func (sh *Shared) Get(t *testing.T) *Server {
+	t.Helper()
+	dir := Available(t)
+	sh.once.Do(func() {
+		if sh.Options.HTTPPort == 0 {
+			if sh.Options.HTTPPort, sh.err = freeport.Port(); sh.err != nil {
+				return
+			}
+		}
+		sh.srv, sh.err = Start(context.Background(), dir, sh.Options)
+	})
+	if sh.err != nil {
+		t.Fatal(sh.err)
+	}
+	return sh.srv
+}
+
+// Stop stops the server if Get started it.
+func (sh *Shared) Stop() {
+	if sh.srv != nil {
+		sh.srv.Stop()
+	}
+}
+
 // Server is a running Pebble with its challtestsrv.
 type Server struct {
 	// DirectoryURL is the ACME directory.
