@@ -83,6 +83,16 @@ func loadWithWorkspace(ctx context.Context, r *operation.Run) (*store.Compute, *
 	return c, ws, err
 }
 
+// loadAzure is kubernetes.Load and the compute's Azure clients (see azure).
+func (p *Provider) loadAzure(ctx context.Context, r *operation.Run) (*store.Compute, *clients, error) {
+	c, err := kubernetes.Load(ctx, r)
+	if err != nil {
+		return nil, nil, err
+	}
+	az, err := p.azure(c)
+	return c, az, err
+}
+
 // azure opens Azure's clients for a compute as its properties record them.
 func (p *Provider) azure(c *store.Compute) (*clients, error) {
 	az, err := p.connect(workspaceOf(c), statusOf(c).SubscriptionID)
@@ -264,6 +274,16 @@ func (p *Provider) stepCreate(ctx context.Context, r *operation.Run) error {
 	return p.follow(ctx, r, poller, "Creating AKS cluster "+c.Name, scope)
 }
 
+// rememberResume keeps a new poller's resume token under key, so that the
+// step run again follows the same Azure operation (a poller that gives no
+// token is followed to its end without one).
+func rememberResume[T any](ctx context.Context, r *operation.Run, poller *runtime.Poller[T], key string) error {
+	if tok, err := poller.ResumeToken(); err == nil {
+		return r.Remember(ctx, key, tok)
+	}
+	return nil
+}
+
 // follow polls a long-running Azure operation to its end, with a progress
 // event per poll.
 func follow[T any](ctx context.Context, p *Provider, r *operation.Run, poller *runtime.Poller[T], what string, n need) (T, error) {
@@ -350,11 +370,7 @@ func (p *Provider) stepCredentials(ctx context.Context, r *operation.Run) error 
 	if r.Recall("kubeconfig") != "" {
 		return nil // done before a restart; the install path may have replaced it
 	}
-	c, err := kubernetes.Load(ctx, r)
-	if err != nil {
-		return err
-	}
-	az, err := p.azure(c)
+	c, az, err := p.loadAzure(ctx, r)
 	if err != nil {
 		return err
 	}
@@ -502,11 +518,7 @@ func (p *Provider) stepRemoveComponents(ctx context.Context, r *operation.Run) e
 }
 
 func (p *Provider) stepDeleteCluster(ctx context.Context, r *operation.Run) error {
-	c, err := kubernetes.Load(ctx, r)
-	if err != nil {
-		return err
-	}
-	az, err := p.azure(c)
+	c, az, err := p.loadAzure(ctx, r)
 	if err != nil {
 		return err
 	}
@@ -530,10 +542,8 @@ func (p *Provider) stepDeleteCluster(ctx context.Context, r *operation.Run) erro
 		return failAzure(ctx, err, n)
 	}
 	if opts == nil {
-		if tok, err := poller.ResumeToken(); err == nil {
-			if err := r.Remember(ctx, "deleteToken", tok); err != nil {
-				return err
-			}
+		if err := rememberResume(ctx, r, poller, "deleteToken"); err != nil {
+			return err
 		}
 	}
 	r.Event("Deleting AKS cluster %s in resource group %s", name, group)
@@ -542,15 +552,11 @@ func (p *Provider) stepDeleteCluster(ctx context.Context, r *operation.Run) erro
 }
 
 func (p *Provider) stepScale(ctx context.Context, r *operation.Run) error {
-	c, err := kubernetes.Load(ctx, r)
-	if err != nil {
-		return err
-	}
 	req, err := operation.Params[api.ScaleRequest](r)
 	if err != nil {
 		return err
 	}
-	az, err := p.azure(c)
+	c, az, err := p.loadAzure(ctx, r)
 	if err != nil {
 		return err
 	}
@@ -577,10 +583,8 @@ func (p *Provider) stepScale(ctx context.Context, r *operation.Run) error {
 		return failAzure(ctx, err, n)
 	}
 	if opts == nil {
-		if tok, err := poller.ResumeToken(); err == nil {
-			if err := r.Remember(ctx, "scaleToken", tok); err != nil {
-				return err
-			}
+		if err := rememberResume(ctx, r, poller, "scaleToken"); err != nil {
+			return err
 		}
 	}
 	if _, err := follow(ctx, p, r, poller, "Scaling agent pool "+pool, n); err != nil {
