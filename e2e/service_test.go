@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -52,13 +51,7 @@ func scoreVia(hc *http.Client, url, key, body string) (int, string) {
 	if key != "" {
 		req.Header.Set("Authorization", "Bearer "+key)
 	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return 0, err.Error()
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	return testenv.Send(hc, req)
 }
 
 // TestServiceEndToEnd: register the iris model, deploy it to an attached
@@ -281,13 +274,7 @@ func checkDeliveryRefusals(t *testing.T, cl *simcluster.Cluster, p *corev1.Pod) 
 		if token != "" {
 			req.Header.Set("Authorization", "Bearer "+token)
 		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return 0, err.Error()
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
+		return testenv.Send(http.DefaultClient, req)
 	}
 	if code, out := get(""); code != 401 || !strings.Contains(out, "service-account token") {
 		t.Errorf("no token: %d %s", code, out)

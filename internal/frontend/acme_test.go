@@ -1,10 +1,11 @@
 package frontend
 
 import (
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"testing"
+
+	"github.com/berth-ml/berth/internal/testenv"
 )
 
 // HTTP-01 answers: the key authorization for a known token, 404 otherwise,
@@ -15,13 +16,7 @@ func TestACMEChallengeAnswers(t *testing.T) {
 	defer srv.Close()
 	get := func(method, token string) (int, string) {
 		req, _ := http.NewRequest(method, srv.URL+ACMEPrefix+token, nil)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
+		return testenv.Send(http.DefaultClient, req)
 	}
 	if code, _ := get("GET", "tok1"); code != 404 {
 		t.Fatalf("no challenges: %d", code)

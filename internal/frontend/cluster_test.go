@@ -178,13 +178,7 @@ func readyz(fe *frontend.Frontend) bool {
 func score(url, key string) (int, string) {
 	req, _ := http.NewRequest("POST", url, strings.NewReader(`{"data":[1]}`))
 	req.Header.Set("Authorization", "Bearer "+key)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, err.Error()
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	return testenv.Send(http.DefaultClient, req)
 }
 
 func eventually(t *testing.T, what string, timeout time.Duration, cond func() bool) {

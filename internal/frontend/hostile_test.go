@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berth-ml/berth/internal/testenv"
 	"github.com/berth-ml/berth/internal/testenv/testcert"
 )
 
@@ -279,13 +280,7 @@ func TestForwardedAndHopByHopHeaders(t *testing.T) {
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
 	req, _ := http.NewRequest("POST", tlsURL+"/api/v1/service/fwd/score", strings.NewReader("{}"))
 	req.Header.Set("Authorization", "Bearer k")
-	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if !strings.Contains(string(body), `proto="https"`) {
+	if _, body := testenv.Send(client, req); !strings.Contains(body, `proto="https"`) {
 		t.Fatalf("over TLS the replica saw %s", body)
 	}
 	// A peer front end's scheme is kept only when the request comes from a peer's address.

@@ -136,14 +136,8 @@ func TestExpectContinueThroughFrontend(t *testing.T) {
 	for i := 0; i < 3; i++ {
 		req, _ := http.NewRequest("POST", url+"/api/v1/service/ex/score", strings.NewReader(fmt.Sprintf("body-%d", i)))
 		req.Header.Set("Expect", "100-continue")
-		resp, err := c.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 200 || !strings.Contains(string(b), `"bytes":6`) {
-			t.Fatalf("request %d: %d %s", i, resp.StatusCode, b)
+		if code, b := testenv.Send(c, req); code != 200 || !strings.Contains(b, `"bytes":6`) {
+			t.Fatalf("request %d: %d %s", i, code, b)
 		}
 	}
 }

@@ -11,6 +11,8 @@ package testenv
 
 import (
 	"bytes"
+	"io"
+	"net/http"
 	"sync"
 	"testing"
 
@@ -36,6 +38,18 @@ func FreeAddr(t testing.TB) string {
 		t.Fatal(err)
 	}
 	return a
+}
+
+// Send sends req with hc and returns the answer's status and body, or 0
+// and the error when no answer came.
+func Send(hc *http.Client, req *http.Request) (int, string) {
+	resp, err := hc.Do(req)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }
 
 // Load calls fn from n goroutines (fn gets the goroutine's number), each

@@ -28,6 +28,7 @@ import (
 	"github.com/berth-ml/berth/internal/provider"
 	"github.com/berth-ml/berth/internal/server"
 	"github.com/berth-ml/berth/internal/store"
+	"github.com/berth-ml/berth/internal/testenv"
 	"github.com/berth-ml/berth/internal/testenv/servertest"
 )
 
@@ -213,13 +214,7 @@ func TestAComputeTypeInOneFile(t *testing.T) {
 		if key != "" {
 			req.Header.Set("Authorization", "Bearer "+key)
 		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
+		return testenv.Send(http.DefaultClient, req)
 	}
 	if code, body := score(keys.PrimaryKey); code != 200 || !strings.Contains(body, `"path":"/score"`) {
 		t.Fatalf("score with the key: %d %s", code, body)
