@@ -127,9 +127,8 @@ func NewFakeAzure() *FakeAzure {
 	f.cs.ManagedClustersServer.Get = func(_ context.Context, group, name string, _ *armcontainerservice.ManagedClustersClientGetOptions) (resp azfake.Responder[armcontainerservice.ManagedClustersClientGetResponse], errResp azfake.ErrorResponder) {
 		f.Mu.Lock()
 		defer f.Mu.Unlock()
-		mc, ok := f.Clusters[group+"/"+name]
+		mc, ok := f.cluster(group, name, &errResp)
 		if !ok {
-			errResp.SetResponseError(http.StatusNotFound, "ResourceNotFound")
 			return
 		}
 		resp.SetResponse(http.StatusOK, armcontainerservice.ManagedClustersClientGetResponse{ManagedCluster: *mc}, nil)
@@ -164,8 +163,7 @@ func NewFakeAzure() *FakeAzure {
 	f.cs.ManagedClustersServer.BeginDelete = func(_ context.Context, group, name string, _ *armcontainerservice.ManagedClustersClientBeginDeleteOptions) (resp azfake.PollerResponder[armcontainerservice.ManagedClustersClientDeleteResponse], errResp azfake.ErrorResponder) {
 		f.Mu.Lock()
 		defer f.Mu.Unlock()
-		if _, ok := f.Clusters[group+"/"+name]; !ok {
-			errResp.SetResponseError(http.StatusNotFound, "ResourceNotFound")
+		if _, ok := f.cluster(group, name, &errResp); !ok {
 			return
 		}
 		delete(f.Clusters, group+"/"+name)
@@ -176,8 +174,7 @@ func NewFakeAzure() *FakeAzure {
 	f.cs.ManagedClustersServer.ListClusterAdminCredentials = func(_ context.Context, group, name string, _ *armcontainerservice.ManagedClustersClientListClusterAdminCredentialsOptions) (resp azfake.Responder[armcontainerservice.ManagedClustersClientListClusterAdminCredentialsResponse], errResp azfake.ErrorResponder) {
 		f.Mu.Lock()
 		defer f.Mu.Unlock()
-		if _, ok := f.Clusters[group+"/"+name]; !ok {
-			errResp.SetResponseError(http.StatusNotFound, "ResourceNotFound")
+		if _, ok := f.cluster(group, name, &errResp); !ok {
 			return
 		}
 		kc := f.Kubeconfig
@@ -221,6 +218,16 @@ func NewFakeAzure() *FakeAzure {
 		return
 	}
 	return f
+}
+
+// cluster is a stored cluster; without one, errResp answers 404 as Azure
+// does. f.Mu must be held.
+func (f *FakeAzure) cluster(group, name string, errResp *azfake.ErrorResponder) (*armcontainerservice.ManagedCluster, bool) {
+	mc, ok := f.Clusters[group+"/"+name]
+	if !ok {
+		errResp.SetResponseError(http.StatusNotFound, "ResourceNotFound")
+	}
+	return mc, ok
 }
 
 // AddCluster records an existing cluster (one Berth did not create).
