@@ -83,6 +83,24 @@ func start(t testing.TB, providers ...provider.Provider) *env {
 	return &env{srv: srv, owner: c}
 }
 
+// laptopAndIris creates local compute laptop and registers model iris
+// (a file) in workspace team.
+func (e *env) laptopAndIris(t testing.TB) {
+	t.Helper()
+	ctx := context.Background()
+	op, err := e.owner.CreateCompute(ctx, "team", api.ComputeRequest{Name: "laptop", Type: "local", Origin: api.OriginCreated})
+	if err == nil {
+		_, err = e.owner.Wait(ctx, op.ID, client.WaitOptions{})
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.owner.RegisterModel(ctx, "team", client.ModelUpload{Name: "iris", FileName: "model.bin", Format: "file",
+		Body: strings.NewReader("weights"), Size: 7}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func (e *env) token(t testing.TB, role string) string {
 	t.Helper()
 	tok, err := e.owner.CreateToken(context.Background(), api.TokenCreateRequest{Role: role})
@@ -191,17 +209,7 @@ func TestUserTextIsEscaped(t *testing.T) {
 func TestReaderSeesNoKeysOrActions(t *testing.T) {
 	e := start(t)
 	ctx := context.Background()
-	op, err := e.owner.CreateCompute(ctx, "team", api.ComputeRequest{Name: "laptop", Type: "local", Origin: api.OriginCreated})
-	if err == nil {
-		_, err = e.owner.Wait(ctx, op.ID, client.WaitOptions{})
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.owner.RegisterModel(ctx, "team", client.ModelUpload{Name: "iris", FileName: "model.bin", Format: "file",
-		Body: strings.NewReader("weights"), Size: 7}); err != nil {
-		t.Fatal(err)
-	}
+	e.laptopAndIris(t)
 	if _, err := e.owner.DeployService(ctx, "team", api.ServiceRequest{Name: "iris", ServiceSpec: api.ServiceSpec{
 		Compute: "laptop", Models: []string{"iris"}, Command: []string{"sleep", "600"}, Replicas: 1}}); err != nil {
 		t.Fatal(err)
@@ -297,17 +305,7 @@ func TestUpdateProblemsBesideFields(t *testing.T) {
 func TestEndpointTrafficInStudio(t *testing.T) {
 	e := start(t)
 	ctx := context.Background()
-	op, err := e.owner.CreateCompute(ctx, "team", api.ComputeRequest{Name: "laptop", Type: "local", Origin: api.OriginCreated})
-	if err == nil {
-		_, err = e.owner.Wait(ctx, op.ID, client.WaitOptions{})
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.owner.RegisterModel(ctx, "team", client.ModelUpload{Name: "iris", FileName: "model.bin", Format: "file",
-		Body: strings.NewReader("weights"), Size: 7}); err != nil {
-		t.Fatal(err)
-	}
+	e.laptopAndIris(t)
 	if _, err := e.owner.CreateEndpoint(ctx, "team", api.EndpointRequest{Name: "fraud", Compute: "laptop"}); err != nil {
 		t.Fatal(err)
 	}
