@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -21,10 +20,7 @@ func TestEndpointOnLocalCompute(t *testing.T) {
 	t.Parallel()
 	e := newAttachEnv(t)
 	e.mustBerth("compute", "create", "local", "-n", "laptop")
-	var cert api.Certificate
-	json.Unmarshal([]byte(e.mustBerth("compute", "get-certificate", "-n", "laptop", "-o", "json").stdout), &cert)
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM([]byte(cert.CAPEM))
+	pool := localCAPool(t, e.env, "laptop")
 	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, MaxIdleConnsPerHost: 16}}
 	endpointLifecycle(t, e, "laptop", hc, commandFlags(berthBin, "model-server", "--model-dir", "$BERTH_MODEL_DIR", "--listen", "127.0.0.1:$PORT"))
 }
@@ -256,10 +252,7 @@ func TestEndpointVersionScalesToZero(t *testing.T) {
 	t.Parallel()
 	e := newAttachEnv(t)
 	e.mustBerth("compute", "create", "local", "-n", "laptop")
-	var cert api.Certificate
-	json.Unmarshal([]byte(e.mustBerth("compute", "get-certificate", "-n", "laptop", "-o", "json").stdout), &cert)
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM([]byte(cert.CAPEM))
+	pool := localCAPool(t, e.env, "laptop")
 	hc := &http.Client{Timeout: 90 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 	e.mustBerth("model", "register", "-n", "iris", "--path", filepath.Join("..", "models", "iris"))
 	var ep api.Endpoint

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -44,10 +43,7 @@ func TestLocalService(t *testing.T) {
 	}
 	var keys api.ServiceKeys
 	json.Unmarshal([]byte(berth(t, env, "service", "keys", "-n", "iris", "-o", "json").stdout), &keys)
-	var cert api.Certificate
-	json.Unmarshal([]byte(berth(t, env, "compute", "get-certificate", "-n", "laptop", "-o", "json").stdout), &cert)
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM([]byte(cert.CAPEM))
+	pool := localCAPool(t, env, "laptop")
 	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}, Timeout: 10 * time.Second}
 	score := func(key string) (int, string) {
 		return scoreVia(hc, sv.ScoringURI, key, `{"data":[[5.1,3.5,1.4,0.2]]}`)

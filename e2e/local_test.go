@@ -56,3 +56,16 @@ func TestLocalCompute(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// localCAPool trusts the CA of a local compute, as get-certificate prints it.
+func localCAPool(t *testing.T, env []string, compute string) *x509.CertPool {
+	t.Helper()
+	var cert api.Certificate
+	r := berth(t, env, "compute", "get-certificate", "-n", compute, "-o", "json")
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &cert) != nil || cert.CAPEM == "" {
+		t.Fatalf("get-certificate: %+v", r)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM([]byte(cert.CAPEM))
+	return pool
+}

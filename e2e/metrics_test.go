@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"net/http"
 	"os"
@@ -61,10 +60,7 @@ func deployLocalIrisWith(t *testing.T, scaling []string, serverArgs ...string) *
 	var keys api.ServiceKeys
 	json.Unmarshal([]byte(berth(t, env, "service", "keys", "-n", "iris", "-o", "json").stdout), &keys)
 	out.key = keys.PrimaryKey
-	var cert api.Certificate
-	json.Unmarshal([]byte(berth(t, env, "compute", "get-certificate", "-n", "laptop", "-o", "json").stdout), &cert)
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM([]byte(cert.CAPEM))
+	pool := localCAPool(t, env, "laptop")
 	out.hc = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}, Timeout: 10 * time.Second}
 	return out
 }
