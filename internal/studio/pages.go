@@ -173,6 +173,18 @@ func fieldErrors(err error, fields []string) map[string][]string {
 	return out
 }
 
+// show is a page that shows what one call of the API answers.
+func (s *Studio) show(page string, get func(c *client.Client, r *http.Request) (any, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		data, err := get(s.client(r), r)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		s.render(w, r, page, http.StatusOK, data)
+	}
+}
+
 func (s *Studio) routes() {
 	get := func(pattern string, h http.HandlerFunc) { s.mux.HandleFunc("GET "+pattern, s.signed(h)) }
 	post := func(pattern string, h http.HandlerFunc) { s.mux.HandleFunc("POST "+pattern, s.signed(h)) }
@@ -183,45 +195,38 @@ func (s *Studio) routes() {
 		}
 		http.Redirect(w, r, "/workspaces", http.StatusSeeOther)
 	})
-	get("/workspaces", s.workspaces)
-	get("/w/{ws}/computes", s.computes)
+	get("/workspaces", s.show("workspaces", func(c *client.Client, r *http.Request) (any, error) { return c.ListWorkspaces(r.Context()) }))
+	get("/w/{ws}/computes", s.show("computes", func(c *client.Client, r *http.Request) (any, error) {
+		return c.ListComputes(r.Context(), r.PathValue("ws"))
+	}))
 	get("/w/{ws}/computes/{name}", s.compute)
 	post("/w/{ws}/computes/{name}/{action}", s.computeAction)
 	get("/w/{ws}/attach", s.attachForm)
 	post("/w/{ws}/attach", s.attach)
-	get("/w/{ws}/services", s.services)
+	get("/w/{ws}/services", s.show("services", func(c *client.Client, r *http.Request) (any, error) {
+		return c.ListServices(r.Context(), r.PathValue("ws"))
+	}))
 	get("/w/{ws}/services/{name}", s.service)
 	post("/w/{ws}/services/{name}/delete", s.serviceDelete)
 	post("/w/{ws}/services/{name}/regen-key", s.serviceRegenKey)
 	post("/w/{ws}/services/{name}/try", s.serviceTry)
 	get("/w/{ws}/deploy", s.deployForm)
 	post("/w/{ws}/deploy", s.deploy)
-	get("/w/{ws}/models", s.models)
-	get("/w/{ws}/endpoints", s.endpoints)
-	get("/w/{ws}/endpoints/{name}", s.endpoint)
+	get("/w/{ws}/models", s.show("models", func(c *client.Client, r *http.Request) (any, error) {
+		return c.ListModels(r.Context(), r.PathValue("ws"), "")
+	}))
+	get("/w/{ws}/endpoints", s.show("endpoints", func(c *client.Client, r *http.Request) (any, error) {
+		return c.ListEndpoints(r.Context(), r.PathValue("ws"))
+	}))
+	get("/w/{ws}/endpoints/{name}", s.show("endpoint", func(c *client.Client, r *http.Request) (any, error) {
+		e, err := c.GetEndpoint(r.Context(), r.PathValue("ws"), r.PathValue("name"))
+		return endpointView{Endpoint: e}, err
+	}))
 	post("/w/{ws}/endpoints/{name}/traffic", s.endpointTraffic)
-	get("/w/{ws}/operations", s.operations)
+	get("/w/{ws}/operations", s.show("operations", operations))
 	get("/tokens", s.tokens)
 	post("/tokens", s.tokenCreate)
 	post("/tokens/{id}/revoke", s.tokenRevoke)
-}
-
-func (s *Studio) workspaces(w http.ResponseWriter, r *http.Request) {
-	wss, err := s.client(r).ListWorkspaces(r.Context())
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	s.render(w, r, "workspaces", http.StatusOK, wss)
-}
-
-func (s *Studio) computes(w http.ResponseWriter, r *http.Request) {
-	cs, err := s.client(r).ListComputes(r.Context(), r.PathValue("ws"))
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	s.render(w, r, "computes", http.StatusOK, cs)
 }
 
 // computeView is a compute's page: the compute, its operations, and the
@@ -369,15 +374,6 @@ func fileOrText(r *http.Request, name string) string {
 	return r.FormValue(name)
 }
 
-func (s *Studio) services(w http.ResponseWriter, r *http.Request) {
-	svs, err := s.client(r).ListServices(r.Context(), r.PathValue("ws"))
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	s.render(w, r, "services", http.StatusOK, svs)
-}
-
 // serviceView is a service's page.
 type serviceView struct {
 	Service *api.Service
@@ -514,37 +510,10 @@ func (s *Studio) deploy(w http.ResponseWriter, r *http.Request) {
 	s.render(w, r, "deploy", http.StatusBadRequest, v)
 }
 
-func (s *Studio) models(w http.ResponseWriter, r *http.Request) {
-	ms, err := s.client(r).ListModels(r.Context(), r.PathValue("ws"), "")
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	s.render(w, r, "models", http.StatusOK, ms)
-}
-
-func (s *Studio) endpoints(w http.ResponseWriter, r *http.Request) {
-	es, err := s.client(r).ListEndpoints(r.Context(), r.PathValue("ws"))
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	s.render(w, r, "endpoints", http.StatusOK, es)
-}
-
 // endpointView is an endpoint with the problems of a traffic change.
 type endpointView struct {
 	Endpoint *api.Endpoint
 	Errors   map[string][]string
-}
-
-func (s *Studio) endpoint(w http.ResponseWriter, r *http.Request) {
-	e, err := s.client(r).GetEndpoint(r.Context(), r.PathValue("ws"), r.PathValue("name"))
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	s.render(w, r, "endpoint", http.StatusOK, endpointView{Endpoint: e})
 }
 
 // endpointTraffic sets every version's share in one change (a promotion
@@ -587,15 +556,12 @@ type operationsView struct {
 	Operations []api.Operation
 }
 
-func (s *Studio) operations(w http.ResponseWriter, r *http.Request) {
+func operations(c *client.Client, r *http.Request) (any, error) {
 	v := operationsView{State: r.URL.Query().Get("state"),
 		States: []api.OperationState{api.OpPending, api.OpRunning, api.OpSucceeded, api.OpFailed, api.OpCanceled}}
 	var err error
-	if v.Operations, err = s.client(r).ListOperations(r.Context(), r.PathValue("ws"), v.State); err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	s.render(w, r, "operations", http.StatusOK, v)
+	v.Operations, err = c.ListOperations(r.Context(), r.PathValue("ws"), v.State)
+	return v, err
 }
 
 // tokensView is the owner's token page; Created is a token just made,
