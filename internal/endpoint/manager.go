@@ -89,14 +89,13 @@ func (m *Manager) Create(ctx context.Context, ws *api.Workspace, req *api.Endpoi
 		details = append(details, problem.Detail(api.CodeInvalidValue, "auth", "auth %q is not key, token or none", req.Auth))
 	}
 	var c *store.Compute
-	var h provider.EndpointHost
 	if req.Compute == "" {
 		details = append(details, problem.Detail(api.CodeInvalidValue, "compute", "an endpoint needs a compute (--compute)"))
 	} else if found, err := m.Store.GetCompute(ctx, ws.ID, req.Compute); errors.Is(err, store.ErrNotFound) {
 		details = append(details, problem.Detail(api.CodeComputeNotFound, "compute", "compute %q not found in workspace %q", req.Compute, ws.Name))
 	} else if err != nil {
 		return nil, err
-	} else if c, h, err = m.host(ctx, found.ID); err != nil {
+	} else if c, _, err = m.host(ctx, found.ID); err != nil {
 		details = append(details, problem.Detail(api.CodeUnsupportedCompute, "compute", "%s", err.Error()))
 	} else if c.ProvisioningState != api.StateSucceeded {
 		details = append(details, problem.Detail(api.CodeComputeNotReady, "compute", "compute %q is %s; create endpoints on a compute that attached successfully", c.Name, c.ProvisioningState))
@@ -117,7 +116,7 @@ func (m *Manager) Create(ctx context.Context, ws *api.Workspace, req *api.Endpoi
 	} else if err != nil {
 		return nil, err
 	}
-	if err := m.publish(ctx, c, h, e); err != nil {
+	if err := m.publish(ctx, e); err != nil {
 		m.Store.DeleteEndpoint(ctx, e.ID)
 		return nil, problem.New(http.StatusBadGateway, api.CodeClusterUnreachable, "the endpoint's route could not be written to compute %s (%v); nothing was created", c.Name, err)
 	}
@@ -139,7 +138,12 @@ func (m *Manager) Route(ctx context.Context, e *store.Endpoint) (*frontend.Endpo
 
 func tokenAudience(e *store.Endpoint) string { return "berth:" + e.WorkspaceID + "/endpoint/" + e.ID }
 
-func (m *Manager) publish(ctx context.Context, c *store.Compute, h provider.EndpointHost, e *store.Endpoint) error {
+// publish writes the endpoint's route to its compute.
+func (m *Manager) publish(ctx context.Context, e *store.Endpoint) error {
+	c, h, err := m.host(ctx, e.ComputeID)
+	if err != nil {
+		return err
+	}
 	rt, err := m.Route(ctx, e)
 	if err != nil {
 		return err
@@ -290,11 +294,7 @@ func (m *Manager) AddVersion(ctx context.Context, ws *api.Workspace, name string
 // published publishes the endpoint's route after a recorded change and
 // answers the change.
 func (m *Manager) published(ctx context.Context, e *store.Endpoint, ops ...*store.Operation) (*api.EndpointChange, error) {
-	c, h, err := m.host(ctx, e.ComputeID)
-	if err == nil {
-		err = m.publish(ctx, c, h, e)
-	}
-	if err != nil {
+	if err := m.publish(ctx, e); err != nil {
 		return nil, problem.New(http.StatusBadGateway, api.CodeClusterUnreachable, "the change is recorded but the endpoint's route could not be written to its compute (%v); it is written again at the next change or server start", err)
 	}
 	shown, err := m.show(ctx, e)
@@ -516,11 +516,7 @@ func (m *Manager) RegenKey(ctx context.Context, ws *api.Workspace, name string, 
 	}
 	old := e.Secrets[req.Key+"Key"]
 	e.Secrets[req.Key+"Key"] = cmp.Or(req.Value, service.NewKey())
-	c, h, err := m.host(ctx, e.ComputeID)
-	if err == nil {
-		err = m.publish(ctx, c, h, e)
-	}
-	if err != nil {
+	if err := m.publish(ctx, e); err != nil {
 		e.Secrets[req.Key+"Key"] = old
 		return nil, problem.New(http.StatusBadGateway, api.CodeClusterUnreachable, "the new key could not be written to the cluster (%v); the old key still works", err)
 	}
@@ -566,9 +562,9 @@ func (m *Manager) PublishRoutes(ctx context.Context) (published int, err error) 
 	}
 	var errs []error
 	for i := range es {
-		c, h, err := m.host(ctx, es[i].ComputeID)
+		c, _, err := m.host(ctx, es[i].ComputeID)
 		if err == nil && c.ProvisioningState == api.StateSucceeded {
-			err = m.publish(ctx, c, h, &es[i])
+			err = m.publish(ctx, &es[i])
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("endpoint %s in %s: %w", es[i].Name, es[i].Workspace, err))
