@@ -67,7 +67,7 @@ func (a *app) endpointCreate() *cobra.Command {
 }
 
 func (a *app) endpointShow() *cobra.Command {
-	cmd := a.namedCommand("endpoint", "show -n NAME", "Show an endpoint and its versions' traffic and state",
+	return a.namedCommand("endpoint", "show -n NAME", "Show an endpoint and its versions' traffic and state",
 		func(cmd *cobra.Command, c *client.Client, ws, name string) error {
 			e, err := c.GetEndpoint(cmd.Context(), ws, name)
 			if err != nil {
@@ -75,7 +75,6 @@ func (a *app) endpointShow() *cobra.Command {
 			}
 			return a.printEndpoint(e)
 		})
-	return cmd
 }
 
 // printEndpoint prints an endpoint; as a table, its versions under it.
@@ -275,8 +274,7 @@ func (a *app) endpointVersionUpdate() *cobra.Command {
 	cmd := a.updateCommand("update -e ENDPOINT --version-name V [--traffic P] [--mirror-traffic P] [--control] [service update's flags]",
 		"Change a version's traffic (one atomic change: --traffic 100 promotes it) and, with service settings, roll its service",
 		func(cmd *cobra.Command) bool {
-			f := cmd.Flags()
-			return f.Changed("traffic") || f.Changed("mirror-traffic") || f.Changed("control")
+			return anyChanged(cmd.Flags(), "traffic", "mirror-traffic", "control")
 		},
 		func(cmd *cobra.Command, name string) (*client.Client, string, string, error) {
 			if name != "" {

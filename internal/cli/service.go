@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -83,17 +84,14 @@ func (a *app) serviceDeploy() *cobra.Command {
 // too).
 func (a *app) deployCommand(use, short string, submit func(cmd *cobra.Command, name string, spec api.ServiceSpec, noWait bool) error) *cobra.Command {
 	var (
-		name, compute, image, auth, namespace string
-		delivery                              string
-		models, command, env                  []string
-		cpu, memory, cpuLimit, memoryLimit    float64
-		gpu, replicas, port                   int
-		asMin, asMax, asRefresh, asTarget     int
-		maxConc, queueWait, timeout           int
-		noWait                                bool
-		liveness, readiness                   *probeFlags
-		zero                                  *zeroFlags
-		logging                               logFlags
+		name                string
+		env                 []string
+		spec                api.ServiceSpec
+		as                  api.AutoscaleSettings
+		noWait              bool
+		liveness, readiness *probeFlags
+		zero                *zeroFlags
+		logging             logFlags
 	)
 	cmd := &cobra.Command{
 		Use:   use,
@@ -104,21 +102,18 @@ func (a *app) deployCommand(use, short string, submit func(cmd *cobra.Command, n
 			if err != nil {
 				return err
 			}
-			spec := api.ServiceSpec{Compute: compute, Models: models, Image: image, Command: command, Port: port,
-				CPU: cpu, MemoryGB: memory, CPULimit: cpuLimit, MemoryLimitGB: memoryLimit, GPU: gpu, Replicas: replicas,
-				MaxConcurrentRequests: maxConc, MaxQueueWaitMs: queueWait, ScoringTimeoutMs: timeout, Auth: auth, Namespace: namespace,
-				ModelDelivery: delivery}
 			if len(envMap) > 0 {
 				spec.Env = envMap
 			}
-			if err := zero.check(cmd.Flags(), replicas); err != nil {
+			if err := zero.check(cmd.Flags(), spec.Replicas); err != nil {
 				return err
 			}
-			if fl := cmd.Flags(); replicas > 0 && (fl.Changed("autoscale-min") || fl.Changed("autoscale-max") || fl.Changed("autoscale-refresh-seconds") || fl.Changed("autoscale-target-utilization")) {
+			if spec.Replicas > 0 && anyChanged(cmd.Flags(), autoscaleFlags...) {
 				return usageErrorf("give --replicas (a fixed count) or --autoscale-* flags (autoscaling), not both")
 			}
-			if replicas == 0 {
-				spec.Autoscale = &api.AutoscaleSettings{Enabled: true, MinReplicas: asMin, MaxReplicas: asMax, RefreshSeconds: asRefresh, TargetUtilization: asTarget}
+			if spec.Replicas == 0 {
+				as.Enabled = true
+				spec.Autoscale = &as
 				zero.apply(cmd.Flags(), spec.Autoscale, &spec)
 			} else {
 				zero.apply(cmd.Flags(), &api.AutoscaleSettings{}, &spec) // the server refuses a cold-start timeout
@@ -131,35 +126,43 @@ func (a *app) deployCommand(use, short string, submit func(cmd *cobra.Command, n
 	}
 	f := cmd.Flags()
 	f.StringVarP(&name, "name", "n", "", "service name (3-32 lowercase letters, digits, '-')")
-	f.StringVar(&compute, "compute", "", "compute to deploy to")
+	f.StringVar(&spec.Compute, "compute", "", "compute to deploy to")
 	cmd.MarkFlagRequired("compute")
-	f.StringArrayVar(&models, "model", nil, "NAME[:VERSION] (repeatable; latest version by default)")
-	f.StringVar(&image, "image", "", "the model server's image")
-	f.StringArrayVar(&command, "command", nil, "the model server's command, word by word (repeatable)")
-	f.IntVar(&port, "port", 0, "the model server's port (default 5001)")
-	f.Float64Var(&cpu, "cpu", 0, "CPU request in cores (default 0.1)")
-	f.Float64Var(&memory, "memory", 0, "memory request in GB (default 0.5)")
-	f.Float64Var(&cpuLimit, "cpu-limit", 0, "CPU limit in cores")
-	f.Float64Var(&memoryLimit, "memory-limit", 0, "memory limit in GB")
-	f.IntVar(&gpu, "gpu", 0, "GPUs per replica")
-	f.IntVar(&replicas, "replicas", 0, "a fixed replica count (turns autoscaling off)")
-	f.IntVar(&asMin, "autoscale-min", 0, "fewest replicas (default 1; 0: scale to zero when idle)")
-	f.IntVar(&asMax, "autoscale-max", 0, "most replicas (default 10)")
-	f.IntVar(&asRefresh, "autoscale-refresh-seconds", 0, "how often to rescale (default 1)")
-	f.IntVar(&asTarget, "autoscale-target-utilization", 0, "target utilisation in percent (default 70)")
+	f.StringArrayVar(&spec.Models, "model", nil, "NAME[:VERSION] (repeatable; latest version by default)")
+	f.StringVar(&spec.Image, "image", "", "the model server's image")
+	f.StringArrayVar(&spec.Command, "command", nil, "the model server's command, word by word (repeatable)")
+	f.IntVar(&spec.Port, "port", 0, "the model server's port (default 5001)")
+	f.Float64Var(&spec.CPU, "cpu", 0, "CPU request in cores (default 0.1)")
+	f.Float64Var(&spec.MemoryGB, "memory", 0, "memory request in GB (default 0.5)")
+	f.Float64Var(&spec.CPULimit, "cpu-limit", 0, "CPU limit in cores")
+	f.Float64Var(&spec.MemoryLimitGB, "memory-limit", 0, "memory limit in GB")
+	f.IntVar(&spec.GPU, "gpu", 0, "GPUs per replica")
+	f.IntVar(&spec.Replicas, "replicas", 0, "a fixed replica count (turns autoscaling off)")
+	f.IntVar(&as.MinReplicas, "autoscale-min", 0, "fewest replicas (default 1; 0: scale to zero when idle)")
+	f.IntVar(&as.MaxReplicas, "autoscale-max", 0, "most replicas (default 10)")
+	f.IntVar(&as.RefreshSeconds, "autoscale-refresh-seconds", 0, "how often to rescale (default 1)")
+	f.IntVar(&as.TargetUtilization, "autoscale-target-utilization", 0, "target utilisation in percent (default 70)")
 	zero = addZeroFlags(f, "(default 300s)", "(default 60s)")
-	f.IntVar(&maxConc, "max-concurrent-requests", 0, "requests a replica takes at once (default 1)")
-	f.IntVar(&queueWait, "max-queue-wait-ms", 0, "how long a request may wait for a replica (default 500)")
-	f.IntVar(&timeout, "scoring-timeout-ms", 0, "scoring timeout (default 60000)")
-	f.StringVar(&auth, "auth", "", "key (default), token or none")
-	f.StringVar(&namespace, "namespace", "", "Kubernetes namespace (default: default)")
+	f.IntVar(&spec.MaxConcurrentRequests, "max-concurrent-requests", 0, "requests a replica takes at once (default 1)")
+	f.IntVar(&spec.MaxQueueWaitMs, "max-queue-wait-ms", 0, "how long a request may wait for a replica (default 500)")
+	f.IntVar(&spec.ScoringTimeoutMs, "scoring-timeout-ms", 0, "scoring timeout (default 60000)")
+	f.StringVar(&spec.Auth, "auth", "", "key (default), token or none")
+	f.StringVar(&spec.Namespace, "namespace", "", "Kubernetes namespace (default: default)")
 	f.StringArrayVar(&env, "env", nil, "K=V for the model server (repeatable)")
-	f.StringVar(&delivery, "model-delivery", "", "on clusters: fetch (default; an init container downloads the models from the control plane) or image (the models are in the image)")
+	f.StringVar(&spec.ModelDelivery, "model-delivery", "", "on clusters: fetch (default; an init container downloads the models from the control plane) or image (the models are in the image)")
 	liveness = addProbeFlags(f, "liveness", &service.DefaultLiveness)
 	readiness = addProbeFlags(f, "readiness", &service.DefaultReadiness)
 	logging.add(f)
 	f.BoolVar(&noWait, "no-wait", false, "return at once with the operation id")
 	return cmd
+}
+
+// autoscaleFlags are the flags that set autoscaling.
+var autoscaleFlags = []string{"autoscale-min", "autoscale-max", "autoscale-refresh-seconds", "autoscale-target-utilization"}
+
+// anyChanged tells whether any of the named flags was given.
+func anyChanged(f *pflag.FlagSet, names ...string) bool {
+	return slices.ContainsFunc(names, f.Changed)
 }
 
 // logFlags are the request logging flags of deploy and update.
@@ -271,17 +274,14 @@ func (a *app) updateCommand(use, short string, own func(cmd *cobra.Command) bool
 	target func(cmd *cobra.Command, name string) (*client.Client, string, string, error),
 	submit func(cmd *cobra.Command, c *client.Client, ws, service string, ch *api.ServiceSpec, noWait bool) error) *cobra.Command {
 	var (
-		name, image                       string
-		models, command, env              []string
-		cpu, memory, cpuLimit, memLimit   float64
-		replicas, maxConc, queue, timeout int
-		gpu, asMin, asMax, asRefresh      int
-		asTarget                          int
-		delivery                          string
-		noWait                            bool
-		liveness, readiness               *probeFlags
-		zero                              *zeroFlags
-		logging                           logFlags
+		name                string
+		env                 []string
+		ch                  api.ServiceSpec
+		set                 api.AutoscaleSettings // the --autoscale-* flags given
+		noWait              bool
+		liveness, readiness *probeFlags
+		zero                *zeroFlags
+		logging             logFlags
 	)
 	cmd := &cobra.Command{Use: use, Short: short, Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -301,17 +301,13 @@ func (a *app) updateCommand(use, short string, own func(cmd *cobra.Command) bool
 			if changes == 0 {
 				return submit(cmd, c, ws, name, nil, noWait)
 			}
-			ch := api.ServiceSpec{Models: models, Image: image, Command: command, CPU: cpu, MemoryGB: memory, CPULimit: cpuLimit,
-				MemoryLimitGB: memLimit, GPU: gpu, Replicas: replicas,
-				MaxConcurrentRequests: maxConc, MaxQueueWaitMs: queue, ScoringTimeoutMs: timeout, ModelDelivery: delivery}
 			fl := cmd.Flags()
 			logging.apply(fl, &ch)
-			autoscale := fl.Changed("autoscale-min") || fl.Changed("autoscale-max") || fl.Changed("autoscale-refresh-seconds") || fl.Changed("autoscale-target-utilization") ||
-				fl.Changed("scale-to-zero-after")
-			if err := zero.check(fl, replicas); err != nil {
+			autoscale := anyChanged(fl, autoscaleFlags...) || fl.Changed("scale-to-zero-after")
+			if err := zero.check(fl, ch.Replicas); err != nil {
 				return err
 			}
-			if autoscale && replicas > 0 {
+			if autoscale && ch.Replicas > 0 {
 				return usageErrorf("give --replicas or --autoscale-* flags, not both")
 			}
 			if autoscale || liveness.probe(fl, api.Probe{}) != nil || readiness.probe(fl, api.Probe{}) != nil {
@@ -329,8 +325,8 @@ func (a *app) updateCommand(use, short string, own func(cmd *cobra.Command) bool
 						flag string
 						dst  *int
 						v    int
-					}{{"autoscale-min", &as.MinReplicas, asMin}, {"autoscale-max", &as.MaxReplicas, asMax},
-						{"autoscale-refresh-seconds", &as.RefreshSeconds, asRefresh}, {"autoscale-target-utilization", &as.TargetUtilization, asTarget}} {
+					}{{"autoscale-min", &as.MinReplicas, set.MinReplicas}, {"autoscale-max", &as.MaxReplicas, set.MaxReplicas},
+						{"autoscale-refresh-seconds", &as.RefreshSeconds, set.RefreshSeconds}, {"autoscale-target-utilization", &as.TargetUtilization, set.TargetUtilization}} {
 						if fl.Changed(o.flag) {
 							*o.dst = o.v
 						}
@@ -354,24 +350,24 @@ func (a *app) updateCommand(use, short string, own func(cmd *cobra.Command) bool
 		}}
 	f := cmd.Flags()
 	f.StringVarP(&name, "name", "n", "", "service name")
-	f.StringArrayVar(&models, "model", nil, "NAME[:VERSION] (repeatable; replaces the models)")
-	f.StringVar(&image, "image", "", "a new image")
-	f.StringArrayVar(&command, "command", nil, "a new command, word by word")
-	f.Float64Var(&cpu, "cpu", 0, "CPU request in cores")
-	f.Float64Var(&memory, "memory", 0, "memory request in GB")
-	f.IntVar(&replicas, "replicas", 0, "a fixed replica count")
-	f.IntVar(&maxConc, "max-concurrent-requests", 0, "requests a replica takes at once")
-	f.IntVar(&queue, "max-queue-wait-ms", 0, "queue wait")
-	f.IntVar(&timeout, "scoring-timeout-ms", 0, "scoring timeout")
+	f.StringArrayVar(&ch.Models, "model", nil, "NAME[:VERSION] (repeatable; replaces the models)")
+	f.StringVar(&ch.Image, "image", "", "a new image")
+	f.StringArrayVar(&ch.Command, "command", nil, "a new command, word by word")
+	f.Float64Var(&ch.CPU, "cpu", 0, "CPU request in cores")
+	f.Float64Var(&ch.MemoryGB, "memory", 0, "memory request in GB")
+	f.IntVar(&ch.Replicas, "replicas", 0, "a fixed replica count")
+	f.IntVar(&ch.MaxConcurrentRequests, "max-concurrent-requests", 0, "requests a replica takes at once")
+	f.IntVar(&ch.MaxQueueWaitMs, "max-queue-wait-ms", 0, "queue wait")
+	f.IntVar(&ch.ScoringTimeoutMs, "scoring-timeout-ms", 0, "scoring timeout")
 	f.StringArrayVar(&env, "env", nil, "K=V (repeatable; replaces the environment)")
-	f.StringVar(&delivery, "model-delivery", "", "fetch or image (see deploy)")
-	f.Float64Var(&cpuLimit, "cpu-limit", 0, "CPU limit in cores")
-	f.Float64Var(&memLimit, "memory-limit", 0, "memory limit in GB")
-	f.IntVar(&gpu, "gpu", 0, "GPUs per replica")
-	f.IntVar(&asMin, "autoscale-min", 0, "fewest replicas (turns autoscaling on; unset settings keep their values)")
-	f.IntVar(&asMax, "autoscale-max", 0, "most replicas")
-	f.IntVar(&asRefresh, "autoscale-refresh-seconds", 0, "how often to rescale")
-	f.IntVar(&asTarget, "autoscale-target-utilization", 0, "target utilisation in percent")
+	f.StringVar(&ch.ModelDelivery, "model-delivery", "", "fetch or image (see deploy)")
+	f.Float64Var(&ch.CPULimit, "cpu-limit", 0, "CPU limit in cores")
+	f.Float64Var(&ch.MemoryLimitGB, "memory-limit", 0, "memory limit in GB")
+	f.IntVar(&ch.GPU, "gpu", 0, "GPUs per replica")
+	f.IntVar(&set.MinReplicas, "autoscale-min", 0, "fewest replicas (turns autoscaling on; unset settings keep their values)")
+	f.IntVar(&set.MaxReplicas, "autoscale-max", 0, "most replicas")
+	f.IntVar(&set.RefreshSeconds, "autoscale-refresh-seconds", 0, "how often to rescale")
+	f.IntVar(&set.TargetUtilization, "autoscale-target-utilization", 0, "target utilisation in percent")
 	zero = addZeroFlags(f, "", "")
 	liveness = addProbeFlags(f, "liveness", nil)
 	readiness = addProbeFlags(f, "readiness", nil)
