@@ -66,7 +66,7 @@ func (f *sslFlags) request() (*api.SSLRequest, error) {
 // clusterTarget checks what the cluster commands (attach, create aks,
 // update) share: --cluster-purpose, which it spells Berth's way in place
 // (see clusterPurpose), the SSL flags, whose request it returns, and the
-// compute's name, client and workspace (see computeTarget).
+// compute's name, client and workspace (see inWorkspace).
 func (a *app) clusterTarget(name string, purpose *string, ssl *sslFlags) (*client.Client, string, *api.SSLRequest, error) {
 	p, err := clusterPurpose(*purpose)
 	if err != nil {
@@ -77,7 +77,7 @@ func (a *app) clusterTarget(name string, purpose *string, ssl *sslFlags) (*clien
 	if err != nil {
 		return nil, "", nil, err
 	}
-	c, ws, err := a.computeTarget(name)
+	c, ws, err := a.inWorkspace("compute", name)
 	return c, ws, sslReq, err
 }
 

@@ -109,9 +109,3 @@ func (a *app) computeCredentials() *cobra.Command {
 	cmd.Flags().StringVarP(&file, "file", "f", "", "write to this file (mode 0600) instead of standard output")
 	return cmd
 }
-
-// computeTarget checks a command naming a compute has what it needs: the
-// name, a client and a workspace.
-func (a *app) computeTarget(name string) (*client.Client, string, error) {
-	return a.inWorkspace("compute", name)
-}

@@ -52,14 +52,10 @@ header. See docs/endpoints.md.`
 
 func (a *app) endpointCreate() *cobra.Command {
 	var compute, auth string
-	cmd := a.namedCommand("endpoint", "create -n NAME --compute C [--auth key|token|none]", "Create an endpoint: its scoring URI and keys, with no versions yet",
-		func(cmd *cobra.Command, c *client.Client, ws, name string) error {
-			e, err := c.CreateEndpoint(cmd.Context(), ws, api.EndpointRequest{Name: name, Compute: compute, Auth: auth})
-			if err != nil {
-				return err
-			}
-			return a.print(e, endpointColumns)
-		})
+	cmd := a.showCommand("endpoint", "create -n NAME --compute C [--auth key|token|none]", "Create an endpoint: its scoring URI and keys, with no versions yet",
+		func(ctx context.Context, c *client.Client, ws, name string) (any, error) {
+			return c.CreateEndpoint(ctx, ws, api.EndpointRequest{Name: name, Compute: compute, Auth: auth})
+		}, endpointColumns)
 	cmd.Flags().StringVar(&compute, "compute", "", "the compute whose front end serves it (its versions run there)")
 	cmd.MarkFlagRequired("compute")
 	cmd.Flags().StringVar(&auth, "auth", "", "key (default), token or none; the endpoint's, whatever its versions")

@@ -38,13 +38,9 @@ func (a *app) serviceCommand() *cobra.Command {
 	return cmd
 }
 
-func (a *app) serviceTarget(name string) (*client.Client, string, error) {
-	return a.inWorkspace("service", name)
-}
-
 // service fetches service -n NAME.
 func (a *app) service(ctx context.Context, name string) (*client.Client, string, *api.Service, error) {
-	c, ws, err := a.serviceTarget(name)
+	c, ws, err := a.inWorkspace("service", name)
 	if err != nil {
 		return nil, "", nil, err
 	}
@@ -67,7 +63,7 @@ func (a *app) serviceDeploy() *cobra.Command {
 	return a.deployCommand("deploy -n NAME --compute C --model NAME[:VERSION]... (--image IMAGE | --command CMD...)",
 		"Deploy models as a scoring service (defaults are the reference's)",
 		func(cmd *cobra.Command, name string, spec api.ServiceSpec, noWait bool) error {
-			c, ws, err := a.serviceTarget(name)
+			c, ws, err := a.inWorkspace("service", name)
 			if err != nil {
 				return err
 			}
@@ -254,7 +250,7 @@ func (a *app) serviceUpdate() *cobra.Command {
 	return a.updateCommand("update -n NAME [--model NAME[:VERSION]]... [--image I | --command C...] [...]",
 		"Update a service in place: a rolling update, no request fails", nil,
 		func(cmd *cobra.Command, name string) (*client.Client, string, string, error) {
-			c, ws, err := a.serviceTarget(name)
+			c, ws, err := a.inWorkspace("service", name)
 			return c, ws, name, err
 		},
 		func(cmd *cobra.Command, c *client.Client, ws, name string, ch *api.ServiceSpec, noWait bool) error {
