@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -41,11 +42,7 @@ DEST/NAME/VERSION, within the limits the server sends (its
 --timeout; refusals (401, 403, 404) fail at once with the server's reason.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			env := func(v *string, k string) {
-				if *v == "" {
-					*v = a.getenv(k)
-				}
-			}
+			env := func(v *string, k string) { *v = cmp.Or(*v, a.getenv(k)) }
 			env(&source, "BERTH_MODEL_SOURCE")
 			env(&models, "BERTH_MODELS")
 			env(&tokenFile, "BERTH_TOKEN_FILE")

@@ -82,9 +82,7 @@ func (m *Manager) host(ctx context.Context, computeID string) (*store.Compute, p
 // (requests get 503 until a version is added).
 func (m *Manager) Create(ctx context.Context, ws *api.Workspace, req *api.EndpointRequest) (*api.Endpoint, error) {
 	details := checkNames(req.Name, "")
-	if req.Auth == "" {
-		req.Auth = api.AuthKey
-	}
+	req.Auth = cmp.Or(req.Auth, api.AuthKey)
 	if req.Auth != api.AuthKey && req.Auth != api.AuthToken && req.Auth != api.AuthNone {
 		details = append(details, problem.Detail(api.CodeInvalidValue, "auth", "auth %q is not key, token or none", req.Auth))
 	}

@@ -1,6 +1,7 @@
 package frontend
 
 import (
+	"cmp"
 	"time"
 
 	"github.com/berth-ml/berth/internal/frontend/reqlog"
@@ -37,10 +38,7 @@ func (c *capture) WatchClient() (stop func()) {
 // (which drops it, counted, when its buffer is full).
 func (f *Frontend) logRequest(c *capture, rt *Route, lb reqlog.Labels, body *reqBody) {
 	req, cut := body.head(c.limit)
-	status := c.Status
-	if status == 0 {
-		status = 499 // the client went away before an answer
-	}
+	status := cmp.Or(c.Status, 499) // 499: the client went away before an answer
 	f.reqlog.Add(reqlog.Record{Labels: lb, Service: rt.Service, Time: c.start, Status: status, Latency: time.Since(c.start),
 		Request: req, RequestTruncated: cut, Response: c.body, ResponseTruncated: c.cut, Sink: rt.LogSink})
 }

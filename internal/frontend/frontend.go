@@ -199,9 +199,7 @@ func (f *Frontend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		name = f.serve(sw, r, name, upstreamPath, kind)
 		code = sw.Status
 	}
-	if code == 0 {
-		code = 499 // the client went away before an answer
-	}
+	code = cmp.Or(code, 499) // 499: the client went away before an answer
 	f.metrics.observe(name, kind, code, time.Since(start))
 	if f.AccessLog {
 		f.log.Info("access", "method", r.Method, "path", r.URL.Path, "service", name, "status", code,

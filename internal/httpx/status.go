@@ -2,7 +2,10 @@
 // API and the front end's gateway) share.
 package httpx
 
-import "net/http"
+import (
+	"cmp"
+	"net/http"
+)
 
 // StatusWriter records the status a handler wrote, for logs and metrics.
 type StatusWriter struct {
@@ -12,16 +15,12 @@ type StatusWriter struct {
 }
 
 func (w *StatusWriter) WriteHeader(code int) {
-	if w.Status == 0 {
-		w.Status = code
-	}
+	w.Status = cmp.Or(w.Status, code)
 	w.ResponseWriter.WriteHeader(code)
 }
 
 func (w *StatusWriter) Write(b []byte) (int, error) {
-	if w.Status == 0 {
-		w.Status = http.StatusOK
-	}
+	w.Status = cmp.Or(w.Status, http.StatusOK)
 	return w.ResponseWriter.Write(b)
 }
 

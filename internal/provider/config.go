@@ -143,9 +143,7 @@ func Edit[T any](raw *json.RawMessage, fn func(*T)) {
 			delete(doc, k)
 		}
 	}
-	for k, v := range after {
-		doc[k] = v
-	}
+	maps.Copy(doc, after)
 	if len(doc) == 0 {
 		*raw = nil
 		return

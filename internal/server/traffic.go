@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -134,10 +135,7 @@ func (s *Server) collectLoop(ctx context.Context) {
 	if every < 0 {
 		return
 	}
-	if every == 0 {
-		every = trafficstore.Fine
-	}
-	periodically(ctx, every, func() { s.collect(ctx, time.Now()) })
+	periodically(ctx, cmp.Or(every, trafficstore.Fine), func() { s.collect(ctx, time.Now()) })
 }
 
 func (s *Server) collect(ctx context.Context, now time.Time) {

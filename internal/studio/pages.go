@@ -8,6 +8,7 @@ import (
 	"html/template"
 	"io"
 	"io/fs"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -475,11 +476,7 @@ func (s *Studio) deployView(r *http.Request, form map[string]string, errs map[st
 }
 
 func (s *Studio) deployForm(w http.ResponseWriter, r *http.Request) {
-	form := map[string]string{}
-	for k, v := range deployDefaults {
-		form[k] = v
-	}
-	v, err := s.deployView(r, form, nil)
+	v, err := s.deployView(r, maps.Clone(deployDefaults), nil)
 	if err != nil {
 		s.fail(w, r, err)
 		return

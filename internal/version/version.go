@@ -6,6 +6,7 @@
 package version
 
 import (
+	"cmp"
 	"runtime"
 	"runtime/debug"
 	"strings"
@@ -31,12 +32,7 @@ func Get() Info {
 	v, c := Version, Commit
 	if v == "" || c == "" {
 		rev, dirty := vcs()
-		if c == "" {
-			c = rev
-		}
-		if v == "" {
-			v = FromCommit(rev, dirty)
-		}
+		c, v = cmp.Or(c, rev), cmp.Or(v, FromCommit(rev, dirty))
 	}
 	return Info{Version: v, Commit: c, GoVersion: runtime.Version(), Platform: runtime.GOOS + "/" + runtime.GOARCH}
 }

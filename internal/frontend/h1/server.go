@@ -5,6 +5,7 @@ package h1
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -639,9 +640,7 @@ func (c *h1Conn) readRequest() error {
 		if !validHost(hosts[0]) {
 			return badRequest("malformed Host header")
 		}
-		if r.Host == "" {
-			r.Host = hosts[0]
-		}
+		r.Host = cmp.Or(r.Host, hosts[0])
 		delete(h, "Host")
 	} else if r.ProtoMinor >= 1 { // even with an absolute-form target (RFC 9112 section 3.2)
 		return badRequest("missing required Host header")

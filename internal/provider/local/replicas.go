@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"github.com/berth-ml/berth/internal/freeport"
+	"maps"
 
 	"fmt"
 	"io"
@@ -187,9 +188,7 @@ func (rt *Runtime) startReplica(sv *store.Service, wsID string, idx int) (*repli
 	if len(dirs) > 0 {
 		env["BERTH_MODEL_DIR"] = dirs[0]
 	}
-	for k, v := range sv.Env {
-		env[k] = v
-	}
+	maps.Copy(env, sv.Env)
 	args := make([]string, len(sv.Command))
 	for i, a := range sv.Command {
 		args[i] = os.Expand(a, func(k string) string {
