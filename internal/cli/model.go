@@ -100,16 +100,10 @@ func (a *app) modelCommand() *cobra.Command {
 		m, err := c.GetModel(ctx, ws, name, version)
 		return c, ws, m, err
 	}
-	show := &cobra.Command{
-		Use: "show -n NAME [--version V]", Short: "Show a model version (the latest by default)", Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			_, _, m, err := model(cmd.Context())
-			if err != nil {
-				return err
-			}
-			return a.print(m, modelColumns)
-		},
-	}
+	show := a.showCommand("model", "show -n NAME [--version V]", "Show a model version (the latest by default)",
+		func(ctx context.Context, c *client.Client, ws, name string) (any, error) {
+			return c.GetModel(ctx, ws, name, version)
+		}, modelColumns)
 	download := &cobra.Command{
 		Use: "download -n NAME [--version V] [-f FILE]", Short: "Download a model version's artifact", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -158,7 +152,7 @@ func (a *app) modelCommand() *cobra.Command {
 			return nil
 		},
 	}
-	for _, c := range []*cobra.Command{show, download, del} {
+	for _, c := range []*cobra.Command{download, del} {
 		c.Flags().StringVarP(&name, "name", "n", "", "model name")
 	}
 	show.Flags().IntVar(&version, "version", 0, "version (default: the latest)")

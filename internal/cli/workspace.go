@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"github.com/berth-ml/berth/api"
 	"github.com/berth-ml/berth/client"
@@ -17,9 +18,6 @@ func (a *app) workspaceCommand() *cobra.Command {
 			return nil, err
 		}
 		return a.client()
-	}
-	nameFlag := func(c *cobra.Command) {
-		c.Flags().StringVarP(&name, "name", "n", "", "workspace name")
 	}
 	create := &cobra.Command{
 		Use: "create -n NAME [--region R]", Short: "Create a workspace", Args: cobra.NoArgs,
@@ -39,19 +37,10 @@ func (a *app) workspaceCommand() *cobra.Command {
 			return a.print(ws, workspaceColumns)
 		},
 	}
-	nameFlag(create)
+	create.Flags().StringVarP(&name, "name", "n", "", "workspace name")
 	create.Flags().StringVar(&region, "region", "", "region, used as the default location of created clusters (default local)")
 	settings.register(create.Flags())
 
-	pick := func() (string, error) {
-		if name != "" {
-			return name, nil
-		}
-		if a.workspace != "" {
-			return a.workspace, nil
-		}
-		return "", usageErrorf("the workspace name is required: -n NAME")
-	}
 	show := &cobra.Command{
 		Use: "show [-n NAME]", Short: "Show a workspace with its computes (default: the one of -w, BERTH_WORKSPACE or the context)", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -59,9 +48,9 @@ func (a *app) workspaceCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			n, err := pick()
-			if err != nil {
-				return err
+			n := cmp.Or(name, a.workspace)
+			if n == "" {
+				return usageErrorf("the workspace name is required: -n NAME")
 			}
 			ws, err := c.GetWorkspace(cmd.Context(), n)
 			if err != nil {
@@ -100,7 +89,7 @@ func (a *app) workspaceCommand() *cobra.Command {
 			return nil
 		},
 	}
-	nameFlag(del)
+	del.Flags().StringVarP(&name, "name", "n", "", "workspace name")
 	cmd.AddCommand(create, show, list, del, a.workspaceUpdate())
 	return cmd
 }
