@@ -124,9 +124,7 @@ func (s *Server) routeTable() []route {
 		{Method: "PATCH", Path: wsPath + "/services/{service}", ID: "updateService", Summary: "Update a scoring service in place (rolling, no downtime); empty fields keep their values", Role: api.RoleContributor,
 			Request: api.ServiceSpec{}, Response: api.Operation{}, Status: 202, Handle: onWorkspace("service", false, s.services.Update)},
 		{Method: "DELETE", Path: wsPath + "/services/{service}", ID: "deleteService", Summary: "Delete a scoring service", Role: api.RoleContributor,
-			Response: api.Operation{}, Status: 202, Handle: onWorkspace("service", false, func(ctx context.Context, ws *api.Workspace, name string, _ *noBody) (*store.Operation, error) {
-				return s.services.Delete(ctx, ws, name)
-			})},
+			Response: api.Operation{}, Status: 202, Handle: onName("service", s.services.Delete)},
 		{Method: "GET", Path: wsPath + "/services/{service}/logs", ID: "getServiceLogs", Summary: "The last lines of a service's replica logs (text; contributors and owners: what a replica prints is its code's, not the service's metadata)", Role: api.RoleContributor,
 			Status: 200, Handle: s.serviceLogs, Query: []queryParam{{Name: "replica", Type: "string", Doc: "one replica"}, {Name: "tail", Type: "integer", Doc: "lines per replica (default 100)"},
 				{Name: "previous", Type: "boolean", Doc: "what ran before: the local compute's earlier generations, a cluster's previous (crashed) containers"},
@@ -149,9 +147,7 @@ func (s *Server) routeTable() []route {
 			Summary: "A batch of a cluster front end's request logs (JSON Lines), filed in the artifact store by the hour; authenticated as its metrics reports are",
 			Status:  204, Handle: s.reportRequestLogs},
 		{Method: "POST", Path: wsPath + "/services/{service}/token", ID: "getServiceToken", Summary: "A short-lived token for a token-auth service (owners only, as keys are)", Role: api.RoleOwner,
-			Response: api.ServiceToken{}, Status: 200, Handle: onWorkspace("service", false, func(ctx context.Context, ws *api.Workspace, name string, _ *noBody) (*api.ServiceToken, error) {
-				return s.services.Token(ctx, ws, name)
-			})},
+			Response: api.ServiceToken{}, Status: 200, Handle: onName("service", s.services.Token)},
 		{Method: "GET", Path: wsPath + "/endpoints", ID: "listEndpoints", Summary: "List endpoints", Role: api.RoleReader,
 			Response: api.EndpointList{}, Status: 200, Handle: onWorkspace("", false, func(ctx context.Context, ws *api.Workspace, _ string, _ *noBody) (*api.EndpointList, error) {
 				return s.endpoints.List(ctx, ws)
@@ -161,15 +157,11 @@ func (s *Server) routeTable() []route {
 				return s.endpoints.Create(ctx, ws, req)
 			})},
 		{Method: "GET", Path: endpointPath, ID: "getEndpoint", Summary: "Show an endpoint with its versions and their traffic", Role: api.RoleReader,
-			Response: api.Endpoint{}, Status: 200, Handle: onWorkspace("endpoint", false, func(ctx context.Context, ws *api.Workspace, name string, _ *noBody) (*api.Endpoint, error) {
-				return s.endpoints.Show(ctx, ws, name)
-			})},
+			Response: api.Endpoint{}, Status: 200, Handle: onName("endpoint", s.endpoints.Show)},
 		{Method: "PATCH", Path: endpointPath, ID: "setEndpointTraffic", Summary: "Set several versions' traffic in one atomic change (the result sums to 100)", Role: api.RoleContributor,
 			Request: api.EndpointTrafficRequest{}, Response: api.EndpointChange{}, Status: 200, Handle: onWorkspace("endpoint", false, s.endpoints.SetTraffic)},
 		{Method: "DELETE", Path: endpointPath, ID: "deleteEndpoint", Summary: "Stop serving an endpoint and delete its versions' services", Role: api.RoleContributor,
-			Response: api.EndpointChange{}, Status: 200, Handle: onWorkspace("endpoint", false, func(ctx context.Context, ws *api.Workspace, name string, _ *noBody) (*api.EndpointChange, error) {
-				return s.endpoints.Delete(ctx, ws, name)
-			})},
+			Response: api.EndpointChange{}, Status: 200, Handle: onName("endpoint", s.endpoints.Delete)},
 		{Method: "POST", Path: endpointPath + "/versions", ID: "addEndpointVersion", Summary: "Deploy a version of an endpoint (a service) with its share of the traffic", Role: api.RoleContributor,
 			Request: api.EndpointVersionRequest{}, Response: api.EndpointChange{}, Status: 200, Handle: onWorkspace("endpoint", false, s.endpoints.AddVersion)},
 		{Method: "PATCH", Path: endpointPath + "/versions/{version}", ID: "updateEndpointVersion", Summary: "Change a version's traffic (one atomic change) and, with service settings, roll its service", Role: api.RoleContributor,
@@ -183,15 +175,11 @@ func (s *Server) routeTable() []route {
 		{Method: "GET", Path: endpointPath + "/request-logs", ID: "getEndpointRequestLogs", Summary: "An endpoint's logged requests and answers, of every version (each version's --log-requests), as JSON Lines, oldest first (contributors and owners)", Role: api.RoleContributor,
 			Status: 200, Handle: s.endpointRequestLogs, Query: []queryParam{logsSinceParam}},
 		{Method: "GET", Path: endpointPath + "/keys", ID: "getEndpointKeys", Summary: "A key-auth endpoint's keys (owners only)", Role: api.RoleOwner,
-			Response: api.ServiceKeys{}, Status: 200, Handle: onWorkspace("endpoint", false, func(ctx context.Context, ws *api.Workspace, name string, _ *noBody) (*api.ServiceKeys, error) {
-				return s.endpoints.Keys(ctx, ws, name)
-			})},
+			Response: api.ServiceKeys{}, Status: 200, Handle: onName("endpoint", s.endpoints.Keys)},
 		{Method: "POST", Path: endpointPath + "/regen-key", ID: "regenEndpointKey", Summary: "Replace an endpoint key (owners only)", Role: api.RoleOwner,
 			Request: api.RegenKeyRequest{}, Response: api.ServiceKeys{}, Status: 200, Handle: onWorkspace("endpoint", false, s.endpoints.RegenKey)},
 		{Method: "POST", Path: endpointPath + "/token", ID: "getEndpointToken", Summary: "A short-lived token for a token-auth endpoint (owners only)", Role: api.RoleOwner,
-			Response: api.ServiceToken{}, Status: 200, Handle: onWorkspace("endpoint", false, func(ctx context.Context, ws *api.Workspace, name string, _ *noBody) (*api.ServiceToken, error) {
-				return s.endpoints.Token(ctx, ws, name)
-			})},
+			Response: api.ServiceToken{}, Status: 200, Handle: onName("endpoint", s.endpoints.Token)},
 		{Method: "GET", Path: "/api/v1/versions", ID: "listVersions", Summary: "Kubernetes versions Berth supports (default marked)", Role: api.RoleReader,
 			Response: api.VersionList{}, Status: 200, Handle: s.versions, Query: []queryParam{{Name: "location", Type: "string", Doc: "an Azure location (AKS provider)"}, {Name: "workspace", Type: "string", Doc: "the workspace whose Azure subscription and credentials to use"}}},
 		{Method: "GET", Path: wsPath + "/operations", ID: "listOperations", Summary: "A workspace's operations (of computes and services), newest first, at most 100", Role: api.RoleReader,
@@ -392,6 +380,13 @@ func onWorkspace[Req, Resp any](param string, optional bool, fn func(ctx context
 		writeJSON(w, http.StatusOK, out)
 		return nil
 	}
+}
+
+// onName is onWorkspace for a call that takes no body.
+func onName[Resp any](param string, fn func(ctx context.Context, ws *api.Workspace, name string) (Resp, error)) func(http.ResponseWriter, *http.Request, *principal) error {
+	return onWorkspace(param, false, func(ctx context.Context, ws *api.Workspace, name string, _ *noBody) (Resp, error) {
+		return fn(ctx, ws, name)
+	})
 }
 
 // onVersion is onWorkspace for an endpoint's version: the endpoint and
