@@ -312,14 +312,7 @@ func (l *Logger) postEvents(ctx context.Context, url string, entries []Entry) er
 	if err != nil {
 		return err
 	}
-	return Post(ctx, l.client(), url, BatchContentType, "", body)
-}
-
-func (l *Logger) client() *http.Client {
-	if l.Client != nil {
-		return l.Client
-	}
-	return &http.Client{Timeout: 10 * time.Second}
+	return Post(ctx, cmp.Or(l.Client, &http.Client{Timeout: 10 * time.Second}), url, BatchContentType, "", body)
 }
 
 // Post sends body to url, with a bearer token when one is given; an
