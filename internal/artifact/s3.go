@@ -188,10 +188,7 @@ func describeS3Error(c S3Config, err error) error {
 }
 
 func errCode(r minio.ErrorResponse) string {
-	if r.Code != "" {
-		return r.Code
-	}
-	return fmt.Sprintf("HTTP %d", r.StatusCode)
+	return cmp.Or(r.Code, fmt.Sprintf("HTTP %d", r.StatusCode))
 }
 
 func (s *S3) String() string { return s.cfg.String() }

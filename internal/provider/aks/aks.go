@@ -145,10 +145,7 @@ func serviceAnnotations(c *store.Compute) map[string]string {
 
 // subscription is the workspace's subscription, or the server's default.
 func (p *Provider) subscription(ws *api.Workspace) string {
-	if ws.Settings.AzureSubscriptionID != "" {
-		return ws.Settings.AzureSubscriptionID
-	}
-	return p.DefaultSubscription
+	return cmp.Or(ws.Settings.AzureSubscriptionID, p.DefaultSubscription)
 }
 
 // connect opens Azure's clients for a subscription with the workspace's

@@ -1,6 +1,7 @@
 package aks
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -174,10 +175,7 @@ func responseMessage(re *azcore.ResponseError) string {
 			}
 		}
 	}
-	if re.ErrorCode != "" {
-		return re.ErrorCode
-	}
-	return http.StatusText(re.StatusCode)
+	return cmp.Or(re.ErrorCode, http.StatusText(re.StatusCode))
 }
 
 func firstLine(s string) string {

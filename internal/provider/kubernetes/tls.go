@@ -280,10 +280,7 @@ func (p *Provider) obtain(ctx context.Context, r *operation.Run, cl *kubeconn.Cl
 }
 
 func directory(ws *api.Workspace) string {
-	if ws.Settings.ACMEDirectoryURL != "" {
-		return ws.Settings.ACMEDirectoryURL
-	}
-	return certificate.LetsEncrypt
+	return cmp.Or(ws.Settings.ACMEDirectoryURL, certificate.LetsEncrypt)
 }
 
 // probeAddress is where the CA will look for HTTP-01 answers: the
