@@ -82,12 +82,7 @@ func isJSON(h http.Header) bool {
 // secretName reports whether a header or JSON field holds a secret.
 func secretName(name string) bool {
 	n := strings.ToLower(name)
-	for _, s := range []string{"authorization", "key", "token", "secret", "password", "credential"} {
-		if strings.Contains(n, s) {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc([]string{"authorization", "key", "token", "secret", "password", "credential"}, func(s string) bool { return strings.Contains(n, s) })
 }
 
 // redactJSON is a JSON document with the string values of secret fields

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"reflect"
+	"slices"
 	"strings"
 	"time"
 
@@ -237,12 +238,7 @@ func (m *Manager) versionOf(ctx context.Context, sv *store.Service) bool {
 	if err != nil {
 		return !errors.Is(err, store.ErrNotFound)
 	}
-	for _, v := range e.Versions {
-		if v.Service == sv.Name {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(e.Versions, func(v api.EndpointVersion) bool { return v.Service == sv.Name })
 }
 
 // own loads a service to change it: a version of an endpoint is changed

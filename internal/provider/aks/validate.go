@@ -199,24 +199,13 @@ func (p *Provider) cores(ctx context.Context, az *clients, location string) (map
 
 // restricted: the size is not available to this subscription in the location.
 func restricted(sku *armcompute.ResourceSKU) bool {
-	for _, r := range sku.Restrictions {
-		if r != nil && r.Type != nil && *r.Type == armcompute.ResourceSKURestrictionsTypeLocation {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(sku.Restrictions, func(r *armcompute.ResourceSKURestrictions) bool {
+		return r != nil && r.Type != nil && *r.Type == armcompute.ResourceSKURestrictionsTypeLocation
+	})
 }
 
 func offeredIn(locs []*string, location string) bool {
-	if len(locs) == 0 {
-		return true
-	}
-	for _, l := range locs {
-		if l != nil && strings.EqualFold(*l, location) {
-			return true
-		}
-	}
-	return false
+	return len(locs) == 0 || slices.ContainsFunc(locs, func(l *string) bool { return l != nil && strings.EqualFold(*l, location) })
 }
 
 // versionsIn is Azure's Kubernetes version list for a location (cached).
@@ -345,19 +334,10 @@ func (p *Provider) parseAttach(ws *api.Workspace, req *api.ComputeRequest) (clus
 	}
 	if p.subscription(ws) == "" {
 		out = append(out, p.settingsDetails(ws, false)...)
-	} else if ch := ws.Settings.AzureCredential; ch != "" && !containsString(CredentialChoices, ch) {
+	} else if ch := ws.Settings.AzureCredential; ch != "" && !slices.Contains(CredentialChoices, ch) {
 		out = append(out, p.settingsDetails(ws, false)...)
 	}
 	return ref, out
-}
-
-func containsString(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // validateAttach checks an attach offline, then that the cluster exists

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"github.com/berth-ml/berth/internal/freeport"
 	"maps"
+	"slices"
 
 	"fmt"
 	"io"
@@ -489,12 +490,7 @@ func (rt *Runtime) syncService(ctx context.Context, wsID string, sv *store.Servi
 const retireGrace = time.Second
 
 func anyReady(run *serviceRun) bool {
-	for _, r := range run.replicas {
-		if r.ready.Load() {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(run.replicas, func(r *replica) bool { return r.ready.Load() })
 }
 
 // Status reports the generation a local service serves and how many of its
