@@ -4,6 +4,8 @@ import (
 	"container/list"
 	"context"
 	"errors"
+	"maps"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -86,10 +88,7 @@ func (p *pool) set(rs []Replica) (changed bool) {
 			changed = true
 		}
 	}
-	p.order = p.order[:0]
-	for _, r := range p.replicas {
-		p.order = append(p.order, r)
-	}
+	p.order = slices.AppendSeq(p.order[:0], maps.Values(p.replicas))
 	sort.Slice(p.order, func(i, j int) bool { return p.order[i].Name < p.order[j].Name })
 	p.drainLocked()
 	return changed

@@ -3,6 +3,8 @@ package metrics
 import (
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strconv"
 	"time"
 
@@ -193,11 +195,7 @@ func ParseText(r io.Reader) ([]*dto.MetricFamily, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading front-end metrics: %w", err)
 	}
-	out := make([]*dto.MetricFamily, 0, len(byName))
-	for _, f := range byName {
-		out = append(out, f)
-	}
-	return out, nil
+	return slices.AppendSeq(make([]*dto.MetricFamily, 0, len(byName)), maps.Values(byName)), nil
 }
 
 // addCounts adds o's requests and histograms to d.
