@@ -77,8 +77,7 @@ func (c *Client) Wait(ctx context.Context, id string, opts WaitOptions) (*api.Op
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		var apiErr *Error
-		if errors.As(err, &apiErr) && apiErr.StatusCode < 500 {
+		if apiErr, ok := errors.AsType[*Error](err); ok && apiErr.StatusCode < 500 {
 			return nil, err
 		}
 		// The stream broke (server restarting, network): try again.

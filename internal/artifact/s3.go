@@ -71,8 +71,7 @@ func ParseS3URL(raw string, getenv func(string) string) (S3Config, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
 		// url.Parse quotes its input; say what is wrong without echoing it.
-		var ue *url.Error
-		if errors.As(err, &ue) {
+		if ue, ok := errors.AsType[*url.Error](err); ok {
 			err = ue.Err
 		}
 		return S3Config{}, fmt.Errorf("artifact store URL is not valid (%v): use %s", err, form)

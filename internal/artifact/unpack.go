@@ -57,8 +57,7 @@ func walk(r io.Reader, format, fileName string, lim Limits, s sink) error {
 		if src.err != nil {
 			return src.err
 		}
-		var se sinkError
-		if errors.As(err, &se) {
+		if se, ok := errors.AsType[sinkError](err); ok {
 			return se.error
 		}
 		if errors.Is(err, io.EOF) {

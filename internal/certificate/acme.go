@@ -191,8 +191,7 @@ func pemKey(k crypto.Signer) (string, error) {
 // Reason is the CA's own words for a failed issuance, without lego's
 // wrapping, for the compute's health and errors.
 func Reason(err error) string {
-	var pd *acme.ProblemDetails
-	if errors.As(err, &pd) {
+	if pd, ok := errors.AsType[*acme.ProblemDetails](err); ok {
 		msg := pd.Detail
 		if pd.Type != "" {
 			msg = strings.TrimPrefix(pd.Type, "urn:ietf:params:acme:error:") + ": " + msg

@@ -114,8 +114,7 @@ func (f *modelFetcher) fetch(ctx context.Context, r api.ModelRef, dir string) (i
 		if err == nil {
 			return n, nil
 		}
-		var p permanent
-		if errors.As(err, &p) {
+		if p, ok := errors.AsType[permanent](err); ok {
 			return 0, p.error
 		}
 		if ctx.Err() != nil {

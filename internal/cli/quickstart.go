@@ -218,8 +218,7 @@ func (a *app) bundledModel(ctx context.Context, c *client.Client, ws string, ste
 // await follows an operation, printing its events, and fails when it did.
 func (a *app) await(ctx context.Context, c *client.Client, op *api.Operation) error {
 	final, err := a.follow(ctx, c, op, "berth operation events --follow "+op.ID)
-	var opErr *client.OperationError
-	if errors.As(err, &opErr) {
+	if _, ok := errors.AsType[*client.OperationError](err); ok {
 		return errors.New(a.describeFailure(final))
 	}
 	return err

@@ -94,8 +94,7 @@ func (a *app) printError(err error) {
 	if errors.Is(err, errSilent) {
 		return
 	}
-	var ce *client.Error
-	if errors.As(err, &ce) {
+	if ce, ok := errors.AsType[*client.Error](err); ok {
 		f := a.flagNames()
 		msg := f.message(ce.Body.Message)
 		if len(ce.Body.Details) == 1 && ce.Body.Details[0].Message == ce.Body.Message {

@@ -314,8 +314,7 @@ func (s *Service) start(ctx context.Context, ws *api.Workspace, name string, kin
 	if errors.Is(err, store.ErrNotFound) { // detached or deleted meanwhile
 		return nil, problem.NotFound("compute %q not found in workspace %q", name, ws.Name)
 	}
-	var active *store.ActiveOperationError
-	if errors.As(err, &active) {
+	if active, ok := errors.AsType[*store.ActiveOperationError](err); ok {
 		running := active.Operation
 		if running == nil {
 			running, _ = s.Store.ActiveOperation(ctx, c.ID)

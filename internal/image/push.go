@@ -76,8 +76,7 @@ func CheckPush(ctx context.Context, tag name.Tag) error {
 }
 
 func pushError(registry string, err error) error {
-	var te *transport.Error
-	if errors.As(err, &te) {
+	if te, ok := errors.AsType[*transport.Error](err); ok {
 		var codes []string
 		for _, d := range te.Errors {
 			c := string(d.Code)

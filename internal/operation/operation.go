@@ -393,8 +393,7 @@ func (e *Engine) finish(op *store.Operation, run *Run, plan *Plan, err error, lo
 		op.Error = &api.Error{Code: string(api.OpCanceled), Message: "The operation was canceled at step " + op.Step}
 	default:
 		op.State = api.OpFailed
-		var apiErr *api.Error
-		if errors.As(err, &apiErr) {
+		if apiErr, ok := errors.AsType[*api.Error](err); ok {
 			op.Error = apiErr
 		} else {
 			op.Error = &api.Error{Code: api.CodeOperationFailed, Message: fmt.Sprintf("%s: %v", op.Step, err)}

@@ -21,8 +21,7 @@ func decode(r *http.Request, v any) error {
 	body := http.MaxBytesReader(nil, r.Body, maxBody)
 	data, err := io.ReadAll(body)
 	if err != nil {
-		var mb *http.MaxBytesError
-		if errors.As(err, &mb) {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 			return problem.New(http.StatusRequestEntityTooLarge, api.CodePayloadTooLarge, "the request body is larger than %d bytes", maxBody)
 		}
 		return problem.New(http.StatusBadRequest, api.CodeBadRequest, "cannot read the request body: %v", err)

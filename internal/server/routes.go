@@ -413,8 +413,7 @@ func (s *Server) createCompute(w http.ResponseWriter, r *http.Request, p *princi
 		return err
 	}
 	_, op, err := s.computes.Create(r.Context(), p.ws, &req)
-	var dry *compute.DryRunResult
-	if errors.As(err, &dry) {
+	if dry, ok := errors.AsType[*compute.DryRunResult](err); ok {
 		writeJSON(w, http.StatusOK, dry.Report)
 		return nil
 	}

@@ -140,8 +140,7 @@ func (s *Studio) render(w http.ResponseWriter, r *http.Request, name string, sta
 // server said.
 func (s *Studio) fail(w http.ResponseWriter, r *http.Request, err error) {
 	status := http.StatusBadGateway
-	var ae *client.Error
-	if errors.As(err, &ae) {
+	if ae, ok := errors.AsType[*client.Error](err); ok {
 		status = ae.StatusCode
 	}
 	if status == http.StatusUnauthorized {
@@ -156,8 +155,8 @@ func (s *Studio) fail(w http.ResponseWriter, r *http.Request, err error) {
 // no field of the form come under "", shown above it.
 func fieldErrors(err error, fields []string) map[string][]string {
 	out := map[string][]string{}
-	var ae *client.Error
-	if !errors.As(err, &ae) {
+	ae, ok := errors.AsType[*client.Error](err)
+	if !ok {
 		out[""] = []string{err.Error()}
 		return out
 	}
@@ -534,8 +533,7 @@ func (s *Studio) endpointTraffic(w http.ResponseWriter, r *http.Request) {
 		traffic[v.Name] = n
 	}
 	if _, err := c.SetEndpointTraffic(ctx, ws, name, traffic); err != nil {
-		var ae *client.Error
-		if !errors.As(err, &ae) || ae.StatusCode != http.StatusBadRequest {
+		if ae, ok := errors.AsType[*client.Error](err); !ok || ae.StatusCode != http.StatusBadRequest {
 			s.fail(w, r, err) // not the change's problem: forbidden, gone, unreachable
 			return
 		}

@@ -133,8 +133,7 @@ func (s *Server) Serve(ln net.Listener) error {
 			if s.inShutdown.Load() {
 				return http.ErrServerClosed
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() || tooManyFiles(err) {
+			if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() || tooManyFiles(err) {
 				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
 				s.Log.Warn("accepting a connection failed; retrying", "err", err, "in", backoff)
 				time.Sleep(backoff)
@@ -345,8 +344,7 @@ func (c *h1Conn) serve() {
 			tc.SetDeadline(time.Now().Add(d))
 		}
 		if err := tc.HandshakeContext(c.ctx); err != nil {
-			var re tls.RecordHeaderError
-			if errors.As(err, &re) && re.Conn != nil && looksLikeHTTP(re.RecordHeader[:]) {
+			if re, ok := errors.AsType[tls.RecordHeaderError](err); ok && re.Conn != nil && looksLikeHTTP(re.RecordHeader[:]) {
 				io.WriteString(re.Conn, "HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n")
 				re.Conn.Close()
 				return
@@ -394,8 +392,7 @@ func (c *h1Conn) serve() {
 		}
 		err := c.readRequest()
 		if err != nil {
-			var he *h1Error
-			if errors.As(err, &he) {
+			if he, ok := errors.AsType[*h1Error](err); ok {
 				c.writeRawError(he)
 				closeWrite = he.code == http.StatusRequestHeaderFieldsTooLarge
 			}

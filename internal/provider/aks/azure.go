@@ -192,12 +192,12 @@ func failAzure(ctx context.Context, err error, n need) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	var re *azcore.ResponseError
-	if errors.As(err, &re) && re.StatusCode >= 500 {
+	re, answered := errors.AsType[*azcore.ResponseError](err)
+	if answered && re.StatusCode >= 500 {
 		return err
 	}
 	d := azureError(err, n)
-	if !errors.As(err, &re) && d.Code == "AzureRequestFailed" {
+	if !answered && d.Code == "AzureRequestFailed" {
 		// No answer from Azure (the network, a broken poll): the step is
 		// retried, resuming a long-running operation where it was.
 		return err

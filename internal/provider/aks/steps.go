@@ -533,8 +533,7 @@ func (p *Provider) stepDeleteCluster(ctx context.Context, r *operation.Run) erro
 		opts = &armcontainerservice.ManagedClustersClientBeginDeleteOptions{ResumeToken: tok}
 	}
 	poller, err := az.clusters.BeginDelete(ctx, group, name, opts)
-	var re *azcore.ResponseError
-	if errors.As(err, &re) && re.StatusCode == http.StatusNotFound {
+	if re, ok := errors.AsType[*azcore.ResponseError](err); ok && re.StatusCode == http.StatusNotFound {
 		r.Event("AKS cluster %s is already gone", name)
 		return nil
 	}

@@ -355,8 +355,7 @@ func (p *Provider) validateAttach(ctx context.Context, ws *api.Workspace, req *a
 	}
 	mc, err := az.clusters.Get(ctx, ref.group, ref.name, nil)
 	if err != nil {
-		var re *azcore.ResponseError
-		if errors.As(err, &re) && re.StatusCode == http.StatusNotFound {
+		if re, ok := errors.AsType[*azcore.ResponseError](err); ok && re.StatusCode == http.StatusNotFound {
 			return []api.ErrorDetail{problem.Detail(api.CodeClusterNotFound, "settings.resourceId", "there is no managed cluster %s in resource group %s of subscription %s", ref.name, ref.group, ref.subscription)}
 		}
 		return []api.ErrorDetail{azureError(err, need{action: "read managed cluster " + ref.name, role: "Reader", scope: ref.id()})}

@@ -35,8 +35,7 @@ func (p *Provider) Versions(ctx context.Context, ws *api.Workspace, location str
 	}
 	vl, err := p.versionsIn(ctx, az, location)
 	if err != nil {
-		var re *azcore.ResponseError
-		if errors.As(err, &re) && (re.StatusCode == http.StatusNotFound || re.StatusCode == http.StatusBadRequest) {
+		if re, ok := errors.AsType[*azcore.ResponseError](err); ok && (re.StatusCode == http.StatusNotFound || re.StatusCode == http.StatusBadRequest) {
 			return nil, problem.New(http.StatusBadRequest, api.CodeUnknownLocation, "Azure has no Kubernetes versions for location %q: check the name (`az account list-locations -o table`)", location)
 		}
 		d := azureError(err, need{action: "list Kubernetes versions in " + location, role: "Reader", scope: "/subscriptions/" + sub})

@@ -273,8 +273,7 @@ func fail(code string, err error) error {
 	if preflight.IsUnreachable(err) {
 		return operation.Fail(api.CodeClusterUnreachable, err.Error())
 	}
-	var ae *api.Error
-	if errors.As(err, &ae) {
+	if _, ok := errors.AsType[*api.Error](err); ok {
 		return err
 	}
 	return operation.Fail(code, err.Error())
