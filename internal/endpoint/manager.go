@@ -193,13 +193,6 @@ func (m *Manager) List(ctx context.Context, ws *api.Workspace) (*api.EndpointLis
 	return out, nil
 }
 
-// change is a change of an endpoint's traffic: the versions as they
-// would be, checked whole before anything changes.
-func change(e *store.Endpoint, versions []api.EndpointVersion, changed string) ([]api.EndpointVersion, []api.ErrorDetail) {
-	rebalance(versions, changed)
-	return versions, CheckTraffic(versions)
-}
-
 // rebalance keeps the sum at 100 when that is unambiguous: when the
 // changed version's new share leaves the sum off 100 and exactly one other
 // version carries traffic, that one gives or takes the difference (so
@@ -274,8 +267,8 @@ func (m *Manager) AddVersion(ctx context.Context, ws *api.Workspace, name string
 	svc := ServiceName(e.Name, req.Version)
 	versions := append(slices.Clone(e.Versions), api.EndpointVersion{Name: req.Version, Service: svc})
 	apply(versions, req.Version, req.Traffic, req.MirrorTraffic, req.Control)
-	versions, problems := change(e, versions, req.Version)
-	details = append(details, problems...)
+	rebalance(versions, req.Version)
+	details = append(details, CheckTraffic(versions)...) // the traffic as it would be, checked whole before anything changes
 	spec := req.ServiceSpec
 	spec.Compute, spec.Auth = e.Compute, api.AuthNone
 	op, err := m.Services.DeployVersion(ctx, ws, &api.ServiceRequest{Name: svc, ServiceSpec: spec}, &service.Owner{Endpoint: e.Name,
@@ -345,7 +338,8 @@ func (m *Manager) UpdateVersion(ctx context.Context, ws *api.Workspace, name, ve
 	}
 	versions := slices.Clone(e.Versions)
 	apply(versions, ver, req.Traffic, req.MirrorTraffic, req.Control)
-	versions, details := change(e, versions, ver)
+	rebalance(versions, ver)
+	details := CheckTraffic(versions)
 	if len(details) > 0 {
 		return nil, problem.Validation("", details)
 	}
