@@ -391,11 +391,7 @@ func (m *Manager) RegenKey(ctx context.Context, ws *api.Workspace, name string, 
 	if details := CheckRegen(req, sv.Auth, "service "+sv.Name); len(details) > 0 {
 		return nil, problem.Validation("", details)
 	}
-	v := req.Value
-	if v == "" {
-		v = NewKey()
-	}
-	sv.Secrets[req.Key+"Key"] = v
+	sv.Secrets[req.Key+"Key"] = cmp.Or(req.Value, NewKey())
 	c, h, err := m.hostOf(ctx, sv)
 	if err != nil {
 		return nil, err
