@@ -720,9 +720,7 @@ func (c *h1Conn) parseTarget(target string) error {
 		return badRequest("")
 	}
 	c.url = *u
-	if u.Host != "" {
-		c.req.Host = u.Host
-	}
+	c.req.Host = cmp.Or(u.Host, c.req.Host)
 	return nil
 }
 
