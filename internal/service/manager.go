@@ -103,7 +103,7 @@ func (m *Manager) Deploy(ctx context.Context, ws *api.Workspace, req *api.Servic
 	if _, err := m.Store.GetEndpoint(ctx, ws.ID, req.Name); err == nil {
 		return nil, problem.Conflict(api.CodeNameInUse, "an endpoint named %q exists in workspace %q; a service and an endpoint cannot share a name (/v2/models/%s would be ambiguous)", req.Name, ws.Name, req.Name)
 	}
-	return m.deploy(ctx, ws, req, &Owner{}, details)
+	return m.DeployVersion(ctx, ws, req, &Owner{}, details)
 }
 
 // Owner is the endpoint a version's service belongs to: its name, the
@@ -116,12 +116,9 @@ type Owner struct {
 
 // DeployVersion deploys the service of an endpoint's version (its name
 // checked by the endpoint), reporting the endpoint's problems with the
-// spec's and recording the endpoint's change with the service.
+// spec's and recording the endpoint's change with the service. Deploy
+// calls it with no owner.
 func (m *Manager) DeployVersion(ctx context.Context, ws *api.Workspace, req *api.ServiceRequest, o *Owner, details []api.ErrorDetail) (*store.Operation, error) {
-	return m.deploy(ctx, ws, req, o, details)
-}
-
-func (m *Manager) deploy(ctx context.Context, ws *api.Workspace, req *api.ServiceRequest, o *Owner, details []api.ErrorDetail) (*store.Operation, error) {
 	details = append(details, Normalize(&req.ServiceSpec)...)
 	var c *store.Compute
 	if req.Compute != "" {
