@@ -54,8 +54,7 @@ func (a *app) finishService(ctx context.Context, c *client.Client, ws string, op
 		return a.print(op, operationColumns)
 	}
 	return a.finish(ctx, c, op, fmt.Sprintf("berth operation events --follow %s", op.ID), serviceColumns, func(name string) (any, error) {
-		sv, err := c.GetService(ctx, ws, name)
-		return sv, err
+		return c.GetService(ctx, ws, name)
 	})
 }
 

@@ -121,8 +121,7 @@ func (a *app) runOperation(ctx context.Context, c *client.Client, ws string, op 
 
 func (a *app) finishOperation(ctx context.Context, c *client.Client, ws string, op *api.Operation) error {
 	return a.finish(ctx, c, op, fmt.Sprintf("berth compute wait -n %s -w %s", op.TargetName, ws), computeColumns, func(name string) (any, error) {
-		comp, err := c.GetCompute(ctx, ws, name)
-		return comp, err
+		return c.GetCompute(ctx, ws, name)
 	})
 }
 
