@@ -97,10 +97,7 @@ func pushError(registry string, err error) error {
 		}
 		return &PushError{Registry: registry, Reason: reason, Err: err}
 	}
-	var ne net.Error
-	var oe *net.OpError
-	var de *net.DNSError
-	if errors.As(err, &de) || errors.As(err, &oe) || errors.As(err, &ne) {
+	if _, ok := errors.AsType[net.Error](err); ok { // *net.DNSError and *net.OpError are net.Errors too
 		return &PushError{Registry: registry, Reason: "registry unreachable: " + err.Error(), Err: err}
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {

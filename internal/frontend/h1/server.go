@@ -941,8 +941,7 @@ func (w *Response) WatchClient() (stop func()) {
 			c.peeked = true
 			return
 		}
-		var ne net.Error
-		if err != nil && !(errors.As(err, &ne) && ne.Timeout()) {
+		if ne, ok := errors.AsType[net.Error](err); err != nil && !(ok && ne.Timeout()) {
 			c.cancel() // end of stream or a reset: the client has gone
 		}
 	}()
