@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -359,12 +360,9 @@ func (m *Manager) UpdateVersion(ctx context.Context, ws *api.Workspace, name, ve
 	return m.published(ctx, e, op)
 }
 
-func isZero(s api.ServiceSpec) bool {
-	return len(s.Models) == 0 && s.Image == "" && len(s.Command) == 0 && s.CPU == 0 && s.MemoryGB == 0 && s.CPULimit == 0 &&
-		s.MemoryLimitGB == 0 && s.Port == 0 && s.GPU == 0 && s.Replicas == 0 && s.Autoscale == nil && s.MaxConcurrentRequests == 0 &&
-		s.MaxQueueWaitMs == 0 && s.ScoringTimeoutMs == 0 && s.Auth == "" && s.Namespace == "" && s.Liveness == nil &&
-		s.Readiness == nil && s.Env == nil && s.ModelDelivery == "" && s.Compute == "" && s.LogRequests == nil && s.LogBodyLimit == 0 && s.LogSink == nil
-}
+// isZero tells whether a version update sets no service setting: every
+// field of the spec, the ones added later included, is empty.
+func isZero(s api.ServiceSpec) bool { return reflect.ValueOf(s).IsZero() }
 
 // SetTraffic sets several versions' traffic in one atomic update.
 func (m *Manager) SetTraffic(ctx context.Context, ws *api.Workspace, name string, req *api.EndpointTrafficRequest) (*api.EndpointChange, error) {

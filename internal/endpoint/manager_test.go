@@ -7,10 +7,11 @@ import (
 )
 
 // TestLoggingSettingsAreAVersionChange: `endpoint version update` with
-// only a request logging flag changes the version's service.
+// only a request logging flag, or any other one setting, changes the
+// version's service.
 func TestLoggingSettingsAreAVersionChange(t *testing.T) {
 	p, sink := 10, ""
-	for _, s := range []api.ServiceSpec{{LogRequests: &p}, {LogBodyLimit: 100}, {LogSink: &sink}} {
+	for _, s := range []api.ServiceSpec{{LogRequests: &p}, {LogBodyLimit: 100}, {LogSink: &sink}, {ColdStartTimeoutMs: 5000}, {Port: 8080}} {
 		if isZero(s) {
 			t.Errorf("%+v is taken as no change", s)
 		}
