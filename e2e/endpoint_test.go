@@ -206,6 +206,14 @@ func endpointLifecycle(t *testing.T, e *attachEnv, compute string, hc *http.Clie
 	if after := e.mustBerth("endpoint", "show", "fraud", "-o", "json").stdout; after != before {
 		t.Errorf("bad input changed the endpoint:\n%s\n%s", before, after)
 	}
+	// A version still being deployed is not deleted (the endpoint would
+	// forget a service it still owns); once deployed, it is.
+	version("v3", "--no-wait")
+	if r := e.berth("endpoint", "version", "delete", "-e", "fraud", "--version-name", "v3"); r.code == 0 || !strings.Contains(r.stderr, "has an operation in progress") {
+		t.Errorf("deleting a version while it deploys: %+v", r)
+	}
+	e.mustBerth("service", "wait", "fraud--v3")
+	e.mustBerth("endpoint", "version", "delete", "-e", "fraud", "--version-name", "v3")
 	e.mustBerth("endpoint", "version", "delete", "-e", "fraud", "--version-name", "v1")
 	time.Sleep(500 * time.Millisecond)
 	if r := e.berth("endpoint", "version", "update", "-e", "fraud", "--version-name", "v2", "--mirror-traffic", "10"); r.code == 0 || !strings.Contains(r.stderr, "only version") {

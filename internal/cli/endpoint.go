@@ -335,14 +335,8 @@ func (a *app) endpointLogsData() *cobra.Command {
 	var name string
 	var since time.Duration
 	cmd := &cobra.Command{Use: "logs-data -e NAME [--since 1h]", Short: "Print the requests and answers an endpoint's versions logged (--log-requests), as JSON Lines",
-		Args: cobra.MaximumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if len(args) == 1 {
-				if name != "" && name != args[0] {
-					return usageErrorf("two names given: %q as the argument and %q with -e; give one", args[0], name)
-				}
-				name = args[0]
-			}
+		Args: positionalFlag("endpoint", nil),
+		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, ws, err := a.inWorkspace("endpoint", name)
 			if err != nil {
 				return err

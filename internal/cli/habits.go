@@ -25,8 +25,10 @@ func (a *app) finishTree(cmd *cobra.Command) {
 	}
 	if orig := cmd.Args; orig != nil {
 		cmd.Args = func(c *cobra.Command, args []string) error {
-			if err := orig(c, args); err != nil {
+			if err := orig(c, args); err != nil && !strings.Contains(err.Error(), "--help' for usage.") {
 				return usageErrorf("%v\nRun '%s --help' for usage.", err, c.CommandPath())
+			} else if err != nil {
+				return err
 			}
 			return nil
 		}
@@ -94,9 +96,13 @@ func unknownSubcommand(cmd *cobra.Command, args []string) error {
 // the command declares (compute update's type, as the reference writes
 // `computetarget update aks -n NAME`) given beside -n is that word, not a
 // name.
-func positionalName(words []string) cobra.PositionalArgs {
+func positionalName(words []string) cobra.PositionalArgs { return positionalFlag("name", words) }
+
+// positionalFlag is positionalName for a command whose name flag is
+// another (endpoint logs-data's -e).
+func positionalFlag(flag string, words []string) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
-		f := cmd.Flags().Lookup("name")
+		f := cmd.Flags().Lookup(flag)
 		if len(args) == 1 && f.Changed && slices.Contains(words, args[0]) {
 			return nil
 		}
@@ -107,9 +113,9 @@ func positionalName(words []string) cobra.PositionalArgs {
 			return usageErrorf("too many arguments %q: give one name\nRun '%s --help' for usage.", args, cmd.CommandPath())
 		}
 		if f.Changed && f.Value.String() != args[0] {
-			return usageErrorf("two names given: %q as the argument and %q with -n; give one", args[0], f.Value.String())
+			return usageErrorf("two names given: %q as the argument and %q with -%s; give one", args[0], f.Value.String(), f.Shorthand)
 		}
-		return cmd.Flags().Set("name", args[0])
+		return cmd.Flags().Set(flag, args[0])
 	}
 }
 

@@ -33,3 +33,27 @@ func TestPositionalNameBesideTypeWord(t *testing.T) {
 		}
 	}
 }
+
+// TestEndpointLogsDataTakesItsNameAsTheArgument: `endpoint logs-data
+// fraud` is `-e fraud`; two different names are refused.
+func TestEndpointLogsDataTakesItsNameAsTheArgument(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string // "" wants an error
+	}{
+		{[]string{"fraud"}, "fraud"},
+		{[]string{"-e", "fraud"}, "fraud"},
+		{[]string{"fraud", "-e", "fraud"}, "fraud"},
+		{[]string{"fraud", "-e", "other"}, ""},
+		{[]string{"a", "b"}, ""},
+	} {
+		cmd := (&app{}).endpointLogsData()
+		cmd.RunE = func(*cobra.Command, []string) error { return nil }
+		cmd.SetArgs(tc.args)
+		cmd.SilenceErrors, cmd.SilenceUsage = true, true
+		err := cmd.Execute()
+		if got := cmd.Flags().Lookup("endpoint").Value.String(); (err != nil) != (tc.want == "") || err == nil && got != tc.want {
+			t.Errorf("%v: endpoint %q, err %v; want %q", tc.args, got, err, tc.want)
+		}
+	}
+}
