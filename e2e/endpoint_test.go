@@ -3,9 +3,11 @@ package e2e
 import (
 	"crypto/tls"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -48,9 +50,16 @@ type load struct {
 	wg       sync.WaitGroup
 }
 
+// loadClients is how many clients startLoad runs. The versions take as
+// many requests at once, so none waits in a queue: under a loaded machine,
+// a request that waits longer than maxQueueWaitMs (500 ms by default) is
+// shed with 503 Overloaded, as it should be, and that is not what these
+// tests look at.
+const loadClients = 4
+
 func startLoad(hc *http.Client, uri, key string) *load {
 	l := &load{versions: map[string]int{}, stop: make(chan struct{})}
-	for range 4 {
+	for range loadClients {
 		l.wg.Go(func() {
 			for {
 				select {
@@ -61,13 +70,18 @@ func startLoad(hc *http.Client, uri, key string) *load {
 				req, _ := http.NewRequest("POST", uri, strings.NewReader(`{"data":[[5.1,3.5,1.4,0.2]]}`))
 				req.Header.Set("Authorization", "Bearer "+key)
 				resp, err := hc.Do(req)
+				var failure string
+				if err == nil && resp.StatusCode != 200 {
+					body, _ := io.ReadAll(io.LimitReader(resp.Body, 300))
+					failure = fmt.Sprintf("%s at %s: %s", resp.Status, time.Now().Format("15:04:05.000"), body)
+				}
 				l.mu.Lock()
 				l.all++
 				switch {
 				case err != nil:
 					l.failed = append(l.failed, err.Error())
-				case resp.StatusCode != 200:
-					l.failed = append(l.failed, resp.Status)
+				case failure != "":
+					l.failed = append(l.failed, failure)
 				default:
 					l.versions[resp.Header.Get("X-Berth-Version")]++
 				}
@@ -121,7 +135,7 @@ func endpointLifecycle(t *testing.T, e *attachEnv, compute string, hc *http.Clie
 		t.Fatalf("endpoint %+v, keys %+v", ep, keys)
 	}
 	version := func(name string, extra ...string) {
-		e.mustBerth(append(append([]string{"endpoint", "version", "add", "-e", "fraud", "--version-name", name, "--model", "iris", "--replicas", "1"}, command...), extra...)...)
+		e.mustBerth(append(append([]string{"endpoint", "version", "add", "-e", "fraud", "--version-name", name, "--model", "iris", "--replicas", "1", "--max-concurrent-requests", strconv.Itoa(loadClients)}, command...), extra...)...)
 	}
 	version("v1")
 	eventually(t, 30*time.Second, "v1 answers through the endpoint", func() bool {
