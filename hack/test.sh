@@ -65,6 +65,22 @@ export BERTH_REQUIRE_CHROMIUM=1
 echo "== image" >&2
 go run ./hack/image build --out .cache/image/berth.tar
 export BERTH_IMAGE_ARCHIVE="$PWD/.cache/image/berth.tar"
+# The tests load the archive under its build's own tag, and podman's vfs
+# driver keeps a full copy of every image: remove the Berth images earlier
+# runs loaded (and untagged ones), so runs do not fill the disk.
+podman_() { podman --runtime runc --cgroup-manager cgroupfs --storage-driver vfs "$@"; }
+for img in $(podman_ images --format '{{.Repository}}:{{.Tag}}' | grep '^localhost/berth:' || true); do
+  podman_ rmi "$img" >/dev/null 2>&1 || true
+done
+podman_ image prune -f >/dev/null 2>&1 || true
+# MinIO refuses uploads of unknown size on a drive with less than 2 GiB
+# free, and the simulated clusters and images need a few more: say so
+# plainly rather than let tests fail for it.
+free_kib="$(df -Pk "${TMPDIR:-/tmp}" | awk 'NR==2 {print $4}')"
+if [ "$free_kib" -lt $((5 * 1024 * 1024)) ]; then
+  echo "warning: only $((free_kib / 1024)) MiB free on the disk of ${TMPDIR:-/tmp}; the tests need about 5 GiB." >&2
+  echo "  Go's build cache ($(go env GOCACHE)) may be what fills it: go clean -cache" >&2
+fi
 export BERTH_REQUIRE_PODMAN=1
 echo "== go test" >&2
 go test -count=1 "$@" ./...
