@@ -6,6 +6,7 @@ package api
 const (
 	CodeAmbiguousCluster               = "AmbiguousCluster"
 	CodeArtifactTooLarge               = "ArtifactTooLarge"
+	CodeArtifactStoreFull              = "ArtifactStoreFull"
 	CodeAzureCredentialsRejected       = "AzureCredentialsRejected"
 	CodeAzureCredentialsUnavailable    = "AzureCredentialsUnavailable"
 	CodeAzureNameConflict              = "AzureNameConflict"

@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 )
 
 // Store keeps artifacts by key ("<workspace-id>/<model-id>").
@@ -31,6 +32,10 @@ type Store interface {
 	// List returns the keys under prefix + "/", sorted.
 	List(ctx context.Context, prefix string) ([]string, error)
 }
+
+// ErrFull is a store that has no room left: a full disk, or an S3 server
+// that refuses writes for lack of space (MinIO's 507 XMinioStorageFull).
+var ErrFull = errors.New("the artifact store is out of space")
 
 // Appender is a store whose artifacts can grow: Append adds data to the
 // end of key's artifact, creating it. Dir is one; S3 objects cannot grow.
@@ -78,6 +83,9 @@ func (d Dir) Put(ctx context.Context, key string, r io.Reader) (int64, string, e
 	}
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
+	}
+	if errors.Is(err, syscall.ENOSPC) {
+		return 0, "", fmt.Errorf("%w: %w", ErrFull, err)
 	}
 	if err != nil {
 		return 0, "", err

@@ -10,6 +10,7 @@ import (
 	"hash"
 	"io"
 	"net"
+	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
@@ -223,6 +224,9 @@ func (s *S3) Put(ctx context.Context, key string, r io.Reader) (int64, string, e
 	if hr.err != nil {
 		// The reader's own error (say, the upload is too large) comes first.
 		return 0, "", hr.err
+	}
+	if r, ok := errors.AsType[minio.ErrorResponse](err); ok && r.StatusCode == http.StatusInsufficientStorage {
+		return 0, "", fmt.Errorf("%w: %s answered %s: %s", ErrFull, s.cfg, errCode(r), r.Message)
 	}
 	if err != nil {
 		return 0, "", fmt.Errorf("artifact store: put %s: %w", key, err)

@@ -79,6 +79,8 @@ func (s *Server) registerModel(w http.ResponseWriter, r *http.Request, p *princi
 			return problem.New(http.StatusRequestEntityTooLarge, api.CodeArtifactTooLarge, "%s; nothing was stored", le)
 		case errors.As(err, &ie):
 			return problem.Validation("", []api.ErrorDetail{{Code: api.CodeInvalidArtifact, Target: "body", Message: ie.Error() + "; nothing was stored"}})
+		case errors.Is(err, artifact.ErrFull):
+			return problem.New(http.StatusInsufficientStorage, api.CodeArtifactStoreFull, "%s; nothing was stored: free space in the store, then register again", err)
 		}
 		return err
 	}
