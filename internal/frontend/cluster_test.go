@@ -25,6 +25,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 )
 
@@ -218,10 +219,12 @@ func TestDiscoveryFromPods(t *testing.T) {
 		t.Fatalf("wrong key: %d", code)
 	}
 	// Scale to zero: the front end says no ready replicas.
-	zero := int32(0)
-	d, _ := kube.AppsV1().Deployments("models-a").Get(context.Background(), "iris", metav1.GetOptions{})
-	d.Spec.Replicas = &zero
-	kube.AppsV1().Deployments("models-a").Update(context.Background(), d, metav1.UpdateOptions{})
+	// A patch, not get-then-update, which the deployment controller's own
+	// status writes can make fail with a conflict (it did under load).
+	if _, err := kube.AppsV1().Deployments("models-a").Patch(context.Background(), "iris", types.MergePatchType,
+		[]byte(`{"spec":{"replicas":0}}`), metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	eventually(t, "503 without replicas", 20*time.Second, func() bool {
 		code, body := score(url, "k1")
 		return code == 503 && strings.Contains(body, "No ready replicas for service iris")
