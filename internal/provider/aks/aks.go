@@ -20,6 +20,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/arm"
 	"github.com/berth-ml/berth/api"
 	"github.com/berth-ml/berth/internal/preflight"
+	"github.com/berth-ml/berth/internal/provider"
 	"github.com/berth-ml/berth/internal/provider/kubernetes"
 	"github.com/berth-ml/berth/internal/store"
 )
@@ -44,9 +45,20 @@ type Provider struct {
 	// Kube is the install path every AKS cluster goes through once Berth
 	// has its kubeconfig.
 	Kube *kubernetes.Provider
+	// Services on AKS clusters are services on Kubernetes: Kube hosts them.
+	kubeServices
 	Options
 
 	cache cache
+}
+
+// kubeServices is what Kube does for AKS computes as for any cluster: host
+// services and endpoints, and review the tokens of their pods.
+type kubeServices interface {
+	provider.ServiceHost
+	provider.EndpointHost
+	provider.DeliveryReviewer
+	provider.MetricsReporter
 }
 
 // Options configure how the provider reaches Azure.
@@ -77,7 +89,7 @@ func New(kube kubernetes.Provider, opts Options) *Provider {
 		}
 		return statusOf(c).DNSZone
 	}
-	p := &Provider{Kube: &kube, Options: opts}
+	p := &Provider{Kube: &kube, kubeServices: &kube, Options: opts}
 	// Capacity is the VM size's vCPUs on create, attach, scale and update
 	// alike (the reference's rule), not what the kubelets leave allocatable.
 	kube.VMSizes = p.vmSizes
