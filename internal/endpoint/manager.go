@@ -119,7 +119,7 @@ func (m *Manager) Create(ctx context.Context, ws *api.Workspace, req *api.Endpoi
 		m.Store.DeleteEndpoint(ctx, e.ID)
 		return nil, problem.New(http.StatusBadGateway, api.CodeClusterUnreachable, "the endpoint's route could not be written to compute %s (%v); nothing was created", c.Name, err)
 	}
-	return m.show(ctx, e)
+	return m.show(ctx, e), nil
 }
 
 // Route is what a front end needs to serve the endpoint.
@@ -152,7 +152,7 @@ func (m *Manager) publish(ctx context.Context, e *store.Endpoint) error {
 
 // show is the endpoint as the API shows it: its URIs and each version's
 // service state.
-func (m *Manager) show(ctx context.Context, e *store.Endpoint) (*api.Endpoint, error) {
+func (m *Manager) show(ctx context.Context, e *store.Endpoint) *api.Endpoint {
 	out := e.Endpoint
 	if c, h, err := m.host(ctx, e.ComputeID); err == nil {
 		base := h.ScoringBase(c) + "/api/v1/endpoint/" + e.Name
@@ -165,7 +165,7 @@ func (m *Manager) show(ctx context.Context, e *store.Endpoint) (*api.Endpoint, e
 			v.State, v.ReadyReplicas = sv.State, sv.ReadyReplicas
 		}
 	}
-	return &out, nil
+	return &out
 }
 
 // Show returns an endpoint as the API shows it.
@@ -174,7 +174,7 @@ func (m *Manager) Show(ctx context.Context, ws *api.Workspace, name string) (*ap
 	if err != nil {
 		return nil, err
 	}
-	return m.show(ctx, e)
+	return m.show(ctx, e), nil
 }
 
 // List returns a workspace's endpoints.
@@ -185,11 +185,7 @@ func (m *Manager) List(ctx context.Context, ws *api.Workspace) (*api.EndpointLis
 	}
 	out := &api.EndpointList{Value: make([]api.Endpoint, 0, len(es))}
 	for i := range es {
-		e, err := m.show(ctx, &es[i])
-		if err != nil {
-			return nil, err
-		}
-		out.Value = append(out.Value, *e)
+		out.Value = append(out.Value, *m.show(ctx, &es[i]))
 	}
 	return out, nil
 }
@@ -289,11 +285,7 @@ func (m *Manager) published(ctx context.Context, e *store.Endpoint, ops ...*stor
 	if err := m.publish(ctx, e); err != nil {
 		return nil, problem.New(http.StatusBadGateway, api.CodeClusterUnreachable, "the change is recorded but the endpoint's route could not be written to its compute (%v); it is written again at the next change or server start", err)
 	}
-	shown, err := m.show(ctx, e)
-	if err != nil {
-		return nil, err
-	}
-	out := &api.EndpointChange{Endpoint: *shown, Operations: []api.Operation{}}
+	out := &api.EndpointChange{Endpoint: *m.show(ctx, e), Operations: []api.Operation{}}
 	for _, op := range ops {
 		if op != nil {
 			out.Operations = append(out.Operations, op.Operation)
