@@ -533,22 +533,9 @@ func failureDetails(e *api.Error) []api.ErrorDetail {
 }
 
 // CanceledBeforeStart settles a compute whose operation was canceled before
-// any step ran.
+// any step ran, as the engine settles one canceled later.
 func (s *Service) CanceledBeforeStart(ctx context.Context, op *store.Operation) error {
 	return s.Store.InTx(ctx, func(tx *store.Store) error {
-		c, err := tx.GetComputeByID(ctx, op.TargetID)
-		if errors.Is(err, store.ErrNotFound) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if c.CurrentOperation == op.ID {
-			c.CurrentOperation = ""
-		}
-		if !noStateChange(op.Kind) {
-			c.ProvisioningState = api.StateCanceled
-		}
-		return tx.UpdateCompute(ctx, c)
+		return s.finish(ctx, tx, &operation.Run{Op: op, Store: tx}, context.Canceled)
 	})
 }
