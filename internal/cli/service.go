@@ -78,78 +78,104 @@ func (a *app) serviceDeploy() *cobra.Command {
 // submit the name and the spec they make (endpoint version add has them
 // too).
 func (a *app) deployCommand(use, short string, submit func(cmd *cobra.Command, name string, spec api.ServiceSpec, noWait bool) error) *cobra.Command {
-	var (
-		name                string
-		env                 []string
-		spec                api.ServiceSpec
-		as                  api.AutoscaleSettings
-		noWait              bool
-		liveness, readiness *probeFlags
-		zero                *zeroFlags
-		logging             logFlags
-	)
+	var s serviceFlags
 	cmd := &cobra.Command{
 		Use:   use,
 		Short: short,
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			envMap, err := envFlags(env)
-			if err != nil {
+			spec := &s.spec
+			if err := s.setEnv(); err != nil {
 				return err
 			}
-			if len(envMap) > 0 {
-				spec.Env = envMap
-			}
-			if err := zero.check(cmd.Flags(), spec.Replicas); err != nil {
+			if err := s.zero.check(cmd.Flags(), spec.Replicas); err != nil {
 				return err
 			}
 			if spec.Replicas > 0 && anyChanged(cmd.Flags(), autoscaleFlags...) {
 				return usageErrorf("give --replicas (a fixed count) or --autoscale-* flags (autoscaling), not both")
 			}
 			if spec.Replicas == 0 {
-				as.Enabled = true
-				spec.Autoscale = &as
-				zero.apply(cmd.Flags(), spec.Autoscale, &spec)
+				s.as.Enabled = true
+				spec.Autoscale = &s.as
+				s.zero.apply(cmd.Flags(), spec.Autoscale, spec)
 			} else {
-				zero.apply(cmd.Flags(), &api.AutoscaleSettings{}, &spec) // the server refuses a cold-start timeout
+				s.zero.apply(cmd.Flags(), &api.AutoscaleSettings{}, spec) // the server refuses a cold-start timeout
 			}
-			spec.Liveness = liveness.probe(cmd.Flags(), service.DefaultLiveness)
-			spec.Readiness = readiness.probe(cmd.Flags(), service.DefaultReadiness)
-			logging.apply(cmd.Flags(), &spec)
-			return submit(cmd, name, spec, noWait)
+			spec.Liveness = s.liveness.probe(cmd.Flags(), service.DefaultLiveness)
+			spec.Readiness = s.readiness.probe(cmd.Flags(), service.DefaultReadiness)
+			s.logging.apply(cmd.Flags(), spec)
+			return submit(cmd, s.name, *spec, s.noWait)
 		},
 	}
 	f := cmd.Flags()
-	f.StringVarP(&name, "name", "n", "", "service name (3-32 lowercase letters, digits, '-')")
-	f.StringVar(&spec.Compute, "compute", "", "compute to deploy to")
+	s.add(f, false)
+	f.StringVar(&s.spec.Compute, "compute", "", "compute to deploy to")
 	cmd.MarkFlagRequired("compute")
-	f.StringArrayVar(&spec.Models, "model", nil, "NAME[:VERSION] (repeatable; latest version by default)")
-	f.StringVar(&spec.Image, "image", "", "the model server's image")
-	f.StringArrayVar(&spec.Command, "command", nil, "the model server's command, word by word (repeatable)")
-	f.IntVar(&spec.Port, "port", 0, "the model server's port (default 5001)")
-	f.Float64Var(&spec.CPU, "cpu", 0, "CPU request in cores (default 0.1)")
-	f.Float64Var(&spec.MemoryGB, "memory", 0, "memory request in GB (default 0.5)")
+	f.IntVar(&s.spec.Port, "port", 0, "the model server's port (default 5001)")
+	f.StringVar(&s.spec.Auth, "auth", "", "key (default), token or none")
+	f.StringVar(&s.spec.Namespace, "namespace", "", "Kubernetes namespace (default: default)")
+	return cmd
+}
+
+// serviceFlags are the flags service deploy and update share, bound into
+// the spec they send (update's: the changes).
+type serviceFlags struct {
+	name                string
+	env                 []string
+	spec                api.ServiceSpec
+	as                  api.AutoscaleSettings // the --autoscale-* flags given
+	noWait              bool
+	liveness, readiness *probeFlags
+	zero                *zeroFlags
+	logging             logFlags
+}
+
+// add adds the flags; update's help says what a flag changes where
+// deploy's gives its default.
+func (s *serviceFlags) add(f *pflag.FlagSet, update bool) {
+	help := func(deploy, upd string) string {
+		if update {
+			return upd
+		}
+		return deploy
+	}
+	spec, as := &s.spec, &s.as
+	f.StringVarP(&s.name, "name", "n", "", help("service name (3-32 lowercase letters, digits, '-')", "service name"))
+	f.StringArrayVar(&spec.Models, "model", nil, help("NAME[:VERSION] (repeatable; latest version by default)", "NAME[:VERSION] (repeatable; replaces the models)"))
+	f.StringVar(&spec.Image, "image", "", help("the model server's image", "a new image"))
+	f.StringArrayVar(&spec.Command, "command", nil, help("the model server's command, word by word (repeatable)", "a new command, word by word"))
+	f.Float64Var(&spec.CPU, "cpu", 0, help("CPU request in cores (default 0.1)", "CPU request in cores"))
+	f.Float64Var(&spec.MemoryGB, "memory", 0, help("memory request in GB (default 0.5)", "memory request in GB"))
 	f.Float64Var(&spec.CPULimit, "cpu-limit", 0, "CPU limit in cores")
 	f.Float64Var(&spec.MemoryLimitGB, "memory-limit", 0, "memory limit in GB")
 	f.IntVar(&spec.GPU, "gpu", 0, "GPUs per replica")
-	f.IntVar(&spec.Replicas, "replicas", 0, "a fixed replica count (turns autoscaling off)")
-	f.IntVar(&as.MinReplicas, "autoscale-min", 0, "fewest replicas (default 1; 0: scale to zero when idle)")
-	f.IntVar(&as.MaxReplicas, "autoscale-max", 0, "most replicas (default 10)")
-	f.IntVar(&as.RefreshSeconds, "autoscale-refresh-seconds", 0, "how often to rescale (default 1)")
-	f.IntVar(&as.TargetUtilization, "autoscale-target-utilization", 0, "target utilisation in percent (default 70)")
-	zero = addZeroFlags(f, "(default 300s)", "(default 60s)")
-	f.IntVar(&spec.MaxConcurrentRequests, "max-concurrent-requests", 0, "requests a replica takes at once (default 1)")
-	f.IntVar(&spec.MaxQueueWaitMs, "max-queue-wait-ms", 0, "how long a request may wait for a replica (default 500)")
-	f.IntVar(&spec.ScoringTimeoutMs, "scoring-timeout-ms", 0, "scoring timeout (default 60000)")
-	f.StringVar(&spec.Auth, "auth", "", "key (default), token or none")
-	f.StringVar(&spec.Namespace, "namespace", "", "Kubernetes namespace (default: default)")
-	f.StringArrayVar(&env, "env", nil, "K=V for the model server (repeatable)")
-	f.StringVar(&spec.ModelDelivery, "model-delivery", "", "on clusters: fetch (default; an init container downloads the models from the control plane) or image (the models are in the image)")
-	liveness = addProbeFlags(f, "liveness", &service.DefaultLiveness)
-	readiness = addProbeFlags(f, "readiness", &service.DefaultReadiness)
-	logging.add(f)
-	f.BoolVar(&noWait, "no-wait", false, "return at once with the operation id")
-	return cmd
+	f.IntVar(&spec.Replicas, "replicas", 0, help("a fixed replica count (turns autoscaling off)", "a fixed replica count"))
+	f.IntVar(&as.MinReplicas, "autoscale-min", 0, help("fewest replicas (default 1; 0: scale to zero when idle)", "fewest replicas (turns autoscaling on; unset settings keep their values)"))
+	f.IntVar(&as.MaxReplicas, "autoscale-max", 0, help("most replicas (default 10)", "most replicas"))
+	f.IntVar(&as.RefreshSeconds, "autoscale-refresh-seconds", 0, help("how often to rescale (default 1)", "how often to rescale"))
+	f.IntVar(&as.TargetUtilization, "autoscale-target-utilization", 0, help("target utilisation in percent (default 70)", "target utilisation in percent"))
+	s.zero = addZeroFlags(f, help("(default 300s)", ""), help("(default 60s)", ""))
+	f.IntVar(&spec.MaxConcurrentRequests, "max-concurrent-requests", 0, help("requests a replica takes at once (default 1)", "requests a replica takes at once"))
+	f.IntVar(&spec.MaxQueueWaitMs, "max-queue-wait-ms", 0, help("how long a request may wait for a replica (default 500)", "queue wait"))
+	f.IntVar(&spec.ScoringTimeoutMs, "scoring-timeout-ms", 0, help("scoring timeout (default 60000)", "scoring timeout"))
+	f.StringArrayVar(&s.env, "env", nil, help("K=V for the model server (repeatable)", "K=V (repeatable; replaces the environment)"))
+	f.StringVar(&spec.ModelDelivery, "model-delivery", "", help("on clusters: fetch (default; an init container downloads the models from the control plane) or image (the models are in the image)", "fetch or image (see deploy)"))
+	liveness, readiness := &service.DefaultLiveness, &service.DefaultReadiness
+	if update {
+		liveness, readiness = nil, nil
+	}
+	s.liveness = addProbeFlags(f, "liveness", liveness)
+	s.readiness = addProbeFlags(f, "readiness", readiness)
+	s.logging.add(f)
+	f.BoolVar(&s.noWait, "no-wait", false, "return at once with the operation id")
+}
+
+// setEnv sets the spec's environment from the --env flags given.
+func (s *serviceFlags) setEnv() (err error) {
+	if len(s.env) > 0 {
+		s.spec.Env, err = envFlags(s.env)
+	}
+	return err
 }
 
 // autoscaleFlags are the flags that set autoscaling.
@@ -268,16 +294,7 @@ func (a *app) serviceUpdate() *cobra.Command {
 func (a *app) updateCommand(use, short string, own func(cmd *cobra.Command) bool,
 	target func(cmd *cobra.Command, name string) (*client.Client, string, string, error),
 	submit func(cmd *cobra.Command, c *client.Client, ws, service string, ch *api.ServiceSpec, noWait bool) error) *cobra.Command {
-	var (
-		name                string
-		env                 []string
-		ch                  api.ServiceSpec
-		set                 api.AutoscaleSettings // the --autoscale-* flags given
-		noWait              bool
-		liveness, readiness *probeFlags
-		zero                *zeroFlags
-		logging             logFlags
-	)
+	var s serviceFlags
 	cmd := &cobra.Command{Use: use, Short: short, Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			changes := 0
@@ -289,23 +306,23 @@ func (a *app) updateCommand(use, short string, own func(cmd *cobra.Command) bool
 			if changes == 0 && (own == nil || !own(cmd)) {
 				return usageErrorf("nothing to update: give --model, --image, --command, --replicas, --env or another setting to change (see --help)")
 			}
-			c, ws, name, err := target(cmd, name)
+			c, ws, name, err := target(cmd, s.name)
 			if err != nil {
 				return err
 			}
 			if changes == 0 {
-				return submit(cmd, c, ws, name, nil, noWait)
+				return submit(cmd, c, ws, name, nil, s.noWait)
 			}
-			fl := cmd.Flags()
-			logging.apply(fl, &ch)
+			fl, ch, set := cmd.Flags(), &s.spec, s.as
+			s.logging.apply(fl, ch)
 			autoscale := anyChanged(fl, autoscaleFlags...) || fl.Changed("scale-to-zero-after")
-			if err := zero.check(fl, ch.Replicas); err != nil {
+			if err := s.zero.check(fl, ch.Replicas); err != nil {
 				return err
 			}
 			if autoscale && ch.Replicas > 0 {
 				return usageErrorf("give --replicas or --autoscale-* flags, not both")
 			}
-			if autoscale || liveness.probe(fl, api.Probe{}) != nil || readiness.probe(fl, api.Probe{}) != nil {
+			if autoscale || s.liveness.probe(fl, api.Probe{}) != nil || s.readiness.probe(fl, api.Probe{}) != nil {
 				// Flags change the service's current settings, not the defaults.
 				cur, err := c.GetService(cmd.Context(), ws, name)
 				if err != nil {
@@ -326,48 +343,22 @@ func (a *app) updateCommand(use, short string, own func(cmd *cobra.Command) bool
 							*o.dst = o.v
 						}
 					}
-					zero.apply(fl, &as, &ch)
+					s.zero.apply(fl, &as, ch)
 					ch.Autoscale = &as
 				}
 				if cur.Liveness != nil {
-					ch.Liveness = liveness.probe(fl, *cur.Liveness)
+					ch.Liveness = s.liveness.probe(fl, *cur.Liveness)
 				}
 				if cur.Readiness != nil {
-					ch.Readiness = readiness.probe(fl, *cur.Readiness)
+					ch.Readiness = s.readiness.probe(fl, *cur.Readiness)
 				}
 			}
-			if len(env) > 0 {
-				if ch.Env, err = envFlags(env); err != nil {
-					return err
-				}
+			if err := s.setEnv(); err != nil {
+				return err
 			}
-			return submit(cmd, c, ws, name, &ch, noWait)
+			return submit(cmd, c, ws, name, ch, s.noWait)
 		}}
-	f := cmd.Flags()
-	f.StringVarP(&name, "name", "n", "", "service name")
-	f.StringArrayVar(&ch.Models, "model", nil, "NAME[:VERSION] (repeatable; replaces the models)")
-	f.StringVar(&ch.Image, "image", "", "a new image")
-	f.StringArrayVar(&ch.Command, "command", nil, "a new command, word by word")
-	f.Float64Var(&ch.CPU, "cpu", 0, "CPU request in cores")
-	f.Float64Var(&ch.MemoryGB, "memory", 0, "memory request in GB")
-	f.IntVar(&ch.Replicas, "replicas", 0, "a fixed replica count")
-	f.IntVar(&ch.MaxConcurrentRequests, "max-concurrent-requests", 0, "requests a replica takes at once")
-	f.IntVar(&ch.MaxQueueWaitMs, "max-queue-wait-ms", 0, "queue wait")
-	f.IntVar(&ch.ScoringTimeoutMs, "scoring-timeout-ms", 0, "scoring timeout")
-	f.StringArrayVar(&env, "env", nil, "K=V (repeatable; replaces the environment)")
-	f.StringVar(&ch.ModelDelivery, "model-delivery", "", "fetch or image (see deploy)")
-	f.Float64Var(&ch.CPULimit, "cpu-limit", 0, "CPU limit in cores")
-	f.Float64Var(&ch.MemoryLimitGB, "memory-limit", 0, "memory limit in GB")
-	f.IntVar(&ch.GPU, "gpu", 0, "GPUs per replica")
-	f.IntVar(&set.MinReplicas, "autoscale-min", 0, "fewest replicas (turns autoscaling on; unset settings keep their values)")
-	f.IntVar(&set.MaxReplicas, "autoscale-max", 0, "most replicas")
-	f.IntVar(&set.RefreshSeconds, "autoscale-refresh-seconds", 0, "how often to rescale")
-	f.IntVar(&set.TargetUtilization, "autoscale-target-utilization", 0, "target utilisation in percent")
-	zero = addZeroFlags(f, "", "")
-	liveness = addProbeFlags(f, "liveness", nil)
-	readiness = addProbeFlags(f, "readiness", nil)
-	logging.add(f)
-	f.BoolVar(&noWait, "no-wait", false, "return at once with the operation id")
+	s.add(cmd.Flags(), true)
 	return cmd
 }
 
