@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/berth-ml/berth/api"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
@@ -164,13 +165,9 @@ func (a *app) resourceNames(ctx context.Context, kind string) ([]string, error) 
 	if err != nil {
 		return nil, err
 	}
-	var names []string
 	if kind == "workspaces" {
-		wss, err := c.ListWorkspaces(ctx)
-		for _, w := range wss {
-			names = append(names, w.Name)
-		}
-		return names, err
+		l, err := c.ListWorkspaces(ctx)
+		return namesOf(l, err, func(x api.Workspace) string { return x.Name })
 	}
 	if a.workspace == "" {
 		return nil, fmt.Errorf("no workspace")
@@ -178,27 +175,25 @@ func (a *app) resourceNames(ctx context.Context, kind string) ([]string, error) 
 	switch kind {
 	case "computes":
 		l, err := c.ListComputes(ctx, a.workspace)
-		for _, x := range l {
-			names = append(names, x.Name)
-		}
-		return names, err
+		return namesOf(l, err, func(x api.Compute) string { return x.Name })
 	case "services":
 		l, err := c.ListServices(ctx, a.workspace)
-		for _, x := range l {
-			names = append(names, x.Name)
-		}
-		return names, err
+		return namesOf(l, err, func(x api.Service) string { return x.Name })
 	case "endpoints":
 		l, err := c.ListEndpoints(ctx, a.workspace)
-		for _, x := range l {
-			names = append(names, x.Name)
-		}
-		return names, err
+		return namesOf(l, err, func(x api.Endpoint) string { return x.Name })
 	}
 	l, err := c.ListModels(ctx, a.workspace, "")
+	return namesOf(l, err, func(x api.Model) string { return x.Name })
+}
+
+// namesOf are the distinct names of a list's items (a model's versions
+// share one), passing on the error that came with the list.
+func namesOf[T any](l []T, err error, name func(T) string) ([]string, error) {
+	var names []string
 	for _, x := range l {
-		if !slices.Contains(names, x.Name) {
-			names = append(names, x.Name)
+		if !slices.Contains(names, name(x)) {
+			names = append(names, name(x))
 		}
 	}
 	return names, err
