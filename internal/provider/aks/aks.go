@@ -92,19 +92,17 @@ func New(kube kubernetes.Provider, opts Options) *Provider {
 	p := &Provider{Kube: &kube, kubeServices: &kube, Options: opts}
 	// Capacity is the VM size's vCPUs on create, attach, scale and update
 	// alike (the reference's rule), not what the kubelets leave allocatable.
-	kube.VMSizes = p.vmSizes
-	kube.Unreachable = func(c *store.Compute) string {
-		st := statusOf(c)
-		return access{private: st.PrivateCluster, privateFQDN: st.PrivateFQDN}.unreachable()
-	}
+	kube.Known = p.known
 	return p
 }
 
-// vmSizes is an AKS compute's capacity rule: its agents' VM size and the
-// vCPUs of the sizes offered where it runs.
-func (p *Provider) vmSizes(ctx context.Context, c *store.Compute) *preflight.VMSizes {
-	size := cmp.Or(statusOf(c).VMSize, settingsOf(c).VMSize)
-	return &preflight.VMSizes{Default: size, CPUs: p.vmCPUs(ctx, workspaceOf(c), location(c))}
+// known is what preflight needs to know of an AKS compute's cluster: the
+// capacity rule (its agents' VM size and the vCPUs of the sizes offered
+// where it runs), and why it may not answer (a private cluster).
+func (p *Provider) known(ctx context.Context, c *store.Compute) preflight.Input {
+	st := statusOf(c)
+	vms := &preflight.VMSizes{Default: cmp.Or(st.VMSize, settingsOf(c).VMSize), CPUs: p.vmCPUs(ctx, workspaceOf(c), location(c))}
+	return preflight.Input{VMSizes: vms, Unreachable: access{private: st.PrivateCluster, privateFQDN: st.PrivateFQDN}.unreachable()}
 }
 
 // vmCPUs maps lowercase VM sizes to their vCPUs in a location: Azure's

@@ -71,29 +71,19 @@ type Provider struct {
 	// Zone, when set, is the DNS zone of a compute's automatic certificate
 	// (AKS: <region>.cloudapp.azure.com); by default the workspace's.
 	Zone func(ws *api.Workspace, c *store.Compute) string
-	// VMSizes, when set, gives the capacity rule of a compute whose nodes
-	// are VMs of known sizes (AKS: the VM size's vCPUs); nil counts the
-	// nodes' capacity.
-	VMSizes func(ctx context.Context, c *store.Compute) *preflight.VMSizes
-	// Unreachable, when set, says why a compute's cluster may not answer
-	// the control plane (an AKS private cluster), for preflight's message.
-	Unreachable func(c *store.Compute) string
+	// Known, when set, is what another provider knows of a compute's
+	// cluster for preflight (AKS: the capacity rule of its VM sizes, and
+	// why a private cluster may not answer the control plane); by default
+	// preflight counts the nodes' capacity.
+	Known func(ctx context.Context, c *store.Compute) preflight.Input
 }
 
-// unreachable says why a compute's cluster may not answer ("" if nothing is known).
-func (p *Provider) unreachable(c *store.Compute) string {
-	if p.Unreachable == nil {
-		return ""
+// known is what Known says of a compute's cluster (nothing by default).
+func (p *Provider) known(ctx context.Context, c *store.Compute) preflight.Input {
+	if p.Known == nil {
+		return preflight.Input{}
 	}
-	return p.Unreachable(c)
-}
-
-// vmSizes is the capacity rule of a compute (nil: node capacity).
-func (p *Provider) vmSizes(ctx context.Context, c *store.Compute) *preflight.VMSizes {
-	if p.VMSizes == nil {
-		return nil
-	}
-	return p.VMSizes(ctx, c)
+	return p.Known(ctx, c)
 }
 
 // DNSZone is the zone automatic certificates' names are made in.
@@ -387,9 +377,9 @@ func (p *Provider) stepPreflight(ctx context.Context, r *operation.Run) error {
 		return operation.Fail(api.CodeInvalidKubeconfig, err.Error())
 	}
 	req, _ := operation.Params[api.ComputeRequest](r)
-	rep, _ := preflight.Run(ctx, preflight.Input{Cluster: cl, Purpose: c.ClusterPurpose, Versions: p.Versions,
-		AttachmentID: c.AttachmentID, Force: req.Force, Scoped: SettingsOf(c).CredentialMode != CredentialAsGiven, VMSizes: p.vmSizes(ctx, c),
-		Unreachable: p.unreachable(c)})
+	in := p.known(ctx, c)
+	in.Cluster, in.Purpose, in.Versions, in.AttachmentID, in.Force, in.Scoped = cl, c.ClusterPurpose, p.Versions, c.AttachmentID, req.Force, SettingsOf(c).CredentialMode != CredentialAsGiven
+	rep, _ := preflight.Run(ctx, in)
 	for _, ch := range rep.Checks {
 		r.Event("Preflight %s %s: %s", preflight.Marks[ch.Status], ch.Name, ch.Message)
 	}
@@ -659,7 +649,9 @@ func (p *Provider) stepCheckOwned(ctx context.Context, r *operation.Run) error {
 		return operation.Fail(api.CodeNotAttached, "this compute never finished attaching, so there is nothing to update; detach it and attach again")
 	}
 	if d.ClusterPurpose != c.ClusterPurpose {
-		rep, _ := preflight.Run(ctx, preflight.Input{Cluster: cl, Purpose: d.ClusterPurpose, Versions: p.Versions, AttachmentID: c.AttachmentID, VMSizes: p.vmSizes(ctx, c)})
+		in := p.known(ctx, c)
+		in.Cluster, in.Purpose, in.Versions, in.AttachmentID = cl, d.ClusterPurpose, p.Versions, c.AttachmentID
+		rep, _ := preflight.Run(ctx, in)
 		for _, ch := range rep.Checks {
 			if ch.Name == preflight.CheckCapacity && ch.Status == api.CheckFailed {
 				return operation.Fail(api.CodeInsufficientCapacity, ch.Message, ch.Details...)
