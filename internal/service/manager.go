@@ -635,38 +635,32 @@ func (m *Manager) finish(ctx context.Context, tx *store.Store, r *operation.Run,
 // reached are reported and skipped: their routes are written again at the
 // next deploy, update or key change.
 func (m *Manager) PublishRoutes(ctx context.Context) (published int, err error) {
-	wss, err := m.Store.ListWorkspaces(ctx)
+	svs, err := m.Store.ListServices(ctx, "", "")
 	if err != nil {
 		return 0, err
 	}
 	var errs []error
-	for _, ws := range wss {
-		svs, err := m.Store.ListServices(ctx, ws.ID, "")
+	for _, sv := range svs {
+		if sv.CurrentOperation != "" {
+			continue // the operation writes (or removes) the route itself
+		}
+		c, err := m.Store.GetComputeByID(ctx, sv.ComputeID)
 		if err != nil {
-			return published, err
+			continue // deleted under it: nothing to publish to
 		}
-		for _, sv := range svs {
-			if sv.CurrentOperation != "" {
-				continue // the operation writes (or removes) the route itself
-			}
-			c, err := m.Store.GetComputeByID(ctx, sv.ComputeID)
-			if err != nil {
-				continue // deleted under it: nothing to publish to
-			}
-			h, ok := m.host(c.Type)
-			if !ok || c.ProvisioningState != api.StateSucceeded {
-				continue
-			}
-			rt, err := m.Route(ctx, &sv)
-			if err == nil {
-				err = h.PublishRoute(ctx, c, &sv, rt)
-			}
-			if err != nil {
-				errs = append(errs, fmt.Errorf("service %s in %s: %w", sv.Name, ws.Name, err))
-				continue
-			}
-			published++
+		h, ok := m.host(c.Type)
+		if !ok || c.ProvisioningState != api.StateSucceeded {
+			continue
 		}
+		rt, err := m.Route(ctx, &sv)
+		if err == nil {
+			err = h.PublishRoute(ctx, c, &sv, rt)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("service %s in %s: %w", sv.Name, sv.Workspace, err))
+			continue
+		}
+		published++
 	}
 	return published, errors.Join(errs...)
 }

@@ -60,7 +60,8 @@ func (s *Store) GetServiceByID(ctx context.Context, id string) (*Service, error)
 	return found(s.scanService(s.queryRow(ctx, `SELECT `+recordCols+` FROM services WHERE id = ?`, id)))
 }
 
-// ListServices lists a workspace's services by name (computeID: only that compute's).
+// ListServices lists a workspace's services by name (workspaceID "":
+// every workspace's; computeID: only that compute's).
 func (s *Store) ListServices(ctx context.Context, workspaceID, computeID string) ([]Service, error) {
 	q, args := listQuery("services", workspaceID, computeID)
 	return list(ctx, s, s.scanService, q, args...)
