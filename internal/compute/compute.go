@@ -60,14 +60,10 @@ func validateSSL(ssl *api.SSLRequest, update bool) []api.ErrorDetail {
 	custom := ssl.CertPEM != "" || ssl.KeyPEM != "" || ssl.Cname != ""
 	if custom && (ssl.CertPEM == "" || ssl.KeyPEM == "" || ssl.Cname == "") {
 		var missing []string
-		if ssl.CertPEM == "" {
-			missing = append(missing, "ssl.certPem")
-		}
-		if ssl.KeyPEM == "" {
-			missing = append(missing, "ssl.keyPem")
-		}
-		if ssl.Cname == "" {
-			missing = append(missing, "ssl.cname")
+		for _, f := range []struct{ target, value string }{{"ssl.certPem", ssl.CertPEM}, {"ssl.keyPem", ssl.KeyPEM}, {"ssl.cname", ssl.Cname}} {
+			if f.value == "" {
+				missing = append(missing, f.target)
+			}
 		}
 		out = append(out, problem.Detail(api.CodeInvalidSSLConfiguration, missing[0], "a custom certificate needs the certificate, the key and the cname together; missing: %s", strings.Join(missing, ", ")))
 	}
