@@ -75,9 +75,8 @@ func Execute(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	if err == nil {
 		return ExitOK
 	}
-	var ee *exitError
 	code := ExitFailed
-	if errors.As(err, &ee) {
+	if ee, ok := errors.AsType[*exitError](err); ok {
 		code = ee.code
 		err = ee.err
 	}

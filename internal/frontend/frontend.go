@@ -514,9 +514,8 @@ func (f *Frontend) send(w http.ResponseWriter, r *http.Request, s *service, rt *
 // bodyError answers a request whose body could not be read: too large
 // (413), too slow (408), or malformed (400); a client that left gets none.
 func (f *Frontend) bodyError(w http.ResponseWriter, r *http.Request, rt *Route, err error) {
-	var tooBig *bodyTooLarge
 	switch {
-	case errors.As(err, &tooBig):
+	case errors.As(err, new(*bodyTooLarge)):
 		tooLarge(w)
 	case errors.Is(err, h1.ErrBodyTooSlow):
 		w.Header().Set("Connection", "close")
@@ -539,8 +538,8 @@ func (f *Frontend) bodyError(w http.ResponseWriter, r *http.Request, rt *Route, 
 
 // isLocal: the error is the front end's own file system's (spooling a body).
 func isLocal(err error) bool {
-	var pe *os.PathError
-	return errors.As(err, &pe)
+	_, ok := errors.AsType[*os.PathError](err)
+	return ok
 }
 
 // refuses tells whether a replica refuses connections, by taking an idle

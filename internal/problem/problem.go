@@ -102,8 +102,4 @@ func Forbidden(format string, args ...any) *Error {
 }
 
 // As finds a *Error in err's chain.
-func As(err error) (*Error, bool) {
-	var p *Error
-	ok := errors.As(err, &p)
-	return p, ok
-}
+func As(err error) (*Error, bool) { return errors.AsType[*Error](err) }

@@ -49,9 +49,8 @@ func DecodeStrict(prefix string, raw json.RawMessage, v any) []api.ErrorDetail {
 		// Into a fresh value first, so a field that fails stays zero in v.
 		probe := reflect.New(reflect.TypeOf(v).Elem()).Interface()
 		if err := json.Unmarshal(one, probe); err != nil {
-			var typeErr *json.UnmarshalTypeError
 			msg := err.Error()
-			if errors.As(err, &typeErr) {
+			if typeErr, ok := errors.AsType[*json.UnmarshalTypeError](err); ok {
 				msg = fmt.Sprintf("must be %s, not a JSON %s", kindOf(typeErr.Type.Kind().String()), typeErr.Value)
 			} else if i := strings.LastIndex(msg, ": "); i >= 0 && strings.HasPrefix(msg, "json:") {
 				msg = msg[i+2:]

@@ -69,17 +69,16 @@ func (s *Server) registerModel(w http.ResponseWriter, r *http.Request, p *princi
 	defer body.Close()
 	n, sum, err := s.artifacts.Put(r.Context(), m.ArtifactKey, body)
 	if err != nil {
-		var mb *http.MaxBytesError
-		var le *artifact.LimitError
-		var ie *artifact.InvalidError
-		switch {
-		case errors.As(err, &mb):
+		if errors.As(err, new(*http.MaxBytesError)) {
 			return problem.New(http.StatusRequestEntityTooLarge, api.CodePayloadTooLarge, "the model is larger than %d bytes", MaxModelBytes)
-		case errors.As(err, &le):
+		}
+		if le, ok := errors.AsType[*artifact.LimitError](err); ok {
 			return problem.New(http.StatusRequestEntityTooLarge, api.CodeArtifactTooLarge, "%s; nothing was stored", le)
-		case errors.As(err, &ie):
+		}
+		if ie, ok := errors.AsType[*artifact.InvalidError](err); ok {
 			return problem.Validation("", []api.ErrorDetail{{Code: api.CodeInvalidArtifact, Target: "body", Message: ie.Error() + "; nothing was stored"}})
-		case errors.Is(err, artifact.ErrFull):
+		}
+		if errors.Is(err, artifact.ErrFull) {
 			return problem.New(http.StatusInsufficientStorage, api.CodeArtifactStoreFull, "%s; nothing was stored: free space in the store, then register again", err)
 		}
 		return err

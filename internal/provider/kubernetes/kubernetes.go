@@ -397,9 +397,8 @@ func (p *Provider) stepClaim(ctx context.Context, r *operation.Run) error {
 	}
 	req, _ := operation.Params[api.ComputeRequest](r)
 	prev, err := p.installer(cl, r).ClaimMarker(ctx, p.settings(c), req.Force)
-	var attached *installer.AttachedError
 	switch {
-	case errors.As(err, &attached):
+	case errors.As(err, new(*installer.AttachedError)):
 		return operation.Fail(api.CodeClusterAlreadyAttached, err.Error())
 	case errors.Is(err, installer.ErrMarkerBusy):
 		return err
