@@ -93,8 +93,7 @@ func (s *Server) registerModel(w http.ResponseWriter, r *http.Request, p *princi
 		return err
 	}
 	w.Header().Set("Location", fmt.Sprintf("/api/v1/workspaces/%s/models/%s?version=%d", ws.Name, m.Name, m.Version))
-	writeJSON(w, http.StatusCreated, m.Model)
-	return nil
+	return writeJSON(w, http.StatusCreated, m.Model)
 }
 
 // fileNameProblem says what is wrong with an artifact's file name ("" if
@@ -121,8 +120,7 @@ func (s *Server) listModels(w http.ResponseWriter, r *http.Request, p *principal
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, api.ModelList{Value: ms})
-	return nil
+	return writeJSON(w, http.StatusOK, api.ModelList{Value: ms})
 }
 
 // model loads {model} at ?version= or {version} (latest when absent).
@@ -151,8 +149,7 @@ func (s *Server) getModel(w http.ResponseWriter, r *http.Request, p *principal) 
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, m.Model)
-	return nil
+	return writeJSON(w, http.StatusOK, m.Model)
 }
 
 func (s *Server) downloadModel(w http.ResponseWriter, r *http.Request, p *principal) error {

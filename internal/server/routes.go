@@ -195,8 +195,7 @@ func (s *Server) routeTable() []route {
 
 		{Method: "GET", Path: "/api/v1/whoami", ID: "whoami", Summary: "The caller's own token: its id, role and workspace scope (no secret)", Role: api.RoleReader,
 			Response: api.Token{}, Status: 200, Handle: func(w http.ResponseWriter, _ *http.Request, p *principal) error {
-				writeJSON(w, http.StatusOK, p.token.Token)
-				return nil
+				return writeJSON(w, http.StatusOK, p.token.Token)
 			}},
 		{Method: "GET", Path: "/api/v1/tokens", ID: "listTokens", Summary: "List API tokens (owners only)", Role: api.RoleOwner,
 			Response: api.TokenList{}, Status: 200, Handle: s.listTokens},
@@ -209,15 +208,12 @@ func (s *Server) routeTable() []route {
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request, _ *principal) error {
 	if !s.ready.Load() {
-		writeJSON(w, 503, map[string]string{"status": "starting or stopping"})
-		return nil
+		return writeJSON(w, 503, map[string]string{"status": "starting or stopping"})
 	}
 	if err := s.store.Ping(r.Context()); err != nil {
-		writeJSON(w, 503, map[string]string{"status": "database unreachable"})
-		return nil
+		return writeJSON(w, 503, map[string]string{"status": "database unreachable"})
 	}
-	writeJSON(w, 200, map[string]string{"status": "ready", "database": s.store.Dialect()})
-	return nil
+	return writeJSON(w, 200, map[string]string{"status": "ready", "database": s.store.Dialect()})
 }
 
 func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request, _ *principal) error {
@@ -229,8 +225,7 @@ func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request, _ *princip
 // with what fn gives.
 func answer(fn func() any) func(http.ResponseWriter, *http.Request, *principal) error {
 	return func(w http.ResponseWriter, _ *http.Request, _ *principal) error {
-		writeJSON(w, http.StatusOK, fn())
-		return nil
+		return writeJSON(w, http.StatusOK, fn())
 	}
 }
 
@@ -255,8 +250,7 @@ func (s *Server) listWorkspaces(w http.ResponseWriter, r *http.Request, p *princ
 			out.Value = append(out.Value, ws)
 		}
 	}
-	writeJSON(w, 200, out)
-	return nil
+	return writeJSON(w, 200, out)
 }
 
 var regionChars = func(r rune) bool { return !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9') }
@@ -289,8 +283,7 @@ func (s *Server) createWorkspace(w http.ResponseWriter, r *http.Request, p *prin
 	}
 	w.Header().Set("Location", "/api/v1/workspaces/"+ws.Name)
 	ws.Settings = ws.Settings.Redacted()
-	writeJSON(w, 201, ws)
-	return nil
+	return writeJSON(w, 201, ws)
 }
 
 func quote(s string) string { b, _ := json.Marshal(problem.Shorten(s)); return string(b) }
@@ -306,8 +299,7 @@ func (s *Server) getWorkspace(w http.ResponseWriter, r *http.Request, p *princip
 		ws.Computes = append(ws.Computes, c.Compute)
 	}
 	ws.Settings = ws.Settings.Redacted()
-	writeJSON(w, 200, ws)
-	return nil
+	return writeJSON(w, 200, ws)
 }
 
 func (s *Server) deleteWorkspace(w http.ResponseWriter, r *http.Request, p *principal) error {
@@ -374,11 +366,9 @@ func onWorkspace[Req, Resp any](param string, optional bool, fn func(ctx context
 			return err
 		}
 		if op, ok := any(out).(*store.Operation); ok {
-			accepted(w, op)
-			return nil
+			return accepted(w, op)
 		}
-		writeJSON(w, http.StatusOK, out)
-		return nil
+		return writeJSON(w, http.StatusOK, out)
 	}
 }
 
@@ -399,10 +389,11 @@ func onVersion[Req, Resp any](fn func(ctx context.Context, ws *api.Workspace, na
 	}
 }
 
-// accepted answers 202 with the operation and its Location.
-func accepted(w http.ResponseWriter, op *store.Operation) {
+// accepted answers 202 with the operation and its Location (nil, as
+// writeJSON).
+func accepted(w http.ResponseWriter, op *store.Operation) error {
 	w.Header().Set("Location", "/api/v1/operations/"+op.ID)
-	writeJSON(w, http.StatusAccepted, op.Operation)
+	return writeJSON(w, http.StatusAccepted, op.Operation)
 }
 
 // createCompute starts a create or attach, or answers a dry run's
@@ -414,14 +405,12 @@ func (s *Server) createCompute(w http.ResponseWriter, r *http.Request, p *princi
 	}
 	_, op, err := s.computes.Create(r.Context(), p.ws, &req)
 	if dry, ok := errors.AsType[*compute.DryRunResult](err); ok {
-		writeJSON(w, http.StatusOK, dry.Report)
-		return nil
+		return writeJSON(w, http.StatusOK, dry.Report)
 	}
 	if err != nil {
 		return err
 	}
-	accepted(w, op)
-	return nil
+	return accepted(w, op)
 }
 
 // versionLister is a provider that lists a cloud location's versions (AKS).
@@ -452,11 +441,9 @@ func (s *Server) versions(w http.ResponseWriter, r *http.Request, p *principal) 
 		if err != nil {
 			return err
 		}
-		writeJSON(w, 200, list)
-		return nil
+		return writeJSON(w, 200, list)
 	}
-	writeJSON(w, 200, supportedVersions(s.cfg.KubernetesVersions))
-	return nil
+	return writeJSON(w, 200, supportedVersions(s.cfg.KubernetesVersions))
 }
 
 func (s *Server) getCompute(w http.ResponseWriter, r *http.Request, p *principal) error {
@@ -464,8 +451,7 @@ func (s *Server) getCompute(w http.ResponseWriter, r *http.Request, p *principal
 	if err != nil {
 		return err
 	}
-	writeJSON(w, 200, c.Compute)
-	return nil
+	return writeJSON(w, 200, c.Compute)
 }
 
 func (s *Server) getCredentials(w http.ResponseWriter, r *http.Request, p *principal) error {
@@ -479,8 +465,7 @@ func (s *Server) getCredentials(w http.ResponseWriter, r *http.Request, p *princ
 		return problem.NotFound("compute %q holds no credentials", c.Name)
 	}
 	s.log.Info("credentials read", "compute", c.Name, "workspace", ws.Name, "token", p.token.ID)
-	writeJSON(w, 200, api.Credentials{Value: cred})
-	return nil
+	return writeJSON(w, 200, api.Credentials{Value: cred})
 }
 
 func (s *Server) listComputeOperations(w http.ResponseWriter, r *http.Request, p *principal) error {
@@ -542,8 +527,7 @@ func (s *Server) getOperation(w http.ResponseWriter, r *http.Request, p *princip
 	if err != nil {
 		return err
 	}
-	writeJSON(w, 200, op.Operation)
-	return nil
+	return writeJSON(w, 200, op.Operation)
 }
 
 func (s *Server) listEvents(w http.ResponseWriter, r *http.Request, p *principal) error {
@@ -564,8 +548,7 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request, p *principal
 	if err != nil {
 		return err
 	}
-	writeJSON(w, 200, api.EventList{Value: evs})
-	return nil
+	return writeJSON(w, 200, api.EventList{Value: evs})
 }
 
 func (s *Server) cancelOperation(w http.ResponseWriter, r *http.Request, p *principal) error {
@@ -590,8 +573,7 @@ func (s *Server) cancelOperation(w http.ResponseWriter, r *http.Request, p *prin
 		}
 	}
 	s.events.publish(op.ID)
-	accepted(w, op)
-	return nil
+	return accepted(w, op)
 }
 
 // Tokens are managed within the caller's scope: an owner limited to a
@@ -603,8 +585,7 @@ func (s *Server) listTokens(w http.ResponseWriter, r *http.Request, p *principal
 	if err != nil {
 		return err
 	}
-	writeJSON(w, 200, api.TokenList{Value: ts})
-	return nil
+	return writeJSON(w, 200, api.TokenList{Value: ts})
 }
 
 func (s *Server) createToken(w http.ResponseWriter, r *http.Request, p *principal) error {
@@ -643,8 +624,7 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, p *principa
 		return err
 	}
 	s.log.Info("token created", "id", id, "role", req.Role, "workspace", req.Workspace, "by", p.token.ID)
-	writeJSON(w, 201, api.TokenCreated{Token: t.Token, Secret: secret})
-	return nil
+	return writeJSON(w, 201, api.TokenCreated{Token: t.Token, Secret: secret})
 }
 
 func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request, p *principal) error {
@@ -687,6 +667,5 @@ func (s *Server) getCertificate(w http.ResponseWriter, r *http.Request, p *princ
 		out.KeyPEM = c.Secrets["tlsKey"]
 		s.log.Info("certificate key read", "compute", c.Name, "workspace", ws.Name, "token", p.token.ID)
 	}
-	writeJSON(w, http.StatusOK, out)
-	return nil
+	return writeJSON(w, http.StatusOK, out)
 }

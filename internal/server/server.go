@@ -377,14 +377,17 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	return err
 }
 
-// writeJSON writes v with status.
-func writeJSON(w http.ResponseWriter, status int, v any) {
+// writeJSON writes v with status. It returns nil, for a handler to end
+// with: once the status is sent, a write that fails (the client left) has
+// no one left to answer.
+func writeJSON(w http.ResponseWriter, status int, v any) error {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
 	enc.SetIndent("", "  ")
 	enc.Encode(v)
+	return nil
 }
 
 // writeError renders any error as the API's error shape. Errors that are not

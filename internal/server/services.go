@@ -18,8 +18,7 @@ func (s *Server) listServices(w http.ResponseWriter, r *http.Request, p *princip
 	for _, sv := range svs {
 		out.Value = append(out.Value, sv.Service)
 	}
-	writeJSON(w, http.StatusOK, out)
-	return nil
+	return writeJSON(w, http.StatusOK, out)
 }
 
 func (s *Server) serviceKeys(w http.ResponseWriter, r *http.Request, p *principal) error {
@@ -29,8 +28,7 @@ func (s *Server) serviceKeys(w http.ResponseWriter, r *http.Request, p *principa
 		return err
 	}
 	s.log.Info("service keys read", "service", r.PathValue("service"), "workspace", ws.Name, "token", p.token.ID)
-	writeJSON(w, http.StatusOK, k)
-	return nil
+	return writeJSON(w, http.StatusOK, k)
 }
 
 func (s *Server) regenServiceKey(w http.ResponseWriter, r *http.Request, p *principal) error {
@@ -43,8 +41,7 @@ func (s *Server) regenServiceKey(w http.ResponseWriter, r *http.Request, p *prin
 		return err
 	}
 	s.log.Info("service key regenerated", "service", r.PathValue("service"), "key", req.Key, "token", p.token.ID)
-	writeJSON(w, http.StatusOK, k)
-	return nil
+	return writeJSON(w, http.StatusOK, k)
 }
 
 func (s *Server) serviceLogs(w http.ResponseWriter, r *http.Request, p *principal) error {

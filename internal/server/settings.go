@@ -115,6 +115,5 @@ func (s *Server) updateWorkspace(w http.ResponseWriter, r *http.Request, p *prin
 	}
 	ws.Settings = merged.Redacted()
 	s.log.Info("workspace settings changed", "workspace", ws.Name)
-	writeJSON(w, 200, ws)
-	return nil
+	return writeJSON(w, 200, ws)
 }

@@ -300,8 +300,7 @@ func (s *Server) writeMetrics(w http.ResponseWriter, r *http.Request, computeID 
 	if out.Points == nil {
 		out.Points = []api.MetricsPoint{}
 	}
-	writeJSON(w, http.StatusOK, out)
-	return nil
+	return writeJSON(w, http.StatusOK, out)
 }
 
 func (s *Server) serviceMetrics(w http.ResponseWriter, r *http.Request, p *principal) error {
