@@ -150,6 +150,15 @@ func (s *Studio) fail(w http.ResponseWriter, r *http.Request, err error) {
 	s.render(w, r, "error", status, err.Error())
 }
 
+// done ends an action: to the page at path, or to its failure.
+func (s *Studio) done(w http.ResponseWriter, r *http.Request, err error, path string) {
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	http.Redirect(w, r, path, http.StatusSeeOther)
+}
+
 // fieldErrors maps an API validation error's details to the form fields
 // they name (the detail's target: "name", "ssl.certPem", …); problems of
 // no field of the form come under "", shown above it.
@@ -210,7 +219,9 @@ func (s *Studio) routes() {
 	post("/w/{ws}/services/{name}/delete", s.serviceDelete)
 	post("/w/{ws}/services/{name}/regen-key", s.serviceRegenKey)
 	post("/w/{ws}/services/{name}/try", s.serviceTry)
-	get("/w/{ws}/deploy", s.deployForm)
+	get("/w/{ws}/deploy", s.show("deploy", func(_ *client.Client, r *http.Request) (any, error) {
+		return s.deployView(r, maps.Clone(deployDefaults), nil)
+	}))
 	post("/w/{ws}/deploy", s.deploy)
 	get("/w/{ws}/models", s.show("models", func(c *client.Client, r *http.Request) (any, error) {
 		return c.ListModels(r.Context(), r.PathValue("ws"), "")
@@ -402,11 +413,8 @@ func (s *Studio) service(w http.ResponseWriter, r *http.Request) {
 
 func (s *Studio) serviceDelete(w http.ResponseWriter, r *http.Request) {
 	ws := r.PathValue("ws")
-	if _, err := s.client(r).DeleteService(r.Context(), ws, r.PathValue("name")); err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	http.Redirect(w, r, "/w/"+url.PathEscape(ws)+"/services", http.StatusSeeOther)
+	_, err := s.client(r).DeleteService(r.Context(), ws, r.PathValue("name"))
+	s.done(w, r, err, "/w/"+url.PathEscape(ws)+"/services")
 }
 
 // deployView is the deploy form with the workspace's models and computes.
@@ -472,15 +480,6 @@ func (s *Studio) deployView(r *http.Request, form map[string]string, errs map[st
 		return nil, err
 	}
 	return &deployView{Models: ms, Computes: cs, Form: form, Errors: errs}, nil
-}
-
-func (s *Studio) deployForm(w http.ResponseWriter, r *http.Request) {
-	v, err := s.deployView(r, maps.Clone(deployDefaults), nil)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	s.render(w, r, "deploy", http.StatusOK, v)
 }
 
 func (s *Studio) deploy(w http.ResponseWriter, r *http.Request) {
@@ -593,20 +592,13 @@ func (s *Studio) tokenCreate(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Studio) tokenRevoke(w http.ResponseWriter, r *http.Request) {
-	if err := s.client(r).RevokeToken(r.Context(), r.PathValue("id")); err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	http.Redirect(w, r, "/tokens", http.StatusSeeOther)
+	s.done(w, r, s.client(r).RevokeToken(r.Context(), r.PathValue("id")), "/tokens")
 }
 
 func (s *Studio) serviceRegenKey(w http.ResponseWriter, r *http.Request) {
 	ws, name := r.PathValue("ws"), r.PathValue("name")
-	if _, err := s.client(r).RegenServiceKey(r.Context(), ws, name, api.RegenKeyRequest{Key: r.PostFormValue("key")}); err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	http.Redirect(w, r, "/w/"+url.PathEscape(ws)+"/services/"+url.PathEscape(name), http.StatusSeeOther)
+	_, err := s.client(r).RegenServiceKey(r.Context(), ws, name, api.RegenKeyRequest{Key: r.PostFormValue("key")})
+	s.done(w, r, err, "/w/"+url.PathEscape(ws)+"/services/"+url.PathEscape(name))
 }
 
 // tryAnswer is what the "try it" box shows.
