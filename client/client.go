@@ -220,13 +220,11 @@ func (c *Client) CancelOperation(ctx context.Context, id string) (*api.Operation
 // ListOperations lists a workspace's operations, newest first; a state
 // (Pending, Running, Succeeded, Failed or Canceled) keeps only those.
 func (c *Client) ListOperations(ctx context.Context, ws, state string) ([]api.Operation, error) {
-	var out api.OperationList
 	q := url.Values{}
 	if state != "" {
 		q.Set("state", state)
 	}
-	err := c.do(ctx, "GET", wsPath(ws)+"/operations", q, nil, &out)
-	return out.Value, err
+	return list[api.Operation](ctx, c, wsPath(ws)+"/operations", q)
 }
 
 // ListEvents returns an operation's events after sequence number after.
