@@ -25,14 +25,10 @@ import (
 // DefaultListen is where `berth server` listens unless told otherwise.
 const DefaultListen = "127.0.0.1:8470"
 
+// dataDir is the server's data directory: --data-dir, else $BERTH_DATA_DIR,
+// else the default.
 func (a *app) dataDir(flag string) string {
-	if flag != "" {
-		return flag
-	}
-	if v := a.getenv(config.EnvDataDir); v != "" {
-		return v
-	}
-	return config.DefaultDataDir()
+	return cmp.Or(flag, a.getenv(config.EnvDataDir), config.DefaultDataDir())
 }
 
 func newLogger(format, level string, w *os.File) (*slog.Logger, error) {
