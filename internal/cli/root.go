@@ -175,13 +175,7 @@ Start a local control plane with 'berth server'; the other commands talk to it.`
 var extraCommands []func(a *app) *cobra.Command
 
 func (a *app) configFile() string {
-	if a.configPath != "" {
-		return a.configPath
-	}
-	if v := a.getenv(config.EnvConfig); v != "" {
-		return v
-	}
-	return config.DefaultPath()
+	return cmp.Or(a.configPath, a.getenv(config.EnvConfig), config.DefaultPath())
 }
 
 // client resolves server and token (flags > environment > context >

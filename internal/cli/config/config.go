@@ -51,10 +51,7 @@ type File struct {
 
 // DefaultPath is $BERTH_CONFIG, or ~/.berth/config.yaml.
 func DefaultPath() string {
-	if p := os.Getenv(EnvConfig); p != "" {
-		return p
-	}
-	return filepath.Join(berthDir(), "config.yaml")
+	return cmp.Or(os.Getenv(EnvConfig), filepath.Join(berthDir(), "config.yaml"))
 }
 
 // DefaultDataDir is where `berth server` keeps its data by default: ~/.berth/data.
@@ -258,8 +255,8 @@ func Resolve(flags Overrides, env func(string) string, f *File) Resolved {
 	}
 	ctx = cmp.Or(ctx, &Context{})
 
-	r.Server = first(flags.Server, env(EnvServer), ctx.Server, DefaultServer)
-	r.Workspace = first(flags.Workspace, env(EnvWorkspace), ctx.Workspace)
+	r.Server = cmp.Or(flags.Server, env(EnvServer), ctx.Server, DefaultServer)
+	r.Workspace = cmp.Or(flags.Workspace, env(EnvWorkspace), ctx.Workspace)
 	switch {
 	case flags.Token != "":
 		r.Token, r.TokenSource = flags.Token, "flag"
@@ -270,7 +267,7 @@ func Resolve(flags Overrides, env func(string) string, f *File) Resolved {
 	default:
 		r.TokenSource = "none"
 		if IsLoopback(r.Server) {
-			path := filepath.Join(first(env(EnvDataDir), DefaultDataDir()), AdminTokenFile)
+			path := filepath.Join(cmp.Or(env(EnvDataDir), DefaultDataDir()), AdminTokenFile)
 			if data, err := os.ReadFile(path); err == nil {
 				if tok := strings.TrimSpace(string(data)); tok != "" {
 					r.Token, r.TokenSource = tok, "admin.token file "+path
@@ -297,13 +294,4 @@ func IsLoopback(server string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
-}
-
-func first(values ...string) string {
-	for _, v := range values {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
 }
