@@ -1,6 +1,7 @@
 package installer
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -288,11 +289,8 @@ func deploymentReady(d *appsv1.Deployment) bool {
 // ServiceAddress is a LoadBalancer Service's first ingress address.
 func ServiceAddress(svc *corev1.Service) string {
 	for _, ing := range svc.Status.LoadBalancer.Ingress {
-		if ing.Hostname != "" {
-			return ing.Hostname
-		}
-		if ing.IP != "" {
-			return ing.IP
+		if addr := cmp.Or(ing.Hostname, ing.IP); addr != "" {
+			return addr
 		}
 	}
 	return ""
