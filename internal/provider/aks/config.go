@@ -1,6 +1,7 @@
 package aks
 
 import (
+	"cmp"
 	"encoding/json"
 
 	"github.com/berth-ml/berth/api"
@@ -81,8 +82,5 @@ func editStatus(c *store.Compute, fn func(*Status)) { provider.Edit(&c.Status, f
 
 // location is where the cluster is, or (before it is known) the one asked for.
 func location(c *store.Compute) string {
-	if l := statusOf(c).Location; l != "" {
-		return l
-	}
-	return settingsOf(c).Location
+	return cmp.Or(statusOf(c).Location, settingsOf(c).Location)
 }

@@ -352,15 +352,10 @@ func lroStatus(resp *http.Response) string {
 			ProvisioningState string `json:"provisioningState"`
 		} `json:"properties"`
 	}
-	if json.Unmarshal(b, &v) == nil {
-		if v.Status != "" {
-			return v.Status
-		}
-		if v.Properties.ProvisioningState != "" {
-			return v.Properties.ProvisioningState
-		}
+	if json.Unmarshal(b, &v) != nil {
+		return "in progress"
 	}
-	return "in progress"
+	return cmp.Or(v.Status, v.Properties.ProvisioningState, "in progress")
 }
 
 // stepCredentials fetches the cluster's kubeconfig through the managed

@@ -89,9 +89,7 @@ func (p *Provider) known(ctx context.Context, c *store.Compute) preflight.Input 
 // DNSZone is the zone automatic certificates' names are made in.
 func (p *Provider) DNSZone(ws *api.Workspace, c *store.Compute) string {
 	if p.Zone != nil {
-		if z := p.Zone(ws, c); z != "" {
-			return z
-		}
+		return cmp.Or(p.Zone(ws, c), ws.Settings.DNSZone)
 	}
 	return ws.Settings.DNSZone
 }
