@@ -2,6 +2,7 @@ package frontend
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"log/slog"
 	"net/http"
@@ -33,9 +34,7 @@ type Reporter struct {
 
 // Run reports until ctx ends.
 func (r *Reporter) Run(ctx context.Context) {
-	if r.Client == nil {
-		r.Client = &http.Client{Timeout: 10 * time.Second}
-	}
+	r.Client = cmp.Or(r.Client, &http.Client{Timeout: 10 * time.Second})
 	// The request logs go the same way, every second (reqlog.Logger).
 	r.Frontend.SetRequestLogSink(r.sendRequestLogs)
 	t := time.NewTicker(r.Interval)

@@ -95,9 +95,7 @@ const (
 // 120 s idle, heads up to 64 KiB, bodies at DefaultMinBodyRate after
 // DefaultBodyGrace; a nil log is slog.Default().
 func NewServer(h http.Handler, log *slog.Logger) *Server {
-	if log == nil {
-		log = slog.Default()
-	}
+	log = cmp.Or(log, slog.Default())
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10,
 		MinBodyRate: DefaultMinBodyRate, BodyGrace: DefaultBodyGrace, Log: log, baseCtx: ctx, cancelBase: cancel, listeners: map[net.Listener]struct{}{}, conns: map[*h1Conn]struct{}{}}
