@@ -258,9 +258,7 @@ func (m *Manager) AddVersion(ctx context.Context, ws *api.Workspace, name string
 	if len(e.Versions) == 0 {
 		traffic = 100
 	}
-	if req.Traffic == nil {
-		req.Traffic = &traffic
-	}
+	req.Traffic = cmp.Or(req.Traffic, &traffic)
 	svc := ServiceName(e.Name, req.Version)
 	versions := append(slices.Clone(e.Versions), api.EndpointVersion{Name: req.Version, Service: svc})
 	apply(versions, req.Version, req.Traffic, req.MirrorTraffic, req.Control)
