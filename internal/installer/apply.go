@@ -38,12 +38,7 @@ func (in *Installer) progress(format string, args ...any) {
 	}
 }
 
-func (in *Installer) poll() time.Duration {
-	if in.Poll == 0 {
-		return 250 * time.Millisecond
-	}
-	return in.Poll
-}
+func (in *Installer) poll() time.Duration { return cmp.Or(in.Poll, 250*time.Millisecond) }
 
 func (in *Installer) resource(k Kind, ns string) dynamic.ResourceInterface {
 	r := in.Cluster.Dynamic.Resource(k.GVR)
@@ -162,11 +157,11 @@ func unionKeys(a, b map[string]any) []string {
 	return keys
 }
 
-// normalize drops what the server owns (status, bookkeeping metadata).
+// normalize drops what the server owns (status, bookkeeping metadata) from
+// obj, which it changes.
 func normalize(obj map[string]any) map[string]any {
-	c := runtimeDeepCopy(obj)
-	delete(c, "status")
-	if md, ok := c["metadata"].(map[string]any); ok {
+	delete(obj, "status")
+	if md, ok := obj["metadata"].(map[string]any); ok {
 		for _, k := range []string{"managedFields", "resourceVersion", "generation", "uid", "creationTimestamp"} {
 			delete(md, k)
 		}
@@ -177,14 +172,7 @@ func normalize(obj map[string]any) map[string]any {
 			}
 		}
 	}
-	return c
-}
-
-func runtimeDeepCopy(m map[string]any) map[string]any {
-	b, _ := json.Marshal(m)
-	out := map[string]any{}
-	json.Unmarshal(b, &out)
-	return out
+	return obj
 }
 
 // diff lists the paths where live and want differ, as "path: live → want".

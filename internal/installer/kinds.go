@@ -1,9 +1,6 @@
 package installer
 
-import (
-	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/apimachinery/pkg/types"
-)
+import "k8s.io/apimachinery/pkg/runtime/schema"
 
 // Kind is a resource kind Berth installs.
 type Kind struct {
@@ -34,5 +31,3 @@ var (
 // waited for (their Deployments own them).
 var RemovalOrder = []Kind{KindDeployment, KindService, KindPodDisruptionBudget, KindConfigMap, KindSecret,
 	KindRoleBinding, KindRole, KindServiceAccount, KindClusterRoleBinding, KindClusterRole}
-
-func typesUID(s string) types.UID { return types.UID(s) }

@@ -12,6 +12,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	appsac "k8s.io/client-go/applyconfigurations/apps/v1"
 	coreac "k8s.io/client-go/applyconfigurations/core/v1"
@@ -377,7 +378,7 @@ func ManagerDependents(s Settings, roleUID string) []Object {
 	l := s.labels(ComponentManager)
 	name := ManagerName(s)
 	owner := metaac.OwnerReference().WithAPIVersion("rbac.authorization.k8s.io/v1").WithKind("ClusterRole").
-		WithName(name).WithUID(typesUID(roleUID))
+		WithName(name).WithUID(types.UID(roleUID))
 	return []Object{
 		{Kind: KindServiceAccount, Name: name, Namespace: ManagerNamespace,
 			Apply: coreac.ServiceAccount(name, ManagerNamespace).WithLabels(l).WithOwnerReferences(owner)},
