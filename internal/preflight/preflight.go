@@ -7,11 +7,10 @@ package preflight
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"regexp"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -122,12 +121,7 @@ func Run(ctx context.Context, in Input) (api.PreflightReport, Facts) {
 	add(version(in, facts.Version))
 	add(capacity(ctx, in, &facts))
 	add(attachment(ctx, in, &facts))
-	rep.Passed = true
-	for _, c := range rep.Checks {
-		if c.Status == api.CheckFailed {
-			rep.Passed = false
-		}
-	}
+	rep.Passed = !slices.ContainsFunc(rep.Checks, func(c api.Check) bool { return c.Status == api.CheckFailed })
 	return rep, facts
 }
 
@@ -310,7 +304,7 @@ func (c Count) Describe() string {
 		for size, n := range c.Sizes {
 			parts = append(parts, fmt.Sprintf("%d × %s at %s", n, size, formatCPU(c.sizeCPUs[size])))
 		}
-		sort.Strings(parts)
+		slices.Sort(parts)
 		basis = strings.Join(parts, " + ")
 	}
 	return fmt.Sprintf("%s vCPUs (%s; %s allocatable) on %d Ready, schedulable node(s)%s", formatCPU(c.CPUs), basis, formatCPU(c.Allocatable), c.Nodes, c.excluded())
@@ -411,6 +405,3 @@ func attachment(ctx context.Context, in Input, facts *Facts) api.Check {
 	}
 	return failed(CheckAttachment, "ClusterAlreadyAttached", (&installer.AttachedError{Owner: m}).Error())
 }
-
-// IsUnreachable reports whether err means the cluster could not be reached.
-func IsUnreachable(err error) bool { return errors.Is(err, kubeconn.ErrUnreachable) }

@@ -258,7 +258,7 @@ func targetDesired(ctx context.Context, r *operation.Run) (c, d *store.Compute, 
 // fail turns a cluster error into the operation's failure: unreachable
 // clusters fail with ClusterUnreachable, others with code.
 func fail(code string, err error) error {
-	if preflight.IsUnreachable(err) {
+	if errors.Is(err, kubeconn.ErrUnreachable) {
 		return operation.Fail(api.CodeClusterUnreachable, err.Error())
 	}
 	if _, ok := errors.AsType[*api.Error](err); ok {
@@ -666,7 +666,7 @@ func (p *Provider) stepReconcileCheck(ctx context.Context, r *operation.Run) err
 	}
 	_, m, err := p.ownership(ctx, r, c)
 	if err != nil {
-		if preflight.IsUnreachable(err) || errors.Is(err, kubeconn.ErrUnauthorized) {
+		if errors.Is(err, kubeconn.ErrUnreachable) || errors.Is(err, kubeconn.ErrUnauthorized) {
 			c.Health = api.HealthUnreachable
 			now := time.Now().UTC()
 			c.LastReconcile = &now
