@@ -15,7 +15,6 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
-	"github.com/berth-ml/berth/internal/provider"
 	"math/big"
 	"net"
 	"strconv"
@@ -23,6 +22,7 @@ import (
 
 	"github.com/berth-ml/berth/api"
 	"github.com/berth-ml/berth/internal/operation"
+	"github.com/berth-ml/berth/internal/provider"
 	"github.com/berth-ml/berth/internal/store"
 )
 
@@ -72,9 +72,8 @@ func (*Provider) Type() string      { return Type }
 func (*Provider) Origins() []string { return []string{api.OriginCreated} }
 
 func (*Provider) Validate(_ context.Context, _ *api.Workspace, req *api.ComputeRequest) []api.ErrorDetail {
-	var out []api.ErrorDetail
 	var s Settings
-	out = append(out, provider.DecodeStrict("settings", req.Settings, &s)...)
+	out := provider.DecodeStrict("settings", req.Settings, &s)
 	if s.Port != 0 && (s.Port < 1024 || s.Port > 65535) {
 		out = append(out, api.ErrorDetail{Code: api.CodeInvalidValue, Target: "settings.port", Message: fmt.Sprintf("settings.port %d must be a number from 1024 to 65535", s.Port)})
 	}

@@ -3,16 +3,14 @@ package local
 import (
 	"context"
 	"errors"
-	"github.com/berth-ml/berth/internal/freeport"
-	"maps"
-	"slices"
-
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,6 +19,7 @@ import (
 
 	"github.com/berth-ml/berth/api"
 	"github.com/berth-ml/berth/internal/artifact"
+	"github.com/berth-ml/berth/internal/freeport"
 	"github.com/berth-ml/berth/internal/frontend"
 	"github.com/berth-ml/berth/internal/provider"
 	"github.com/berth-ml/berth/internal/store"
@@ -179,13 +178,11 @@ func (rt *Runtime) startReplica(sv *store.Service, wsID string, idx int) (*repli
 	// nothing of the server's (its secret key, its database URL); command
 	// words expand from that environment only.
 	env := replicaBaseEnv()
-	for k, v := range map[string]string{
+	maps.Copy(env, map[string]string{
 		"PORT": strconv.Itoa(port), "BERTH_SERVICE": sv.Name, "BERTH_MODELS": strings.Join(sv.Models, ","),
 		"BERTH_MODEL_DIRS": strings.Join(dirs, ","),
 		RuntimeEnv:         rt.marker(),
-	} {
-		env[k] = v
-	}
+	})
 	if len(dirs) > 0 {
 		env["BERTH_MODEL_DIR"] = dirs[0]
 	}
@@ -323,22 +320,18 @@ func (rt *Runtime) syncServices(ctx context.Context, wsID string, c *store.Compu
 	}
 	// Services that are gone, serving or still starting a generation (or
 	// failing to).
-	gone := map[string]bool{}
 	for _, m := range []map[string]*serviceRun{in.services, in.next} {
 		for id := range m {
-			gone[id] = !seen[id]
+			if seen[id] {
+				continue
+			}
+			rt.forget(id, in.services[id], in.next[id])
+			delete(in.services, id)
+			delete(in.next, id)
+			delete(rt.failures, id)
+			in.fe.DeleteRoute(in.names[id])
+			delete(in.names, id)
 		}
-	}
-	for id, g := range gone {
-		if !g {
-			continue
-		}
-		rt.forget(id, in.services[id], in.next[id])
-		delete(in.services, id)
-		delete(in.next, id)
-		delete(rt.failures, id)
-		in.fe.DeleteRoute(in.names[id])
-		delete(in.names, id)
 	}
 	rt.syncEndpoints(ctx, wsID, c, in)
 }

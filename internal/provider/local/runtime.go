@@ -57,7 +57,8 @@ type instance struct {
 	desired  map[string]int         // replicas the autoscaler wants, by service name
 }
 
-func (in *instance) stopAll() {
+// stop ends the instance's replicas, then its front end, and waits for it.
+func (in *instance) stop() {
 	for _, m := range []map[string]*serviceRun{in.services, in.next} {
 		for _, run := range m {
 			for _, r := range run.replicas {
@@ -68,6 +69,8 @@ func (in *instance) stopAll() {
 			}
 		}
 	}
+	in.cancel()
+	<-in.done
 }
 
 // Run syncs until ctx ends, then stops every front end.
@@ -96,9 +99,7 @@ func (rt *Runtime) Run(ctx context.Context) {
 		case <-ctx.Done():
 			rt.mu.Lock()
 			for id, in := range rt.running {
-				in.stopAll()
-				in.cancel()
-				<-in.done
+				in.stop()
 				delete(rt.running, id)
 			}
 			rt.mu.Unlock()
@@ -143,9 +144,7 @@ func (rt *Runtime) sync(ctx context.Context) {
 	defer rt.mu.Unlock()
 	for id, in := range rt.running {
 		if c, ok := want[id]; !ok || c.Endpoint != in.endpoint {
-			in.stopAll()
-			in.cancel()
-			<-in.done
+			in.stop()
 			delete(rt.running, id)
 			rt.Log.Info("local front end stopped", "endpoint", in.endpoint)
 		}
@@ -206,19 +205,13 @@ func (rt *Runtime) removePartialModels() int {
 // exist (DATA_DIR/services/<id>: a server stopped before it removed them),
 // and returns how many. It removes nothing when it cannot list them all.
 func (rt *Runtime) removeDeletedServices(ctx context.Context) int {
-	wss, err := rt.Store.ListWorkspaces(ctx)
+	svs, err := rt.Store.ListServices(ctx, "", "")
 	if err != nil {
 		return 0
 	}
 	known := map[string]bool{}
-	for _, ws := range wss {
-		svs, err := rt.Store.ListServices(ctx, ws.ID, "")
-		if err != nil {
-			return 0
-		}
-		for _, sv := range svs {
-			known[sv.ID] = true
-		}
+	for _, sv := range svs {
+		known[sv.ID] = true
 	}
 	dirs, _ := os.ReadDir(filepath.Join(rt.DataDir, "services"))
 	n := 0
