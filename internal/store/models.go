@@ -90,10 +90,3 @@ func (s *Store) DeleteModel(ctx context.Context, id string) error {
 	_, err := s.exec(ctx, `DELETE FROM models WHERE id = ?`, id)
 	return err
 }
-
-// CountModels counts a workspace's model versions.
-func (s *Store) CountModels(ctx context.Context, workspaceID string) (int, error) {
-	var n int
-	err := s.queryRow(ctx, `SELECT COUNT(*) FROM models WHERE workspace_id = ?`, workspaceID).Scan(&n)
-	return n, err
-}

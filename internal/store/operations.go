@@ -103,10 +103,7 @@ func (s *Store) CreateOperation(ctx context.Context, o *Operation) error {
 		if _, inTx := s.q.(*sql.Tx); inTx {
 			return &ActiveOperationError{}
 		}
-		active, aerr := s.ActiveOperation(ctx, o.TargetID)
-		if aerr != nil {
-			return &ActiveOperationError{}
-		}
+		active, _ := s.ActiveOperation(ctx, o.TargetID) // nil if it cannot be read
 		return &ActiveOperationError{Operation: active}
 	}
 	return err
@@ -165,11 +162,8 @@ func (s *Store) Claim(ctx context.Context, owner string, now time.Time, lease ti
 		WHERE id = (SELECT id FROM operations WHERE state IN ('Pending', 'Running') AND lease_expires < ?`+notMine+` ORDER BY created_at, id LIMIT 1)
 		  AND state IN ('Pending', 'Running') AND lease_expires < ?
 		RETURNING id`, args...).Scan(&id)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, ErrNotFound
-	}
 	if err != nil {
-		return nil, err
+		return found[*Operation](nil, err)
 	}
 	return s.GetOperation(ctx, id)
 }

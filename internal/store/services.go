@@ -114,10 +114,8 @@ func listQuery(table, workspaceID, computeID string) (string, []any) {
 // GetMeta reads a meta value; ErrNotFound if unset.
 func (s *Store) GetMeta(ctx context.Context, key string) (string, error) {
 	var v string
-	if err := s.queryRow(ctx, `SELECT value FROM meta WHERE key = ?`, key).Scan(&v); err != nil {
-		return found("", err)
-	}
-	return v, nil
+	err := s.queryRow(ctx, `SELECT value FROM meta WHERE key = ?`, key).Scan(&v)
+	return found(v, err)
 }
 
 // Seal and Open expose the store's secret box for values kept in meta.

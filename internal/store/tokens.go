@@ -42,10 +42,8 @@ func (s *Store) TokenByHash(ctx context.Context, hash string) (*Token, error) {
 // ("" for none); ErrNotFound if no token ever had the id.
 func (s *Store) TokenWorkspace(ctx context.Context, id string) (string, error) {
 	var ws string
-	if err := s.queryRow(ctx, `SELECT workspace FROM tokens WHERE id = ?`, id).Scan(&ws); err != nil {
-		return found("", err)
-	}
-	return ws, nil
+	err := s.queryRow(ctx, `SELECT workspace FROM tokens WHERE id = ?`, id).Scan(&ws)
+	return found(ws, err)
 }
 
 // ListTokens lists tokens that have not been revoked, oldest first: all of

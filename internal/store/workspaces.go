@@ -112,11 +112,9 @@ func (s *Store) ListWorkspaces(ctx context.Context) ([]api.Workspace, error) {
 // ErrNotEmpty while computes exist.
 func (s *Store) DeleteWorkspace(ctx context.Context, id string) error {
 	return s.InTx(ctx, func(tx *Store) error {
-		var n int
-		if err := tx.queryRow(ctx, `SELECT COUNT(*) FROM computes WHERE workspace_id = ?`, id).Scan(&n); err != nil {
+		if n, err := tx.CountComputes(ctx, id); err != nil {
 			return err
-		}
-		if n > 0 {
+		} else if n > 0 {
 			return ErrNotEmpty
 		}
 		for _, q := range []string{
