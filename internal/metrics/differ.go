@@ -81,14 +81,11 @@ func (d *Differ) Prune(t time.Time) {
 }
 
 func (c cumulative) since(p cumulative) Delta {
-	reset := false
+	reset := c.latency.count < p.latency.count || c.queue.count < p.queue.count
 	for code, v := range c.codes {
 		if v < p.codes[code] {
 			reset = true
 		}
-	}
-	if c.latency.count < p.latency.count || c.queue.count < p.queue.count {
-		reset = true
 	}
 	if reset {
 		p = cumulative{}
@@ -126,13 +123,6 @@ func (h histogram) since(p histogram) Histogram {
 // start time when it reports one.
 func parse(families []*dto.MetricFamily) (out map[string]cumulative, started time.Time) {
 	out = map[string]cumulative{}
-	get := func(svc string) cumulative {
-		c, ok := out[svc]
-		if !ok {
-			c = cumulative{codes: map[int]float64{}}
-		}
-		return c
-	}
 	for _, f := range families {
 		if f.GetName() == startGauge && len(f.GetMetric()) == 1 {
 			sec := f.GetMetric()[0].GetGauge().GetValue()
@@ -141,7 +131,10 @@ func parse(families []*dto.MetricFamily) (out map[string]cumulative, started tim
 		}
 		for _, m := range f.GetMetric() {
 			svc := label(m, "service")
-			c := get(svc)
+			c, ok := out[svc]
+			if !ok {
+				c = cumulative{codes: map[int]float64{}}
+			}
 			switch f.GetName() {
 			case requestsTotal:
 				code, err := strconv.Atoi(label(m, "code"))

@@ -303,18 +303,15 @@ func (s *Store) Query(k Key, since time.Duration, now time.Time) (step time.Dura
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	sr := s.series[k]
-	t := (*tier)(nil)
-	if sr != nil {
-		t = &sr.fine
-		if since > FineSpan {
-			t = &sr.coarse
-		}
-	}
-	if t == nil {
+	if sr == nil {
 		if since > FineSpan {
 			return Coarse, nil
 		}
 		return Fine, nil
+	}
+	t := &sr.fine
+	if since > FineSpan {
+		t = &sr.coarse
 	}
 	return t.step, t.points(t.interval(now.Add(-since))+1, t.interval(now))
 }
