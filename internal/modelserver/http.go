@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 )
 
@@ -84,12 +85,12 @@ func Handler(m *Model) http.Handler {
 	mux.HandleFunc("GET /v2/health/ready", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]bool{"ready": true})
 	})
-	mux.HandleFunc("GET /v2/models/{name}", s.v2Metadata)
-	mux.HandleFunc("GET /v2/models/{name}/versions/{version}", s.v2Metadata)
-	mux.HandleFunc("GET /v2/models/{name}/ready", s.v2Ready)
-	mux.HandleFunc("GET /v2/models/{name}/versions/{version}/ready", s.v2Ready)
-	mux.HandleFunc("POST /v2/models/{name}/infer", s.v2Infer)
-	mux.HandleFunc("POST /v2/models/{name}/versions/{version}/infer", s.v2Infer)
+	mux.HandleFunc("GET /v2/models/{name}", s.v2Model(s.v2Metadata))
+	mux.HandleFunc("GET /v2/models/{name}/versions/{version}", s.v2Model(s.v2Metadata))
+	mux.HandleFunc("GET /v2/models/{name}/ready", s.v2Model(s.v2Ready))
+	mux.HandleFunc("GET /v2/models/{name}/versions/{version}/ready", s.v2Model(s.v2Ready))
+	mux.HandleFunc("POST /v2/models/{name}/infer", s.v2Model(s.v2Infer))
+	mux.HandleFunc("POST /v2/models/{name}/versions/{version}/infer", s.v2Model(s.v2Infer))
 	return mux
 }
 
@@ -151,24 +152,23 @@ func (s *server) score(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, ScoreResponse{Predictions: labels, Probabilities: probs})
 }
 
-// v2Model checks the {name} and optional {version} path values; it writes a
-// 404 and returns false when they do not match the served model.
-func (s *server) v2Model(w http.ResponseWriter, r *http.Request) bool {
-	if name := r.PathValue("name"); name != s.m.meta.Name {
-		writeError(w, http.StatusNotFound, "model %q not found (this server serves %q)", name, s.m.meta.Name)
-		return false
+// v2Model serves h when the {name} and optional {version} path values
+// match the served model, and a 404 when they do not.
+func (s *server) v2Model(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if name := r.PathValue("name"); name != s.m.meta.Name {
+			writeError(w, http.StatusNotFound, "model %q not found (this server serves %q)", name, s.m.meta.Name)
+			return
+		}
+		if v := r.PathValue("version"); v != "" && v != s.m.meta.Version {
+			writeError(w, http.StatusNotFound, "model %q has no version %q (have %q)", s.m.meta.Name, v, s.m.meta.Version)
+			return
+		}
+		h(w, r)
 	}
-	if v := r.PathValue("version"); v != "" && v != s.m.meta.Version {
-		writeError(w, http.StatusNotFound, "model %q has no version %q (have %q)", s.m.meta.Name, v, s.m.meta.Version)
-		return false
-	}
-	return true
 }
 
 func (s *server) v2Metadata(w http.ResponseWriter, r *http.Request) {
-	if !s.v2Model(w, r) {
-		return
-	}
 	writeJSON(w, http.StatusOK, V2ModelMetadata{
 		Name:     s.m.meta.Name,
 		Versions: []string{s.m.meta.Version},
@@ -182,16 +182,10 @@ func (s *server) v2Metadata(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) v2Ready(w http.ResponseWriter, r *http.Request) {
-	if !s.v2Model(w, r) {
-		return
-	}
 	writeJSON(w, http.StatusOK, map[string]any{"name": s.m.meta.Name, "ready": true})
 }
 
 func (s *server) v2Infer(w http.ResponseWriter, r *http.Request) {
-	if !s.v2Model(w, r) {
-		return
-	}
 	var req V2InferRequest
 	if !decodeBody(w, r, &req) {
 		return
@@ -206,10 +200,7 @@ func (s *server) v2Infer(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "%v", err)
 		return
 	}
-	flat := make([]float64, 0, len(probs)*len(s.m.meta.Classes))
-	for _, p := range probs {
-		flat = append(flat, p...)
-	}
+	flat := slices.Concat(probs...)
 	writeJSON(w, http.StatusOK, V2InferResponse{
 		ModelName:    s.m.meta.Name,
 		ModelVersion: s.m.meta.Version,
