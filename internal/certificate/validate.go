@@ -202,11 +202,8 @@ func parseKey(s string) (crypto.Signer, []byte, *api.ErrorDetail) {
 }
 
 func samePublicKey(a, b crypto.PublicKey) bool {
-	type eq interface{ Equal(crypto.PublicKey) bool }
-	if x, ok := a.(eq); ok {
-		return x.Equal(b)
-	}
-	return false
+	x, ok := a.(interface{ Equal(crypto.PublicKey) bool })
+	return ok && x.Equal(b)
 }
 
 func weakKey(pub crypto.PublicKey) (string, bool) {
@@ -234,21 +231,18 @@ func selfSigned(c *x509.Certificate) bool {
 // next, and the last one is a root (self-signed) or issued by a root the
 // clients trust.
 func checkChain(certs []*x509.Certificate, now time.Time, roots *x509.CertPool) []api.ErrorDetail {
-	var out []api.ErrorDetail
 	if certs[0].IsCA && len(certs) > 1 {
-		out = append(out, problem(CodeChainOrder, "ssl.certPem", "the first certificate (%s) is a CA certificate: the chain must start with the server's own (leaf) certificate, then its intermediates", describe(certs[0])))
-		return out
+		return []api.ErrorDetail{problem(CodeChainOrder, "ssl.certPem", "the first certificate (%s) is a CA certificate: the chain must start with the server's own (leaf) certificate, then its intermediates", describe(certs[0]))}
 	}
 	for i := 0; i+1 < len(certs); i++ {
 		if err := certs[i].CheckSignatureFrom(certs[i+1]); err != nil {
-			out = append(out, problem(CodeChainOrder, "ssl.certPem", "certificate %d (%s) is not signed by certificate %d (%s): give the leaf first, then each issuer in order",
-				i+1, describe(certs[i]), i+2, describe(certs[i+1])))
-			return out
+			return []api.ErrorDetail{problem(CodeChainOrder, "ssl.certPem", "certificate %d (%s) is not signed by certificate %d (%s): give the leaf first, then each issuer in order",
+				i+1, describe(certs[i]), i+2, describe(certs[i+1]))}
 		}
 	}
 	last := certs[len(certs)-1]
 	if selfSigned(last) {
-		return out
+		return nil
 	}
 	if roots == nil {
 		roots, _ = x509.SystemCertPool()
@@ -266,12 +260,11 @@ func checkChain(certs []*x509.Certificate, now time.Time, roots *x509.CertPool) 
 	if at.After(certs[0].NotAfter) || at.Before(certs[0].NotBefore) {
 		at = certs[0].NotBefore.Add(certs[0].NotAfter.Sub(certs[0].NotBefore) / 2)
 	}
-	_, err := certs[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, CurrentTime: at, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
-	if err != nil {
-		out = append(out, problem(CodeChainIncomplete, "ssl.certPem", "the chain is incomplete: it ends with %s, issued by %q, which is neither in the file nor a root clients trust; append the intermediate certificate(s) after the leaf",
-			describe(last), last.Issuer.String()))
+	if _, err := certs[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, CurrentTime: at, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err == nil {
+		return nil
 	}
-	return out
+	return []api.ErrorDetail{problem(CodeChainIncomplete, "ssl.certPem", "the chain is incomplete: it ends with %s, issued by %q, which is neither in the file nor a root clients trust; append the intermediate certificate(s) after the leaf",
+		describe(last), last.Issuer.String())}
 }
 
 // Info describes an installed certificate chain (leaf first).
