@@ -85,11 +85,7 @@ func Build(ctx context.Context, o Options) (v1.ImageIndex, error) {
 		}
 	}
 
-	baseTar, err := layerTar(baseEntries(), o.Source.Time)
-	if err != nil {
-		return nil, err
-	}
-	base, err := newLayer(baseTar)
+	base, err := newLayer(baseEntries(), o.Source.Time)
 	if err != nil {
 		return nil, err
 	}
@@ -201,11 +197,7 @@ func annotations(s Source) map[string]string {
 }
 
 func platformImage(s Source, p v1.Platform, base v1.Layer, binary string) (v1.Image, error) {
-	binTar, err := layerTar(binaryEntries(binary), s.Time)
-	if err != nil {
-		return nil, err
-	}
-	bin, err := newLayer(binTar)
+	bin, err := newLayer(binaryEntries(binary), s.Time)
 	if err != nil {
 		return nil, err
 	}

@@ -95,10 +95,14 @@ func layerTar(entries []entry, mtime time.Time) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// newLayer turns an uncompressed tar into an OCI gzip layer. The gzip is
-// computed once and kept (WithCompressedCaching): writing an archive, a
-// layout and a push read it again.
-func newLayer(tarBytes []byte) (v1.Layer, error) {
+// newLayer makes entries into an OCI gzip layer (of layerTar's tar). The
+// gzip is computed once and kept (WithCompressedCaching): writing an
+// archive, a layout and a push read it again.
+func newLayer(entries []entry, mtime time.Time) (v1.Layer, error) {
+	tarBytes, err := layerTar(entries, mtime)
+	if err != nil {
+		return nil, err
+	}
 	return tarball.LayerFromOpener(
 		func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(tarBytes)), nil },
 		tarball.WithMediaType(types.OCILayer),

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"runtime"
 	"slices"
-	"sort"
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -32,7 +31,6 @@ func HostPlatform() string {
 // result is sorted and without duplicates, so the order given does not
 // change the index's digest.
 func ParsePlatforms(list string) ([]v1.Platform, error) {
-	seen := map[string]bool{}
 	var names []string
 	for _, p := range strings.Split(list, ",") {
 		p = strings.TrimSpace(p)
@@ -42,15 +40,13 @@ func ParsePlatforms(list string) ([]v1.Platform, error) {
 		if !slices.Contains(Supported, p) {
 			return nil, fmt.Errorf("unsupported platform %q: supported platforms are %s", p, strings.Join(Supported, ", "))
 		}
-		if !seen[p] {
-			seen[p] = true
-			names = append(names, p)
-		}
+		names = append(names, p)
 	}
 	if len(names) == 0 {
 		return nil, fmt.Errorf("no platform given: supported platforms are %s", strings.Join(Supported, ", "))
 	}
-	sort.Strings(names)
+	slices.Sort(names)
+	names = slices.Compact(names)
 	out := make([]v1.Platform, 0, len(names))
 	for _, n := range names {
 		p, err := v1.ParsePlatform(n)

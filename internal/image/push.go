@@ -49,10 +49,7 @@ func Push(ctx context.Context, tag name.Tag, idx v1.ImageIndex, opts ...remote.O
 		remote.WithContext(ctx),
 		remote.WithAuthFromKeychain(authn.DefaultKeychain),
 	}, opts...)
-	if err := remote.WriteIndex(tag, idx, all...); err != nil {
-		return pushError(tag.Context().RegistryStr(), err)
-	}
-	return nil
+	return pushError(tag.Context().RegistryStr(), remote.WriteIndex(tag, idx, all...))
 }
 
 // CheckPush asks the registry whether the Docker config's credentials may
@@ -69,13 +66,14 @@ func CheckPush(ctx context.Context, tag name.Tag) error {
 		return base(dctx, network, addr)
 	}
 	defer rt.CloseIdleConnections()
-	if err := remote.CheckPushPermission(tag, authn.DefaultKeychain, rt); err != nil {
-		return pushError(tag.Context().RegistryStr(), err)
-	}
-	return nil
+	return pushError(tag.Context().RegistryStr(), remote.CheckPushPermission(tag, authn.DefaultKeychain, rt))
 }
 
+// pushError describes err, a push's (nil if it succeeded).
 func pushError(registry string, err error) error {
+	if err == nil {
+		return nil
+	}
 	if te, ok := errors.AsType[*transport.Error](err); ok {
 		var codes []string
 		for _, d := range te.Errors {
