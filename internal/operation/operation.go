@@ -182,9 +182,7 @@ func (e *Engine) setDefaults() {
 	e.StepRetries = cmp.Or(e.StepRetries, 5)
 	e.UndoTimeout = cmp.Or(e.UndoTimeout, 5*time.Minute)
 	e.Log = cmp.Or(e.Log, slog.Default())
-	if e.wake == nil {
-		e.wake = make(chan struct{}, 1)
-	}
+	e.wake = cmp.Or(e.wake, make(chan struct{}, 1))
 	e.Clock = cmp.Or[Clock](e.Clock, realClock{})
 }
 
