@@ -80,9 +80,7 @@ type Store struct {
 // file DATA_DIR/berth.db, "sqlite:PATH", or "postgres://…" — and applies
 // pending migrations. Secrets are sealed with box.
 func Open(ctx context.Context, databaseURL, dataDir string, box *secretbox.Box) (*Store, error) {
-	var (
-		driver, dsn, dialect, path string
-	)
+	var driver, dsn, dialect, path string
 	switch {
 	case databaseURL == "":
 		path = filepath.Join(dataDir, "berth.db")
