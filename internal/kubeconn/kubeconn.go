@@ -51,12 +51,11 @@ func Parse(kubeconfig []byte, contextName string) (*clientcmdapi.Config, string,
 	}
 	contextName = cmp.Or(contextName, cfg.CurrentContext)
 	if contextName == "" {
-		if len(cfg.Contexts) == 1 {
-			for name := range cfg.Contexts {
-				contextName = name
-			}
-		} else {
+		if len(cfg.Contexts) != 1 {
 			return nil, "", errors.New("the kubeconfig has no current context: pass --context")
+		}
+		for name := range cfg.Contexts {
+			contextName = name
 		}
 	}
 	if _, ok := cfg.Contexts[contextName]; !ok {
