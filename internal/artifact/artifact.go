@@ -85,7 +85,7 @@ func (d Dir) Put(ctx context.Context, key string, r io.Reader) (int64, string, e
 		err = cerr
 	}
 	if errors.Is(err, syscall.ENOSPC) {
-		return 0, "", fmt.Errorf("%w: %w", ErrFull, err)
+		return 0, "", fmt.Errorf("%w: no space left on the server's disk", ErrFull)
 	}
 	if err != nil {
 		return 0, "", err

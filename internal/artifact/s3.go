@@ -226,7 +226,7 @@ func (s *S3) Put(ctx context.Context, key string, r io.Reader) (int64, string, e
 		return 0, "", hr.err
 	}
 	if r, ok := errors.AsType[minio.ErrorResponse](err); ok && r.StatusCode == http.StatusInsufficientStorage {
-		return 0, "", fmt.Errorf("%w: %s answered %s: %s", ErrFull, s.cfg, errCode(r), r.Message)
+		return 0, "", fmt.Errorf("%w: the S3 server answered %s: %s", ErrFull, errCode(r), r.Message)
 	}
 	if err != nil {
 		return 0, "", fmt.Errorf("artifact store: put %s: %w", key, err)

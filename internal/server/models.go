@@ -79,6 +79,7 @@ func (s *Server) registerModel(w http.ResponseWriter, r *http.Request, p *princi
 			return problem.Validation("", []api.ErrorDetail{{Code: api.CodeInvalidArtifact, Target: "body", Message: ie.Error() + "; nothing was stored"}})
 		}
 		if errors.Is(err, artifact.ErrFull) {
+			s.log.Warn("a model upload found the artifact store full", "store", s.artifacts, "err", err)
 			return problem.New(http.StatusInsufficientStorage, api.CodeArtifactStoreFull, "%s; nothing was stored: free space in the store, then register again", err)
 		}
 		return err
