@@ -142,3 +142,34 @@ func TestServerRefusesBadArtifactStore(t *testing.T) {
 		})
 	}
 }
+
+// TestModelRegisterOnFullStore: when the S3 server refuses writes for lack
+// of space (tests3.FullURL), `berth model register` fails with 507
+// ArtifactStoreFull and the store's words, not a 500 with a log
+// reference; the bucket and endpoint go to the server's log only, and no
+// model is recorded.
+func TestModelRegisterOnFullStore(t *testing.T) {
+	s3 := tests3.Start(t)
+	bucket := s3.Bucket(t)
+	store := s3.FullURL(t, bucket, "berth")
+	dir := t.TempDir()
+	srv := startServer(t, dir, freeAddr(t), s3.Env(), "--artifact-store", store)
+	tok := ownerToken(t, dir)
+	c, _ := client.New(srv.url(), tok)
+	if _, err := c.CreateWorkspace(context.Background(), api.WorkspaceCreateRequest{Name: "team"}); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"BERTH_SERVER=" + srv.url(), "BERTH_TOKEN=" + tok, "BERTH_WORKSPACE=team"}
+	r := berth(t, env, "model", "register", "-n", "iris", "--path", filepath.Join("..", "models", "iris"))
+	if r.code != 1 || !strings.Contains(r.stderr, tests3.FullMessage) || !strings.Contains(r.stderr, "ArtifactStoreFull") ||
+		!strings.Contains(r.stderr, "Free space in the store, then register again") || strings.Contains(r.stderr, bucket) {
+		t.Fatalf("register on a full store: %+v", r)
+	}
+	t.Log(strings.TrimSpace(r.stderr))
+	if !strings.Contains(srv.log.String(), "found the artifact store full") || !strings.Contains(srv.log.String(), bucket) {
+		t.Errorf("the server's log does not say which store is full:\n%s", srv.log.String())
+	}
+	if ms, err := c.ListModels(context.Background(), "team", ""); err != nil || len(ms) != 0 {
+		t.Fatalf("models after the refused register: %+v %v", ms, err)
+	}
+}

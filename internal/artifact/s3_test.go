@@ -9,10 +9,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"runtime"
 	"runtime/metrics"
 	"slices"
@@ -430,26 +426,13 @@ func TestS3List(t *testing.T) {
 	}
 }
 
-// A store whose server refuses writes for lack of space (a full disk
-// cannot be made here: a proxy in front of MinIO gives the answer MinIO
-// gives then, 507 XMinioStorageFull, to uploads) fails Put with ErrFull
-// and the server's words, and stores nothing.
+// A store whose server refuses writes for lack of space (tests3.FullURL:
+// MinIO's 507 XMinioStorageFull to uploads) fails Put with ErrFull and the
+// server's words, and stores nothing.
 func TestS3PutOnFullStore(t *testing.T) {
 	srv := tests3.Start(t)
 	bucket := srv.Bucket(t)
-	up, _ := url.Parse("http://" + srv.Endpoint)
-	proxy := httputil.NewSingleHostReverseProxy(up)
-	full := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodPost || r.Method == http.MethodPut {
-			w.Header().Set("Content-Type", "application/xml")
-			w.WriteHeader(http.StatusInsufficientStorage)
-			fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>XMinioStorageFull</Code><Message>Storage backend has reached its minimum free drive threshold. Please delete a few objects to proceed.</Message><BucketName>%s</BucketName></Error>`, bucket)
-			return
-		}
-		proxy.ServeHTTP(w, r)
-	}))
-	defer full.Close()
-	cfg, err := ParseS3URL("s3://"+bucket+"/p?endpoint="+strings.TrimPrefix(full.URL, "http://")+"&insecure=true", srv.Getenv)
+	cfg, err := ParseS3URL(srv.FullURL(t, bucket, "p"), srv.Getenv)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -458,7 +441,7 @@ func TestS3PutOnFullStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, _, err = s.Put(context.Background(), "ws/m1", strings.NewReader("model"))
-	if !errors.Is(err, ErrFull) || !strings.Contains(err.Error(), "minimum free drive threshold") {
+	if !errors.Is(err, ErrFull) || !strings.Contains(err.Error(), tests3.FullMessage) {
 		t.Fatalf("Put on a full store: %v, want ErrFull with the server's message", err)
 	}
 	t.Log(err)

@@ -80,7 +80,7 @@ func (s *Server) registerModel(w http.ResponseWriter, r *http.Request, p *princi
 		}
 		if errors.Is(err, artifact.ErrFull) {
 			s.log.Warn("a model upload found the artifact store full", "store", s.artifacts, "err", err)
-			return problem.New(http.StatusInsufficientStorage, api.CodeArtifactStoreFull, "%s; nothing was stored: free space in the store, then register again", err)
+			return problem.New(http.StatusInsufficientStorage, api.CodeArtifactStoreFull, "nothing was stored: %s. Free space in the store, then register again", strings.TrimSuffix(err.Error(), "."))
 		}
 		return err
 	}

@@ -14,9 +14,13 @@ import (
 	"github.com/berth-ml/berth/internal/freeport"
 	"github.com/berth-ml/berth/internal/testenv"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -241,6 +245,29 @@ func (s *Server) URL(bucket, prefix string) string {
 	}
 	return u + "?endpoint=" + s.Endpoint + "&insecure=true"
 }
+
+// FullURL is the artifact store URL of a bucket (and prefix) behind a
+// proxy that answers every upload as MinIO does when its drive is full
+// (507 XMinioStorageFull) and passes the rest to this server: a full disk
+// cannot be made here.
+func (s *Server) FullURL(t testing.TB, bucket, prefix string) string {
+	t.Helper()
+	proxy := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: s.Endpoint})
+	full := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost || r.Method == http.MethodPut {
+			w.Header().Set("Content-Type", "application/xml")
+			w.WriteHeader(http.StatusInsufficientStorage)
+			fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>XMinioStorageFull</Code><Message>%s</Message><BucketName>%s</BucketName></Error>`, FullMessage, bucket)
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(full.Close)
+	return strings.Replace(s.URL(bucket, prefix), s.Endpoint, strings.TrimPrefix(full.URL, "http://"), 1)
+}
+
+// FullMessage is what MinIO says when its drive is too full to write.
+const FullMessage = "Storage backend has reached its minimum free drive threshold. Please delete a few objects to proceed."
 
 // Env gives the server's credentials as the store reads them.
 func (s *Server) Env() []string {
