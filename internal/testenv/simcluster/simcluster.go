@@ -145,6 +145,7 @@ type Cluster struct {
 	lbDone      chan struct{}
 	kubeletDone chan struct{}
 	stopOnce    sync.Once
+	podLock     *os.File // holds PodPrefix against other processes' clusters
 	nodeSeq     int
 }
 
@@ -221,7 +222,11 @@ func start(ctx context.Context, logf func(string, ...any), bin, stages string, n
 	if err != nil {
 		return nil, fmt.Errorf("simcluster: %w", err)
 	}
-	c = &Cluster{Dir: dir, logFn: logf, nodeSeq: len(nodes), PodPrefix: randomPodPrefix()}
+	c = &Cluster{Dir: dir, logFn: logf, nodeSeq: len(nodes)}
+	if c.PodPrefix, c.podLock, err = claimPodPrefix(); err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("simcluster: %w", err)
+	}
 	if err := os.WriteFile(filepath.Join(dir, ownerFile), []byte(strconv.Itoa(os.Getpid())), 0o600); err != nil {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("simcluster: %w", err)
@@ -596,6 +601,9 @@ func (c *Cluster) Stop() {
 			case <-time.After(10 * time.Second):
 			}
 		}
+		if c.podLock != nil {
+			c.podLock.Close() // releases the flock
+		}
 		if c.Dir == "" {
 			return
 		}
@@ -786,10 +794,33 @@ func moduleRoot() (string, error) {
 	}
 }
 
-// randomPodPrefix picks one of the 256 /20s of PodCIDR.
-func randomPodPrefix() netip.Prefix {
+// claimPodPrefix picks one of the 256 /20s of PodCIDR that no other
+// cluster on this machine holds, and holds it with an flock on a file
+// under the temp folder until Stop (or the process's death) releases it.
+// Chosen at random alone, two of the several clusters a parallel test run
+// starts did get the same range, and their pods' servers the same address.
+func claimPodPrefix() (netip.Prefix, *os.File, error) {
+	dir := filepath.Join(os.TempDir(), "berth-simcluster-pod-ranges")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return netip.Prefix{}, nil, err
+	}
+	for _, n := range mathrand.Perm(256) {
+		f, err := os.OpenFile(filepath.Join(dir, strconv.Itoa(n)), os.O_CREATE|os.O_RDWR, 0o600)
+		if err != nil {
+			return netip.Prefix{}, nil, err
+		}
+		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+			f.Close()
+			continue
+		}
+		return podPrefix(n), f, nil
+	}
+	return netip.Prefix{}, nil, fmt.Errorf("all 256 pod ranges of %s are held by other clusters (locks in %s)", PodCIDR, dir)
+}
+
+// podPrefix is the n-th /20 of PodCIDR.
+func podPrefix(n int) netip.Prefix {
 	b := netip.MustParsePrefix(PodCIDR).Addr().As4()
-	n := mathrand.IntN(256)
 	b[1] += byte(n / 16)
 	b[2] = byte(n%16) * 16
 	return netip.PrefixFrom(netip.AddrFrom4(b), 20)

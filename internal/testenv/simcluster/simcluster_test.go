@@ -369,3 +369,37 @@ func TestAllocatable(t *testing.T) {
 		}
 	}
 }
+
+// TestPodPrefixesAreExclusive: clusters started at once, in this process or
+// others, never share a pod range (flocks are per open file, so claims in
+// one process exclude each other as they would across processes).
+func TestPodPrefixesAreExclusive(t *testing.T) {
+	seen := map[netip.Prefix]bool{}
+	var held []*os.File
+	defer func() {
+		for _, f := range held {
+			f.Close()
+		}
+	}()
+	for range 40 {
+		p, f, err := claimPodPrefix()
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, f)
+		if seen[p] || !netip.MustParsePrefix(PodCIDR).Contains(p.Addr()) || p.Bits() != 20 {
+			t.Fatalf("claimed %s again or outside %s (claimed: %v)", p, PodCIDR, seen)
+		}
+		seen[p] = true
+	}
+	// Closing releases: the lock of a released range can be taken again.
+	held[0].Close()
+	f, err := os.OpenFile(held[0].Name(), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	held[0] = f
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		t.Fatalf("a released range is still held: %v", err)
+	}
+}
