@@ -74,6 +74,10 @@ type Containers struct {
 	pods    map[podUID]*runningPod
 	stopped bool
 	wg      sync.WaitGroup
+	// stopping holds the IPs of pods gone from the API whose containers
+	// are still being removed; held (IP → waiting pod) logs once per pod.
+	stopping map[string]int
+	held     map[podUID]bool
 }
 
 // podUID identifies a pod: a pod deleted and created again under its name
@@ -82,6 +86,8 @@ type podUID string
 
 type runningPod struct {
 	name, namespace string
+	ip              string
+	movedLogged     bool // its IP changed in the API (logged once)
 	cancel          context.CancelFunc
 	done            chan struct{}
 }
@@ -150,13 +156,28 @@ func (k *Containers) start(ctx context.Context, p *corev1.Pod) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if k.pods == nil {
-		k.pods = map[podUID]*runningPod{}
+		k.pods, k.held, k.stopping = map[podUID]*runningPod{}, map[podUID]bool{}, map[string]int{}
 	}
-	if _, ok := k.pods[podUID(p.UID)]; ok || k.stopped {
+	if rp, ok := k.pods[podUID(p.UID)]; ok || k.stopped {
+		if ok && rp.ip != p.Status.PodIP && !rp.movedLogged {
+			rp.movedLogged = true
+			k.logf("kubelet: pod %s/%s changed IP from %s to %s after its containers started", p.Namespace, p.Name, rp.ip, p.Status.PodIP)
+		}
 		return
 	}
+	// As a node's network would, never give one address to two pods: a
+	// deleted pod's IP may come back before its containers are removed
+	// (they would keep answering its probes and load balancer).
+	if owner := k.ipOwner(p.Status.PodIP); owner != "" {
+		if !k.held[podUID(p.UID)] {
+			k.held[podUID(p.UID)] = true
+			k.logf("kubelet: pod %s/%s waits: its IP %s is still %s's", p.Namespace, p.Name, p.Status.PodIP, owner)
+		}
+		return
+	}
+	delete(k.held, podUID(p.UID))
 	pctx, cancel := context.WithCancel(ctx)
-	rp := &runningPod{name: p.Name, namespace: p.Namespace, cancel: cancel, done: make(chan struct{})}
+	rp := &runningPod{name: p.Name, namespace: p.Namespace, ip: p.Status.PodIP, cancel: cancel, done: make(chan struct{})}
 	k.pods[podUID(p.UID)] = rp
 	k.wg.Add(1)
 	go func() {
@@ -166,6 +187,19 @@ func (k *Containers) start(ctx context.Context, p *corev1.Pod) {
 	}()
 }
 
+// ipOwner names the pod whose containers still use ip, if any; k.mu is held.
+func (k *Containers) ipOwner(ip string) string {
+	for _, rp := range k.pods {
+		if rp.ip == ip {
+			return "pod " + rp.namespace + "/" + rp.name
+		}
+	}
+	if k.stopping[ip] > 0 {
+		return "a deleted pod"
+	}
+	return ""
+}
+
 func (k *Containers) stopGone(present map[podUID]bool) {
 	k.mu.Lock()
 	var gone []*runningPod
@@ -173,13 +207,24 @@ func (k *Containers) stopGone(present map[podUID]bool) {
 		if !present[uid] {
 			gone = append(gone, rp)
 			delete(k.pods, uid)
+			k.stopping[rp.ip]++
+		}
+	}
+	for uid := range k.held {
+		if !present[uid] {
+			delete(k.held, uid)
 		}
 	}
 	k.mu.Unlock()
 	for _, rp := range gone {
 		rp.cancel()
 		<-rp.done
-		k.logf("kubelet: pod %s/%s is gone: its containers are removed", rp.namespace, rp.name)
+		k.mu.Lock()
+		if k.stopping[rp.ip]--; k.stopping[rp.ip] <= 0 {
+			delete(k.stopping, rp.ip)
+		}
+		k.mu.Unlock()
+		k.logf("kubelet: pod %s/%s (%s) is gone: its containers are removed", rp.namespace, rp.name, rp.ip)
 	}
 }
 
@@ -309,7 +354,7 @@ func (k *Containers) keepRunning(ctx context.Context, p *corev1.Pod, c *corev1.C
 			if ok != ready {
 				ready = ok
 				k.running(ctx, p, c.Name, id, restarts, ready)
-				k.logf("kubelet: container %s of pod %s/%s ready: %v", c.Name, p.Namespace, p.Name, ready)
+				k.logf("kubelet: container %s of pod %s/%s (%s) ready: %v", c.Name, p.Namespace, p.Name, p.Status.PodIP, ready)
 			}
 		}
 		probeOnce()

@@ -1,10 +1,14 @@
 package kubelet
 
 import (
+	"context"
+	"fmt"
+	"slices"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // The $(VAR) expansion of Kubernetes' env values, commands and args.
@@ -55,5 +59,35 @@ func TestEnv(t *testing.T) {
 func TestJSONArray(t *testing.T) {
 	if got, want := jsonArray([]string{"berth", "model-server", `a "b"`, "é\x01"}), `["berth","model-server","a \"b\"","é\u0001"]`; got != want {
 		t.Errorf("jsonArray = %s, want %s", got, want)
+	}
+}
+
+// A pod whose IP another pod's containers still use (running, or being
+// removed after a delete) is not started until the address is free.
+func TestPodWaitsForItsIP(t *testing.T) {
+	var logs []string
+	k := &Containers{Logf: func(f string, a ...any) { logs = append(logs, fmt.Sprintf(f, a...)) }}
+	done := make(chan struct{})
+	close(done)
+	old := &runningPod{name: "old", namespace: "ns", ip: "127.20.0.2", cancel: func() {}, done: done}
+	k.pods, k.held, k.stopping = map[podUID]*runningPod{"u-old": old}, map[podUID]bool{}, map[string]int{"127.20.0.3": 1}
+	for _, ip := range []string{"127.20.0.2", "127.20.0.3"} {
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "new-" + ip, Namespace: "ns", UID: types.UID("u-" + ip)},
+			Status: corev1.PodStatus{PodIP: ip}}
+		k.start(context.Background(), p)
+		k.start(context.Background(), p) // logged once
+		if _, started := k.pods[podUID(p.UID)]; started {
+			t.Fatalf("pod with %s started while the address is in use", ip)
+		}
+	}
+	want := []string{"kubelet: pod ns/new-127.20.0.2 waits: its IP 127.20.0.2 is still pod ns/old's",
+		"kubelet: pod ns/new-127.20.0.3 waits: its IP 127.20.0.3 is still a deleted pod's"}
+	if !slices.Equal(logs, want) {
+		t.Fatalf("logs %q, want %q", logs, want)
+	}
+	// Once the old pod is gone, held pods are forgotten with it.
+	k.stopGone(map[podUID]bool{})
+	if len(k.held) != 0 || k.stopping["127.20.0.2"] != 0 || k.stopping["127.20.0.3"] != 1 {
+		t.Fatalf("after stopGone: held %v, stopping %v", k.held, k.stopping)
 	}
 }
