@@ -52,12 +52,16 @@ func (a *app) operationCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if op.Terminal() {
+			if op.Terminal() && op.StartedAt == nil {
 				fmt.Fprintf(a.stderr, "Operation %s (%s of %s) was canceled before it started.\n", op.ID, op.Kind, op.TargetName)
 				return a.print(op, operationColumns)
 			}
-			fmt.Fprintf(a.stderr, "Cancellation of operation %s (%s of %s) requested: it stops at its current step (%s).\n", op.ID, op.Kind, op.TargetName, op.Step)
-			if !noWait {
+			if op.Terminal() { // it stopped before the answer came
+				fmt.Fprintf(a.stderr, "Cancellation of operation %s (%s of %s) requested: it stopped at step %s.\n", op.ID, op.Kind, op.TargetName, op.Step)
+			} else {
+				fmt.Fprintf(a.stderr, "Cancellation of operation %s (%s of %s) requested: it stops at its current step (%s).\n", op.ID, op.Kind, op.TargetName, op.Step)
+			}
+			if !noWait && !op.Terminal() {
 				// It ends Canceled (or Succeeded or Failed, if it ended
 				// first): what it became is the answer, not an error.
 				final, err := a.follow(cmd.Context(), c, op, "berth operation events --follow "+op.ID)

@@ -406,7 +406,7 @@ func TestCancelRunningOperation(t *testing.T) {
 					return e.planUndoState(e.step("a", nil), b.step(), e.step("c", nil))
 				})
 				atA := b.wait()
-				if err := e.store.RequestCancel(context.Background(), op.ID); err != nil {
+				if _, err := e.store.RequestCancel(context.Background(), op.ID); err != nil {
 					t.Fatal(err)
 				}
 				if got := e.get(op.ID); got.State != api.OpRunning || !got.CancelRequested {
@@ -449,8 +449,10 @@ func TestCanceledStopsAtOnce(t *testing.T) {
 		if got := e.get(op.ID); got.State != api.OpRunning {
 			t.Fatalf("another operation's cancel: %s", got.State)
 		}
-		if err := e.store.RequestCancel(context.Background(), op.ID); err != nil {
-			t.Fatal(err)
+		// Not pending: the server must not finish it as never started
+		// (it read it Canceled right after this once, and said so).
+		if pending, err := e.store.RequestCancel(context.Background(), op.ID); err != nil || pending {
+			t.Fatalf("cancel of a running operation: pending %v, %v", pending, err)
 		}
 		eng.Canceled(op.ID)
 		select {
@@ -458,7 +460,9 @@ func TestCanceledStopsAtOnce(t *testing.T) {
 		case <-time.After(10 * time.Second):
 			t.Fatal("the step's context did not end")
 		}
-		waitState(e, op.ID, api.OpCanceled)
+		if done := waitState(e, op.ID, api.OpCanceled); done.StartedAt == nil {
+			t.Fatal("a canceled operation that ran has no start time")
+		}
 		e.wantCalls("b", "undo", "finish Canceled operation canceled")
 	})
 }
@@ -467,11 +471,11 @@ func TestCanceledStopsAtOnce(t *testing.T) {
 func TestCancelPendingOperation(t *testing.T) {
 	forEachStore(t, func(t *testing.T, e *env) {
 		op := e.newOp("attach")
-		if err := e.store.RequestCancel(context.Background(), op.ID); err != nil {
-			t.Fatal(err)
+		if pending, err := e.store.RequestCancel(context.Background(), op.ID); err != nil || !pending {
+			t.Fatalf("cancel of a pending operation: pending %v, %v", pending, err)
 		}
-		if got := e.get(op.ID); got.State != api.OpCanceled || got.FinishedAt == nil {
-			t.Fatalf("state %s finished %v", got.State, got.FinishedAt)
+		if got := e.get(op.ID); got.State != api.OpCanceled || got.FinishedAt == nil || got.StartedAt != nil {
+			t.Fatalf("state %s started %v finished %v", got.State, got.StartedAt, got.FinishedAt)
 		}
 		eng := e.start("A", func(*store.Operation) *operation.Plan { return e.plan(e.step("a", nil)) })
 		eng.idle(t, e.clock)
@@ -743,7 +747,7 @@ func TestLeaseKeptWhileUndoing(t *testing.T) {
 				e.start("A", plan)
 				if why == "canceled" {
 					b.wait()
-					if err := e.store.RequestCancel(context.Background(), op.ID); err != nil {
+					if _, err := e.store.RequestCancel(context.Background(), op.ID); err != nil {
 						t.Fatal(err)
 					}
 					e.clock.waitPending(t, heartbeat)

@@ -559,14 +559,17 @@ func (s *Server) cancelOperation(w http.ResponseWriter, r *http.Request, p *prin
 	if op.Terminal() {
 		return problem.Conflict(api.CodeConflict, "operation %s has already ended (%s)", op.ID, op.State)
 	}
-	if err := s.store.RequestCancel(r.Context(), op.ID); err != nil {
+	pending, err := s.store.RequestCancel(r.Context(), op.ID)
+	if err != nil {
 		return err
 	}
 	s.engine.Canceled(op.ID)
 	if op, err = s.store.GetOperation(r.Context(), op.ID); err != nil {
 		return err
 	}
-	if op.State == "Canceled" {
+	// A running operation may have stopped already (the engine was told at
+	// once): only one that never started is finished here.
+	if pending {
 		// Canceled before it started: the compute must not stay in a transitional state.
 		if err := s.computes.CanceledBeforeStart(r.Context(), op); err != nil {
 			return err

@@ -220,19 +220,20 @@ func (s *Store) Release(ctx context.Context, id, owner string) error {
 	return err
 }
 
-// RequestCancel asks for an operation to stop. A Pending operation is
-// canceled at once; a Running one stops at its next step boundary.
-func (s *Store) RequestCancel(ctx context.Context, id string) error {
+// RequestCancel asks for an operation to stop, and tells whether it was
+// still Pending: such an operation is Canceled here and now (it never
+// started); a Running one is marked for its engine to stop.
+func (s *Store) RequestCancel(ctx context.Context, id string) (pending bool, err error) {
 	now := ms(time.Now())
 	res, err := s.exec(ctx, `UPDATE operations SET state = 'Canceled', finished_at = ?, updated_at = ? WHERE id = ? AND state = 'Pending'`, now, now, id)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if n, _ := res.RowsAffected(); n > 0 {
-		return nil
+		return true, nil
 	}
 	_, err = s.exec(ctx, `UPDATE operations SET cancel_requested = 1, updated_at = ? WHERE id = ? AND state = 'Running'`, now, id)
-	return err
+	return false, err
 }
 
 // AppendEvent adds a timestamped event to an operation.
