@@ -73,16 +73,26 @@ func runPodServers(t *testing.T, kube kubernetes.Interface, ns, service string, 
 		for ctx.Err() == nil {
 			pods, err := kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: frontend.ServiceLabel + "=" + service})
 			if err == nil {
+				live := map[string]bool{}
+				ps.mu.Lock()
 				for _, p := range pods.Items {
-					if p.Status.PodIP == "" {
+					if p.Status.PodIP == "" || p.DeletionTimestamp != nil {
 						continue
 					}
-					ps.mu.Lock()
+					live[p.Name] = true
 					if _, ok := ps.servers[p.Name]; !ok {
 						ps.start(t, p.Name, net.JoinHostPort(p.Status.PodIP, fmt.Sprint(port)))
 					}
-					ps.mu.Unlock()
 				}
+				// A deleted pod's server stops, as its container would:
+				// kwok hands its IP to the next pod.
+				for name, srv := range ps.servers {
+					if !live[name] {
+						srv.Close()
+						delete(ps.servers, name)
+					}
+				}
+				ps.mu.Unlock()
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
