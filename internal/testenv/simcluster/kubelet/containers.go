@@ -74,8 +74,9 @@ type Containers struct {
 	pods    map[podUID]*runningPod
 	stopped bool
 	wg      sync.WaitGroup
-	// stopping holds the IPs of pods gone from the API whose containers
-	// are still being removed; held (IP → waiting pod) logs once per pod.
+	// stopping counts, per IP, the pods gone from the API whose containers
+	// are still being removed; held marks the pods waiting for their IP
+	// to be free (so that the wait is logged once per pod).
 	stopping map[string]int
 	held     map[podUID]bool
 }
