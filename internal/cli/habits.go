@@ -3,6 +3,7 @@ package cli
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -26,12 +27,11 @@ func (a *app) finishTree(cmd *cobra.Command) {
 	}
 	if orig := cmd.Args; orig != nil {
 		cmd.Args = func(c *cobra.Command, args []string) error {
-			if err := orig(c, args); err != nil && !strings.Contains(err.Error(), "--help' for usage.") {
-				return usageErrorf("%v\nRun '%s --help' for usage.", err, c.CommandPath())
-			} else if err != nil {
-				return err
+			err := orig(c, args)
+			if _, worded := errors.AsType[*exitError](err); err == nil || worded {
+				return err // nil, or a usage error the command worded itself
 			}
-			return nil
+			return usageErrorf("%v\nRun '%s --help' for usage.", err, c.CommandPath())
 		}
 	}
 	kind := resourceKind(cmd)
