@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"context"
+	"strings"
 	"testing"
 
 	"github.com/spf13/cobra"
@@ -54,6 +56,27 @@ func TestEndpointLogsDataTakesItsNameAsTheArgument(t *testing.T) {
 		err := cmd.Execute()
 		if got := cmd.Flags().Lookup("endpoint").Value.String(); (err != nil) != (tc.want == "") || err == nil && got != tc.want {
 			t.Errorf("%v: endpoint %q, err %v; want %q", tc.args, got, err, tc.want)
+		}
+	}
+}
+
+// TestUsageHintOnce: an argument error cobra words gets the usage hint; one
+// the command words itself (positionalFlag's, wrapped by finishTree) is
+// passed on as it is, so no message carries the hint twice. Both exit 2.
+func TestUsageHintOnce(t *testing.T) {
+	for _, tc := range []struct {
+		args      []string
+		want      string
+		wantHints int
+	}{
+		{[]string{"version", "extra"}, `unknown command "extra" for "berth version"`, 1},
+		{[]string{"endpoint", "logs-data", "a", "b"}, `too many arguments ["a" "b"]: give one name`, 1},
+		{[]string{"endpoint", "logs-data", "a", "-e", "b"}, `two names given: "a" as the argument and "b" with -e; give one`, 0},
+	} {
+		var stdout, stderr strings.Builder
+		code := Execute(context.Background(), tc.args, &stdout, &stderr, func(string) string { return "" })
+		if code != ExitUsage || !strings.Contains(stderr.String(), tc.want) || strings.Count(stderr.String(), "for usage.") != tc.wantHints {
+			t.Errorf("%v: exit %d, stderr %q; want exit %d, %q and %d usage hint(s)", tc.args, code, stderr.String(), ExitUsage, tc.want, tc.wantHints)
 		}
 	}
 }
